@@ -1,0 +1,120 @@
+# SPDX-License-Identifier: GPL-2.0
+# tapir: build the BPF objects, their skeletons and the daemon out of tree in build/.
+
+VERSION     := 0.1.0
+GIT_REV     := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+OUT         := build
+CLANG       ?= clang
+CC          ?= gcc
+BPFTOOL     ?= bpftool
+VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
+# Point VMLINUX_H at a checked-in or cross-built vmlinux.h to build for another kernel.
+VMLINUX_H   ?= $(OUT)/vmlinux.h
+ARCH        := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+CONFIG      ?= config/tapir.yaml
+
+PKGS        := libbpf libelf zlib libmicrohttpd yaml-0.1
+CFLAGS      ?= -O2 -g
+WARN        := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2
+ALL_CFLAGS  := $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -MMD -MP -Iinclude -Iuser -I$(OUT) \
+               -DTAPIR_VERSION='"$(VERSION)"' -DTAPIR_GIT_REV='"$(GIT_REV)"' \
+               $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -lmicrohttpd -lyaml) \
+               -lpthread -lm -ldl
+BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unused-function \
+               -Iinclude -I$(OUT) -mcpu=v3
+
+BPF_SRCS    := $(wildcard bpf/*.bpf.c)
+BPF_OBJS    := $(patsubst bpf/%.bpf.c,$(OUT)/%.bpf.o,$(BPF_SRCS))
+SKELS       := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
+USER_SRCS   := $(wildcard user/*.c)
+USER_OBJS   := $(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))
+CORE_OBJS   := $(filter-out $(OUT)/user/main.o,$(USER_OBJS))
+UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
+UNIT_BINS   := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
+HELPER_SRCS := $(wildcard tests/helpers/*.c)
+HELPER_BINS := $(patsubst tests/helpers/%.c,$(OUT)/tests/%,$(HELPER_SRCS))
+
+ifeq ($(V),1)
+Q :=
+msg =
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+.DELETE_ON_ERROR:
+.PHONY: all deps run test test-unit test-bpf test-e2e bench format format-check clean
+
+all: $(OUT)/tapir
+
+deps:
+	$(Q)tools/install-deps.sh build
+
+$(OUT) $(OUT)/user $(OUT)/tests:
+	$(Q)mkdir -p $@
+
+$(OUT)/vmlinux.h: | $(OUT)
+	$(call msg,GEN,$@)
+	$(Q)$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@
+
+$(OUT)/%.bpf.o: bpf/%.bpf.c $(VMLINUX_H) $(wildcard bpf/*.h include/tapir/*.h) | $(OUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUT)/%.skel.h: $(OUT)/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@
+
+$(USER_OBJS): $(SKELS)
+
+$(OUT)/user/%.o: user/%.c | $(OUT)/user
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(OUT)/libtapir.a: $(CORE_OBJS)
+	$(call msg,AR,$@)
+	$(Q)$(AR) rcs $@ $^
+
+$(OUT)/tapir: $(OUT)/user/main.o $(OUT)/libtapir.a
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $^ $(LDLIBS) -o $@
+
+$(OUT)/tests/test_%: tests/unit/test_%.c $(OUT)/libtapir.a | $(OUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< $(OUT)/libtapir.a $(LDLIBS) -lcmocka -o $@
+
+$(OUT)/tests/%: tests/helpers/%.c | $(OUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< $(LDLIBS) -o $@
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(OUT)/tapir --config $(CONFIG)
+
+test:
+	$(Q)tools/install-deps.sh all
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(HELPER_BINS)
+	$(Q)tests/run-all.sh
+
+test-unit: $(UNIT_BINS)
+	$(Q)tests/run-unit.sh $(UNIT_BINS)
+
+test-e2e: all $(HELPER_BINS)
+	$(Q)tests/run-e2e.sh
+
+bench: all
+	$(Q)tools/install-deps.sh all
+	$(Q)tools/bench.sh
+
+FORMAT_SRCS = $(filter-out %/vmlinux.h,$(wildcard bpf/*.c bpf/*.h user/*.c user/*.h include/tapir/*.h tests/unit/*.c tests/helpers/*.c))
+format:
+	$(Q)clang-format -i $(FORMAT_SRCS)
+
+format-check:
+	$(Q)clang-format --dry-run -Werror $(FORMAT_SRCS)
+
+clean:
+	$(Q)rm -rf $(OUT)
+
+-include $(USER_OBJS:.o=.d) $(UNIT_BINS:=.d)

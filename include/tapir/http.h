@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Map and ring-buffer layouts shared by bpf/http.bpf.c and the daemon. */
+#ifndef TAPIR_HTTP_H
+#define TAPIR_HTTP_H
+
+/* Includes nothing: see http_parse.h. Fixed-width fields and explicit padding only, so that
+ * bpftool can print every map with BTF and the two sides never disagree on a layout. */
+#include "http_parse.h"
+
+#define TAPIR_MAX_PENDING 4 /* pipelined requests remembered per connection; power of two */
+
+/* struct tapir_conn.state */
+#define TAPIR_CONN_NEW 0      /* accepted, nothing read yet */
+#define TAPIR_CONN_HTTP 1     /* speaking HTTP/1.x, being parsed */
+#define TAPIR_CONN_IGNORED 2  /* not HTTP/1.x (TLS, HTTP/2, other): never parsed again */
+#define TAPIR_CONN_UPGRADED 3 /* left HTTP/1.x through 101 Switching Protocols */
+
+/* struct tapir_conn.flags */
+#define TAPIR_CF_PEER_GONE 0x01 /* EOF, ECONNRESET or EPIPE seen: the client went away */
+
+/* Outcome of a request (struct tapir_http_event.outcome). */
+#define TAPIR_OUT_COMPLETE 0     /* response complete */
+#define TAPIR_OUT_CLIENT_ABORT 1 /* client went away before the response was complete */
+#define TAPIR_OUT_SERVER_ABORT 2 /* server closed or died without completing a response */
+#define TAPIR_OUT_UPGRADED 3     /* answered 101, the connection left HTTP/1.x */
+
+struct tapir_conn_key {
+	__u32 tgid;
+	__u32 fd;
+};
+
+/* One server-side connection: two parsers and the queue of requests not yet answered. */
+struct tapir_conn {
+	struct tapir_http_parser req;
+	struct tapir_http_parser resp;
+	__u64 start_ns[TAPIR_MAX_PENDING];  /* first byte of each pending request */
+	__u64 req_bytes[TAPIR_MAX_PENDING]; /* bytes of each pending request */
+	__u64 first_byte_ns;		    /* first byte of the answer to the oldest request */
+	__u64 resp_bytes;		    /* bytes of that answer so far */
+	__u64 cgroup_id;
+	__u32 labels_id;
+	__u8 method[TAPIR_MAX_PENDING];
+	__u8 head;  /* index of the oldest pending request */
+	__u8 count; /* pending requests */
+	__u8 state; /* TAPIR_CONN_* */
+	__u8 flags; /* TAPIR_CF_* */
+	__u8 __pad[4];
+};
+
+/* Value of the watched_cgroups map, keyed by cgroup v2 id. Written by the daemon, except
+ * inflight, which only BPF touches (atomically). */
+struct tapir_cgroup_info {
+	__u32 labels_id; /* the daemon's label set for this cgroup */
+	__u32 __pad;
+	__s64 inflight; /* requests started and not yet finished */
+};
+
+/* Ring-buffer record types: every record starts with a __u32 type. */
+#define TAPIR_REC_HTTP 1
+#define TAPIR_REC_CGROUP 2
+
+struct tapir_http_event {
+	__u32 type; /* TAPIR_REC_HTTP */
+	__u32 labels_id;
+	__u64 cgroup_id;
+	__u64 start_ns;	     /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u64 first_byte_ns; /* 0 when no response byte was written */
+	__u64 end_ns;
+	__u64 req_bytes;
+	__u64 resp_bytes;
+	__u32 tgid;
+	__u16 status; /* from the status line; 0 when none was written */
+	__u8 method;  /* TP_M_* */
+	__u8 outcome; /* TAPIR_OUT_* */
+};
+
+/* Indices of the per-CPU stats array: everything the kernel side could not record. */
+#define TAPIR_STAT_RINGBUF_LOST 0	/* records dropped: ring buffer full */
+#define TAPIR_STAT_CONN_TABLE_FULL 1	/* connections not tracked: conns map full */
+#define TAPIR_STAT_PARSE_REQUEST 2	/* request framing errors on HTTP connections */
+#define TAPIR_STAT_PARSE_RESPONSE 3	/* response framing errors */
+#define TAPIR_STAT_IGNORED_NOT_TCP 4	/* accepted sockets that are not TCP (Unix, ...) */
+#define TAPIR_STAT_IGNORED_NOT_HTTP 5	/* TCP connections whose first bytes are not HTTP/1.x */
+#define TAPIR_STAT_IGNORED_TLS 6	/* ... that start a TLS handshake */
+#define TAPIR_STAT_IGNORED_HTTP2 7	/* ... that send the HTTP/2 preface */
+#define TAPIR_STAT_PENDING_OVERFLOW 8	/* pipelined requests beyond TAPIR_MAX_PENDING */
+#define TAPIR_STAT_IO_TABLE_FULL 9	/* syscalls not followed: in-flight syscall map full */
+#define TAPIR_STAT_READ_FAULT 10	/* user buffers that could not be read */
+#define TAPIR_STAT_SCAN_LIMIT 11	/* syscalls longer than the per-syscall scan budget */
+#define TAPIR_STAT_STRAY_RESPONSE 12	/* response bytes with no request seen */
+#define TAPIR_STAT_CONN_REPLACED 13	/* fd reused without a close we saw */
+#define TAPIR_STAT_UPGRADED 14		/* connections that left HTTP/1.x through 101 */
+#define TAPIR_STAT_MAX 16
+
+#endif /* TAPIR_HTTP_H */

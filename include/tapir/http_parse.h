@@ -1,0 +1,589 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* HTTP/1.x message framing: one byte-level state machine shared by the BPF side and the tests. */
+#ifndef TAPIR_HTTP_PARSE_H
+#define TAPIR_HTTP_PARSE_H
+
+/*
+ * This header includes nothing: BPF code gets __u8..__u64 from vmlinux.h, user code from
+ * <linux/types.h>. Everything is static and always inlined so that it compiles to straight
+ * BPF without calls, and to ordinary C for the cmocka tests.
+ *
+ * The parser frames messages; it never stores payload. A driver feeds it bytes through
+ * tapir_http_step() and lets it jump over bodies with tapir_http_bulk_*() without reading them,
+ * so a 1 GiB download costs the same as a 1 KiB one.
+ */
+
+#ifndef TAPIR_INLINE
+#define TAPIR_INLINE static inline __attribute__((always_inline))
+#endif
+
+/* Parser states (struct tapir_http_parser.state). */
+#define TP_IDLE 0	   /* between messages; CR/LF tolerated, anything else starts one */
+#define TP_START 1	   /* start line: request line or status line */
+#define TP_HDR_START 2	   /* at the first byte of a header line */
+#define TP_HDR_NAME 3	   /* inside a header name that may still be one we care about */
+#define TP_HDR_VALUE 4	   /* inside the value of a header we care about */
+#define TP_HDR_SKIP 5	   /* rest of an uninteresting header line */
+#define TP_BODY_CL 6	   /* Content-Length body, `remaining` bytes left */
+#define TP_CHUNK_SIZE 7	   /* hex digits of a chunk-size line */
+#define TP_CHUNK_EXT 8	   /* chunk extension, skipped to end of line */
+#define TP_CHUNK_DATA 9	   /* chunk payload, `remaining` bytes left */
+#define TP_CHUNK_DATA_END 10 /* CRLF after chunk payload */
+#define TP_TRAILER_START 11 /* first byte of a trailer line (or the final empty line) */
+#define TP_TRAILER_SKIP 12 /* rest of a trailer line */
+#define TP_BODY_CLOSE 13   /* body delimited by connection close */
+#define TP_DONE 14	   /* message complete */
+#define TP_ERROR 15	   /* not HTTP/1.x, or broken framing */
+
+/* Events returned by tapir_http_feed() and tapir_http_step(). */
+#define TP_EV_NONE 0
+#define TP_EV_START 1	/* first byte of a message */
+#define TP_EV_HEADERS 2 /* header block complete */
+#define TP_EV_DONE 3	/* message complete */
+#define TP_EV_INTERIM 4 /* a 1xx other than 101 complete; a final response follows */
+#define TP_EV_ERROR 5
+
+/* Message kinds (struct tapir_http_parser.kind). */
+#define TP_KIND_REQUEST 0
+#define TP_KIND_RESPONSE 1
+
+/* Request methods (struct tapir_http_parser.method). */
+#define TP_M_UNKNOWN 0
+#define TP_M_GET 1
+#define TP_M_HEAD 2
+#define TP_M_POST 3
+#define TP_M_PUT 4
+#define TP_M_DELETE 5
+#define TP_M_OPTIONS 6
+#define TP_M_PATCH 7
+#define TP_M_CONNECT 8
+#define TP_M_TRACE 9
+#define TP_M_PRI 10 /* the HTTP/2 connection preface, "PRI * HTTP/2.0" */
+
+/* Flags (struct tapir_http_parser.flags). */
+#define TP_F_CHUNKED 0x01   /* Transfer-Encoding: chunked */
+#define TP_F_HAS_CL 0x02    /* Content-Length seen */
+#define TP_F_CLOSE 0x04	    /* Connection: close */
+#define TP_F_UPGRADE 0x08   /* Connection: upgrade */
+#define TP_F_NO_BODY 0x10   /* response to HEAD: set by the driver before feeding */
+#define TP_F_UPGRADED 0x20  /* 101 Switching Protocols: the connection leaves HTTP/1.x */
+#define TP_F_HTTP10 0x40    /* message is HTTP/1.0 */
+
+/* Headers we look at (struct tapir_http_parser.hdr is a bitmask of candidates). */
+#define TP_H_CONTENT_LENGTH 0x01
+#define TP_H_TRANSFER_ENCODING 0x02
+#define TP_H_CONNECTION 0x04
+#define TP_H_ALL 0x07
+
+#define TP_MAX_START_LINE 16384 /* longer request/status lines are not HTTP we understand */
+#define TP_MAX_HEADER_BYTES 65536
+
+struct tapir_http_parser {
+	__u64 remaining; /* body bytes left; during the start line, the method token */
+	__u32 hdr_bytes; /* bytes of start line and headers so far */
+	__u16 status;	 /* response status code */
+	__u8 state;
+	__u8 kind;
+	__u8 method;
+	__u8 flags;
+	__u8 hdr;     /* candidates still matching the current header name */
+	__u8 pos;     /* byte index within the current token */
+	__u8 match;   /* progress of a substring match inside a header value */
+	__u8 match2;  /* second substring match (Connection: close / upgrade) */
+	__u8 digits;  /* digits seen in a number */
+	__u8 __pad[9];
+};
+
+TAPIR_INLINE void tapir_http_init(struct tapir_http_parser *p, __u8 kind)
+{
+	p->remaining = 0;
+	p->hdr_bytes = 0;
+	p->status = 0;
+	p->state = TP_IDLE;
+	p->kind = kind;
+	p->method = 0;
+	p->flags = 0;
+	p->hdr = 0;
+	p->pos = 0;
+	p->match = 0;
+	p->match2 = 0;
+	p->digits = 0;
+}
+
+TAPIR_INLINE __u8 tapir_lower(__u8 c)
+{
+	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+}
+
+/* Byte i of a header name we recognise, lower case; 0 past its end. */
+TAPIR_INLINE __u8 tapir_hdr_char(__u8 which, __u8 i)
+{
+	/* Written as switch ladders rather than string tables: BPF has no .rodata strings
+	 * indexable by a variable on every kernel we support. */
+	if (which == TP_H_CONTENT_LENGTH) {
+		switch (i) {
+		case 0: return 'c'; case 1: return 'o'; case 2: return 'n'; case 3: return 't';
+		case 4: return 'e'; case 5: return 'n'; case 6: return 't'; case 7: return '-';
+		case 8: return 'l'; case 9: return 'e'; case 10: return 'n'; case 11: return 'g';
+		case 12: return 't'; case 13: return 'h';
+		}
+	} else if (which == TP_H_TRANSFER_ENCODING) {
+		switch (i) {
+		case 0: return 't'; case 1: return 'r'; case 2: return 'a'; case 3: return 'n';
+		case 4: return 's'; case 5: return 'f'; case 6: return 'e'; case 7: return 'r';
+		case 8: return '-'; case 9: return 'e'; case 10: return 'n'; case 11: return 'c';
+		case 12: return 'o'; case 13: return 'd'; case 14: return 'i'; case 15: return 'n';
+		case 16: return 'g';
+		}
+	} else if (which == TP_H_CONNECTION) {
+		switch (i) {
+		case 0: return 'c'; case 1: return 'o'; case 2: return 'n'; case 3: return 'n';
+		case 4: return 'e'; case 5: return 'c'; case 6: return 't'; case 7: return 'i';
+		case 8: return 'o'; case 9: return 'n';
+		}
+	}
+	return 0;
+}
+
+/* Advance a case-insensitive substring match of `word` (one of the value words below). */
+TAPIR_INLINE __u8 tapir_word_char(__u8 word, __u8 i)
+{
+	/* 1 = "chunked", 2 = "close", 3 = "upgrade" */
+	if (word == 1) {
+		switch (i) {
+		case 0: return 'c'; case 1: return 'h'; case 2: return 'u'; case 3: return 'n';
+		case 4: return 'k'; case 5: return 'e'; case 6: return 'd';
+		}
+	} else if (word == 2) {
+		switch (i) {
+		case 0: return 'c'; case 1: return 'l'; case 2: return 'o'; case 3: return 's';
+		case 4: return 'e';
+		}
+	} else if (word == 3) {
+		switch (i) {
+		case 0: return 'u'; case 1: return 'p'; case 2: return 'g'; case 3: return 'r';
+		case 4: return 'a'; case 5: return 'd'; case 6: return 'e';
+		}
+	}
+	return 0;
+}
+
+#define TP_MATCHED 0x80 /* set in a match counter once the whole word was seen */
+
+TAPIR_INLINE __u8 tapir_word_step(__u8 word, __u8 m, __u8 c)
+{
+	if (m & TP_MATCHED)
+		return m;
+	if (tapir_word_char(word, m) == c) {
+		m++;
+		if (tapir_word_char(word, m) == 0)
+			m |= TP_MATCHED;
+		return m;
+	}
+	return tapir_word_char(word, 0) == c ? 1 : 0;
+}
+
+/* Method from the token packed big-endian into a u64 (at most 7 letters). */
+TAPIR_INLINE __u8 tapir_method_id(__u64 tok)
+{
+	switch (tok) {
+	case 0x474554ULL: return TP_M_GET;
+	case 0x48454144ULL: return TP_M_HEAD;
+	case 0x504f5354ULL: return TP_M_POST;
+	case 0x505554ULL: return TP_M_PUT;
+	case 0x44454c455445ULL: return TP_M_DELETE;
+	case 0x4f5054494f4e53ULL: return TP_M_OPTIONS;
+	case 0x5041544348ULL: return TP_M_PATCH;
+	case 0x434f4e4e454354ULL: return TP_M_CONNECT;
+	case 0x5452414345ULL: return TP_M_TRACE;
+	case 0x505249ULL: return TP_M_PRI;
+	}
+	return TP_M_UNKNOWN;
+}
+
+/* "HTTP/1." */
+TAPIR_INLINE __u8 tapir_version_char(__u8 i)
+{
+	switch (i) {
+	case 0: return 'H'; case 1: return 'T'; case 2: return 'T'; case 3: return 'P';
+	case 4: return '/'; case 5: return '1'; case 6: return '.';
+	}
+	return 0;
+}
+
+TAPIR_INLINE int tapir_http_fail(struct tapir_http_parser *p)
+{
+	p->state = TP_ERROR;
+	return TP_EV_ERROR;
+}
+
+/* Decide how the body is framed once the header block is complete. */
+TAPIR_INLINE int tapir_http_headers_done(struct tapir_http_parser *p)
+{
+	if (p->kind == TP_KIND_RESPONSE) {
+		if (p->status == 101) {
+			p->flags |= TP_F_UPGRADED;
+			p->state = TP_DONE;
+			return TP_EV_DONE;
+		}
+		if (p->status < 200) {
+			/* 100 Continue, 102, 103: the final response follows on the same
+			 * connection; keep HEAD knowledge, forget the rest. */
+			__u8 keep = p->flags & TP_F_NO_BODY;
+
+			tapir_http_init(p, TP_KIND_RESPONSE);
+			p->flags = keep;
+			return TP_EV_INTERIM;
+		}
+		if ((p->flags & TP_F_NO_BODY) || p->status == 204 || p->status == 304) {
+			p->state = TP_DONE;
+			return TP_EV_DONE;
+		}
+	}
+	if (p->flags & TP_F_CHUNKED) {
+		p->state = TP_CHUNK_SIZE;
+		p->remaining = 0;
+		p->digits = 0;
+		return TP_EV_HEADERS;
+	}
+	if (p->flags & TP_F_HAS_CL) {
+		if (p->remaining == 0) {
+			p->state = TP_DONE;
+			return TP_EV_DONE;
+		}
+		p->state = TP_BODY_CL;
+		return TP_EV_HEADERS;
+	}
+	if (p->kind == TP_KIND_RESPONSE) {
+		p->state = TP_BODY_CLOSE;
+		return TP_EV_HEADERS;
+	}
+	p->state = TP_DONE; /* a request without framing headers has no body */
+	return TP_EV_DONE;
+}
+
+TAPIR_INLINE int tapir_http_start_line(struct tapir_http_parser *p, __u8 c)
+{
+	__u8 i = p->pos;
+
+	if (c == '\n') {
+		if (p->kind == TP_KIND_REQUEST ? p->method == TP_M_UNKNOWN : i < 12)
+			return tapir_http_fail(p);
+		/* The rolling tail of a request line must read "HTTP/1.x". */
+		if (p->kind == TP_KIND_REQUEST) {
+			__u64 t = p->remaining;
+
+			if ((t >> 8) != 0x485454502f312eULL)
+				return tapir_http_fail(p);
+			if ((t & 0xff) == '0')
+				p->flags |= TP_F_HTTP10;
+			p->remaining = 0;
+		}
+		p->state = TP_HDR_START;
+		p->pos = 0;
+		return TP_EV_NONE;
+	}
+	if (p->kind == TP_KIND_REQUEST) {
+		if (p->method == TP_M_UNKNOWN) {
+			if (c == ' ') {
+				p->method = tapir_method_id(p->remaining);
+				if (p->method == TP_M_UNKNOWN || p->method == TP_M_PRI)
+					return tapir_http_fail(p);
+				p->remaining = 0;
+				return TP_EV_NONE;
+			}
+			if (c < 'A' || c > 'Z' || i >= 7)
+				return tapir_http_fail(p);
+			p->remaining = (p->remaining << 8) | c;
+			p->pos = i + 1;
+			return TP_EV_NONE;
+		}
+		if (c != '\r')
+			p->remaining = ((p->remaining << 8) | c) & 0xffffffffffffffffULL;
+		return TP_EV_NONE;
+	}
+	/* Status line: "HTTP/1.x NNN reason" */
+	if (i < 7) {
+		if (c != tapir_version_char(i))
+			return tapir_http_fail(p);
+	} else if (i == 7) {
+		if (c != '0' && c != '1')
+			return tapir_http_fail(p);
+		if (c == '0')
+			p->flags |= TP_F_HTTP10;
+	} else if (i == 8) {
+		if (c != ' ')
+			return tapir_http_fail(p);
+	} else if (i < 12) {
+		if (c < '0' || c > '9')
+			return tapir_http_fail(p);
+		p->status = p->status * 10 + (c - '0');
+		if (i == 9 && c == '0')
+			return tapir_http_fail(p);
+	} else if (i == 12) {
+		if (c != ' ' && c != '\r')
+			return tapir_http_fail(p);
+	}
+	if (i < 13)
+		p->pos = i + 1;
+	return TP_EV_NONE;
+}
+
+TAPIR_INLINE int tapir_http_header_value(struct tapir_http_parser *p, __u8 c)
+{
+	if (c == '\n') {
+		if (p->hdr == TP_H_CONTENT_LENGTH) {
+			if (p->digits == 0)
+				return tapir_http_fail(p);
+			p->flags |= TP_F_HAS_CL;
+		} else if (p->hdr == TP_H_TRANSFER_ENCODING) {
+			if (p->match & TP_MATCHED)
+				p->flags |= TP_F_CHUNKED;
+		} else if (p->hdr == TP_H_CONNECTION) {
+			if (p->match & TP_MATCHED)
+				p->flags |= TP_F_CLOSE;
+			if (p->match2 & TP_MATCHED)
+				p->flags |= TP_F_UPGRADE;
+		}
+		p->state = TP_HDR_START;
+		p->pos = 0;
+		return TP_EV_NONE;
+	}
+	if (c == '\r' || c == ' ' || c == '\t')
+		return TP_EV_NONE;
+	c = tapir_lower(c);
+	if (p->hdr == TP_H_CONTENT_LENGTH) {
+		/* Two Content-Length headers or a non-digit: refuse, as RFC 9112 6.3 asks. */
+		if (c < '0' || c > '9' || (p->flags & TP_F_HAS_CL) || p->digits >= 18)
+			return tapir_http_fail(p);
+		p->remaining = p->remaining * 10 + (c - '0');
+		p->digits++;
+	} else if (p->hdr == TP_H_TRANSFER_ENCODING) {
+		p->match = tapir_word_step(1, p->match, c);
+	} else if (p->hdr == TP_H_CONNECTION) {
+		p->match = tapir_word_step(2, p->match, c);
+		p->match2 = tapir_word_step(3, p->match2, c);
+	}
+	return TP_EV_NONE;
+}
+
+TAPIR_INLINE int tapir_http_header_name(struct tapir_http_parser *p, __u8 c)
+{
+	__u8 i = p->pos, keep = 0, h;
+
+	if (c == ':') {
+		/* A candidate is matched when its name ends exactly here. */
+		for (h = 1; h <= TP_H_CONNECTION; h <<= 1)
+			if ((p->hdr & h) && tapir_hdr_char(h, i) == 0)
+				keep = h;
+		if (!keep) {
+			p->state = TP_HDR_SKIP;
+			return TP_EV_NONE;
+		}
+		p->hdr = keep;
+		p->match = 0;
+		p->match2 = 0;
+		p->digits = 0;
+		if (keep == TP_H_CONTENT_LENGTH)
+			p->remaining = 0;
+		p->state = TP_HDR_VALUE;
+		return TP_EV_NONE;
+	}
+	if (c == '\n') /* a line without a colon: tolerated, ignored */
+		return p->state = TP_HDR_START, TP_EV_NONE;
+	c = tapir_lower(c);
+	for (h = 1; h <= TP_H_CONNECTION; h <<= 1)
+		if ((p->hdr & h) && tapir_hdr_char(h, i) == c)
+			keep |= h;
+	p->hdr = keep;
+	p->pos = i + 1;
+	if (!keep)
+		p->state = TP_HDR_SKIP;
+	return TP_EV_NONE;
+}
+
+TAPIR_INLINE int tapir_hex(__u8 c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tapir_lower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+TAPIR_INLINE int tapir_http_chunk_size(struct tapir_http_parser *p, __u8 c)
+{
+	int v;
+
+	if (c == '\n') {
+		if (p->digits == 0)
+			return tapir_http_fail(p);
+		p->state = p->remaining ? TP_CHUNK_DATA : TP_TRAILER_START;
+		return TP_EV_NONE;
+	}
+	if (c == '\r' || c == ' ' || c == '\t')
+		return TP_EV_NONE;
+	if (c == ';') {
+		p->state = TP_CHUNK_EXT;
+		return TP_EV_NONE;
+	}
+	v = tapir_hex(c);
+	if (v < 0 || p->digits >= 15)
+		return tapir_http_fail(p);
+	p->remaining = (p->remaining << 4) | (__u64)v;
+	p->digits++;
+	return TP_EV_NONE;
+}
+
+/**
+ * tapir_http_feed - advance the parser by one byte
+ * Returns a TP_EV_* event. Bulk states (bodies) also accept bytes here one at a time.
+ */
+TAPIR_INLINE int tapir_http_feed(struct tapir_http_parser *p, __u8 c)
+{
+	__u8 st = p->state;
+
+	if (st < TP_BODY_CL && ++p->hdr_bytes > TP_MAX_HEADER_BYTES)
+		return tapir_http_fail(p);
+
+	switch (st) {
+	case TP_IDLE:
+		if (c == '\r' || c == '\n')
+			return TP_EV_NONE;
+		p->state = TP_START;
+		p->pos = 0;
+		p->remaining = 0;
+		p->hdr_bytes = 1;
+		if (tapir_http_start_line(p, c) == TP_EV_ERROR)
+			return TP_EV_ERROR;
+		return TP_EV_START;
+	case TP_START:
+		if (p->hdr_bytes > TP_MAX_START_LINE)
+			return tapir_http_fail(p);
+		return tapir_http_start_line(p, c);
+	case TP_HDR_START:
+		if (c == '\r')
+			return TP_EV_NONE;
+		if (c == '\n')
+			return tapir_http_headers_done(p);
+		p->state = TP_HDR_NAME;
+		p->hdr = TP_H_ALL;
+		p->pos = 0;
+		return tapir_http_header_name(p, c);
+	case TP_HDR_NAME:
+		return tapir_http_header_name(p, c);
+	case TP_HDR_VALUE:
+		return tapir_http_header_value(p, c);
+	case TP_HDR_SKIP:
+		if (c == '\n') {
+			p->state = TP_HDR_START;
+			p->pos = 0;
+		}
+		return TP_EV_NONE;
+	case TP_BODY_CL:
+		if (--p->remaining == 0) {
+			p->state = TP_DONE;
+			return TP_EV_DONE;
+		}
+		return TP_EV_NONE;
+	case TP_CHUNK_SIZE:
+		return tapir_http_chunk_size(p, c);
+	case TP_CHUNK_EXT:
+		if (c == '\n') {
+			p->state = p->remaining ? TP_CHUNK_DATA : TP_TRAILER_START;
+		}
+		return TP_EV_NONE;
+	case TP_CHUNK_DATA:
+		if (--p->remaining == 0)
+			p->state = TP_CHUNK_DATA_END;
+		return TP_EV_NONE;
+	case TP_CHUNK_DATA_END:
+		if (c == '\r')
+			return TP_EV_NONE;
+		if (c != '\n')
+			return tapir_http_fail(p);
+		p->state = TP_CHUNK_SIZE;
+		p->digits = 0;
+		return TP_EV_NONE;
+	case TP_TRAILER_START:
+		if (c == '\r')
+			return TP_EV_NONE;
+		if (c == '\n') {
+			p->state = TP_DONE;
+			return TP_EV_DONE;
+		}
+		p->state = TP_TRAILER_SKIP;
+		return TP_EV_NONE;
+	case TP_TRAILER_SKIP:
+		if (c == '\n')
+			p->state = TP_TRAILER_START;
+		return TP_EV_NONE;
+	case TP_BODY_CLOSE:
+		return TP_EV_NONE;
+	}
+	return tapir_http_fail(p); /* DONE or ERROR: the driver must reset first */
+}
+
+/* Bytes the driver may hand over without reading them: body bytes of known length. */
+TAPIR_INLINE __u64 tapir_http_bulk_max(const struct tapir_http_parser *p)
+{
+	if (p->state == TP_BODY_CL || p->state == TP_CHUNK_DATA)
+		return p->remaining;
+	if (p->state == TP_BODY_CLOSE)
+		return ~0ULL;
+	return 0;
+}
+
+/* Consume n <= tapir_http_bulk_max() body bytes; returns an event. */
+TAPIR_INLINE int tapir_http_bulk(struct tapir_http_parser *p, __u64 n)
+{
+	if (p->state == TP_BODY_CLOSE)
+		return TP_EV_NONE;
+	p->remaining -= n;
+	if (p->remaining)
+		return TP_EV_NONE;
+	if (p->state == TP_BODY_CL) {
+		p->state = TP_DONE;
+		return TP_EV_DONE;
+	}
+	p->state = TP_CHUNK_DATA_END;
+	return TP_EV_NONE;
+}
+
+/* True in states where everything up to the next '\n' may be skipped unread. */
+TAPIR_INLINE int tapir_http_skips_line(const struct tapir_http_parser *p)
+{
+	return p->state == TP_HDR_SKIP || p->state == TP_CHUNK_EXT || p->state == TP_TRAILER_SKIP;
+}
+
+#define TAPIR_WIN 256 /* bytes of payload looked at per window; a power of two */
+
+/**
+ * tapir_http_step - one step over an in-memory window
+ * @win: TAPIR_WIN bytes, of which the first @wlen are valid; @at is the next unread index
+ * @ev: set to the event the step produced
+ * Returns the number of bytes consumed (at least 1 while at < wlen). In skip states a step
+ * runs to the next newline (not included) or the end of the window; otherwise it feeds one byte.
+ */
+TAPIR_INLINE __u32 tapir_http_step(struct tapir_http_parser *p, const __u8 *win, __u32 at,
+				   __u32 wlen, int *ev)
+{
+	__u32 i;
+
+	*ev = TP_EV_NONE;
+	if (tapir_http_skips_line(p)) {
+		for (i = 0; i < TAPIR_WIN; i++) {
+			if (at + i >= wlen || win[(at + i) & (TAPIR_WIN - 1)] == '\n')
+				break;
+		}
+		if (i > 0) {
+			p->hdr_bytes += i;
+			return i;
+		}
+	}
+	*ev = tapir_http_feed(p, win[at & (TAPIR_WIN - 1)]);
+	return 1;
+}
+
+#endif /* TAPIR_HTTP_PARSE_H */

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The daemon's YAML configuration: what to watch, with which labels, and tunables. */
+#ifndef TAPIR_CONFIG_H
+#define TAPIR_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The deployment labels every request family carries, in exposition order. */
+enum tapir_label {
+	TAPIR_L_MODEL_ID,
+	TAPIR_L_MODEL_NAME,
+	TAPIR_L_DEPLOYMENT_ID,
+	TAPIR_L_ENVIRONMENT,
+	TAPIR_L_ROLLOUT_PHASE,
+	TAPIR_L_COUNT,
+};
+
+extern const char *const tapir_label_names[TAPIR_L_COUNT];
+
+struct tapir_rule {
+	char *cgroup;		      /* fnmatch(3) glob on the cgroup v2 path, FNM_PATHNAME */
+	char *labels[TAPIR_L_COUNT]; /* never NULL after load: "" where unset */
+	int line;		      /* where the rule starts in the file, for messages */
+};
+
+struct tapir_config {
+	char *path; /* file it came from, NULL for built-in defaults */
+	char *listen; /* "ADDR:PORT" */
+	struct tapir_rule *rules;
+	size_t n_rules;
+	double *latency_buckets; /* seconds, strictly increasing, > 0 */
+	size_t n_latency_buckets;
+	double *size_buckets; /* bytes, strictly increasing, > 0 */
+	size_t n_size_buckets;
+	uint32_t max_connections; /* entries of the BPF conns map */
+	uint32_t ringbuf_bytes;	  /* BPF ring buffer size: a power of two, >= 4096 */
+	uint32_t gc_interval_ms;  /* how often dead processes' connections are swept */
+};
+
+/* Built-in defaults (no rules). Returns NULL and sets errno on allocation failure. */
+struct tapir_config *tapir_config__new_default(void);
+
+/*
+ * Parse @path. On success returns 0 and sets *@out. On failure returns -EINVAL (or -errno for
+ * I/O and allocation), sets *@out to NULL and writes "FILE:LINE: reason" into @err.
+ */
+int tapir_config__load(const char *path, struct tapir_config **out, char *err, size_t errlen);
+
+/* Same, from a string; @name stands for the file name in messages. */
+int tapir_config__parse(const char *name, const char *text, size_t len, struct tapir_config **out,
+			char *err, size_t errlen);
+
+void tapir_config__free(struct tapir_config *cfg);
+
+#endif
