@@ -84,9 +84,9 @@ $(OUT)/tests/test_%: tests/unit/test_%.c $(OUT)/libtapir.a | $(OUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< $(OUT)/libtapir.a $(LDLIBS) -lcmocka -o $@
 
-$(OUT)/tests/%: tests/helpers/%.c | $(OUT)/tests
+$(OUT)/tests/%: tests/helpers/%.c $(OUT)/libtapir.a | $(OUT)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $< $(LDLIBS) -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $< $(OUT)/libtapir.a $(LDLIBS) -o $@
 
 run: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -19,13 +19,13 @@ enum tapir_label {
 extern const char *const tapir_label_names[TAPIR_L_COUNT];
 
 struct tapir_rule {
-	char *cgroup;		      /* fnmatch(3) glob on the cgroup v2 path, FNM_PATHNAME */
+	char *cgroup;		     /* fnmatch(3) glob on the cgroup v2 path, FNM_PATHNAME */
 	char *labels[TAPIR_L_COUNT]; /* never NULL after load: "" where unset */
-	int line;		      /* where the rule starts in the file, for messages */
+	int line;		     /* where the rule starts in the file, for messages */
 };
 
 struct tapir_config {
-	char *path; /* file it came from, NULL for built-in defaults */
+	char *path;   /* file it came from, NULL for built-in defaults */
 	char *listen; /* "ADDR:PORT" */
 	struct tapir_rule *rules;
 	size_t n_rules;

@@ -10,9 +10,9 @@ enum tapir_log_level tapir_log_get_level(void);
 void tapir_log(enum tapir_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-#define pr_err(...) tapir_log(TAPIR_LOG_ERROR, __VA_ARGS__)
-#define pr_warn(...) tapir_log(TAPIR_LOG_WARN, __VA_ARGS__)
-#define pr_info(...) tapir_log(TAPIR_LOG_INFO, __VA_ARGS__)
+#define pr_err(...)   tapir_log(TAPIR_LOG_ERROR, __VA_ARGS__)
+#define pr_warn(...)  tapir_log(TAPIR_LOG_WARN, __VA_ARGS__)
+#define pr_info(...)  tapir_log(TAPIR_LOG_INFO, __VA_ARGS__)
 #define pr_debug(...) tapir_log(TAPIR_LOG_DEBUG, __VA_ARGS__)
 
 #endif

@@ -10,19 +10,19 @@
 #define TAPIR_MAX_PENDING 4 /* pipelined requests remembered per connection; power of two */
 
 /* struct tapir_conn.state */
-#define TAPIR_CONN_NEW 0      /* accepted, nothing read yet */
-#define TAPIR_CONN_HTTP 1     /* speaking HTTP/1.x, being parsed */
-#define TAPIR_CONN_IGNORED 2  /* not HTTP/1.x (TLS, HTTP/2, other): never parsed again */
+#define TAPIR_CONN_NEW	    0 /* accepted, nothing read yet */
+#define TAPIR_CONN_HTTP	    1 /* speaking HTTP/1.x, being parsed */
+#define TAPIR_CONN_IGNORED  2 /* not HTTP/1.x (TLS, HTTP/2, other): never parsed again */
 #define TAPIR_CONN_UPGRADED 3 /* left HTTP/1.x through 101 Switching Protocols */
 
 /* struct tapir_conn.flags */
 #define TAPIR_CF_PEER_GONE 0x01 /* EOF, ECONNRESET or EPIPE seen: the client went away */
 
 /* Outcome of a request (struct tapir_http_event.outcome). */
-#define TAPIR_OUT_COMPLETE 0     /* response complete */
+#define TAPIR_OUT_COMPLETE     0 /* response complete */
 #define TAPIR_OUT_CLIENT_ABORT 1 /* client went away before the response was complete */
 #define TAPIR_OUT_SERVER_ABORT 2 /* server closed or died without completing a response */
-#define TAPIR_OUT_UPGRADED 3     /* answered 101, the connection left HTTP/1.x */
+#define TAPIR_OUT_UPGRADED     3 /* answered 101, the connection left HTTP/1.x */
 
 struct tapir_conn_key {
 	__u32 tgid;
@@ -56,7 +56,7 @@ struct tapir_cgroup_info {
 };
 
 /* Ring-buffer record types: every record starts with a __u32 type. */
-#define TAPIR_REC_HTTP 1
+#define TAPIR_REC_HTTP	 1
 #define TAPIR_REC_CGROUP 2
 
 struct tapir_http_event {
@@ -75,21 +75,21 @@ struct tapir_http_event {
 };
 
 /* Indices of the per-CPU stats array: everything the kernel side could not record. */
-#define TAPIR_STAT_RINGBUF_LOST 0	/* records dropped: ring buffer full */
-#define TAPIR_STAT_CONN_TABLE_FULL 1	/* connections not tracked: conns map full */
-#define TAPIR_STAT_PARSE_REQUEST 2	/* request framing errors on HTTP connections */
-#define TAPIR_STAT_PARSE_RESPONSE 3	/* response framing errors */
-#define TAPIR_STAT_IGNORED_NOT_TCP 4	/* accepted sockets that are not TCP (Unix, ...) */
-#define TAPIR_STAT_IGNORED_NOT_HTTP 5	/* TCP connections whose first bytes are not HTTP/1.x */
-#define TAPIR_STAT_IGNORED_TLS 6	/* ... that start a TLS handshake */
-#define TAPIR_STAT_IGNORED_HTTP2 7	/* ... that send the HTTP/2 preface */
-#define TAPIR_STAT_PENDING_OVERFLOW 8	/* pipelined requests beyond TAPIR_MAX_PENDING */
-#define TAPIR_STAT_IO_TABLE_FULL 9	/* syscalls not followed: in-flight syscall map full */
-#define TAPIR_STAT_READ_FAULT 10	/* user buffers that could not be read */
-#define TAPIR_STAT_SCAN_LIMIT 11	/* syscalls longer than the per-syscall scan budget */
-#define TAPIR_STAT_STRAY_RESPONSE 12	/* response bytes with no request seen */
-#define TAPIR_STAT_CONN_REPLACED 13	/* fd reused without a close we saw */
-#define TAPIR_STAT_UPGRADED 14		/* connections that left HTTP/1.x through 101 */
-#define TAPIR_STAT_MAX 16
+#define TAPIR_STAT_RINGBUF_LOST	    0  /* records dropped: ring buffer full */
+#define TAPIR_STAT_CONN_TABLE_FULL  1  /* connections not tracked: conns map full */
+#define TAPIR_STAT_PARSE_REQUEST    2  /* request framing errors on HTTP connections */
+#define TAPIR_STAT_PARSE_RESPONSE   3  /* response framing errors */
+#define TAPIR_STAT_IGNORED_NOT_TCP  4  /* accepted sockets that are not TCP (Unix, ...) */
+#define TAPIR_STAT_IGNORED_NOT_HTTP 5  /* TCP connections whose first bytes are not HTTP/1.x */
+#define TAPIR_STAT_IGNORED_TLS	    6  /* ... that start a TLS handshake */
+#define TAPIR_STAT_IGNORED_HTTP2    7  /* ... that send the HTTP/2 preface */
+#define TAPIR_STAT_PENDING_OVERFLOW 8  /* pipelined requests beyond TAPIR_MAX_PENDING */
+#define TAPIR_STAT_IO_TABLE_FULL    9  /* syscalls not followed: in-flight syscall map full */
+#define TAPIR_STAT_READ_FAULT	    10 /* user buffers that could not be read */
+#define TAPIR_STAT_SCAN_LIMIT	    11 /* syscalls longer than the per-syscall scan budget */
+#define TAPIR_STAT_STRAY_RESPONSE   12 /* response bytes with no request seen */
+#define TAPIR_STAT_CONN_REPLACED    13 /* fd reused without a close we saw */
+#define TAPIR_STAT_UPGRADED	    14 /* connections that left HTTP/1.x through 101 */
+#define TAPIR_STAT_MAX		    16
 
 #endif /* TAPIR_HTTP_H */

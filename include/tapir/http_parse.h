@@ -18,64 +18,64 @@
 #endif
 
 /* Parser states (struct tapir_http_parser.state). */
-#define TP_IDLE 0	   /* between messages; CR/LF tolerated, anything else starts one */
-#define TP_START 1	   /* start line: request line or status line */
-#define TP_HDR_START 2	   /* at the first byte of a header line */
-#define TP_HDR_NAME 3	   /* inside a header name that may still be one we care about */
-#define TP_HDR_VALUE 4	   /* inside the value of a header we care about */
-#define TP_HDR_SKIP 5	   /* rest of an uninteresting header line */
-#define TP_BODY_CL 6	   /* Content-Length body, `remaining` bytes left */
-#define TP_CHUNK_SIZE 7	   /* hex digits of a chunk-size line */
-#define TP_CHUNK_EXT 8	   /* chunk extension, skipped to end of line */
-#define TP_CHUNK_DATA 9	   /* chunk payload, `remaining` bytes left */
+#define TP_IDLE		  0  /* between messages; CR/LF tolerated, anything else starts one */
+#define TP_START	  1  /* start line: request line or status line */
+#define TP_HDR_START	  2  /* at the first byte of a header line */
+#define TP_HDR_NAME	  3  /* inside a header name that may still be one we care about */
+#define TP_HDR_VALUE	  4  /* inside the value of a header we care about */
+#define TP_HDR_SKIP	  5  /* rest of an uninteresting header line */
+#define TP_BODY_CL	  6  /* Content-Length body, `remaining` bytes left */
+#define TP_CHUNK_SIZE	  7  /* hex digits of a chunk-size line */
+#define TP_CHUNK_EXT	  8  /* chunk extension, skipped to end of line */
+#define TP_CHUNK_DATA	  9  /* chunk payload, `remaining` bytes left */
 #define TP_CHUNK_DATA_END 10 /* CRLF after chunk payload */
-#define TP_TRAILER_START 11 /* first byte of a trailer line (or the final empty line) */
-#define TP_TRAILER_SKIP 12 /* rest of a trailer line */
-#define TP_BODY_CLOSE 13   /* body delimited by connection close */
-#define TP_DONE 14	   /* message complete */
-#define TP_ERROR 15	   /* not HTTP/1.x, or broken framing */
+#define TP_TRAILER_START  11 /* first byte of a trailer line (or the final empty line) */
+#define TP_TRAILER_SKIP	  12 /* rest of a trailer line */
+#define TP_BODY_CLOSE	  13 /* body delimited by connection close */
+#define TP_DONE		  14 /* message complete */
+#define TP_ERROR	  15 /* not HTTP/1.x, or broken framing */
 
 /* Events returned by tapir_http_feed() and tapir_http_step(). */
-#define TP_EV_NONE 0
-#define TP_EV_START 1	/* first byte of a message */
+#define TP_EV_NONE    0
+#define TP_EV_START   1 /* first byte of a message */
 #define TP_EV_HEADERS 2 /* header block complete */
-#define TP_EV_DONE 3	/* message complete */
+#define TP_EV_DONE    3 /* message complete */
 #define TP_EV_INTERIM 4 /* a 1xx other than 101 complete; a final response follows */
-#define TP_EV_ERROR 5
+#define TP_EV_ERROR   5
 
 /* Message kinds (struct tapir_http_parser.kind). */
-#define TP_KIND_REQUEST 0
+#define TP_KIND_REQUEST	 0
 #define TP_KIND_RESPONSE 1
 
 /* Request methods (struct tapir_http_parser.method). */
 #define TP_M_UNKNOWN 0
-#define TP_M_GET 1
-#define TP_M_HEAD 2
-#define TP_M_POST 3
-#define TP_M_PUT 4
-#define TP_M_DELETE 5
+#define TP_M_GET     1
+#define TP_M_HEAD    2
+#define TP_M_POST    3
+#define TP_M_PUT     4
+#define TP_M_DELETE  5
 #define TP_M_OPTIONS 6
-#define TP_M_PATCH 7
+#define TP_M_PATCH   7
 #define TP_M_CONNECT 8
-#define TP_M_TRACE 9
-#define TP_M_PRI 10 /* the HTTP/2 connection preface, "PRI * HTTP/2.0" */
+#define TP_M_TRACE   9
+#define TP_M_PRI     10 /* the HTTP/2 connection preface, "PRI * HTTP/2.0" */
 
 /* Flags (struct tapir_http_parser.flags). */
-#define TP_F_CHUNKED 0x01   /* Transfer-Encoding: chunked */
-#define TP_F_HAS_CL 0x02    /* Content-Length seen */
-#define TP_F_CLOSE 0x04	    /* Connection: close */
-#define TP_F_UPGRADE 0x08   /* Connection: upgrade */
-#define TP_F_NO_BODY 0x10   /* response to HEAD: set by the driver before feeding */
-#define TP_F_UPGRADED 0x20  /* 101 Switching Protocols: the connection leaves HTTP/1.x */
-#define TP_F_HTTP10 0x40    /* message is HTTP/1.0 */
+#define TP_F_CHUNKED  0x01 /* Transfer-Encoding: chunked */
+#define TP_F_HAS_CL   0x02 /* Content-Length seen */
+#define TP_F_CLOSE    0x04 /* Connection: close */
+#define TP_F_UPGRADE  0x08 /* Connection: upgrade */
+#define TP_F_NO_BODY  0x10 /* response to HEAD: set by the driver before feeding */
+#define TP_F_UPGRADED 0x20 /* 101 Switching Protocols: the connection leaves HTTP/1.x */
+#define TP_F_HTTP10   0x40 /* message is HTTP/1.0 */
 
 /* Headers we look at (struct tapir_http_parser.hdr is a bitmask of candidates). */
-#define TP_H_CONTENT_LENGTH 0x01
+#define TP_H_CONTENT_LENGTH    0x01
 #define TP_H_TRANSFER_ENCODING 0x02
-#define TP_H_CONNECTION 0x04
-#define TP_H_ALL 0x07
+#define TP_H_CONNECTION	       0x04
+#define TP_H_ALL	       0x07
 
-#define TP_MAX_START_LINE 16384 /* longer request/status lines are not HTTP we understand */
+#define TP_MAX_START_LINE   16384 /* longer request/status lines are not HTTP we understand */
 #define TP_MAX_HEADER_BYTES 65536
 
 struct tapir_http_parser {
@@ -86,11 +86,11 @@ struct tapir_http_parser {
 	__u8 kind;
 	__u8 method;
 	__u8 flags;
-	__u8 hdr;     /* candidates still matching the current header name */
-	__u8 pos;     /* byte index within the current token */
-	__u8 match;   /* progress of a substring match inside a header value */
-	__u8 match2;  /* second substring match (Connection: close / upgrade) */
-	__u8 digits;  /* digits seen in a number */
+	__u8 hdr;    /* candidates still matching the current header name */
+	__u8 pos;    /* byte index within the current token */
+	__u8 match;  /* progress of a substring match inside a header value */
+	__u8 match2; /* second substring match (Connection: close / upgrade) */
+	__u8 digits; /* digits seen in a number */
 	__u8 __pad[9];
 };
 
@@ -115,61 +115,43 @@ TAPIR_INLINE __u8 tapir_lower(__u8 c)
 	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
 }
 
-/* Byte i of a header name we recognise, lower case; 0 past its end. */
+/*
+ * Lower-case spellings of the header names and value words we look for, indexed by a
+ * variable. Tables (rather than switch ladders) keep the verifier from following one path per
+ * letter; on BPF they live in .rodata, a frozen array map, available since 5.2.
+ */
+#define TP_NAME_MAX 24
+static const char tapir_hdr_names[3][TP_NAME_MAX] = {
+	"content-length",
+	"transfer-encoding",
+	"connection",
+};
+
+#define TP_WORD_CHUNKED 0
+#define TP_WORD_CLOSE	1
+#define TP_WORD_UPGRADE 2
+static const char tapir_words[3][8] = { "chunked", "close", "upgrade" };
+
+/* Byte i of header name `which` (a TP_H_* bit), lower case; 0 past its end. */
 TAPIR_INLINE __u8 tapir_hdr_char(__u8 which, __u8 i)
 {
-	/* Written as switch ladders rather than string tables: BPF has no .rodata strings
-	 * indexable by a variable on every kernel we support. */
-	if (which == TP_H_CONTENT_LENGTH) {
-		switch (i) {
-		case 0: return 'c'; case 1: return 'o'; case 2: return 'n'; case 3: return 't';
-		case 4: return 'e'; case 5: return 'n'; case 6: return 't'; case 7: return '-';
-		case 8: return 'l'; case 9: return 'e'; case 10: return 'n'; case 11: return 'g';
-		case 12: return 't'; case 13: return 'h';
-		}
-	} else if (which == TP_H_TRANSFER_ENCODING) {
-		switch (i) {
-		case 0: return 't'; case 1: return 'r'; case 2: return 'a'; case 3: return 'n';
-		case 4: return 's'; case 5: return 'f'; case 6: return 'e'; case 7: return 'r';
-		case 8: return '-'; case 9: return 'e'; case 10: return 'n'; case 11: return 'c';
-		case 12: return 'o'; case 13: return 'd'; case 14: return 'i'; case 15: return 'n';
-		case 16: return 'g';
-		}
-	} else if (which == TP_H_CONNECTION) {
-		switch (i) {
-		case 0: return 'c'; case 1: return 'o'; case 2: return 'n'; case 3: return 'n';
-		case 4: return 'e'; case 5: return 'c'; case 6: return 't'; case 7: return 'i';
-		case 8: return 'o'; case 9: return 'n';
-		}
-	}
-	return 0;
+	__u32 n = which == TP_H_CONTENT_LENGTH ? 0 : which == TP_H_TRANSFER_ENCODING ? 1 : 2;
+
+	if (i >= TP_NAME_MAX)
+		return 0;
+	return tapir_hdr_names[n][i];
 }
 
-/* Advance a case-insensitive substring match of `word` (one of the value words below). */
 TAPIR_INLINE __u8 tapir_word_char(__u8 word, __u8 i)
 {
-	/* 1 = "chunked", 2 = "close", 3 = "upgrade" */
-	if (word == 1) {
-		switch (i) {
-		case 0: return 'c'; case 1: return 'h'; case 2: return 'u'; case 3: return 'n';
-		case 4: return 'k'; case 5: return 'e'; case 6: return 'd';
-		}
-	} else if (word == 2) {
-		switch (i) {
-		case 0: return 'c'; case 1: return 'l'; case 2: return 'o'; case 3: return 's';
-		case 4: return 'e';
-		}
-	} else if (word == 3) {
-		switch (i) {
-		case 0: return 'u'; case 1: return 'p'; case 2: return 'g'; case 3: return 'r';
-		case 4: return 'a'; case 5: return 'd'; case 6: return 'e';
-		}
-	}
-	return 0;
+	if (word > TP_WORD_UPGRADE || i >= 8)
+		return 0;
+	return tapir_words[word][i];
 }
 
 #define TP_MATCHED 0x80 /* set in a match counter once the whole word was seen */
 
+/* Advance a case-insensitive substring match of a value word by one (lower-cased) byte. */
 TAPIR_INLINE __u8 tapir_word_step(__u8 word, __u8 m, __u8 c)
 {
 	if (m & TP_MATCHED)
@@ -201,15 +183,7 @@ TAPIR_INLINE __u8 tapir_method_id(__u64 tok)
 	return TP_M_UNKNOWN;
 }
 
-/* "HTTP/1." */
-TAPIR_INLINE __u8 tapir_version_char(__u8 i)
-{
-	switch (i) {
-	case 0: return 'H'; case 1: return 'T'; case 2: return 'T'; case 3: return 'P';
-	case 4: return '/'; case 5: return '1'; case 6: return '.';
-	}
-	return 0;
-}
+#define TP_VERSION_PREFIX 0x485454502f312eULL /* "HTTP/1." packed big-endian */
 
 TAPIR_INLINE int tapir_http_fail(struct tapir_http_parser *p)
 {
@@ -273,7 +247,7 @@ TAPIR_INLINE int tapir_http_start_line(struct tapir_http_parser *p, __u8 c)
 		if (p->kind == TP_KIND_REQUEST) {
 			__u64 t = p->remaining;
 
-			if ((t >> 8) != 0x485454502f312eULL)
+			if ((t >> 8) != TP_VERSION_PREFIX)
 				return tapir_http_fail(p);
 			if ((t & 0xff) == '0')
 				p->flags |= TP_F_HTTP10;
@@ -304,7 +278,7 @@ TAPIR_INLINE int tapir_http_start_line(struct tapir_http_parser *p, __u8 c)
 	}
 	/* Status line: "HTTP/1.x NNN reason" */
 	if (i < 7) {
-		if (c != tapir_version_char(i))
+		if (c != ((TP_VERSION_PREFIX >> ((6 - i) * 8)) & 0xff))
 			return tapir_http_fail(p);
 	} else if (i == 7) {
 		if (c != '0' && c != '1')
@@ -359,10 +333,10 @@ TAPIR_INLINE int tapir_http_header_value(struct tapir_http_parser *p, __u8 c)
 		p->remaining = p->remaining * 10 + (c - '0');
 		p->digits++;
 	} else if (p->hdr == TP_H_TRANSFER_ENCODING) {
-		p->match = tapir_word_step(1, p->match, c);
+		p->match = tapir_word_step(TP_WORD_CHUNKED, p->match, c);
 	} else if (p->hdr == TP_H_CONNECTION) {
-		p->match = tapir_word_step(2, p->match, c);
-		p->match2 = tapir_word_step(3, p->match2, c);
+		p->match = tapir_word_step(TP_WORD_CLOSE, p->match, c);
+		p->match2 = tapir_word_step(TP_WORD_UPGRADE, p->match2, c);
 	}
 	return TP_EV_NONE;
 }
@@ -471,10 +445,8 @@ TAPIR_INLINE int tapir_http_feed(struct tapir_http_parser *p, __u8 c)
 		p->hdr = TP_H_ALL;
 		p->pos = 0;
 		return tapir_http_header_name(p, c);
-	case TP_HDR_NAME:
-		return tapir_http_header_name(p, c);
-	case TP_HDR_VALUE:
-		return tapir_http_header_value(p, c);
+	case TP_HDR_NAME: return tapir_http_header_name(p, c);
+	case TP_HDR_VALUE: return tapir_http_header_value(p, c);
 	case TP_HDR_SKIP:
 		if (c == '\n') {
 			p->state = TP_HDR_START;
@@ -487,8 +459,7 @@ TAPIR_INLINE int tapir_http_feed(struct tapir_http_parser *p, __u8 c)
 			return TP_EV_DONE;
 		}
 		return TP_EV_NONE;
-	case TP_CHUNK_SIZE:
-		return tapir_http_chunk_size(p, c);
+	case TP_CHUNK_SIZE: return tapir_http_chunk_size(p, c);
 	case TP_CHUNK_EXT:
 		if (c == '\n') {
 			p->state = p->remaining ? TP_CHUNK_DATA : TP_TRAILER_START;
@@ -519,8 +490,7 @@ TAPIR_INLINE int tapir_http_feed(struct tapir_http_parser *p, __u8 c)
 		if (c == '\n')
 			p->state = TP_TRAILER_START;
 		return TP_EV_NONE;
-	case TP_BODY_CLOSE:
-		return TP_EV_NONE;
+	case TP_BODY_CLOSE: return TP_EV_NONE;
 	}
 	return tapir_http_fail(p); /* DONE or ERROR: the driver must reset first */
 }
@@ -551,39 +521,6 @@ TAPIR_INLINE int tapir_http_bulk(struct tapir_http_parser *p, __u64 n)
 	return TP_EV_NONE;
 }
 
-/* True in states where everything up to the next '\n' may be skipped unread. */
-TAPIR_INLINE int tapir_http_skips_line(const struct tapir_http_parser *p)
-{
-	return p->state == TP_HDR_SKIP || p->state == TP_CHUNK_EXT || p->state == TP_TRAILER_SKIP;
-}
-
 #define TAPIR_WIN 256 /* bytes of payload looked at per window; a power of two */
-
-/**
- * tapir_http_step - one step over an in-memory window
- * @win: TAPIR_WIN bytes, of which the first @wlen are valid; @at is the next unread index
- * @ev: set to the event the step produced
- * Returns the number of bytes consumed (at least 1 while at < wlen). In skip states a step
- * runs to the next newline (not included) or the end of the window; otherwise it feeds one byte.
- */
-TAPIR_INLINE __u32 tapir_http_step(struct tapir_http_parser *p, const __u8 *win, __u32 at,
-				   __u32 wlen, int *ev)
-{
-	__u32 i;
-
-	*ev = TP_EV_NONE;
-	if (tapir_http_skips_line(p)) {
-		for (i = 0; i < TAPIR_WIN; i++) {
-			if (at + i >= wlen || win[(at + i) & (TAPIR_WIN - 1)] == '\n')
-				break;
-		}
-		if (i > 0) {
-			p->hdr_bytes += i;
-			return i;
-		}
-	}
-	*ev = tapir_http_feed(p, win[at & (TAPIR_WIN - 1)]);
-	return 1;
-}
 
 #endif /* TAPIR_HTTP_PARSE_H */

@@ -1,0 +1,745 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Unit tests for the config loader: values, defaults, and the line and reason of every error. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+#define NAME "tapir.yaml"
+
+static const double want_latency[] = {
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800,
+};
+
+static const double want_size[] = {
+	64,	 256,	  1024,	    4096,     16384,	 65536,	     262144,
+	1048576, 4194304, 16777216, 67108864, 268435456, 1073741824,
+};
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static struct tapir_config *parse_ok(const char *text)
+{
+	struct tapir_config *cfg = NULL;
+	char err[1024] = "";
+	int ret;
+
+	ret = tapir_config__parse(NAME, text, strlen(text), &cfg, err, sizeof(err));
+	if (ret)
+		fail_msg("unexpected error %d: %s\n--- input ---\n%s", ret, err, text);
+	assert_non_null(cfg);
+	return cfg;
+}
+
+/* The input must fail with -EINVAL, "tapir.yaml:LINE: ..." and @reason somewhere after it. */
+static void expect_error(const char *text, int line, const char *reason)
+{
+	struct tapir_config *cfg = (struct tapir_config *)&cfg;
+	char err[1024] = "", prefix[64];
+	int ret;
+
+	ret = tapir_config__parse(NAME, text, strlen(text), &cfg, err, sizeof(err));
+	if (ret != -EINVAL)
+		fail_msg("want -EINVAL, got %d (%s)\n--- input ---\n%s", ret, err, text);
+	assert_null(cfg);
+	snprintf(prefix, sizeof(prefix), NAME ":%d: ", line);
+	if (strncmp(err, prefix, strlen(prefix)) || !strstr(err + strlen(prefix), reason))
+		fail_msg("want \"%s...%s...\"\n got \"%s\"\n--- input ---\n%s", prefix, reason, err,
+			 text);
+}
+
+static void assert_default_buckets(const struct tapir_config *cfg)
+{
+	size_t i;
+
+	assert_int_equal(cfg->n_latency_buckets, ARRAY_SIZE(want_latency));
+	for (i = 0; i < ARRAY_SIZE(want_latency); i++)
+		assert_true(cfg->latency_buckets[i] == want_latency[i]);
+	assert_int_equal(cfg->n_size_buckets, ARRAY_SIZE(want_size));
+	for (i = 0; i < ARRAY_SIZE(want_size); i++)
+		assert_true(cfg->size_buckets[i] == want_size[i]);
+}
+
+static void assert_defaults_except_rules(const struct tapir_config *cfg)
+{
+	assert_string_equal(cfg->listen, "0.0.0.0:9464");
+	assert_default_buckets(cfg);
+	assert_int_equal(cfg->max_connections, 65536);
+	assert_int_equal(cfg->ringbuf_bytes, 4194304);
+	assert_int_equal(cfg->gc_interval_ms, 1000);
+}
+
+static void test_label_names(void **state)
+{
+	assert_string_equal(tapir_label_names[TAPIR_L_MODEL_ID], "model_id");
+	assert_string_equal(tapir_label_names[TAPIR_L_MODEL_NAME], "model_name");
+	assert_string_equal(tapir_label_names[TAPIR_L_DEPLOYMENT_ID], "deployment_id");
+	assert_string_equal(tapir_label_names[TAPIR_L_ENVIRONMENT], "environment");
+	assert_string_equal(tapir_label_names[TAPIR_L_ROLLOUT_PHASE], "rollout_phase");
+}
+
+static void test_defaults(void **state)
+{
+	struct tapir_config *cfg = tapir_config__new_default();
+
+	assert_non_null(cfg);
+	assert_null(cfg->path);
+	assert_int_equal(cfg->n_rules, 0);
+	assert_defaults_except_rules(cfg);
+	/* Powers of 4 from 64 B to 1 GiB. */
+	assert_true(want_size[0] == 64);
+	for (size_t i = 1; i < ARRAY_SIZE(want_size); i++)
+		assert_true(want_size[i] == 4 * want_size[i - 1]);
+	tapir_config__free(cfg);
+}
+
+static void test_free_null(void **state)
+{
+	tapir_config__free(NULL);
+}
+
+static const char example[] = "listen: \"0.0.0.0:9464\"\n"
+			      "deployments:\n"
+			      "  - cgroup: \"/tapir-e2e/model-a/*\"\n"
+			      "    labels:\n"
+			      "      model_id: \"m-a\"\n"
+			      "      model_name: \"alpha\"\n"
+			      "      deployment_id: \"d-a\"\n"
+			      "      environment: \"production\"\n"
+			      "      rollout_phase: \"stable\"\n"
+			      "  - cgroup: /tapir-e2e/model-b/*\n"
+			      "    labels:\n"
+			      "      model_id: m-b\n"
+			      "      rollout_phase: promoting\n"
+			      "buckets:\n"
+			      "  latency_seconds: [0.005, 0.01, 0.1, 1, 10]\n"
+			      "  size_bytes: [64, 256, 1024]\n"
+			      "limits:\n"
+			      "  max_connections: 1024\n"
+			      "  ringbuf_bytes: 8388608\n"
+			      "  gc_interval_ms: 250\n";
+
+static void test_example(void **state)
+{
+	static const double lat[] = { 0.005, 0.01, 0.1, 1, 10 };
+	static const double size[] = { 64, 256, 1024 };
+	struct tapir_config *cfg = parse_ok(example);
+	const struct tapir_rule *r;
+	size_t i;
+
+	assert_null(cfg->path);
+	assert_string_equal(cfg->listen, "0.0.0.0:9464");
+	assert_int_equal(cfg->n_rules, 2);
+
+	r = &cfg->rules[0];
+	assert_int_equal(r->line, 3);
+	assert_string_equal(r->cgroup, "/tapir-e2e/model-a/*");
+	assert_string_equal(r->labels[TAPIR_L_MODEL_ID], "m-a");
+	assert_string_equal(r->labels[TAPIR_L_MODEL_NAME], "alpha");
+	assert_string_equal(r->labels[TAPIR_L_DEPLOYMENT_ID], "d-a");
+	assert_string_equal(r->labels[TAPIR_L_ENVIRONMENT], "production");
+	assert_string_equal(r->labels[TAPIR_L_ROLLOUT_PHASE], "stable");
+
+	r = &cfg->rules[1];
+	assert_int_equal(r->line, 10);
+	assert_string_equal(r->cgroup, "/tapir-e2e/model-b/*");
+	assert_string_equal(r->labels[TAPIR_L_MODEL_ID], "m-b");
+	assert_string_equal(r->labels[TAPIR_L_MODEL_NAME], "");
+	assert_string_equal(r->labels[TAPIR_L_DEPLOYMENT_ID], "");
+	assert_string_equal(r->labels[TAPIR_L_ENVIRONMENT], "");
+	assert_string_equal(r->labels[TAPIR_L_ROLLOUT_PHASE], "promoting");
+
+	assert_int_equal(cfg->n_latency_buckets, ARRAY_SIZE(lat));
+	for (i = 0; i < ARRAY_SIZE(lat); i++)
+		assert_true(cfg->latency_buckets[i] == lat[i]);
+	assert_int_equal(cfg->n_size_buckets, ARRAY_SIZE(size));
+	for (i = 0; i < ARRAY_SIZE(size); i++)
+		assert_true(cfg->size_buckets[i] == size[i]);
+	assert_int_equal(cfg->max_connections, 1024);
+	assert_int_equal(cfg->ringbuf_bytes, 8388608);
+	assert_int_equal(cfg->gc_interval_ms, 250);
+	tapir_config__free(cfg);
+}
+
+static void test_empty_configs(void **state)
+{
+	static const char *const texts[] = {
+		"",
+		"\n\n",
+		"# only a comment\n",
+		"---\n",
+		"--- ~\n",
+		"deployments: []\n",
+		"deployments:\n",
+		"{}\n",
+		"buckets: {}\nlimits: {}\n",
+	};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(texts); i++) {
+		struct tapir_config *cfg = parse_ok(texts[i]);
+
+		assert_int_equal(cfg->n_rules, 0);
+		assert_null(cfg->rules);
+		assert_defaults_except_rules(cfg);
+		tapir_config__free(cfg);
+	}
+}
+
+static void test_missing_keys_default(void **state)
+{
+	struct tapir_config *cfg;
+
+	cfg = parse_ok("deployments:\n  - cgroup: /a\n");
+	assert_int_equal(cfg->n_rules, 1);
+	assert_defaults_except_rules(cfg);
+	for (int i = 0; i < TAPIR_L_COUNT; i++) {
+		assert_non_null(cfg->rules[0].labels[i]);
+		assert_string_equal(cfg->rules[0].labels[i], "");
+	}
+	tapir_config__free(cfg);
+
+	/* Overriding one bucket list or one limit leaves the others alone. */
+	cfg = parse_ok("buckets:\n  size_bytes: [1]\nlimits:\n  gc_interval_ms: 10\n");
+	assert_int_equal(cfg->n_size_buckets, 1);
+	assert_true(cfg->size_buckets[0] == 1);
+	assert_int_equal(cfg->n_latency_buckets, ARRAY_SIZE(want_latency));
+	assert_int_equal(cfg->gc_interval_ms, 10);
+	assert_int_equal(cfg->max_connections, 65536);
+	assert_int_equal(cfg->ringbuf_bytes, 4194304);
+	tapir_config__free(cfg);
+
+	/* Null and empty label values count as unset. */
+	cfg = parse_ok("deployments:\n"
+		       "  - cgroup: /a\n"
+		       "    labels:\n"
+		       "      model_id:\n"
+		       "      model_name: ~\n"
+		       "      environment: \"\"\n"
+		       "      rollout_phase: \"null\"\n");
+	assert_string_equal(cfg->rules[0].labels[TAPIR_L_MODEL_ID], "");
+	assert_string_equal(cfg->rules[0].labels[TAPIR_L_MODEL_NAME], "");
+	assert_string_equal(cfg->rules[0].labels[TAPIR_L_ENVIRONMENT], "");
+	/* Quoted, it is a string. */
+	assert_string_equal(cfg->rules[0].labels[TAPIR_L_ROLLOUT_PHASE], "null");
+	tapir_config__free(cfg);
+}
+
+static void test_bucket_sequence_styles(void **state)
+{
+	static const double want[] = { 0.5, 1, 2.5, 1e3 };
+	static const char *const texts[] = {
+		"buckets:\n  latency_seconds: [0.5, 1, 2.5, 1e3]\n",
+		"buckets:\n  latency_seconds: [\n    0.5,\n    1,\n    2.5,\n    1e3,\n  ]\n",
+		"buckets:\n  latency_seconds:\n    - 0.5\n    - 1\n    - 2.5\n    - 1e3\n",
+		"buckets:\n  latency_seconds:\n  - 0.5\n  - 1\n  - +2.5\n  - 1000.0\n",
+		"buckets: {latency_seconds: [.5, 1., 25e-1, 1E+3]}\n",
+	};
+	size_t i, j;
+
+	for (i = 0; i < ARRAY_SIZE(texts); i++) {
+		struct tapir_config *cfg = parse_ok(texts[i]);
+
+		assert_int_equal(cfg->n_latency_buckets, ARRAY_SIZE(want));
+		for (j = 0; j < ARRAY_SIZE(want); j++)
+			assert_true(cfg->latency_buckets[j] == want[j]);
+		tapir_config__free(cfg);
+	}
+}
+
+static void test_hostile_label_values(void **state)
+{
+	static const char text[] = "deployments:\n"
+				   "  - cgroup: \"/a b/\\\"q\\\"/*\"\n"
+				   "    labels:\n"
+				   "      model_id: \"say \\\"hi\\\"\"\n"
+				   "      model_name: 'back\\slash \\n not an escape'\n"
+				   "      deployment_id: \"line1\\nline2\\ttab\"\n"
+				   "      environment: |\n"
+				   "        first\n"
+				   "        second \"quoted\" \\\n"
+				   "      rollout_phase: \"caf\\u00e9 \xe2\x9c\x93 {}=,#\"\n";
+	struct tapir_config *cfg = parse_ok(text);
+	const struct tapir_rule *r = &cfg->rules[0];
+
+	assert_string_equal(r->cgroup, "/a b/\"q\"/*");
+	assert_string_equal(r->labels[TAPIR_L_MODEL_ID], "say \"hi\"");
+	assert_string_equal(r->labels[TAPIR_L_MODEL_NAME], "back\\slash \\n not an escape");
+	assert_string_equal(r->labels[TAPIR_L_DEPLOYMENT_ID], "line1\nline2\ttab");
+	assert_string_equal(r->labels[TAPIR_L_ENVIRONMENT], "first\nsecond \"quoted\" \\\n");
+	assert_string_equal(r->labels[TAPIR_L_ROLLOUT_PHASE], "caf\xc3\xa9 \xe2\x9c\x93 {}=,#");
+	tapir_config__free(cfg);
+}
+
+static void test_long_label_value(void **state)
+{
+	const size_t n = 10 * 1024;
+	struct tapir_config *cfg;
+	char *text, *value;
+	int len;
+
+	value = malloc(n + 1);
+	assert_non_null(value);
+	for (size_t i = 0; i < n; i++)
+		value[i] = 'a' + i % 26;
+	value[n] = '\0';
+	len = asprintf(&text,
+		       "deployments:\n  - cgroup: /x\n    labels:\n      model_name: \"%s\"\n",
+		       value);
+	assert_true(len > 0);
+	cfg = parse_ok(text);
+	assert_int_equal(strlen(cfg->rules[0].labels[TAPIR_L_MODEL_NAME]), n);
+	assert_string_equal(cfg->rules[0].labels[TAPIR_L_MODEL_NAME], value);
+	tapir_config__free(cfg);
+
+	/*
+	 * An unknown 10 KB key (explicit, as YAML caps implicit keys at 1024 characters) is cut
+	 * short in the message, which stays on one line.
+	 */
+	free(text);
+	len = asprintf(&text,
+		       "deployments:\n  - cgroup: /x\n    labels:\n      ? \"%s\\n\"\n      : v\n",
+		       value);
+	assert_true(len > 0);
+	{
+		struct tapir_config *bad = NULL;
+		char err[1024];
+
+		assert_int_equal(tapir_config__parse(NAME, text, len, &bad, err, sizeof(err)),
+				 -EINVAL);
+		if (!strstr(err, NAME ":4: unknown key \"abcdef"))
+			fail_msg("got %s", err);
+		assert_non_null(strstr(err, "..."));
+		assert_null(strchr(err, '\n'));
+		assert_true(strlen(err) < 400);
+	}
+	free(text);
+	free(value);
+}
+
+static void test_rule_values_are_scalars_verbatim(void **state)
+{
+	/* Plain scalars that YAML would call numbers or booleans stay as written. */
+	struct tapir_config *cfg = parse_ok("deployments:\n"
+					    "  - cgroup: /x\n"
+					    "    labels: {model_id: 0123, model_name: true, "
+					    "deployment_id: 1.50, environment: prod}\n");
+
+	assert_string_equal(cfg->rules[0].labels[TAPIR_L_MODEL_ID], "0123");
+	assert_string_equal(cfg->rules[0].labels[TAPIR_L_MODEL_NAME], "true");
+	assert_string_equal(cfg->rules[0].labels[TAPIR_L_DEPLOYMENT_ID], "1.50");
+	assert_string_equal(cfg->rules[0].labels[TAPIR_L_ENVIRONMENT], "prod");
+	tapir_config__free(cfg);
+}
+
+static void test_anchors(void **state)
+{
+	struct tapir_config *cfg = parse_ok("deployments:\n"
+					    "  - cgroup: /a/*\n"
+					    "    labels: &l {model_name: shared}\n"
+					    "  - cgroup: /b/*\n"
+					    "    labels: *l\n");
+
+	assert_int_equal(cfg->n_rules, 2);
+	assert_string_equal(cfg->rules[1].cgroup, "/b/*");
+	assert_string_equal(cfg->rules[1].labels[TAPIR_L_MODEL_NAME], "shared");
+	tapir_config__free(cfg);
+}
+
+static void test_listen_valid(void **state)
+{
+	static const char *const good[] = {
+		"0.0.0.0:9464",	  "127.0.0.1:1",	"localhost:65535", "metrics.example.com:80",
+		"[::]:9464",	  "[::1]:9464",		"[fe80::1]:8080",  "host-1:9000",
+		"10.0.0.1:09464", "[::ffff:1.2.3.4]:1",
+	};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(good); i++) {
+		char text[128];
+		struct tapir_config *cfg;
+
+		snprintf(text, sizeof(text), "listen: \"%s\"\n", good[i]);
+		cfg = parse_ok(text);
+		assert_string_equal(cfg->listen, good[i]);
+		tapir_config__free(cfg);
+	}
+}
+
+static void test_listen_invalid(void **state)
+{
+	static const struct {
+		const char *listen;
+		const char *reason;
+	} cases[] = {
+		{ "9464", "must be HOST:PORT" },
+		{ "", "must be HOST:PORT" },
+		{ "0.0.0.0:", "port must be a number in 1..65535" },
+		{ "0.0.0.0:0", "port must be a number in 1..65535" },
+		{ "0.0.0.0:65536", "port must be a number in 1..65535" },
+		{ "0.0.0.0:-1", "port must be a number in 1..65535" },
+		{ "0.0.0.0:http", "port must be a number in 1..65535" },
+		{ "0.0.0.0:94 64", "port must be a number" },
+		{ ":9464", "missing host" },
+		{ "::1:9464", "put an IPv6 address in brackets" },
+		{ "[::1:9464", "unterminated '['" },
+		{ "[::1]x:9464", "unterminated '['" },
+		{ "[nope]:9464", "\"nope\" is not an IPv6 address" },
+		{ "256.0.0.1:9464", "\"256.0.0.1\" is not an IPv4 address" },
+		{ "1.2.3:9464", "is not an IPv4 address" },
+		{ "bad_host:9464", "\"bad_host\" is not a valid host name" },
+		{ "-bad:9464", "is not a valid host name" },
+		{ "a..b:9464", "is not a valid host name" },
+		{ " 0.0.0.0:9464", "is not a valid host name" },
+	};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		char text[128];
+
+		snprintf(text, sizeof(text), "# c\nlisten: \"%s\"\n", cases[i].listen);
+		expect_error(text, 2, cases[i].reason);
+	}
+	expect_error("listen: [a, b]\n", 1, "listen must be a string, not a list");
+	expect_error("listen:\n  host: x\n", 2, "listen must be a string, not a mapping");
+	expect_error("listen:\n", 1, "must be HOST:PORT");
+}
+
+static void test_error_malformed_yaml(void **state)
+{
+	expect_error("listen: \"0.0.0.0:9464\n", 2, "invalid YAML");
+	expect_error("deployments:\n  - cgroup: /a\n   labels: {}\n", 3, "invalid YAML");
+	expect_error("limits:\n\tmax_connections: 5\n", 2, "invalid YAML");
+	expect_error("buckets: [1, 2\n", 2, "invalid YAML");
+	expect_error("a: b: c\n", 1, "mapping values are not allowed");
+	expect_error("deployments: *nothing\n", 1, "undefined alias");
+	/* Invalid UTF-8 is a reader error, located from its byte offset. */
+	expect_error("listen: \"0.0.0.0:9464\"\n# \xff\xfe\n", 2, "invalid YAML");
+	expect_error("listen: \"0.0.0.0:9464\"\n---\nlisten: \"0.0.0.0:1\"\n", 3,
+		     "only one YAML document");
+	expect_error("---\n{}\n---\nfoo: [\n", 5, "invalid YAML");
+}
+
+static void test_error_unknown_keys(void **state)
+{
+	expect_error("listen: \"0.0.0.0:9464\"\nlisen: x\n", 2,
+		     "unknown key \"lisen\" at the top level (expected one of listen, deployments, "
+		     "buckets, limits)");
+	expect_error("deployments:\n"
+		     "  - cgroup: /x\n"
+		     "    labels:\n"
+		     "      model_id: a\n"
+		     "      model_name: b\n"
+		     "      deployment_id: c\n"
+		     "      modle_id: d\n",
+		     7,
+		     "unknown key \"modle_id\" in labels (expected one of model_id, model_name, "
+		     "deployment_id, environment, rollout_phase)");
+	expect_error("deployments:\n  - cgroup: /x\n    label: {}\n", 3,
+		     "unknown key \"label\" in deployment (expected one of cgroup, labels)");
+	expect_error("buckets:\n  latency: [1]\n", 2,
+		     "unknown key \"latency\" in buckets (expected one of latency_seconds, "
+		     "size_bytes)");
+	expect_error("limits:\n  max_conns: 5\n", 2,
+		     "unknown key \"max_conns\" in limits (expected one of max_connections, "
+		     "ringbuf_bytes, gc_interval_ms)");
+	expect_error("deployments:\n  - cgroup: /x\n    labels:\n      instance: x\n", 4,
+		     "unknown key \"instance\" in labels");
+	/* Keys are exact: no case folding. */
+	expect_error("Listen: \"0.0.0.0:9464\"\n", 1, "unknown key \"Listen\"");
+	expect_error("? [a]\n: b\n", 1, "keys at the top level must be strings, not a list");
+	expect_error("limits:\n  \"max_connections\\0x\": 5\n", 2,
+		     "unknown key \"max_connections\\x00x\" in limits");
+}
+
+static void test_error_wrong_types(void **state)
+{
+	expect_error("- a\n- b\n", 1, "the top level must be a mapping of settings, not a list");
+	expect_error("just text\n", 1, "the top level must be a mapping");
+	expect_error("deployments:\n  cgroup: /x\n", 2,
+		     "deployments must be a list, not a mapping");
+	expect_error("deployments: /x\n", 1, "deployments must be a list, not a scalar");
+	expect_error("deployments:\n  - /x\n", 2, "each deployment must be a mapping");
+	expect_error("deployments:\n  -\n", 2, "each deployment must be a mapping");
+	expect_error("deployments:\n  - cgroup: [/x]\n", 2, "cgroup must be a string, not a list");
+	expect_error("deployments:\n  - cgroup: /x\n    labels: [a, b]\n", 3,
+		     "labels must be a mapping, not a list");
+	expect_error("deployments:\n  - cgroup: /x\n    labels: model_id\n", 3,
+		     "labels must be a mapping, not a scalar");
+	expect_error("deployments:\n  - cgroup: /x\n    labels:\n      model_id: {a: b}\n", 4,
+		     "label model_id must be a string, not a mapping");
+	expect_error("deployments:\n  - cgroup: /x\n    labels:\n      environment:\n        - a\n",
+		     5, "label environment must be a string, not a list");
+	expect_error("deployments:\n  - cgroup: /x\n    labels:\n      model_id: \"a\\0b\"\n", 4,
+		     "label model_id contains a NUL character");
+	expect_error("buckets: [1, 2]\n", 1, "buckets must be a mapping, not a list");
+	expect_error("limits: 5\n", 1, "limits must be a mapping, not a scalar");
+	expect_error("buckets:\n  size_bytes: 64\n", 2,
+		     "size_bytes must be a list of numbers, not a scalar");
+	expect_error("buckets:\n  size_bytes:\n    a: 1\n", 3,
+		     "size_bytes must be a list of numbers, not a mapping");
+	expect_error("buckets:\n  size_bytes: [[1]]\n", 2,
+		     "size_bytes[0] must be a number, not a list");
+	expect_error("limits:\n  max_connections: [1]\n", 2,
+		     "max_connections must be an integer, not a list");
+}
+
+static void test_error_missing_cgroup(void **state)
+{
+	expect_error("deployments:\n"
+		     "  - cgroup: /ok\n"
+		     "  - labels:\n"
+		     "      model_id: x\n",
+		     3, "deployment is missing the required key \"cgroup\"");
+	expect_error("deployments:\n  - {}\n", 2, "missing the required key \"cgroup\"");
+	expect_error("deployments:\n  - cgroup: tapir/*\n", 2,
+		     "cgroup \"tapir/*\" must be a cgroup v2 path or glob starting with '/'");
+	expect_error("deployments:\n  - cgroup: \"\"\n", 2, "starting with '/'");
+	expect_error("deployments:\n  - cgroup:\n", 2, "starting with '/'");
+}
+
+static void test_error_bad_numbers(void **state)
+{
+	static const struct {
+		const char *value;
+		const char *reason;
+	} cases[] = {
+		{ "[0.1, abc]", "latency_seconds[1]: \"abc\" is not a number" },
+		{ "[0.1, \"0.2\"]", "latency_seconds[1]: \"0.2\" is not a number" },
+		{ "[0x10]", "latency_seconds[0]: \"0x10\" is not a number" },
+		{ "[.inf]", "\".inf\" is not a number" },
+		{ "[nan]", "\"nan\" is not a number" },
+		{ "[1e999]", "latency_seconds[0]: \"1e999\" is out of range" },
+		{ "[1e]", "\"1e\" is not a number" },
+		{ "[1,000]", "latency_seconds[1]: bucket bounds must be > 0, got 000" },
+		{ "[0]", "latency_seconds[0]: bucket bounds must be > 0, got 0" },
+		{ "[-1, 1]", "latency_seconds[0]: bucket bounds must be > 0, got -1" },
+		{ "[0.1, 0.1]", "latency_seconds[1]: 0.1 is not greater than the bound before it" },
+		{ "[1, 2, 1.5]",
+		  "latency_seconds[2]: 1.5 is not greater than the bound before it (2)" },
+		{ "[]", "latency_seconds must not be empty" },
+		{ "", "latency_seconds must not be empty" },
+	};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		char text[256];
+
+		snprintf(text, sizeof(text), "buckets:\n  size_bytes: [1]\n  latency_seconds: %s\n",
+			 cases[i].value);
+		expect_error(text, 3, cases[i].reason);
+	}
+	/* A block list points at the offending item's own line. */
+	expect_error("buckets:\n  size_bytes:\n    - 64\n    - 256\n    - 128\n", 5,
+		     "size_bytes[2]: 128 is not greater than the bound before it (256)");
+}
+
+static void test_limits(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *reason;
+	} bad[] = {
+		{ "max_connections: 0", "max_connections must be in 1..16777216, got \"0\"" },
+		{ "max_connections: 16777217", "max_connections must be in 1..16777216" },
+		{ "max_connections: -5", "max_connections: \"-5\" is not a whole number" },
+		{ "max_connections: 1.5", "is not a whole number" },
+		{ "max_connections: \"5\"", "is not a whole number" },
+		{ "max_connections: 99999999999999999999999", "must be in 1..16777216" },
+		{ "max_connections:", "is not a whole number" },
+		{ "ringbuf_bytes: 5000",
+		  "ringbuf_bytes must be a power of two in 4096..1073741824" },
+		{ "ringbuf_bytes: 2048",
+		  "must be a power of two in 4096..1073741824, got \"2048\"" },
+		{ "ringbuf_bytes: 2147483648", "must be a power of two in 4096..1073741824" },
+		{ "ringbuf_bytes: 4294967296", "must be a power of two" },
+		{ "gc_interval_ms: 9", "gc_interval_ms must be in 10..600000, got \"9\"" },
+		{ "gc_interval_ms: 600001", "gc_interval_ms must be in 10..600000" },
+	};
+	struct tapir_config *cfg;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		char text[256];
+
+		snprintf(text, sizeof(text), "limits:\n  %s\n", bad[i].text);
+		expect_error(text, 2, bad[i].reason);
+	}
+
+	cfg = parse_ok("limits:\n"
+		       "  max_connections: 16777216\n"
+		       "  ringbuf_bytes: 1073741824\n"
+		       "  gc_interval_ms: 600000\n");
+	assert_int_equal(cfg->max_connections, 16777216);
+	assert_int_equal(cfg->ringbuf_bytes, 1073741824);
+	assert_int_equal(cfg->gc_interval_ms, 600000);
+	tapir_config__free(cfg);
+
+	cfg = parse_ok("limits: {max_connections: 1, ringbuf_bytes: 4096, gc_interval_ms: 10}\n");
+	assert_int_equal(cfg->max_connections, 1);
+	assert_int_equal(cfg->ringbuf_bytes, 4096);
+	assert_int_equal(cfg->gc_interval_ms, 10);
+	tapir_config__free(cfg);
+}
+
+static void test_error_duplicate_keys(void **state)
+{
+	expect_error("listen: \"0.0.0.0:1\"\n# x\nlisten: \"0.0.0.0:2\"\n", 3,
+		     "duplicate key \"listen\" at the top level (first set at line 1)");
+	expect_error("deployments:\n"
+		     "  - cgroup: /x\n"
+		     "    labels:\n"
+		     "      model_id: a\n"
+		     "      model_id: b\n",
+		     5, "duplicate key \"model_id\" in labels (first set at line 4)");
+	expect_error("deployments:\n  - cgroup: /x\n    cgroup: /y\n", 3,
+		     "duplicate key \"cgroup\" in deployment");
+	expect_error("limits: {gc_interval_ms: 10, gc_interval_ms: 20}\n", 1,
+		     "duplicate key \"gc_interval_ms\" in limits");
+	expect_error("buckets:\n  size_bytes: [1]\n  \"size_bytes\": [2]\n", 3,
+		     "duplicate key \"size_bytes\" in buckets (first set at line 2)");
+}
+
+static void test_error_truncated_buffer(void **state)
+{
+	struct tapir_config *cfg = NULL;
+	char err[16];
+
+	memset(err, 'x', sizeof(err));
+	assert_int_equal(tapir_config__parse(NAME, "bogus: 1\n", 9, &cfg, err, 12), -EINVAL);
+	assert_null(cfg);
+	assert_string_equal(err, "tapir.yaml:");
+	assert_int_equal(err[12], 'x');
+	/* No buffer at all is fine too. */
+	assert_int_equal(tapir_config__parse(NAME, "bogus: 1\n", 9, &cfg, NULL, 0), -EINVAL);
+	assert_null(cfg);
+}
+
+static void test_parse_not_nul_terminated(void **state)
+{
+	static const char text[] = "listen: \"0.0.0.0:1\"\nTRAILING GARBAGE";
+	struct tapir_config *cfg = NULL;
+	char err[256];
+
+	assert_int_equal(tapir_config__parse(NAME, text, strlen("listen: \"0.0.0.0:1\"\n"), &cfg,
+					     err, sizeof(err)),
+			 0);
+	assert_string_equal(cfg->listen, "0.0.0.0:1");
+	tapir_config__free(cfg);
+}
+
+static void test_load_file(void **state)
+{
+	char path[] = "/tmp/tapir-test-config-XXXXXX";
+	struct tapir_config *cfg = NULL;
+	char err[512];
+	int fd;
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, example, strlen(example)), (ssize_t)strlen(example));
+	close(fd);
+
+	assert_int_equal(tapir_config__load(path, &cfg, err, sizeof(err)), 0);
+	assert_non_null(cfg);
+	assert_string_equal(cfg->path, path);
+	assert_int_equal(cfg->n_rules, 2);
+	assert_string_equal(cfg->rules[0].labels[TAPIR_L_MODEL_NAME], "alpha");
+	tapir_config__free(cfg);
+
+	/* Errors name the file as given. */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "limits:\n  nope: 1\n", 18), 18);
+	close(fd);
+	cfg = (struct tapir_config *)&cfg;
+	assert_int_equal(tapir_config__load(path, &cfg, err, sizeof(err)), -EINVAL);
+	assert_null(cfg);
+	assert_true(strncmp(err, path, strlen(path)) == 0);
+	assert_string_equal(err + strlen(path), ":2: unknown key \"nope\" in limits (expected one "
+						"of max_connections, ringbuf_bytes, "
+						"gc_interval_ms)");
+	unlink(path);
+}
+
+static void test_load_errors(void **state)
+{
+	struct tapir_config *cfg = (struct tapir_config *)&cfg;
+	char err[512];
+
+	assert_int_equal(tapir_config__load("/nonexistent/tapir.yaml", &cfg, err, sizeof(err)),
+			 -ENOENT);
+	assert_null(cfg);
+	assert_string_equal(err, "/nonexistent/tapir.yaml: No such file or directory");
+
+	cfg = (struct tapir_config *)&cfg;
+	assert_int_equal(tapir_config__load("/tmp", &cfg, err, sizeof(err)), -EISDIR);
+	assert_null(cfg);
+	assert_string_equal(err, "/tmp: Is a directory");
+
+	/* An empty file is a valid config with no rules. */
+	assert_int_equal(tapir_config__load("/dev/null", &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg->n_rules, 0);
+	assert_defaults_except_rules(cfg);
+	tapir_config__free(cfg);
+}
+
+static void test_shipped_config(void **state)
+{
+	struct tapir_config *cfg = NULL;
+	char err[512] = "";
+
+	/* Run from the repository root, as `make test-unit` does; skip anywhere else. */
+	if (access("config/tapir.yaml", R_OK))
+		skip();
+	if (tapir_config__load("config/tapir.yaml", &cfg, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_string_equal(cfg->listen, "0.0.0.0:9464");
+	assert_true(cfg->n_rules >= 1);
+	assert_string_equal(cfg->rules[0].cgroup, "/tapir-demo/*");
+	assert_string_equal(cfg->rules[0].labels[TAPIR_L_MODEL_NAME], "demo");
+	tapir_config__free(cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_label_names),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_free_null),
+		cmocka_unit_test(test_example),
+		cmocka_unit_test(test_empty_configs),
+		cmocka_unit_test(test_missing_keys_default),
+		cmocka_unit_test(test_bucket_sequence_styles),
+		cmocka_unit_test(test_hostile_label_values),
+		cmocka_unit_test(test_long_label_value),
+		cmocka_unit_test(test_rule_values_are_scalars_verbatim),
+		cmocka_unit_test(test_anchors),
+		cmocka_unit_test(test_listen_valid),
+		cmocka_unit_test(test_listen_invalid),
+		cmocka_unit_test(test_error_malformed_yaml),
+		cmocka_unit_test(test_error_unknown_keys),
+		cmocka_unit_test(test_error_wrong_types),
+		cmocka_unit_test(test_error_missing_cgroup),
+		cmocka_unit_test(test_error_bad_numbers),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_error_duplicate_keys),
+		cmocka_unit_test(test_error_truncated_buffer),
+		cmocka_unit_test(test_parse_not_nul_terminated),
+		cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_load_errors),
+		cmocka_unit_test(test_shipped_config),
+	};
+
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

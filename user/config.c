@@ -1,0 +1,847 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Reads tapir.yaml with libyaml into a struct tapir_config, rejecting anything it does not know. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "config.h"
+
+const char *const tapir_label_names[TAPIR_L_COUNT] = {
+	[TAPIR_L_MODEL_ID] = "model_id",	   [TAPIR_L_MODEL_NAME] = "model_name",
+	[TAPIR_L_DEPLOYMENT_ID] = "deployment_id", [TAPIR_L_ENVIRONMENT] = "environment",
+	[TAPIR_L_ROLLOUT_PHASE] = "rollout_phase",
+};
+
+#define DEFAULT_LISTEN		"0.0.0.0:9464"
+#define DEFAULT_MAX_CONNECTIONS 65536
+#define DEFAULT_RINGBUF_BYTES	(4u << 20)
+#define DEFAULT_GC_INTERVAL_MS	1000
+
+#define MAX_CONNECTIONS_MAX (1u << 24)
+#define RINGBUF_BYTES_MIN   4096u
+#define RINGBUF_BYTES_MAX   (1u << 30)
+#define GC_INTERVAL_MS_MIN  10
+#define GC_INTERVAL_MS_MAX  600000
+
+/* A config is a page or two; anything this big is a mistake, not a config. */
+#define MAX_FILE_BYTES (16 << 20)
+
+static const double default_latency_buckets[] = {
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800,
+};
+
+/* Request and response sizes: powers of 4 from 64 B to 1 GiB. */
+static const double default_size_buckets[] = {
+	64,	 256,	  1024,	    4096,     16384,	 65536,	     262144,
+	1048576, 4194304, 16777216, 67108864, 268435456, 1073741824,
+};
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+struct parse_ctx {
+	const char *name;
+	yaml_document_t *doc;
+	struct tapir_config *cfg;
+	char *err;
+	size_t errlen;
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int node_line(const yaml_node_t *node)
+{
+	return node ? (int)node->start_mark.line + 1 : 1;
+}
+
+static int bad(struct parse_ctx *c, const yaml_node_t *node, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Reports "FILE:LINE: reason" for @node and returns -EINVAL, so callers can `return bad(...)`. */
+static int bad(struct parse_ctx *c, const yaml_node_t *node, const char *fmt, ...)
+{
+	char reason[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	set_err(c->err, c->errlen, "%s:%d: %s", c->name, node_line(node), reason);
+	return -EINVAL;
+}
+
+static int no_mem(struct parse_ctx *c)
+{
+	set_err(c->err, c->errlen, "%s: %s", c->name, strerror(ENOMEM));
+	return -ENOMEM;
+}
+
+/*
+ * Quote a user-supplied string for an error message: escaped, so a value with newlines still
+ * gives a one-line message, and cut short, so a 10 KB value does not drown the reason.
+ */
+static const char *quote(char *out, size_t outlen, const char *s, size_t len)
+{
+	const size_t max_in = 48;
+	size_t i, o = 0, n = len < max_in ? len : max_in;
+
+	/* Don't cut a UTF-8 sequence in half. */
+	if (n < len)
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	out[o++] = '"';
+	for (i = 0; i < n && o + 8 < outlen; i++) {
+		unsigned char ch = s[i];
+
+		if (ch == '"' || ch == '\\')
+			o += snprintf(out + o, outlen - o, "\\%c", ch);
+		else if (ch == '\n')
+			o += snprintf(out + o, outlen - o, "\\n");
+		else if (ch < 0x20 || ch == 0x7f)
+			o += snprintf(out + o, outlen - o, "\\x%02x", ch);
+		else
+			out[o++] = ch;
+	}
+	out[o++] = '"';
+	if (i < len)
+		o += snprintf(out + o, outlen - o, "...");
+	out[o] = '\0';
+	return out;
+}
+
+#define QUOTE_BUF      256
+#define Q(buf, s, len) quote(buf, sizeof(buf), (const char *)(s), (len))
+#define QNODE(buf, n)  Q(buf, (n)->data.scalar.value, (n)->data.scalar.length)
+
+static const char *kind_name(const yaml_node_t *node)
+{
+	switch (node->type) {
+	case YAML_SCALAR_NODE: return "a scalar";
+	case YAML_SEQUENCE_NODE: return "a list";
+	case YAML_MAPPING_NODE: return "a mapping";
+	default: return "nothing";
+	}
+}
+
+/* YAML 1.1 core null: an empty or "~"/"null" plain scalar, as in `deployments:` with no value. */
+static bool is_null(const yaml_node_t *node)
+{
+	static const char *const nulls[] = { "", "~", "null", "Null", "NULL" };
+	size_t i;
+
+	if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	for (i = 0; i < ARRAY_SIZE(nulls); i++)
+		if (!strcmp((const char *)node->data.scalar.value, nulls[i]))
+			return true;
+	return false;
+}
+
+/* Scalars are C strings from here on, so one with an embedded "\0" escape is refused. */
+static int get_string(struct parse_ctx *c, const yaml_node_t *node, const char *what,
+		      const char **out)
+{
+	if (node->type != YAML_SCALAR_NODE)
+		return bad(c, node, "%s must be a string, not %s", what, kind_name(node));
+	if (strlen((const char *)node->data.scalar.value) != node->data.scalar.length)
+		return bad(c, node, "%s contains a NUL character", what);
+	*out = (const char *)node->data.scalar.value;
+	return 0;
+}
+
+/*
+ * Check that @map is a mapping whose keys are all in @keys, each at most once, and put the
+ * value for keys[i] in vals[i] (NULL where absent). @name names the mapping in messages, NULL
+ * for the top level. A null value counts as an empty mapping.
+ */
+static int get_fields(struct parse_ctx *c, const yaml_node_t *map, const char *name,
+		      const char *const *keys, size_t n_keys, yaml_node_t **vals)
+{
+	yaml_node_t *seen[8] = { NULL };
+	yaml_node_pair_t *pair;
+	char q[QUOTE_BUF], where[64];
+	size_t i;
+
+	if (name)
+		snprintf(where, sizeof(where), "in %s", name);
+	else
+		snprintf(where, sizeof(where), "at the top level");
+
+	if (n_keys > ARRAY_SIZE(seen))
+		return -E2BIG;
+	for (i = 0; i < n_keys; i++)
+		vals[i] = NULL;
+	if (is_null(map))
+		return 0;
+	if (map->type != YAML_MAPPING_NODE)
+		return bad(c, map, "%s must be a mapping, not %s", name ? name : "the top level",
+			   kind_name(map));
+
+	for (pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top; pair++) {
+		yaml_node_t *key = yaml_document_get_node(c->doc, pair->key);
+		yaml_node_t *val = yaml_document_get_node(c->doc, pair->value);
+		char expected[256] = "";
+		size_t off = 0;
+
+		if (!key || !val)
+			return bad(c, map, "malformed mapping %s", where);
+		if (key->type != YAML_SCALAR_NODE)
+			return bad(c, key, "keys %s must be strings, not %s", where,
+				   kind_name(key));
+		for (i = 0; i < n_keys; i++)
+			if (!strcmp((const char *)key->data.scalar.value, keys[i]) &&
+			    strlen(keys[i]) == key->data.scalar.length)
+				break;
+		if (i == n_keys) {
+			for (i = 0; i < n_keys && off < sizeof(expected); i++)
+				off += snprintf(expected + off, sizeof(expected) - off, "%s%s",
+						i ? ", " : "", keys[i]);
+			return bad(c, key, "unknown key %s %s (expected one of %s)", QNODE(q, key),
+				   where, expected);
+		}
+		if (seen[i])
+			return bad(c, key, "duplicate key \"%s\" %s (first set at line %d)",
+				   keys[i], where, node_line(seen[i]));
+		seen[i] = key;
+		vals[i] = val;
+	}
+	return 0;
+}
+
+static bool all_chars_in(const char *s, size_t len, const char *set)
+{
+	return strspn(s, set) == len;
+}
+
+static bool valid_hostname(const char *s, size_t len)
+{
+	size_t label = 0, i;
+
+	if (len == 0 || len > 253)
+		return false;
+	for (i = 0; i <= len; i++) {
+		char ch = i < len ? s[i] : '.';
+
+		if (ch == '.') {
+			if (label == 0 || label > 63 || s[i - 1] == '-' || s[i - label] == '-')
+				return false;
+			label = 0;
+		} else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			   (ch >= '0' && ch <= '9') || ch == '-') {
+			label++;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* HOST:PORT where HOST is an IPv4 address, a host name or a bracketed IPv6 address. */
+static int check_listen(struct parse_ctx *c, const yaml_node_t *node, const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	char q[QUOTE_BUF], host[256];
+	size_t hlen, plen;
+	unsigned long port;
+	unsigned char addr[16];
+
+	if (!colon)
+		return bad(c, node, "listen %s must be HOST:PORT, e.g. \"0.0.0.0:9464\"",
+			   Q(q, s, strlen(s)));
+	plen = strlen(colon + 1);
+	port = strtoul(colon + 1, NULL, 10);
+	if (plen == 0 || plen > 5 || !all_chars_in(colon + 1, plen, "0123456789") || port < 1 ||
+	    port > 65535)
+		return bad(c, node, "listen %s: port must be a number in 1..65535",
+			   Q(q, s, strlen(s)));
+
+	hlen = colon - s;
+	if (hlen == 0)
+		return bad(c, node,
+			   "listen %s: missing host (use 0.0.0.0 for every IPv4 address or [::] "
+			   "for every IPv6 address)",
+			   Q(q, s, strlen(s)));
+	if (hlen >= sizeof(host))
+		return bad(c, node, "listen %s: host is too long", Q(q, s, strlen(s)));
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+
+	if (host[0] == '[') {
+		if (hlen < 3 || host[hlen - 1] != ']')
+			return bad(c, node, "listen %s: unterminated '[' in IPv6 address",
+				   Q(q, s, strlen(s)));
+		host[hlen - 1] = '\0';
+		if (inet_pton(AF_INET6, host + 1, addr) != 1)
+			return bad(c, node, "listen %s: \"%s\" is not an IPv6 address",
+				   Q(q, s, strlen(s)), host + 1);
+		return 0;
+	}
+	if (strchr(host, ':'))
+		return bad(c, node,
+			   "listen %s: put an IPv6 address in brackets, e.g. \"[::]:9464\"",
+			   Q(q, s, strlen(s)));
+	if (all_chars_in(host, hlen, "0123456789.")) {
+		if (inet_pton(AF_INET, host, addr) != 1)
+			return bad(c, node, "listen %s: \"%s\" is not an IPv4 address",
+				   Q(q, s, strlen(s)), host);
+		return 0;
+	}
+	if (!valid_hostname(host, hlen))
+		return bad(c, node, "listen %s: \"%s\" is not a valid host name",
+			   Q(q, s, strlen(s)), host);
+	return 0;
+}
+
+static int parse_listen(struct parse_ctx *c, const yaml_node_t *node)
+{
+	const char *s;
+	char *dup;
+	int err;
+
+	err = get_string(c, node, "listen", &s);
+	if (err)
+		return err;
+	err = check_listen(c, node, s);
+	if (err)
+		return err;
+	dup = strdup(s);
+	if (!dup)
+		return no_mem(c);
+	free(c->cfg->listen);
+	c->cfg->listen = dup;
+	return 0;
+}
+
+/*
+ * Numbers must be plain scalars in decimal notation: YAML quoting a number, or strtod's hex,
+ * "inf" and "nan", are more likely mistakes than intent.
+ */
+static bool scalar_is_number(const yaml_node_t *node)
+{
+	const char *s = (const char *)node->data.scalar.value;
+	size_t digits = 0;
+
+	if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	if (*s == '+' || *s == '-')
+		s++;
+	for (; *s >= '0' && *s <= '9'; s++)
+		digits++;
+	if (*s == '.')
+		for (s++; *s >= '0' && *s <= '9'; s++)
+			digits++;
+	if (!digits)
+		return false;
+	if (*s == 'e' || *s == 'E') {
+		s++;
+		if (*s == '+' || *s == '-')
+			s++;
+		if (*s < '0' || *s > '9')
+			return false;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	return *s == '\0';
+}
+
+static int parse_buckets(struct parse_ctx *c, const yaml_node_t *node, const char *what,
+			 double **out, size_t *n_out)
+{
+	yaml_node_item_t *item;
+	char q[QUOTE_BUF];
+	double *b;
+	size_t n = 0;
+
+	if (!is_null(node) && node->type != YAML_SEQUENCE_NODE)
+		return bad(c, node, "%s must be a list of numbers, not %s", what, kind_name(node));
+	if (is_null(node) || node->data.sequence.items.top == node->data.sequence.items.start)
+		return bad(c, node, "%s must not be empty", what);
+
+	b = calloc(node->data.sequence.items.top - node->data.sequence.items.start, sizeof(*b));
+	if (!b)
+		return no_mem(c);
+	for (item = node->data.sequence.items.start; item < node->data.sequence.items.top;
+	     item++, n++) {
+		yaml_node_t *v = yaml_document_get_node(c->doc, *item);
+		int err;
+
+		if (!v) {
+			err = bad(c, node, "malformed list in %s", what);
+		} else if (v->type != YAML_SCALAR_NODE) {
+			err = bad(c, v, "%s[%zu] must be a number, not %s", what, n, kind_name(v));
+		} else if (!scalar_is_number(v)) {
+			err = bad(c, v, "%s[%zu]: %s is not a number", what, n, QNODE(q, v));
+		} else {
+			b[n] = strtod((const char *)v->data.scalar.value, NULL);
+			if (!isfinite(b[n]))
+				err = bad(c, v, "%s[%zu]: %s is out of range", what, n,
+					  QNODE(q, v));
+			else if (b[n] <= 0)
+				err = bad(c, v, "%s[%zu]: bucket bounds must be > 0, got %s", what,
+					  n, v->data.scalar.value);
+			else if (n > 0 && b[n] <= b[n - 1])
+				err = bad(c, v,
+					  "%s[%zu]: %s is not greater than the bound before it "
+					  "(%g); bounds must be strictly increasing",
+					  what, n, v->data.scalar.value, b[n - 1]);
+			else
+				err = 0;
+		}
+		if (err) {
+			free(b);
+			return err;
+		}
+	}
+	*out = b;
+	*n_out = n;
+	return 0;
+}
+
+static int parse_bucket_section(struct parse_ctx *c, const yaml_node_t *node)
+{
+	static const char *const keys[] = { "latency_seconds", "size_bytes" };
+	struct tapir_config *cfg = c->cfg;
+	yaml_node_t *vals[ARRAY_SIZE(keys)];
+	double *b;
+	size_t n;
+	int err;
+
+	err = get_fields(c, node, "buckets", keys, ARRAY_SIZE(keys), vals);
+	if (err)
+		return err;
+	if (vals[0]) {
+		err = parse_buckets(c, vals[0], keys[0], &b, &n);
+		if (err)
+			return err;
+		free(cfg->latency_buckets);
+		cfg->latency_buckets = b;
+		cfg->n_latency_buckets = n;
+	}
+	if (vals[1]) {
+		err = parse_buckets(c, vals[1], keys[1], &b, &n);
+		if (err)
+			return err;
+		free(cfg->size_buckets);
+		cfg->size_buckets = b;
+		cfg->n_size_buckets = n;
+	}
+	return 0;
+}
+
+static int parse_u32(struct parse_ctx *c, const yaml_node_t *node, const char *what,
+		     unsigned long long *out)
+{
+	const char *s;
+	char q[QUOTE_BUF];
+
+	if (node->type != YAML_SCALAR_NODE)
+		return bad(c, node, "%s must be an integer, not %s", what, kind_name(node));
+	s = (const char *)node->data.scalar.value;
+	if (node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || !node->data.scalar.length ||
+	    !all_chars_in(s, node->data.scalar.length, "0123456789"))
+		return bad(c, node, "%s: %s is not a whole number", what, QNODE(q, node));
+	errno = 0;
+	*out = strtoull(s, NULL, 10);
+	if (errno || *out > UINT32_MAX)
+		*out = UINT32_MAX + 1ull; /* let the caller's range check report it */
+	return 0;
+}
+
+static int parse_limits(struct parse_ctx *c, const yaml_node_t *node)
+{
+	static const char *const keys[] = { "max_connections", "ringbuf_bytes", "gc_interval_ms" };
+	struct tapir_config *cfg = c->cfg;
+	yaml_node_t *vals[ARRAY_SIZE(keys)];
+	unsigned long long v;
+	char q[QUOTE_BUF];
+	int err;
+
+	err = get_fields(c, node, "limits", keys, ARRAY_SIZE(keys), vals);
+	if (err)
+		return err;
+	if (vals[0]) {
+		err = parse_u32(c, vals[0], keys[0], &v);
+		if (err)
+			return err;
+		if (v < 1 || v > MAX_CONNECTIONS_MAX)
+			return bad(c, vals[0], "max_connections must be in 1..%u, got %s",
+				   MAX_CONNECTIONS_MAX, QNODE(q, vals[0]));
+		cfg->max_connections = v;
+	}
+	if (vals[1]) {
+		err = parse_u32(c, vals[1], keys[1], &v);
+		if (err)
+			return err;
+		if (v < RINGBUF_BYTES_MIN || v > RINGBUF_BYTES_MAX || (v & (v - 1)))
+			return bad(c, vals[1],
+				   "ringbuf_bytes must be a power of two in %u..%u, got %s",
+				   RINGBUF_BYTES_MIN, RINGBUF_BYTES_MAX, QNODE(q, vals[1]));
+		cfg->ringbuf_bytes = v;
+	}
+	if (vals[2]) {
+		err = parse_u32(c, vals[2], keys[2], &v);
+		if (err)
+			return err;
+		if (v < GC_INTERVAL_MS_MIN || v > GC_INTERVAL_MS_MAX)
+			return bad(c, vals[2], "gc_interval_ms must be in %u..%u, got %s",
+				   GC_INTERVAL_MS_MIN, GC_INTERVAL_MS_MAX, QNODE(q, vals[2]));
+		cfg->gc_interval_ms = v;
+	}
+	return 0;
+}
+
+static int parse_labels(struct parse_ctx *c, const yaml_node_t *node, struct tapir_rule *rule)
+{
+	yaml_node_t *vals[TAPIR_L_COUNT];
+	char what[64];
+	const char *s;
+	int err, i;
+
+	err = get_fields(c, node, "labels", tapir_label_names, TAPIR_L_COUNT, vals);
+	if (err)
+		return err;
+	for (i = 0; i < TAPIR_L_COUNT; i++) {
+		if (!vals[i] || is_null(vals[i]))
+			continue;
+		snprintf(what, sizeof(what), "label %s", tapir_label_names[i]);
+		err = get_string(c, vals[i], what, &s);
+		if (err)
+			return err;
+		rule->labels[i] = strdup(s);
+		if (!rule->labels[i])
+			return no_mem(c);
+	}
+	return 0;
+}
+
+static int parse_rule(struct parse_ctx *c, const yaml_node_t *node, struct tapir_rule *rule)
+{
+	static const char *const keys[] = { "cgroup", "labels" };
+	yaml_node_t *vals[ARRAY_SIZE(keys)];
+	char q[QUOTE_BUF];
+	const char *s;
+	int err, i;
+
+	rule->line = node_line(node);
+	if (node->type != YAML_MAPPING_NODE)
+		return bad(c, node,
+			   "each deployment must be a mapping with cgroup and labels, not %s",
+			   kind_name(node));
+	err = get_fields(c, node, "deployment", keys, ARRAY_SIZE(keys), vals);
+	if (err)
+		return err;
+	if (!vals[0])
+		return bad(c, node, "deployment is missing the required key \"cgroup\"");
+	err = get_string(c, vals[0], "cgroup", &s);
+	if (err)
+		return err;
+	if (s[0] != '/')
+		return bad(c, vals[0],
+			   "cgroup %s must be a cgroup v2 path or glob starting with '/', "
+			   "e.g. \"/system.slice/vllm.service\"",
+			   Q(q, s, strlen(s)));
+	rule->cgroup = strdup(s);
+	if (!rule->cgroup)
+		return no_mem(c);
+
+	if (vals[1]) {
+		err = parse_labels(c, vals[1], rule);
+		if (err)
+			return err;
+	}
+	for (i = 0; i < TAPIR_L_COUNT; i++) {
+		if (rule->labels[i])
+			continue;
+		rule->labels[i] = strdup("");
+		if (!rule->labels[i])
+			return no_mem(c);
+	}
+	return 0;
+}
+
+static int parse_deployments(struct parse_ctx *c, const yaml_node_t *node)
+{
+	struct tapir_config *cfg = c->cfg;
+	yaml_node_item_t *item;
+	size_t n;
+	int err;
+
+	if (is_null(node))
+		return 0;
+	if (node->type != YAML_SEQUENCE_NODE)
+		return bad(c, node, "deployments must be a list, not %s", kind_name(node));
+	n = node->data.sequence.items.top - node->data.sequence.items.start;
+	if (!n)
+		return 0;
+	/* Counted before filling, so tapir_config__free() cleans up a half-built list. */
+	cfg->rules = calloc(n, sizeof(*cfg->rules));
+	if (!cfg->rules)
+		return no_mem(c);
+	cfg->n_rules = n;
+	for (item = node->data.sequence.items.start, n = 0; item < node->data.sequence.items.top;
+	     item++, n++) {
+		yaml_node_t *rule = yaml_document_get_node(c->doc, *item);
+
+		if (!rule)
+			return bad(c, node, "malformed deployments list");
+		err = parse_rule(c, rule, &cfg->rules[n]);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int parse_root(struct parse_ctx *c, const yaml_node_t *root)
+{
+	static const char *const keys[] = { "listen", "deployments", "buckets", "limits" };
+	yaml_node_t *vals[ARRAY_SIZE(keys)];
+	int err;
+
+	if (!root)
+		return 0; /* an empty file: all defaults, no rules */
+	if (!is_null(root) && root->type != YAML_MAPPING_NODE)
+		return bad(c, root, "the top level must be a mapping of settings, not %s",
+			   kind_name(root));
+	err = get_fields(c, root, NULL, keys, ARRAY_SIZE(keys), vals);
+	if (err)
+		return err;
+	if (vals[0]) {
+		err = parse_listen(c, vals[0]);
+		if (err)
+			return err;
+	}
+	if (vals[1]) {
+		err = parse_deployments(c, vals[1]);
+		if (err)
+			return err;
+	}
+	if (vals[2]) {
+		err = parse_bucket_section(c, vals[2]);
+		if (err)
+			return err;
+	}
+	if (vals[3]) {
+		err = parse_limits(c, vals[3]);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* libyaml's own message, with the line it points at; reader errors carry only an offset. */
+static int yaml_error(struct parse_ctx *c, const yaml_parser_t *parser, const char *text,
+		      size_t len)
+{
+	size_t line = parser->problem_mark.line + 1, i;
+	const char *problem = parser->problem ? parser->problem : "syntax error";
+
+	if (parser->error == YAML_MEMORY_ERROR)
+		return no_mem(c);
+	if (parser->error == YAML_READER_ERROR) {
+		for (line = 1, i = 0; i < parser->problem_offset && i < len; i++)
+			line += text[i] == '\n';
+		set_err(c->err, c->errlen, "%s:%zu: invalid YAML: %s", c->name, line, problem);
+	} else if (parser->context) {
+		set_err(c->err, c->errlen, "%s:%zu: invalid YAML: %s (%s at line %zu)", c->name,
+			line, problem, parser->context, parser->context_mark.line + 1);
+	} else {
+		set_err(c->err, c->errlen, "%s:%zu: invalid YAML: %s", c->name, line, problem);
+	}
+	return -EINVAL;
+}
+
+static void *memdup(const void *p, size_t n)
+{
+	void *q = malloc(n);
+
+	if (q)
+		memcpy(q, p, n);
+	return q;
+}
+
+struct tapir_config *tapir_config__new_default(void)
+{
+	struct tapir_config *cfg = calloc(1, sizeof(*cfg));
+
+	if (!cfg)
+		return NULL;
+	cfg->listen = strdup(DEFAULT_LISTEN);
+	cfg->latency_buckets = memdup(default_latency_buckets, sizeof(default_latency_buckets));
+	cfg->n_latency_buckets = ARRAY_SIZE(default_latency_buckets);
+	cfg->size_buckets = memdup(default_size_buckets, sizeof(default_size_buckets));
+	cfg->n_size_buckets = ARRAY_SIZE(default_size_buckets);
+	cfg->max_connections = DEFAULT_MAX_CONNECTIONS;
+	cfg->ringbuf_bytes = DEFAULT_RINGBUF_BYTES;
+	cfg->gc_interval_ms = DEFAULT_GC_INTERVAL_MS;
+	if (!cfg->listen || !cfg->latency_buckets || !cfg->size_buckets) {
+		tapir_config__free(cfg);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return cfg;
+}
+
+int tapir_config__parse(const char *name, const char *text, size_t len, struct tapir_config **out,
+			char *err, size_t errlen)
+{
+	struct parse_ctx c = { .name = name ? name : "<config>", .err = err, .errlen = errlen };
+	yaml_document_t doc, extra;
+	yaml_parser_t parser;
+	int ret;
+
+	*out = NULL;
+	set_err(err, errlen, "%s", "");
+	c.cfg = tapir_config__new_default();
+	if (!c.cfg)
+		return no_mem(&c);
+	if (!yaml_parser_initialize(&parser)) {
+		tapir_config__free(c.cfg);
+		return no_mem(&c);
+	}
+	/* libyaml asserts on a NULL input, even an empty one. */
+	yaml_parser_set_input_string(&parser, (const unsigned char *)(text ? text : ""),
+				     text ? len : 0);
+
+	if (!yaml_parser_load(&parser, &doc)) {
+		ret = yaml_error(&c, &parser, text, len);
+		goto out_parser;
+	}
+	/* A second document would be silently ignored; say so instead. */
+	if (!yaml_parser_load(&parser, &extra)) {
+		ret = yaml_error(&c, &parser, text, len);
+		goto out_doc;
+	}
+	if (yaml_document_get_root_node(&extra))
+		ret = bad(&c, yaml_document_get_root_node(&extra),
+			  "only one YAML document is allowed in a config file");
+	else
+		ret = 0;
+	yaml_document_delete(&extra);
+	if (ret)
+		goto out_doc;
+
+	c.doc = &doc;
+	ret = parse_root(&c, yaml_document_get_root_node(&doc));
+out_doc:
+	yaml_document_delete(&doc);
+out_parser:
+	yaml_parser_delete(&parser);
+	if (ret) {
+		tapir_config__free(c.cfg);
+		return ret;
+	}
+	*out = c.cfg;
+	return 0;
+}
+
+static int read_file(const char *path, char **text, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = NULL, *tmp;
+	ssize_t got;
+	int fd, err;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		if (!buf || n == cap) {
+			if (buf)
+				cap *= 2;
+			if (cap > MAX_FILE_BYTES + 1) {
+				err = -EFBIG;
+				goto err_free;
+			}
+			tmp = realloc(buf, cap);
+			if (!tmp) {
+				err = -ENOMEM;
+				goto err_free;
+			}
+			buf = tmp;
+		}
+		got = read(fd, buf + n, cap - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			err = -errno;
+			goto err_free;
+		}
+		if (got == 0)
+			break;
+		n += got;
+	}
+	close(fd);
+	*text = buf;
+	*len = n;
+	return 0;
+
+err_free:
+	free(buf);
+	close(fd);
+	return err;
+}
+
+int tapir_config__load(const char *path, struct tapir_config **out, char *err, size_t errlen)
+{
+	size_t len = 0;
+	char *text = NULL;
+	int ret;
+
+	*out = NULL;
+	ret = read_file(path, &text, &len);
+	if (ret) {
+		set_err(err, errlen, "%s: %s", path, strerror(-ret));
+		return ret;
+	}
+	ret = tapir_config__parse(path, text, len, out, err, errlen);
+	free(text);
+	if (ret)
+		return ret;
+	(*out)->path = strdup(path);
+	if (!(*out)->path) {
+		tapir_config__free(*out);
+		*out = NULL;
+		set_err(err, errlen, "%s: %s", path, strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void tapir_config__free(struct tapir_config *cfg)
+{
+	size_t i;
+	int j;
+
+	if (!cfg)
+		return;
+	for (i = 0; i < cfg->n_rules; i++) {
+		free(cfg->rules[i].cgroup);
+		for (j = 0; j < TAPIR_L_COUNT; j++)
+			free(cfg->rules[i].labels[j]);
+	}
+	free(cfg->rules);
+	free(cfg->path);
+	free(cfg->listen);
+	free(cfg->latency_buckets);
+	free(cfg->size_buckets);
+	free(cfg);
+}
