@@ -44,6 +44,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
+.SECONDARY: $(BPF_OBJS)
 .PHONY: all deps run test test-unit test-bpf test-e2e bench format format-check clean
 
 all: $(OUT)/tapir

@@ -74,6 +74,17 @@ struct tapir_http_event {
 	__u8 outcome; /* TAPIR_OUT_* */
 };
 
+#define TAPIR_CGROUP_MKDIR 1
+#define TAPIR_CGROUP_RMDIR 2
+
+struct tapir_cgroup_event {
+	__u32 type; /* TAPIR_REC_CGROUP */
+	__u32 what; /* TAPIR_CGROUP_MKDIR or _RMDIR */
+	__u64 id;   /* cgroup id in its hierarchy */
+	__s32 level;
+	__u32 __pad;
+};
+
 /* Indices of the per-CPU stats array: everything the kernel side could not record. */
 #define TAPIR_STAT_RINGBUF_LOST	    0  /* records dropped: ring buffer full */
 #define TAPIR_STAT_CONN_TABLE_FULL  1  /* connections not tracked: conns map full */

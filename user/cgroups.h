@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Cgroup v2 discovery: which cgroups to watch, and with which label set, kept in a BPF map. */
+#ifndef TAPIR_CGROUPS_H
+#define TAPIR_CGROUPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct tapir_cgroups;
+
+/* Find the cgroup v2 mount (pure v2 at /sys/fs/cgroup, or hybrid at .../unified). */
+int tapir_cgroup2_mount(char *buf, size_t len);
+
+/* The 64-bit id the kernel uses for the cgroup v2 directory @path (bpf_get_current_cgroup_id). */
+int tapir_cgroup_id(const char *path, uint64_t *id);
+
+/* Does @rel (a path relative to the v2 mount, starting with '/') or one of its ancestors
+ * match @glob? Returns 1 or 0. */
+int tapir_cgroup_matches(const char *glob, const char *rel);
+
+struct tapir_cgroups *tapir_cgroups__new(const struct tapir_config *cfg, int watched_fd);
+void tapir_cgroups__free(struct tapir_cgroups *cg);
+
+/* Walk the v2 tree and bring the watched map in line with it. Returns the number of watched
+ * cgroups or -errno. */
+int tapir_cgroups__scan(struct tapir_cgroups *cg);
+
+const char *tapir_cgroups__root(const struct tapir_cgroups *cg);
+size_t tapir_cgroups__n_watched(const struct tapir_cgroups *cg);
+
+/* Label values (TAPIR_L_COUNT strings) of label set @id, NULL if unknown. */
+const char *const *tapir_cgroups__labels(const struct tapir_cgroups *cg, uint32_t id);
+size_t tapir_cgroups__n_labelsets(const struct tapir_cgroups *cg);
+
+#endif

@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The daemon's main loop: drain records, rescan cgroups, sweep dead connections, serve scrapes. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "tapir/http.h"
+#include "cgroups.h"
+#include "daemon.h"
+#include "health.h"
+#include "http_metrics.h"
+#include "loader.h"
+#include "log.h"
+#include "registry.h"
+#include "server.h"
+
+#define POLL_MS	   50	/* longest a record waits in the ring before it is counted */
+#define RESCAN_MS  2000 /* periodic cgroup rescan, a safety net behind cgroup_mkdir events */
+#define MAX_ADJUST 4096 /* cgroups with connections swept by the daemon */
+
+/* In-flight requests the daemon settled itself (their process died): BPF's per-cgroup count
+ * cannot be decremented from here atomically, so the difference is kept on this side. */
+struct adjust {
+	uint64_t cgroup_id;
+	int64_t n;
+};
+
+struct tapir_daemon {
+	const struct tapir_config *cfg;
+	struct tapir_registry *reg;
+	struct tapir_http_metrics *http;
+	struct tapir_health *health;
+	struct tapir_loader *loader;
+	struct tapir_cgroups *cgroups;
+	struct tapir_server *server;
+	volatile sig_atomic_t stop;
+	int rescan; /* a cgroup appeared or went since the last scan */
+	uint64_t records, unlabelled, gc_evicted;
+	struct adjust adjust[MAX_ADJUST];
+	size_t n_adjust;
+	int ncpus;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+}
+
+static void account(struct tapir_daemon *d, const struct tapir_http_event *e)
+{
+	const char *const *labels = tapir_cgroups__labels(d->cgroups, e->labels_id);
+
+	d->records++;
+	if (!labels) {
+		d->unlabelled++;
+		return;
+	}
+	tapir_http_metrics__record(d->http, e, labels);
+}
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+	struct tapir_daemon *d = ctx;
+	__u32 type;
+
+	if (size < sizeof(type))
+		return 0;
+	memcpy(&type, data, sizeof(type));
+	if (type == TAPIR_REC_HTTP && size >= sizeof(struct tapir_http_event)) {
+		tapir_registry__lock(d->reg);
+		account(d, data);
+		tapir_registry__unlock(d->reg);
+	} else if (type == TAPIR_REC_CGROUP) {
+		d->rescan = 1;
+	}
+	return 0;
+}
+
+static void add_adjust(struct tapir_daemon *d, uint64_t cgroup_id, int64_t n)
+{
+	size_t i;
+
+	for (i = 0; i < d->n_adjust; i++)
+		if (d->adjust[i].cgroup_id == cgroup_id)
+			break;
+	if (i == d->n_adjust) {
+		if (d->n_adjust == MAX_ADJUST)
+			return;
+		d->adjust[d->n_adjust++] = (struct adjust){ .cgroup_id = cgroup_id };
+	}
+	d->adjust[i].n += n;
+}
+
+/* Settle the pending requests of a connection whose process is gone, as BPF would on close. */
+static void settle(struct tapir_daemon *d, const struct tapir_conn *c, __u32 tgid)
+{
+	struct tapir_http_event e = { .type = TAPIR_REC_HTTP };
+	struct timespec ts;
+	unsigned int i, h;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	for (i = 0; i < c->count && i < TAPIR_MAX_PENDING; i++) {
+		h = (c->head + i) & (TAPIR_MAX_PENDING - 1);
+		e.labels_id = c->labels_id;
+		e.cgroup_id = c->cgroup_id;
+		e.start_ns = c->start_ns[h];
+		e.first_byte_ns = i == 0 ? c->first_byte_ns : 0;
+		e.end_ns = ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+		e.req_bytes = c->req_bytes[h];
+		e.resp_bytes = i == 0 ? c->resp_bytes : 0;
+		e.tgid = tgid;
+		e.method = c->method[h];
+		e.status = i == 0 ? c->resp.status : 0;
+		if (i == 0 && c->resp.state == TP_BODY_CLOSE)
+			e.outcome = TAPIR_OUT_COMPLETE; /* the kernel closed it for the process */
+		else
+			e.outcome = (c->flags & TAPIR_CF_PEER_GONE) ? TAPIR_OUT_CLIENT_ABORT
+								    : TAPIR_OUT_SERVER_ABORT;
+		tapir_registry__lock(d->reg);
+		account(d, &e);
+		tapir_registry__unlock(d->reg);
+	}
+	if (c->count)
+		add_adjust(d, c->cgroup_id, c->count);
+}
+
+/* Connections of processes that exited never see close(): sweep them. */
+static void sweep(struct tapir_daemon *d)
+{
+	int fd = tapir_loader__conns_fd(d->loader);
+	struct tapir_conn_key key, next, *prev = NULL;
+	struct tapir_conn c;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (kill(key.tgid, 0) == 0 || errno != ESRCH)
+			continue;
+		if (bpf_map_lookup_and_delete_elem(fd, &key, &c) &&
+		    (bpf_map_lookup_elem(fd, &key, &c) || bpf_map_delete_elem(fd, &key)))
+			continue;
+		settle(d, &c, key.tgid);
+		d->gc_evicted++;
+		prev = NULL; /* the walk order changed: start over (entries are few) */
+	}
+}
+
+static void read_stats(struct tapir_daemon *d, uint64_t *sum)
+{
+	int fd = tapir_loader__stats_fd(d->loader);
+	uint64_t vals[d->ncpus];
+	__u32 k;
+	int c;
+
+	memset(sum, 0, TAPIR_STAT_MAX * sizeof(*sum));
+	for (k = 0; k < TAPIR_STAT_MAX; k++) {
+		if (bpf_map_lookup_elem(fd, &k, vals))
+			continue;
+		for (c = 0; c < d->ncpus; c++)
+			sum[k] += vals[c];
+	}
+}
+
+static int64_t adjustment(struct tapir_daemon *d, uint64_t cgroup_id)
+{
+	size_t i;
+
+	for (i = 0; i < d->n_adjust; i++)
+		if (d->adjust[i].cgroup_id == cgroup_id)
+			return d->adjust[i].n;
+	return 0;
+}
+
+/* baseten_concurrent_requests: the in-flight counts BPF keeps per cgroup, summed per label set. */
+static void refresh_inflight(struct tapir_daemon *d)
+{
+	int fd = tapir_loader__watched_fd(d->loader);
+	size_t n = tapir_cgroups__n_labelsets(d->cgroups), i;
+	struct tapir_cgroup_info info;
+	__u64 key, next, *prev = NULL;
+	double *sum = calloc(n ? n : 1, sizeof(*sum));
+
+	if (!sum)
+		return;
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &info) || info.labels_id >= n)
+			continue;
+		info.inflight -= adjustment(d, key);
+		if (info.inflight > 0)
+			sum[info.labels_id] += info.inflight;
+	}
+	for (i = 0; i < n; i++)
+		tapir_http_metrics__set_inflight(d->http, tapir_cgroups__labels(d->cgroups, i),
+						 sum[i]);
+	free(sum);
+}
+
+static int render(void *ctx, struct tapir_buf *out)
+{
+	struct tapir_daemon *d = ctx;
+	struct tapir_health_input in = { 0 };
+	uint64_t stats[TAPIR_STAT_MAX];
+	int err;
+
+	read_stats(d, stats);
+	in.bpf_stats = stats;
+	in.cgroup_lost = tapir_loader__cgroup_lost(d->loader);
+	in.n_progs = tapir_loader__programs(d->loader, &in.progs);
+	tapir_registry__lock(d->reg);
+	in.gc_evicted = d->gc_evicted;
+	in.records = d->records;
+	in.unlabelled = d->unlabelled;
+	in.watched_cgroups = tapir_cgroups__n_watched(d->cgroups);
+	refresh_inflight(d);
+	tapir_health__update(d->health, &in);
+	err = tapir_registry__render(d->reg, out);
+	tapir_registry__unlock(d->reg);
+	return err;
+}
+
+struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg)
+{
+	struct tapir_daemon *d = calloc(1, sizeof(*d));
+	int err = 0;
+
+	if (!d)
+		return NULL;
+	d->cfg = cfg;
+	d->ncpus = libbpf_num_possible_cpus();
+	d->reg = tapir_registry__new();
+	if (!d->reg)
+		goto fail;
+	d->http = tapir_http_metrics__new(d->reg, cfg);
+	d->health = tapir_health__new(d->reg);
+	if (!d->http || !d->health)
+		goto fail;
+	d->loader = tapir_loader__new(cfg, on_record, d);
+	if (!d->loader)
+		goto fail;
+	d->cgroups = tapir_cgroups__new(cfg, tapir_loader__watched_fd(d->loader));
+	if (!d->cgroups)
+		goto fail;
+	err = tapir_cgroups__scan(d->cgroups);
+	if (err < 0)
+		goto fail_err;
+	pr_info("%d cgroups watched by %zu rules", err, cfg->n_rules);
+	err = tapir_loader__attach(d->loader);
+	if (err)
+		goto fail_err;
+	d->server = tapir_server__new(cfg->listen, render, d);
+	if (!d->server)
+		goto fail;
+	pr_info("serving /metrics on %s", cfg->listen);
+	return d;
+
+fail_err:
+	errno = -err;
+fail:
+	err = errno;
+	tapir_daemon__free(d);
+	errno = err ? err : EINVAL;
+	return NULL;
+}
+
+int tapir_daemon__run(struct tapir_daemon *d)
+{
+	uint64_t last_scan = now_ms(), last_sweep = now_ms(), t;
+	int n;
+
+	while (!d->stop) {
+		n = tapir_loader__poll(d->loader, POLL_MS);
+		if (n < 0 && n != -EINTR) {
+			pr_err("reading the ring buffer failed: %s", strerror(-n));
+			return n;
+		}
+		t = now_ms();
+		if (d->rescan || t - last_scan >= RESCAN_MS) {
+			d->rescan = 0;
+			tapir_cgroups__scan(d->cgroups);
+			last_scan = t;
+		}
+		if (t - last_sweep >= d->cfg->gc_interval_ms) {
+			sweep(d);
+			last_sweep = t;
+		}
+	}
+	return 0;
+}
+
+void tapir_daemon__stop(struct tapir_daemon *d)
+{
+	d->stop = 1;
+}
+
+void tapir_daemon__free(struct tapir_daemon *d)
+{
+	if (!d)
+		return;
+	tapir_server__free(d->server);
+	tapir_cgroups__free(d->cgroups);
+	tapir_loader__free(d->loader);
+	tapir_health__free(d->health);
+	tapir_http_metrics__free(d->http);
+	tapir_registry__free(d->reg);
+	free(d);
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* tapir's own health families (tapir_*): what it attached, and everything it could not record. */
+#ifndef TAPIR_HEALTH_H
+#define TAPIR_HEALTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loader.h"
+#include "registry.h"
+
+struct tapir_health;
+
+/* Figures gathered at scrape time; the BPF counters are summed over CPUs. */
+struct tapir_health_input {
+	const uint64_t *bpf_stats; /* TAPIR_STAT_MAX entries */
+	uint64_t gc_evicted;	   /* connections of dead processes swept by the daemon */
+	uint64_t records;	   /* request records received */
+	uint64_t unlabelled;	   /* records whose label set was unknown */
+	uint64_t cgroup_lost;	   /* cgroup notifications lost */
+	size_t watched_cgroups;
+	const struct tapir_prog_status *progs;
+	size_t n_progs;
+};
+
+struct tapir_health *tapir_health__new(struct tapir_registry *r);
+void tapir_health__free(struct tapir_health *h);
+/* Caller holds the registry lock. */
+void tapir_health__update(struct tapir_health *h, const struct tapir_health_input *in);
+
+#endif

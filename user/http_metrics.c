@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Request families of the reference metric set, with a cache from record to series. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_metrics.h"
+
+enum { F_REQUESTS, F_E2E, F_TTFB, F_REQ_SIZE, F_RESP_SIZE, F_COUNT };
+
+/* Label order of the request families; status_code and is_async sit after deployment_id as
+ * in the reference. */
+static const char *const req_labels[] = { "model_id", "model_name",  "deployment_id", "status_code",
+					  "is_async", "environment", "rollout_phase" };
+static const char *const dep_labels[] = { "model_id", "model_name", "deployment_id", "environment",
+					  "rollout_phase" };
+
+/* Series of one (label set, status) pair, so a record costs no string hashing. */
+struct slot {
+	uint64_t key; /* labels_id << 16 | status label code; 0 = empty */
+	struct tapir_series *s[F_COUNT];
+};
+
+struct tapir_http_metrics {
+	struct tapir_family *f[F_COUNT];
+	struct tapir_family *inflight;
+	struct slot *slots;
+	size_t n_slots, used;
+};
+
+struct tapir_http_metrics *tapir_http_metrics__new(struct tapir_registry *r,
+						   const struct tapir_config *cfg)
+{
+	struct tapir_http_metrics *m = calloc(1, sizeof(*m));
+	size_t nl = sizeof(req_labels) / sizeof(req_labels[0]);
+
+	if (!m)
+		return NULL;
+	m->f[F_REQUESTS] = tapir_registry__family(r, "baseten_inference_requests_total",
+						  "Cumulative number of requests to the model.",
+						  TAPIR_COUNTER, req_labels, nl, NULL, 0);
+	m->f[F_E2E] = tapir_registry__family(r, "baseten_end_to_end_response_time_seconds",
+					     "End-to-end response time in seconds.",
+					     TAPIR_HISTOGRAM, req_labels, nl, cfg->latency_buckets,
+					     cfg->n_latency_buckets);
+	m->f[F_TTFB] = tapir_registry__family(
+		r, "baseten_time_to_first_byte_seconds", "Time to first byte/write in seconds.",
+		TAPIR_HISTOGRAM, req_labels, nl, cfg->latency_buckets, cfg->n_latency_buckets);
+	m->f[F_REQ_SIZE] = tapir_registry__family(
+		r, "baseten_request_size_bytes", "Request size in bytes.", TAPIR_HISTOGRAM,
+		req_labels, nl, cfg->size_buckets, cfg->n_size_buckets);
+	m->f[F_RESP_SIZE] = tapir_registry__family(
+		r, "baseten_response_size_bytes", "Response size in bytes.", TAPIR_HISTOGRAM,
+		req_labels, nl, cfg->size_buckets, cfg->n_size_buckets);
+	m->inflight = tapir_registry__family(r, "baseten_concurrent_requests",
+					     "Total in-flight inference requests for a deployment.",
+					     TAPIR_GAUGE, dep_labels,
+					     sizeof(dep_labels) / sizeof(dep_labels[0]), NULL, 0);
+	for (int i = 0; i < F_COUNT; i++)
+		if (!m->f[i])
+			goto fail;
+	if (!m->inflight)
+		goto fail;
+	m->n_slots = 256;
+	m->slots = calloc(m->n_slots, sizeof(*m->slots));
+	if (!m->slots)
+		goto fail;
+	return m;
+fail:
+	free(m);
+	errno = errno ? errno : EINVAL;
+	return NULL;
+}
+
+void tapir_http_metrics__free(struct tapir_http_metrics *m)
+{
+	if (!m)
+		return;
+	free(m->slots);
+	free(m);
+}
+
+static uint16_t status_code(const struct tapir_http_event *e)
+{
+	switch (e->outcome) {
+	case TAPIR_OUT_CLIENT_ABORT: return 499; /* nginx's "client closed request" */
+	case TAPIR_OUT_SERVER_ABORT: return 502;
+	case TAPIR_OUT_UPGRADED: return 101;
+	}
+	return e->status;
+}
+
+void tapir_http_status_label(const struct tapir_http_event *e, char *buf, size_t len)
+{
+	snprintf(buf, len, "%u", status_code(e));
+}
+
+static struct slot *probe(struct slot *slots, size_t n, uint64_t key)
+{
+	size_t i = (key * 0x9e3779b97f4a7c15ULL) >> 32;
+
+	for (;; i++) {
+		struct slot *s = &slots[i & (n - 1)];
+
+		if (s->key == key || s->key == 0)
+			return s;
+	}
+}
+
+static int grow(struct tapir_http_metrics *m)
+{
+	size_t n = m->n_slots * 2, i;
+	struct slot *ns = calloc(n, sizeof(*ns));
+
+	if (!ns)
+		return -ENOMEM;
+	for (i = 0; i < m->n_slots; i++)
+		if (m->slots[i].key)
+			*probe(ns, n, m->slots[i].key) = m->slots[i];
+	free(m->slots);
+	m->slots = ns;
+	m->n_slots = n;
+	return 0;
+}
+
+static struct slot *lookup(struct tapir_http_metrics *m, const struct tapir_http_event *e,
+			   const char *const *labels)
+{
+	uint16_t code = status_code(e);
+	uint64_t key = ((uint64_t)e->labels_id + 1) << 16 | code;
+	const char *values[7];
+	char status[8];
+	struct slot *s;
+	int i;
+
+	s = probe(m->slots, m->n_slots, key);
+	if (s->key)
+		return s;
+	if ((m->used + 1) * 2 > m->n_slots) {
+		if (grow(m))
+			return NULL;
+		s = probe(m->slots, m->n_slots, key);
+	}
+	snprintf(status, sizeof(status), "%u", code);
+	values[0] = labels[TAPIR_L_MODEL_ID];
+	values[1] = labels[TAPIR_L_MODEL_NAME];
+	values[2] = labels[TAPIR_L_DEPLOYMENT_ID];
+	values[3] = status;
+	values[4] = "false"; /* async routing is not observed yet */
+	values[5] = labels[TAPIR_L_ENVIRONMENT];
+	values[6] = labels[TAPIR_L_ROLLOUT_PHASE];
+	for (i = 0; i < F_COUNT; i++) {
+		s->s[i] = tapir_series__get(m->f[i], values);
+		if (!s->s[i])
+			return NULL; /* series cap: counted by the family's overflow */
+	}
+	s->key = key;
+	m->used++;
+	return s;
+}
+
+void tapir_http_metrics__record(struct tapir_http_metrics *m, const struct tapir_http_event *e,
+				const char *const *labels)
+{
+	struct slot *s = lookup(m, e, labels);
+
+	if (!s)
+		return;
+	tapir_series__add(s->s[F_REQUESTS], 1);
+	if (e->end_ns >= e->start_ns)
+		tapir_series__observe(s->s[F_E2E], (double)(e->end_ns - e->start_ns) / 1e9);
+	if (e->first_byte_ns && e->first_byte_ns >= e->start_ns)
+		tapir_series__observe(s->s[F_TTFB], (double)(e->first_byte_ns - e->start_ns) / 1e9);
+	tapir_series__observe(s->s[F_REQ_SIZE], (double)e->req_bytes);
+	tapir_series__observe(s->s[F_RESP_SIZE], (double)e->resp_bytes);
+}
+
+void tapir_http_metrics__set_inflight(struct tapir_http_metrics *m, const char *const *labels,
+				      double v)
+{
+	const char *values[5] = { labels[TAPIR_L_MODEL_ID], labels[TAPIR_L_MODEL_NAME],
+				  labels[TAPIR_L_DEPLOYMENT_ID], labels[TAPIR_L_ENVIRONMENT],
+				  labels[TAPIR_L_ROLLOUT_PHASE] };
+
+	tapir_series__set(tapir_series__get(m->inflight, values), v);
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The reference's request families, fed one record per completed request. */
+#ifndef TAPIR_HTTP_METRICS_H
+#define TAPIR_HTTP_METRICS_H
+
+#include <stdint.h>
+#include <linux/types.h>
+
+#include "tapir/http.h"
+#include "config.h"
+#include "registry.h"
+
+struct tapir_http_metrics;
+
+struct tapir_http_metrics *tapir_http_metrics__new(struct tapir_registry *r,
+						   const struct tapir_config *cfg);
+void tapir_http_metrics__free(struct tapir_http_metrics *m);
+
+/* The status_code label of a record: the status line's code, or 499 (client went away),
+ * 502 (server closed or died without answering). Writes at most 8 bytes. */
+void tapir_http_status_label(const struct tapir_http_event *e, char *buf, size_t len);
+
+/* Account one request. @labels: TAPIR_L_COUNT values. Caller holds the registry lock. */
+void tapir_http_metrics__record(struct tapir_http_metrics *m, const struct tapir_http_event *e,
+				const char *const *labels);
+
+/* Set baseten_concurrent_requests for one label set. Caller holds the registry lock. */
+void tapir_http_metrics__set_inflight(struct tapir_http_metrics *m, const char *const *labels,
+				      double v);
+
+#endif

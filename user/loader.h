@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* BPF lifecycle: probe the kernel, open, size, load and attach tapir's programs. */
+#ifndef TAPIR_LOADER_H
+#define TAPIR_LOADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+struct tapir_loader;
+
+/* One BPF program and whether it is running, for tapir_bpf_program_attached. */
+struct tapir_prog_status {
+	const char *name;
+	const char *feature; /* "http", "cgroup" */
+	bool attached;
+	const char *why; /* reason it is not attached, NULL when attached */
+};
+
+/* Called for each ring-buffer record; @data starts with a __u32 TAPIR_REC_* type. */
+typedef int (*tapir_record_fn)(void *ctx, void *data, size_t size);
+
+/*
+ * Open, size and load every feature the kernel supports; NULL with errno set when the core
+ * HTTP feature cannot load. Mounts tracefs if needed.
+ */
+struct tapir_loader *tapir_loader__new(const struct tapir_config *cfg, tapir_record_fn fn,
+				       void *ctx);
+int tapir_loader__attach(struct tapir_loader *l);
+/* Wait up to @timeout_ms for records, then drain every ring; returns records or -errno. */
+int tapir_loader__poll(struct tapir_loader *l, int timeout_ms);
+void tapir_loader__free(struct tapir_loader *l);
+
+int tapir_loader__watched_fd(const struct tapir_loader *l);
+int tapir_loader__conns_fd(const struct tapir_loader *l);
+int tapir_loader__stats_fd(const struct tapir_loader *l);
+/* Lost cgroup notifications (their ring was full); 0 when the feature is off. */
+unsigned long long tapir_loader__cgroup_lost(const struct tapir_loader *l);
+bool tapir_loader__has_cgroup_events(const struct tapir_loader *l);
+size_t tapir_loader__programs(const struct tapir_loader *l, const struct tapir_prog_status **out);
+
+/* Mount @fstype at @dir unless something is mounted there already. */
+int tapir_ensure_mount(const char *fstype, const char *dir);
+
+#endif

@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: GPL-2.0
+/* tapir: command line, configuration, signals; everything else lives in the daemon. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+
+static struct tapir_daemon *running;
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: tapir [--config FILE] [--listen ADDR:PORT] [-v]\n"
+		   "\n"
+		   "Watches the HTTP traffic of model-serving containers with eBPF and serves\n"
+		   "Prometheus metrics on /metrics.\n"
+		   "\n"
+		   "  -c, --config FILE     YAML configuration (see README); without it, built-in\n"
+		   "                        defaults and no deployment rules\n"
+		   "  -l, --listen ADDR:PORT  address for /metrics; overrides the file's listen\n"
+		   "  -v, --verbose         debug logging, libbpf's included\n"
+		   "  -h, --help            this text\n"
+		   "  -V, --version         version and exit\n"
+		   "\n"
+		   "Exit status: 0 on clean shutdown, 1 on a runtime failure, 2 on bad usage or\n"
+		   "configuration.\n");
+}
+
+static void on_signal(int sig)
+{
+	if (running)
+		tapir_daemon__stop(running);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	const char *config = NULL, *listen = NULL;
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct tapir_config *cfg = NULL;
+	struct tapir_daemon *d;
+	char err[512];
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "c:l:vhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'l': listen = optarg; break;
+		case 'v': tapir_log_set_level(TAPIR_LOG_DEBUG); break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("tapir %s (%s)\n", TAPIR_VERSION, TAPIR_GIT_REV); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "tapir: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (config) {
+		ret = tapir_config__load(config, &cfg, err, sizeof(err));
+		if (ret) {
+			fprintf(stderr, "tapir: %s\n", err);
+			return 2;
+		}
+	} else {
+		cfg = tapir_config__new_default();
+		if (!cfg)
+			return 1;
+	}
+	if (listen) {
+		char *copy = strdup(listen);
+
+		if (!copy || !strchr(listen, ':')) {
+			fprintf(stderr, "tapir: --listen wants ADDR:PORT, got '%s'\n", listen);
+			free(copy);
+			tapir_config__free(cfg);
+			return 2;
+		}
+		free(cfg->listen);
+		cfg->listen = copy;
+	}
+
+	d = tapir_daemon__new(cfg);
+	if (!d) {
+		pr_err("cannot start: %s", strerror(errno));
+		tapir_config__free(cfg);
+		return 1;
+	}
+	running = d;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	ret = tapir_daemon__run(d);
+	running = NULL;
+	tapir_daemon__free(d);
+	tapir_config__free(cfg);
+	pr_info("stopped");
+	return ret ? 1 : 0;
+}
