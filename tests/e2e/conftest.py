@@ -1,0 +1,290 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Fixtures for end-to-end tests: real cgroups, a real tapir daemon, real servers, scrapes."""
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TAPIR = os.path.join(ROOT, "build", "tapir")
+SLOTS = 48  # deployment rules in the session daemon; one per test that needs isolation
+
+
+def cgroup2_mount():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.split()[0] == "cgroup2":
+                return left.split()[4]
+    raise RuntimeError("no cgroup v2 hierarchy mounted")
+
+
+def own_cgroup():
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                return line[3:].strip()
+    raise RuntimeError("not in a cgroup v2 hierarchy")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=15.0, host="127.0.0.1", proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port}")
+
+
+class Scrape:
+    """One parsed /metrics page: samples keyed by name and label set."""
+
+    def __init__(self, text):
+        self.text = text
+        self.samples = []
+        for fam in text_string_to_metric_families(text):
+            for s in fam.samples:
+                self.samples.append((s.name, s.labels, s.value))
+
+    def select(self, name, **labels):
+        return [
+            (l, v)
+            for n, l, v in self.samples
+            if n == name and all(l.get(k) == str(w) for k, w in labels.items())
+        ]
+
+    def value(self, name, **labels):
+        """Sum of the matching samples (0 when none)."""
+        return sum(v for _, v in self.select(name, **labels))
+
+    def bucket(self, name, le, **labels):
+        return self.value(name + "_bucket", le=le, **labels)
+
+
+class Daemon:
+    def __init__(self, base_rel, workdir):
+        self.port = free_port()
+        self.base_rel = base_rel
+        self.config = os.path.join(workdir, "tapir.yaml")
+        lines = [f'listen: "127.0.0.1:{self.port}"', "deployments:"]
+        for i in range(SLOTS):
+            lines += [
+                f'  - cgroup: "{base_rel}/slot{i}/*"',
+                "    labels:",
+                f'      model_id: "mid-{i}"',
+                f'      model_name: "slot{i}"',
+                f'      deployment_id: "dep-{i}"',
+                '      environment: "production"',
+                '      rollout_phase: "stable"',
+            ]
+        with open(self.config, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.log_path = os.path.join(workdir, "tapir.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([TAPIR, "--config", self.config], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("tapir exited:\n" + open(self.log_path).read())
+            try:
+                if "tapir_bpf_program_attached" in self.scrape_text():
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("tapir did not come up:\n" + open(self.log_path).read())
+            time.sleep(0.1)
+
+    def scrape_text(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as r:
+            assert r.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+            return r.read().decode()
+
+    def scrape(self):
+        return Scrape(self.scrape_text())
+
+    def wait_for(self, pred, timeout=10.0, what="condition"):
+        """Scrape until pred(scrape) is true; returns the last scrape."""
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.scrape()
+            if pred(s):
+                return s
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; last scrape:\n"
+                                     + "\n".join(l for l in s.text.splitlines()
+                                                 if not l.startswith("#") and "_bucket" not in l))
+            time.sleep(0.1)
+
+    def settle(self, model, name="baseten_inference_requests_total", quiet=0.5, timeout=15.0):
+        """Wait until a model's request count stops moving; returns the last scrape."""
+        last, since = None, time.monotonic()
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.scrape()
+            v = s.value(name, model_name=model)
+            if v != last:
+                last, since = v, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return s
+            if time.monotonic() > deadline:
+                return s
+            time.sleep(0.1)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class Cgroup:
+    """A cgroup v2 directory created for a test, removed with everything in it afterwards."""
+
+    def __init__(self, path):
+        self.path = path
+        os.makedirs(path, exist_ok=True)
+
+    def procs(self):
+        with open(os.path.join(self.path, "cgroup.procs")) as f:
+            return [int(x) for x in f.read().split()]
+
+    def popen(self, argv, **kw):
+        procs = os.path.join(self.path, "cgroup.procs")
+
+        def enter():
+            with open(procs, "w") as f:
+                f.write("0")
+
+        return subprocess.Popen(argv, preexec_fn=enter, **kw)
+
+    def destroy(self):
+        for _ in range(50):
+            pids = self.procs()
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+        os.rmdir(self.path)
+
+
+@pytest.fixture(scope="session")
+def cgroot():
+    mount = cgroup2_mount()
+    rel = os.path.join(own_cgroup(), f"tapir-e2e-{os.getpid()}")
+    path = mount + rel
+    os.makedirs(path)
+    yield mount, rel
+    for dirpath, dirnames, _ in os.walk(path, topdown=False):
+        for d in dirnames:
+            Cgroup(os.path.join(dirpath, d)).destroy()
+    os.rmdir(path)
+
+
+@pytest.fixture(scope="session")
+def daemon(cgroot, tmp_path_factory):
+    _, rel = cgroot
+    d = Daemon(rel, str(tmp_path_factory.mktemp("tapir")))
+    yield d
+    d.stop()
+    assert d.proc.returncode == 0, open(d.log_path).read()
+
+
+_slots = itertools.count()
+
+
+@pytest.fixture
+def slot(cgroot, daemon):
+    """A fresh deployment (model_name "slotN") with a container cgroup inside it."""
+    mount, rel = cgroot
+    i = next(_slots)
+    assert i < SLOTS, "raise SLOTS in conftest.py"
+    os.makedirs(f"{mount}{rel}/slot{i}", exist_ok=True)
+    before = daemon.scrape().value("tapir_watched_cgroups")
+    cg = Cgroup(f"{mount}{rel}/slot{i}/replica0")
+    cg.model = f"slot{i}"
+    cg.index = i
+    # The daemon learns of the cgroup from cgroup_mkdir; wait until it is watched.
+    daemon.wait_for(lambda s: s.value("tapir_watched_cgroups") >= before + 1,
+                    what="cgroup watched")
+    yield cg
+    cg.destroy()
+    os.rmdir(f"{mount}{rel}/slot{i}")
+    daemon.wait_for(lambda s: s.value("tapir_watched_cgroups") <= before, what="cgroup dropped")
+
+
+SERVERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "servers")
+PY = "/usr/bin/python3"  # Debian's python: its fastapi/uvicorn/prometheus_client
+
+
+@pytest.fixture
+def start(slot):
+    """start(kind, **opts) -> (port, proc): a real server inside the slot's cgroup."""
+    procs = []
+    tmp = tempfile.mkdtemp(prefix="tapir-srv-")
+
+    def _start(kind, docroot=None, **opts):
+        port = free_port()
+        log = open(os.path.join(tmp, f"{kind}-{port}.log"), "w")
+        if kind == "http.server":
+            argv = [PY, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                    "--directory", docroot or tmp]
+        elif kind == "uvicorn":
+            argv = [PY, "-m", "uvicorn", "--app-dir", SERVERS, "app:app", "--host",
+                    "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+            argv += opts.get("extra", [])
+        elif kind == "nginx":
+            conf = os.path.join(tmp, f"nginx-{port}.conf")
+            with open(os.path.join(SERVERS, "nginx.conf.in")) as f:
+                text = f.read()
+            text = text.replace("@PORT@", str(port)).replace("@ROOT@", docroot or tmp)
+            text = text.replace("@TMP@", tmp).replace("@UPSTREAM@", str(opts.get("upstream", 1)))
+            with open(conf, "w") as f:
+                f.write(text)
+            argv = ["nginx", "-p", tmp, "-c", conf, "-g", "daemon off;"]
+        elif kind == "syscalls":
+            argv = [PY, os.path.join(SERVERS, "syscalls.py"), str(port)]
+        elif kind == "node":
+            argv = ["node", os.path.join(SERVERS, "server.js"), str(port)]
+        else:
+            raise ValueError(kind)
+        p = slot.popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        procs.append(p)
+        wait_port(port, proc=p)
+        return port, p
+
+    yield _start
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
