@@ -261,6 +261,7 @@ static __always_inline int on_request(struct tapir_conn *c, struct walk_ctx *w, 
 		return 0;
 	}
 	if (ev == TP_EV_DONE) {
+		c->flags |= TAPIR_CF_SPOKE_HTTP;
 		if (c->count) {
 			t = (c->head + c->count - 1) & (TAPIR_MAX_PENDING - 1);
 			c->req_bytes[t] += w->off - *mark;
@@ -270,12 +271,13 @@ static __always_inline int on_request(struct tapir_conn *c, struct walk_ctx *w, 
 		tapir_http_init(&c->req, TP_KIND_REQUEST);
 		return 0;
 	}
-	/* TP_EV_ERROR (or an unexpected event): this is not HTTP/1.x we can follow. */
-	if (c->state == TAPIR_CONN_NEW)
-		abandon(c, c->req.remaining == 0x505249 ? TAPIR_STAT_IGNORED_HTTP2
-							: TAPIR_STAT_IGNORED_NOT_HTTP);
-	else
+	/* TP_EV_ERROR: before a first whole request line, this simply is not HTTP/1.x (TLS,
+	 * HTTP/2, another protocol); after it, HTTP we failed to follow. */
+	if ((c->flags & TAPIR_CF_SPOKE_HTTP) || (c->req.flags & TP_F_LINE_OK))
 		abandon(c, TAPIR_STAT_PARSE_REQUEST);
+	else
+		abandon(c, c->req.method == TP_M_PRI ? TAPIR_STAT_IGNORED_HTTP2 :
+						       TAPIR_STAT_IGNORED_NOT_HTTP);
 	return -1;
 }
 

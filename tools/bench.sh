@@ -260,6 +260,18 @@ check_tapir_sees() {
 	die "tapir did not count a request to /ok within 5 s"
 }
 
+# Another tapir (a test suite, a running daemon) attaches BPF programs that run for every
+# process, nginx included, and would make the baseline rounds no baseline.
+others=
+note_other_tapirs() {
+	local p
+
+	p=$(pgrep -x tapir | grep -vx "${tapir_pid:-0}" | paste -sd' ' || true)
+	[ -z "$p" ] && return 0
+	log "another tapir is running (pid $p): results are disturbed"
+	others=$(echo "$others $p" | tr ' ' '\n' | sed '/^$/d' | sort -un | paste -sd' ')
+}
+
 median() {
 	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
 		END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
@@ -272,9 +284,11 @@ log "nginx on 127.0.0.1:$NGINX_PORT in $cg_nginx; wrk -t1 -c$CONNS -d${DURATION}
 for r in $(seq "$ROUNDS"); do
 	# A: nginx alone.
 	warmup
+	note_other_tapirs
 	n0=$(cpu_of_nginx)
 	run_wrk
 	n1=$(cpu_of_nginx)
+	note_other_tapirs
 	a_rps+=("$rps") a_p50+=("$p50") a_p99+=("$p99")
 	a_ncpu+=("$(awk -v a="$n0" -v b="$n1" -v n="$wrk_reqs" 'BEGIN { printf "%.4f", (b - a) / n * 1000 }')")
 	log "round $r without tapir: $rps req/s, p50 $p50 ms, p99 $p99 ms, $wrk_reqs requests"
@@ -292,6 +306,7 @@ for r in $(seq "$ROUNDS"); do
 	run_wrk
 	q1=$(nginx_requests)
 	n1=$(cpu_of_nginx)
+	note_other_tapirs
 	# Records of the last responses may still be in the ring buffer; wait until the count
 	# stops moving.
 	sleep 1
@@ -365,6 +380,8 @@ today=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 		echo "| $f | ${loss_total[$f]} |"
 	done
 	echo
+	[ -z "$others" ] || echo "**Disturbed:** other tapir processes ran during the rounds (pids $others)."
+	[ -z "$others" ] || echo
 	echo "Machine: $(nproc) CPUs, $cpu_model, Linux $(uname -r), $today." \
 		"nginx (1 worker) pinned to CPU 0, wrk to CPU 1, tapir unpinned."
 } >"$OUT_MD"

@@ -17,6 +17,7 @@
 
 /* struct tapir_conn.flags */
 #define TAPIR_CF_PEER_GONE 0x01 /* EOF, ECONNRESET or EPIPE seen: the client went away */
+#define TAPIR_CF_SPOKE_HTTP 0x02 /* a whole request line was seen: this is HTTP/1.x */
 
 /* Outcome of a request (struct tapir_http_event.outcome). */
 #define TAPIR_OUT_COMPLETE     0 /* response complete */

@@ -68,6 +68,7 @@
 #define TP_F_NO_BODY  0x10 /* response to HEAD: set by the driver before feeding */
 #define TP_F_UPGRADED 0x20 /* 101 Switching Protocols: the connection leaves HTTP/1.x */
 #define TP_F_HTTP10   0x40 /* message is HTTP/1.0 */
+#define TP_F_LINE_OK  0x80 /* the start line was complete and well formed */
 
 /* Headers we look at (struct tapir_http_parser.hdr is a bitmask of candidates). */
 #define TP_H_CONTENT_LENGTH    0x01
@@ -253,6 +254,7 @@ TAPIR_INLINE int tapir_http_start_line(struct tapir_http_parser *p, __u8 c)
 				p->flags |= TP_F_HTTP10;
 			p->remaining = 0;
 		}
+		p->flags |= TP_F_LINE_OK;
 		p->state = TP_HDR_START;
 		p->pos = 0;
 		return TP_EV_NONE;

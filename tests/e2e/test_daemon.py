@@ -1,0 +1,211 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The daemon as a user meets it: CLI, configuration errors, hostile traffic and labels, and
+an exposition that real Prometheus tooling accepts."""
+import os
+import random
+import socket
+import subprocess
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from client import RawConn, get
+from conftest import PY, SERVERS, TAPIR, Daemon, wait_port, free_port
+
+REQ = "baseten_inference_requests_total"
+
+
+def run_tapir(*args, timeout=10):
+    return subprocess.run([TAPIR, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_and_version():
+    r = run_tapir("--help")
+    assert r.returncode == 0 and "--config FILE" in r.stdout and "--listen" in r.stdout
+    r = run_tapir("--version")
+    assert r.returncode == 0 and r.stdout.startswith("tapir ")
+    r = run_tapir("--bogus")
+    assert r.returncode == 2 and "Usage" in r.stderr
+
+
+@pytest.mark.parametrize("text,line,reason", [
+    ("listen: \"a:1\"\ndeployments: [1, 2\nlimits: {}\n", 3, "invalid YAML"),
+    ("listen: \"0.0.0.0:9464\"\ndeployments:\n  - cgroup: \"/a/*\"\n    labels:\n"
+     "      modle_id: x\n", 5, "unknown key \"modle_id\""),
+    ("deployments:\n  - labels: {model_id: a}\n", 2, "cgroup"),
+    ("listen: \"nowhere\"\n", 1, "listen"),
+    ("buckets:\n  latency_seconds: [1, 0.5]\n", 2, "increasing"),
+    ("limits:\n  ringbuf_bytes: 1000\n", 2, "ringbuf_bytes"),
+    ("surprise: 1\n", 1, "unknown key \"surprise\""),
+])
+def test_config_errors_name_file_line_and_reason(tmp_path, text, line, reason):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    r = run_tapir("--config", str(cfg))
+    assert r.returncode == 2, r.stderr
+    assert f"{cfg}:{line}:" in r.stderr, r.stderr
+    assert reason in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_missing_config_file(tmp_path):
+    r = run_tapir("--config", str(tmp_path / "nope.yaml"))
+    assert r.returncode == 2 and "nope.yaml" in r.stderr and "No such file" in r.stderr
+
+
+def echo(slot, *argv):
+    p = slot.popen([PY, os.path.join(SERVERS, "echo.py"), *argv], stdout=subprocess.PIPE,
+                   text=True)
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
+def talk(port, data):
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(data)
+        got = b""
+        while len(got) < len(data):
+            got += s.recv(4096)
+        assert got == data
+
+
+TLS_HELLO = bytes.fromhex("160301005a010000560303") + os.urandom(32) + bytes.fromhex(
+    "000004130113020100002900000010000e000c02683208687474702f312e31")
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def test_non_http_traffic_is_ignored_and_counted(daemon, slot, tmp_path):
+    before = daemon.scrape()
+    port = free_port()
+    p = echo(slot, "tcp", str(port))
+    for data in (b"hello there\r\n", b"\x00\x01binary", b"EHLO mail\r\n"):
+        talk(port, data)
+    for _ in range(2):
+        talk(port, TLS_HELLO)
+    talk(port, H2_PREFACE)
+    sock_path = str(tmp_path / "echo.sock")
+    u = echo(slot, "unix", sock_path)
+    for _ in range(3):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(sock_path)
+            s.sendall(get("/over-unix"))
+            s.recv(4096)
+
+    def delta(s, reason):
+        return (s.value("tapir_ignored_connections_total", reason=reason)
+                - before.value("tapir_ignored_connections_total", reason=reason))
+
+    s = daemon.wait_for(lambda s: delta(s, "not_tcp") >= 3 and delta(s, "tls") >= 2,
+                        what="ignored connections counted")
+    assert delta(s, "not_http") == 3
+    assert delta(s, "tls") == 2
+    assert delta(s, "http2") == 1
+    assert delta(s, "not_tcp") == 3
+    assert s.value(REQ, model_name=slot.model) == 0
+    p.kill()
+    u.kill()
+
+
+def test_hostile_traffic_never_breaks_the_daemon(daemon, slot, start, tmp_path):
+    (tmp_path / "ok.txt").write_bytes(b"fine\n")
+    port, _ = start("nginx", docroot=str(tmp_path))
+    rnd = random.Random(7)
+    valid = get("/ok.txt")
+    for i in range(300):
+        if i % 3 == 0:
+            data = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 300)))
+        elif i % 3 == 1:
+            data = bytearray(valid)
+            for _ in range(rnd.randrange(1, 5)):
+                data[rnd.randrange(len(data))] = rnd.randrange(256)
+            data = bytes(data)
+        else:
+            data = (b"GET /" + b"a" * rnd.randrange(20000) + b" HTTP/1.1\r\n"
+                    + b"X: " + b"y" * rnd.randrange(10000) + b"\r\n\r\n")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+                while s.recv(65536):
+                    pass
+        except OSError:
+            pass
+    # Still alive, still exact on well-formed traffic afterwards.
+    before = daemon.scrape().value(REQ, model_name=slot.model, status_code=200)
+    conn = RawConn(port)
+    for _ in range(50):
+        conn.send(valid)
+        assert conn.read_response()[0] == 200
+    conn.close()
+    s = daemon.wait_for(
+        lambda s: s.value(REQ, model_name=slot.model, status_code=200) >= before + 50,
+        what="50 more requests")
+    assert daemon.proc.poll() is None
+    r = subprocess.run(["promtool", "check", "metrics"], input=s.text, capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and r.stdout + r.stderr == "", r.stdout + r.stderr
+
+
+def test_exposition_passes_promtool_with_traffic(daemon, slot, start):
+    port, _ = start("uvicorn")
+    for code in (200, 404, 500, 503):
+        conn = RawConn(port)
+        conn.send(get(f"/status/{code}"))
+        conn.read_response()
+        conn.close()
+    s = daemon.wait_for(lambda s: s.value(REQ, model_name=slot.model) >= 4, what="4 requests")
+    r = subprocess.run(["promtool", "check", "metrics"], input=s.text, capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and r.stdout + r.stderr == "", r.stdout + r.stderr
+    types = {f.name: f.type for f in text_string_to_metric_families(s.text)}
+    assert types["baseten_inference_requests"] == "counter"
+    for h in ("baseten_end_to_end_response_time_seconds", "baseten_time_to_first_byte_seconds",
+              "baseten_request_size_bytes", "baseten_response_size_bytes"):
+        assert types[h] == "histogram"
+    assert types["baseten_concurrent_requests"] == "gauge"
+    assert types["tapir_build_info"] == "gauge"
+
+
+def test_hostile_label_values_round_trip(cgroot, tmp_path):
+    mount, rel = cgroot
+    hostile = {
+        "model_id": 'quote"back\\slash',
+        "model_name": "new\nline",
+        "deployment_id": "ünïcödé ✓",
+        "environment": "x" * 5000,
+        "rollout_phase": "",
+    }
+    port = free_port()
+    cfg = tmp_path / "hostile.yaml"
+    lines = [f'listen: "127.0.0.1:{port}"', "deployments:", f'  - cgroup: "{rel}/hostile/*"',
+             "    labels:"]
+    for k, v in hostile.items():
+        esc = v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        lines.append(f'      {k}: "{esc}"')
+    cfg.write_text("\n".join(lines) + "\n")
+    os.makedirs(f"{mount}{rel}/hostile/c0")
+    log = open(tmp_path / "log", "w")
+    p = subprocess.Popen([TAPIR, "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_port(port, timeout=60, proc=p)
+        text = ""
+        deadline = time.monotonic() + 30
+        while "baseten_concurrent_requests{" not in text and time.monotonic() < deadline:
+            time.sleep(0.2)
+            text = subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/metrics"],
+                                  capture_output=True, text=True).stdout
+        r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                           text=True)
+        assert r.returncode == 0 and r.stdout + r.stderr == "", r.stdout + r.stderr
+        fams = {f.name: f for f in text_string_to_metric_families(text)}
+        labels = fams["baseten_concurrent_requests"].samples[0].labels
+        for k in ("model_id", "model_name", "deployment_id", "rollout_phase"):
+            assert labels[k] == hostile[k]
+        # Values are cut at 1 KiB, on a character boundary.
+        assert labels["environment"] == "x" * 1024
+    finally:
+        p.terminate()
+        p.wait(10)
+        os.rmdir(f"{mount}{rel}/hostile/c0")
+        os.rmdir(f"{mount}{rel}/hostile")
