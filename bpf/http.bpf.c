@@ -103,6 +103,14 @@ static __always_inline void inflight_add(struct tapir_conn *c, __s64 delta)
 		__sync_fetch_and_add(&cg->inflight, delta);
 }
 
+static __always_inline void websockets_add(struct tapir_conn *c, __s64 delta)
+{
+	struct tapir_cgroup_info *cg = bpf_map_lookup_elem(&watched_cgroups, &c->cgroup_id);
+
+	if (cg)
+		__sync_fetch_and_add(&cg->websockets, delta);
+}
+
 /* Emit the record of the oldest pending request and pop it. */
 static __always_inline void finish(struct tapir_conn *c, __u8 outcome, __u16 status, __u64 now)
 {
@@ -156,6 +164,10 @@ static __always_inline void finalize(struct tapir_conn *c, __u64 now)
 	__u8 outcome;
 	int i;
 
+	if (c->state == TAPIR_CONN_UPGRADED) {
+		websockets_add(c, -1);
+		return;
+	}
 	for (i = 0; i < TAPIR_MAX_PENDING; i++) {
 		if (!c->count)
 			break;
@@ -320,6 +332,7 @@ static __always_inline int on_response(struct tapir_conn *c, struct walk_ctx *w,
 			if (upgraded) {
 				stat_inc(TAPIR_STAT_UPGRADED);
 				c->state = TAPIR_CONN_UPGRADED;
+				websockets_add(c, 1);
 				return -1;
 			}
 		}
@@ -461,8 +474,11 @@ static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key, st
 	if (i == TP_M_UNKNOWN || i == TP_M_PRI)
 		return NULL;
 	kind = io->sk_kind ? io->sk_kind : tapir_fd_kind(io->fd);
-	if (kind != TAPIR_FD_TCP)
+	if (kind != TAPIR_FD_TCP) {
+		if (kind == TAPIR_FD_SOCK) /* e.g. an HTTP-looking UDP datagram */
+			stat_inc(TAPIR_STAT_IGNORED_NOT_TCP);
 		return NULL;
+	}
 	cgid = bpf_get_current_cgroup_id();
 	cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);
 	if (!cg)
@@ -554,7 +570,7 @@ static __always_inline int exit_accept(long ret)
 {
 	struct tapir_conn_key key = { .tgid = bpf_get_current_pid_tgid() >> 32, .fd = ret };
 	struct tapir_cgroup_info *cg;
-	struct tapir_conn *old;
+	struct tapir_conn *old, *c;
 	__u64 cgid;
 	int kind;
 
@@ -565,18 +581,19 @@ static __always_inline int exit_accept(long ret)
 	if (!cg)
 		return 0;
 	kind = tapir_fd_kind(ret);
-	if (kind != TAPIR_FD_TCP) {
-		if (kind == TAPIR_FD_SOCK)
-			stat_inc(TAPIR_STAT_IGNORED_NOT_TCP);
-		return 0;
-	}
 	old = bpf_map_lookup_elem(&conns, &key);
 	if (old) {
 		/* The fd was closed behind our back (close_range, exec, dup2): settle it. */
 		stat_inc(TAPIR_STAT_CONN_REPLACED);
 		finalize(old, bpf_ktime_get_ns());
 	}
-	new_conn(&key, cg, cgid);
+	c = new_conn(&key, cg, cgid);
+	if (c && kind != TAPIR_FD_TCP) {
+		/* Unix (or other) stream sockets: remembered as ignored so that their reads
+		 * cost one lookup and are not looked at as a possible mid-stream pick-up. */
+		stat_inc(TAPIR_STAT_IGNORED_NOT_TCP);
+		c->state = TAPIR_CONN_IGNORED;
+	}
 	return 0;
 }
 
@@ -602,6 +619,8 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c)
 		return 0;
+	if (c->count && !(c->flags & TAPIR_CF_PEER_GONE) && tapir_fd_peer_gone(key.fd))
+		c->flags |= TAPIR_CF_PEER_GONE;
 	finalize(c, bpf_ktime_get_ns());
 	bpf_map_delete_elem(&conns, &key);
 	return 0;

@@ -29,6 +29,46 @@ static __always_inline int tapir_sock_kind(__u16 family, __u16 type, __u16 proto
 	return TAPIR_FD_SOCK;
 }
 
+#define TCP_CLOSE 7
+#define TCP_CLOSE_WAIT 8
+
+/* The struct sock behind an fd of the current task, or NULL. */
+static __always_inline struct sock *tapir_fd_sock(__u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file **fds;
+	struct file *f = NULL;
+	struct socket *sock;
+	unsigned int max;
+	umode_t mode;
+
+	fds = BPF_CORE_READ(task, files, fdt, fd);
+	max = BPF_CORE_READ(task, files, fdt, max_fds);
+	if (fd >= max || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	sock = BPF_CORE_READ(f, private_data);
+	return BPF_CORE_READ(sock, sk);
+}
+
+/*
+ * Has the peer of this TCP socket gone (FIN received: CLOSE_WAIT; reset: CLOSE)? Servers
+ * such as nginx learn of an aborted client from epoll and SO_ERROR and close without a
+ * failing read or write, so close() asks the socket itself.
+ */
+static __always_inline bool tapir_fd_peer_gone(__u32 fd)
+{
+	struct sock *sk = tapir_fd_sock(fd);
+	__u8 state;
+
+	if (!sk)
+		return false;
+	state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	return state == TCP_CLOSE_WAIT || state == TCP_CLOSE;
+}
+
 /**
  * tapir_fd_kind - classify an fd of the current task by walking its file table
  *
@@ -38,27 +78,12 @@ static __always_inline int tapir_sock_kind(__u16 family, __u16 type, __u16 proto
  */
 static __always_inline int tapir_fd_kind(__u32 fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct file **fds;
-	struct file *f = NULL;
-	struct socket *sock;
-	struct sock *sk;
-	unsigned int max;
-	umode_t mode;
+	struct sock *sk = tapir_fd_sock(fd);
 
-	fds = BPF_CORE_READ(task, files, fdt, fd);
-	max = BPF_CORE_READ(task, files, fdt, max_fds);
-	if (fd >= max || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
-		return TAPIR_FD_OTHER;
-	mode = BPF_CORE_READ(f, f_inode, i_mode);
-	if ((mode & S_IFMT) != S_IFSOCK)
-		return TAPIR_FD_OTHER;
-	sock = BPF_CORE_READ(f, private_data);
-	sk = BPF_CORE_READ(sock, sk);
 	if (!sk)
 		return TAPIR_FD_OTHER;
-	return tapir_sock_kind(BPF_CORE_READ(sk, __sk_common.skc_family),
-			       BPF_CORE_READ(sk, sk_type), BPF_CORE_READ(sk, sk_protocol));
+	return tapir_sock_kind(BPF_CORE_READ(sk, __sk_common.skc_family), BPF_CORE_READ(sk, sk_type),
+			       BPF_CORE_READ(sk, sk_protocol));
 }
 
 #endif /* TAPIR_BPF_H */

@@ -28,7 +28,8 @@
  * cannot be decremented from here atomically, so the difference is kept on this side. */
 struct adjust {
 	uint64_t cgroup_id;
-	int64_t n;
+	int64_t inflight;
+	int64_t websockets;
 };
 
 struct tapir_daemon {
@@ -85,7 +86,8 @@ static int on_record(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-static void add_adjust(struct tapir_daemon *d, uint64_t cgroup_id, int64_t n)
+static void add_adjust(struct tapir_daemon *d, uint64_t cgroup_id, int64_t inflight,
+		       int64_t websockets)
 {
 	size_t i;
 
@@ -97,7 +99,21 @@ static void add_adjust(struct tapir_daemon *d, uint64_t cgroup_id, int64_t n)
 			return;
 		d->adjust[d->n_adjust++] = (struct adjust){ .cgroup_id = cgroup_id };
 	}
-	d->adjust[i].n += n;
+	d->adjust[i].inflight += inflight;
+	d->adjust[i].websockets += websockets;
+}
+
+/* Forget the corrections of cgroups that are gone: their BPF counts went with them. */
+static void prune_adjust(struct tapir_daemon *d)
+{
+	int fd = tapir_loader__watched_fd(d->loader);
+	struct tapir_cgroup_info info;
+	size_t i, j;
+
+	for (i = j = 0; i < d->n_adjust; i++)
+		if (!bpf_map_lookup_elem(fd, &d->adjust[i].cgroup_id, &info))
+			d->adjust[j++] = d->adjust[i];
+	d->n_adjust = j;
 }
 
 /* Settle the pending requests of a connection whose process is gone, as BPF would on close. */
@@ -129,8 +145,8 @@ static void settle(struct tapir_daemon *d, const struct tapir_conn *c, __u32 tgi
 		account(d, &e);
 		tapir_registry__unlock(d->reg);
 	}
-	if (c->count)
-		add_adjust(d, c->cgroup_id, c->count);
+	if (c->count || c->state == TAPIR_CONN_UPGRADED)
+		add_adjust(d, c->cgroup_id, c->count, c->state == TAPIR_CONN_UPGRADED);
 }
 
 /* Connections of processes that exited never see close(): sweep them. */
@@ -152,6 +168,7 @@ static void sweep(struct tapir_daemon *d)
 		d->gc_evicted++;
 		prev = NULL; /* the walk order changed: start over (entries are few) */
 	}
+	prune_adjust(d);
 }
 
 static void read_stats(struct tapir_daemon *d, uint64_t *sum)
@@ -170,24 +187,26 @@ static void read_stats(struct tapir_daemon *d, uint64_t *sum)
 	}
 }
 
-static int64_t adjustment(struct tapir_daemon *d, uint64_t cgroup_id)
+static const struct adjust *adjustment(struct tapir_daemon *d, uint64_t cgroup_id)
 {
+	static const struct adjust none;
 	size_t i;
 
 	for (i = 0; i < d->n_adjust; i++)
 		if (d->adjust[i].cgroup_id == cgroup_id)
-			return d->adjust[i].n;
-	return 0;
+			return &d->adjust[i];
+	return &none;
 }
 
-/* baseten_concurrent_requests: the in-flight counts BPF keeps per cgroup, summed per label set. */
-static void refresh_inflight(struct tapir_daemon *d)
+/* The gauges BPF keeps per cgroup (requests in flight, open WebSockets), summed per label set. */
+static void refresh_gauges(struct tapir_daemon *d)
 {
 	int fd = tapir_loader__watched_fd(d->loader);
 	size_t n = tapir_cgroups__n_labelsets(d->cgroups), i;
 	struct tapir_cgroup_info info;
+	const struct adjust *adj;
 	__u64 key, next, *prev = NULL;
-	double *sum = calloc(n ? n : 1, sizeof(*sum));
+	double *sum = calloc(n ? 2 * n : 1, sizeof(*sum));
 
 	if (!sum)
 		return;
@@ -196,13 +215,15 @@ static void refresh_inflight(struct tapir_daemon *d)
 		prev = &key;
 		if (bpf_map_lookup_elem(fd, &key, &info) || info.labels_id >= n)
 			continue;
-		info.inflight -= adjustment(d, key);
-		if (info.inflight > 0)
-			sum[info.labels_id] += info.inflight;
+		adj = adjustment(d, key);
+		if (info.inflight - adj->inflight > 0)
+			sum[2 * info.labels_id] += info.inflight - adj->inflight;
+		if (info.websockets - adj->websockets > 0)
+			sum[2 * info.labels_id + 1] += info.websockets - adj->websockets;
 	}
 	for (i = 0; i < n; i++)
-		tapir_http_metrics__set_inflight(d->http, tapir_cgroups__labels(d->cgroups, i),
-						 sum[i]);
+		tapir_http_metrics__set_gauges(d->http, tapir_cgroups__labels(d->cgroups, i),
+					       sum[2 * i], sum[2 * i + 1]);
 	free(sum);
 }
 
@@ -222,7 +243,7 @@ static int render(void *ctx, struct tapir_buf *out)
 	in.records = d->records;
 	in.unlabelled = d->unlabelled;
 	in.watched_cgroups = tapir_cgroups__n_watched(d->cgroups);
-	refresh_inflight(d);
+	refresh_gauges(d);
 	tapir_health__update(d->health, &in);
 	err = tapir_registry__render(d->reg, out);
 	tapir_registry__unlock(d->reg);

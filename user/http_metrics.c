@@ -25,6 +25,7 @@ struct slot {
 struct tapir_http_metrics {
 	struct tapir_family *f[F_COUNT];
 	struct tapir_family *inflight;
+	struct tapir_family *websockets;
 	struct slot *slots;
 	size_t n_slots, used;
 };
@@ -57,10 +58,13 @@ struct tapir_http_metrics *tapir_http_metrics__new(struct tapir_registry *r,
 					     "Total in-flight inference requests for a deployment.",
 					     TAPIR_GAUGE, dep_labels,
 					     sizeof(dep_labels) / sizeof(dep_labels[0]), NULL, 0);
+	m->websockets = tapir_registry__family(
+		r, "baseten_ongoing_websocket_connections", "Number of ongoing websocket connections.",
+		TAPIR_GAUGE, dep_labels, sizeof(dep_labels) / sizeof(dep_labels[0]), NULL, 0);
 	for (int i = 0; i < F_COUNT; i++)
 		if (!m->f[i])
 			goto fail;
-	if (!m->inflight)
+	if (!m->inflight || !m->websockets)
 		goto fail;
 	m->n_slots = 256;
 	m->slots = calloc(m->n_slots, sizeof(*m->slots));
@@ -176,12 +180,13 @@ void tapir_http_metrics__record(struct tapir_http_metrics *m, const struct tapir
 	tapir_series__observe(s->s[F_RESP_SIZE], (double)e->resp_bytes);
 }
 
-void tapir_http_metrics__set_inflight(struct tapir_http_metrics *m, const char *const *labels,
-				      double v)
+void tapir_http_metrics__set_gauges(struct tapir_http_metrics *m, const char *const *labels,
+				    double inflight, double websockets)
 {
 	const char *values[5] = { labels[TAPIR_L_MODEL_ID], labels[TAPIR_L_MODEL_NAME],
 				  labels[TAPIR_L_DEPLOYMENT_ID], labels[TAPIR_L_ENVIRONMENT],
 				  labels[TAPIR_L_ROLLOUT_PHASE] };
 
-	tapir_series__set(tapir_series__get(m->inflight, values), v);
+	tapir_series__set(tapir_series__get(m->inflight, values), inflight);
+	tapir_series__set(tapir_series__get(m->websockets, values), websockets);
 }

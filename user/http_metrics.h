@@ -24,8 +24,9 @@ void tapir_http_status_label(const struct tapir_http_event *e, char *buf, size_t
 void tapir_http_metrics__record(struct tapir_http_metrics *m, const struct tapir_http_event *e,
 				const char *const *labels);
 
-/* Set baseten_concurrent_requests for one label set. Caller holds the registry lock. */
-void tapir_http_metrics__set_inflight(struct tapir_http_metrics *m, const char *const *labels,
-				      double v);
+/* Set baseten_concurrent_requests and baseten_ongoing_websocket_connections for one label
+ * set. Caller holds the registry lock. */
+void tapir_http_metrics__set_gauges(struct tapir_http_metrics *m, const char *const *labels,
+				    double inflight, double websockets);
 
 #endif

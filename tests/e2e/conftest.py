@@ -269,7 +269,9 @@ def start(slot):
                 f.write(text)
             argv = ["nginx", "-p", tmp, "-c", conf, "-g", "daemon off;"]
         elif kind == "syscalls":
-            argv = [PY, os.path.join(SERVERS, "syscalls.py"), str(port)]
+            argv = [PY, os.path.join(SERVERS, "syscalls.py"), str(port), *opts.get("extra", [])]
+        elif kind == "ws":
+            argv = [PY, os.path.join(SERVERS, "ws.py"), str(port)]
         elif kind == "node":
             argv = ["node", os.path.join(SERVERS, "server.js"), str(port)]
         else:

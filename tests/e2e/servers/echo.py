@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
-"""A TCP or Unix-socket echo server: traffic that is not HTTP/1.x, for tapir to ignore."""
+"""A TCP, UDP or Unix-socket echo server: traffic that is not HTTP/1.x, for tapir to ignore."""
 import os
 import socket
 import sys
@@ -16,6 +16,13 @@ def serve(c):
 
 
 def main():
+    if sys.argv[1] == "udp":
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", int(sys.argv[2])))
+        print("ready", flush=True)
+        while True:
+            data, peer = s.recvfrom(65536)
+            s.sendto(data, peer)
     if sys.argv[1] == "unix":
         path = sys.argv[2]
         if os.path.exists(path):

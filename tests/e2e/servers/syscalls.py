@@ -3,9 +3,16 @@
 every syscall family tapir hooks is driven by real traffic. One request per connection.
 
   /<reader>/<writer>[/<n>]   reader: read readv recv recvmsg
-                             writer: write writev send sendmsg sendfile
+                             writer: write writev send sendmsg sendfile, or
+                               closedelim  no Content-Length: the body ends at close
+                               abort       close without answering
+                               reset       reset (SO_LINGER 0) without answering
+                               die         the whole process exits without answering
+
+usage: syscalls.py PORT [PORT...]   a port written [::1]:PORT listens on IPv6 loopback
 """
 import os
+import struct
 import socket
 import sys
 import tempfile
@@ -26,7 +33,17 @@ def write_all(fn, data):
 
 def writer(name, c, head, body, tmpdir):
     fd = c.fileno()
-    if name == "write":
+    if name == "closedelim":
+        head = head.replace(f"Content-Length: {len(body)}\r\n".encode(), b"")
+        write_all(c.send, head)
+        write_all(c.send, body)
+    elif name == "abort":
+        pass
+    elif name == "reset":
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    elif name == "die":
+        os._exit(3)
+    elif name == "write":
         write_all(lambda d: os.write(fd, d), head + body)
     elif name == "writev":
         # Header and body in separate iovecs, as nginx and libuv do.
@@ -70,16 +87,29 @@ def serve(c, tmpdir):
         writer(wr, c, head, body, tmpdir)
 
 
-def main():
-    port = int(sys.argv[1])
-    tmpdir = tempfile.mkdtemp()
-    s = socket.socket()
+def listen(spec, tmpdir):
+    if spec.startswith("[::1]:"):
+        s = socket.socket(socket.AF_INET6)
+        addr = ("::1", int(spec.rsplit(":", 1)[1]))
+    else:
+        s = socket.socket()
+        addr = ("127.0.0.1", int(spec))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", port))
+    s.bind(addr)
     s.listen(64)
     while True:
         c, _ = s.accept()
         threading.Thread(target=serve, args=(c, tmpdir), daemon=True).start()
+
+
+def main():
+    tmpdir = tempfile.mkdtemp()
+    threads = [threading.Thread(target=listen, args=(spec, tmpdir), daemon=True)
+               for spec in sys.argv[1:]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 if __name__ == "__main__":
