@@ -34,6 +34,8 @@ UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 HELPER_SRCS := $(wildcard tests/helpers/*.c)
 HELPER_BINS := $(patsubst tests/helpers/%.c,$(OUT)/tests/%,$(HELPER_SRCS))
+# A scripted NVML, found by test_gpu next to itself.
+FAKE_NVML   := $(OUT)/tests/libnvidia-ml.so.1
 
 ifeq ($(V),1)
 Q :=
@@ -85,6 +87,12 @@ $(OUT)/tests/test_%: tests/unit/test_%.c $(OUT)/libtapir.a | $(OUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< $(OUT)/libtapir.a $(LDLIBS) -lcmocka -o $@
 
+$(OUT)/tests/test_gpu: | $(FAKE_NVML)
+
+$(FAKE_NVML): tests/fake_nvml/fake_nvml.c tests/fake_nvml/fake_nvml.h | $(OUT)/tests
+	$(call msg,CC-SO,$@)
+	$(Q)$(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) -fPIC -shared $< -o $@
+
 $(OUT)/tests/%: tests/helpers/%.c $(OUT)/libtapir.a | $(OUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< $(OUT)/libtapir.a $(LDLIBS) -o $@
@@ -95,7 +103,7 @@ run: deps
 
 test:
 	$(Q)tools/install-deps.sh all
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(HELPER_BINS)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(HELPER_BINS) $(FAKE_NVML)
 	$(Q)tests/run-all.sh
 
 test-unit: $(UNIT_BINS)

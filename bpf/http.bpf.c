@@ -11,11 +11,10 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Knobs the loader sets before load. */
-const volatile __u32 loop_max = 65536;	     /* parser steps per bpf_loop round */
+const volatile __u32 loop_max = 65536;	     /* parser steps per syscall segment */
 const volatile __u64 wakeup_bytes = 1 << 20; /* wake the reader once this much is queued */
 
-#define MAX_ROUNDS 16 /* events handled per syscall segment (pipelining needs several) */
-#define MAX_IOV	   16 /* iovecs looked at per readv/writev/recvmsg/sendmsg */
+#define MAX_IOV 16 /* iovecs looked at per readv/writev/recvmsg/sendmsg */
 
 #define IO_PLAIN 0 /* read/write/recvfrom/sendto: one buffer */
 #define IO_IOV	 1 /* readv/writev/recvmsg/sendmsg: an iovec array */
@@ -184,15 +183,27 @@ static __always_inline void finalize(struct tapir_conn *c, __u64 now)
 	}
 }
 
+/* What an event handler needs to know besides the connection. */
+struct ev_args {
+	__u64 off;  /* segment offset just past the byte that produced the event */
+	__u64 mark; /* segment offset up to which bytes were attributed */
+	__u64 ts;   /* syscall entry */
+	__u64 now;  /* syscall exit */
+	__u32 dir;
+	__u32 __pad;
+};
+
 struct walk_ctx {
 	struct tapir_http_parser *p;
+	struct tapir_conn *c;
 	__u8 *win;
 	__u64 ubuf; /* user address of the segment; 0 when its bytes cannot be read */
 	__u64 len;
 	__u64 off;
 	__u64 woff; /* segment offset of win[0] */
 	__u32 wlen; /* valid bytes in win */
-	__s32 ev;
+	__s32 stop; /* the connection was dropped or upgraded: stop parsing */
+	struct ev_args a;
 };
 
 /*
@@ -207,49 +218,16 @@ __noinline int http_feed(struct tapir_http_parser *p, __u32 c)
 	return tapir_http_feed(p, c);
 }
 
-/* One parser step; returns 1 to stop the loop (event, end of segment, or fault). */
-static long walk_cb(__u32 i, void *arg)
+/* The 8-bytes-at-once fast path, likewise checked once. */
+__noinline int http_word(struct tapir_http_parser *p, __u64 x)
 {
-	struct walk_ctx *w = arg;
-	struct tapir_http_parser *p = w->p;
-	__u64 left, max, n;
-	int ev;
-
-	if (w->off >= w->len)
-		return 1;
-	left = w->len - w->off;
-	max = tapir_http_bulk_max(p);
-	if (max) {
-		n = left < max ? left : max;
-		w->off += n;
-		w->ev = tapir_http_bulk(p, n);
-		return w->ev != TP_EV_NONE;
-	}
-	if (!w->ubuf) {
-		w->ev = TP_EV_ERROR; /* framing bytes we cannot see */
-		return 1;
-	}
-	if (w->off < w->woff || w->off >= w->woff + w->wlen) {
-		n = left < TAPIR_WIN ? left : TAPIR_WIN;
-		if (bpf_probe_read_user(w->win, n, (void *)(w->ubuf + w->off))) {
-			stat_inc(TAPIR_STAT_READ_FAULT);
-			w->ev = TP_EV_ERROR;
-			return 1;
-		}
-		w->woff = w->off;
-		w->wlen = n;
-	}
-	ev = http_feed(p, w->win[(w->off - w->woff) & (TAPIR_WIN - 1)]);
-	w->off++;
-	if (ev == TP_EV_HEADERS)
-		ev = TP_EV_NONE;
-	w->ev = ev;
-	return ev != TP_EV_NONE;
+	if (!p)
+		return 0;
+	return tapir_http_word(p, x);
 }
 
 /* Request-side event; returns 0 to go on, -1 to stop parsing this connection. */
-static __always_inline int on_request(struct tapir_conn *c, struct walk_ctx *w, int ev, __u64 *mark,
-				      __u64 now)
+static __always_inline int on_request(struct tapir_conn *c, int ev, struct ev_args *a)
 {
 	__u32 t;
 
@@ -257,15 +235,15 @@ static __always_inline int on_request(struct tapir_conn *c, struct walk_ctx *w, 
 		c->state = TAPIR_CONN_HTTP;
 		if (c->count) {
 			t = (c->head + c->count - 1) & (TAPIR_MAX_PENDING - 1);
-			c->req_bytes[t] += w->off - 1 - *mark;
+			c->req_bytes[t] += a->off - 1 - a->mark;
 		}
-		*mark = w->off - 1;
+		a->mark = a->off - 1;
 		if (c->count >= TAPIR_MAX_PENDING) {
 			stat_inc(TAPIR_STAT_PENDING_OVERFLOW);
 			return 0;
 		}
 		t = (c->head + c->count) & (TAPIR_MAX_PENDING - 1);
-		c->start_ns[t] = now;
+		c->start_ns[t] = a->now;
 		c->req_bytes[t] = 0;
 		c->method[t] = TP_M_UNKNOWN;
 		c->count++;
@@ -276,10 +254,10 @@ static __always_inline int on_request(struct tapir_conn *c, struct walk_ctx *w, 
 		c->flags |= TAPIR_CF_SPOKE_HTTP;
 		if (c->count) {
 			t = (c->head + c->count - 1) & (TAPIR_MAX_PENDING - 1);
-			c->req_bytes[t] += w->off - *mark;
+			c->req_bytes[t] += a->off - a->mark;
 			c->method[t] = c->req.method;
 		}
-		*mark = w->off;
+		a->mark = a->off;
 		tapir_http_init(&c->req, TP_KIND_REQUEST);
 		return 0;
 	}
@@ -288,19 +266,18 @@ static __always_inline int on_request(struct tapir_conn *c, struct walk_ctx *w, 
 	if ((c->flags & TAPIR_CF_SPOKE_HTTP) || (c->req.flags & TP_F_LINE_OK))
 		abandon(c, TAPIR_STAT_PARSE_REQUEST);
 	else
-		abandon(c, c->req.method == TP_M_PRI ? TAPIR_STAT_IGNORED_HTTP2 :
-						       TAPIR_STAT_IGNORED_NOT_HTTP);
+		abandon(c, c->req.method == TP_M_PRI ? TAPIR_STAT_IGNORED_HTTP2
+						     : TAPIR_STAT_IGNORED_NOT_HTTP);
 	return -1;
 }
 
-static __always_inline int on_response(struct tapir_conn *c, struct walk_ctx *w, int ev,
-				       __u64 *mark, __u64 ts, __u64 now)
+static __always_inline int on_response(struct tapir_conn *c, int ev, struct ev_args *a)
 {
 	__u32 h = c->head & (TAPIR_MAX_PENDING - 1);
 	__u8 upgraded;
 
 	if (ev == TP_EV_START) {
-		*mark = w->off - 1;
+		a->mark = a->off - 1;
 		if (!c->count) {
 			stat_inc(TAPIR_STAT_STRAY_RESPONSE);
 			return 0;
@@ -310,14 +287,14 @@ static __always_inline int on_response(struct tapir_conn *c, struct walk_ctx *w,
 		if (c->method[h] == TP_M_HEAD)
 			c->resp.flags |= TP_F_NO_BODY;
 		if (!c->first_byte_ns)
-			c->first_byte_ns = ts;
+			c->first_byte_ns = a->ts;
 		return 0;
 	}
 	if (ev == TP_EV_INTERIM) {
 		/* 100 Continue and friends: on the wire, but not the answer; TTFB waits for
 		 * the final response. */
-		c->resp_bytes += w->off - *mark;
-		*mark = w->off;
+		c->resp_bytes += a->off - a->mark;
+		a->mark = a->off;
 		c->first_byte_ns = 0;
 		if (c->count && c->method[h] == TP_M_HEAD)
 			c->resp.flags |= TP_F_NO_BODY;
@@ -325,10 +302,10 @@ static __always_inline int on_response(struct tapir_conn *c, struct walk_ctx *w,
 	}
 	if (ev == TP_EV_DONE) {
 		if (c->count) {
-			c->resp_bytes += w->off - *mark;
+			c->resp_bytes += a->off - a->mark;
 			upgraded = c->resp.flags & TP_F_UPGRADED;
 			finish(c, upgraded ? TAPIR_OUT_UPGRADED : TAPIR_OUT_COMPLETE,
-			       c->resp.status, now);
+			       c->resp.status, a->now);
 			if (upgraded) {
 				stat_inc(TAPIR_STAT_UPGRADED);
 				c->state = TAPIR_CONN_UPGRADED;
@@ -336,12 +313,69 @@ static __always_inline int on_response(struct tapir_conn *c, struct walk_ctx *w,
 				return -1;
 			}
 		}
-		*mark = w->off;
+		a->mark = a->off;
 		tapir_http_init(&c->resp, TP_KIND_RESPONSE);
 		return 0;
 	}
 	abandon(c, TAPIR_STAT_PARSE_RESPONSE);
 	return -1;
+}
+
+/* An event of either parser, as a global function: checked once, not once per loop path. */
+__noinline int handle_event(struct tapir_conn *c, int ev, struct ev_args *a)
+{
+	if (!c || !a)
+		return -1;
+	return a->dir == DIR_IN ? on_request(c, ev, a) : on_response(c, ev, a);
+}
+
+/* One parser step, and its event if any; returns 1 to stop (end of segment, fault, or the
+ * connection left HTTP/1.x). */
+static long walk_cb(__u32 i, void *arg)
+{
+	struct walk_ctx *w = arg;
+	struct tapir_http_parser *p = w->p;
+	__u64 left, max, n;
+	__u32 at;
+	int ev;
+
+	if (w->off >= w->len)
+		return 1;
+	left = w->len - w->off;
+	max = tapir_http_bulk_max(p);
+	if (max) {
+		n = left < max ? left : max;
+		w->off += n;
+		ev = tapir_http_bulk(p, n);
+		goto event;
+	}
+	if (!w->ubuf) {
+		ev = TP_EV_ERROR; /* framing bytes we cannot see */
+		goto event;
+	}
+	if (w->off < w->woff || w->off >= w->woff + w->wlen) {
+		n = left < TAPIR_WIN ? left : TAPIR_WIN;
+		if (bpf_probe_read_user(w->win, n, (void *)(w->ubuf + w->off))) {
+			stat_inc(TAPIR_STAT_READ_FAULT);
+			ev = TP_EV_ERROR;
+			goto event;
+		}
+		w->woff = w->off;
+		w->wlen = n;
+	}
+	at = (w->off - w->woff) & (TAPIR_WIN - 1);
+	if (at <= TAPIR_WIN - 8 && at + 8 <= w->wlen && http_word(p, *(__u64 *)&w->win[at])) {
+		w->off += 8; /* most header bytes go 8 at a time */
+		return 0;
+	}
+	ev = http_feed(p, w->win[at]);
+	w->off++;
+event:
+	if (ev == TP_EV_NONE || ev == TP_EV_HEADERS)
+		return 0;
+	w->a.off = w->off;
+	w->stop = handle_event(w->c, ev, &w->a);
+	return w->stop != 0;
 }
 
 /**
@@ -354,55 +388,40 @@ static __always_inline int on_response(struct tapir_conn *c, struct walk_ctx *w,
 __noinline int walk_segment(struct tapir_conn *c, struct tapir_io *io, __u64 ubuf, __u64 len,
 			    __u64 now)
 {
-	__u8 dir;
 	struct walk_ctx w = {};
 	struct tapir_scratch *s;
-	__u64 mark = 0;
 	__u32 zero = 0, t;
-	int round, ev, stop;
 
 	if (!c || !io)
 		return -1;
-	dir = io->dir;
 	s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return -1;
-	w.p = dir == DIR_IN ? &c->req : &c->resp;
+	w.c = c;
+	w.p = io->dir == DIR_IN ? &c->req : &c->resp;
 	w.win = s->win;
 	w.ubuf = ubuf;
 	w.len = len;
 	w.woff = ~0ULL >> 1;
+	w.a.dir = io->dir;
+	w.a.ts = io->ts;
+	w.a.now = now;
 
-	for (round = 0; round < MAX_ROUNDS; round++) {
-		if (w.off >= w.len || c->state == TAPIR_CONN_IGNORED)
-			break;
-		w.ev = TP_EV_NONE;
-		bpf_loop(loop_max, walk_cb, &w, 0);
-		ev = w.ev;
-		if (ev == TP_EV_NONE) {
-			if (w.off < w.len) {
-				abandon(c, TAPIR_STAT_SCAN_LIMIT);
-				return -1;
-			}
-			break;
-		}
-		stop = dir == DIR_IN ? on_request(c, &w, ev, &mark, now)
-				     : on_response(c, &w, ev, &mark, io->ts, now);
-		if (stop)
-			return -1;
-	}
-	if (w.off < w.len && c->state != TAPIR_CONN_IGNORED) {
+	bpf_loop(loop_max, walk_cb, &w, 0);
+	if (w.stop)
+		return -1;
+	if (w.off < w.len) {
 		abandon(c, TAPIR_STAT_SCAN_LIMIT);
 		return -1;
 	}
 	/* Bytes since the last event belong to the message in progress. */
-	if (!c->count || len <= mark)
+	if (!c->count || len <= w.a.mark)
 		return 0;
-	if (dir == DIR_IN) {
+	if (io->dir == DIR_IN) {
 		t = (c->head + c->count - 1) & (TAPIR_MAX_PENDING - 1);
-		c->req_bytes[t] += len - mark;
+		c->req_bytes[t] += len - w.a.mark;
 	} else if (c->resp.state != TP_IDLE) {
-		c->resp_bytes += len - mark;
+		c->resp_bytes += len - w.a.mark;
 	}
 	return 0;
 }

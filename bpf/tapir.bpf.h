@@ -29,7 +29,7 @@ static __always_inline int tapir_sock_kind(__u16 family, __u16 type, __u16 proto
 	return TAPIR_FD_SOCK;
 }
 
-#define TCP_CLOSE 7
+#define TCP_CLOSE      7
 #define TCP_CLOSE_WAIT 8
 
 /* The struct sock behind an fd of the current task, or NULL. */
@@ -82,8 +82,8 @@ static __always_inline int tapir_fd_kind(__u32 fd)
 
 	if (!sk)
 		return TAPIR_FD_OTHER;
-	return tapir_sock_kind(BPF_CORE_READ(sk, __sk_common.skc_family), BPF_CORE_READ(sk, sk_type),
-			       BPF_CORE_READ(sk, sk_protocol));
+	return tapir_sock_kind(BPF_CORE_READ(sk, __sk_common.skc_family),
+			       BPF_CORE_READ(sk, sk_type), BPF_CORE_READ(sk, sk_protocol));
 }
 
 #endif /* TAPIR_BPF_H */

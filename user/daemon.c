@@ -80,7 +80,7 @@ static int on_record(void *ctx, void *data, size_t size)
 		tapir_registry__lock(d->reg);
 		account(d, data);
 		tapir_registry__unlock(d->reg);
-	} else if (type == TAPIR_REC_CGROUP) {
+	} else if (type == TAPIR_REC_LIFECYCLE) {
 		d->rescan = 1;
 	}
 	return 0;
@@ -236,7 +236,7 @@ static int render(void *ctx, struct tapir_buf *out)
 
 	read_stats(d, stats);
 	in.bpf_stats = stats;
-	in.cgroup_lost = tapir_loader__cgroup_lost(d->loader);
+	in.lifecycle_lost = tapir_loader__lifecycle_lost(d->loader);
 	in.n_progs = tapir_loader__programs(d->loader, &in.progs);
 	tapir_registry__lock(d->reg);
 	in.gc_evicted = d->gc_evicted;

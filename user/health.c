@@ -119,7 +119,7 @@ void tapir_health__update(struct tapir_health *h, const struct tapir_health_inpu
 			continue;
 		set(fams[stat_map[i].family], stat_map[i].reason, (double)in->bpf_stats[i]);
 	}
-	set(h->lost, "cgroup_events_full", (double)in->cgroup_lost);
+	set(h->lost, "lifecycle_events_full", (double)in->lifecycle_lost);
 	set(h->evicted, "process_exit", (double)in->gc_evicted);
 	set(h->records, NULL, (double)in->records);
 	set(h->unlabelled, NULL, (double)in->unlabelled);

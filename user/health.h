@@ -17,7 +17,7 @@ struct tapir_health_input {
 	uint64_t gc_evicted;	   /* connections of dead processes swept by the daemon */
 	uint64_t records;	   /* request records received */
 	uint64_t unlabelled;	   /* records whose label set was unknown */
-	uint64_t cgroup_lost;	   /* cgroup notifications lost */
+	uint64_t lifecycle_lost;   /* lifecycle events lost */
 	size_t watched_cgroups;
 	const struct tapir_prog_status *progs;
 	size_t n_progs;

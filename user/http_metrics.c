@@ -58,9 +58,10 @@ struct tapir_http_metrics *tapir_http_metrics__new(struct tapir_registry *r,
 					     "Total in-flight inference requests for a deployment.",
 					     TAPIR_GAUGE, dep_labels,
 					     sizeof(dep_labels) / sizeof(dep_labels[0]), NULL, 0);
-	m->websockets = tapir_registry__family(
-		r, "baseten_ongoing_websocket_connections", "Number of ongoing websocket connections.",
-		TAPIR_GAUGE, dep_labels, sizeof(dep_labels) / sizeof(dep_labels[0]), NULL, 0);
+	m->websockets = tapir_registry__family(r, "baseten_ongoing_websocket_connections",
+					       "Number of ongoing websocket connections.",
+					       TAPIR_GAUGE, dep_labels,
+					       sizeof(dep_labels) / sizeof(dep_labels[0]), NULL, 0);
 	for (int i = 0; i < F_COUNT; i++)
 		if (!m->f[i])
 			goto fail;

@@ -15,7 +15,7 @@
 #include <bpf/libbpf.h>
 
 #include "http.skel.h"
-#include "cgroup.skel.h"
+#include "lifecycle.skel.h"
 #include "loader.h"
 #include "log.h"
 
@@ -23,7 +23,7 @@
 
 struct tapir_loader {
 	struct http_bpf *http;
-	struct cgroup_bpf *cgroup; /* NULL when the kernel lacks the cgroup tracepoints */
+	struct lifecycle_bpf *lc; /* NULL when the lifecycle feature could not load */
 	struct ring_buffer *rb;
 	struct tapir_prog_status progs[MAX_PROGS];
 	struct bpf_link *links[MAX_PROGS]; /* parallel to progs */
@@ -147,23 +147,41 @@ static int open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 	return 0;
 }
 
-/* The cgroup feature is optional: without it, new cgroups are found by periodic rescans. */
-static void open_cgroup(struct tapir_loader *l)
+/*
+ * The lifecycle feature (cgroups, processes, listening sockets) is optional: without it, new
+ * cgroups are found by periodic rescans and restarts and readiness are not tracked. Programs
+ * whose tracepoint is missing are turned off one by one.
+ */
+static void open_lifecycle(struct tapir_loader *l)
 {
 	struct bpf_program *p;
+	int err;
 
-	if (!tracepoint_exists("tracepoint/cgroup/cgroup_mkdir")) {
-		pr_info("no cgroup tracepoints: new cgroups are found by periodic rescans only");
+	l->lc = lifecycle_bpf__open();
+	if (!l->lc) {
+		pr_warn("lifecycle programs did not open: %s", strerror(errno));
 		return;
 	}
-	l->cgroup = cgroup_bpf__open_and_load();
-	if (!l->cgroup) {
-		pr_warn("cgroup lifecycle programs did not load (%s); rescanning periodically",
-			strerror(errno));
-		return;
+	bpf_object__for_each_program (p, l->lc->obj) {
+		const char *why = tracepoint_exists(bpf_program__section_name(p))
+					  ? NULL
+					  : "tracepoint not present in this kernel";
+
+		if (why)
+			bpf_program__set_autoload(p, false);
+		note_prog(l, p, "lifecycle", why);
 	}
-	bpf_object__for_each_program (p, l->cgroup->obj)
-		note_prog(l, p, "cgroup", NULL);
+	err = bpf_map__reuse_fd(l->lc->maps.watched_cgroups,
+				bpf_map__fd(l->http->maps.watched_cgroups));
+	if (!err)
+		err = lifecycle_bpf__load(l->lc);
+	if (err) {
+		pr_warn("lifecycle programs did not load (%s): no restarts or readiness, cgroups "
+			"found by periodic rescans",
+			strerror(-err));
+		lifecycle_bpf__destroy(l->lc);
+		l->lc = NULL;
+	}
 }
 
 struct tapir_loader *tapir_loader__new(const struct tapir_config *cfg, tapir_record_fn fn,
@@ -182,18 +200,18 @@ struct tapir_loader *tapir_loader__new(const struct tapir_config *cfg, tapir_rec
 	err = open_http(l, cfg);
 	if (err)
 		goto cleanup;
-	open_cgroup(l);
+	open_lifecycle(l);
 	l->rb = ring_buffer__new(bpf_map__fd(l->http->maps.events), (ring_buffer_sample_fn)fn, ctx,
 				 NULL);
 	if (!l->rb) {
 		err = -errno;
 		goto cleanup;
 	}
-	if (l->cgroup && ring_buffer__add(l->rb, bpf_map__fd(l->cgroup->maps.cgroup_events),
-					  (ring_buffer_sample_fn)fn, ctx)) {
-		pr_warn("cannot read cgroup events; rescanning periodically");
-		cgroup_bpf__destroy(l->cgroup);
-		l->cgroup = NULL;
+	if (l->lc && ring_buffer__add(l->rb, bpf_map__fd(l->lc->maps.lifecycle_events),
+				      (ring_buffer_sample_fn)fn, ctx)) {
+		pr_warn("cannot read lifecycle events; rescanning periodically");
+		lifecycle_bpf__destroy(l->lc);
+		l->lc = NULL;
 	}
 	return l;
 
@@ -241,8 +259,8 @@ int tapir_loader__attach(struct tapir_loader *l)
 		pr_err("no HTTP program could be attached");
 		return -ENOENT;
 	}
-	if (l->cgroup)
-		n += attach_all(l, l->cgroup->obj, "cgroup");
+	if (l->lc)
+		n += attach_all(l, l->lc->obj, "lifecycle");
 	pr_info("%d BPF programs attached", n);
 	return 0;
 }
@@ -271,7 +289,7 @@ void tapir_loader__free(struct tapir_loader *l)
 	for (i = 0; i < l->n_progs; i++)
 		bpf_link__destroy(l->links[i]);
 	ring_buffer__free(l->rb);
-	cgroup_bpf__destroy(l->cgroup);
+	lifecycle_bpf__destroy(l->lc);
 	http_bpf__destroy(l->http);
 	free(l);
 }
@@ -291,24 +309,29 @@ int tapir_loader__stats_fd(const struct tapir_loader *l)
 	return bpf_map__fd(l->http->maps.stats);
 }
 
-bool tapir_loader__has_cgroup_events(const struct tapir_loader *l)
+bool tapir_loader__has_lifecycle(const struct tapir_loader *l)
 {
-	return l->cgroup != NULL;
+	return l->lc != NULL;
 }
 
-unsigned long long tapir_loader__cgroup_lost(const struct tapir_loader *l)
+int tapir_loader__listeners_fd(const struct tapir_loader *l)
+{
+	return l->lc ? bpf_map__fd(l->lc->maps.listeners) : -1;
+}
+
+unsigned long long tapir_loader__lifecycle_lost(const struct tapir_loader *l)
 {
 	int ncpu = libbpf_num_possible_cpus(), i;
 	unsigned long long sum = 0;
 	__u32 zero = 0;
 	__u64 *vals;
 
-	if (!l->cgroup || ncpu <= 0)
+	if (!l->lc || ncpu <= 0)
 		return 0;
 	vals = calloc(ncpu, sizeof(*vals));
 	if (!vals)
 		return 0;
-	if (!bpf_map_lookup_elem(bpf_map__fd(l->cgroup->maps.cgroup_lost), &zero, vals))
+	if (!bpf_map_lookup_elem(bpf_map__fd(l->lc->maps.lifecycle_lost), &zero, vals))
 		for (i = 0; i < ncpu; i++)
 			sum += vals[i];
 	free(vals);

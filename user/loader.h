@@ -13,7 +13,7 @@ struct tapir_loader;
 /* One BPF program and whether it is running, for tapir_bpf_program_attached. */
 struct tapir_prog_status {
 	const char *name;
-	const char *feature; /* "http", "cgroup" */
+	const char *feature; /* "http", "lifecycle" */
 	bool attached;
 	const char *why; /* reason it is not attached, NULL when attached */
 };
@@ -35,9 +35,11 @@ void tapir_loader__free(struct tapir_loader *l);
 int tapir_loader__watched_fd(const struct tapir_loader *l);
 int tapir_loader__conns_fd(const struct tapir_loader *l);
 int tapir_loader__stats_fd(const struct tapir_loader *l);
-/* Lost cgroup notifications (their ring was full); 0 when the feature is off. */
-unsigned long long tapir_loader__cgroup_lost(const struct tapir_loader *l);
-bool tapir_loader__has_cgroup_events(const struct tapir_loader *l);
+/* Lost lifecycle events (their ring was full); 0 when the feature is off. */
+unsigned long long tapir_loader__lifecycle_lost(const struct tapir_loader *l);
+bool tapir_loader__has_lifecycle(const struct tapir_loader *l);
+/* The listeners map (socket inode -> cgroup id), -1 without the lifecycle feature. */
+int tapir_loader__listeners_fd(const struct tapir_loader *l);
 size_t tapir_loader__programs(const struct tapir_loader *l, const struct tapir_prog_status **out);
 
 /* Mount @fstype at @dir unless something is mounted there already. */

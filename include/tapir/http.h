@@ -16,7 +16,7 @@
 #define TAPIR_CONN_UPGRADED 3 /* left HTTP/1.x through 101 Switching Protocols */
 
 /* struct tapir_conn.flags */
-#define TAPIR_CF_PEER_GONE 0x01 /* EOF, ECONNRESET or EPIPE seen: the client went away */
+#define TAPIR_CF_PEER_GONE  0x01 /* EOF, ECONNRESET or EPIPE seen: the client went away */
 #define TAPIR_CF_SPOKE_HTTP 0x02 /* a whole request line was seen: this is HTTP/1.x */
 
 /* Outcome of a request (struct tapir_http_event.outcome). */
@@ -58,8 +58,8 @@ struct tapir_cgroup_info {
 };
 
 /* Ring-buffer record types: every record starts with a __u32 type. */
-#define TAPIR_REC_HTTP	 1
-#define TAPIR_REC_CGROUP 2
+#define TAPIR_REC_HTTP	    1
+#define TAPIR_REC_LIFECYCLE 2
 
 struct tapir_http_event {
 	__u32 type; /* TAPIR_REC_HTTP */
@@ -76,14 +76,22 @@ struct tapir_http_event {
 	__u8 outcome; /* TAPIR_OUT_* */
 };
 
-#define TAPIR_CGROUP_MKDIR 1
-#define TAPIR_CGROUP_RMDIR 2
+/* struct tapir_lifecycle_event.what */
+#define TAPIR_LC_MKDIR	1 /* a cgroup appeared (aux: level) */
+#define TAPIR_LC_RMDIR	2 /* a cgroup went away */
+#define TAPIR_LC_EXEC	3 /* a process of a watched cgroup exec'd */
+#define TAPIR_LC_EXIT	4 /* a process of a watched cgroup exited (code: wait status) */
+#define TAPIR_LC_LISTEN 5 /* a TCP socket started (aux 1) or stopped (aux 0) listening */
 
-struct tapir_cgroup_event {
-	__u32 type; /* TAPIR_REC_CGROUP */
-	__u32 what; /* TAPIR_CGROUP_MKDIR or _RMDIR */
-	__u64 id;   /* cgroup id in its hierarchy */
-	__s32 level;
+#define TAPIR_LC_F_OOM 0x100 /* with TAPIR_LC_EXIT: the OOM killer chose it */
+
+struct tapir_lifecycle_event {
+	__u32 type; /* TAPIR_REC_LIFECYCLE */
+	__u32 what; /* TAPIR_LC_* */
+	__u64 cgroup_id;
+	__u32 tgid;
+	__s32 code; /* exit: wait status; listen: local port */
+	__u32 aux;
 	__u32 __pad;
 };
 

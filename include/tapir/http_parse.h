@@ -343,6 +343,16 @@ TAPIR_INLINE int tapir_http_header_value(struct tapir_http_parser *p, __u8 c)
 	return TP_EV_NONE;
 }
 
+/* The rest of this header line does not matter. Scratch fields are cleared so that every way
+ * into this state (byte by byte, or 8 bytes at once) leaves the same parser behind. */
+TAPIR_INLINE int tapir_http_skip_line(struct tapir_http_parser *p)
+{
+	p->state = TP_HDR_SKIP;
+	p->hdr = 0;
+	p->pos = 0;
+	return TP_EV_NONE;
+}
+
 TAPIR_INLINE int tapir_http_header_name(struct tapir_http_parser *p, __u8 c)
 {
 	__u8 i = p->pos, keep = 0, h;
@@ -352,10 +362,8 @@ TAPIR_INLINE int tapir_http_header_name(struct tapir_http_parser *p, __u8 c)
 		for (h = 1; h <= TP_H_CONNECTION; h <<= 1)
 			if ((p->hdr & h) && tapir_hdr_char(h, i) == 0)
 				keep = h;
-		if (!keep) {
-			p->state = TP_HDR_SKIP;
-			return TP_EV_NONE;
-		}
+		if (!keep)
+			return tapir_http_skip_line(p);
 		p->hdr = keep;
 		p->match = 0;
 		p->match2 = 0;
@@ -371,10 +379,10 @@ TAPIR_INLINE int tapir_http_header_name(struct tapir_http_parser *p, __u8 c)
 	for (h = 1; h <= TP_H_CONNECTION; h <<= 1)
 		if ((p->hdr & h) && tapir_hdr_char(h, i) == c)
 			keep |= h;
+	if (!keep)
+		return tapir_http_skip_line(p);
 	p->hdr = keep;
 	p->pos = i + 1;
-	if (!keep)
-		p->state = TP_HDR_SKIP;
 	return TP_EV_NONE;
 }
 
@@ -495,6 +503,71 @@ TAPIR_INLINE int tapir_http_feed(struct tapir_http_parser *p, __u8 c)
 	case TP_BODY_CLOSE: return TP_EV_NONE;
 	}
 	return tapir_http_fail(p); /* DONE or ERROR: the driver must reset first */
+}
+
+/* Non-zero when some byte of the 8 in x equals b (the classic SWAR zero-byte test). */
+#define TP_ONES	 0x0101010101010101ULL
+#define TP_HIGHS 0x8080808080808080ULL
+TAPIR_INLINE __u64 tapir_has_byte(__u64 x, __u8 b)
+{
+	__u64 y = x ^ (TP_ONES * b);
+
+	return (y - TP_ONES) & ~y & TP_HIGHS;
+}
+
+/* First 8 bytes of the candidate header names, lower case, as little-endian words. */
+#define TP_W_CONTENT_ 0x2d746e65746e6f63ULL /* "content-" */
+#define TP_W_TRANSFER 0x726566736e617274ULL /* "transfer" */
+#define TP_W_CONNECTI 0x697463656e6e6f63ULL /* "connecti" */
+
+TAPIR_INLINE __u64 tapir_bswap64(__u64 x)
+{
+	return __builtin_bswap64(x);
+}
+
+/**
+ * tapir_http_word - consume 8 bytes at once where byte-level parsing would learn nothing
+ * @x: the next 8 bytes, loaded little-endian
+ *
+ * Returns 1 if the parser took all 8 (it is then exactly where feeding them one by one would
+ * have left it, for every input), 0 if the driver must feed them byte by byte. Covers the
+ * bulk of a header block: uninteresting header lines, the rest of a request line.
+ */
+TAPIR_INLINE int tapir_http_word(struct tapir_http_parser *p, __u64 x)
+{
+	__u64 l;
+
+	if (tapir_has_byte(x, '\n') || tapir_has_byte(x, '\r'))
+		return 0;
+	switch (p->state) {
+	case TP_HDR_START:
+		/* Every candidate name is longer than 8 bytes and all its first 8 bytes have the
+		 * 0x20 bit set, so OR-ing it in can only add false matches, which go byte by byte. */
+		l = x | 0x2020202020202020ULL;
+		if (l == TP_W_CONTENT_ || l == TP_W_TRANSFER || l == TP_W_CONNECTI)
+			return 0;
+		if (p->hdr_bytes + 8 > TP_MAX_HEADER_BYTES)
+			return 0;
+		tapir_http_skip_line(p);
+		p->hdr_bytes += 8;
+		return 1;
+	case TP_HDR_SKIP:
+		if (p->hdr_bytes + 8 > TP_MAX_HEADER_BYTES)
+			return 0;
+		p->hdr_bytes += 8;
+		return 1;
+	case TP_START:
+		/* The request target: only the rolling tail of the line matters. */
+		if (p->kind != TP_KIND_REQUEST || p->method == TP_M_UNKNOWN ||
+		    p->hdr_bytes + 8 > TP_MAX_START_LINE)
+			return 0;
+		p->remaining = tapir_bswap64(x);
+		p->hdr_bytes += 8;
+		return 1;
+	case TP_CHUNK_EXT:
+	case TP_TRAILER_SKIP: return 1;
+	}
+	return 0;
 }
 
 /* Bytes the driver may hand over without reading them: body bytes of known length. */
