@@ -218,12 +218,12 @@ __noinline int http_feed(struct tapir_http_parser *p, __u32 c)
 	return tapir_http_feed(p, c);
 }
 
-/* The 8-bytes-at-once fast path, likewise checked once. */
-__noinline int http_word(struct tapir_http_parser *p, __u64 x)
+/* The many-bytes-at-once fast path, likewise checked once. */
+__noinline int http_fast(struct tapir_http_parser *p, __u64 x0, __u64 x1)
 {
 	if (!p)
 		return 0;
-	return tapir_http_word(p, x);
+	return tapir_http_fast(p, x0, x1);
 }
 
 /* Request-side event; returns 0 to go on, -1 to stop parsing this connection. */
@@ -353,7 +353,9 @@ static long walk_cb(__u32 i, void *arg)
 		ev = TP_EV_ERROR; /* framing bytes we cannot see */
 		goto event;
 	}
-	if (w->off < w->woff || w->off >= w->woff + w->wlen) {
+	/* Refill when the window cannot show the next 16 bytes but the segment can. */
+	if (w->off < w->woff || w->off >= w->woff + w->wlen ||
+	    (w->off + 16 > w->woff + w->wlen && w->woff + w->wlen < w->len)) {
 		n = left < TAPIR_WIN ? left : TAPIR_WIN;
 		if (bpf_probe_read_user(w->win, n, (void *)(w->ubuf + w->off))) {
 			stat_inc(TAPIR_STAT_READ_FAULT);
@@ -364,9 +366,13 @@ static long walk_cb(__u32 i, void *arg)
 		w->wlen = n;
 	}
 	at = (w->off - w->woff) & (TAPIR_WIN - 1);
-	if (at <= TAPIR_WIN - 8 && at + 8 <= w->wlen && http_word(p, *(__u64 *)&w->win[at])) {
-		w->off += 8; /* most header bytes go 8 at a time */
-		return 0;
+	if (at <= TAPIR_WIN - 16 && at + 16 <= w->wlen) {
+		/* Most header bytes go up to 16 at a time. */
+		n = http_fast(p, *(__u64 *)&w->win[at], *(__u64 *)&w->win[at + 8]);
+		if (n) {
+			w->off += n;
+			return 0;
+		}
 	}
 	ev = http_feed(p, w->win[at]);
 	w->off++;

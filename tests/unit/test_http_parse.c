@@ -55,8 +55,9 @@ struct drv {
 	__u8 kind;
 	__u8 stopped; /* error or upgrade: the BPF side stops parsing the connection */
 	__u8 no_bulk; /* feed body bytes one by one as well, to cross-check tapir_http_bulk() */
-	__u8 no_word; /* never take 8 bytes at once, to cross-check tapir_http_word() */
-	__u64 words;  /* tapir_http_word() calls that consumed 8 bytes */
+	__u8 no_word; /* never take bytes in bulk, to cross-check tapir_http_fast() */
+	__u64 words;  /* tapir_http_fast() calls that consumed bytes */
+	__u64 fast;   /* bytes they consumed */
 	struct ev ev[MAX_EVENTS]; /* last, so that drv_init() need not clear it */
 };
 
@@ -106,16 +107,20 @@ static void drv_event(struct drv *d, int type)
 	}
 }
 
-/* The 8-byte fast path, as walk_cb() takes it (little-endian load). */
-static int word_at(struct drv *d, const __u8 *at)
+/* The fast path, as walk_cb() takes it: two little-endian words; returns bytes taken. */
+static __u32 fast_at(struct drv *d, const __u8 *at)
 {
-	__u64 x;
+	__u64 x0, x1;
+	__u32 n;
 
-	memcpy(&x, at, sizeof(x));
-	if (!tapir_http_word(&d->p, x))
-		return 0;
-	d->words++;
-	return 1;
+	memcpy(&x0, at, sizeof(x0));
+	memcpy(&x1, at + 8, sizeof(x1));
+	n = tapir_http_fast(&d->p, x0, x1);
+	if (n) {
+		d->words++;
+		d->fast += n;
+	}
+	return n;
 }
 
 /* One syscall segment; returns the bytes consumed (all of them unless the driver stopped). */
@@ -133,8 +138,7 @@ static size_t drv_feed(struct drv *d, const void *data, size_t len)
 			n = left < max ? left : max;
 			ev = tapir_http_bulk(&d->p, n);
 			d->bulks++;
-		} else if (!d->no_word && left >= 8 && word_at(d, buf + off)) {
-			n = 8;
+		} else if (!d->no_word && left >= 16 && (n = fast_at(d, buf + off))) {
 			ev = TP_EV_NONE;
 		} else {
 			n = 1;
@@ -294,7 +298,7 @@ static void test_req_get_no_body(void **state)
 	assert_int_equal(d.ev[1].flags, TP_F_LINE_OK);
 	assert_int_equal(d.ev[1].state, TP_DONE);
 	assert_int_equal(d.p.state, TP_IDLE);
-	assert_int_equal(d.feeds + 8 * d.words, LEN(req));
+	assert_int_equal(d.feeds + d.fast, LEN(req));
 	assert_int_equal(d.bulks, 0);
 }
 
@@ -309,7 +313,7 @@ static void test_req_post_content_length(void **state)
 	expect_events(&d, w, ARRAY_SIZE(w));
 	assert_int_equal(d.ev[2].method, TP_M_POST);
 	assert_int_equal(d.ev[2].flags, TP_F_HAS_CL | TP_F_LINE_OK);
-	assert_int_equal(d.feeds + 8 * d.words, LEN(POST_HDR));
+	assert_int_equal(d.feeds + d.fast, LEN(POST_HDR));
 	assert_int_equal(d.bulks, 1);
 
 	/* Content-Length: 0 ends the message with its header block. */
@@ -351,7 +355,7 @@ static void test_req_post_1mib(void **state)
 	expect_events(d, w, ARRAY_SIZE(w));
 	assert_int_equal(d->ev[2].method, TP_M_POST);
 	assert_int_equal(d->ev[4].method, TP_M_GET);
-	assert_int_equal(d->feeds + 8 * d->words, LEN(BIG_HDR) + LEN(NEXT));
+	assert_int_equal(d->feeds + d->fast, LEN(BIG_HDR) + LEN(NEXT));
 	assert_int_equal(d->bulks, 1);
 
 	/* 64 KiB reads, as a server would do them: one bulk step per read, no byte feeding. */
@@ -361,7 +365,7 @@ static void test_req_post_1mib(void **state)
 		assert_int_equal(drv_feed(d, m.buf + off, n), n);
 	}
 	expect_events(d, w, ARRAY_SIZE(w));
-	assert_int_equal(d->feeds + 8 * d->words, LEN(BIG_HDR) + LEN(NEXT));
+	assert_int_equal(d->feeds + d->fast, LEN(BIG_HDR) + LEN(NEXT));
 	assert_true(d->bulks <= 17);
 	free(m.buf);
 	free(d);
@@ -393,7 +397,7 @@ static void test_req_chunked(void **state)
 	assert_int_equal(d.ev[2].flags, TP_F_CHUNKED | TP_F_LINE_OK);
 	assert_int_equal(d.ev[2].method, TP_M_POST);
 	assert_int_equal(d.bulks, 3); /* the chunk payloads, never fed byte by byte */
-	assert_int_equal(d.feeds + 8 * d.words, LEN(req) - 5 - 26 - 14);
+	assert_int_equal(d.feeds + d.fast, LEN(req) - 5 - 26 - 14);
 	assert_int_equal(d.p.state, TP_IDLE);
 
 	/* Broken chunk framing. */
@@ -807,7 +811,7 @@ static void test_resp_content_length(void **state)
 	assert_int_equal(d.ev[2].status, 200);
 	assert_int_equal(d.ev[2].flags, TP_F_HAS_CL | TP_F_LINE_OK);
 	assert_int_equal(d.bulks, 1);
-	assert_int_equal(d.feeds + 8 * d.words, LEN(RH));
+	assert_int_equal(d.feeds + d.fast, LEN(RH));
 	assert_int_equal(d.p.state, TP_IDLE);
 #undef RH
 }
@@ -841,7 +845,7 @@ static void test_resp_chunked(void **state)
 	assert_int_equal(d.ev[2].status, 200);
 	assert_int_equal(d.ev[2].flags, TP_F_CHUNKED | TP_F_LINE_OK);
 	assert_int_equal(d.bulks, ARRAY_SIZE(sizes));
-	assert_int_equal(d.feeds + 8 * d.words, m.len - data);
+	assert_int_equal(d.feeds + d.fast, m.len - data);
 	free(m.buf);
 }
 
@@ -863,7 +867,7 @@ static void test_resp_close_delimited(void **state)
 	assert_int_equal(d.p.state, TP_BODY_CLOSE);
 	assert_int_equal(d.ev[1].flags, TP_F_CLOSE | TP_F_LINE_OK);
 	assert_int_equal(d.ev[1].status, 200);
-	assert_int_equal(d.feeds + 8 * d.words, LEN(CD));
+	assert_int_equal(d.feeds + d.fast, LEN(CD));
 	assert_int_equal(d.done, 0);
 
 	/* HTTP/1.0 without Content-Length. */
@@ -1297,8 +1301,8 @@ static void test_split_invariance(void **state)
 		assert_same(&ref, &d);
 		assert_int_equal(d.words, 0);
 		if (s->len > 200)
-			print_message("  %llu of %zu bytes went 8 at a time\n",
-				      (unsigned long long)ref.words * 8, s->len);
+			print_message("  %llu of %zu bytes went in bulk through the fast path\n",
+				      (unsigned long long)ref.fast, s->len);
 
 		/* Every single split point, both ends included. */
 		for (i = 0; i <= s->len; i++) {
