@@ -131,6 +131,7 @@ static __always_inline void finish(struct tapir_conn *c, __u8 outcome, __u16 sta
 		e->status = status;
 		e->method = c->method[h];
 		e->outcome = outcome;
+		__builtin_memcpy(e->line, c->line[h], TAPIR_LINE_BYTES);
 		/* Batch wake-ups: the reader polls on a short timer anyway, and a wake-up per
 		 * request would cost the traced server a context switch per request. */
 		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes
@@ -189,6 +190,8 @@ struct ev_args {
 	__u64 mark; /* segment offset up to which bytes were attributed */
 	__u64 ts;   /* syscall entry */
 	__u64 now;  /* syscall exit */
+	__u64 ubuf; /* user address of the segment, 0 if unreadable */
+	__u64 len;  /* segment length */
 	__u32 dir;
 	__u32 __pad;
 };
@@ -226,6 +229,19 @@ __noinline int http_fast(struct tapir_http_parser *p, __u64 x0, __u64 x1)
 	return tapir_http_fast(p, x0, x1);
 }
 
+/* Copy the start of the request line that begins at a->off - 1 (as much as this segment has). */
+static __always_inline void keep_line(__u8 *line, struct ev_args *a)
+{
+	__u64 n = a->len - (a->off - 1);
+
+	__builtin_memset(line, 0, TAPIR_LINE_BYTES);
+	if (!a->ubuf)
+		return;
+	if (n > TAPIR_LINE_BYTES)
+		n = TAPIR_LINE_BYTES;
+	bpf_probe_read_user(line, n, (void *)(a->ubuf + a->off - 1));
+}
+
 /* Request-side event; returns 0 to go on, -1 to stop parsing this connection. */
 static __always_inline int on_request(struct tapir_conn *c, int ev, struct ev_args *a)
 {
@@ -246,6 +262,7 @@ static __always_inline int on_request(struct tapir_conn *c, int ev, struct ev_ar
 		c->start_ns[t] = a->now;
 		c->req_bytes[t] = 0;
 		c->method[t] = TP_M_UNKNOWN;
+		keep_line(c->line[t], a);
 		c->count++;
 		inflight_add(c, 1);
 		return 0;
@@ -412,6 +429,8 @@ __noinline int walk_segment(struct tapir_conn *c, struct tapir_io *io, __u64 ubu
 	w.a.dir = io->dir;
 	w.a.ts = io->ts;
 	w.a.now = now;
+	w.a.ubuf = ubuf;
+	w.a.len = len;
 
 	bpf_loop(loop_max, walk_cb, &w, 0);
 	if (w.stop)

@@ -16,11 +16,7 @@
 #include "cgroups.h"
 #include "log.h"
 
-struct watched {
-	uint64_t id;
-	uint32_t labels_id;
-	uint32_t seen; /* scan generation that last saw it */
-};
+#define watched tapir_watched
 
 struct tapir_cgroups {
 	const struct tapir_config *cfg;
@@ -123,13 +119,17 @@ struct tapir_cgroups *tapir_cgroups__new(const struct tapir_config *cfg, int wat
 
 void tapir_cgroups__free(struct tapir_cgroups *cg)
 {
+	size_t i;
+
 	if (!cg)
 		return;
+	for (i = 0; i < cg->n; i++)
+		free(cg->w[i].rel);
 	free(cg->w);
 	free(cg);
 }
 
-static struct watched *find(struct tapir_cgroups *cg, uint64_t id, size_t *pos)
+static struct watched *find(const struct tapir_cgroups *cg, uint64_t id, size_t *pos)
 {
 	size_t lo = 0, hi = cg->n;
 
@@ -145,10 +145,12 @@ static struct watched *find(struct tapir_cgroups *cg, uint64_t id, size_t *pos)
 	return lo < cg->n && cg->w[lo].id == id ? &cg->w[lo] : NULL;
 }
 
-static int add(struct tapir_cgroups *cg, uint64_t id, uint32_t labels_id, const char *rel)
+static int add(struct tapir_cgroups *cg, uint64_t id, uint32_t labels_id, uint64_t replica_id,
+	       const char *rel)
 {
 	struct tapir_cgroup_info info = { .labels_id = labels_id };
 	struct watched *w;
+	char *copy;
 	size_t pos;
 
 	w = find(cg, id, &pos);
@@ -165,17 +167,46 @@ static int add(struct tapir_cgroups *cg, uint64_t id, uint32_t labels_id, const 
 		cg->w = nw;
 		cg->cap = cap;
 	}
-	/* NOEXIST: never reset the in-flight count BPF keeps in an existing entry. */
+	copy = strdup(rel);
+	if (!copy)
+		return -ENOMEM;
+	/* NOEXIST: never reset the gauges BPF keeps in an existing entry. */
 	if (bpf_map_update_elem(cg->watched_fd, &id, &info, BPF_NOEXIST) && errno != EEXIST) {
 		pr_warn("cannot watch cgroup %s: %s", rel, strerror(errno));
+		free(copy);
 		return -errno;
 	}
 	memmove(&cg->w[pos + 1], &cg->w[pos], (cg->n - pos) * sizeof(*cg->w));
-	cg->w[pos] = (struct watched){ .id = id, .labels_id = labels_id, .seen = cg->gen };
+	cg->w[pos] = (struct watched){ .id = id,
+				       .labels_id = labels_id,
+				       .seen = cg->gen,
+				       .replica_id = replica_id,
+				       .rel = copy };
 	cg->n++;
 	pr_debug("watching cgroup %s (id %llu) as %s", rel, (unsigned long long)id,
 		 cg->cfg->rules[labels_id].labels[TAPIR_L_MODEL_NAME]);
 	return 0;
+}
+
+/* The shortest ancestor-or-self of @rel that @glob matches by itself: the replica. */
+static int replica_of(struct tapir_cgroups *cg, const char *glob, const char *rel, uint64_t *id)
+{
+	char path[4096];
+	size_t i, len = strlen(rel);
+
+	for (i = 1; i <= len; i++) {
+		if (i < len && rel[i] != '/')
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), "%.*s", (int)i, rel) >= sizeof(path))
+			return -ENAMETOOLONG;
+		if (fnmatch(glob, path, FNM_PATHNAME) == 0) {
+			char abs[4608];
+
+			snprintf(abs, sizeof(abs), "%s%s", cg->root, path);
+			return tapir_cgroup_id(abs, id);
+		}
+	}
+	return -ENOENT;
 }
 
 /* nftw() has no user pointer. Scans run on the main thread only. */
@@ -185,7 +216,7 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
 {
 	struct tapir_cgroups *cg = scanning;
 	const char *rel = path + cg->root_len;
-	uint64_t id;
+	uint64_t id, replica;
 	size_t i;
 
 	if (type != FTW_D)
@@ -195,8 +226,9 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
 	for (i = 0; i < cg->cfg->n_rules; i++) {
 		if (!tapir_cgroup_matches(cg->cfg->rules[i].cgroup, rel))
 			continue;
-		if (tapir_cgroup_id(path, &id) == 0)
-			add(cg, id, i, rel);
+		if (tapir_cgroup_id(path, &id) == 0 &&
+		    replica_of(cg, cg->cfg->rules[i].cgroup, rel, &replica) == 0)
+			add(cg, id, i, replica, rel);
 		break;
 	}
 	return FTW_CONTINUE;
@@ -219,7 +251,8 @@ int tapir_cgroups__scan(struct tapir_cgroups *cg)
 			continue;
 		}
 		bpf_map_delete_elem(cg->watched_fd, &cg->w[i].id);
-		pr_debug("cgroup id %llu is gone", (unsigned long long)cg->w[i].id);
+		pr_debug("cgroup %s is gone", cg->w[i].rel);
+		free(cg->w[i].rel);
 	}
 	cg->n = j;
 	return (int)cg->n;
@@ -228,6 +261,19 @@ int tapir_cgroups__scan(struct tapir_cgroups *cg)
 const char *tapir_cgroups__root(const struct tapir_cgroups *cg)
 {
 	return cg->root;
+}
+
+const struct tapir_watched *tapir_cgroups__watched(const struct tapir_cgroups *cg, size_t *n)
+{
+	*n = cg->n;
+	return cg->w;
+}
+
+const struct tapir_watched *tapir_cgroups__find(const struct tapir_cgroups *cg, uint64_t id)
+{
+	size_t pos;
+
+	return find(cg, id, &pos);
 }
 
 size_t tapir_cgroups__n_watched(const struct tapir_cgroups *cg)

@@ -10,6 +10,16 @@
 
 struct tapir_cgroups;
 
+/* A watched cgroup. The replica is the top-most cgroup of its path that a rule's glob matches
+ * itself (its descendants are watched through it): a container, or a pod with containers. */
+struct tapir_watched {
+	uint64_t id;
+	uint32_t labels_id;
+	uint32_t seen;	     /* scan generation that last saw it */
+	uint64_t replica_id; /* id of the replica cgroup (its own id for a replica) */
+	char *rel;	     /* path relative to the v2 mount, starting with '/' */
+};
+
 /* Find the cgroup v2 mount (pure v2 at /sys/fs/cgroup, or hybrid at .../unified). */
 int tapir_cgroup2_mount(char *buf, size_t len);
 
@@ -28,6 +38,9 @@ void tapir_cgroups__free(struct tapir_cgroups *cg);
 int tapir_cgroups__scan(struct tapir_cgroups *cg);
 
 const char *tapir_cgroups__root(const struct tapir_cgroups *cg);
+/* All watched cgroups, sorted by id; valid until the next scan. */
+const struct tapir_watched *tapir_cgroups__watched(const struct tapir_cgroups *cg, size_t *n);
+const struct tapir_watched *tapir_cgroups__find(const struct tapir_cgroups *cg, uint64_t id);
 size_t tapir_cgroups__n_watched(const struct tapir_cgroups *cg);
 
 /* Label values (TAPIR_L_COUNT strings) of label set @id, NULL if unknown. */

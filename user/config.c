@@ -24,12 +24,17 @@ const char *const tapir_label_names[TAPIR_L_COUNT] = {
 #define DEFAULT_MAX_CONNECTIONS 65536
 #define DEFAULT_RINGBUF_BYTES	(4u << 20)
 #define DEFAULT_GC_INTERVAL_MS	1000
+#define DEFAULT_UNKNOWN_AFTER_S 300
+#define DEFAULT_NVML_LIBRARY	"libnvidia-ml.so.1"
 
 #define MAX_CONNECTIONS_MAX (1u << 24)
 #define RINGBUF_BYTES_MIN   4096u
 #define RINGBUF_BYTES_MAX   (1u << 30)
 #define GC_INTERVAL_MS_MIN  10
 #define GC_INTERVAL_MS_MAX  600000
+#define UNKNOWN_AFTER_S_MIN 1
+#define UNKNOWN_AFTER_S_MAX 86400
+#define PROBE_PATH_MAX	    200
 
 /* A config is a page or two; anything this big is a mistake, not a config. */
 #define MAX_FILE_BYTES (16 << 20)
@@ -42,6 +47,11 @@ static const double default_latency_buckets[] = {
 static const double default_size_buckets[] = {
 	64,	 256,	  1024,	    4096,     16384,	 65536,	     262144,
 	1048576, 4194304, 16777216, 67108864, 268435456, 1073741824,
+};
+
+/* The KServe v1 model status path, then the usual health and readiness endpoints. */
+static const char *const default_probe_paths[] = {
+	"/v1/models/model", "/health", "/healthz", "/ready", "/readyz",
 };
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -509,6 +519,179 @@ static int parse_limits(struct parse_ctx *c, const yaml_node_t *node)
 	return 0;
 }
 
+static void free_strv(char **v, size_t n)
+{
+	size_t i;
+
+	if (!v)
+		return;
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Copies of @n strings; NULL on allocation failure, with nothing left allocated. */
+static char **strv_dup(const char *const *src, size_t n)
+{
+	char **v = calloc(n, sizeof(*v));
+	size_t i;
+
+	if (!v)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		v[i] = strdup(src[i]);
+		if (!v[i]) {
+			free_strv(v, n);
+			return NULL;
+		}
+	}
+	return v;
+}
+
+/*
+ * Probe paths are compared with the path of the request line as sent, so anything that cannot
+ * appear there unescaped (whitespace, control characters) could never match.
+ */
+static int check_probe_path(struct parse_ctx *c, const yaml_node_t *node, size_t idx, const char *s)
+{
+	size_t len = strlen(s), i;
+	char q[QUOTE_BUF];
+
+	if (s[0] != '/')
+		return bad(c, node,
+			   "probe_paths[%zu]: %s must be a request path starting with '/', "
+			   "e.g. \"/health\"",
+			   idx, Q(q, s, len));
+	if (len > PROBE_PATH_MAX)
+		return bad(c, node, "probe_paths[%zu]: %s is %zu bytes long, more than %u", idx,
+			   Q(q, s, len), len, PROBE_PATH_MAX);
+	for (i = 0; i < len; i++) {
+		unsigned char ch = s[i];
+
+		if (ch <= ' ' || ch == 0x7f)
+			return bad(c, node,
+				   "probe_paths[%zu]: %s contains whitespace or a control "
+				   "character",
+				   idx, Q(q, s, len));
+	}
+	return 0;
+}
+
+static int parse_probe_paths(struct parse_ctx *c, const yaml_node_t *node, char ***out,
+			     size_t *n_out)
+{
+	yaml_node_item_t *item;
+	char what[64];
+	char **v;
+	size_t n = 0, count;
+	int err = 0;
+
+	if (!is_null(node) && node->type != YAML_SEQUENCE_NODE)
+		return bad(c, node, "probe_paths must be a list of strings, not %s",
+			   kind_name(node));
+	if (is_null(node) || node->data.sequence.items.top == node->data.sequence.items.start)
+		return bad(c, node, "probe_paths must not be empty");
+
+	count = node->data.sequence.items.top - node->data.sequence.items.start;
+	v = calloc(count, sizeof(*v));
+	if (!v)
+		return no_mem(c);
+	for (item = node->data.sequence.items.start; item < node->data.sequence.items.top;
+	     item++, n++) {
+		yaml_node_t *p = yaml_document_get_node(c->doc, *item);
+		const char *s;
+
+		if (!p) {
+			err = bad(c, node, "malformed list in probe_paths");
+			break;
+		}
+		snprintf(what, sizeof(what), "probe_paths[%zu]", n);
+		err = get_string(c, p, what, &s);
+		if (!err)
+			err = check_probe_path(c, p, n, s);
+		if (err)
+			break;
+		v[n] = strdup(s);
+		if (!v[n]) {
+			err = no_mem(c);
+			break;
+		}
+	}
+	if (err) {
+		free_strv(v, count);
+		return err;
+	}
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
+static int parse_readiness(struct parse_ctx *c, const yaml_node_t *node)
+{
+	static const char *const keys[] = { "probe_paths", "unknown_after_s" };
+	struct tapir_config *cfg = c->cfg;
+	yaml_node_t *vals[ARRAY_SIZE(keys)];
+	unsigned long long v;
+	char q[QUOTE_BUF];
+	char **paths = NULL;
+	size_t n = 0;
+	int err;
+
+	err = get_fields(c, node, "readiness", keys, ARRAY_SIZE(keys), vals);
+	if (err)
+		return err;
+	if (vals[0]) {
+		err = parse_probe_paths(c, vals[0], &paths, &n);
+		if (err)
+			return err;
+		free_strv(cfg->probe_paths, cfg->n_probe_paths);
+		cfg->probe_paths = paths;
+		cfg->n_probe_paths = n;
+	}
+	if (vals[1]) {
+		err = parse_u32(c, vals[1], keys[1], &v);
+		if (err)
+			return err;
+		if (v < UNKNOWN_AFTER_S_MIN || v > UNKNOWN_AFTER_S_MAX)
+			return bad(c, vals[1], "unknown_after_s must be in %u..%u, got %s",
+				   UNKNOWN_AFTER_S_MIN, UNKNOWN_AFTER_S_MAX, QNODE(q, vals[1]));
+		cfg->unknown_after_s = v;
+	}
+	return 0;
+}
+
+static int parse_gpu(struct parse_ctx *c, const yaml_node_t *node)
+{
+	static const char *const keys[] = { "nvml_library" };
+	yaml_node_t *vals[ARRAY_SIZE(keys)];
+	const char *s;
+	char *dup;
+	int err;
+
+	err = get_fields(c, node, "gpu", keys, ARRAY_SIZE(keys), vals);
+	if (err)
+		return err;
+	if (!vals[0])
+		return 0;
+	/* A null ("~") would otherwise reach dlopen() as a file name. */
+	s = "";
+	if (!is_null(vals[0])) {
+		err = get_string(c, vals[0], keys[0], &s);
+		if (err)
+			return err;
+	}
+	if (!*s)
+		return bad(c, vals[0],
+			   "nvml_library must not be empty (a path or a soname, "
+			   "e.g. \"" DEFAULT_NVML_LIBRARY "\")");
+	dup = strdup(s);
+	if (!dup)
+		return no_mem(c);
+	free(c->cfg->nvml_library);
+	c->cfg->nvml_library = dup;
+	return 0;
+}
+
 static int parse_labels(struct parse_ctx *c, const yaml_node_t *node, struct tapir_rule *rule)
 {
 	yaml_node_t *vals[TAPIR_L_COUNT];
@@ -612,7 +795,8 @@ static int parse_deployments(struct parse_ctx *c, const yaml_node_t *node)
 
 static int parse_root(struct parse_ctx *c, const yaml_node_t *root)
 {
-	static const char *const keys[] = { "listen", "deployments", "buckets", "limits" };
+	static const char *const keys[] = { "listen", "deployments", "buckets",
+					    "limits", "readiness",   "gpu" };
 	yaml_node_t *vals[ARRAY_SIZE(keys)];
 	int err;
 
@@ -641,6 +825,16 @@ static int parse_root(struct parse_ctx *c, const yaml_node_t *root)
 	}
 	if (vals[3]) {
 		err = parse_limits(c, vals[3]);
+		if (err)
+			return err;
+	}
+	if (vals[4]) {
+		err = parse_readiness(c, vals[4]);
+		if (err)
+			return err;
+	}
+	if (vals[5]) {
+		err = parse_gpu(c, vals[5]);
 		if (err)
 			return err;
 	}
@@ -692,7 +886,14 @@ struct tapir_config *tapir_config__new_default(void)
 	cfg->max_connections = DEFAULT_MAX_CONNECTIONS;
 	cfg->ringbuf_bytes = DEFAULT_RINGBUF_BYTES;
 	cfg->gc_interval_ms = DEFAULT_GC_INTERVAL_MS;
-	if (!cfg->listen || !cfg->latency_buckets || !cfg->size_buckets) {
+	cfg->probe_paths = strv_dup(default_probe_paths, ARRAY_SIZE(default_probe_paths));
+	/* Counted only once allocated, so tapir_config__free() never walks a NULL list. */
+	if (cfg->probe_paths)
+		cfg->n_probe_paths = ARRAY_SIZE(default_probe_paths);
+	cfg->unknown_after_s = DEFAULT_UNKNOWN_AFTER_S;
+	cfg->nvml_library = strdup(DEFAULT_NVML_LIBRARY);
+	if (!cfg->listen || !cfg->latency_buckets || !cfg->size_buckets || !cfg->probe_paths ||
+	    !cfg->nvml_library) {
 		tapir_config__free(cfg);
 		errno = ENOMEM;
 		return NULL;
@@ -843,5 +1044,7 @@ void tapir_config__free(struct tapir_config *cfg)
 	free(cfg->listen);
 	free(cfg->latency_buckets);
 	free(cfg->size_buckets);
+	free_strv(cfg->probe_paths, cfg->n_probe_paths);
+	free(cfg->nvml_library);
 	free(cfg);
 }

@@ -18,6 +18,8 @@
 #include "loader.h"
 #include "log.h"
 #include "registry.h"
+#include "replicas.h"
+#include "gpu.h"
 #include "server.h"
 
 #define POLL_MS	   50	/* longest a record waits in the ring before it is counted */
@@ -39,6 +41,8 @@ struct tapir_daemon {
 	struct tapir_health *health;
 	struct tapir_loader *loader;
 	struct tapir_cgroups *cgroups;
+	struct tapir_replicas *replicas;
+	struct tapir_gpu *gpu; /* NULL on nodes without NVIDIA GPUs */
 	struct tapir_server *server;
 	volatile sig_atomic_t stop;
 	int rescan; /* a cgroup appeared or went since the last scan */
@@ -66,6 +70,7 @@ static void account(struct tapir_daemon *d, const struct tapir_http_event *e)
 		return;
 	}
 	tapir_http_metrics__record(d->http, e, labels);
+	tapir_replicas__request(d->replicas, e, now_ms());
 }
 
 static int on_record(void *ctx, void *data, size_t size)
@@ -80,8 +85,19 @@ static int on_record(void *ctx, void *data, size_t size)
 		tapir_registry__lock(d->reg);
 		account(d, data);
 		tapir_registry__unlock(d->reg);
-	} else if (type == TAPIR_REC_LIFECYCLE) {
-		d->rescan = 1;
+	} else if (type == TAPIR_REC_LIFECYCLE && size >= sizeof(struct tapir_lifecycle_event)) {
+		const struct tapir_lifecycle_event *e = data;
+
+		tapir_registry__lock(d->reg);
+		if (e->what == TAPIR_LC_MKDIR || e->what == TAPIR_LC_RMDIR) {
+			/* At once, not after the batch: the events behind this one may be the
+			 * new container's first processes. */
+			tapir_cgroups__scan(d->cgroups);
+			tapir_replicas__sync(d->replicas, now_ms());
+		} else {
+			tapir_replicas__lifecycle(d->replicas, e, now_ms());
+		}
+		tapir_registry__unlock(d->reg);
 	}
 	return 0;
 }
@@ -135,6 +151,7 @@ static void settle(struct tapir_daemon *d, const struct tapir_conn *c, __u32 tgi
 		e.resp_bytes = i == 0 ? c->resp_bytes : 0;
 		e.tgid = tgid;
 		e.method = c->method[h];
+		memcpy(e.line, c->line[h], sizeof(e.line));
 		e.status = i == 0 ? c->resp.status : 0;
 		if (i == 0 && c->resp.state == TP_BODY_CLOSE)
 			e.outcome = TAPIR_OUT_COMPLETE; /* the kernel closed it for the process */
@@ -244,6 +261,8 @@ static int render(void *ctx, struct tapir_buf *out)
 	in.unlabelled = d->unlabelled;
 	in.watched_cgroups = tapir_cgroups__n_watched(d->cgroups);
 	refresh_gauges(d);
+	tapir_replicas__refresh(d->replicas, tapir_loader__listeners_fd(d->loader), d->gpu,
+				now_ms());
 	tapir_health__update(d->health, &in);
 	err = tapir_registry__render(d->reg, out);
 	tapir_registry__unlock(d->reg);
@@ -276,6 +295,12 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg)
 	if (err < 0)
 		goto fail_err;
 	pr_info("%d cgroups watched by %zu rules", err, cfg->n_rules);
+	d->replicas = tapir_replicas__new(d->reg, cfg, d->cgroups);
+	if (!d->replicas)
+		goto fail;
+	tapir_replicas__sync(d->replicas, now_ms());
+	tapir_replicas__seed_listeners(d->replicas, tapir_loader__listeners_fd(d->loader));
+	d->gpu = tapir_gpu__new(cfg->nvml_library);
 	err = tapir_loader__attach(d->loader);
 	if (err)
 		goto fail_err;
@@ -308,7 +333,10 @@ int tapir_daemon__run(struct tapir_daemon *d)
 		t = now_ms();
 		if (d->rescan || t - last_scan >= RESCAN_MS) {
 			d->rescan = 0;
+			tapir_registry__lock(d->reg);
 			tapir_cgroups__scan(d->cgroups);
+			tapir_replicas__sync(d->replicas, t);
+			tapir_registry__unlock(d->reg);
 			last_scan = t;
 		}
 		if (t - last_sweep >= d->cfg->gc_interval_ms) {
@@ -329,6 +357,8 @@ void tapir_daemon__free(struct tapir_daemon *d)
 	if (!d)
 		return;
 	tapir_server__free(d->server);
+	tapir_gpu__free(d->gpu);
+	tapir_replicas__free(d->replicas);
 	tapir_cgroups__free(d->cgroups);
 	tapir_loader__free(d->loader);
 	tapir_health__free(d->health);

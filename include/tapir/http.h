@@ -7,7 +7,8 @@
  * bpftool can print every map with BTF and the two sides never disagree on a layout. */
 #include "http_parse.h"
 
-#define TAPIR_MAX_PENDING 4 /* pipelined requests remembered per connection; power of two */
+#define TAPIR_MAX_PENDING 4  /* pipelined requests remembered per connection; power of two */
+#define TAPIR_LINE_BYTES  32 /* bytes of each request line kept (method and path prefix) */
 
 /* struct tapir_conn.state */
 #define TAPIR_CONN_NEW	    0 /* accepted, nothing read yet */
@@ -41,6 +42,9 @@ struct tapir_conn {
 	__u64 cgroup_id;
 	__u32 labels_id;
 	__u8 method[TAPIR_MAX_PENDING];
+	/* The start of each pending request line, as read: enough for the daemon to tell
+	 * readiness probes (and, later, routes) apart. NUL-padded, not NUL-terminated. */
+	__u8 line[TAPIR_MAX_PENDING][TAPIR_LINE_BYTES];
 	__u8 head;  /* index of the oldest pending request */
 	__u8 count; /* pending requests */
 	__u8 state; /* TAPIR_CONN_* */
@@ -71,9 +75,10 @@ struct tapir_http_event {
 	__u64 req_bytes;
 	__u64 resp_bytes;
 	__u32 tgid;
-	__u16 status; /* from the status line; 0 when none was written */
-	__u8 method;  /* TP_M_* */
-	__u8 outcome; /* TAPIR_OUT_* */
+	__u16 status;		     /* from the status line; 0 when none was written */
+	__u8 method;		     /* TP_M_* */
+	__u8 outcome;		     /* TAPIR_OUT_* */
+	__u8 line[TAPIR_LINE_BYTES]; /* start of the request line, NUL-padded */
 };
 
 /* struct tapir_lifecycle_event.what */

@@ -83,7 +83,15 @@ class Daemon:
         self.port = free_port()
         self.base_rel = base_rel
         self.config = os.path.join(workdir, "tapir.yaml")
-        lines = [f'listen: "127.0.0.1:{self.port}"', "deployments:"]
+        # The NVML the daemon loads is tests/fake_nvml, scripted through this file.
+        self.nvml_script = os.path.join(workdir, "nvml.txt")
+        with open(self.nvml_script, "w") as f:
+            f.write("device 0 GPU-00000000-tapir-test-0 util=0\n"
+                    "device 1 GPU-00000000-tapir-test-1 util=0\n")
+        lines = [f'listen: "127.0.0.1:{self.port}"',
+                 "readiness:", "  unknown_after_s: 4",
+                 "gpu:", f'  nvml_library: "{ROOT}/build/tests/libnvidia-ml.so.1"',
+                 "deployments:"]
         for i in range(SLOTS):
             lines += [
                 f'  - cgroup: "{base_rel}/slot{i}/*"',
@@ -98,8 +106,9 @@ class Daemon:
             f.write("\n".join(lines) + "\n")
         self.log_path = os.path.join(workdir, "tapir.log")
         self.log = open(self.log_path, "w")
+        env = dict(os.environ, TAPIR_FAKE_NVML=self.nvml_script)
         self.proc = subprocess.Popen([TAPIR, "--config", self.config], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 60
         while True:
             if self.proc.poll() is not None:

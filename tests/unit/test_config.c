@@ -26,6 +26,10 @@ static const double want_size[] = {
 	1048576, 4194304, 16777216, 67108864, 268435456, 1073741824,
 };
 
+static const char *const want_probe_paths[] = {
+	"/v1/models/model", "/health", "/healthz", "/ready", "/readyz",
+};
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 static struct tapir_config *parse_ok(const char *text)
@@ -70,6 +74,15 @@ static void assert_default_buckets(const struct tapir_config *cfg)
 		assert_true(cfg->size_buckets[i] == want_size[i]);
 }
 
+static void assert_default_probe_paths(const struct tapir_config *cfg)
+{
+	size_t i;
+
+	assert_int_equal(cfg->n_probe_paths, ARRAY_SIZE(want_probe_paths));
+	for (i = 0; i < ARRAY_SIZE(want_probe_paths); i++)
+		assert_string_equal(cfg->probe_paths[i], want_probe_paths[i]);
+}
+
 static void assert_defaults_except_rules(const struct tapir_config *cfg)
 {
 	assert_string_equal(cfg->listen, "0.0.0.0:9464");
@@ -77,6 +90,9 @@ static void assert_defaults_except_rules(const struct tapir_config *cfg)
 	assert_int_equal(cfg->max_connections, 65536);
 	assert_int_equal(cfg->ringbuf_bytes, 4194304);
 	assert_int_equal(cfg->gc_interval_ms, 1000);
+	assert_default_probe_paths(cfg);
+	assert_int_equal(cfg->unknown_after_s, 300);
+	assert_string_equal(cfg->nvml_library, "libnvidia-ml.so.1");
 }
 
 static void test_label_names(void **state)
@@ -127,7 +143,12 @@ static const char example[] = "listen: \"0.0.0.0:9464\"\n"
 			      "limits:\n"
 			      "  max_connections: 1024\n"
 			      "  ringbuf_bytes: 8388608\n"
-			      "  gc_interval_ms: 250\n";
+			      "  gc_interval_ms: 250\n"
+			      "readiness:\n"
+			      "  probe_paths: [\"/v1/models/model\", \"/health\"]\n"
+			      "  unknown_after_s: 60\n"
+			      "gpu:\n"
+			      "  nvml_library: \"/usr/lib64/libnvidia-ml.so.1\"\n";
 
 static void test_example(void **state)
 {
@@ -168,6 +189,11 @@ static void test_example(void **state)
 	assert_int_equal(cfg->max_connections, 1024);
 	assert_int_equal(cfg->ringbuf_bytes, 8388608);
 	assert_int_equal(cfg->gc_interval_ms, 250);
+	assert_int_equal(cfg->n_probe_paths, 2);
+	assert_string_equal(cfg->probe_paths[0], "/v1/models/model");
+	assert_string_equal(cfg->probe_paths[1], "/health");
+	assert_int_equal(cfg->unknown_after_s, 60);
+	assert_string_equal(cfg->nvml_library, "/usr/lib64/libnvidia-ml.so.1");
 	tapir_config__free(cfg);
 }
 
@@ -183,6 +209,8 @@ static void test_empty_configs(void **state)
 		"deployments:\n",
 		"{}\n",
 		"buckets: {}\nlimits: {}\n",
+		"readiness:\ngpu:\n",
+		"readiness: {}\ngpu: {}\n",
 	};
 	size_t i;
 
@@ -434,7 +462,7 @@ static void test_error_unknown_keys(void **state)
 {
 	expect_error("listen: \"0.0.0.0:9464\"\nlisen: x\n", 2,
 		     "unknown key \"lisen\" at the top level (expected one of listen, deployments, "
-		     "buckets, limits)");
+		     "buckets, limits, readiness, gpu)");
 	expect_error("deployments:\n"
 		     "  - cgroup: /x\n"
 		     "    labels:\n"
@@ -453,6 +481,11 @@ static void test_error_unknown_keys(void **state)
 	expect_error("limits:\n  max_conns: 5\n", 2,
 		     "unknown key \"max_conns\" in limits (expected one of max_connections, "
 		     "ringbuf_bytes, gc_interval_ms)");
+	expect_error("readiness:\n  probe_path: [/a]\n", 2,
+		     "unknown key \"probe_path\" in readiness (expected one of probe_paths, "
+		     "unknown_after_s)");
+	expect_error("gpu:\n  nvml: libnvidia-ml.so\n", 2,
+		     "unknown key \"nvml\" in gpu (expected one of nvml_library)");
 	expect_error("deployments:\n  - cgroup: /x\n    labels:\n      instance: x\n", 4,
 		     "unknown key \"instance\" in labels");
 	/* Keys are exact: no case folding. */
@@ -492,6 +525,10 @@ static void test_error_wrong_types(void **state)
 		     "size_bytes[0] must be a number, not a list");
 	expect_error("limits:\n  max_connections: [1]\n", 2,
 		     "max_connections must be an integer, not a list");
+	expect_error("readiness: [/a]\n", 1, "readiness must be a mapping, not a list");
+	expect_error("readiness: 300\n", 1, "readiness must be a mapping, not a scalar");
+	expect_error("gpu: libnvidia-ml.so.1\n", 1, "gpu must be a mapping, not a scalar");
+	expect_error("gpu:\n  - nvml_library: x\n", 2, "gpu must be a mapping, not a list");
 }
 
 static void test_error_missing_cgroup(void **state)
@@ -592,6 +629,207 @@ static void test_limits(void **state)
 	tapir_config__free(cfg);
 }
 
+static void test_probe_paths_valid(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *want[3];
+		size_t n;
+	} cases[] = {
+		{ "readiness:\n  probe_paths: [\"/v1/models/model\", \"/health\"]\n",
+		  { "/v1/models/model", "/health" },
+		  2 },
+		{ "readiness:\n  probe_paths:\n    - /ready\n    - \"/a/b%20c\"\n    - '/x'\n",
+		  { "/ready", "/a/b%20c", "/x" },
+		  3 },
+		{ "readiness: {probe_paths: [/]}\n", { "/" }, 1 },
+		/* Kept as written: duplicates, non-ASCII bytes, percent escapes. */
+		{ "readiness:\n  probe_paths: [/h, /h, \"/caf\\u00e9/%41;v=1\"]\n",
+		  { "/h", "/h", "/caf\xc3\xa9/%41;v=1" },
+		  3 },
+		{ "readiness:\n  probe_paths: [\"/0123\", \"/true\", \"//\"]\n",
+		  { "/0123", "/true", "//" },
+		  3 },
+	};
+	struct tapir_config *cfg;
+	char path[256], text[512];
+	size_t i, j;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		cfg = parse_ok(cases[i].text);
+		assert_int_equal(cfg->n_probe_paths, cases[i].n);
+		for (j = 0; j < cases[i].n; j++)
+			assert_string_equal(cfg->probe_paths[j], cases[i].want[j]);
+		/* The other readiness key keeps its default. */
+		assert_int_equal(cfg->unknown_after_s, 300);
+		tapir_config__free(cfg);
+	}
+
+	/* Exactly 200 bytes is allowed. */
+	path[0] = '/';
+	memset(path + 1, 'p', 199);
+	path[200] = '\0';
+	snprintf(text, sizeof(text), "readiness:\n  probe_paths: [\"%s\"]\n", path);
+	cfg = parse_ok(text);
+	assert_int_equal(cfg->n_probe_paths, 1);
+	assert_int_equal(strlen(cfg->probe_paths[0]), 200);
+	tapir_config__free(cfg);
+
+	/* An alias is read like the list it names. */
+	cfg = parse_ok("readiness:\n  probe_paths: &p [/a, /b]\n  unknown_after_s: 5\n"
+		       "gpu: {nvml_library: x}\n");
+	assert_int_equal(cfg->n_probe_paths, 2);
+	assert_string_equal(cfg->probe_paths[1], "/b");
+	tapir_config__free(cfg);
+}
+
+static void test_probe_paths_invalid(void **state)
+{
+	static const struct {
+		const char *value;
+		const char *reason;
+	} cases[] = {
+		{ "[]", "probe_paths must not be empty" },
+		{ "", "probe_paths must not be empty" },
+		{ "~", "probe_paths must not be empty" },
+		{ "/health", "probe_paths must be a list of strings, not a scalar" },
+		{ "{a: /b}", "probe_paths must be a list of strings, not a mapping" },
+		{ "[[/a]]", "probe_paths[0] must be a string, not a list" },
+		{ "[/a, {b: c}]", "probe_paths[1] must be a string, not a mapping" },
+		{ "[\"/a\\0b\"]", "probe_paths[0] contains a NUL character" },
+		{ "[health]",
+		  "probe_paths[0]: \"health\" must be a request path starting with '/', e.g. "
+		  "\"/health\"" },
+		{ "[/a, \"\"]", "probe_paths[1]: \"\" must be a request path starting with '/'" },
+		{ "[/a, ~]", "probe_paths[1]: \"~\" must be a request path starting with '/'" },
+		{ "[\"http://h/health\"]", "\"http://h/health\" must be a request path" },
+		{ "[\" /health\"]", "probe_paths[0]: \" /health\" must be a request path" },
+		{ "[\"/he alth\"]",
+		  "probe_paths[0]: \"/he alth\" contains whitespace or a control character" },
+		{ "[\"/health \"]", "contains whitespace or a control character" },
+		{ "[\"/a\\tb\"]", "probe_paths[0]: \"/a\\x09b\" contains whitespace" },
+		{ "[/ok, \"/a\\nb\"]", "probe_paths[1]: \"/a\\nb\" contains whitespace" },
+		{ "[\"/a\\rb\"]", "\"/a\\x0db\" contains whitespace or a control character" },
+		{ "[\"/a\\x01\"]", "\"/a\\x01\" contains whitespace or a control character" },
+		{ "[\"/a\\x7f\"]", "\"/a\\x7f\" contains whitespace or a control character" },
+	};
+	char path[256], text[512];
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		snprintf(text, sizeof(text),
+			 "readiness:\n  unknown_after_s: 5\n  probe_paths: %s\n", cases[i].value);
+		expect_error(text, 3, cases[i].reason);
+	}
+
+	/* 201 bytes is one too many; the message shows the start of the path, cut short. */
+	path[0] = '/';
+	memset(path + 1, 'p', 200);
+	path[201] = '\0';
+	snprintf(text, sizeof(text), "readiness:\n  probe_paths: [/ok, \"%s\"]\n", path);
+	expect_error(text, 2, "probe_paths[1]: \"/ppppp");
+	expect_error(text, 2, "\"... is 201 bytes long, more than 200");
+
+	/* A block list points at the offending item's own line. */
+	expect_error("readiness:\n  probe_paths:\n    - /a\n    - /b\n    - c\n", 5,
+		     "probe_paths[2]: \"c\" must be a request path starting with '/'");
+	expect_error("readiness:\n  probe_paths:\n", 2, "probe_paths must not be empty");
+}
+
+static void test_unknown_after_s(void **state)
+{
+	static const struct {
+		const char *value;
+		const char *reason;
+	} bad[] = {
+		{ "0", "unknown_after_s must be in 1..86400, got \"0\"" },
+		{ "86401", "unknown_after_s must be in 1..86400, got \"86401\"" },
+		{ "4294967296", "unknown_after_s must be in 1..86400" },
+		{ "99999999999999999999999", "unknown_after_s must be in 1..86400" },
+		{ "-1", "unknown_after_s: \"-1\" is not a whole number" },
+		{ "1.5", "unknown_after_s: \"1.5\" is not a whole number" },
+		{ "5m", "unknown_after_s: \"5m\" is not a whole number" },
+		{ "\"300\"", "unknown_after_s: \"300\" is not a whole number" },
+		{ "", "unknown_after_s: \"\" is not a whole number" },
+		{ "[300]", "unknown_after_s must be an integer, not a list" },
+		{ "{s: 1}", "unknown_after_s must be an integer, not a mapping" },
+	};
+	static const struct {
+		const char *value;
+		uint32_t want;
+	} good[] = {
+		{ "1", 1 },
+		{ "86400", 86400 },
+		{ "300", 300 },
+		{ "0600", 600 },
+	};
+	struct tapir_config *cfg;
+	char text[256];
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		snprintf(text, sizeof(text),
+			 "readiness:\n  probe_paths: [/a]\n  unknown_after_s: %s\n", bad[i].value);
+		expect_error(text, 3, bad[i].reason);
+	}
+	for (i = 0; i < ARRAY_SIZE(good); i++) {
+		snprintf(text, sizeof(text), "readiness:\n  unknown_after_s: %s\n", good[i].value);
+		cfg = parse_ok(text);
+		assert_int_equal(cfg->unknown_after_s, good[i].want);
+		/* The other readiness key keeps its default. */
+		assert_default_probe_paths(cfg);
+		tapir_config__free(cfg);
+	}
+}
+
+static void test_nvml_library(void **state)
+{
+	static const char *const good[] = {
+		"libnvidia-ml.so.1",
+		"libnvidia-ml.so",
+		"/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1",
+		"./fake nvml/libnvidia-ml.so",
+		"/opt/caf\xc3\xa9/libnvidia-ml.so.1",
+	};
+	static const struct {
+		const char *value;
+		const char *reason;
+	} bad[] = {
+		{ "\"\"", "nvml_library must not be empty (a path or a soname, e.g. "
+			  "\"libnvidia-ml.so.1\")" },
+		{ "", "nvml_library must not be empty" },
+		{ "~", "nvml_library must not be empty" },
+		{ "null", "nvml_library must not be empty" },
+		{ "[libnvidia-ml.so.1]", "nvml_library must be a string, not a list" },
+		{ "{path: x}", "nvml_library must be a string, not a mapping" },
+		{ "\"lib\\0nvml\"", "nvml_library contains a NUL character" },
+	};
+	struct tapir_config *cfg;
+	char text[256];
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(good); i++) {
+		snprintf(text, sizeof(text), "gpu:\n  nvml_library: \"%s\"\n", good[i]);
+		cfg = parse_ok(text);
+		assert_string_equal(cfg->nvml_library, good[i]);
+		assert_int_equal(cfg->unknown_after_s, 300);
+		assert_default_probe_paths(cfg);
+		tapir_config__free(cfg);
+	}
+	/* Plain and single-quoted scalars too. */
+	cfg = parse_ok("gpu: {nvml_library: libnvidia-ml.so.1}\n");
+	assert_string_equal(cfg->nvml_library, "libnvidia-ml.so.1");
+	tapir_config__free(cfg);
+	cfg = parse_ok("gpu:\n  nvml_library: '~'\n");
+	assert_string_equal(cfg->nvml_library, "~");
+	tapir_config__free(cfg);
+
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		snprintf(text, sizeof(text), "# gpu\ngpu:\n  nvml_library: %s\n", bad[i].value);
+		expect_error(text, 3, bad[i].reason);
+	}
+}
+
 static void test_error_duplicate_keys(void **state)
 {
 	expect_error("listen: \"0.0.0.0:1\"\n# x\nlisten: \"0.0.0.0:2\"\n", 3,
@@ -608,6 +846,12 @@ static void test_error_duplicate_keys(void **state)
 		     "duplicate key \"gc_interval_ms\" in limits");
 	expect_error("buckets:\n  size_bytes: [1]\n  \"size_bytes\": [2]\n", 3,
 		     "duplicate key \"size_bytes\" in buckets (first set at line 2)");
+	expect_error("readiness:\n  probe_paths: [/a]\n  unknown_after_s: 1\n  probe_paths: [/b]\n",
+		     4, "duplicate key \"probe_paths\" in readiness (first set at line 2)");
+	expect_error("gpu: {nvml_library: a, nvml_library: b}\n", 1,
+		     "duplicate key \"nvml_library\" in gpu");
+	expect_error("gpu: {}\nreadiness: {}\ngpu: {}\n", 3,
+		     "duplicate key \"gpu\" at the top level (first set at line 1)");
 }
 
 static void test_error_truncated_buffer(void **state)
@@ -708,6 +952,10 @@ static void test_shipped_config(void **state)
 	assert_true(cfg->n_rules >= 1);
 	assert_string_equal(cfg->rules[0].cgroup, "/tapir-demo/*");
 	assert_string_equal(cfg->rules[0].labels[TAPIR_L_MODEL_NAME], "demo");
+	/* readiness and gpu are documented there with their defaults, commented out. */
+	assert_default_probe_paths(cfg);
+	assert_int_equal(cfg->unknown_after_s, 300);
+	assert_string_equal(cfg->nvml_library, "libnvidia-ml.so.1");
 	tapir_config__free(cfg);
 }
 
@@ -733,6 +981,10 @@ int main(void)
 		cmocka_unit_test(test_error_missing_cgroup),
 		cmocka_unit_test(test_error_bad_numbers),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_probe_paths_valid),
+		cmocka_unit_test(test_probe_paths_invalid),
+		cmocka_unit_test(test_unknown_after_s),
+		cmocka_unit_test(test_nvml_library),
 		cmocka_unit_test(test_error_duplicate_keys),
 		cmocka_unit_test(test_error_truncated_buffer),
 		cmocka_unit_test(test_parse_not_nul_terminated),

@@ -1,0 +1,630 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Replicas: what each container costs, whether it is up, and how often it died, per deployment. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "log.h"
+#include "replicas.h"
+#include "resources.h"
+
+#define GONE_GRACE_MS \
+	60000 /* a vanished replica's series stay this long (and its name, to
+			       recognise a restart in a new cgroup) */
+#define MAX_GPU_SERIES 256
+
+struct gpu_series {
+	struct tapir_series *mem, *util;
+	uint64_t replica_id;
+	unsigned int gpu;
+	bool touched;
+};
+
+struct replica {
+	uint64_t id;
+	uint32_t labels_id;
+	char *rel;
+	char name[128];
+	bool present;
+	bool replaced; /* gone, and back under the same name in a new cgroup */
+	uint64_t appeared_ms, gone_ms, last_signal_ms;
+	uint32_t main_pid;
+	bool main_dead;	 /* its main process exited and none took over yet */
+	int probe_ok;	 /* latest readiness probe: -1 none seen, 0 not 2xx, 1 2xx */
+	int request_ok;	 /* latest request, likewise */
+	bool ever_ready; /* starting until the first time it is ready */
+	unsigned int listening;
+	struct tapir_series *cpu, *mem;
+};
+
+struct tapir_replicas {
+	const struct tapir_config *cfg;
+	struct tapir_cgroups *cg;
+	struct tapir_family *cpu, *mem, *restarts, *exits, *active, *starting, *readiness;
+	struct tapir_family *gpu_mem, *gpu_util;
+	struct replica *r;
+	size_t n, cap;
+	struct gpu_series gpus[MAX_GPU_SERIES];
+	size_t n_gpus;
+};
+
+static const char *const rep_labels[] = { "model_id", "model_name",  "deployment_id",
+					  "replica",  "environment", "rollout_phase" };
+static const char *const dep_labels[] = { "model_id", "model_name", "deployment_id", "environment",
+					  "rollout_phase" };
+static const char *const exit_labels[] = { "model_id", "model_name",  "deployment_id", "replica",
+					   "reason",   "environment", "rollout_phase" };
+static const char *const ready_labels[] = { "model_id",	 "model_name",	"deployment_id",
+					    "condition", "environment", "rollout_phase" };
+static const char *const gpu_labels[] = { "model_id", "model_name",  "deployment_id", "replica",
+					  "gpu",      "environment", "rollout_phase" };
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+const char *tapir_exit_reason(int32_t status, int oom)
+{
+	if (oom)
+		return "oom";
+	if (status & 0x7f)
+		return "signal";
+	return (status >> 8) & 0xff ? "error" : "clean";
+}
+
+struct tapir_replicas *tapir_replicas__new(struct tapir_registry *reg,
+					   const struct tapir_config *cfg, struct tapir_cgroups *cg)
+{
+	struct tapir_replicas *rs = calloc(1, sizeof(*rs));
+
+	if (!rs)
+		return NULL;
+	rs->cfg = cfg;
+	rs->cg = cg;
+	rs->cpu = tapir_registry__family(
+		reg, "baseten_container_cpu_usage_seconds_total",
+		"Cumulative CPU time consumed by the container in core-seconds.", TAPIR_COUNTER,
+		rep_labels, N(rep_labels), NULL, 0);
+	rs->mem = tapir_registry__family(reg, "baseten_container_cpu_memory_working_set_bytes",
+					 "Working set memory usage of the container in bytes.",
+					 TAPIR_GAUGE, rep_labels, N(rep_labels), NULL, 0);
+	rs->restarts = tapir_registry__family(
+		reg, "baseten_container_restarts_total",
+		"Cumulative number of times the model container has been restarted.", TAPIR_COUNTER,
+		dep_labels, N(dep_labels), NULL, 0);
+	rs->exits = tapir_registry__family(
+		reg, "tapir_container_exits_total",
+		"Exits of a container's main process, by reason: oom, signal, error or clean.",
+		TAPIR_COUNTER, exit_labels, N(exit_labels), NULL, 0);
+	rs->active = tapir_registry__family(reg, "baseten_replicas_active",
+					    "Number of replicas ready to serve model requests.",
+					    TAPIR_GAUGE, dep_labels, N(dep_labels), NULL, 0);
+	rs->starting = tapir_registry__family(
+		reg, "baseten_replicas_starting",
+		"Number of replicas starting up: seen, and not ready since they appeared.",
+		TAPIR_GAUGE, dep_labels, N(dep_labels), NULL, 0);
+	rs->readiness = tapir_registry__family(
+		reg, "baseten_pod_readiness",
+		"Number of pods grouped by their Ready condition, as tapir observes it.",
+		TAPIR_GAUGE, ready_labels, N(ready_labels), NULL, 0);
+	rs->gpu_mem =
+		tapir_registry__family(reg, "baseten_gpu_memory_used", "GPU memory used in MiB.",
+				       TAPIR_GAUGE, gpu_labels, N(gpu_labels), NULL, 0);
+	rs->gpu_util =
+		tapir_registry__family(reg, "baseten_gpu_utilization",
+				       "GPU utilization as a percentage (between 0 and 100).",
+				       TAPIR_GAUGE, gpu_labels, N(gpu_labels), NULL, 0);
+	if (!rs->cpu || !rs->mem || !rs->restarts || !rs->exits || !rs->active || !rs->starting ||
+	    !rs->readiness || !rs->gpu_mem || !rs->gpu_util) {
+		free(rs);
+		errno = EINVAL;
+		return NULL;
+	}
+	tapir_resources_init();
+	return rs;
+}
+
+static void drop(struct tapir_replicas *rs, struct replica *r)
+{
+	size_t i;
+
+	tapir_series__remove(rs->cpu, r->cpu);
+	tapir_series__remove(rs->mem, r->mem);
+	for (i = 0; i < rs->n_gpus; i++) {
+		if (rs->gpus[i].replica_id != r->id)
+			continue;
+		tapir_series__remove(rs->gpu_mem, rs->gpus[i].mem);
+		tapir_series__remove(rs->gpu_util, rs->gpus[i].util);
+		rs->gpus[i--] = rs->gpus[--rs->n_gpus];
+	}
+	free(r->rel);
+}
+
+void tapir_replicas__free(struct tapir_replicas *rs)
+{
+	size_t i;
+
+	if (!rs)
+		return;
+	for (i = 0; i < rs->n; i++)
+		free(rs->r[i].rel);
+	free(rs->r);
+	free(rs);
+}
+
+static struct replica *find(struct tapir_replicas *rs, uint64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < rs->n; i++)
+		if (rs->r[i].id == id)
+			return &rs->r[i];
+	return NULL;
+}
+
+/* The replica a cgroup belongs to. */
+static struct replica *of_cgroup(struct tapir_replicas *rs, uint64_t cgroup_id)
+{
+	const struct tapir_watched *w = tapir_cgroups__find(rs->cg, cgroup_id);
+
+	return w ? find(rs, w->replica_id) : NULL;
+}
+
+static const char *const *labels(struct tapir_replicas *rs, uint32_t labels_id)
+{
+	return tapir_cgroups__labels(rs->cg, labels_id);
+}
+
+static void rep_values(struct tapir_replicas *rs, const struct replica *r, const char **v)
+{
+	const char *const *l = labels(rs, r->labels_id);
+
+	v[0] = l[TAPIR_L_MODEL_ID];
+	v[1] = l[TAPIR_L_MODEL_NAME];
+	v[2] = l[TAPIR_L_DEPLOYMENT_ID];
+	v[3] = r->name;
+	v[4] = l[TAPIR_L_ENVIRONMENT];
+	v[5] = l[TAPIR_L_ROLLOUT_PHASE];
+}
+
+static void dep_values(const char *const *l, const char **v)
+{
+	v[0] = l[TAPIR_L_MODEL_ID];
+	v[1] = l[TAPIR_L_MODEL_NAME];
+	v[2] = l[TAPIR_L_DEPLOYMENT_ID];
+	v[3] = l[TAPIR_L_ENVIRONMENT];
+	v[4] = l[TAPIR_L_ROLLOUT_PHASE];
+}
+
+static void count_restart(struct tapir_replicas *rs, uint32_t labels_id)
+{
+	const char *v[5];
+
+	dep_values(labels(rs, labels_id), v);
+	tapir_series__add(tapir_series__get(rs->restarts, v), 1);
+}
+
+static struct replica *add(struct tapir_replicas *rs, const struct tapir_watched *w,
+			   uint64_t now_ms)
+{
+	const char *slash = strrchr(w->rel, '/');
+	char dir[4608];
+	struct replica *r;
+	size_t i;
+
+	if (rs->n == rs->cap) {
+		size_t cap = rs->cap ? rs->cap * 2 : 16;
+		struct replica *nr = realloc(rs->r, cap * sizeof(*nr));
+
+		if (!nr)
+			return NULL;
+		rs->r = nr;
+		rs->cap = cap;
+	}
+	r = &rs->r[rs->n];
+	memset(r, 0, sizeof(*r));
+	r->rel = strdup(w->rel);
+	if (!r->rel)
+		return NULL;
+	rs->n++;
+	r->id = w->id;
+	r->labels_id = w->labels_id;
+	snprintf(r->name, sizeof(r->name), "%s", slash && slash[1] ? slash + 1 : w->rel);
+	r->present = true;
+	r->appeared_ms = now_ms;
+	r->probe_ok = r->request_ok = -1;
+	snprintf(dir, sizeof(dir), "%s%s", tapir_cgroups__root(rs->cg), w->rel);
+	r->main_pid = tapir_cgroup_first_pid(dir);
+	/* The same replica name back in a new cgroup after its old one went: a restart. */
+	for (i = 0; i + 1 < rs->n; i++) {
+		struct replica *old = &rs->r[i];
+
+		if (old->present || old->replaced || old->labels_id != r->labels_id ||
+		    strcmp(old->name, r->name))
+			continue;
+		count_restart(rs, r->labels_id);
+		old->replaced = true; /* forgotten at the next sync */
+		break;
+	}
+	pr_debug("replica %s appeared (main pid %u)", r->name, r->main_pid);
+	return r;
+}
+
+void tapir_replicas__sync(struct tapir_replicas *rs, uint64_t now_ms)
+{
+	const struct tapir_watched *w;
+	struct replica *r;
+	size_t n, i, j;
+
+	for (i = 0; i < rs->n; i++)
+		rs->r[i].present = false;
+	w = tapir_cgroups__watched(rs->cg, &n);
+	for (i = 0; i < n; i++) {
+		if (w[i].replica_id != w[i].id)
+			continue;
+		r = find(rs, w[i].id);
+		if (r)
+			r->present = true;
+		else
+			add(rs, &w[i], now_ms);
+	}
+	for (i = j = 0; i < rs->n; i++) {
+		r = &rs->r[i];
+		if (r->present) {
+			r->gone_ms = 0;
+		} else if (!r->gone_ms) {
+			r->gone_ms = now_ms;
+		}
+		if (!r->present && (r->replaced || now_ms - r->gone_ms >= GONE_GRACE_MS)) {
+			drop(rs, r);
+			continue;
+		}
+		rs->r[j++] = *r;
+	}
+	rs->n = j;
+}
+
+void tapir_replicas__lifecycle(struct tapir_replicas *rs, const struct tapir_lifecycle_event *e,
+			       uint64_t now_ms)
+{
+	struct replica *r = of_cgroup(rs, e->cgroup_id);
+	const char *v[7];
+
+	if (!r)
+		return;
+	switch (e->what) {
+	case TAPIR_LC_EXEC:
+		if (r->main_pid)
+			return; /* a child of the running main process */
+		if (r->main_dead)
+			count_restart(rs, r->labels_id);
+		r->main_pid = e->tgid;
+		r->main_dead = false;
+		break;
+	case TAPIR_LC_EXIT:
+		if (e->tgid != r->main_pid)
+			return;
+		rep_values(rs, r, v);
+		v[6] = v[5];
+		v[5] = v[4];
+		v[4] = tapir_exit_reason(e->code, !!(e->aux & TAPIR_LC_F_OOM));
+		tapir_series__add(tapir_series__get(rs->exits, v), 1);
+		pr_info("replica %s: main process %u exited (%s, status 0x%x)", r->name, e->tgid,
+			v[4], e->code);
+		r->main_pid = 0;
+		r->main_dead = true;
+		r->last_signal_ms = now_ms;
+		break;
+	case TAPIR_LC_LISTEN: r->last_signal_ms = now_ms; break;
+	}
+}
+
+/* Is the request line's path one of the configured readiness probe paths? */
+static bool is_probe(const struct tapir_config *cfg, const __u8 *line)
+{
+	char path[TAPIR_LINE_BYTES + 1];
+	size_t i, j = 0, k;
+
+	for (i = 0; i < TAPIR_LINE_BYTES && line[i] && line[i] != ' '; i++)
+		;
+	for (i++; i < TAPIR_LINE_BYTES && line[i] && line[i] != ' ' && line[i] != '?'; i++)
+		path[j++] = line[i];
+	path[j] = '\0';
+	for (k = 0; k < cfg->n_probe_paths; k++)
+		if (!strcmp(path, cfg->probe_paths[k]))
+			return true;
+	return false;
+}
+
+void tapir_replicas__request(struct tapir_replicas *rs, const struct tapir_http_event *e,
+			     uint64_t now_ms)
+{
+	struct replica *r = of_cgroup(rs, e->cgroup_id);
+	int ok = e->outcome == TAPIR_OUT_COMPLETE && e->status >= 200 && e->status < 300;
+
+	if (!r)
+		return;
+	if (is_probe(rs->cfg, e->line))
+		r->probe_ok = ok;
+	else
+		r->request_ok = ok;
+	r->last_signal_ms = now_ms;
+}
+
+/* Socket inodes of the LISTEN sockets in /proc/PID/net/tcp{,6} (the process's netns). */
+static size_t listen_inodes(int pid, unsigned long *ino, size_t max)
+{
+	static const char *const files[] = { "tcp", "tcp6" };
+	char path[64], line[512];
+	unsigned long inode;
+	unsigned int st;
+	size_t n = 0, i;
+	FILE *f;
+
+	for (i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/net/%s", pid, files[i]);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f) && n < max)
+			if (sscanf(line, " %*u: %*s %*s %x %*s %*s %*s %*s %*s %lu", &st, &inode) ==
+				    2 &&
+			    st == 0x0a)
+				ino[n++] = inode;
+		fclose(f);
+	}
+	return n;
+}
+
+/* Sockets that were listening before tapir started, so readiness does not wait for a relisten. */
+static void seed_pid(int pid, uint64_t cgroup_id, int listeners_fd)
+{
+	unsigned long ino[1024], sock;
+	char path[64], target[64];
+	struct dirent *de;
+	size_t n, i;
+	DIR *d;
+
+	n = listen_inodes(pid, ino, 1024);
+	if (!n)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char fdpath[320];
+		ssize_t len;
+
+		snprintf(fdpath, sizeof(fdpath), "%s/%s", path, de->d_name);
+		len = readlink(fdpath, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = '\0';
+		if (sscanf(target, "socket:[%lu]", &sock) != 1)
+			continue;
+		for (i = 0; i < n; i++) {
+			__u64 key = sock;
+
+			if (ino[i] == sock)
+				bpf_map_update_elem(listeners_fd, &key, &cgroup_id, BPF_NOEXIST);
+		}
+	}
+	closedir(d);
+}
+
+void tapir_replicas__seed_listeners(struct tapir_replicas *rs, int listeners_fd)
+{
+	const struct tapir_watched *w;
+	char path[4608];
+	size_t n, i;
+	FILE *f;
+	int pid;
+
+	if (listeners_fd < 0)
+		return;
+	w = tapir_cgroups__watched(rs->cg, &n);
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s%s/cgroup.procs", tapir_cgroups__root(rs->cg),
+			 w[i].rel);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (fscanf(f, "%d", &pid) == 1)
+			seed_pid(pid, w[i].id, listeners_fd);
+		fclose(f);
+	}
+}
+
+static void count_listeners(struct tapir_replicas *rs, int listeners_fd)
+{
+	__u64 key, next, *prev = NULL, cgid;
+	struct replica *r;
+	size_t i;
+
+	for (i = 0; i < rs->n; i++)
+		rs->r[i].listening = 0;
+	if (listeners_fd < 0)
+		return;
+	while (bpf_map_get_next_key(listeners_fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(listeners_fd, &key, &cgid))
+			continue;
+		r = of_cgroup(rs, cgid);
+		if (r)
+			r->listening++;
+	}
+}
+
+static void refresh_usage(struct tapir_replicas *rs, struct replica *r)
+{
+	struct tapir_usage u;
+	char dir[4608];
+	const char *v[6];
+	int pid;
+
+	snprintf(dir, sizeof(dir), "%s%s", tapir_cgroups__root(rs->cg), r->rel);
+	pid = r->main_pid ? (int)r->main_pid : tapir_cgroup_first_pid(dir);
+	if (tapir_usage_read(dir, pid, &u))
+		return;
+	rep_values(rs, r, v);
+	if (u.has_cpu) {
+		if (!r->cpu)
+			r->cpu = tapir_series__get(rs->cpu, v);
+		tapir_series__set(r->cpu, u.cpu_seconds);
+	}
+	if (u.has_mem) {
+		if (!r->mem)
+			r->mem = tapir_series__get(rs->mem, v);
+		tapir_series__set(r->mem, u.working_set);
+	}
+}
+
+/* The replica a process belongs to, from its cgroup v2 path. */
+static struct replica *of_pid(struct tapir_replicas *rs, unsigned int pid)
+{
+	char path[4096];
+	size_t i, len;
+
+	if (tapir_pid_cgroup2(pid, path, sizeof(path)))
+		return NULL;
+	for (i = 0; i < rs->n; i++) {
+		len = strlen(rs->r[i].rel);
+		if (rs->r[i].present && !strncmp(path, rs->r[i].rel, len) &&
+		    (path[len] == '\0' || path[len] == '/'))
+			return &rs->r[i];
+	}
+	return NULL;
+}
+
+static struct gpu_series *gpu_slot(struct tapir_replicas *rs, struct replica *r, unsigned int gpu)
+{
+	const char *v[7];
+	char idx[16];
+	size_t i;
+
+	for (i = 0; i < rs->n_gpus; i++)
+		if (rs->gpus[i].replica_id == r->id && rs->gpus[i].gpu == gpu)
+			return &rs->gpus[i];
+	if (rs->n_gpus == MAX_GPU_SERIES)
+		return NULL;
+	rep_values(rs, r, v);
+	snprintf(idx, sizeof(idx), "%u", gpu);
+	v[6] = v[5];
+	v[5] = v[4];
+	v[4] = idx;
+	rs->gpus[rs->n_gpus] = (struct gpu_series){
+		.mem = tapir_series__get(rs->gpu_mem, v),
+		.util = tapir_series__get(rs->gpu_util, v),
+		.replica_id = r->id,
+		.gpu = gpu,
+	};
+	return &rs->gpus[rs->n_gpus++];
+}
+
+/*
+ * GPU memory is per process, summed per replica and GPU. Utilisation is the sum of the
+ * replica's per-process SM figures (at most 100); where NVML has none for any of them, the
+ * device's own figure stands in.
+ */
+static void refresh_gpus(struct tapir_replicas *rs, struct tapir_gpu *gpu)
+{
+	const struct tapir_gpu_device *devs;
+	const struct tapir_gpu_proc *procs;
+	double util[MAX_GPU_SERIES], mem[MAX_GPU_SERIES];
+	bool has_util[MAX_GPU_SERIES];
+	size_t np, nd, i, k;
+	struct gpu_series *g;
+	struct replica *r;
+
+	if (!gpu || tapir_gpu__collect(gpu, &procs, &np, &devs, &nd))
+		return;
+	for (i = 0; i < rs->n_gpus; i++)
+		rs->gpus[i].touched = false;
+	memset(has_util, 0, sizeof(has_util));
+	for (i = 0; i < np; i++) {
+		r = of_pid(rs, procs[i].pid);
+		if (!r)
+			continue;
+		g = gpu_slot(rs, r, procs[i].gpu_index);
+		if (!g)
+			continue;
+		k = g - rs->gpus;
+		if (!g->touched) {
+			g->touched = true;
+			mem[k] = util[k] = 0;
+		}
+		if (procs[i].mem_mib > 0)
+			mem[k] += procs[i].mem_mib;
+		if (procs[i].util_pct >= 0) {
+			util[k] += procs[i].util_pct;
+			has_util[k] = true;
+		}
+	}
+	for (i = 0; i < rs->n_gpus; i++) {
+		g = &rs->gpus[i];
+		if (!g->touched) {
+			tapir_series__remove(rs->gpu_mem, g->mem);
+			tapir_series__remove(rs->gpu_util, g->util);
+			rs->gpus[i--] = rs->gpus[--rs->n_gpus];
+			continue;
+		}
+		if (!has_util[i])
+			for (k = 0; k < nd; k++)
+				if (devs[k].index == g->gpu && devs[k].util_pct >= 0)
+					util[i] = devs[k].util_pct;
+		tapir_series__set(g->mem, mem[i]);
+		tapir_series__set(g->util, util[i] > 100 ? 100 : util[i]);
+	}
+}
+
+void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct tapir_gpu *gpu,
+			     uint64_t now_ms)
+{
+	size_t nl = tapir_cgroups__n_labelsets(rs->cg), i;
+	double *sum = calloc(nl ? 5 * nl : 1, sizeof(*sum)); /* active, starting, t, f, u */
+	uint64_t quiet_ms = (uint64_t)rs->cfg->unknown_after_s * 1000, last;
+	const char *v[6];
+	struct replica *r;
+	bool ready;
+
+	if (!sum)
+		return;
+	count_listeners(rs, listeners_fd);
+	for (i = 0; i < rs->n; i++) {
+		r = &rs->r[i];
+		if (!r->present || r->labels_id >= nl)
+			continue;
+		refresh_usage(rs, r);
+		ready = r->listening && (r->probe_ok >= 0 ? r->probe_ok == 1 : r->request_ok == 1);
+		if (ready)
+			r->ever_ready = true;
+		last = r->last_signal_ms > r->appeared_ms ? r->last_signal_ms : r->appeared_ms;
+		sum[5 * r->labels_id] += ready;
+		sum[5 * r->labels_id + 1] += !ready && !r->ever_ready;
+		if (now_ms - last > quiet_ms)
+			sum[5 * r->labels_id + 4]++;
+		else
+			sum[5 * r->labels_id + (ready ? 2 : 3)]++;
+	}
+	for (i = 0; i < nl; i++) {
+		static const char *const cond[] = { "true", "false", "unknown" };
+		const char *const *l = labels(rs, i);
+		int c;
+
+		dep_values(l, v);
+		tapir_series__set(tapir_series__get(rs->active, v), sum[5 * i]);
+		tapir_series__set(tapir_series__get(rs->starting, v), sum[5 * i + 1]);
+		for (c = 0; c < 3; c++) {
+			const char *rv[6] = { v[0], v[1], v[2], cond[c], v[3], v[4] };
+
+			tapir_series__set(tapir_series__get(rs->readiness, rv), sum[5 * i + 2 + c]);
+		}
+	}
+	free(sum);
+	refresh_gpus(rs, gpu);
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Replicas: container resources, restarts and exit reasons, readiness, GPUs, per deployment. */
+#ifndef TAPIR_REPLICAS_H
+#define TAPIR_REPLICAS_H
+
+#include <stdint.h>
+#include <linux/types.h>
+
+#include "tapir/http.h"
+#include "cgroups.h"
+#include "config.h"
+#include "gpu.h"
+#include "registry.h"
+
+struct tapir_replicas;
+
+struct tapir_replicas *tapir_replicas__new(struct tapir_registry *r, const struct tapir_config *cfg,
+					   struct tapir_cgroups *cg);
+void tapir_replicas__free(struct tapir_replicas *rs);
+
+/* Bring the replica set in line with the last cgroup scan. Caller holds the registry lock. */
+void tapir_replicas__sync(struct tapir_replicas *rs, uint64_t now_ms);
+/* A process, cgroup or listening-socket event. Caller holds the registry lock. */
+void tapir_replicas__lifecycle(struct tapir_replicas *rs, const struct tapir_lifecycle_event *e,
+			       uint64_t now_ms);
+/* A completed request (readiness signal). Caller holds the registry lock. */
+void tapir_replicas__request(struct tapir_replicas *rs, const struct tapir_http_event *e,
+			     uint64_t now_ms);
+/* Seed listening sockets that predate the daemon into @listeners_fd (socket inode -> cgroup). */
+void tapir_replicas__seed_listeners(struct tapir_replicas *rs, int listeners_fd);
+/* Scrape time: CPU, memory, GPUs, readiness and replica gauges. Caller holds the lock. */
+void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct tapir_gpu *gpu,
+			     uint64_t now_ms);
+
+/* Exit reason of a wait status: "oom", "signal", "error" or "clean". */
+const char *tapir_exit_reason(int32_t status, int oom);
+
+#endif
