@@ -269,7 +269,7 @@ static int render(void *ctx, struct tapir_buf *out)
 	return err;
 }
 
-struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg)
+struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const char *pin_dir)
 {
 	struct tapir_daemon *d = calloc(1, sizeof(*d));
 	int err = 0;
@@ -304,6 +304,8 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg)
 	err = tapir_loader__attach(d->loader);
 	if (err)
 		goto fail_err;
+	if (pin_dir)
+		tapir_loader__pin(d->loader, pin_dir);
 	d->server = tapir_server__new(cfg->listen, render, d);
 	if (!d->server)
 		goto fail;

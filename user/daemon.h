@@ -7,8 +7,9 @@
 
 struct tapir_daemon;
 
-/* Load and attach everything @cfg asks for; NULL with errno set on failure. */
-struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg);
+/* Load and attach everything @cfg asks for, pinning maps under @pin_dir (NULL: none); NULL
+ * with errno set on failure. */
+struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const char *pin_dir);
 /* Serve until tapir_daemon__stop(); returns 0 or -errno. */
 int tapir_daemon__run(struct tapir_daemon *d);
 /* Async-signal-safe. */

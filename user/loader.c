@@ -28,6 +28,7 @@ struct tapir_loader {
 	struct tapir_prog_status progs[MAX_PROGS];
 	struct bpf_link *links[MAX_PROGS]; /* parallel to progs */
 	size_t n_progs;
+	char pin_dir[256]; /* "" when nothing is pinned */
 };
 
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -265,6 +266,85 @@ int tapir_loader__attach(struct tapir_loader *l)
 	return 0;
 }
 
+static struct bpf_map *pinned_maps(const struct tapir_loader *l, size_t i)
+{
+	switch (i) {
+	case 0: return l->http->maps.conns;
+	case 1: return l->http->maps.watched_cgroups;
+	case 2: return l->http->maps.stats;
+	case 3: return l->http->maps.active_io;
+	case 4: return l->lc ? l->lc->maps.listeners : NULL;
+	}
+	return NULL;
+}
+
+#define N_PINNED 5
+
+int tapir_loader__pin(struct tapir_loader *l, const char *dir)
+{
+	char path[512];
+	struct bpf_map *m;
+	size_t i;
+	int err;
+
+	err = tapir_ensure_mount("bpf", "/sys/fs/bpf");
+	if (err)
+		return err;
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		err = -errno;
+		pr_warn("cannot create %s: %s; maps are not pinned", dir, strerror(errno));
+		return err;
+	}
+	for (i = 0; i < N_PINNED; i++) {
+		m = pinned_maps(l, i);
+		if (!m)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(m));
+		unlink(path); /* an earlier instance's pin */
+		err = bpf_map__pin(m, path);
+		if (err) {
+			pr_warn("cannot pin %s: %s", path, strerror(-err));
+			return err;
+		}
+	}
+	snprintf(l->pin_dir, sizeof(l->pin_dir), "%s", dir);
+	pr_info("maps pinned under %s", dir);
+	return 0;
+}
+
+/* Remove our pins, unless a newer instance replaced them with its own maps. */
+static void unpin(struct tapir_loader *l)
+{
+	struct bpf_map_info mine, theirs;
+	__u32 len;
+	char path[512];
+	struct bpf_map *m;
+	size_t i;
+	int fd;
+
+	if (!l->pin_dir[0])
+		return;
+	for (i = 0; i < N_PINNED; i++) {
+		m = pinned_maps(l, i);
+		if (!m)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", l->pin_dir, bpf_map__name(m));
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		memset(&mine, 0, sizeof(mine));
+		memset(&theirs, 0, sizeof(theirs));
+		len = sizeof(mine);
+		bpf_obj_get_info_by_fd(bpf_map__fd(m), &mine, &len);
+		len = sizeof(theirs);
+		bpf_obj_get_info_by_fd(fd, &theirs, &len);
+		close(fd);
+		if (mine.id == theirs.id)
+			unlink(path);
+	}
+	rmdir(l->pin_dir); /* fails, harmlessly, while another instance's pins are there */
+}
+
 int tapir_loader__poll(struct tapir_loader *l, int timeout_ms)
 {
 	int n, m;
@@ -286,6 +366,8 @@ void tapir_loader__free(struct tapir_loader *l)
 
 	if (!l)
 		return;
+	if (l->http)
+		unpin(l);
 	for (i = 0; i < l->n_progs; i++)
 		bpf_link__destroy(l->links[i]);
 	ring_buffer__free(l->rb);

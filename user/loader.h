@@ -3,6 +3,8 @@
 #ifndef TAPIR_LOADER_H
 #define TAPIR_LOADER_H
 
+#define TAPIR_PIN_DIR "/sys/fs/bpf/tapir"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -28,6 +30,12 @@ typedef int (*tapir_record_fn)(void *ctx, void *data, size_t size);
 struct tapir_loader *tapir_loader__new(const struct tapir_config *cfg, tapir_record_fn fn,
 				       void *ctx);
 int tapir_loader__attach(struct tapir_loader *l);
+/*
+ * Pin the maps an operator inspects (conns, watched_cgroups, stats, listeners, active_io) under
+ * @dir, mounting bpffs if needed; a pin left by an earlier instance is replaced. Failure is
+ * logged and returns -errno; the daemon runs on without pins.
+ */
+int tapir_loader__pin(struct tapir_loader *l, const char *dir);
 /* Wait up to @timeout_ms for records, then drain every ring; returns records or -errno. */
 int tapir_loader__poll(struct tapir_loader *l, int timeout_ms);
 void tapir_loader__free(struct tapir_loader *l);

@@ -2,6 +2,7 @@
 /* tapir: command line, configuration, signals; everything else lives in the daemon. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,13 +10,16 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "inspect.h"
+#include "loader.h"
 #include "log.h"
 
 static struct tapir_daemon *running;
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: tapir [--config FILE] [--listen ADDR:PORT] [-v]\n"
+	fprintf(f, "Usage: tapir [--config FILE] [--listen ADDR:PORT] [--pin-dir DIR] [-v]\n"
+		   "       tapir inspect [--config FILE] [--pin-dir DIR]\n"
 		   "\n"
 		   "Watches the HTTP traffic of model-serving containers with eBPF and serves\n"
 		   "Prometheus metrics on /metrics.\n"
@@ -23,9 +27,14 @@ static void usage(FILE *f)
 		   "  -c, --config FILE     YAML configuration (see README); without it, built-in\n"
 		   "                        defaults and no deployment rules\n"
 		   "  -l, --listen ADDR:PORT  address for /metrics; overrides the file's listen\n"
+		   "  -p, --pin-dir DIR     pin the maps operators inspect here (default\n"
+		   "                        " TAPIR_PIN_DIR "; \"none\" to pin nothing)\n"
 		   "  -v, --verbose         debug logging, libbpf's included\n"
 		   "  -h, --help            this text\n"
 		   "  -V, --version         version and exit\n"
+		   "\n"
+		   "inspect prints the live cgroup -> labels -> in-flight table of the daemon\n"
+		   "that pinned its maps under DIR (give it the daemon's --config for labels).\n"
 		   "\n"
 		   "Exit status: 0 on clean shutdown, 1 on a runtime failure, 2 on bad usage or\n"
 		   "configuration.\n");
@@ -45,17 +54,24 @@ int main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "pin-dir", required_argument, NULL, 'p' },
 		{ 0 },
 	};
-	const char *config = NULL, *listen = NULL;
+	const char *config = NULL, *listen = NULL, *pin_dir = TAPIR_PIN_DIR;
+	bool inspect = argc > 1 && !strcmp(argv[1], "inspect");
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct tapir_config *cfg = NULL;
 	struct tapir_daemon *d;
 	char err[512];
 	int c, ret;
 
-	while ((c = getopt_long(argc, argv, "c:l:vhV", opts, NULL)) != -1) {
+	if (inspect) {
+		argv++;
+		argc--;
+	}
+	while ((c = getopt_long(argc, argv, "c:l:p:vhV", opts, NULL)) != -1) {
 		switch (c) {
+		case 'p': pin_dir = optarg; break;
 		case 'c': config = optarg; break;
 		case 'l': listen = optarg; break;
 		case 'v': tapir_log_set_level(TAPIR_LOG_DEBUG); break;
@@ -80,6 +96,13 @@ int main(int argc, char **argv)
 		if (!cfg)
 			return 1;
 	}
+	if (!strcmp(pin_dir, "none") || !*pin_dir)
+		pin_dir = NULL;
+	if (inspect) {
+		ret = pin_dir ? tapir_inspect(pin_dir, cfg, stdout) : -EINVAL;
+		tapir_config__free(cfg);
+		return ret ? 1 : 0;
+	}
 	if (listen) {
 		char *copy = strdup(listen);
 
@@ -93,7 +116,7 @@ int main(int argc, char **argv)
 		cfg->listen = copy;
 	}
 
-	d = tapir_daemon__new(cfg);
+	d = tapir_daemon__new(cfg, pin_dir);
 	if (!d) {
 		pr_err("cannot start: %s", strerror(errno));
 		tapir_config__free(cfg);

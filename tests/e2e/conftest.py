@@ -107,8 +107,9 @@ class Daemon:
         self.log_path = os.path.join(workdir, "tapir.log")
         self.log = open(self.log_path, "w")
         env = dict(os.environ, TAPIR_FAKE_NVML=self.nvml_script)
-        self.proc = subprocess.Popen([TAPIR, "--config", self.config], stdout=self.log,
-                                     stderr=subprocess.STDOUT, env=env)
+        self.pin_dir = f"/sys/fs/bpf/tapir-e2e-{os.getpid()}"
+        self.proc = subprocess.Popen([TAPIR, "--config", self.config, "--pin-dir", self.pin_dir],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 60
         while True:
             if self.proc.poll() is not None:

@@ -186,7 +186,7 @@ def test_hostile_label_values_round_trip(cgroot, tmp_path):
     cfg.write_text("\n".join(lines) + "\n")
     os.makedirs(f"{mount}{rel}/hostile/c0")
     log = open(tmp_path / "log", "w")
-    p = subprocess.Popen([TAPIR, "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+    p = subprocess.Popen([TAPIR, "--config", str(cfg), "--pin-dir", "none"], stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_port(port, timeout=60, proc=p)
         text = ""
@@ -209,3 +209,33 @@ def test_hostile_label_values_round_trip(cgroot, tmp_path):
         p.wait(10)
         os.rmdir(f"{mount}{rel}/hostile/c0")
         os.rmdir(f"{mount}{rel}/hostile")
+
+
+def test_pinned_maps_bpftool_and_inspect(daemon, slot, start):
+    """Operators read the live state with bpftool (BTF makes it readable) and tapir inspect."""
+    port, _ = start("uvicorn")
+    conn = RawConn(port)  # keep one connection open: it shows up in conns
+    conn.send(get("/status/200"))
+    assert conn.read_response()[0] == 200
+    out = subprocess.run(["bpftool", "-j", "map", "dump", "pinned",
+                          f"{daemon.pin_dir}/watched_cgroups"], capture_output=True, text=True,
+                         check=True).stdout
+    import json
+    entries = json.loads(out)
+    assert entries and all({"labels_id", "inflight", "websockets"} <= set(e["formatted"]["value"])
+                           for e in entries), out
+    out = subprocess.run(["bpftool", "-j", "map", "dump", "pinned", f"{daemon.pin_dir}/conns"],
+                         capture_output=True, text=True, check=True).stdout
+    conns = json.loads(out)
+    assert any(c["formatted"]["value"]["state"] == 1 for c in conns)  # TAPIR_CONN_HTTP
+    r = subprocess.run([TAPIR, "inspect", "--config", daemon.config, "--pin-dir", daemon.pin_dir],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    line = [l for l in r.stdout.splitlines() if l.split()[1].endswith(f"/{slot.model}/replica0")]
+    assert len(line) == 1, r.stdout
+    fields = line[0].split()
+    assert fields[2] == slot.model and int(fields[5]) >= 1 and int(fields[6]) >= 1, line
+    conn.close()
+    r = subprocess.run([TAPIR, "inspect", "--pin-dir", "/sys/fs/bpf/nothing-here"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "no maps pinned" in r.stderr

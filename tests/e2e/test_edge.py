@@ -282,7 +282,7 @@ def test_connection_opened_before_tapir_started(cgroot, slot, start, tmp_path):
     cfg.write_text(f'listen: "127.0.0.1:{mport}"\ndeployments:\n'
                    f'  - cgroup: "{rel}/{slot.model}/*"\n    labels: {{model_name: late}}\n')
     log = open(tmp_path / "log", "w")
-    p = subprocess.Popen([TAPIR, "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+    p = subprocess.Popen([TAPIR, "--config", str(cfg), "--pin-dir", "none"], stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_port(mport, timeout=60, proc=p)
         time.sleep(0.5)  # programs are attached before the endpoint listens

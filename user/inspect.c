@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: GPL-2.0
+/* `tapir inspect`: which cgroups a running daemon watches, as what, with what in flight. */
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <linux/types.h>
+
+#include "tapir/http.h"
+#include "cgroups.h"
+#include "inspect.h"
+#include "resources.h"
+
+struct seen {
+	__u64 id;
+	struct tapir_cgroup_info info;
+	char path[512];
+	unsigned int conns, listening;
+};
+
+static struct seen *rows;
+static size_t n_rows;
+static size_t root_len;
+
+static int name_cgroup(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	uint64_t id;
+	size_t i;
+
+	if (type != FTW_D || tapir_cgroup_id(path, &id))
+		return FTW_CONTINUE;
+	for (i = 0; i < n_rows; i++)
+		if (rows[i].id == id)
+			snprintf(rows[i].path, sizeof(rows[i].path), "%s",
+				 path[root_len] ? path + root_len : "/");
+	return FTW_CONTINUE;
+}
+
+static int open_pin(const char *dir, const char *name)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return bpf_obj_get(path);
+}
+
+static struct seen *row(__u64 id)
+{
+	size_t i;
+
+	for (i = 0; i < n_rows; i++)
+		if (rows[i].id == id)
+			return &rows[i];
+	return NULL;
+}
+
+int tapir_inspect(const char *pin_dir, const struct tapir_config *cfg, FILE *out)
+{
+	int wfd = open_pin(pin_dir, "watched_cgroups"), cfd = open_pin(pin_dir, "conns");
+	int lfd = open_pin(pin_dir, "listeners");
+	__u64 key, next, *prev = NULL, cg;
+	struct tapir_conn_key ck, cnext, *cprev = NULL;
+	struct tapir_conn c;
+	char root[512];
+	size_t i, cap = 0;
+	int err = 0;
+
+	if (wfd < 0) {
+		err = -errno;
+		fprintf(stderr, "tapir inspect: no maps pinned under %s (is tapir running?): %s\n",
+			pin_dir, strerror(errno));
+		goto out;
+	}
+	while (bpf_map_get_next_key(wfd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (n_rows == cap) {
+			cap = cap ? 2 * cap : 64;
+			rows = realloc(rows, cap * sizeof(*rows));
+			if (!rows) {
+				err = -ENOMEM;
+				goto out;
+			}
+		}
+		memset(&rows[n_rows], 0, sizeof(*rows));
+		rows[n_rows].id = key;
+		strcpy(rows[n_rows].path, "?");
+		if (!bpf_map_lookup_elem(wfd, &key, &rows[n_rows].info))
+			n_rows++;
+	}
+	while (cfd >= 0 && bpf_map_get_next_key(cfd, cprev, &cnext) == 0) {
+		struct seen *r;
+
+		ck = cnext;
+		cprev = &ck;
+		if (!bpf_map_lookup_elem(cfd, &ck, &c) && (r = row(c.cgroup_id)))
+			r->conns++;
+	}
+	prev = NULL;
+	while (lfd >= 0 && bpf_map_get_next_key(lfd, prev, &next) == 0) {
+		struct seen *r;
+
+		key = next;
+		prev = &key;
+		if (!bpf_map_lookup_elem(lfd, &key, &cg) && (r = row(cg)))
+			r->listening++;
+	}
+	if (!tapir_cgroup2_mount(root, sizeof(root))) {
+		root_len = strlen(root);
+		nftw(root, name_cgroup, 64, FTW_PHYS | FTW_MOUNT | FTW_ACTIONRETVAL);
+	}
+	fprintf(out, "%-20s %-40s %-24s %8s %5s %6s %6s\n", "CGROUP_ID", "PATH", "MODEL_NAME",
+		"INFLIGHT", "WS", "CONNS", "LISTEN");
+	for (i = 0; i < n_rows; i++) {
+		const struct seen *r = &rows[i];
+		const char *model =
+			r->info.labels_id < cfg->n_rules
+				? cfg->rules[r->info.labels_id].labels[TAPIR_L_MODEL_NAME]
+				: "?";
+
+		fprintf(out, "%-20llu %-40s %-24s %8lld %5lld %6u %6u\n", (unsigned long long)r->id,
+			r->path, model, (long long)r->info.inflight, (long long)r->info.websockets,
+			r->conns, r->listening);
+	}
+out:
+	free(rows);
+	rows = NULL;
+	n_rows = 0;
+	if (wfd >= 0)
+		close(wfd);
+	if (cfd >= 0)
+		close(cfd);
+	if (lfd >= 0)
+		close(lfd);
+	return err;
+}
