@@ -13,13 +13,13 @@ VMLINUX_H   ?= $(OUT)/vmlinux.h
 ARCH        := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 CONFIG      ?= config/tapir.yaml
 
-PKGS        := libbpf libelf zlib libmicrohttpd yaml-0.1
+PKGS        := libbpf libelf zlib libmicrohttpd yaml-0.1 libcurl json-c
 CFLAGS      ?= -O2 -g
 WARN        := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2
 ALL_CFLAGS  := $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -MMD -MP -Iinclude -Iuser -I$(OUT) \
                -DTAPIR_VERSION='"$(VERSION)"' -DTAPIR_GIT_REV='"$(GIT_REV)"' \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -lmicrohttpd -lyaml) \
+LDLIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -lmicrohttpd -lyaml -lcurl -ljson-c) \
                -lpthread -lm -ldl
 BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unused-function \
                -Iinclude -I$(OUT) -mcpu=v3
