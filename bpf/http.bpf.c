@@ -383,7 +383,7 @@ static long walk_cb(__u32 i, void *arg)
 		w->wlen = n;
 	}
 	at = (w->off - w->woff) & (TAPIR_WIN - 1);
-	if (at <= TAPIR_WIN - 16 && at + 16 <= w->wlen) {
+	if (at <= TAPIR_WIN - 16 && at + 16 <= w->wlen && tapir_http_fast_state(p->state)) {
 		/* Most header bytes go up to 16 at a time. */
 		n = http_fast(p, *(__u64 *)&w->win[at], *(__u64 *)&w->win[at + 8]);
 		if (n) {
@@ -538,11 +538,19 @@ static __always_inline int enter_io(__u32 fd, __u64 buf, __u32 iovcnt, __u8 kind
 	struct tapir_io io = {};
 	struct tapir_conn *c;
 
-	if (!current_watched())
-		return 0;
-	c = bpf_map_lookup_elem(&conns, &key);
-	if (c ? c->state >= TAPIR_CONN_IGNORED : dir == DIR_OUT)
-		return 0; /* nothing to learn: not HTTP, or a write on a connection we do not follow */
+	if (dir == DIR_OUT) {
+		/* Connections exist only in watched cgroups: for a write, the connection lookup
+		 * is the filter, one lookup for unwatched processes as for reads. */
+		c = bpf_map_lookup_elem(&conns, &key);
+		if (!c || c->state >= TAPIR_CONN_IGNORED)
+			return 0;
+	} else {
+		if (!current_watched())
+			return 0;
+		c = bpf_map_lookup_elem(&conns, &key);
+		if (c && c->state >= TAPIR_CONN_IGNORED)
+			return 0; /* not HTTP/1.x, or no longer */
+	}
 	io.buf = buf;
 	io.ts = bpf_ktime_get_ns();
 	io.fd = fd;

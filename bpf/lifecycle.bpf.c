@@ -111,13 +111,15 @@ int sched_process_exit(void *ctx)
 
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
+	/* Unwatched processes stop at this lookup; their OOM marks age out of the LRU map. */
+	if (!bpf_map_lookup_elem(&watched_cgroups, &cgid))
+		return 0;
 	oom = bpf_map_lookup_elem(&oom_victims, &tgid);
 	if (oom) {
 		aux = TAPIR_LC_F_OOM;
 		bpf_map_delete_elem(&oom_victims, &tgid);
 	}
-	if (bpf_map_lookup_elem(&watched_cgroups, &cgid))
-		emit(TAPIR_LC_EXIT, cgid, tgid, BPF_CORE_READ(task, exit_code), aux);
+	emit(TAPIR_LC_EXIT, cgid, tgid, BPF_CORE_READ(task, exit_code), aux);
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 
 #include <bpf/bpf.h>
 
+#include "identity.h"
 #include "log.h"
 #include "replicas.h"
 #include "resources.h"
@@ -211,6 +212,7 @@ static struct replica *add(struct tapir_replicas *rs, const struct tapir_watched
 			   uint64_t now_ms)
 {
 	const char *slash = strrchr(w->rel, '/');
+	struct tapir_identity ident;
 	char dir[4608];
 	struct replica *r;
 	size_t i;
@@ -232,7 +234,12 @@ static struct replica *add(struct tapir_replicas *rs, const struct tapir_watched
 	rs->n++;
 	r->id = w->id;
 	r->labels_id = w->labels_id;
-	snprintf(r->name, sizeof(r->name), "%s", slash && slash[1] ? slash + 1 : w->rel);
+	/* The replica label: a container's short id or a plain service's unit name where the
+	 * path says so (systemd, containerd, CRI-O, Docker layouts), else the directory name. */
+	if (tapir_identity_parse(w->rel, &ident) == 0 && ident.name[0])
+		snprintf(r->name, sizeof(r->name), "%s", ident.name);
+	else
+		snprintf(r->name, sizeof(r->name), "%s", slash && slash[1] ? slash + 1 : w->rel);
 	r->present = true;
 	r->appeared_ms = now_ms;
 	r->probe_ok = r->request_ok = -1;
