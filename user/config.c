@@ -716,9 +716,39 @@ static int parse_labels(struct parse_ctx *c, const yaml_node_t *node, struct tap
 	return 0;
 }
 
+/* env: label -> name of an environment variable of the container's processes. */
+static int parse_env(struct parse_ctx *c, const yaml_node_t *node, struct tapir_rule *rule)
+{
+	yaml_node_t *vals[TAPIR_L_COUNT];
+	char what[64], q[QUOTE_BUF];
+	const char *s;
+	int err, i;
+
+	err = get_fields(c, node, "env", tapir_label_names, TAPIR_L_COUNT, vals);
+	if (err)
+		return err;
+	for (i = 0; i < TAPIR_L_COUNT; i++) {
+		if (!vals[i] || is_null(vals[i]))
+			continue;
+		snprintf(what, sizeof(what), "env %s", tapir_label_names[i]);
+		err = get_string(c, vals[i], what, &s);
+		if (err)
+			return err;
+		if (!*s || strchr(s, '=') || strlen(s) > 255)
+			return bad(c, vals[i],
+				   "env %s must name an environment variable (1..255 bytes, no '='), "
+				   "got %s",
+				   tapir_label_names[i], Q(q, s, strlen(s)));
+		rule->env[i] = strdup(s);
+		if (!rule->env[i])
+			return no_mem(c);
+	}
+	return 0;
+}
+
 static int parse_rule(struct parse_ctx *c, const yaml_node_t *node, struct tapir_rule *rule)
 {
-	static const char *const keys[] = { "cgroup", "labels" };
+	static const char *const keys[] = { "cgroup", "labels", "env" };
 	yaml_node_t *vals[ARRAY_SIZE(keys)];
 	char q[QUOTE_BUF];
 	const char *s;
@@ -748,6 +778,11 @@ static int parse_rule(struct parse_ctx *c, const yaml_node_t *node, struct tapir
 
 	if (vals[1]) {
 		err = parse_labels(c, vals[1], rule);
+		if (err)
+			return err;
+	}
+	if (vals[2]) {
+		err = parse_env(c, vals[2], rule);
 		if (err)
 			return err;
 	}
@@ -1036,8 +1071,10 @@ void tapir_config__free(struct tapir_config *cfg)
 		return;
 	for (i = 0; i < cfg->n_rules; i++) {
 		free(cfg->rules[i].cgroup);
-		for (j = 0; j < TAPIR_L_COUNT; j++)
+		for (j = 0; j < TAPIR_L_COUNT; j++) {
 			free(cfg->rules[i].labels[j]);
+			free(cfg->rules[i].env[j]);
+		}
 	}
 	free(cfg->rules);
 	free(cfg->path);

@@ -21,6 +21,7 @@ extern const char *const tapir_label_names[TAPIR_L_COUNT];
 struct tapir_rule {
 	char *cgroup;		     /* fnmatch(3) glob on the cgroup v2 path, FNM_PATHNAME */
 	char *labels[TAPIR_L_COUNT]; /* never NULL after load: "" where unset */
+	char *env[TAPIR_L_COUNT];    /* environment variable giving the label, NULL if none */
 	int line;		     /* where the rule starts in the file, for messages */
 };
 

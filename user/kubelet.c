@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -112,7 +113,45 @@ static bool is_type(struct json_object *v, enum json_type t)
 	return !v || json_object_is_type(v, t);
 }
 
-/* Copy string @v ("" for NULL); -EINVAL for another type or a NUL inside, -ENOMEM. */
+/*
+ * Strict UTF-8 (RFC 3629): no overlong forms, surrogates or code points above U+10FFFF. json-c's
+ * own check lets all three through, and Go, which wrote the document, never emits them.
+ */
+static bool utf8_ok(const unsigned char *s, size_t len)
+{
+	size_t i = 0, n, k;
+	uint32_t cp;
+
+	while (i < len) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (s[i] >= 0xc2 && s[i] <= 0xdf)
+			n = 1;
+		else if ((s[i] & 0xf0) == 0xe0)
+			n = 2;
+		else if (s[i] >= 0xf0 && s[i] <= 0xf4)
+			n = 3;
+		else
+			return false;
+		if (n >= len - i)
+			return false;
+		cp = s[i] & (0x3f >> n);
+		for (k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+/* Copy string @v ("" for NULL); -EINVAL for another type, a NUL inside or bad UTF-8. */
 static int dup_string(struct json_object *v, char **out)
 {
 	const char *s = "";
@@ -123,7 +162,7 @@ static int dup_string(struct json_object *v, char **out)
 			return -EINVAL;
 		s = json_object_get_string(v);
 		len = json_object_get_string_len(v);
-		if (memchr(s, '\0', len))
+		if (memchr(s, '\0', len) || !utf8_ok((const unsigned char *)s, len))
 			return -EINVAL;
 	}
 	*out = strndup(s, len);
@@ -154,6 +193,7 @@ static int take_map(struct json_object *o, const char *key, bool drop_nul, char 
 	struct json_object *m = member(o, key);
 	struct json_object_iterator it, end;
 	struct json_object *v;
+	const char *name;
 	size_t cap;
 	int ret;
 
@@ -178,7 +218,10 @@ static int take_map(struct json_object *o, const char *key, bool drop_nul, char 
 			continue;
 		if (*n == cap)
 			return -EINVAL; /* cannot happen: the iterator walks cap members */
-		(*keys)[*n] = strdup(json_object_iter_peek_name(&it));
+		name = json_object_iter_peek_name(&it);
+		if (!utf8_ok((const unsigned char *)name, strlen(name)))
+			return -EINVAL;
+		(*keys)[*n] = strdup(name);
 		if (!(*keys)[*n])
 			return -ENOMEM;
 		/* Counted now, so that a failure below frees the key and a NULL value. */
@@ -594,8 +637,12 @@ static void report(struct tapir_kubelet *k, const struct failure *f)
 	switch (f->stage) {
 	case FAIL_TOKEN: pr_warn("kubelet: token %s: %s", k->token_file, strerror(-f->err)); break;
 	case FAIL_CURL:
-		pr_warn("kubelet: GET %s: %s", k->url,
-			k->errbuf[0] ? k->errbuf : curl_easy_strerror((CURLcode)f->detail));
+		if (f->err == -EFBIG)
+			pr_warn("kubelet: GET %s: answer over %lu MiB, refused", k->url,
+				TAPIR_KUBELET_MAX_BODY >> 20);
+		else
+			pr_warn("kubelet: GET %s: %s", k->url,
+				k->errbuf[0] ? k->errbuf : curl_easy_strerror((CURLcode)f->detail));
 		break;
 	case FAIL_HTTP: pr_warn("kubelet: GET %s: HTTP %ld", k->url, f->detail); break;
 	case FAIL_PARSE:

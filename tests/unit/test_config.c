@@ -119,6 +119,28 @@ static void test_defaults(void **state)
 	tapir_config__free(cfg);
 }
 
+/* Labels from the environment of the container's processes. */
+static void test_env_labels(void **state)
+{
+	struct tapir_config *cfg;
+
+	cfg = parse_ok("deployments:\n"
+		       "  - cgroup: /kubepods/*\n"
+		       "    labels: {environment: production}\n"
+		       "    env: {model_id: MODEL_ID, model_name: MODEL_NAME}\n");
+	assert_string_equal(cfg->rules[0].env[TAPIR_L_MODEL_ID], "MODEL_ID");
+	assert_string_equal(cfg->rules[0].env[TAPIR_L_MODEL_NAME], "MODEL_NAME");
+	assert_null(cfg->rules[0].env[TAPIR_L_DEPLOYMENT_ID]);
+	assert_string_equal(cfg->rules[0].labels[TAPIR_L_ENVIRONMENT], "production");
+	tapir_config__free(cfg);
+
+	expect_error("deployments:\n  - cgroup: /a\n    env: {modelid: X}\n", 3,
+		     "unknown key \"modelid\"");
+	expect_error("deployments:\n  - cgroup: /a\n    env:\n      model_id: \"A=B\"\n", 4,
+		     "must name an environment variable");
+	expect_error("deployments:\n  - cgroup: /a\n    env: [MODEL_ID]\n", 3, "env");
+}
+
 static void test_free_null(void **state)
 {
 	tapir_config__free(NULL);
@@ -474,7 +496,7 @@ static void test_error_unknown_keys(void **state)
 		     "unknown key \"modle_id\" in labels (expected one of model_id, model_name, "
 		     "deployment_id, environment, rollout_phase)");
 	expect_error("deployments:\n  - cgroup: /x\n    label: {}\n", 3,
-		     "unknown key \"label\" in deployment (expected one of cgroup, labels)");
+		     "unknown key \"label\" in deployment (expected one of cgroup, labels, env)");
 	expect_error("buckets:\n  latency: [1]\n", 2,
 		     "unknown key \"latency\" in buckets (expected one of latency_seconds, "
 		     "size_bytes)");
@@ -965,6 +987,7 @@ int main(void)
 		cmocka_unit_test(test_label_names),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_free_null),
+		cmocka_unit_test(test_env_labels),
 		cmocka_unit_test(test_example),
 		cmocka_unit_test(test_empty_configs),
 		cmocka_unit_test(test_missing_keys_default),
