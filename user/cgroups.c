@@ -15,8 +15,10 @@
 #include "tapir/http.h"
 #include "cgroups.h"
 #include "log.h"
+#include "resources.h"
 
-#define watched tapir_watched
+#define watched		    tapir_watched
+#define TAPIR_MAX_ENV_LABEL 4096 /* longer values are cut; the exposition cuts at 1 KiB */
 
 struct tapir_cgroups {
 	const struct tapir_config *cfg;
@@ -26,6 +28,8 @@ struct tapir_cgroups {
 	struct watched *w; /* sorted by id */
 	size_t n, cap;
 	uint32_t gen;
+	char *(*sets)[TAPIR_L_COUNT]; /* interned label sets, by labels_id */
+	size_t n_sets, cap_sets;
 };
 
 int tapir_cgroup2_mount(char *buf, size_t len)
@@ -125,8 +129,105 @@ void tapir_cgroups__free(struct tapir_cgroups *cg)
 		return;
 	for (i = 0; i < cg->n; i++)
 		free(cg->w[i].rel);
+	for (i = 0; i < cg->n_sets; i++)
+		for (int j = 0; j < TAPIR_L_COUNT; j++)
+			free(cg->sets[i][j]);
+	free(cg->sets);
 	free(cg->w);
 	free(cg);
+}
+
+/* The id of label set @v, added if new; -ENOMEM. Sets live as long as the daemon. */
+static int intern(struct tapir_cgroups *cg, const char *const *v)
+{
+	size_t i, j;
+
+	for (i = 0; i < cg->n_sets; i++) {
+		for (j = 0; j < TAPIR_L_COUNT; j++)
+			if (strcmp(cg->sets[i][j], v[j]))
+				break;
+		if (j == TAPIR_L_COUNT)
+			return (int)i;
+	}
+	if (cg->n_sets == cg->cap_sets) {
+		size_t cap = cg->cap_sets ? 2 * cg->cap_sets : 16;
+		char *(*ns)[TAPIR_L_COUNT] = realloc(cg->sets, cap * sizeof(*ns));
+
+		if (!ns)
+			return -ENOMEM;
+		cg->sets = ns;
+		cg->cap_sets = cap;
+	}
+	for (j = 0; j < TAPIR_L_COUNT; j++) {
+		cg->sets[cg->n_sets][j] = strdup(v[j]);
+		if (!cg->sets[cg->n_sets][j]) {
+			while (j--)
+				free(cg->sets[cg->n_sets][j]);
+			return -ENOMEM;
+		}
+	}
+	return (int)cg->n_sets++;
+}
+
+int tapir_proc_env(int pid, const char *name, char *buf, size_t len)
+{
+	size_t nlen = strlen(name), n = 0;
+	char path[64], *env = NULL, *p;
+	ssize_t got;
+	int fd, err = -ENOENT;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	env = malloc(1 << 20); /* the kernel caps an environment well below this */
+	if (!env) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (n < (1 << 20) - 1 && (got = read(fd, env + n, (1 << 20) - 1 - n)) > 0)
+		n += got;
+	close(fd);
+	env[n] = '\0';
+	for (p = env; p < env + n; p += strlen(p) + 1) {
+		if (strncmp(p, name, nlen) || p[nlen] != '=')
+			continue;
+		snprintf(buf, len, "%s", p + nlen + 1);
+		err = 0;
+		break;
+	}
+	free(env);
+	return err;
+}
+
+/* Labels of a cgroup matched by rule @r: static ones, overridden by the environment. */
+static int resolve(struct tapir_cgroups *cg, uint32_t r, const char *rel, uint32_t *pending)
+{
+	const struct tapir_rule *rule = &cg->cfg->rules[r];
+	char vals[TAPIR_L_COUNT][TAPIR_MAX_ENV_LABEL];
+	const char *v[TAPIR_L_COUNT];
+	char dir[4608];
+	int pid = 0, i;
+
+	*pending = 0;
+	for (i = 0; i < TAPIR_L_COUNT; i++)
+		v[i] = rule->labels[i];
+	for (i = 0; i < TAPIR_L_COUNT; i++) {
+		if (!rule->env[i])
+			continue;
+		if (!pid) {
+			snprintf(dir, sizeof(dir), "%s%s", cg->root, rel);
+			pid = tapir_cgroup_first_pid(dir);
+			if (!pid) {
+				*pending =
+					1; /* no process yet: static labels until its first exec */
+				break;
+			}
+		}
+		if (tapir_proc_env(pid, rule->env[i], vals[i], sizeof(vals[i])) == 0)
+			v[i] = vals[i];
+	}
+	return intern(cg, v);
 }
 
 static struct watched *find(const struct tapir_cgroups *cg, uint64_t id, size_t *pos)
@@ -145,17 +246,21 @@ static struct watched *find(const struct tapir_cgroups *cg, uint64_t id, size_t 
 	return lo < cg->n && cg->w[lo].id == id ? &cg->w[lo] : NULL;
 }
 
-static int add(struct tapir_cgroups *cg, uint64_t id, uint32_t labels_id, uint64_t replica_id,
+static int add(struct tapir_cgroups *cg, uint64_t id, uint32_t rule, uint64_t replica_id,
 	       const char *rel)
 {
-	struct tapir_cgroup_info info = { .labels_id = labels_id };
+	struct tapir_cgroup_info info = { 0 };
 	struct watched *w;
+	uint32_t pending;
 	char *copy;
 	size_t pos;
+	int labels_id;
 
 	w = find(cg, id, &pos);
 	if (w) {
 		w->seen = cg->gen;
+		if (w->env_pending)
+			tapir_cgroups__relabel(cg, id);
 		return 0;
 	}
 	if (cg->n == cg->cap) {
@@ -167,6 +272,10 @@ static int add(struct tapir_cgroups *cg, uint64_t id, uint32_t labels_id, uint64
 		cg->w = nw;
 		cg->cap = cap;
 	}
+	labels_id = resolve(cg, rule, rel, &pending);
+	if (labels_id < 0)
+		return labels_id;
+	info.labels_id = labels_id;
 	copy = strdup(rel);
 	if (!copy)
 		return -ENOMEM;
@@ -181,10 +290,12 @@ static int add(struct tapir_cgroups *cg, uint64_t id, uint32_t labels_id, uint64
 				       .labels_id = labels_id,
 				       .seen = cg->gen,
 				       .replica_id = replica_id,
-				       .rel = copy };
+				       .rel = copy,
+				       .rule = rule,
+				       .env_pending = pending };
 	cg->n++;
 	pr_debug("watching cgroup %s (id %llu) as %s", rel, (unsigned long long)id,
-		 cg->cfg->rules[labels_id].labels[TAPIR_L_MODEL_NAME]);
+		 cg->sets[labels_id][TAPIR_L_MODEL_NAME]);
 	return 0;
 }
 
@@ -283,12 +394,31 @@ size_t tapir_cgroups__n_watched(const struct tapir_cgroups *cg)
 
 const char *const *tapir_cgroups__labels(const struct tapir_cgroups *cg, uint32_t id)
 {
-	if (id >= cg->cfg->n_rules)
+	if (id >= cg->n_sets)
 		return NULL;
-	return (const char *const *)cg->cfg->rules[id].labels;
+	return (const char *const *)cg->sets[id];
 }
 
 size_t tapir_cgroups__n_labelsets(const struct tapir_cgroups *cg)
 {
-	return cg->cfg->n_rules;
+	return cg->n_sets;
+}
+
+void tapir_cgroups__relabel(struct tapir_cgroups *cg, uint64_t id)
+{
+	size_t pos;
+	struct watched *w = find(cg, id, &pos);
+	uint32_t pending;
+	int labels_id;
+
+	if (!w || !w->env_pending)
+		return;
+	labels_id = resolve(cg, w->rule, w->rel, &pending);
+	if (labels_id < 0 || pending)
+		return;
+	w->env_pending = 0;
+	if ((uint32_t)labels_id != w->labels_id)
+		pr_debug("cgroup %s relabelled from its environment as %s", w->rel,
+			 cg->sets[labels_id][TAPIR_L_MODEL_NAME]);
+	w->labels_id = labels_id;
 }

@@ -15,9 +15,11 @@ struct tapir_cgroups;
 struct tapir_watched {
 	uint64_t id;
 	uint32_t labels_id;
-	uint32_t seen;	     /* scan generation that last saw it */
-	uint64_t replica_id; /* id of the replica cgroup (its own id for a replica) */
-	char *rel;	     /* path relative to the v2 mount, starting with '/' */
+	uint32_t seen;	      /* scan generation that last saw it */
+	uint64_t replica_id;  /* id of the replica cgroup (its own id for a replica) */
+	char *rel;	      /* path relative to the v2 mount, starting with '/' */
+	uint32_t rule;	      /* index of the rule that matched */
+	uint32_t env_pending; /* its rule reads labels from the environment, no process yet */
 };
 
 /* Find the cgroup v2 mount (pure v2 at /sys/fs/cgroup, or hybrid at .../unified). */
@@ -43,8 +45,17 @@ const struct tapir_watched *tapir_cgroups__watched(const struct tapir_cgroups *c
 const struct tapir_watched *tapir_cgroups__find(const struct tapir_cgroups *cg, uint64_t id);
 size_t tapir_cgroups__n_watched(const struct tapir_cgroups *cg);
 
+/*
+ * Label sets are interned: every distinct tuple of label values gets an id. A cgroup's labels
+ * are its rule's static labels, overridden by the rule's `env` variables as found in the
+ * environment of the cgroup's first process.
+ */
 /* Label values (TAPIR_L_COUNT strings) of label set @id, NULL if unknown. */
 const char *const *tapir_cgroups__labels(const struct tapir_cgroups *cg, uint32_t id);
 size_t tapir_cgroups__n_labelsets(const struct tapir_cgroups *cg);
+/* Resolve again the labels of cgroup @id if they still wait for a process (its first exec). */
+void tapir_cgroups__relabel(struct tapir_cgroups *cg, uint64_t id);
+/* The value of @name in /proc/@pid/environ into @buf; 0, -ENOENT or -errno. Exposed for tests. */
+int tapir_proc_env(int pid, const char *name, char *buf, size_t len);
 
 #endif

@@ -735,10 +735,11 @@ static int parse_env(struct parse_ctx *c, const yaml_node_t *node, struct tapir_
 		if (err)
 			return err;
 		if (!*s || strchr(s, '=') || strlen(s) > 255)
-			return bad(c, vals[i],
-				   "env %s must name an environment variable (1..255 bytes, no '='), "
-				   "got %s",
-				   tapir_label_names[i], Q(q, s, strlen(s)));
+			return bad(
+				c, vals[i],
+				"env %s must name an environment variable (1..255 bytes, no '='), "
+				"got %s",
+				tapir_label_names[i], Q(q, s, strlen(s)));
 		rule->env[i] = strdup(s);
 		if (!rule->env[i])
 			return no_mem(c);

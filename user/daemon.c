@@ -62,7 +62,11 @@ static uint64_t now_ms(void)
 
 static void account(struct tapir_daemon *d, const struct tapir_http_event *e)
 {
-	const char *const *labels = tapir_cgroups__labels(d->cgroups, e->labels_id);
+	/* The cgroup's current labels (they may have been resolved from its environment since
+	 * the connection began); the record's own for a cgroup already gone. */
+	const struct tapir_watched *w = tapir_cgroups__find(d->cgroups, e->cgroup_id);
+	const char *const *labels =
+		tapir_cgroups__labels(d->cgroups, w ? w->labels_id : e->labels_id);
 
 	d->records++;
 	if (!labels) {
@@ -95,6 +99,8 @@ static int on_record(void *ctx, void *data, size_t size)
 			tapir_cgroups__scan(d->cgroups);
 			tapir_replicas__sync(d->replicas, now_ms());
 		} else {
+			if (e->what == TAPIR_LC_EXEC)
+				tapir_cgroups__relabel(d->cgroups, e->cgroup_id);
 			tapir_replicas__lifecycle(d->replicas, e, now_ms());
 		}
 		tapir_registry__unlock(d->reg);
@@ -221,6 +227,7 @@ static void refresh_gauges(struct tapir_daemon *d)
 	int fd = tapir_loader__watched_fd(d->loader);
 	size_t n = tapir_cgroups__n_labelsets(d->cgroups), i;
 	struct tapir_cgroup_info info;
+	const struct tapir_watched *w;
 	const struct adjust *adj;
 	__u64 key, next, *prev = NULL;
 	double *sum = calloc(n ? 2 * n : 1, sizeof(*sum));
@@ -230,8 +237,10 @@ static void refresh_gauges(struct tapir_daemon *d)
 	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
 		key = next;
 		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &info) || info.labels_id >= n)
+		w = tapir_cgroups__find(d->cgroups, key);
+		if (!w || bpf_map_lookup_elem(fd, &key, &info) || w->labels_id >= n)
 			continue;
+		info.labels_id = w->labels_id;
 		adj = adjustment(d, key);
 		if (info.inflight - adj->inflight > 0)
 			sum[2 * info.labels_id] += info.inflight - adj->inflight;

@@ -117,10 +117,18 @@ int tapir_inspect(const char *pin_dir, const struct tapir_config *cfg, FILE *out
 		"INFLIGHT", "WS", "CONNS", "LISTEN");
 	for (i = 0; i < n_rows; i++) {
 		const struct seen *r = &rows[i];
-		const char *model =
-			r->info.labels_id < cfg->n_rules
-				? cfg->rules[r->info.labels_id].labels[TAPIR_L_MODEL_NAME]
-				: "?";
+		const char *model = "?";
+		size_t k;
+
+		/* The static model_name of the rule matching the path ("-" when it comes from the
+		 * environment or is empty); the daemon's interned label sets stay in the daemon. */
+		for (k = 0; k < cfg->n_rules; k++) {
+			if (!tapir_cgroup_matches(cfg->rules[k].cgroup, r->path))
+				continue;
+			model = cfg->rules[k].labels[TAPIR_L_MODEL_NAME];
+			model = *model ? model : "-";
+			break;
+		}
 
 		fprintf(out, "%-20llu %-40s %-24s %8lld %5lld %6u %6u\n", (unsigned long long)r->id,
 			r->path, model, (long long)r->info.inflight, (long long)r->info.websockets,

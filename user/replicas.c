@@ -128,12 +128,13 @@ struct tapir_replicas *tapir_replicas__new(struct tapir_registry *reg,
 	return rs;
 }
 
-static void drop(struct tapir_replicas *rs, struct replica *r)
+static void drop_series(struct tapir_replicas *rs, struct replica *r)
 {
 	size_t i;
 
 	tapir_series__remove(rs->cpu, r->cpu);
 	tapir_series__remove(rs->mem, r->mem);
+	r->cpu = r->mem = NULL;
 	for (i = 0; i < rs->n_gpus; i++) {
 		if (rs->gpus[i].replica_id != r->id)
 			continue;
@@ -141,6 +142,11 @@ static void drop(struct tapir_replicas *rs, struct replica *r)
 		tapir_series__remove(rs->gpu_util, rs->gpus[i].util);
 		rs->gpus[i--] = rs->gpus[--rs->n_gpus];
 	}
+}
+
+static void drop(struct tapir_replicas *rs, struct replica *r)
+{
+	drop_series(rs, r);
 	free(r->rel);
 }
 
@@ -273,10 +279,16 @@ void tapir_replicas__sync(struct tapir_replicas *rs, uint64_t now_ms)
 		if (w[i].replica_id != w[i].id)
 			continue;
 		r = find(rs, w[i].id);
-		if (r)
-			r->present = true;
-		else
+		if (!r) {
 			add(rs, &w[i], now_ms);
+			continue;
+		}
+		r->present = true;
+		if (r->labels_id != w[i].labels_id) {
+			/* Relabelled (from its environment): its series start again. */
+			drop_series(rs, r);
+			r->labels_id = w[i].labels_id;
+		}
 	}
 	for (i = j = 0; i < rs->n; i++) {
 		r = &rs->r[i];

@@ -101,6 +101,9 @@ class Daemon:
                 f'      deployment_id: "dep-{i}"',
                 '      environment: "production"',
                 '      rollout_phase: "stable"',
+                "    env:",
+                "      model_id: TAPIR_TEST_MODEL_ID",
+                "      deployment_id: TAPIR_TEST_DEPLOYMENT_ID",
             ]
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -181,14 +184,14 @@ class Cgroup:
         with open(os.path.join(self.path, "cgroup.procs")) as f:
             return [int(x) for x in f.read().split()]
 
-    def popen(self, argv, **kw):
+    def popen(self, argv, env=None, **kw):
         procs = os.path.join(self.path, "cgroup.procs")
 
         def enter():
             with open(procs, "w") as f:
                 f.write("0")
 
-        return subprocess.Popen(argv, preexec_fn=enter, **kw)
+        return subprocess.Popen(argv, preexec_fn=enter, env=env, **kw)
 
     def destroy(self):
         for _ in range(50):
@@ -259,7 +262,7 @@ def start(slot):
     procs = []
     tmp = tempfile.mkdtemp(prefix="tapir-srv-")
 
-    def _start(kind, docroot=None, **opts):
+    def _start(kind, docroot=None, env=None, **opts):
         port = free_port()
         log = open(os.path.join(tmp, f"{kind}-{port}.log"), "w")
         if kind == "http.server":
@@ -286,7 +289,8 @@ def start(slot):
             argv = ["node", os.path.join(SERVERS, "server.js"), str(port)]
         else:
             raise ValueError(kind)
-        p = slot.popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        p = slot.popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                       env=dict(os.environ, **env) if env else None)
         procs.append(p)
         wait_port(port, proc=p)
         return port, p
