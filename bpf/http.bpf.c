@@ -13,6 +13,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Knobs the loader sets before load. */
 const volatile __u32 loop_max = 65536;	     /* parser steps per syscall segment */
 const volatile __u64 wakeup_bytes = 1 << 20; /* wake the reader once this much is queued */
+const volatile __u32 self_tgid = 0;	     /* the daemon: never traced (its own /metrics) */
 
 #define MAX_IOV 16 /* iovecs looked at per readv/writev/recvmsg/sendmsg */
 
@@ -538,6 +539,8 @@ static __always_inline int enter_io(__u32 fd, __u64 buf, __u32 iovcnt, __u8 kind
 	struct tapir_io io = {};
 	struct tapir_conn *c;
 
+	if (key.tgid == self_tgid)
+		return 0;
 	if (dir == DIR_OUT) {
 		/* Connections exist only in watched cgroups: for a write, the connection lookup
 		 * is the filter, one lookup for unwatched processes as for reads. */
@@ -626,7 +629,7 @@ static __always_inline int exit_accept(long ret)
 	__u64 cgid;
 	int kind;
 
-	if (ret < 0)
+	if (ret < 0 || key.tgid == self_tgid)
 		return 0;
 	cgid = bpf_get_current_cgroup_id();
 	cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);

@@ -14,6 +14,7 @@
 
 #include "tapir/http.h"
 #include "cgroups.h"
+#include "identity.h"
 #include "log.h"
 #include "resources.h"
 
@@ -201,9 +202,33 @@ int tapir_proc_env(int pid, const char *name, char *buf, size_t len)
 }
 
 /* Labels of a cgroup matched by rule @r: static ones, overridden by the environment. */
+/* With no rules at all, every cgroup is watched as its own replica under this rule. */
+#define RULE_DEFAULT UINT32_MAX
+static char empty[] = "";
+static const struct tapir_rule default_rule = {
+	.cgroup = empty,
+	.labels = { empty, empty, empty, empty, empty },
+};
+
+/* A container's or cgroup's name: "vllm" for /system.slice/vllm.service, a container's short
+ * id, else the directory name; "host" for the root. */
+static void default_name(const char *rel, char *buf, size_t len)
+{
+	struct tapir_identity id;
+	const char *slash = strrchr(rel, '/');
+
+	if (!strcmp(rel, "/"))
+		snprintf(buf, len, "host");
+	else if (tapir_identity_parse(rel, &id) == 0 && id.name[0])
+		snprintf(buf, len, "%s", id.name);
+	else
+		snprintf(buf, len, "%s", slash ? slash + 1 : rel);
+}
+
 static int resolve(struct tapir_cgroups *cg, uint32_t r, const char *rel, uint32_t *pending)
 {
-	const struct tapir_rule *rule = &cg->cfg->rules[r];
+	const struct tapir_rule *rule = r == RULE_DEFAULT ? &default_rule : &cg->cfg->rules[r];
+	char fallback[128];
 	char vals[TAPIR_L_COUNT][TAPIR_MAX_ENV_LABEL];
 	const char *v[TAPIR_L_COUNT];
 	char dir[4608];
@@ -226,6 +251,11 @@ static int resolve(struct tapir_cgroups *cg, uint32_t r, const char *rel, uint32
 		}
 		if (tapir_proc_env(pid, rule->env[i], vals[i], sizeof(vals[i])) == 0)
 			v[i] = vals[i];
+	}
+	/* No model name from the rule or the environment: the container's own name. */
+	if (!v[TAPIR_L_MODEL_NAME][0]) {
+		default_name(rel, fallback, sizeof(fallback));
+		v[TAPIR_L_MODEL_NAME] = fallback;
 	}
 	return intern(cg, v);
 }
@@ -334,6 +364,11 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
 		return FTW_CONTINUE;
 	if (!*rel)
 		rel = "/";
+	if (!cg->cfg->n_rules) {
+		if (tapir_cgroup_id(path, &id) == 0)
+			add(cg, id, RULE_DEFAULT, id, rel);
+		return FTW_CONTINUE;
+	}
 	for (i = 0; i < cg->cfg->n_rules; i++) {
 		if (!tapir_cgroup_matches(cg->cfg->rules[i].cgroup, rel))
 			continue;
@@ -349,8 +384,6 @@ int tapir_cgroups__scan(struct tapir_cgroups *cg)
 {
 	size_t i, j;
 
-	if (!cg->cfg->n_rules)
-		return 0;
 	cg->gen++;
 	scanning = cg;
 	/* A cgroup removed mid-walk makes nftw skip it, which is what we want. */

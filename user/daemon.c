@@ -47,6 +47,8 @@ struct tapir_daemon {
 	volatile sig_atomic_t stop;
 	int rescan; /* a cgroup appeared or went since the last scan */
 	uint64_t records, unlabelled, gc_evicted;
+	uint8_t *seen; /* label sets that had a request: with no rules, only these get gauges */
+	size_t n_seen;
 	struct adjust adjust[MAX_ADJUST];
 	size_t n_adjust;
 	int ncpus;
@@ -58,6 +60,21 @@ static uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+}
+
+static void mark_seen(struct tapir_daemon *d, uint32_t id)
+{
+	if (id >= d->n_seen) {
+		size_t n = id + 64;
+		uint8_t *s = realloc(d->seen, n);
+
+		if (!s)
+			return;
+		memset(s + d->n_seen, 0, n - d->n_seen);
+		d->seen = s;
+		d->n_seen = n;
+	}
+	d->seen[id] = 1;
 }
 
 static void account(struct tapir_daemon *d, const struct tapir_http_event *e)
@@ -74,6 +91,7 @@ static void account(struct tapir_daemon *d, const struct tapir_http_event *e)
 		return;
 	}
 	tapir_http_metrics__record(d->http, e, labels);
+	mark_seen(d, w ? w->labels_id : e->labels_id);
 	tapir_replicas__request(d->replicas, e, now_ms());
 }
 
@@ -247,9 +265,13 @@ static void refresh_gauges(struct tapir_daemon *d)
 		if (info.websockets - adj->websockets > 0)
 			sum[2 * info.labels_id + 1] += info.websockets - adj->websockets;
 	}
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		/* Without rules every cgroup is watched: show those that served HTTP only. */
+		if (!d->cfg->n_rules && (i >= d->n_seen || !d->seen[i]))
+			continue;
 		tapir_http_metrics__set_gauges(d->http, tapir_cgroups__labels(d->cgroups, i),
 					       sum[2 * i], sum[2 * i + 1]);
+	}
 	free(sum);
 }
 
@@ -303,7 +325,12 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const cha
 	err = tapir_cgroups__scan(d->cgroups);
 	if (err < 0)
 		goto fail_err;
-	pr_info("%d cgroups watched by %zu rules", err, cfg->n_rules);
+	if (cfg->n_rules)
+		pr_info("%d cgroups watched by %zu rules", err, cfg->n_rules);
+	else
+		pr_info("no deployment rules: watching all %d cgroups, each named after its "
+			"container, service or directory",
+			err);
 	d->replicas = tapir_replicas__new(d->reg, cfg, d->cgroups);
 	if (!d->replicas)
 		goto fail;
@@ -375,5 +402,6 @@ void tapir_daemon__free(struct tapir_daemon *d)
 	tapir_health__free(d->health);
 	tapir_http_metrics__free(d->http);
 	tapir_registry__free(d->reg);
+	free(d->seen);
 	free(d);
 }

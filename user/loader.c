@@ -140,6 +140,7 @@ static int open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 	/* Wake the reader early only when the ring is an eighth full; otherwise it drains on
 	 * its own short timer, which keeps wake-ups off the traced server's hot path. */
 	l->http->rodata->wakeup_bytes = cfg->ringbuf_bytes / 8;
+	l->http->rodata->self_tgid = getpid();
 	err = http_bpf__load(l->http);
 	if (err) {
 		pr_err("loading the HTTP BPF programs failed: %s", strerror(-err));

@@ -40,6 +40,7 @@ struct replica {
 	int probe_ok;	 /* latest readiness probe: -1 none seen, 0 not 2xx, 1 2xx */
 	int request_ok;	 /* latest request, likewise */
 	bool ever_ready; /* starting until the first time it is ready */
+	bool served;	 /* answered a request: with no rules, only these are shown */
 	unsigned int listening;
 	struct tapir_series *cpu, *mem;
 };
@@ -242,7 +243,9 @@ static struct replica *add(struct tapir_replicas *rs, const struct tapir_watched
 	r->labels_id = w->labels_id;
 	/* The replica label: a container's short id or a plain service's unit name where the
 	 * path says so (systemd, containerd, CRI-O, Docker layouts), else the directory name. */
-	if (tapir_identity_parse(w->rel, &ident) == 0 && ident.name[0])
+	if (!strcmp(w->rel, "/"))
+		snprintf(r->name, sizeof(r->name), "host");
+	else if (tapir_identity_parse(w->rel, &ident) == 0 && ident.name[0])
 		snprintf(r->name, sizeof(r->name), "%s", ident.name);
 	else
 		snprintf(r->name, sizeof(r->name), "%s", slash && slash[1] ? slash + 1 : w->rel);
@@ -366,6 +369,7 @@ void tapir_replicas__request(struct tapir_replicas *rs, const struct tapir_http_
 
 	if (!r)
 		return;
+	r->served = true;
 	if (is_probe(rs->cfg, e->line))
 		r->probe_ok = ok;
 	else
@@ -613,11 +617,19 @@ void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct
 
 	if (!sum)
 		return;
+	/* Without rules every cgroup is watched: only those that served HTTP are shown. */
+	bool all = rs->cfg->n_rules > 0, *shown = calloc(nl ? nl : 1, sizeof(*shown));
+
+	if (!shown) {
+		free(sum);
+		return;
+	}
 	count_listeners(rs, listeners_fd);
 	for (i = 0; i < rs->n; i++) {
 		r = &rs->r[i];
-		if (!r->present || r->labels_id >= nl)
+		if (!r->present || r->labels_id >= nl || (!all && !r->served))
 			continue;
+		shown[r->labels_id] = true;
 		refresh_usage(rs, r);
 		ready = r->listening && (r->probe_ok >= 0 ? r->probe_ok == 1 : r->request_ok == 1);
 		if (ready)
@@ -635,6 +647,8 @@ void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct
 		const char *const *l = labels(rs, i);
 		int c;
 
+		if (!all && !shown[i])
+			continue;
 		dep_values(l, v);
 		tapir_series__set(tapir_series__get(rs->active, v), sum[5 * i]);
 		tapir_series__set(tapir_series__get(rs->starting, v), sum[5 * i + 1]);
@@ -645,5 +659,6 @@ void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct
 		}
 	}
 	free(sum);
+	free(shown);
 	refresh_gpus(rs, gpu);
 }

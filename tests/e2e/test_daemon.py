@@ -258,3 +258,57 @@ def test_labels_from_the_process_environment(daemon, slot, start):
     r = subprocess.run(["promtool", "check", "metrics"], input=s.text, capture_output=True,
                        text=True)
     assert r.returncode == 0 and r.stdout + r.stderr == "", r.stdout + r.stderr
+
+
+def test_zero_config_names_every_http_server(cgroot, tmp_path):
+    """No rules: every cgroup is watched, and one that serves HTTP shows up under its own name
+    (here the directory's); cgroups that serve nothing add no series."""
+    mount, rel = cgroot
+    web = f"{mount}{rel}/zero-config-web"
+    idle = f"{mount}{rel}/zero-config-idle"
+    os.makedirs(web)
+    os.makedirs(idle)
+    port, mport = free_port(), free_port()
+    cfg = tmp_path / "empty.yaml"
+    cfg.write_text("# nothing: watch everything\n")
+    log = open(tmp_path / "log", "w")
+    p = subprocess.Popen([TAPIR, "--config", str(cfg), "--listen", f"127.0.0.1:{mport}",
+                          "--pin-dir", "none"], stdout=log, stderr=subprocess.STDOUT)
+
+    def enter(path):
+        def fn():
+            with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                f.write("0")
+        return fn
+
+    srv = subprocess.Popen([PY, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                            "--directory", str(tmp_path)], preexec_fn=enter(web),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sleeper = subprocess.Popen(["sleep", "60"], preexec_fn=enter(idle))
+    try:
+        wait_port(mport, timeout=60, proc=p)
+        wait_port(port, proc=srv)
+        time.sleep(0.5)
+        for _ in range(3):
+            subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/"],
+                           check=True)
+        text = ""
+        deadline = time.monotonic() + 10
+        while 'model_name="zero-config-web"' not in text and time.monotonic() < deadline:
+            time.sleep(0.2)
+            text = subprocess.run(["curl", "-s", f"http://127.0.0.1:{mport}/metrics"],
+                                  capture_output=True, text=True).stdout
+        fams = {f.name: f for f in text_string_to_metric_families(text)}
+        reqs = [s for s in fams["baseten_inference_requests"].samples
+                if s.name.endswith("_total") and s.labels["model_name"] == "zero-config-web"]
+        assert sum(s.value for s in reqs) == 3, text
+        assert "zero-config-idle" not in text
+        r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                           text=True)
+        assert r.returncode == 0 and r.stdout + r.stderr == "", r.stdout + r.stderr
+    finally:
+        for q in (srv, sleeper, p):
+            q.kill() if q is not p else q.terminate()
+            q.wait(10)
+        os.rmdir(web)
+        os.rmdir(idle)
