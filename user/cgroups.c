@@ -4,10 +4,12 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <ftw.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -21,6 +23,21 @@
 #define watched		    tapir_watched
 #define TAPIR_MAX_ENV_LABEL 4096 /* longer values are cut; the exposition cuts at 1 KiB */
 
+struct labelset {
+	char *v[TAPIR_L_COUNT];
+	uint32_t refs;	  /* watched cgroups carrying it */
+	bool used;	  /* false: a free slot for the next new set */
+	uint64_t dead_ms; /* when refs fell to 0 */
+};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+}
+
 struct tapir_cgroups {
 	const struct tapir_config *cfg;
 	int watched_fd;
@@ -29,7 +46,7 @@ struct tapir_cgroups {
 	struct watched *w; /* sorted by id */
 	size_t n, cap;
 	uint32_t gen;
-	char *(*sets)[TAPIR_L_COUNT]; /* interned label sets, by labels_id */
+	struct labelset *sets; /* interned label sets, by labels_id */
 	size_t n_sets, cap_sets;
 };
 
@@ -131,43 +148,87 @@ void tapir_cgroups__free(struct tapir_cgroups *cg)
 	for (i = 0; i < cg->n; i++)
 		free(cg->w[i].rel);
 	for (i = 0; i < cg->n_sets; i++)
-		for (int j = 0; j < TAPIR_L_COUNT; j++)
-			free(cg->sets[i][j]);
+		for (int j = 0; j < TAPIR_L_COUNT && cg->sets[i].used; j++)
+			free(cg->sets[i].v[j]);
 	free(cg->sets);
 	free(cg->w);
 	free(cg);
 }
 
-/* The id of label set @v, added if new; -ENOMEM. Sets live as long as the daemon. */
+/* The id of label set @v, added if new (in a free slot if any); -ENOMEM. Not referenced. */
 static int intern(struct tapir_cgroups *cg, const char *const *v)
 {
-	size_t i, j;
+	struct labelset *set;
+	size_t i, j, slot = cg->n_sets;
 
 	for (i = 0; i < cg->n_sets; i++) {
+		if (!cg->sets[i].used) {
+			if (slot == cg->n_sets)
+				slot = i;
+			continue;
+		}
 		for (j = 0; j < TAPIR_L_COUNT; j++)
-			if (strcmp(cg->sets[i][j], v[j]))
+			if (strcmp(cg->sets[i].v[j], v[j]))
 				break;
 		if (j == TAPIR_L_COUNT)
 			return (int)i;
 	}
-	if (cg->n_sets == cg->cap_sets) {
-		size_t cap = cg->cap_sets ? 2 * cg->cap_sets : 16;
-		char *(*ns)[TAPIR_L_COUNT] = realloc(cg->sets, cap * sizeof(*ns));
+	if (slot == cg->n_sets) {
+		if (cg->n_sets == cg->cap_sets) {
+			size_t cap = cg->cap_sets ? 2 * cg->cap_sets : 16;
+			struct labelset *ns = realloc(cg->sets, cap * sizeof(*ns));
 
-		if (!ns)
-			return -ENOMEM;
-		cg->sets = ns;
-		cg->cap_sets = cap;
+			if (!ns)
+				return -ENOMEM;
+			cg->sets = ns;
+			cg->cap_sets = cap;
+		}
+		cg->n_sets++;
 	}
+	set = &cg->sets[slot];
+	memset(set, 0, sizeof(*set));
 	for (j = 0; j < TAPIR_L_COUNT; j++) {
-		cg->sets[cg->n_sets][j] = strdup(v[j]);
-		if (!cg->sets[cg->n_sets][j]) {
+		set->v[j] = strdup(v[j]);
+		if (!set->v[j]) {
 			while (j--)
-				free(cg->sets[cg->n_sets][j]);
+				free(set->v[j]);
 			return -ENOMEM;
 		}
 	}
-	return (int)cg->n_sets++;
+	set->used = true;
+	set->dead_ms = mono_ms();
+	return (int)slot;
+}
+
+static void ref(struct tapir_cgroups *cg, uint32_t id)
+{
+	cg->sets[id].refs++;
+}
+
+static void unref(struct tapir_cgroups *cg, uint32_t id)
+{
+	if (--cg->sets[id].refs == 0)
+		cg->sets[id].dead_ms = mono_ms();
+}
+
+size_t tapir_cgroups__expire(struct tapir_cgroups *cg, uint64_t grace_ms, tapir_forget_fn fn,
+			     void *ctx)
+{
+	uint64_t now = mono_ms();
+	size_t i, j, n = 0;
+
+	for (i = 0; i < cg->n_sets; i++) {
+		struct labelset *set = &cg->sets[i];
+
+		if (!set->used || set->refs || now - set->dead_ms < grace_ms)
+			continue;
+		fn(ctx, i, (const char *const *)set->v);
+		for (j = 0; j < TAPIR_L_COUNT; j++)
+			free(set->v[j]);
+		set->used = false;
+		n++;
+	}
+	return n;
 }
 
 int tapir_proc_env(int pid, const char *name, char *buf, size_t len)
@@ -305,15 +366,21 @@ static int add(struct tapir_cgroups *cg, uint64_t id, uint32_t rule, uint64_t re
 	labels_id = resolve(cg, rule, rel, &pending);
 	if (labels_id < 0)
 		return labels_id;
+	ref(cg, labels_id);
 	info.labels_id = labels_id;
 	copy = strdup(rel);
-	if (!copy)
+	if (!copy) {
+		unref(cg, labels_id);
 		return -ENOMEM;
+	}
 	/* NOEXIST: never reset the gauges BPF keeps in an existing entry. */
 	if (bpf_map_update_elem(cg->watched_fd, &id, &info, BPF_NOEXIST) && errno != EEXIST) {
+		int err = -errno;
+
 		pr_warn("cannot watch cgroup %s: %s", rel, strerror(errno));
 		free(copy);
-		return -errno;
+		unref(cg, labels_id);
+		return err;
 	}
 	memmove(&cg->w[pos + 1], &cg->w[pos], (cg->n - pos) * sizeof(*cg->w));
 	cg->w[pos] = (struct watched){ .id = id,
@@ -325,7 +392,7 @@ static int add(struct tapir_cgroups *cg, uint64_t id, uint32_t rule, uint64_t re
 				       .env_pending = pending };
 	cg->n++;
 	pr_debug("watching cgroup %s (id %llu) as %s", rel, (unsigned long long)id,
-		 cg->sets[labels_id][TAPIR_L_MODEL_NAME]);
+		 cg->sets[labels_id].v[TAPIR_L_MODEL_NAME]);
 	return 0;
 }
 
@@ -396,6 +463,7 @@ int tapir_cgroups__scan(struct tapir_cgroups *cg)
 		}
 		bpf_map_delete_elem(cg->watched_fd, &cg->w[i].id);
 		pr_debug("cgroup %s is gone", cg->w[i].rel);
+		unref(cg, cg->w[i].labels_id);
 		free(cg->w[i].rel);
 	}
 	cg->n = j;
@@ -427,9 +495,9 @@ size_t tapir_cgroups__n_watched(const struct tapir_cgroups *cg)
 
 const char *const *tapir_cgroups__labels(const struct tapir_cgroups *cg, uint32_t id)
 {
-	if (id >= cg->n_sets)
+	if (id >= cg->n_sets || !cg->sets[id].used)
 		return NULL;
-	return (const char *const *)cg->sets[id];
+	return (const char *const *)cg->sets[id].v;
 }
 
 size_t tapir_cgroups__n_labelsets(const struct tapir_cgroups *cg)
@@ -450,8 +518,11 @@ void tapir_cgroups__relabel(struct tapir_cgroups *cg, uint64_t id)
 	if (labels_id < 0 || pending)
 		return;
 	w->env_pending = 0;
-	if ((uint32_t)labels_id != w->labels_id)
-		pr_debug("cgroup %s relabelled from its environment as %s", w->rel,
-			 cg->sets[labels_id][TAPIR_L_MODEL_NAME]);
+	if ((uint32_t)labels_id == w->labels_id)
+		return;
+	pr_debug("cgroup %s relabelled from its environment as %s", w->rel,
+		 cg->sets[labels_id].v[TAPIR_L_MODEL_NAME]);
+	ref(cg, labels_id);
+	unref(cg, w->labels_id);
 	w->labels_id = labels_id;
 }

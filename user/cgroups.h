@@ -53,6 +53,13 @@ size_t tapir_cgroups__n_watched(const struct tapir_cgroups *cg);
 /* Label values (TAPIR_L_COUNT strings) of label set @id, NULL if unknown. */
 const char *const *tapir_cgroups__labels(const struct tapir_cgroups *cg, uint32_t id);
 size_t tapir_cgroups__n_labelsets(const struct tapir_cgroups *cg);
+/*
+ * Forget the label sets no watched cgroup has carried for @grace_ms: @fn is called with each
+ * (to drop its series) before its id is freed for reuse. Returns how many were forgotten.
+ */
+typedef void (*tapir_forget_fn)(void *ctx, uint32_t id, const char *const *labels);
+size_t tapir_cgroups__expire(struct tapir_cgroups *cg, uint64_t grace_ms, tapir_forget_fn fn,
+			     void *ctx);
 /* Resolve again the labels of cgroup @id if they still wait for a process (its first exec). */
 void tapir_cgroups__relabel(struct tapir_cgroups *cg, uint64_t id);
 /* The value of @name in /proc/@pid/environ into @buf; 0, -ENOENT or -errno. Exposed for tests. */

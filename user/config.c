@@ -478,7 +478,8 @@ static int parse_u32(struct parse_ctx *c, const yaml_node_t *node, const char *w
 
 static int parse_limits(struct parse_ctx *c, const yaml_node_t *node)
 {
-	static const char *const keys[] = { "max_connections", "ringbuf_bytes", "gc_interval_ms" };
+	static const char *const keys[] = { "max_connections", "ringbuf_bytes", "gc_interval_ms",
+					    "series_grace_s", "max_series" };
 	struct tapir_config *cfg = c->cfg;
 	yaml_node_t *vals[ARRAY_SIZE(keys)];
 	unsigned long long v;
@@ -515,6 +516,24 @@ static int parse_limits(struct parse_ctx *c, const yaml_node_t *node)
 			return bad(c, vals[2], "gc_interval_ms must be in %u..%u, got %s",
 				   GC_INTERVAL_MS_MIN, GC_INTERVAL_MS_MAX, QNODE(q, vals[2]));
 		cfg->gc_interval_ms = v;
+	}
+	if (vals[3]) {
+		err = parse_u32(c, vals[3], keys[3], &v);
+		if (err)
+			return err;
+		if (v > 86400)
+			return bad(c, vals[3], "series_grace_s must be in 0..86400, got %s",
+				   QNODE(q, vals[3]));
+		cfg->series_grace_s = v;
+	}
+	if (vals[4]) {
+		err = parse_u32(c, vals[4], keys[4], &v);
+		if (err)
+			return err;
+		if (v < 1 || v > 10000000)
+			return bad(c, vals[4], "max_series must be in 1..10000000, got %s",
+				   QNODE(q, vals[4]));
+		cfg->max_series = v;
 	}
 	return 0;
 }
@@ -922,6 +941,8 @@ struct tapir_config *tapir_config__new_default(void)
 	cfg->max_connections = DEFAULT_MAX_CONNECTIONS;
 	cfg->ringbuf_bytes = DEFAULT_RINGBUF_BYTES;
 	cfg->gc_interval_ms = DEFAULT_GC_INTERVAL_MS;
+	cfg->series_grace_s = 300;
+	cfg->max_series = 50000;
 	cfg->probe_paths = strv_dup(default_probe_paths, ARRAY_SIZE(default_probe_paths));
 	/* Counted only once allocated, so tapir_config__free() never walks a NULL list. */
 	if (cfg->probe_paths)

@@ -37,7 +37,10 @@ struct tapir_config {
 	uint32_t max_connections; /* entries of the BPF conns map */
 	uint32_t ringbuf_bytes;	  /* BPF ring buffer size: a power of two, >= 4096 */
 	uint32_t gc_interval_ms;  /* how often dead processes' connections are swept */
-	char **probe_paths;	  /* request paths that count as readiness probes */
+	uint32_t
+		series_grace_s; /* series of a label set whose cgroups are all gone live this long */
+	uint32_t max_series; /* per metric family; beyond it, new series are dropped and counted */
+	char **probe_paths;  /* request paths that count as readiness probes */
 	size_t n_probe_paths;
 	uint32_t unknown_after_s; /* readiness becomes "unknown" after this long without a signal */
 	char *nvml_library;	  /* dlopen() name of NVML */

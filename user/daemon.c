@@ -95,6 +95,17 @@ static void account(struct tapir_daemon *d, const struct tapir_http_event *e)
 	tapir_replicas__request(d->replicas, e, now_ms());
 }
 
+/* A label set whose cgroups are all gone, past the grace period: its series go. */
+static void forget(void *ctx, uint32_t id, const char *const *labels)
+{
+	struct tapir_daemon *d = ctx;
+
+	tapir_http_metrics__forget(d->http, id, labels);
+	tapir_replicas__forget(d->replicas, labels);
+	if (id < d->n_seen)
+		d->seen[id] = 0;
+}
+
 static int on_record(void *ctx, void *data, size_t size)
 {
 	struct tapir_daemon *d = ctx;
@@ -267,10 +278,11 @@ static void refresh_gauges(struct tapir_daemon *d)
 	}
 	for (i = 0; i < n; i++) {
 		/* Without rules every cgroup is watched: show those that served HTTP only. */
-		if (!d->cfg->n_rules && (i >= d->n_seen || !d->seen[i]))
+		const char *const *labels = tapir_cgroups__labels(d->cgroups, i);
+
+		if (!labels || (!d->cfg->n_rules && (i >= d->n_seen || !d->seen[i])))
 			continue;
-		tapir_http_metrics__set_gauges(d->http, tapir_cgroups__labels(d->cgroups, i),
-					       sum[2 * i], sum[2 * i + 1]);
+		tapir_http_metrics__set_gauges(d->http, labels, sum[2 * i], sum[2 * i + 1]);
 	}
 	free(sum);
 }
@@ -291,6 +303,8 @@ static int render(void *ctx, struct tapir_buf *out)
 	in.records = d->records;
 	in.unlabelled = d->unlabelled;
 	in.watched_cgroups = tapir_cgroups__n_watched(d->cgroups);
+	in.series_dropped = tapir_registry__overflow(d->reg);
+	in.series = tapir_registry__n_series(d->reg);
 	refresh_gauges(d);
 	tapir_replicas__refresh(d->replicas, tapir_loader__listeners_fd(d->loader), d->gpu,
 				now_ms());
@@ -334,6 +348,8 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const cha
 	d->replicas = tapir_replicas__new(d->reg, cfg, d->cgroups);
 	if (!d->replicas)
 		goto fail;
+	/* Every family exists now: bound them all (overflow is counted and exported). */
+	tapir_registry__set_max_series(d->reg, cfg->max_series);
 	tapir_replicas__sync(d->replicas, now_ms());
 	tapir_replicas__seed_listeners(d->replicas, tapir_loader__listeners_fd(d->loader));
 	d->gpu = tapir_gpu__new(cfg->nvml_library);
@@ -374,6 +390,8 @@ int tapir_daemon__run(struct tapir_daemon *d)
 			tapir_registry__lock(d->reg);
 			tapir_cgroups__scan(d->cgroups);
 			tapir_replicas__sync(d->replicas, t);
+			tapir_cgroups__expire(d->cgroups, (uint64_t)d->cfg->series_grace_s * 1000,
+					      forget, d);
 			tapir_registry__unlock(d->reg);
 			last_scan = t;
 		}

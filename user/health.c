@@ -10,7 +10,7 @@
 
 struct tapir_health {
 	struct tapir_family *build, *prog, *lost, *evicted, *parse, *ignored, *upgraded;
-	struct tapir_family *records, *unlabelled, *watched;
+	struct tapir_family *records, *unlabelled, *watched, *dropped, *series;
 };
 
 /* Where each BPF stat goes: family index, label value. */
@@ -81,8 +81,16 @@ struct tapir_health *tapir_health__new(struct tapir_registry *r)
 	h->watched = tapir_registry__family(r, "tapir_watched_cgroups",
 					    "Cgroups whose traffic is being followed.", TAPIR_GAUGE,
 					    NULL, 0, NULL, 0);
-	if (!h->build || !h->prog || !h->records || !h->lost || !h->unlabelled || !h->evicted ||
-	    !h->parse || !h->ignored || !h->upgraded || !h->watched) {
+	h->dropped = tapir_registry__family(
+		r, "tapir_series_dropped_total",
+		"New series refused because their family reached limits.max_series.", TAPIR_COUNTER,
+		NULL, 0, NULL, 0);
+	h->series = tapir_registry__family(r, "tapir_series",
+					   "Series in the exposition, all families together.",
+					   TAPIR_GAUGE, NULL, 0, NULL, 0);
+	if (!h->dropped || !h->series || !h->build || !h->prog || !h->records || !h->lost ||
+	    !h->unlabelled || !h->evicted || !h->parse || !h->ignored || !h->upgraded ||
+	    !h->watched) {
 		free(h);
 		errno = EINVAL;
 		return NULL;
@@ -124,4 +132,6 @@ void tapir_health__update(struct tapir_health *h, const struct tapir_health_inpu
 	set(h->records, NULL, (double)in->records);
 	set(h->unlabelled, NULL, (double)in->unlabelled);
 	set(h->watched, NULL, (double)in->watched_cgroups);
+	set(h->dropped, NULL, (double)in->series_dropped);
+	set(h->series, NULL, (double)in->series);
 }

@@ -19,6 +19,8 @@ struct tapir_health_input {
 	uint64_t unlabelled;	   /* records whose label set was unknown */
 	uint64_t lifecycle_lost;   /* lifecycle events lost */
 	size_t watched_cgroups;
+	uint64_t series_dropped; /* new series refused by the per-family cap */
+	size_t series;		 /* series in the registry */
 	const struct tapir_prog_status *progs;
 	size_t n_progs;
 };

@@ -181,6 +181,37 @@ void tapir_http_metrics__record(struct tapir_http_metrics *m, const struct tapir
 	tapir_series__observe(s->s[F_RESP_SIZE], (double)e->resp_bytes);
 }
 
+void tapir_http_metrics__forget(struct tapir_http_metrics *m, uint32_t labels_id,
+				const char *const *labels)
+{
+	const char *values[5] = { labels[TAPIR_L_MODEL_ID], labels[TAPIR_L_MODEL_NAME],
+				  labels[TAPIR_L_DEPLOYMENT_ID], labels[TAPIR_L_ENVIRONMENT],
+				  labels[TAPIR_L_ROLLOUT_PHASE] };
+	struct slot *old = m->slots, *s;
+	size_t i, n = m->n_slots;
+	int f;
+
+	for (i = 0; i < n; i++) {
+		if (!old[i].key || (old[i].key >> 16) != (uint64_t)labels_id + 1)
+			continue;
+		for (f = 0; f < F_COUNT; f++)
+			tapir_series__remove(m->f[f], old[i].s[f]);
+		old[i].key = 0;
+		m->used--;
+	}
+	/* Rebuild the open-addressing table without the holes. */
+	s = calloc(n, sizeof(*s));
+	if (s) {
+		for (i = 0; i < n; i++)
+			if (old[i].key)
+				*probe(s, n, old[i].key) = old[i];
+		m->slots = s;
+		free(old);
+	}
+	tapir_series__remove(m->inflight, tapir_series__get(m->inflight, values));
+	tapir_series__remove(m->websockets, tapir_series__get(m->websockets, values));
+}
+
 void tapir_http_metrics__set_gauges(struct tapir_http_metrics *m, const char *const *labels,
 				    double inflight, double websockets)
 {

@@ -29,4 +29,8 @@ void tapir_http_metrics__record(struct tapir_http_metrics *m, const struct tapir
 void tapir_http_metrics__set_gauges(struct tapir_http_metrics *m, const char *const *labels,
 				    double inflight, double websockets);
 
+/* Drop every series of label set @labels_id (its cgroups are gone). Caller holds the lock. */
+void tapir_http_metrics__forget(struct tapir_http_metrics *m, uint32_t labels_id,
+				const char *const *labels);
+
 #endif

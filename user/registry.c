@@ -341,6 +341,34 @@ void tapir_family__set_max_series(struct tapir_family *f, size_t max)
 	f->max_series = max;
 }
 
+void tapir_registry__set_max_series(struct tapir_registry *r, size_t max)
+{
+	struct tapir_family *f;
+
+	for (f = r->head; f; f = f->next)
+		f->max_series = max;
+}
+
+uint64_t tapir_registry__overflow(const struct tapir_registry *r)
+{
+	const struct tapir_family *f;
+	uint64_t sum = 0;
+
+	for (f = r->head; f; f = f->next)
+		sum += f->overflow;
+	return sum;
+}
+
+size_t tapir_registry__n_series(const struct tapir_registry *r)
+{
+	const struct tapir_family *f;
+	size_t sum = 0;
+
+	for (f = r->head; f; f = f->next)
+		sum += f->n_series;
+	return sum;
+}
+
 uint64_t tapir_family__overflow(const struct tapir_family *f)
 {
 	return f->overflow;

@@ -38,6 +38,10 @@ struct tapir_family *tapir_registry__family(struct tapir_registry *r, const char
 void tapir_family__set_max_series(struct tapir_family *f, size_t max);
 uint64_t tapir_family__overflow(const struct tapir_family *f);
 size_t tapir_family__n_series(const struct tapir_family *f);
+/* The same limit for every family added so far; the sum of their overflows and series. */
+void tapir_registry__set_max_series(struct tapir_registry *r, size_t max);
+uint64_t tapir_registry__overflow(const struct tapir_registry *r);
+size_t tapir_registry__n_series(const struct tapir_registry *r);
 
 /* The series for @values (n_labels strings, copied), created at zero on first use. */
 struct tapir_series *tapir_series__get(struct tapir_family *f, const char *const *values);

@@ -43,6 +43,7 @@ struct replica {
 	bool served;	 /* answered a request: with no rules, only these are shown */
 	unsigned int listening;
 	struct tapir_series *cpu, *mem;
+	struct tapir_series *exits[4]; /* by reason, created on the first such exit */
 };
 
 struct tapir_replicas {
@@ -136,6 +137,10 @@ static void drop_series(struct tapir_replicas *rs, struct replica *r)
 	tapir_series__remove(rs->cpu, r->cpu);
 	tapir_series__remove(rs->mem, r->mem);
 	r->cpu = r->mem = NULL;
+	for (i = 0; i < 4; i++) {
+		tapir_series__remove(rs->exits, r->exits[i]);
+		r->exits[i] = NULL;
+	}
 	for (i = 0; i < rs->n_gpus; i++) {
 		if (rs->gpus[i].replica_id != r->id)
 			continue;
@@ -186,16 +191,20 @@ static const char *const *labels(struct tapir_replicas *rs, uint32_t labels_id)
 	return tapir_cgroups__labels(rs->cg, labels_id);
 }
 
-static void rep_values(struct tapir_replicas *rs, const struct replica *r, const char **v)
+/* Series label values of a replica; false if its label set is already forgotten. */
+static bool rep_values(struct tapir_replicas *rs, const struct replica *r, const char **v)
 {
 	const char *const *l = labels(rs, r->labels_id);
 
+	if (!l)
+		return false;
 	v[0] = l[TAPIR_L_MODEL_ID];
 	v[1] = l[TAPIR_L_MODEL_NAME];
 	v[2] = l[TAPIR_L_DEPLOYMENT_ID];
 	v[3] = r->name;
 	v[4] = l[TAPIR_L_ENVIRONMENT];
 	v[5] = l[TAPIR_L_ROLLOUT_PHASE];
+	return true;
 }
 
 static void dep_values(const char *const *l, const char **v)
@@ -209,9 +218,12 @@ static void dep_values(const char *const *l, const char **v)
 
 static void count_restart(struct tapir_replicas *rs, uint32_t labels_id)
 {
+	const char *const *l = labels(rs, labels_id);
 	const char *v[5];
 
-	dep_values(labels(rs, labels_id), v);
+	if (!l)
+		return;
+	dep_values(l, v);
 	tapir_series__add(tapir_series__get(rs->restarts, v), 1);
 }
 
@@ -300,7 +312,9 @@ void tapir_replicas__sync(struct tapir_replicas *rs, uint64_t now_ms)
 		} else if (!r->gone_ms) {
 			r->gone_ms = now_ms;
 		}
-		if (!r->present && (r->replaced || now_ms - r->gone_ms >= GONE_GRACE_MS)) {
+		if (!r->present &&
+		    (r->replaced ||
+		     now_ms - r->gone_ms >= (uint64_t)rs->cfg->series_grace_s * 1000)) {
 			drop(rs, r);
 			continue;
 		}
@@ -313,7 +327,8 @@ void tapir_replicas__lifecycle(struct tapir_replicas *rs, const struct tapir_lif
 			       uint64_t now_ms)
 {
 	struct replica *r = of_cgroup(rs, e->cgroup_id);
-	const char *v[7];
+	const char *v[7], *reason;
+	int k;
 
 	if (!r)
 		return;
@@ -329,13 +344,19 @@ void tapir_replicas__lifecycle(struct tapir_replicas *rs, const struct tapir_lif
 	case TAPIR_LC_EXIT:
 		if (e->tgid != r->main_pid)
 			return;
-		rep_values(rs, r, v);
-		v[6] = v[5];
-		v[5] = v[4];
-		v[4] = tapir_exit_reason(e->code, !!(e->aux & TAPIR_LC_F_OOM));
-		tapir_series__add(tapir_series__get(rs->exits, v), 1);
+		reason = tapir_exit_reason(e->code, !!(e->aux & TAPIR_LC_F_OOM));
+		k = reason[0] == 'o' ? 0 : reason[0] == 's' ? 1 : reason[0] == 'e' ? 2 : 3;
+		if (!r->exits[k]) {
+			if (!rep_values(rs, r, v))
+				break;
+			v[6] = v[5];
+			v[5] = v[4];
+			v[4] = reason;
+			r->exits[k] = tapir_series__get(rs->exits, v);
+		}
+		tapir_series__add(r->exits[k], 1);
 		pr_info("replica %s: main process %u exited (%s, status 0x%x)", r->name, e->tgid,
-			v[4], e->code);
+			reason, e->code);
 		r->main_pid = 0;
 		r->main_dead = true;
 		r->last_signal_ms = now_ms;
@@ -492,9 +513,8 @@ static void refresh_usage(struct tapir_replicas *rs, struct replica *r)
 
 	snprintf(dir, sizeof(dir), "%s%s", tapir_cgroups__root(rs->cg), r->rel);
 	pid = r->main_pid ? (int)r->main_pid : tapir_cgroup_first_pid(dir);
-	if (tapir_usage_read(dir, pid, &u))
+	if (tapir_usage_read(dir, pid, &u) || !rep_values(rs, r, v))
 		return;
-	rep_values(rs, r, v);
 	if (u.has_cpu) {
 		if (!r->cpu)
 			r->cpu = tapir_series__get(rs->cpu, v);
@@ -533,9 +553,8 @@ static struct gpu_series *gpu_slot(struct tapir_replicas *rs, struct replica *r,
 	for (i = 0; i < rs->n_gpus; i++)
 		if (rs->gpus[i].replica_id == r->id && rs->gpus[i].gpu == gpu)
 			return &rs->gpus[i];
-	if (rs->n_gpus == MAX_GPU_SERIES)
+	if (rs->n_gpus == MAX_GPU_SERIES || !rep_values(rs, r, v))
 		return NULL;
-	rep_values(rs, r, v);
 	snprintf(idx, sizeof(idx), "%u", gpu);
 	v[6] = v[5];
 	v[5] = v[4];
@@ -647,7 +666,7 @@ void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct
 		const char *const *l = labels(rs, i);
 		int c;
 
-		if (!all && !shown[i])
+		if (!l || (!all && !shown[i]))
 			continue;
 		dep_values(l, v);
 		tapir_series__set(tapir_series__get(rs->active, v), sum[5 * i]);
@@ -661,4 +680,21 @@ void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct
 	free(sum);
 	free(shown);
 	refresh_gpus(rs, gpu);
+}
+
+void tapir_replicas__forget(struct tapir_replicas *rs, const char *const *l)
+{
+	static const char *const cond[] = { "true", "false", "unknown" };
+	struct tapir_family *fams[] = { rs->restarts, rs->active, rs->starting };
+	const char *v[5];
+	size_t i;
+
+	dep_values(l, v);
+	for (i = 0; i < 3; i++)
+		tapir_series__remove(fams[i], tapir_series__get(fams[i], v));
+	for (i = 0; i < 3; i++) {
+		const char *rv[6] = { v[0], v[1], v[2], cond[i], v[3], v[4] };
+
+		tapir_series__remove(rs->readiness, tapir_series__get(rs->readiness, rv));
+	}
 }

@@ -32,6 +32,9 @@ void tapir_replicas__seed_listeners(struct tapir_replicas *rs, int listeners_fd)
 void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct tapir_gpu *gpu,
 			     uint64_t now_ms);
 
+/* Drop the deployment-level series of a forgotten label set. Caller holds the lock. */
+void tapir_replicas__forget(struct tapir_replicas *rs, const char *const *labels);
+
 /* Exit reason of a wait status: "oom", "signal", "error" or "clean". */
 const char *tapir_exit_reason(int32_t status, int oom);
 

@@ -3,9 +3,11 @@
 an exposition that real Prometheus tooling accepts."""
 import os
 import random
+import re
 import socket
 import subprocess
 import time
+import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -312,3 +314,105 @@ def test_zero_config_names_every_http_server(cgroot, tmp_path):
             q.wait(10)
         os.rmdir(web)
         os.rmdir(idle)
+
+
+def _rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_churn_1000_containers_series_and_memory_return_to_baseline(cgroot, tmp_path):
+    """1,000 container cgroups, each named (so each its own label set), served and destroyed,
+    twice: after the grace period the series count is back to its baseline, and the second
+    round leaves the daemon's RSS where the first left it."""
+    mount, rel = cgroot
+    base = f"{mount}{rel}/churn"
+    park = f"{mount}{rel}/churn-park"
+    os.makedirs(base)
+    os.makedirs(park)
+    mport, port = free_port(), free_port()
+    cfg = tmp_path / "churn.yaml"
+    cfg.write_text(f'listen: "127.0.0.1:{mport}"\nlimits:\n  series_grace_s: 1\n'
+                   f'deployments:\n  - cgroup: "{rel}/churn/*"\n')
+    log = open(tmp_path / "log", "w")
+    p = subprocess.Popen([TAPIR, "--config", str(cfg), "--pin-dir", "none"], stdout=log,
+                         stderr=subprocess.STDOUT)
+
+    def enter_park():
+        with open(os.path.join(park, "cgroup.procs"), "w") as f:
+            f.write("0")
+
+    srv = subprocess.Popen([PY, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                            "--directory", str(tmp_path)], preexec_fn=enter_park,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def scrape():
+        text = subprocess.run(["curl", "-s", f"http://127.0.0.1:{mport}/metrics"],
+                              capture_output=True, text=True).stdout
+        return {s.name: s.value for f in text_string_to_metric_families(text)
+                for s in f.samples if not s.labels}
+
+    def watched_now():
+        with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        return int(re.search(r"^tapir_watched_cgroups (\d+)", text, re.M).group(1))
+
+    def watched(want):
+        deadline = time.monotonic() + 5
+        while watched_now() != want:
+            assert time.monotonic() < deadline, f"watched cgroups never reached {want}"
+            time.sleep(0.001)
+
+    def churn(n):
+        for i in range(n):
+            cg = f"{base}/c{i}"
+            os.mkdir(cg)
+            watched(1)  # a container's first request comes after the daemon saw it appear
+            with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+                f.write(str(srv.pid))
+            conn = RawConn(port)
+            conn.send(get("/log"))
+            assert conn.read_response()[0] == 200
+            conn.close()
+            with open(os.path.join(park, "cgroup.procs"), "w") as f:
+                f.write(str(srv.pid))
+            os.rmdir(cg)
+            watched(0)
+
+    def settled_series(want_at_most, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            m = scrape()
+            if m["tapir_series"] <= want_at_most or time.monotonic() > deadline:
+                return m
+            time.sleep(0.5)
+
+    try:
+        wait_port(mport, timeout=60, proc=p)
+        wait_port(port, proc=srv)
+        time.sleep(1)
+        scrape()  # the first scrape creates tapir's own series; count from the second
+        baseline = scrape()["tapir_series"]
+        churn(1)
+        assert scrape()["tapir_series"] > baseline  # a container's series exist while it does
+        churn(1000)
+        m = settled_series(baseline)
+        assert m["tapir_records_total"] == 1001
+        assert m["tapir_series"] == baseline, (m["tapir_series"], baseline)
+        rss1 = _rss_kib(p.pid)
+        churn(1000)
+        m = settled_series(baseline)
+        assert m["tapir_series"] == baseline, (m["tapir_series"], baseline)
+        assert m["tapir_records_total"] == 2001
+        rss2 = _rss_kib(p.pid)
+        assert rss2 <= rss1 * 1.05 + 2048, (rss1, rss2)
+    finally:
+        srv.kill()
+        srv.wait()
+        p.terminate()
+        p.wait(10)
+        os.rmdir(base)
+        os.rmdir(park)

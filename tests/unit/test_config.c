@@ -141,6 +141,21 @@ static void test_env_labels(void **state)
 	expect_error("deployments:\n  - cgroup: /a\n    env: [MODEL_ID]\n", 3, "env");
 }
 
+static void test_series_limits(void **state)
+{
+	struct tapir_config *cfg = parse_ok("limits:\n  series_grace_s: 0\n  max_series: 7\n");
+
+	assert_int_equal(cfg->series_grace_s, 0);
+	assert_int_equal(cfg->max_series, 7);
+	tapir_config__free(cfg);
+	cfg = parse_ok("listen: \"a:1\"\n");
+	assert_int_equal(cfg->series_grace_s, 300);
+	assert_int_equal(cfg->max_series, 50000);
+	tapir_config__free(cfg);
+	expect_error("limits:\n  max_series: 0\n", 2, "max_series must be in 1..10000000");
+	expect_error("limits:\n  series_grace_s: 90000\n", 2, "series_grace_s must be in");
+}
+
 static void test_free_null(void **state)
 {
 	tapir_config__free(NULL);
@@ -502,7 +517,7 @@ static void test_error_unknown_keys(void **state)
 		     "size_bytes)");
 	expect_error("limits:\n  max_conns: 5\n", 2,
 		     "unknown key \"max_conns\" in limits (expected one of max_connections, "
-		     "ringbuf_bytes, gc_interval_ms)");
+		     "ringbuf_bytes, gc_interval_ms, series_grace_s, max_series)");
 	expect_error("readiness:\n  probe_path: [/a]\n", 2,
 		     "unknown key \"probe_path\" in readiness (expected one of probe_paths, "
 		     "unknown_after_s)");
@@ -934,7 +949,7 @@ static void test_load_file(void **state)
 	assert_true(strncmp(err, path, strlen(path)) == 0);
 	assert_string_equal(err + strlen(path), ":2: unknown key \"nope\" in limits (expected one "
 						"of max_connections, ringbuf_bytes, "
-						"gc_interval_ms)");
+						"gc_interval_ms, series_grace_s, max_series)");
 	unlink(path);
 }
 
@@ -971,9 +986,8 @@ static void test_shipped_config(void **state)
 	if (tapir_config__load("config/tapir.yaml", &cfg, err, sizeof(err)))
 		fail_msg("%s", err);
 	assert_string_equal(cfg->listen, "0.0.0.0:9464");
-	assert_true(cfg->n_rules >= 1);
-	assert_string_equal(cfg->rules[0].cgroup, "/tapir-demo/*");
-	assert_string_equal(cfg->rules[0].labels[TAPIR_L_MODEL_NAME], "demo");
+	/* Shipped without rules: the zero-config default watches every cgroup. */
+	assert_int_equal(cfg->n_rules, 0);
 	/* readiness and gpu are documented there with their defaults, commented out. */
 	assert_default_probe_paths(cfg);
 	assert_int_equal(cfg->unknown_after_s, 300);
@@ -988,6 +1002,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_free_null),
 		cmocka_unit_test(test_env_labels),
+		cmocka_unit_test(test_series_limits),
 		cmocka_unit_test(test_example),
 		cmocka_unit_test(test_empty_configs),
 		cmocka_unit_test(test_missing_keys_default),
