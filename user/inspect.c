@@ -12,6 +12,7 @@
 
 #include "tapir/http.h"
 #include "cgroups.h"
+#include "identity.h"
 #include "inspect.h"
 #include "resources.h"
 
@@ -58,8 +59,31 @@ static struct seen *row(__u64 id)
 	return NULL;
 }
 
+/* "pod=UID qos=Q container=ID runtime=R", "sandbox" for a pod's pause container, "-" else. */
+static void identity(const char *rel, char *buf, size_t len)
+{
+	struct tapir_identity id;
+	char root[512], dir[1024];
+
+	if (tapir_identity_parse(rel, &id) || (!id.pod_uid[0] && !id.container_id[0])) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	if (id.container_id[0] && !tapir_cgroup2_mount(root, sizeof(root))) {
+		snprintf(dir, sizeof(dir), "%s%s", root, rel);
+		if (tapir_cgroup_is_sandbox(dir)) {
+			snprintf(buf, len, "sandbox pod=%s", id.pod_uid);
+			return;
+		}
+	}
+	snprintf(buf, len, "pod=%s qos=%s container=%.12s runtime=%s",
+		 id.pod_uid[0] ? id.pod_uid : "-", tapir_qos_name(id.qos),
+		 id.container_id[0] ? id.container_id : "-", tapir_runtime_name(id.runtime));
+}
+
 int tapir_inspect(const char *pin_dir, const struct tapir_config *cfg, FILE *out)
 {
+	char ident[256];
 	int wfd = open_pin(pin_dir, "watched_cgroups"), cfd = open_pin(pin_dir, "conns");
 	int lfd = open_pin(pin_dir, "listeners");
 	__u64 key, next, *prev = NULL, cg;
@@ -113,8 +137,8 @@ int tapir_inspect(const char *pin_dir, const struct tapir_config *cfg, FILE *out
 		root_len = strlen(root);
 		nftw(root, name_cgroup, 64, FTW_PHYS | FTW_MOUNT | FTW_ACTIONRETVAL);
 	}
-	fprintf(out, "%-20s %-40s %-24s %8s %5s %6s %6s\n", "CGROUP_ID", "PATH", "MODEL_NAME",
-		"INFLIGHT", "WS", "CONNS", "LISTEN");
+	fprintf(out, "%-20s %-40s %-24s %8s %5s %6s %6s  %s\n", "CGROUP_ID", "PATH", "MODEL_NAME",
+		"INFLIGHT", "WS", "CONNS", "LISTEN", "IDENTITY");
 	for (i = 0; i < n_rows; i++) {
 		const struct seen *r = &rows[i];
 		const char *model = "?";
@@ -130,9 +154,10 @@ int tapir_inspect(const char *pin_dir, const struct tapir_config *cfg, FILE *out
 			break;
 		}
 
-		fprintf(out, "%-20llu %-40s %-24s %8lld %5lld %6u %6u\n", (unsigned long long)r->id,
-			r->path, model, (long long)r->info.inflight, (long long)r->info.websockets,
-			r->conns, r->listening);
+		identity(r->path, ident, sizeof(ident));
+		fprintf(out, "%-20llu %-40s %-24s %8lld %5lld %6u %6u  %s\n",
+			(unsigned long long)r->id, r->path, model, (long long)r->info.inflight,
+			(long long)r->info.websockets, r->conns, r->listening, ident);
 	}
 out:
 	free(rows);

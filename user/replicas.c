@@ -41,6 +41,8 @@ struct replica {
 	int request_ok;	 /* latest request, likewise */
 	bool ever_ready; /* starting until the first time it is ready */
 	bool served;	 /* answered a request: with no rules, only these are shown */
+	bool sandbox;	 /* a pod's pause container: not a replica */
+	bool checked;	 /* sandbox decided (it needs a process in the cgroup) */
 	unsigned int listening;
 	struct tapir_series *cpu, *mem;
 	struct tapir_series *exits[4]; /* by reason, created on the first such exit */
@@ -266,6 +268,8 @@ static struct replica *add(struct tapir_replicas *rs, const struct tapir_watched
 	r->probe_ok = r->request_ok = -1;
 	snprintf(dir, sizeof(dir), "%s%s", tapir_cgroups__root(rs->cg), w->rel);
 	r->main_pid = tapir_cgroup_first_pid(dir);
+	r->checked = r->main_pid != 0;
+	r->sandbox = r->checked && tapir_cgroup_is_sandbox(dir);
 	/* The same replica name back in a new cgroup after its old one went: a restart. */
 	for (i = 0; i + 1 < rs->n; i++) {
 		struct replica *old = &rs->r[i];
@@ -646,7 +650,16 @@ void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct
 	count_listeners(rs, listeners_fd);
 	for (i = 0; i < rs->n; i++) {
 		r = &rs->r[i];
-		if (!r->present || r->labels_id >= nl || (!all && !r->served))
+		if (!r->checked && r->present) {
+			char dir[4608];
+
+			snprintf(dir, sizeof(dir), "%s%s", tapir_cgroups__root(rs->cg), r->rel);
+			if (tapir_cgroup_first_pid(dir)) {
+				r->checked = true;
+				r->sandbox = tapir_cgroup_is_sandbox(dir);
+			}
+		}
+		if (!r->present || r->sandbox || r->labels_id >= nl || (!all && !r->served))
 			continue;
 		shown[r->labels_id] = true;
 		refresh_usage(rs, r);

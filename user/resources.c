@@ -162,6 +162,25 @@ int tapir_cgroup_first_pid(const char *dir)
 	return pid;
 }
 
+bool tapir_cgroup_is_sandbox(const char *dir)
+{
+	char path[64], comm[32] = "";
+	int pid = tapir_cgroup_first_pid(dir);
+	FILE *f;
+
+	if (!pid)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (!fgets(comm, sizeof(comm), f))
+		comm[0] = '\0';
+	fclose(f);
+	comm[strcspn(comm, "\n")] = '\0';
+	return !strcmp(comm, "pause");
+}
+
 int tapir_usage_read(const char *dir, int pid, struct tapir_usage *u)
 {
 	char path[8192], cg1[4096];

@@ -25,6 +25,9 @@ int tapir_usage_read(const char *dir, int pid, struct tapir_usage *u);
 /* A process in @dir or below it, 0 if none. */
 int tapir_cgroup_first_pid(const char *dir);
 
+/* Is this container cgroup a pod's sandbox (its first process is "pause")? */
+bool tapir_cgroup_is_sandbox(const char *dir);
+
 /* The cgroup v2 path of @pid ("0::" line of /proc/PID/cgroup) into @buf. */
 int tapir_pid_cgroup2(int pid, char *buf, size_t len);
 
