@@ -89,7 +89,7 @@ $(OUT)/tests/test_%: tests/unit/test_%.c $(OUT)/libtapir.a | $(OUT)/tests
 
 $(OUT)/tests/test_gpu: | $(FAKE_NVML)
 
-$(FAKE_NVML): tests/fake_nvml/fake_nvml.c tests/fake_nvml/fake_nvml.h | $(OUT)/tests
+$(FAKE_NVML): tests/fake_nvml/fake_nvml.c tests/fake_nvml/fake_nvml.h user/nvml_abi.h | $(OUT)/tests
 	$(call msg,CC-SO,$@)
 	$(Q)$(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) -fPIC -shared $< -o $@
 

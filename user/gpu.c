@@ -9,51 +9,11 @@
 #include <string.h>
 
 #include "gpu.h"
+#include "nvml_abi.h"
 #include "log.h"
 
-/*
- * The subset of the NVML C ABI tapir calls, as nvml.h declares it from API 11.6 to 13.
- * nvmlReturn_t is an enum there, which the C ABI passes as an int.
- */
-typedef int nvmlReturn_t;
-typedef struct nvmlDevice_st *nvmlDevice_t;
-
-#define NVML_SUCCESS			0
-#define NVML_ERROR_NOT_SUPPORTED	3
-#define NVML_ERROR_NOT_FOUND		6
-#define NVML_ERROR_INSUFFICIENT_SIZE	7
-#define NVML_DEVICE_UUID_V2_BUFFER_SIZE 96
-#define NVML_DRIVER_VERSION_SIZE	80
 /* NVML_VALUE_NOT_AVAILABLE, (-1), as it lands in an unsigned long long field. */
 #define NVML_MEM_NOT_AVAILABLE (~0ULL)
-
-/* nvmlProcessInfo_t of the _v3 call; the _v2 call's nvmlProcessInfo_v2_t has the same layout. */
-typedef struct {
-	unsigned int pid;
-	unsigned long long usedGpuMemory; /* bytes */
-	unsigned int gpuInstanceId;
-	unsigned int computeInstanceId;
-} nvmlProcessInfo_t;
-
-typedef struct {
-	unsigned int pid;
-	unsigned long long timeStamp; /* CPU time in microseconds */
-	unsigned int smUtil;
-	unsigned int memUtil;
-	unsigned int encUtil;
-	unsigned int decUtil;
-} nvmlProcessUtilizationSample_t;
-
-typedef struct {
-	unsigned int gpu;
-	unsigned int memory;
-} nvmlUtilization_t;
-
-#if __SIZEOF_POINTER__ == 8
-_Static_assert(sizeof(nvmlProcessInfo_t) == 24, "nvmlProcessInfo_t layout");
-_Static_assert(offsetof(nvmlProcessUtilizationSample_t, smUtil) == 16, "sample layout");
-_Static_assert(sizeof(nvmlProcessUtilizationSample_t) == 32, "sample layout");
-#endif
 
 typedef nvmlReturn_t (*nvmlInit_v2_fn)(void);
 typedef nvmlReturn_t (*nvmlShutdown_fn)(void);

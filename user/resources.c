@@ -78,7 +78,11 @@ static int read_key(const char *path, const char *key, uint64_t *v)
 	return err;
 }
 
-int tapir_pid_cgroup2(int pid, char *buf, size_t len)
+/*
+ * The cgroup of @pid from /proc/PID/cgroup: in the v1 hierarchy that has controller @ctrl, or
+ * in v2 ("0::" line) when @ctrl is NULL.
+ */
+static int pid_cgroup(int pid, const char *ctrl, char *buf, size_t len)
 {
 	char path[64], line[4096];
 	FILE *f;
@@ -88,48 +92,34 @@ int tapir_pid_cgroup2(int pid, char *buf, size_t len)
 	f = fopen(path, "re");
 	if (!f)
 		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		if (strncmp(line, "0::", 3))
-			continue;
-		line[strcspn(line, "\n")] = '\0';
-		snprintf(buf, len, "%s", line + 3);
-		err = 0;
-		break;
-	}
-	fclose(f);
-	return err;
-}
-
-/* The v1 cgroup of @pid in the hierarchy that has @ctrl. */
-static int pid_cgroup1(int pid, const char *ctrl, char *buf, size_t len)
-{
-	char path[64], line[4096];
-	FILE *f;
-	int err = -ENOENT;
-
-	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
+	while (err && fgets(line, sizeof(line), f)) {
 		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
 
 		if (!c2)
 			continue;
 		*c2 = '\0';
-		for (char *sp, *tok = strtok_r(c1 + 1, ",", &sp); tok;
-		     tok = strtok_r(NULL, ",", &sp)) {
-			if (strcmp(tok, ctrl))
-				continue;
-			c2[1 + strcspn(c2 + 1, "\n")] = '\0';
-			snprintf(buf, len, "%s", c2 + 1);
-			err = 0;
+		c2[1 + strcspn(c2 + 1, "\n")] = '\0';
+		if (!ctrl) {
+			if (c1 == line + 1 && line[0] == '0' && c2 == c1 + 1) {
+				snprintf(buf, len, "%s", c2 + 1);
+				err = 0;
+			}
+			continue;
 		}
-		if (!err)
-			break;
+		for (char *sp, *tok = strtok_r(c1 + 1, ",", &sp); tok;
+		     tok = strtok_r(NULL, ",", &sp))
+			if (!strcmp(tok, ctrl)) {
+				snprintf(buf, len, "%s", c2 + 1);
+				err = 0;
+			}
 	}
 	fclose(f);
 	return err;
+}
+
+int tapir_pid_cgroup2(int pid, char *buf, size_t len)
+{
+	return pid_cgroup(pid, NULL, buf, len);
 }
 
 int tapir_cgroup_first_pid(const char *dir)
@@ -192,7 +182,7 @@ int tapir_usage_read(const char *dir, int pid, struct tapir_usage *u)
 	if (!read_key(path, "usage_usec", &v)) {
 		u->has_cpu = true;
 		u->cpu_seconds = v / 1e6;
-	} else if (pid && v1_cpuacct[0] && !pid_cgroup1(pid, "cpuacct", cg1, sizeof(cg1)) &&
+	} else if (pid && v1_cpuacct[0] && !pid_cgroup(pid, "cpuacct", cg1, sizeof(cg1)) &&
 		   strcmp(cg1, "/")) {
 		if (snprintf(path, sizeof(path), "%s%s/cpuacct.usage", v1_cpuacct, cg1) <
 			    (int)sizeof(path) &&
@@ -209,7 +199,7 @@ int tapir_usage_read(const char *dir, int pid, struct tapir_usage *u)
 			inactive = 0;
 		u->has_mem = true;
 		u->working_set = v > inactive ? (double)(v - inactive) : 0;
-	} else if (pid && v1_memory[0] && !pid_cgroup1(pid, "memory", cg1, sizeof(cg1)) &&
+	} else if (pid && v1_memory[0] && !pid_cgroup(pid, "memory", cg1, sizeof(cg1)) &&
 		   strcmp(cg1, "/")) {
 		/* (A process in the v1 root would report the whole host: say nothing.) */
 		if (snprintf(path, sizeof(path), "%s%s/memory.usage_in_bytes", v1_memory, cg1) <

@@ -53,6 +53,22 @@ def wait_port(port, timeout=15.0, host="127.0.0.1", proc=None):
     raise TimeoutError(f"nothing listening on {host}:{port}")
 
 
+def spawn_tapir(tmp_path, cfg, *args, pin_dir="none"):
+    """Another daemon with a config of the test's own, logging to tmp_path/log."""
+    log = open(tmp_path / "log", "w")
+    return subprocess.Popen([TAPIR, "--config", str(cfg), "--pin-dir", pin_dir, *args],
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def metrics_text(port):
+    """GET /metrics of the daemon on @port ("" when it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            return r.read().decode()
+    except OSError:
+        return ""
+
+
 class Scrape:
     """One parsed /metrics page: samples keyed by name and label set."""
 

@@ -13,7 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from client import RawConn, get
-from conftest import PY, SERVERS, TAPIR, Daemon, wait_port, free_port
+from conftest import (PY, SERVERS, TAPIR, Daemon, free_port, metrics_text, spawn_tapir,
+                      wait_port)
 
 REQ = "baseten_inference_requests_total"
 
@@ -187,16 +188,14 @@ def test_hostile_label_values_round_trip(cgroot, tmp_path):
         lines.append(f'      {k}: "{esc}"')
     cfg.write_text("\n".join(lines) + "\n")
     os.makedirs(f"{mount}{rel}/hostile/c0")
-    log = open(tmp_path / "log", "w")
-    p = subprocess.Popen([TAPIR, "--config", str(cfg), "--pin-dir", "none"], stdout=log, stderr=subprocess.STDOUT)
+    p = spawn_tapir(tmp_path, cfg)
     try:
         wait_port(port, timeout=60, proc=p)
         text = ""
         deadline = time.monotonic() + 30
         while "baseten_concurrent_requests{" not in text and time.monotonic() < deadline:
             time.sleep(0.2)
-            text = subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/metrics"],
-                                  capture_output=True, text=True).stdout
+            text = metrics_text(port)
         r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                            text=True)
         assert r.returncode == 0 and r.stdout + r.stderr == "", r.stdout + r.stderr
@@ -273,9 +272,7 @@ def test_zero_config_names_every_http_server(cgroot, tmp_path):
     port, mport = free_port(), free_port()
     cfg = tmp_path / "empty.yaml"
     cfg.write_text("# nothing: watch everything\n")
-    log = open(tmp_path / "log", "w")
-    p = subprocess.Popen([TAPIR, "--config", str(cfg), "--listen", f"127.0.0.1:{mport}",
-                          "--pin-dir", "none"], stdout=log, stderr=subprocess.STDOUT)
+    p = spawn_tapir(tmp_path, cfg, "--listen", f"127.0.0.1:{mport}")
 
     def enter(path):
         def fn():
@@ -298,8 +295,7 @@ def test_zero_config_names_every_http_server(cgroot, tmp_path):
         deadline = time.monotonic() + 10
         while 'model_name="zero-config-web"' not in text and time.monotonic() < deadline:
             time.sleep(0.2)
-            text = subprocess.run(["curl", "-s", f"http://127.0.0.1:{mport}/metrics"],
-                                  capture_output=True, text=True).stdout
+            text = metrics_text(mport)
         fams = {f.name: f for f in text_string_to_metric_families(text)}
         reqs = [s for s in fams["baseten_inference_requests"].samples
                 if s.name.endswith("_total") and s.labels["model_name"] == "zero-config-web"]
@@ -337,9 +333,7 @@ def test_churn_1000_containers_series_and_memory_return_to_baseline(cgroot, tmp_
     cfg = tmp_path / "churn.yaml"
     cfg.write_text(f'listen: "127.0.0.1:{mport}"\nlimits:\n  series_grace_s: 1\n'
                    f'deployments:\n  - cgroup: "{rel}/churn/*"\n')
-    log = open(tmp_path / "log", "w")
-    p = subprocess.Popen([TAPIR, "--config", str(cfg), "--pin-dir", "none"], stdout=log,
-                         stderr=subprocess.STDOUT)
+    p = spawn_tapir(tmp_path, cfg)
 
     def enter_park():
         with open(os.path.join(park, "cgroup.procs"), "w") as f:
@@ -350,8 +344,7 @@ def test_churn_1000_containers_series_and_memory_return_to_baseline(cgroot, tmp_
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def scrape():
-        text = subprocess.run(["curl", "-s", f"http://127.0.0.1:{mport}/metrics"],
-                              capture_output=True, text=True).stdout
+        text = metrics_text(mport)
         return {s.name: s.value for f in text_string_to_metric_families(text)
                 for s in f.samples if not s.labels}
 

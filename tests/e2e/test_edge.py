@@ -14,7 +14,7 @@ import time
 import pytest
 
 from client import RawConn, get, post
-from conftest import PY, SERVERS, TAPIR, free_port, wait_port
+from conftest import PY, SERVERS, TAPIR, free_port, metrics_text, spawn_tapir, wait_port
 
 REQ = "baseten_inference_requests_total"
 E2E = "baseten_end_to_end_response_time_seconds"
@@ -281,8 +281,7 @@ def test_connection_opened_before_tapir_started(cgroot, slot, start, tmp_path):
     cfg = tmp_path / "late.yaml"
     cfg.write_text(f'listen: "127.0.0.1:{mport}"\ndeployments:\n'
                    f'  - cgroup: "{rel}/{slot.model}/*"\n    labels: {{model_name: late}}\n')
-    log = open(tmp_path / "log", "w")
-    p = subprocess.Popen([TAPIR, "--config", str(cfg), "--pin-dir", "none"], stdout=log, stderr=subprocess.STDOUT)
+    p = spawn_tapir(tmp_path, cfg)
     try:
         wait_port(mport, timeout=60, proc=p)
         time.sleep(0.5)  # programs are attached before the endpoint listens
@@ -296,8 +295,7 @@ def test_connection_opened_before_tapir_started(cgroot, slot, start, tmp_path):
         deadline = time.monotonic() + 10
         while 'status_code="404"' not in out and time.monotonic() < deadline:
             time.sleep(0.2)
-            out = subprocess.run(["curl", "-s", f"http://127.0.0.1:{mport}/metrics"],
-                                 capture_output=True, text=True).stdout
+            out = metrics_text(mport)
         counts = re.findall(r'^baseten_inference_requests_total\{.*status_code="(\d+)".*\} (\d+)',
                             out, re.M)
         assert sorted(counts) == [("200", "1"), ("201", "1"), ("404", "1")], out

@@ -11,7 +11,7 @@ import time
 from prometheus_client.parser import text_string_to_metric_families
 
 from client import RawConn, get
-from conftest import PY, TAPIR, free_port, wait_port
+from conftest import PY, TAPIR, free_port, metrics_text, spawn_tapir, wait_port
 
 
 def uid(i):
@@ -51,9 +51,7 @@ def test_kubelet_trees_resolve_pods_containers_and_ignore_the_sandbox(cgroot, tm
     cfg = tmp_path / "k8s.yaml"
     cfg.write_text(f'listen: "127.0.0.1:{mport}"\n')  # no rules: watch everything
     pin = f"/sys/fs/bpf/tapir-k8s-{os.getpid()}"
-    log = open(tmp_path / "log", "w")
-    daemon = subprocess.Popen([TAPIR, "--config", str(cfg), "--pin-dir", pin], stdout=log,
-                              stderr=subprocess.STDOUT)
+    daemon = spawn_tapir(tmp_path, cfg, pin_dir=pin)
 
     def spawn(cg, argv):
         def enter():
@@ -85,8 +83,7 @@ def test_kubelet_trees_resolve_pods_containers_and_ignore_the_sandbox(cgroot, tm
             conn.close()
         deadline = time.monotonic() + 10
         while True:
-            text = subprocess.run(["curl", "-s", f"http://127.0.0.1:{mport}/metrics"],
-                                  capture_output=True, text=True).stdout
+            text = metrics_text(mport)
             names = {s.labels["model_name"] for f in text_string_to_metric_families(text)
                      if f.name == "baseten_inference_requests" for s in f.samples}
             if len(names) >= len(servers) or time.monotonic() > deadline:

@@ -24,44 +24,11 @@
 #include <time.h>
 
 #include "fake_nvml.h"
-
-typedef int nvmlReturn_t;
-
-#define NVML_SUCCESS		     0
-#define NVML_ERROR_UNINITIALIZED     1
-#define NVML_ERROR_INVALID_ARGUMENT  2
-#define NVML_ERROR_NOT_SUPPORTED     3
-#define NVML_ERROR_NOT_FOUND	     6
-#define NVML_ERROR_INSUFFICIENT_SIZE 7
-#define NVML_ERROR_DRIVER_NOT_LOADED 9
-#define NVML_ERROR_GPU_IS_LOST	     15
-#define NVML_ERROR_UNKNOWN	     999
+#include "nvml_abi.h"
 
 struct nvmlDevice_st {
 	unsigned int index;
 };
-typedef struct nvmlDevice_st *nvmlDevice_t;
-
-typedef struct {
-	unsigned int pid;
-	unsigned long long usedGpuMemory;
-	unsigned int gpuInstanceId;
-	unsigned int computeInstanceId;
-} nvmlProcessInfo_t;
-
-typedef struct {
-	unsigned int pid;
-	unsigned long long timeStamp;
-	unsigned int smUtil;
-	unsigned int memUtil;
-	unsigned int encUtil;
-	unsigned int decUtil;
-} nvmlProcessUtilizationSample_t;
-
-typedef struct {
-	unsigned int gpu;
-	unsigned int memory;
-} nvmlUtilization_t;
 
 #define MAX_PROCS   1024
 #define MAX_SAMPLES 2048
