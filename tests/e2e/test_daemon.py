@@ -245,16 +245,18 @@ def test_pinned_maps_bpftool_and_inspect(daemon, slot, start):
 def test_labels_from_the_process_environment(daemon, slot, start):
     """The rule maps model_id and deployment_id to environment variables: a container started
     with them gets them on its request series; the rule's static labels fill the rest."""
-    port, _ = start("uvicorn", env={"TAPIR_TEST_MODEL_ID": 'env "model" 42',
-                                    "TAPIR_TEST_DEPLOYMENT_ID": "dep-from-env"})
+    # Hostile too: a newline, a backslash, a byte that is not UTF-8 (0xff, passed through
+    # surrogateescape) and 10 KB of text.
+    port, _ = start("uvicorn", env={"TAPIR_TEST_MODEL_ID": 'env "model" 42\nline\\two\udcff',
+                                    "TAPIR_TEST_DEPLOYMENT_ID": "d" * 10000})
     conn = RawConn(port)
     conn.send(get("/status/200"))
     assert conn.read_response()[0] == 200
     conn.close()
     s = daemon.wait_for(lambda s: s.value(REQ, model_name=slot.model) == 1, what="request")
     labels = s.select(REQ, model_name=slot.model)[0][0]
-    assert labels["model_id"] == 'env "model" 42'
-    assert labels["deployment_id"] == "dep-from-env"
+    assert labels["model_id"] == 'env "model" 42\nline\\two\ufffd'  # U+FFFD for the bad byte
+    assert labels["deployment_id"] == "d" * 1024  # cut at 1 KiB
     assert labels["environment"] == "production"
     r = subprocess.run(["promtool", "check", "metrics"], input=s.text, capture_output=True,
                        text=True)
