@@ -17,6 +17,7 @@
 #include "tapir/http.h"
 #include "cgroups.h"
 #include "identity.h"
+#include "kube.h"
 #include "log.h"
 #include "resources.h"
 
@@ -46,7 +47,8 @@ struct tapir_cgroups {
 	struct watched *w; /* sorted by id */
 	size_t n, cap;
 	uint32_t gen;
-	struct labelset *sets; /* interned label sets, by labels_id */
+	struct tapir_kube *kube; /* NULL: no pod metadata */
+	struct labelset *sets;	 /* interned label sets, by labels_id */
 	size_t n_sets, cap_sets;
 };
 
@@ -289,6 +291,7 @@ static void default_name(const char *rel, char *buf, size_t len)
 static int resolve(struct tapir_cgroups *cg, uint32_t r, const char *rel, uint32_t *pending)
 {
 	const struct tapir_rule *rule = r == RULE_DEFAULT ? &default_rule : &cg->cfg->rules[r];
+	struct tapir_identity ident;
 	char fallback[128];
 	char vals[TAPIR_L_COUNT][TAPIR_MAX_ENV_LABEL];
 	const char *v[TAPIR_L_COUNT];
@@ -312,6 +315,20 @@ static int resolve(struct tapir_cgroups *cg, uint32_t r, const char *rel, uint32
 		}
 		if (tapir_proc_env(pid, rule->env[i], vals[i], sizeof(vals[i])) == 0)
 			v[i] = vals[i];
+	}
+	/* Pod metadata wins over the environment and the rule. */
+	if (cg->kube && tapir_identity_parse(rel, &ident) == 0 && ident.pod_uid[0]) {
+		static char kvals[TAPIR_L_COUNT][TAPIR_KUBE_VALUE_MAX];
+		bool set[TAPIR_L_COUNT];
+
+		if (tapir_kube__labels(cg->kube, ident.pod_uid, kvals, set)) {
+			for (i = 0; i < TAPIR_L_COUNT; i++)
+				if (set[i])
+					v[i] = kvals[i];
+		} else {
+			*pending = 1; /* a pod the last fetch did not have: fetch again */
+			tapir_kube__wake(cg->kube);
+		}
 	}
 	/* No model name from the rule or the environment: the container's own name. */
 	if (!v[TAPIR_L_MODEL_NAME][0]) {
@@ -350,7 +367,7 @@ static int add(struct tapir_cgroups *cg, uint64_t id, uint32_t rule, uint64_t re
 	w = find(cg, id, &pos);
 	if (w) {
 		w->seen = cg->gen;
-		if (w->env_pending)
+		if (w->pending)
 			tapir_cgroups__relabel(cg, id);
 		return 0;
 	}
@@ -389,7 +406,7 @@ static int add(struct tapir_cgroups *cg, uint64_t id, uint32_t rule, uint64_t re
 				       .replica_id = replica_id,
 				       .rel = copy,
 				       .rule = rule,
-				       .env_pending = pending };
+				       .pending = pending };
 	cg->n++;
 	pr_debug("watching cgroup %s (id %llu) as %s", rel, (unsigned long long)id,
 		 cg->sets[labels_id].v[TAPIR_L_MODEL_NAME]);
@@ -505,6 +522,20 @@ size_t tapir_cgroups__n_labelsets(const struct tapir_cgroups *cg)
 	return cg->n_sets;
 }
 
+void tapir_cgroups__set_kube(struct tapir_cgroups *cg, struct tapir_kube *kube)
+{
+	cg->kube = kube;
+}
+
+void tapir_cgroups__relabel_pending(struct tapir_cgroups *cg)
+{
+	size_t i;
+
+	for (i = 0; i < cg->n; i++)
+		if (cg->w[i].pending)
+			tapir_cgroups__relabel(cg, cg->w[i].id);
+}
+
 void tapir_cgroups__relabel(struct tapir_cgroups *cg, uint64_t id)
 {
 	size_t pos;
@@ -512,16 +543,15 @@ void tapir_cgroups__relabel(struct tapir_cgroups *cg, uint64_t id)
 	uint32_t pending;
 	int labels_id;
 
-	if (!w || !w->env_pending)
+	if (!w || !w->pending)
 		return;
 	labels_id = resolve(cg, w->rule, w->rel, &pending);
-	if (labels_id < 0 || pending)
+	if (labels_id < 0)
 		return;
-	w->env_pending = 0;
+	w->pending = pending; /* what is known now is used; the rest may come later */
 	if ((uint32_t)labels_id == w->labels_id)
 		return;
-	pr_debug("cgroup %s relabelled from its environment as %s", w->rel,
-		 cg->sets[labels_id].v[TAPIR_L_MODEL_NAME]);
+	pr_debug("cgroup %s relabelled as %s", w->rel, cg->sets[labels_id].v[TAPIR_L_MODEL_NAME]);
 	ref(cg, labels_id);
 	unref(cg, w->labels_id);
 	w->labels_id = labels_id;

@@ -15,11 +15,11 @@ struct tapir_cgroups;
 struct tapir_watched {
 	uint64_t id;
 	uint32_t labels_id;
-	uint32_t seen;	      /* scan generation that last saw it */
-	uint64_t replica_id;  /* id of the replica cgroup (its own id for a replica) */
-	char *rel;	      /* path relative to the v2 mount, starting with '/' */
-	uint32_t rule;	      /* index of the rule that matched */
-	uint32_t env_pending; /* its rule reads labels from the environment, no process yet */
+	uint32_t seen;	     /* scan generation that last saw it */
+	uint64_t replica_id; /* id of the replica cgroup (its own id for a replica) */
+	char *rel;	     /* path relative to the v2 mount, starting with '/' */
+	uint32_t rule;	     /* index of the rule that matched */
+	uint32_t pending;    /* labels wait for a first process (env) or for its pod (kubelet) */
 };
 
 /* Find the cgroup v2 mount (pure v2 at /sys/fs/cgroup, or hybrid at .../unified). */
@@ -60,6 +60,11 @@ size_t tapir_cgroups__n_labelsets(const struct tapir_cgroups *cg);
 typedef void (*tapir_forget_fn)(void *ctx, uint32_t id, const char *const *labels);
 size_t tapir_cgroups__expire(struct tapir_cgroups *cg, uint64_t grace_ms, tapir_forget_fn fn,
 			     void *ctx);
+struct tapir_kube;
+/* Use pod metadata for cgroups whose path names a pod (precedence over env and static). */
+void tapir_cgroups__set_kube(struct tapir_cgroups *cg, struct tapir_kube *kube);
+/* Resolve again every cgroup whose labels are pending (e.g. after a kubelet fetch). */
+void tapir_cgroups__relabel_pending(struct tapir_cgroups *cg);
 /* Resolve again the labels of cgroup @id if they still wait for a process (its first exec). */
 void tapir_cgroups__relabel(struct tapir_cgroups *cg, uint64_t id);
 /* The value of @name in /proc/@pid/environ into @buf; 0, -ENOENT or -errno. Exposed for tests. */

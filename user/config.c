@@ -848,10 +848,104 @@ static int parse_deployments(struct parse_ctx *c, const yaml_node_t *node)
 	return 0;
 }
 
+static int dup_string(struct parse_ctx *c, const yaml_node_t *node, const char *what, char **out)
+{
+	const char *s = NULL;
+	int err = get_string(c, node, what, &s);
+
+	if (err)
+		return err;
+	free(*out);
+	*out = strdup(s);
+	return *out ? 0 : no_mem(c);
+}
+
+/* kubernetes.labels: label -> "label:KEY", "annotation:KEY", "pod" or "namespace". */
+static int parse_kube_labels(struct parse_ctx *c, const yaml_node_t *node)
+{
+	yaml_node_t *vals[TAPIR_L_COUNT];
+	char what[64], q[QUOTE_BUF];
+	int err, i;
+
+	err = get_fields(c, node, "kubernetes.labels", tapir_label_names, TAPIR_L_COUNT, vals);
+	if (err)
+		return err;
+	for (i = 0; i < TAPIR_L_COUNT; i++) {
+		char *v = NULL;
+
+		if (!vals[i] || is_null(vals[i]))
+			continue;
+		snprintf(what, sizeof(what), "kubernetes.labels.%s", tapir_label_names[i]);
+		err = dup_string(c, vals[i], what, &v);
+		if (err)
+			return err;
+		c->cfg->kube_labels[i] = v;
+		if (strcmp(v, "pod") && strcmp(v, "namespace") &&
+		    !(strncmp(v, "label:", 6) == 0 && v[6]) &&
+		    !(strncmp(v, "annotation:", 11) == 0 && v[11]))
+			return bad(c, vals[i],
+				   "%s must be \"label:KEY\", \"annotation:KEY\", \"pod\" or "
+				   "\"namespace\", got %s",
+				   what, Q(q, v, strlen(v)));
+	}
+	return 0;
+}
+
+static int parse_kubernetes(struct parse_ctx *c, const yaml_node_t *node)
+{
+	static const char *const keys[] = { "kubelet_url", "token_file", "ca_file",
+					    "insecure",	   "refresh_s",	 "labels" };
+	struct tapir_config *cfg = c->cfg;
+	yaml_node_t *vals[ARRAY_SIZE(keys)];
+	unsigned long long v;
+	char q[QUOTE_BUF];
+	const char *s = NULL;
+	int err;
+
+	err = get_fields(c, node, "kubernetes", keys, ARRAY_SIZE(keys), vals);
+	if (err)
+		return err;
+	if (!vals[0])
+		return bad(c, node,
+			   "kubernetes needs kubelet_url, e.g. "
+			   "\"https://127.0.0.1:10250/pods\"");
+	err = dup_string(c, vals[0], "kubelet_url", &cfg->kubelet_url);
+	if (err)
+		return err;
+	if (strncmp(cfg->kubelet_url, "https://", 8) && strncmp(cfg->kubelet_url, "http://", 7))
+		return bad(c, vals[0], "kubelet_url must be an http:// or https:// URL, got %s",
+			   Q(q, cfg->kubelet_url, strlen(cfg->kubelet_url)));
+	if (vals[1] && (err = dup_string(c, vals[1], "token_file", &cfg->kube_token_file)))
+		return err;
+	if (vals[2] && (err = dup_string(c, vals[2], "ca_file", &cfg->kube_ca_file)))
+		return err;
+	if (vals[3]) {
+		err = get_string(c, vals[3], "insecure", &s);
+		if (err)
+			return err;
+		if (strcmp(s, "true") && strcmp(s, "false"))
+			return bad(c, vals[3], "insecure must be true or false, got %s",
+				   Q(q, s, strlen(s)));
+		cfg->kube_insecure = !strcmp(s, "true");
+	}
+	if (vals[4]) {
+		err = parse_u32(c, vals[4], keys[4], &v);
+		if (err)
+			return err;
+		if (v < 1 || v > 3600)
+			return bad(c, vals[4], "refresh_s must be in 1..3600, got %s",
+				   QNODE(q, vals[4]));
+		cfg->kube_refresh_s = v;
+	}
+	if (vals[5])
+		return parse_kube_labels(c, vals[5]);
+	return 0;
+}
+
 static int parse_root(struct parse_ctx *c, const yaml_node_t *root)
 {
-	static const char *const keys[] = { "listen", "deployments", "buckets",
-					    "limits", "readiness",   "gpu" };
+	static const char *const keys[] = { "listen",	 "deployments", "buckets",   "limits",
+					    "readiness", "gpu",		"kubernetes" };
 	yaml_node_t *vals[ARRAY_SIZE(keys)];
 	int err;
 
@@ -885,6 +979,11 @@ static int parse_root(struct parse_ctx *c, const yaml_node_t *root)
 	}
 	if (vals[4]) {
 		err = parse_readiness(c, vals[4]);
+		if (err)
+			return err;
+	}
+	if (vals[6]) {
+		err = parse_kubernetes(c, vals[6]);
 		if (err)
 			return err;
 	}
@@ -942,6 +1041,7 @@ struct tapir_config *tapir_config__new_default(void)
 	cfg->ringbuf_bytes = DEFAULT_RINGBUF_BYTES;
 	cfg->gc_interval_ms = DEFAULT_GC_INTERVAL_MS;
 	cfg->series_grace_s = 300;
+	cfg->kube_refresh_s = 30;
 	cfg->max_series = 50000;
 	cfg->probe_paths = strv_dup(default_probe_paths, ARRAY_SIZE(default_probe_paths));
 	/* Counted only once allocated, so tapir_config__free() never walks a NULL list. */
@@ -1099,6 +1199,11 @@ void tapir_config__free(struct tapir_config *cfg)
 		}
 	}
 	free(cfg->rules);
+	free(cfg->kubelet_url);
+	free(cfg->kube_token_file);
+	free(cfg->kube_ca_file);
+	for (j = 0; j < TAPIR_L_COUNT; j++)
+		free(cfg->kube_labels[j]);
 	free(cfg->path);
 	free(cfg->listen);
 	free(cfg->latency_buckets);

@@ -3,6 +3,7 @@
 #ifndef TAPIR_CONFIG_H
 #define TAPIR_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,7 +44,15 @@ struct tapir_config {
 	char **probe_paths;  /* request paths that count as readiness probes */
 	size_t n_probe_paths;
 	uint32_t unknown_after_s; /* readiness becomes "unknown" after this long without a signal */
-	char *nvml_library;	  /* dlopen() name of NVML */
+	char *nvml_library;
+	/* Kubernetes pod metadata from the kubelet's /pods; kubelet_url NULL: off. */
+	char *kubelet_url;
+	char *kube_token_file; /* bearer token, re-read on each fetch; NULL: none */
+	char *kube_ca_file;    /* NULL: the system's CAs */
+	bool kube_insecure;    /* skip TLS verification (kubelet serving certs are self-signed) */
+	uint32_t kube_refresh_s;
+	char *kube_labels[TAPIR_L_COUNT];
+		/* "label:KEY", "annotation:KEY", "pod", "namespace" */ /* dlopen() name of NVML */
 };
 
 /* Built-in defaults (no rules). Returns NULL and sets errno on allocation failure. */

@@ -10,7 +10,7 @@
 
 struct tapir_health {
 	struct tapir_family *build, *prog, *lost, *evicted, *parse, *ignored, *upgraded;
-	struct tapir_family *records, *unlabelled, *watched, *dropped, *series;
+	struct tapir_family *records, *unlabelled, *watched, *dropped, *series, *kube;
 };
 
 /* Where each BPF stat goes: family index, label value. */
@@ -88,8 +88,13 @@ struct tapir_health *tapir_health__new(struct tapir_registry *r)
 	h->series = tapir_registry__family(r, "tapir_series",
 					   "Series in the exposition, all families together.",
 					   TAPIR_GAUGE, NULL, 0, NULL, 0);
-	if (!h->dropped || !h->series || !h->build || !h->prog || !h->records || !h->lost ||
-	    !h->unlabelled || !h->evicted || !h->parse || !h->ignored || !h->upgraded ||
+	h->kube = tapir_registry__family(r, "tapir_kubelet_fetches_total",
+					 "Fetches of the kubelet's /pods, by result (ok, error); "
+					 "present when kubernetes.kubelet_url is set.",
+					 TAPIR_COUNTER, (const char *const[]){ "result" }, 1, NULL,
+					 0);
+	if (!h->kube || !h->dropped || !h->series || !h->build || !h->prog || !h->records ||
+	    !h->lost || !h->unlabelled || !h->evicted || !h->parse || !h->ignored || !h->upgraded ||
 	    !h->watched) {
 		free(h);
 		errno = EINVAL;
@@ -134,4 +139,10 @@ void tapir_health__update(struct tapir_health *h, const struct tapir_health_inpu
 	set(h->watched, NULL, (double)in->watched_cgroups);
 	set(h->dropped, NULL, (double)in->series_dropped);
 	set(h->series, NULL, (double)in->series);
+	if (in->has_kube) {
+		const char *ok[1] = { "ok" }, *err[1] = { "error" };
+
+		tapir_series__set(tapir_series__get(h->kube, ok), (double)in->kube_ok);
+		tapir_series__set(tapir_series__get(h->kube, err), (double)in->kube_failed);
+	}
 }

@@ -3,6 +3,7 @@
 #ifndef TAPIR_HEALTH_H
 #define TAPIR_HEALTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,8 +20,10 @@ struct tapir_health_input {
 	uint64_t unlabelled;	   /* records whose label set was unknown */
 	uint64_t lifecycle_lost;   /* lifecycle events lost */
 	size_t watched_cgroups;
-	uint64_t series_dropped; /* new series refused by the per-family cap */
-	size_t series;		 /* series in the registry */
+	uint64_t series_dropped;       /* new series refused by the per-family cap */
+	size_t series;		       /* series in the registry */
+	bool has_kube;		       /* a kubelet is configured */
+	uint64_t kube_ok, kube_failed; /* its /pods fetches */
 	const struct tapir_prog_status *progs;
 	size_t n_progs;
 };

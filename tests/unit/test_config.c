@@ -156,6 +156,38 @@ static void test_series_limits(void **state)
 	expect_error("limits:\n  series_grace_s: 90000\n", 2, "series_grace_s must be in");
 }
 
+static void test_kubernetes(void **state)
+{
+	struct tapir_config *cfg;
+
+	cfg = parse_ok("kubernetes:\n"
+		       "  kubelet_url: \"https://127.0.0.1:10250/pods\"\n"
+		       "  token_file: /var/run/secrets/kubernetes.io/serviceaccount/token\n"
+		       "  insecure: true\n"
+		       "  labels:\n"
+		       "    model_id: \"label:baseten.co/model-id\"\n"
+		       "    deployment_id: \"annotation:d\"\n"
+		       "    model_name: pod\n");
+	assert_string_equal(cfg->kubelet_url, "https://127.0.0.1:10250/pods");
+	assert_true(cfg->kube_insecure);
+	assert_int_equal(cfg->kube_refresh_s, 30);
+	assert_string_equal(cfg->kube_labels[TAPIR_L_MODEL_ID], "label:baseten.co/model-id");
+	assert_string_equal(cfg->kube_labels[TAPIR_L_MODEL_NAME], "pod");
+	assert_null(cfg->kube_labels[TAPIR_L_ENVIRONMENT]);
+	tapir_config__free(cfg);
+	cfg = parse_ok("listen: \"a:1\"\n");
+	assert_null(cfg->kubelet_url);
+	tapir_config__free(cfg);
+	expect_error("kubernetes:\n  insecure: true\n", 2, "kubernetes needs kubelet_url");
+	expect_error("kubernetes:\n  kubelet_url: ftp://x\n", 2, "http:// or https://");
+	expect_error("kubernetes:\n  kubelet_url: http://x\n  insecure: maybe\n", 3,
+		     "insecure must be true or false");
+	expect_error("kubernetes:\n  kubelet_url: http://x\n  labels:\n    model_id: \"lbl:x\"\n",
+		     4, "must be \"label:KEY\"");
+	expect_error("kubernetes:\n  kubelet_url: http://x\n  refresh_s: 0\n", 3,
+		     "refresh_s must be in 1..3600");
+}
+
 static void test_free_null(void **state)
 {
 	tapir_config__free(NULL);
@@ -499,7 +531,7 @@ static void test_error_unknown_keys(void **state)
 {
 	expect_error("listen: \"0.0.0.0:9464\"\nlisen: x\n", 2,
 		     "unknown key \"lisen\" at the top level (expected one of listen, deployments, "
-		     "buckets, limits, readiness, gpu)");
+		     "buckets, limits, readiness, gpu, kubernetes)");
 	expect_error("deployments:\n"
 		     "  - cgroup: /x\n"
 		     "    labels:\n"
@@ -1003,6 +1035,7 @@ int main(void)
 		cmocka_unit_test(test_free_null),
 		cmocka_unit_test(test_env_labels),
 		cmocka_unit_test(test_series_limits),
+		cmocka_unit_test(test_kubernetes),
 		cmocka_unit_test(test_example),
 		cmocka_unit_test(test_empty_configs),
 		cmocka_unit_test(test_missing_keys_default),
