@@ -52,7 +52,7 @@ struct tapir_config {
 	bool kube_insecure;    /* skip TLS verification (kubelet serving certs are self-signed) */
 	uint32_t kube_refresh_s;
 	char *kube_labels[TAPIR_L_COUNT];
-		/* "label:KEY", "annotation:KEY", "pod", "namespace" */ /* dlopen() name of NVML */
+	/* "label:KEY", "annotation:KEY", "pod", "namespace" */ /* dlopen() name of NVML */
 };
 
 /* Built-in defaults (no rules). Returns NULL and sets errno on allocation failure. */

@@ -359,6 +359,7 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const cha
 	d->replicas = tapir_replicas__new(d->reg, cfg, d->cgroups);
 	if (!d->replicas)
 		goto fail;
+	tapir_replicas__set_kube(d->replicas, d->kube);
 	/* Every family exists now: bound them all (overflow is counted and exported). */
 	tapir_registry__set_max_series(d->reg, cfg->max_series);
 	tapir_replicas__sync(d->replicas, now_ms());

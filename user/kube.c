@@ -187,3 +187,18 @@ int tapir_kube__labels(struct tapir_kube *k, const char *uid, char vals[][TAPIR_
 	pthread_mutex_unlock(&k->lock);
 	return found;
 }
+
+int tapir_kube__pod_name(struct tapir_kube *k, const char *uid, char *buf, size_t len)
+{
+	const struct tapir_kube_pod *p;
+	int found = 0;
+
+	pthread_mutex_lock(&k->lock);
+	p = tapir_kube_pods__by_uid(&k->pods, uid);
+	if (p && p->name) {
+		snprintf(buf, len, "%s", p->name);
+		found = 1;
+	}
+	pthread_mutex_unlock(&k->lock);
+	return found;
+}

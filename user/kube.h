@@ -4,6 +4,7 @@
 #define TAPIR_KUBE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -28,5 +29,8 @@ void tapir_kube__counts(struct tapir_kube *k, uint64_t *ok, uint64_t *failed);
  */
 int tapir_kube__labels(struct tapir_kube *k, const char *uid, char vals[][TAPIR_KUBE_VALUE_MAX],
 		       bool *set);
+
+/* The name of pod @uid into @buf; 1 when known, 0 when not (yet). */
+int tapir_kube__pod_name(struct tapir_kube *k, const char *uid, char *buf, size_t len);
 
 #endif

@@ -11,6 +11,7 @@
 #include <bpf/bpf.h>
 
 #include "identity.h"
+#include "kube.h"
 #include "log.h"
 #include "replicas.h"
 #include "resources.h"
@@ -43,6 +44,8 @@ struct replica {
 	bool served;	 /* answered a request: with no rules, only these are shown */
 	bool sandbox;	 /* a pod's pause container: not a replica */
 	bool checked;	 /* sandbox decided (it needs a process in the cgroup) */
+	bool pod_named;	 /* named after its pod (or no pod to wait for) */
+	char pod_uid[40];
 	unsigned int listening;
 	struct tapir_series *cpu, *mem;
 	struct tapir_series *exits[4]; /* by reason, created on the first such exit */
@@ -51,6 +54,7 @@ struct replica {
 struct tapir_replicas {
 	const struct tapir_config *cfg;
 	struct tapir_cgroups *cg;
+	struct tapir_kube *kube;
 	struct tapir_family *cpu, *mem, *restarts, *exits, *active, *starting, *readiness;
 	struct tapir_family *gpu_mem, *gpu_util;
 	struct replica *r;
@@ -233,7 +237,7 @@ static struct replica *add(struct tapir_replicas *rs, const struct tapir_watched
 			   uint64_t now_ms)
 {
 	const char *slash = strrchr(w->rel, '/');
-	struct tapir_identity ident;
+	struct tapir_identity ident = { 0 };
 	char dir[4608];
 	struct replica *r;
 	size_t i;
@@ -257,9 +261,15 @@ static struct replica *add(struct tapir_replicas *rs, const struct tapir_watched
 	r->labels_id = w->labels_id;
 	/* The replica label: a container's short id or a plain service's unit name where the
 	 * path says so (systemd, containerd, CRI-O, Docker layouts), else the directory name. */
+	/* A pod-level replica (its containers below it) is named after its pod once the kubelet
+	 * tells the name; a container-level one keeps its container id, which stays unique
+	 * when a pod has several containers. */
+	if (tapir_identity_parse(w->rel, &ident) == 0 && ident.is_pod)
+		snprintf(r->pod_uid, sizeof(r->pod_uid), "%s", ident.pod_uid);
+	r->pod_named = !r->pod_uid[0];
 	if (!strcmp(w->rel, "/"))
 		snprintf(r->name, sizeof(r->name), "host");
-	else if (tapir_identity_parse(w->rel, &ident) == 0 && ident.name[0])
+	else if (ident.name[0])
 		snprintf(r->name, sizeof(r->name), "%s", ident.name);
 	else
 		snprintf(r->name, sizeof(r->name), "%s", slash && slash[1] ? slash + 1 : w->rel);
@@ -285,8 +295,14 @@ static struct replica *add(struct tapir_replicas *rs, const struct tapir_watched
 	return r;
 }
 
+void tapir_replicas__set_kube(struct tapir_replicas *rs, struct tapir_kube *kube)
+{
+	rs->kube = kube;
+}
+
 void tapir_replicas__sync(struct tapir_replicas *rs, uint64_t now_ms)
 {
+	char name[sizeof(((struct replica *)0)->name)];
 	const struct tapir_watched *w;
 	struct replica *r;
 	size_t n, i, j;
@@ -307,6 +323,15 @@ void tapir_replicas__sync(struct tapir_replicas *rs, uint64_t now_ms)
 			/* Relabelled (from its environment): its series start again. */
 			drop_series(rs, r);
 			r->labels_id = w[i].labels_id;
+		}
+		/* A replica of a pod is named after the pod once the kubelet told its name. */
+		if (!r->pod_named && rs->kube &&
+		    tapir_kube__pod_name(rs->kube, r->pod_uid, name, sizeof(name))) {
+			r->pod_named = true;
+			if (strcmp(name, r->name)) {
+				drop_series(rs, r);
+				snprintf(r->name, sizeof(r->name), "%s", name);
+			}
 		}
 	}
 	for (i = j = 0; i < rs->n; i++) {

@@ -56,7 +56,7 @@ def test_pod_labels_and_annotations_label_requests(cgroot, certs, tmp_path):  # 
     cfg = tmp_path / "k.yaml"
     cfg.write_text(f'listen: "127.0.0.1:{mport}"\n'
                    "deployments:\n"
-                   f'  - cgroup: "{rel}/kl/kubepods.slice/*/*/*"\n'
+                   f'  - cgroup: "{rel}/kl/kubepods.slice/*/*"\n'
                    '    labels: {environment: "production", model_name: "from-rule"}\n'
                    f'  - cgroup: "{rel}/kl/plain/*"\n'
                    '    labels: {model_name: "plain-web"}\n'
@@ -112,6 +112,15 @@ def test_pod_labels_and_annotations_label_requests(cgroot, certs, tmp_path):  # 
         assert mine[0]["deployment_id"] == "dep-42"
         assert mine[0]["rollout_phase"] == 'say "hi"\nback\\slash'
         assert mine[0]["environment"] == "production"  # static, where the pod says nothing
+        # The rule matches pods: the pod is the replica, named after the pod.
+        deadline = time.monotonic() + 10
+        while 'replica="vllm-llama-7b-6d9f-x2k"' not in text and time.monotonic() < deadline:
+            time.sleep(0.3)
+            text = metrics_text(mport)
+        cpu = [s for f in text_string_to_metric_families(text)
+               if f.name == "baseten_container_cpu_usage_seconds" for s in f.samples
+               if s.labels["replica"] == "vllm-llama-7b-6d9f-x2k"]
+        assert cpu and cpu[0].labels["model_id"] == "m-llama", text
         assert kubelet.seen and all(a == f"Bearer {TOKEN}" for a in kubelet.seen)
         r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                            text=True)
