@@ -202,3 +202,16 @@ int tapir_kube__pod_name(struct tapir_kube *k, const char *uid, char *buf, size_
 	pthread_mutex_unlock(&k->lock);
 	return found;
 }
+
+int tapir_kube__pod_ready(struct tapir_kube *k, const char *uid)
+{
+	const struct tapir_kube_pod *p;
+	int ready = -1;
+
+	pthread_mutex_lock(&k->lock);
+	p = tapir_kube_pods__by_uid(&k->pods, uid);
+	if (p)
+		ready = p->ready;
+	pthread_mutex_unlock(&k->lock);
+	return ready;
+}

@@ -30,6 +30,9 @@ void tapir_kube__counts(struct tapir_kube *k, uint64_t *ok, uint64_t *failed);
 int tapir_kube__labels(struct tapir_kube *k, const char *uid, char vals[][TAPIR_KUBE_VALUE_MAX],
 		       bool *set);
 
+/* The Ready condition of pod @uid: 1 true, 0 false, -1 unknown or pod not known. */
+int tapir_kube__pod_ready(struct tapir_kube *k, const char *uid);
+
 /* The name of pod @uid into @buf; 1 when known, 0 when not (yet). */
 int tapir_kube__pod_name(struct tapir_kube *k, const char *uid, char *buf, size_t len);
 

@@ -662,6 +662,7 @@ void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct
 	const char *v[6];
 	struct replica *r;
 	bool ready;
+	int kready;
 
 	if (!sum)
 		return;
@@ -689,6 +690,11 @@ void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct
 		shown[r->labels_id] = true;
 		refresh_usage(rs, r);
 		ready = r->listening && (r->probe_ok >= 0 ? r->probe_ok == 1 : r->request_ok == 1);
+		/* The kubelet's Ready condition, where it has one for this pod, wins. */
+		kready = rs->kube && r->pod_uid[0] ? tapir_kube__pod_ready(rs->kube, r->pod_uid)
+						   : -1;
+		if (kready >= 0)
+			ready = kready;
 		if (ready)
 			r->ever_ready = true;
 		last = r->last_signal_ms > r->appeared_ms ? r->last_signal_ms : r->appeared_ms;

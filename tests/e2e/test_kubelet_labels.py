@@ -19,14 +19,14 @@ UID = "7d2f0c1e-4b5a-4c3d-9e8f-0a1b2c3d4e5f"
 CID = "ab" * 32
 
 
-def pod_list(uid=UID):
+def pod_list(uid=UID, ready="True"):
     return json.dumps({"kind": "PodList", "apiVersion": "v1", "items": [{
         "metadata": {"name": "vllm-llama-7b-6d9f-x2k", "namespace": "org-1", "uid": uid,
                      "labels": {"baseten.co/model-id": "m-llama", "app": "vllm"},
                      "annotations": {"baseten.co/deployment-id": "dep-42",
                                      "baseten.co/note": 'say "hi"\nback\\slash'}},
         "status": {"phase": "Running",
-                   "conditions": [{"type": "Ready", "status": "True"}],
+                   "conditions": [{"type": "Ready", "status": ready}],
                    "containerStatuses": [{"name": "model", "ready": True,
                                           "containerID": f"containerd://{CID}"}]}}]}).encode()
 
@@ -125,6 +125,23 @@ def test_pod_labels_and_annotations_label_requests(cgroot, certs, tmp_path):  # 
         r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                            text=True)
         assert r.returncode == 0 and r.stdout + r.stderr == "", r.stdout + r.stderr
+
+        # Readiness: the pod listens and answered 2xx, so ready; then the kubelet says the pod
+        # is not Ready, and the kubelet wins.
+        def readiness(cond):
+            fams = {f.name: f for f in text_string_to_metric_families(metrics_text(mport))}
+            return sum(s.value for s in fams["baseten_pod_readiness"].samples
+                       if s.labels["model_name"] == "vllm" and s.labels["condition"] == cond)
+
+        deadline = time.monotonic() + 10
+        while readiness("true") != 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert readiness("true") == 1
+        kubelet.body = pod_list(ready="False")
+        deadline = time.monotonic() + 10
+        while readiness("false") != 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (readiness("true"), readiness("false")) == (0, 1)
         # The kubelet turns us away (then goes away): fetches fail and are counted; the other
         # sources still work. (Its handler threads would otherwise keep serving the
         # keep-alive connection the client holds.)
