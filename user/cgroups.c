@@ -288,7 +288,8 @@ static void default_name(const char *rel, char *buf, size_t len)
 		snprintf(buf, len, "%s", slash ? slash + 1 : rel);
 }
 
-static int resolve(struct tapir_cgroups *cg, uint32_t r, const char *rel, uint32_t *pending)
+static int resolve(struct tapir_cgroups *cg, uint32_t r, const char *rel, int pid,
+		   uint32_t *pending)
 {
 	const struct tapir_rule *rule = r == RULE_DEFAULT ? &default_rule : &cg->cfg->rules[r];
 	struct tapir_identity ident;
@@ -296,7 +297,7 @@ static int resolve(struct tapir_cgroups *cg, uint32_t r, const char *rel, uint32
 	char vals[TAPIR_L_COUNT][TAPIR_MAX_ENV_LABEL];
 	const char *v[TAPIR_L_COUNT];
 	char dir[4608];
-	int pid = 0, i;
+	int i;
 
 	*pending = 0;
 	for (i = 0; i < TAPIR_L_COUNT; i++)
@@ -380,7 +381,7 @@ static int add(struct tapir_cgroups *cg, uint64_t id, uint32_t rule, uint64_t re
 		cg->w = nw;
 		cg->cap = cap;
 	}
-	labels_id = resolve(cg, rule, rel, &pending);
+	labels_id = resolve(cg, rule, rel, 0, &pending);
 	if (labels_id < 0)
 		return labels_id;
 	ref(cg, labels_id);
@@ -527,25 +528,13 @@ void tapir_cgroups__set_kube(struct tapir_cgroups *cg, struct tapir_kube *kube)
 	cg->kube = kube;
 }
 
-void tapir_cgroups__relabel_pending(struct tapir_cgroups *cg)
+/* Resolve @w's labels again, reading the environment of @pid (0: the cgroup's first process). */
+static void relabel(struct tapir_cgroups *cg, struct watched *w, int pid)
 {
-	size_t i;
-
-	for (i = 0; i < cg->n; i++)
-		if (cg->w[i].pending)
-			tapir_cgroups__relabel(cg, cg->w[i].id);
-}
-
-void tapir_cgroups__relabel(struct tapir_cgroups *cg, uint64_t id)
-{
-	size_t pos;
-	struct watched *w = find(cg, id, &pos);
 	uint32_t pending;
 	int labels_id;
 
-	if (!w || !w->pending)
-		return;
-	labels_id = resolve(cg, w->rule, w->rel, &pending);
+	labels_id = resolve(cg, w->rule, w->rel, pid, &pending);
 	if (labels_id < 0)
 		return;
 	w->pending = pending; /* what is known now is used; the rest may come later */
@@ -555,4 +544,41 @@ void tapir_cgroups__relabel(struct tapir_cgroups *cg, uint64_t id)
 	ref(cg, labels_id);
 	unref(cg, w->labels_id);
 	w->labels_id = labels_id;
+}
+
+void tapir_cgroups__relabel_pending(struct tapir_cgroups *cg)
+{
+	size_t i;
+
+	for (i = 0; i < cg->n; i++)
+		if (cg->w[i].pending)
+			relabel(cg, &cg->w[i], 0);
+}
+
+void tapir_cgroups__relabel(struct tapir_cgroups *cg, uint64_t id)
+{
+	size_t pos;
+	struct watched *w = find(cg, id, &pos);
+
+	if (w && w->pending)
+		relabel(cg, w, 0);
+}
+
+void tapir_cgroups__exec(struct tapir_cgroups *cg, uint64_t id, int pid)
+{
+	const struct tapir_rule *rule;
+	size_t pos;
+	struct watched *w = find(cg, id, &pos);
+	int i;
+
+	if (!w)
+		return;
+	/* The program a container execs defines its environment: read it again from the
+	 * process that exec'd, not from a process caught between fork and exec. */
+	rule = w->rule == RULE_DEFAULT ? &default_rule : &cg->cfg->rules[w->rule];
+	for (i = 0; i < TAPIR_L_COUNT; i++)
+		if (rule->env[i])
+			break;
+	if (i < TAPIR_L_COUNT || w->pending)
+		relabel(cg, w, pid);
 }

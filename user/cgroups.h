@@ -67,6 +67,8 @@ void tapir_cgroups__set_kube(struct tapir_cgroups *cg, struct tapir_kube *kube);
 void tapir_cgroups__relabel_pending(struct tapir_cgroups *cg);
 /* Resolve again the labels of cgroup @id if they still wait for a process (its first exec). */
 void tapir_cgroups__relabel(struct tapir_cgroups *cg, uint64_t id);
+/* Process @pid of cgroup @id exec'd: labels from the environment are read again from it. */
+void tapir_cgroups__exec(struct tapir_cgroups *cg, uint64_t id, int pid);
 /* The value of @name in /proc/@pid/environ into @buf; 0, -ENOENT or -errno. Exposed for tests. */
 int tapir_proc_env(int pid, const char *name, char *buf, size_t len);
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "strv.h"
 #include "config.h"
 
 const char *const tapir_label_names[TAPIR_L_COUNT] = {
@@ -538,17 +539,6 @@ static int parse_limits(struct parse_ctx *c, const yaml_node_t *node)
 	return 0;
 }
 
-static void free_strv(char **v, size_t n)
-{
-	size_t i;
-
-	if (!v)
-		return;
-	for (i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
 /* Copies of @n strings; NULL on allocation failure, with nothing left allocated. */
 static char **strv_dup(const char *const *src, size_t n)
 {
@@ -560,7 +550,7 @@ static char **strv_dup(const char *const *src, size_t n)
 	for (i = 0; i < n; i++) {
 		v[i] = strdup(src[i]);
 		if (!v[i]) {
-			free_strv(v, n);
+			tapir_strv_free(v, n);
 			return NULL;
 		}
 	}
@@ -637,7 +627,7 @@ static int parse_probe_paths(struct parse_ctx *c, const yaml_node_t *node, char 
 		}
 	}
 	if (err) {
-		free_strv(v, count);
+		tapir_strv_free(v, count);
 		return err;
 	}
 	*out = v;
@@ -663,7 +653,7 @@ static int parse_readiness(struct parse_ctx *c, const yaml_node_t *node)
 		err = parse_probe_paths(c, vals[0], &paths, &n);
 		if (err)
 			return err;
-		free_strv(cfg->probe_paths, cfg->n_probe_paths);
+		tapir_strv_free(cfg->probe_paths, cfg->n_probe_paths);
 		cfg->probe_paths = paths;
 		cfg->n_probe_paths = n;
 	}
@@ -1208,7 +1198,7 @@ void tapir_config__free(struct tapir_config *cfg)
 	free(cfg->listen);
 	free(cfg->latency_buckets);
 	free(cfg->size_buckets);
-	free_strv(cfg->probe_paths, cfg->n_probe_paths);
+	tapir_strv_free(cfg->probe_paths, cfg->n_probe_paths);
 	free(cfg->nvml_library);
 	free(cfg);
 }

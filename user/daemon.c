@@ -132,7 +132,7 @@ static int on_record(void *ctx, void *data, size_t size)
 			tapir_replicas__sync(d->replicas, now_ms());
 		} else {
 			if (e->what == TAPIR_LC_EXEC)
-				tapir_cgroups__relabel(d->cgroups, e->cgroup_id);
+				tapir_cgroups__exec(d->cgroups, e->cgroup_id, e->tgid);
 			tapir_replicas__lifecycle(d->replicas, e, now_ms());
 		}
 		tapir_registry__unlock(d->reg);

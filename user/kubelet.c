@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 
+#include "strv.h"
 #include "buf.h"
 #include "kubelet.h"
 #include "log.h"
@@ -55,17 +56,6 @@ static void container_clear(struct tapir_kube_container *c)
 	free(c->container_id);
 }
 
-static void strings_free(char **v, size_t n)
-{
-	size_t i;
-
-	if (!v)
-		return;
-	for (i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
 static void pod_clear(struct tapir_kube_pod *p)
 {
 	size_t i;
@@ -74,10 +64,10 @@ static void pod_clear(struct tapir_kube_pod *p)
 	free(p->name);
 	free(p->namespace_);
 	free(p->phase);
-	strings_free(p->label_keys, p->n_labels);
-	strings_free(p->label_values, p->n_labels);
-	strings_free(p->annotation_keys, p->n_annotations);
-	strings_free(p->annotation_values, p->n_annotations);
+	tapir_strv_free(p->label_keys, p->n_labels);
+	tapir_strv_free(p->label_values, p->n_labels);
+	tapir_strv_free(p->annotation_keys, p->n_annotations);
+	tapir_strv_free(p->annotation_values, p->n_annotations);
 	for (i = 0; p->containers && i < p->n_containers; i++)
 		container_clear(&p->containers[i]);
 	free(p->containers);

@@ -60,6 +60,19 @@ def spawn_tapir(tmp_path, cfg, *args, pin_dir="none"):
                             stdout=log, stderr=subprocess.STDOUT)
 
 
+def rmdir_retry(path, tries=100):
+    """rmdir a cgroup whose last task may still be leaving it (EBUSY for a moment)."""
+    for _ in range(tries):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)
+    os.rmdir(path)
+
+
 def metrics_text(port):
     """GET /metrics of the daemon on @port ("" when it does not answer)."""
     try:

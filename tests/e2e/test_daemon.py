@@ -13,8 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from client import RawConn, get
-from conftest import (PY, SERVERS, TAPIR, Daemon, free_port, metrics_text, spawn_tapir,
-                      wait_port)
+from conftest import (PY, SERVERS, TAPIR, Daemon, free_port, metrics_text, rmdir_retry,
+                      spawn_tapir, wait_port)
 
 REQ = "baseten_inference_requests_total"
 
@@ -374,12 +374,7 @@ def test_churn_1000_containers_series_and_memory_return_to_baseline(cgroot, tmp_
             conn.close()
             with open(os.path.join(park, "cgroup.procs"), "w") as f:
                 f.write(str(srv.pid))
-            for attempt in range(100):  # a just-finished request thread may linger briefly
-                try:
-                    os.rmdir(cg)
-                    break
-                except OSError:
-                    time.sleep(0.01)
+            rmdir_retry(cg)  # a just-finished request thread may linger briefly
             watched(0)
 
     def settled_series(want_at_most, timeout=30):

@@ -11,7 +11,7 @@ import time
 from prometheus_client.parser import text_string_to_metric_families
 
 from client import RawConn, get
-from conftest import PY, TAPIR, free_port, metrics_text, spawn_tapir, wait_port
+from conftest import PY, TAPIR, free_port, metrics_text, rmdir_retry, spawn_tapir, wait_port
 
 
 def uid(i):
@@ -111,14 +111,7 @@ def test_kubelet_trees_resolve_pods_containers_and_ignore_the_sandbox(cgroot, tm
         daemon.wait(10)
         for d in sorted(dirs + [f"{root}/{pod}" for _, pod, *_ in layouts()], key=len,
                         reverse=True):
-            for _ in range(50):
-                try:
-                    os.rmdir(d)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            rmdir_retry(d)
         for dirpath, dirnames, _ in os.walk(root, topdown=False):
             for d in dirnames:
                 os.rmdir(os.path.join(dirpath, d))

@@ -12,7 +12,7 @@ import time
 from prometheus_client.parser import text_string_to_metric_families
 
 from client import RawConn, get
-from conftest import PY, free_port, metrics_text, spawn_tapir, wait_port
+from conftest import PY, free_port, metrics_text, rmdir_retry, spawn_tapir, wait_port
 from test_kubelet_client import TOKEN, Kubelet, certs  # noqa: F401 (certs is a fixture)
 
 UID = "7d2f0c1e-4b5a-4c3d-9e8f-0a1b2c3d4e5f"
@@ -175,11 +175,4 @@ def test_pod_labels_and_annotations_label_requests(cgroot, certs, tmp_path):  # 
         for d in (container, f"{mount}{pod}", f"{mount}{rel}/kl/kubepods.slice/kubepods-burstable.slice",
                   f"{mount}{rel}/kl/kubepods.slice", other, f"{mount}{rel}/kl/plain",
                   f"{mount}{rel}/kl"):
-            for _ in range(50):
-                try:
-                    os.rmdir(d)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            rmdir_retry(d)
