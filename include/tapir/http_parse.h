@@ -574,6 +574,61 @@ TAPIR_INLINE int tapir_http_fast_state(__u8 st)
 	       st == TP_TRAILER_SKIP;
 }
 
+/* "TTP/1.1 " and "TTP/1.0 ": a status line after its first byte, little-endian. */
+#define TP_W_TTP11 0x20312e312f505454ULL
+#define TP_W_TTP10 0x20302e312f505454ULL
+
+/*
+ * A status line from its second byte (the first one went through tapir_http_feed(), which
+ * reported the message start): "TTP/1.x NNN" and the byte after the code in one go.
+ */
+TAPIR_INLINE __u32 tapir_http_fast_status(struct tapir_http_parser *p, __u64 x0, __u64 x1)
+{
+	__u8 d1 = x1 & 0xff, d2 = (x1 >> 8) & 0xff, d3 = (x1 >> 16) & 0xff,
+	     after = (x1 >> 24) & 0xff;
+
+	if ((x0 != TP_W_TTP11 && x0 != TP_W_TTP10) || d1 < '1' || d1 > '9' || d2 < '0' ||
+	    d2 > '9' || d3 < '0' || d3 > '9' || (after != ' ' && after != '\r') ||
+	    p->hdr_bytes + 12 > TP_MAX_START_LINE)
+		return 0;
+	if (x0 == TP_W_TTP10)
+		p->flags |= TP_F_HTTP10;
+	p->status = (d1 - '0') * 100 + (d2 - '0') * 10 + (d3 - '0');
+	p->pos = 13;
+	p->hdr_bytes += 12;
+	return 12;
+}
+
+/*
+ * The end of a request line ("...HTTP/1.1\r\n") when the CR is among the next 8 bytes and the
+ * LF right after it: the bytes before the CR join the rolling tail, then the tail is checked as the LF
+ * handler would. Anything unusual (a bad tail, a lone CR or LF) goes byte by byte.
+ */
+TAPIR_INLINE __u32 tapir_http_fast_line_end(struct tapir_http_parser *p, __u64 x0, __u64 x1)
+{
+	__u32 cr = tapir_byte_index(x0, '\r'), lf = tapir_byte_index(x0, '\n');
+	__u64 t = p->remaining;
+
+	if (cr == 7 && lf == 8 && (x1 & 0xff) == '\n')
+		lf = 8; /* the LF opens the next word */
+	else if (cr > 6 || lf != cr + 1)
+		return 0;
+	if (p->hdr_bytes + lf + 1 > TP_MAX_START_LINE)
+		return 0;
+	if (cr)
+		t = (t << (8 * cr)) | (tapir_bswap64(x0) >> (8 * (8 - cr)));
+	if ((t >> 8) != TP_VERSION_PREFIX)
+		return 0;
+	if ((t & 0xff) == '0')
+		p->flags |= TP_F_HTTP10;
+	p->flags |= TP_F_LINE_OK;
+	p->remaining = 0;
+	p->state = TP_HDR_START;
+	p->pos = 0;
+	p->hdr_bytes += lf + 1;
+	return lf + 1;
+}
+
 /**
  * tapir_http_fast - consume up to 16 bytes at once where byte-level parsing would learn nothing
  * @x0: the next 8 bytes, loaded little-endian; @x1: the 8 after them
@@ -630,6 +685,8 @@ TAPIR_INLINE __u32 tapir_http_fast(struct tapir_http_parser *p, __u64 x0, __u64 
 	case TP_START:
 		if (p->kind == TP_KIND_RESPONSE) {
 			/* The reason phrase: nothing to learn until the end of the line. */
+			if (p->pos == 1)
+				return tapir_http_fast_status(p, x0, x1);
 			if (p->pos < 13)
 				return 0;
 			k = tapir_byte_index(x0, '\n');
@@ -639,9 +696,10 @@ TAPIR_INLINE __u32 tapir_http_fast(struct tapir_http_parser *p, __u64 x0, __u64 
 			return k;
 		}
 		/* The request target: only the rolling tail of the line matters. */
-		if (p->method == TP_M_UNKNOWN || tapir_has_byte(x0, '\n') ||
-		    tapir_has_byte(x0, '\r') || p->hdr_bytes + 8 > TP_MAX_START_LINE)
+		if (p->method == TP_M_UNKNOWN || p->hdr_bytes + 8 > TP_MAX_START_LINE)
 			return 0;
+		if (tapir_has_byte(x0, '\n') || tapir_has_byte(x0, '\r'))
+			return tapir_http_fast_line_end(p, x0, x1);
 		p->remaining = tapir_bswap64(x0);
 		p->hdr_bytes += 8;
 		return 8;
