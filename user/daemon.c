@@ -95,7 +95,8 @@ static void account(struct tapir_daemon *d, const struct tapir_http_event *e)
 	}
 	tapir_http_metrics__record(d->http, e, labels);
 	mark_seen(d, w ? w->labels_id : e->labels_id);
-	tapir_replicas__request(d->replicas, e, now_ms());
+	if (w) /* the cgroup is looked up once per record: here */
+		tapir_replicas__request(d->replicas, w->replica_id, e, now_ms());
 }
 
 /* A label set whose cgroups are all gone, past the grace period: its series go. */

@@ -96,11 +96,6 @@ static uint16_t status_code(const struct tapir_http_event *e)
 	return e->status;
 }
 
-void tapir_http_status_label(const struct tapir_http_event *e, char *buf, size_t len)
-{
-	snprintf(buf, len, "%u", status_code(e));
-}
-
 static struct slot *probe(struct slot *slots, size_t n, uint64_t key)
 {
 	size_t i = (key * 0x9e3779b97f4a7c15ULL) >> 32;

@@ -16,10 +16,6 @@ struct tapir_http_metrics *tapir_http_metrics__new(struct tapir_registry *r,
 						   const struct tapir_config *cfg);
 void tapir_http_metrics__free(struct tapir_http_metrics *m);
 
-/* The status_code label of a record: the status line's code, or 499 (client went away),
- * 502 (server closed or died without answering). Writes at most 8 bytes. */
-void tapir_http_status_label(const struct tapir_http_event *e, char *buf, size_t len);
-
 /* Account one request. @labels: TAPIR_L_COUNT values. Caller holds the registry lock. */
 void tapir_http_metrics__record(struct tapir_http_metrics *m, const struct tapir_http_event *e,
 				const char *const *labels);

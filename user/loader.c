@@ -392,11 +392,6 @@ int tapir_loader__stats_fd(const struct tapir_loader *l)
 	return bpf_map__fd(l->http->maps.stats);
 }
 
-bool tapir_loader__has_lifecycle(const struct tapir_loader *l)
-{
-	return l->lc != NULL;
-}
-
 int tapir_loader__listeners_fd(const struct tapir_loader *l)
 {
 	return l->lc ? bpf_map__fd(l->lc->maps.listeners) : -1;

@@ -45,7 +45,6 @@ int tapir_loader__conns_fd(const struct tapir_loader *l);
 int tapir_loader__stats_fd(const struct tapir_loader *l);
 /* Lost lifecycle events (their ring was full); 0 when the feature is off. */
 unsigned long long tapir_loader__lifecycle_lost(const struct tapir_loader *l);
-bool tapir_loader__has_lifecycle(const struct tapir_loader *l);
 /* The listeners map (socket inode -> cgroup id), -1 without the lifecycle feature. */
 int tapir_loader__listeners_fd(const struct tapir_loader *l);
 size_t tapir_loader__programs(const struct tapir_loader *l, const struct tapir_prog_status **out);

@@ -411,10 +411,10 @@ static bool is_probe(const struct tapir_config *cfg, const __u8 *line)
 	return false;
 }
 
-void tapir_replicas__request(struct tapir_replicas *rs, const struct tapir_http_event *e,
-			     uint64_t now_ms)
+void tapir_replicas__request(struct tapir_replicas *rs, uint64_t replica_id,
+			     const struct tapir_http_event *e, uint64_t now_ms)
 {
-	struct replica *r = of_cgroup(rs, e->cgroup_id);
+	struct replica *r = find(rs, replica_id);
 	int ok = e->outcome == TAPIR_OUT_COMPLETE && e->status >= 200 && e->status < 300;
 
 	if (!r)

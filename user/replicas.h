@@ -26,9 +26,9 @@ void tapir_replicas__sync(struct tapir_replicas *rs, uint64_t now_ms);
 /* A process, cgroup or listening-socket event. Caller holds the registry lock. */
 void tapir_replicas__lifecycle(struct tapir_replicas *rs, const struct tapir_lifecycle_event *e,
 			       uint64_t now_ms);
-/* A completed request (readiness signal). Caller holds the registry lock. */
-void tapir_replicas__request(struct tapir_replicas *rs, const struct tapir_http_event *e,
-			     uint64_t now_ms);
+/* A completed request of replica @replica_id (a readiness signal). Caller holds the lock. */
+void tapir_replicas__request(struct tapir_replicas *rs, uint64_t replica_id,
+			     const struct tapir_http_event *e, uint64_t now_ms);
 /* Seed listening sockets that predate the daemon into @listeners_fd (socket inode -> cgroup). */
 void tapir_replicas__seed_listeners(struct tapir_replicas *rs, int listeners_fd);
 /* Scrape time: CPU, memory, GPUs, readiness and replica gauges. Caller holds the lock. */

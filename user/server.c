@@ -18,7 +18,6 @@ struct tapir_server {
 	struct MHD_Daemon *mhd;
 	tapir_render_fn render;
 	void *ctx;
-	int port;
 };
 
 static const char landing[] = "<!DOCTYPE html><html><head><title>tapir</title></head><body>"
@@ -112,7 +111,6 @@ struct tapir_server *tapir_server__new(const char *listen, tapir_render_fn rende
 {
 	struct sockaddr_storage ss;
 	struct tapir_server *s;
-	const union MHD_DaemonInfo *info;
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 	socklen_t len;
 	int err;
@@ -138,8 +136,6 @@ struct tapir_server *tapir_server__new(const char *listen, tapir_render_fn rende
 		errno = EADDRINUSE;
 		return NULL;
 	}
-	info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	s->port = info ? info->port : 0;
 	return s;
 }
 
@@ -149,9 +145,4 @@ void tapir_server__free(struct tapir_server *s)
 		return;
 	MHD_stop_daemon(s->mhd);
 	free(s);
-}
-
-int tapir_server__port(const struct tapir_server *s)
-{
-	return s->port;
 }

@@ -13,7 +13,5 @@ typedef int (*tapir_render_fn)(void *ctx, struct tapir_buf *out);
 /* Listen on "HOST:PORT" ("[v6]:PORT" for IPv6). NULL with errno set on failure. */
 struct tapir_server *tapir_server__new(const char *listen, tapir_render_fn render, void *ctx);
 void tapir_server__free(struct tapir_server *s);
-/* The port actually bound (useful with port 0). */
-int tapir_server__port(const struct tapir_server *s);
 
 #endif
