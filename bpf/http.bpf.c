@@ -10,8 +10,22 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/*
+ * Two variants of this file are built (see the loader): the default one walks a syscall's bytes
+ * with bpf_loop (5.17+) and verifies its parser steps once as global functions; the compat
+ * variant (http_compat.bpf.c, TAPIR_COMPAT) runs for kernels without bpf_loop or without global
+ * functions that take pointers (5.12+): a bounded loop of COMPAT_STEPS steps per program run,
+ * continued by tail calls. Both share every line of parsing and connection logic.
+ */
+#ifdef TAPIR_COMPAT
+#define TAPIR_SUBPROG static __always_inline
+#define COMPAT_STEPS  32 /* parser steps per run of walk_more; up to 33 runs per syscall */
+#else
+#define TAPIR_SUBPROG __noinline
+#endif
+
 /* Knobs the loader sets before load. */
-const volatile __u32 loop_max = 65536;	     /* parser steps per syscall segment */
+const volatile __u32 loop_max = 65536;	     /* parser steps per syscall */
 const volatile __u64 wakeup_bytes = 1 << 20; /* wake the reader once this much is queued */
 const volatile __u32 self_tgid = 0;	     /* the daemon: never traced (its own /metrics) */
 
@@ -36,8 +50,33 @@ struct tapir_io {
 	__u8 __pad[4];
 };
 
-struct tapir_scratch {
+/*
+ * A syscall's bytes being walked through a connection's parser, segment by segment (one
+ * buffer, or one iovec each). Lives in a per-CPU map, not on the stack: it is big, and in the
+ * compat variant it carries the walk from one tail call to the next.
+ */
+struct tapir_walk {
+	struct tapir_conn_key key;
+	struct tapir_conn_pos pos; /* of the current segment */
+	__u64 buf;		   /* user buffer, or iovec array */
+	__u64 left;		   /* bytes of the syscall not yet in a segment */
+	__u64 seg_ubuf;		   /* user address of the segment; 0 when unreadable */
+	__u64 seg_len;
+	__u64 off;  /* offset in the segment */
+	__u64 woff; /* segment offset of win[0] */
+	__u32 wlen; /* valid bytes in win */
+	__u32 iov_i;
+	__u32 iovcnt;
+	__u8 kind;   /* IO_* */
+	__u8 dir;    /* DIR_* */
+	__u8 in_seg; /* a segment is being walked */
+	__u8 done;   /* every byte walked, or the connection left HTTP/1.x */
 	__u8 win[TAPIR_WIN];
+};
+
+struct tapir_scratch {
+	struct tapir_walk w;
+	struct tapir_conn tmpl; /* a new connection, built here rather than on the stack */
 };
 
 struct {
@@ -80,12 +119,29 @@ struct {
 	__type(value, struct tapir_scratch);
 } scratch SEC(".maps");
 
+#ifdef TAPIR_COMPAT
+/* The walk continues in walk_more: slot 0, filled by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} walkers SEC(".maps");
+#endif
+
 static __always_inline void stat_inc(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
 
 	if (v)
 		*v += 1;
+}
+
+static __always_inline struct tapir_scratch *get_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&scratch, &zero);
 }
 
 static __always_inline struct tapir_cgroup_info *current_watched(void)
@@ -95,127 +151,78 @@ static __always_inline struct tapir_cgroup_info *current_watched(void)
 	return bpf_map_lookup_elem(&watched_cgroups, &id);
 }
 
-static __always_inline void inflight_add(struct tapir_conn *c, __s64 delta)
+/* Hooks of the connection driver (include/tapir/conn.h). Map keys are copied to the stack
+ * first: some kernels (6.1) refuse a key that points into a function's pointer argument. */
+static __always_inline void tapir_conn_stat(void *env, __u32 idx)
 {
-	struct tapir_cgroup_info *cg = bpf_map_lookup_elem(&watched_cgroups, &c->cgroup_id);
-
-	if (cg)
-		__sync_fetch_and_add(&cg->inflight, delta);
+	stat_inc(idx);
 }
 
-static __always_inline void websockets_add(struct tapir_conn *c, __s64 delta)
+static __always_inline void cgroup_gauges_add(struct tapir_conn *c, __s64 inflight,
+					      __s64 websockets)
 {
-	struct tapir_cgroup_info *cg = bpf_map_lookup_elem(&watched_cgroups, &c->cgroup_id);
+	__u64 id = c->cgroup_id;
+	struct tapir_cgroup_info *cg = bpf_map_lookup_elem(&watched_cgroups, &id);
 
-	if (cg)
-		__sync_fetch_and_add(&cg->websockets, delta);
+	if (!cg)
+		return;
+	if (inflight)
+		__sync_fetch_and_add(&cg->inflight, inflight);
+	if (websockets)
+		__sync_fetch_and_add(&cg->websockets, websockets);
 }
 
-/* Emit the record of the oldest pending request and pop it. */
-static __always_inline void finish(struct tapir_conn *c, __u8 outcome, __u16 status, __u64 now)
+static __always_inline void tapir_conn_inflight(void *env, struct tapir_conn *c, __s64 delta)
 {
-	__u32 h = c->head & (TAPIR_MAX_PENDING - 1);
+	cgroup_gauges_add(c, delta, 0);
+}
+
+static __always_inline void tapir_conn_websockets(void *env, struct tapir_conn *c, __s64 delta)
+{
+	cgroup_gauges_add(c, 0, delta);
+}
+
+static __always_inline void tapir_conn_record(void *env, struct tapir_conn *c, __u32 slot,
+					      __u8 outcome, __u16 status, __u64 now)
+{
+	__u32 h = slot & (TAPIR_MAX_PENDING - 1);
 	struct tapir_http_event *e;
 	__u64 flags;
 
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (e) {
-		e->type = TAPIR_REC_HTTP;
-		e->labels_id = c->labels_id;
-		e->cgroup_id = c->cgroup_id;
-		e->start_ns = c->start_ns[h];
-		e->first_byte_ns = c->first_byte_ns;
-		e->end_ns = now;
-		e->req_bytes = c->req_bytes[h];
-		e->resp_bytes = c->resp_bytes;
-		e->tgid = bpf_get_current_pid_tgid() >> 32;
-		e->status = status;
-		e->method = c->method[h];
-		e->outcome = outcome;
-		__builtin_memcpy(e->line, c->line[h], TAPIR_LINE_BYTES);
-		/* Batch wake-ups: the reader polls on a short timer anyway, and a wake-up per
-		 * request would cost the traced server a context switch per request. */
-		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes
-				? BPF_RB_FORCE_WAKEUP
-				: BPF_RB_NO_WAKEUP;
-		bpf_ringbuf_submit(e, flags);
-	} else {
+	if (!e) {
 		stat_inc(TAPIR_STAT_RINGBUF_LOST);
-	}
-	inflight_add(c, -1);
-	c->head = (h + 1) & (TAPIR_MAX_PENDING - 1);
-	c->count--;
-	c->first_byte_ns = 0;
-	c->resp_bytes = 0;
-}
-
-/* Give up on a connection: its pending requests are dropped and counted. */
-static __always_inline void abandon(struct tapir_conn *c, __u32 why)
-{
-	stat_inc(why);
-	if (c->count)
-		inflight_add(c, -(__s64)c->count);
-	c->count = 0;
-	c->state = TAPIR_CONN_IGNORED;
-}
-
-/* Account for a connection that is going away: close(), fd reuse, or eviction. */
-static __always_inline void finalize(struct tapir_conn *c, __u64 now)
-{
-	__u8 outcome;
-	int i;
-
-	if (c->state == TAPIR_CONN_UPGRADED) {
-		websockets_add(c, -1);
 		return;
 	}
-	for (i = 0; i < TAPIR_MAX_PENDING; i++) {
-		if (!c->count)
-			break;
-		if (c->resp.state == TP_BODY_CLOSE) {
-			/* A close-delimited body ends here: that is a complete response. */
-			finish(c, TAPIR_OUT_COMPLETE, c->resp.status, now);
-			tapir_http_init(&c->resp, TP_KIND_RESPONSE);
-			continue;
-		}
-		outcome = (c->flags & TAPIR_CF_PEER_GONE) ? TAPIR_OUT_CLIENT_ABORT
-							  : TAPIR_OUT_SERVER_ABORT;
-		finish(c, outcome, c->resp.status, now);
-		tapir_http_init(&c->resp, TP_KIND_RESPONSE);
-	}
+	e->type = TAPIR_REC_HTTP;
+	e->labels_id = c->labels_id;
+	e->cgroup_id = c->cgroup_id;
+	e->start_ns = c->start_ns[h];
+	e->first_byte_ns = c->first_byte_ns;
+	e->end_ns = now;
+	e->req_bytes = c->req_bytes[h];
+	e->resp_bytes = c->resp_bytes;
+	e->tgid = bpf_get_current_pid_tgid() >> 32;
+	e->status = status;
+	e->method = c->method[h];
+	e->outcome = outcome;
+	__builtin_memcpy(e->line, c->line[h], TAPIR_LINE_BYTES);
+	/* Batch wake-ups: the reader polls on a short timer anyway, and a wake-up per request
+	 * would cost the traced server a context switch per request. */
+	flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									      : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
 }
 
-/* What an event handler needs to know besides the connection. */
-struct ev_args {
-	__u64 off;  /* segment offset just past the byte that produced the event */
-	__u64 mark; /* segment offset up to which bytes were attributed */
-	__u64 ts;   /* syscall entry */
-	__u64 now;  /* syscall exit */
-	__u64 ubuf; /* user address of the segment, 0 if unreadable */
-	__u64 len;  /* segment length */
-	__u32 dir;
-	__u32 __pad;
-};
-
-struct walk_ctx {
-	struct tapir_http_parser *p;
-	struct tapir_conn *c;
-	__u8 *win;
-	__u64 ubuf; /* user address of the segment; 0 when its bytes cannot be read */
-	__u64 len;
-	__u64 off;
-	__u64 woff; /* segment offset of win[0] */
-	__u32 wlen; /* valid bytes in win */
-	__s32 stop; /* the connection was dropped or upgraded: stop parsing */
-	struct ev_args a;
-};
+#define TAPIR_CONN_ENV void
+#include "tapir/conn.h"
 
 /*
  * The byte-level parser as a global function: the verifier checks it once, on its own, instead
  * of once per path into the loop callback below, which keeps load time and the 1M-instruction
  * budget in check.
  */
-__noinline int http_feed(struct tapir_http_parser *p, __u32 c)
+TAPIR_SUBPROG int http_feed(struct tapir_http_parser *p, __u32 c)
 {
 	if (!p)
 		return TP_EV_ERROR;
@@ -223,143 +230,110 @@ __noinline int http_feed(struct tapir_http_parser *p, __u32 c)
 }
 
 /* The many-bytes-at-once fast path, likewise checked once. */
-__noinline int http_fast(struct tapir_http_parser *p, __u64 x0, __u64 x1)
+TAPIR_SUBPROG int http_fast(struct tapir_http_parser *p, __u64 x0, __u64 x1)
 {
 	if (!p)
 		return 0;
 	return tapir_http_fast(p, x0, x1);
 }
 
-/* Copy the start of the request line that begins at a->off - 1 (as much as this segment has). */
-static __always_inline void keep_line(__u8 *line, struct ev_args *a)
+/* Copy the start of the request line that begins at pos.off - 1 (as much as the segment has). */
+static __always_inline void keep_line(__u8 *line, struct tapir_walk *w)
 {
-	__u64 n = a->len - (a->off - 1);
+	__u64 at = w->pos.off - 1, n;
 
 	__builtin_memset(line, 0, TAPIR_LINE_BYTES);
-	if (!a->ubuf)
+	if (!w->seg_ubuf || at >= w->seg_len)
 		return;
+	n = w->seg_len - at;
 	if (n > TAPIR_LINE_BYTES)
 		n = TAPIR_LINE_BYTES;
-	bpf_probe_read_user(line, n, (void *)(a->ubuf + a->off - 1));
-}
-
-/* Request-side event; returns 0 to go on, -1 to stop parsing this connection. */
-static __always_inline int on_request(struct tapir_conn *c, int ev, struct ev_args *a)
-{
-	__u32 t;
-
-	if (ev == TP_EV_START) {
-		c->state = TAPIR_CONN_HTTP;
-		if (c->count) {
-			t = (c->head + c->count - 1) & (TAPIR_MAX_PENDING - 1);
-			c->req_bytes[t] += a->off - 1 - a->mark;
-		}
-		a->mark = a->off - 1;
-		if (c->count >= TAPIR_MAX_PENDING) {
-			stat_inc(TAPIR_STAT_PENDING_OVERFLOW);
-			return 0;
-		}
-		t = (c->head + c->count) & (TAPIR_MAX_PENDING - 1);
-		c->start_ns[t] = a->now;
-		c->req_bytes[t] = 0;
-		c->method[t] = TP_M_UNKNOWN;
-		keep_line(c->line[t], a);
-		c->count++;
-		inflight_add(c, 1);
-		return 0;
-	}
-	if (ev == TP_EV_DONE) {
-		c->flags |= TAPIR_CF_SPOKE_HTTP;
-		if (c->count) {
-			t = (c->head + c->count - 1) & (TAPIR_MAX_PENDING - 1);
-			c->req_bytes[t] += a->off - a->mark;
-			c->method[t] = c->req.method;
-		}
-		a->mark = a->off;
-		tapir_http_init(&c->req, TP_KIND_REQUEST);
-		return 0;
-	}
-	/* TP_EV_ERROR: before a first whole request line, this simply is not HTTP/1.x (TLS,
-	 * HTTP/2, another protocol); after it, HTTP we failed to follow. */
-	if ((c->flags & TAPIR_CF_SPOKE_HTTP) || (c->req.flags & TP_F_LINE_OK))
-		abandon(c, TAPIR_STAT_PARSE_REQUEST);
-	else
-		abandon(c, c->req.method == TP_M_PRI ? TAPIR_STAT_IGNORED_HTTP2
-						     : TAPIR_STAT_IGNORED_NOT_HTTP);
-	return -1;
-}
-
-static __always_inline int on_response(struct tapir_conn *c, int ev, struct ev_args *a)
-{
-	__u32 h = c->head & (TAPIR_MAX_PENDING - 1);
-	__u8 upgraded;
-
-	if (ev == TP_EV_START) {
-		a->mark = a->off - 1;
-		if (!c->count) {
-			stat_inc(TAPIR_STAT_STRAY_RESPONSE);
-			return 0;
-		}
-		if (c->method[h] == TP_M_UNKNOWN && c->count == 1)
-			c->method[h] = c->req.method; /* answered before the body was read */
-		if (c->method[h] == TP_M_HEAD)
-			c->resp.flags |= TP_F_NO_BODY;
-		if (!c->first_byte_ns)
-			c->first_byte_ns = a->ts;
-		return 0;
-	}
-	if (ev == TP_EV_INTERIM) {
-		/* 100 Continue and friends: on the wire, but not the answer; TTFB waits for
-		 * the final response. */
-		c->resp_bytes += a->off - a->mark;
-		a->mark = a->off;
-		c->first_byte_ns = 0;
-		if (c->count && c->method[h] == TP_M_HEAD)
-			c->resp.flags |= TP_F_NO_BODY;
-		return 0;
-	}
-	if (ev == TP_EV_DONE) {
-		if (c->count) {
-			c->resp_bytes += a->off - a->mark;
-			upgraded = c->resp.flags & TP_F_UPGRADED;
-			finish(c, upgraded ? TAPIR_OUT_UPGRADED : TAPIR_OUT_COMPLETE,
-			       c->resp.status, a->now);
-			if (upgraded) {
-				stat_inc(TAPIR_STAT_UPGRADED);
-				c->state = TAPIR_CONN_UPGRADED;
-				websockets_add(c, 1);
-				return -1;
-			}
-		}
-		a->mark = a->off;
-		tapir_http_init(&c->resp, TP_KIND_RESPONSE);
-		return 0;
-	}
-	abandon(c, TAPIR_STAT_PARSE_RESPONSE);
-	return -1;
+	bpf_probe_read_user(line, n, (void *)(w->seg_ubuf + at));
 }
 
 /* An event of either parser, as a global function: checked once, not once per loop path. */
-__noinline int handle_event(struct tapir_conn *c, int ev, struct ev_args *a)
+TAPIR_SUBPROG int handle_event(struct tapir_conn *c, int ev, struct tapir_walk *w)
 {
-	if (!c || !a)
-		return -1;
-	return a->dir == DIR_IN ? on_request(c, ev, a) : on_response(c, ev, a);
+	int r;
+
+	if (!c || !w)
+		return TAPIR_STOP;
+	if (w->dir == DIR_OUT)
+		return tapir_conn_response(NULL, c, ev, &w->pos);
+	r = tapir_conn_request(NULL, c, ev, &w->pos);
+	if (r == TAPIR_NEW_REQ) {
+		keep_line(c->line[tapir_conn_newest(c) & (TAPIR_MAX_PENDING - 1)], w);
+		r = TAPIR_GO_ON;
+	}
+	return r;
 }
 
-/* One parser step, and its event if any; returns 1 to stop (end of segment, fault, or the
- * connection left HTTP/1.x). */
-static long walk_cb(__u32 i, void *arg)
+/* Move on to the next segment of the syscall: the buffer, or the next iovec. */
+static __always_inline int next_segment(struct tapir_walk *w)
 {
-	struct walk_ctx *w = arg;
-	struct tapir_http_parser *p = w->p;
+	struct iovec iov = {};
+	__u64 base = 0, n;
+
+	if (!w->left)
+		return 1;
+	n = w->left;
+	if (w->kind == IO_PLAIN) {
+		base = w->buf;
+	} else if (w->kind == IO_IOV && w->iov_i < w->iovcnt && w->iov_i < MAX_IOV) {
+		/* Beyond MAX_IOV the rest goes in one blind segment: fine inside a body, a
+		 * parse failure elsewhere. */
+		if (bpf_probe_read_user(&iov, sizeof(iov),
+					(void *)(w->buf + w->iov_i * sizeof(iov)))) {
+			stat_inc(TAPIR_STAT_READ_FAULT);
+		} else {
+			base = (__u64)iov.iov_base;
+			if (iov.iov_len < n)
+				n = iov.iov_len;
+		}
+		w->iov_i++;
+	}
+	w->seg_ubuf = base;
+	w->seg_len = n;
+	w->left -= n;
+	w->off = 0;
+	w->woff = ~0ULL >> 1;
+	w->wlen = 0;
+	w->pos.mark = 0;
+	w->in_seg = 1;
+	return 0;
+}
+
+/**
+ * walk_step - one parser step of a walk, and its event if any
+ *
+ * Returns 1 when the walk is over (every byte seen, a fault, or the connection left
+ * HTTP/1.x), 0 to go on. Bodies of known length go in one step, header bytes up to 16 at a
+ * time, the rest byte by byte.
+ */
+static __always_inline int walk_step(struct tapir_walk *w, struct tapir_conn *c)
+{
+	struct tapir_http_parser *p;
 	__u64 left, max, n;
 	__u32 at;
 	int ev;
 
-	if (w->off >= w->len)
-		return 1;
-	left = w->len - w->off;
+	if (w->off >= w->seg_len) {
+		if (w->in_seg) {
+			tapir_conn_segment_end(c, w->dir, w->seg_len, w->pos.mark);
+			w->in_seg = 0;
+		}
+		if (next_segment(w))
+			goto over;
+		return 0;
+	}
+	if (c->state >= TAPIR_CONN_IGNORED)
+		goto over;
+	if (w->dir == DIR_IN && (c->flags & TAPIR_CF_NO_MORE_REQ)) {
+		w->off = w->seg_len; /* after an ambiguous request: not parsed */
+		return 0;
+	}
+	p = w->dir == DIR_IN ? &c->req : &c->resp;
+	left = w->seg_len - w->off;
 	max = tapir_http_bulk_max(p);
 	if (max) {
 		n = left < max ? left : max;
@@ -367,15 +341,15 @@ static long walk_cb(__u32 i, void *arg)
 		ev = tapir_http_bulk(p, n);
 		goto event;
 	}
-	if (!w->ubuf) {
+	if (!w->seg_ubuf) {
 		ev = TP_EV_ERROR; /* framing bytes we cannot see */
 		goto event;
 	}
 	/* Refill when the window cannot show the next 16 bytes but the segment can. */
 	if (w->off < w->woff || w->off >= w->woff + w->wlen ||
-	    (w->off + 16 > w->woff + w->wlen && w->woff + w->wlen < w->len)) {
+	    (w->off + 16 > w->woff + w->wlen && w->woff + w->wlen < w->seg_len)) {
 		n = left < TAPIR_WIN ? left : TAPIR_WIN;
-		if (bpf_probe_read_user(w->win, n, (void *)(w->ubuf + w->off))) {
+		if (bpf_probe_read_user(w->win, n, (void *)(w->seg_ubuf + w->off))) {
 			stat_inc(TAPIR_STAT_READ_FAULT);
 			ev = TP_EV_ERROR;
 			goto event;
@@ -385,116 +359,142 @@ static long walk_cb(__u32 i, void *arg)
 	}
 	at = (w->off - w->woff) & (TAPIR_WIN - 1);
 	if (at <= TAPIR_WIN - 16 && at + 16 <= w->wlen && tapir_http_fast_state(p->state)) {
-		/* Most header bytes go up to 16 at a time. */
 		n = http_fast(p, *(__u64 *)&w->win[at], *(__u64 *)&w->win[at + 8]);
 		if (n) {
 			w->off += n;
 			return 0;
 		}
 	}
-	ev = http_feed(p, w->win[at]);
+	ev = http_feed(p, w->win[at & (TAPIR_WIN - 1)]);
 	w->off++;
 event:
 	if (ev == TP_EV_NONE || ev == TP_EV_HEADERS)
 		return 0;
-	w->a.off = w->off;
-	w->stop = handle_event(w->c, ev, &w->a);
-	return w->stop != 0;
+	w->pos.off = w->off;
+	if (handle_event(c, ev, w) != TAPIR_STOP)
+		return 0;
+over:
+	w->done = 1;
+	return 1;
 }
 
-/**
- * walk_segment - run one contiguous run of syscall bytes through a connection's parser
- *
- * A global function, so the verifier checks it once rather than at each of its call sites.
- * @ubuf: user address of the bytes, or 0 when they cannot be read (sendfile)
- * @io: the syscall (direction, entry time = time of a response's first byte); @now: exit time
- */
-__noinline int walk_segment(struct tapir_conn *c, struct tapir_io *io, __u64 ubuf, __u64 len,
-			    __u64 now)
+/* The walk of this CPU, and its connection (looked up again in each program run). */
+static __always_inline struct tapir_conn *walk_conn(struct tapir_walk **wp)
 {
-	struct walk_ctx w = {};
-	struct tapir_scratch *s;
-	__u32 zero = 0, t;
+	struct tapir_scratch *s = get_scratch();
+	struct tapir_conn_key key;
 
-	if (!c || !io)
-		return -1;
-	s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
-		return -1;
-	w.c = c;
-	w.p = io->dir == DIR_IN ? &c->req : &c->resp;
-	w.win = s->win;
-	w.ubuf = ubuf;
-	w.len = len;
-	w.woff = ~0ULL >> 1;
-	w.a.dir = io->dir;
-	w.a.ts = io->ts;
-	w.a.now = now;
-	w.a.ubuf = ubuf;
-	w.a.len = len;
+		return NULL;
+	*wp = &s->w;
+	key = s->w.key;
+	return bpf_map_lookup_elem(&conns, &key);
+}
 
-	bpf_loop(loop_max, walk_cb, &w, 0);
-	if (w.stop)
-		return -1;
-	if (w.off < w.len) {
-		abandon(c, TAPIR_STAT_SCAN_LIMIT);
-		return -1;
-	}
-	/* Bytes since the last event belong to the message in progress. */
-	if (!c->count || len <= w.a.mark)
+#ifdef TAPIR_COMPAT
+/* Steps of a walk, COMPAT_STEPS per run, each run tail-calling the next (up to 33 in all). */
+SEC("tracepoint")
+int walk_more(void *ctx)
+{
+	struct tapir_walk *w = NULL;
+	struct tapir_conn *c = walk_conn(&w);
+	int i;
+
+	if (!c || !w)
 		return 0;
-	if (io->dir == DIR_IN) {
-		t = (c->head + c->count - 1) & (TAPIR_MAX_PENDING - 1);
-		c->req_bytes[t] += len - w.a.mark;
-	} else if (c->resp.state != TP_IDLE) {
-		c->resp_bytes += len - w.a.mark;
-	}
+	for (i = 0; i < COMPAT_STEPS; i++)
+		if (walk_step(w, c))
+			return 0;
+	bpf_tail_call(ctx, &walkers, 0);
+	/* Out of tail calls: a syscall longer than this variant can follow. */
+	tapir_conn_abandon(NULL, c, TAPIR_STAT_SCAN_LIMIT);
 	return 0;
 }
 
-static __always_inline void walk_iov(struct tapir_conn *c, struct tapir_io *io, __u64 total,
-				     __u64 now)
+static __always_inline void run_walk(void *ctx, struct tapir_walk *w, struct tapir_conn *c)
 {
-	struct iovec iov;
-	__u64 left = total, n;
-	int i;
+	bpf_tail_call(ctx, &walkers, 0);
+	tapir_conn_abandon(NULL, c, TAPIR_STAT_SCAN_LIMIT); /* walk_more is missing */
+}
+#else
+struct walk_args {
+	struct tapir_walk *w;
+	struct tapir_conn *c;
+};
 
-	for (i = 0; i < MAX_IOV; i++) {
-		if (i >= io->iovcnt || !left)
-			break;
-		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(io->buf + i * sizeof(iov)))) {
-			stat_inc(TAPIR_STAT_READ_FAULT);
-			break;
-		}
-		n = iov.iov_len < left ? iov.iov_len : left;
-		if (walk_segment(c, io, (__u64)iov.iov_base, n, now))
-			return;
-		left -= n;
-	}
-	if (left) /* beyond MAX_IOV: fine inside a body, a parse failure elsewhere */
-		walk_segment(c, io, 0, left, now);
+static long walk_cb(__u32 i, void *arg)
+{
+	struct walk_args *a = arg;
+
+	return walk_step(a->w, a->c);
 }
 
-static __always_inline struct tapir_conn *new_conn(struct tapir_conn_key *key,
-						   struct tapir_cgroup_info *cg, __u64 cgid)
+static __always_inline void run_walk(void *ctx, struct tapir_walk *w, struct tapir_conn *c)
 {
-	struct tapir_conn init = {};
+	struct walk_args a = { .w = w, .c = c };
 
-	init.state = TAPIR_CONN_NEW;
-	init.cgroup_id = cgid;
-	init.labels_id = cg->labels_id;
-	tapir_http_init(&init.req, TP_KIND_REQUEST);
-	tapir_http_init(&init.resp, TP_KIND_RESPONSE);
-	if (bpf_map_update_elem(&conns, key, &init, BPF_ANY)) {
-		stat_inc(TAPIR_STAT_CONN_TABLE_FULL);
+	bpf_loop(loop_max, walk_cb, &a, 0);
+	if (!w->done)
+		tapir_conn_abandon(NULL, c, TAPIR_STAT_SCAN_LIMIT);
+}
+#endif
+
+/* Start walking a syscall's @len bytes through connection @c. */
+static __always_inline void walk(void *ctx, struct tapir_conn_key *key, struct tapir_io *io,
+				 __u64 len, struct tapir_conn *c)
+{
+	struct tapir_scratch *s = get_scratch();
+	struct tapir_walk *w;
+
+	if (!s)
+		return;
+	w = &s->w;
+	w->key = *key;
+	w->pos.off = 0;
+	w->pos.mark = 0;
+	w->pos.ts = io->ts;
+	w->pos.now = bpf_ktime_get_ns();
+	w->buf = io->kind == IO_BLIND ? 0 : io->buf;
+	w->left = len;
+	w->seg_ubuf = 0;
+	w->seg_len = 0;
+	w->off = 0;
+	w->iov_i = 0;
+	w->iovcnt = io->iovcnt;
+	w->kind = io->kind;
+	w->dir = io->dir;
+	w->in_seg = 0;
+	w->done = 0;
+	run_walk(ctx, w, c);
+}
+
+/* Track a new connection; @full_stat counts it when the conns map has no room. */
+static __always_inline struct tapir_conn *new_conn(struct tapir_conn_key *key, __u32 labels_id,
+						   __u64 cgid, __u32 full_stat)
+{
+	struct tapir_scratch *s = get_scratch();
+	struct tapir_conn *t;
+
+	if (!s)
+		return NULL;
+	t = &s->tmpl;
+	__builtin_memset(t, 0, sizeof(*t));
+	t->state = TAPIR_CONN_NEW;
+	t->cgroup_id = cgid;
+	t->labels_id = labels_id;
+	tapir_http_init(&t->req, TP_KIND_REQUEST);
+	tapir_http_init(&t->resp, TP_KIND_RESPONSE);
+	if (bpf_map_update_elem(&conns, key, t, BPF_ANY)) {
+		stat_inc(full_stat);
 		return NULL;
 	}
 	return bpf_map_lookup_elem(&conns, key);
 }
 
 /*
- * A read on an fd we never saw accepted (the connection predates tapir, or came through a
- * path we do not hook): follow it from here if it is TCP and the bytes open a request line.
+ * A read on an fd we never saw accepted (the connection predates tapir, came through a path
+ * we do not hook, or found the conns map full at accept): follow it from here if it is TCP
+ * and the bytes open a request line.
  */
 static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key, struct tapir_io *io,
 						  __u64 len)
@@ -528,7 +528,8 @@ static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key, st
 	cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);
 	if (!cg)
 		return NULL;
-	return new_conn(key, cg, cgid);
+	/* A request starts here and cannot be followed: one record lost. */
+	return new_conn(key, cg->labels_id, cgid, TAPIR_STAT_REQ_UNTRACKED);
 }
 
 static __always_inline int enter_io(__u32 fd, __u64 buf, __u32 iovcnt, __u8 kind, __u8 dir,
@@ -566,9 +567,22 @@ static __always_inline int enter_io(__u32 fd, __u64 buf, __u32 iovcnt, __u8 kind
 	return 0;
 }
 
-static __always_inline int exit_io(long ret)
+/* A new connection whose first bytes start a TLS handshake is not followed. */
+static __always_inline bool starts_tls(struct tapir_io *io)
 {
-	__u64 id = bpf_get_current_pid_tgid(), now;
+	__u64 ubuf = io->buf;
+	__u8 first = 0;
+
+	if (io->kind == IO_BLIND)
+		return false;
+	if (io->kind == IO_IOV && bpf_probe_read_user(&ubuf, sizeof(ubuf), (void *)io->buf))
+		return false;
+	return !bpf_probe_read_user(&first, 1, (void *)ubuf) && first == 0x16;
+}
+
+static __always_inline int exit_io(void *ctx, long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
 	struct tapir_conn_key key;
 	struct tapir_io *iop, io;
 	struct tapir_conn *c;
@@ -599,25 +613,15 @@ static __always_inline int exit_io(long ret)
 	if (c->state >= TAPIR_CONN_IGNORED)
 		return 0;
 	if (c->state == TAPIR_CONN_NEW && io.dir == DIR_OUT) {
-		abandon(c, TAPIR_STAT_IGNORED_NOT_HTTP); /* the server spoke first */
+		tapir_conn_abandon(NULL, c,
+				   TAPIR_STAT_IGNORED_NOT_HTTP); /* the server spoke first */
 		return 0;
 	}
-	if (c->state == TAPIR_CONN_NEW && io.kind != IO_BLIND) {
-		__u64 ubuf = io.buf;
-		__u8 first = 0;
-
-		if (io.kind == IO_IOV)
-			bpf_probe_read_user(&ubuf, sizeof(ubuf), (void *)io.buf);
-		if (!bpf_probe_read_user(&first, 1, (void *)ubuf) && first == 0x16) {
-			abandon(c, TAPIR_STAT_IGNORED_TLS); /* a TLS ClientHello record */
-			return 0;
-		}
+	if (c->state == TAPIR_CONN_NEW && starts_tls(&io)) {
+		tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_TLS); /* a TLS ClientHello record */
+		return 0;
 	}
-	now = bpf_ktime_get_ns();
-	if (io.kind == IO_IOV)
-		walk_iov(c, &io, ret, now);
-	else
-		walk_segment(c, &io, io.kind == IO_PLAIN ? io.buf : 0, ret, now);
+	walk(ctx, &key, &io, ret, c);
 	return 0;
 }
 
@@ -640,9 +644,9 @@ static __always_inline int exit_accept(long ret)
 	if (old) {
 		/* The fd was closed behind our back (close_range, exec, dup2): settle it. */
 		stat_inc(TAPIR_STAT_CONN_REPLACED);
-		finalize(old, bpf_ktime_get_ns());
+		tapir_conn_finalize(NULL, old, bpf_ktime_get_ns());
 	}
-	c = new_conn(&key, cg, cgid);
+	c = new_conn(&key, cg->labels_id, cgid, TAPIR_STAT_CONN_TABLE_FULL);
 	if (c && kind != TAPIR_FD_TCP) {
 		/* Unix (or other) stream sockets: remembered as ignored so that their reads
 		 * cost one lookup and are not looked at as a possible mid-stream pick-up. */
@@ -676,7 +680,7 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	if (c->count && !(c->flags & TAPIR_CF_PEER_GONE) && tapir_fd_peer_gone(key.fd))
 		c->flags |= TAPIR_CF_PEER_GONE;
-	finalize(c, bpf_ktime_get_ns());
+	tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
 	bpf_map_delete_elem(&conns, &key);
 	return 0;
 }
@@ -751,7 +755,7 @@ int sys_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
 	SEC("tracepoint/syscalls/sys_exit_" #name)                \
 	int sys_exit_##name(struct trace_event_raw_sys_exit *ctx) \
 	{                                                         \
-		return exit_io(ctx->ret);                         \
+		return exit_io(ctx, ctx->ret);                    \
 	}
 
 EXIT_PROG(read)

@@ -26,9 +26,17 @@ struct tapir_rule {
 	int line;		     /* where the rule starts in the file, for messages */
 };
 
+/* struct tapir_config.bpf_variant: which build of the HTTP programs to load (--bpf-variant). */
+enum tapir_bpf_variant {
+	TAPIR_BPF_AUTO,	  /* bpf_loop where the kernel has it, else compat */
+	TAPIR_BPF_LOOP,	  /* bpf_loop and global functions: 5.17+ */
+	TAPIR_BPF_COMPAT, /* bounded loops and tail calls: every kernel with BTF and ring buffers */
+};
+
 struct tapir_config {
-	char *path;   /* file it came from, NULL for built-in defaults */
-	char *listen; /* "ADDR:PORT" */
+	char *path;	 /* file it came from, NULL for built-in defaults */
+	int bpf_variant; /* enum tapir_bpf_variant; from the command line, not the file */
+	char *listen;	 /* "ADDR:PORT" */
 	struct tapir_rule *rules;
 	size_t n_rules;
 	double *latency_buckets; /* seconds, strictly increasing, > 0 */

@@ -55,6 +55,7 @@ struct tapir_daemon {
 	struct adjust adjust[MAX_ADJUST];
 	size_t n_adjust;
 	int ncpus;
+	__u32 sweeping_tgid; /* the dead process whose connections the sweep settles */
 };
 
 static uint64_t now_ms(void)
@@ -85,16 +86,18 @@ static void account(struct tapir_daemon *d, const struct tapir_http_event *e)
 	/* The cgroup's current labels (they may have been resolved from its environment since
 	 * the connection began); the record's own for a cgroup already gone. */
 	const struct tapir_watched *w = tapir_cgroups__find(d->cgroups, e->cgroup_id);
-	const char *const *labels =
-		tapir_cgroups__labels(d->cgroups, w ? w->labels_id : e->labels_id);
+	uint32_t id = w ? w->labels_id : e->labels_id;
+	const char *const *labels = tapir_cgroups__labels(d->cgroups, id);
 
 	d->records++;
 	if (!labels) {
 		d->unlabelled++;
 		return;
 	}
-	tapir_http_metrics__record(d->http, e, labels);
-	mark_seen(d, w ? w->labels_id : e->labels_id);
+	/* One label set id for the series cache and the label text, so replicas of one rule
+	 * with different environments are never merged. */
+	tapir_http_metrics__record(d->http, e, id, labels);
+	mark_seen(d, id);
 	if (w) /* the cgroup is looked up once per record: here */
 		tapir_replicas__request(d->replicas, w->replica_id, e, now_ms());
 }
@@ -171,38 +174,56 @@ static void prune_adjust(struct tapir_daemon *d)
 	d->n_adjust = j;
 }
 
-/* Settle the pending requests of a connection whose process is gone, as BPF would on close. */
-static void settle(struct tapir_daemon *d, const struct tapir_conn *c, __u32 tgid)
+/* Hooks of the connection driver (include/tapir/conn.h) for the sweep below. */
+static inline void tapir_conn_record(struct tapir_daemon *d, struct tapir_conn *c, __u32 slot,
+				     __u8 outcome, __u16 status, __u64 now)
 {
-	struct tapir_http_event e = { .type = TAPIR_REC_HTTP };
+	struct tapir_http_event e = {
+		.type = TAPIR_REC_HTTP,
+		.labels_id = c->labels_id,
+		.cgroup_id = c->cgroup_id,
+		.start_ns = c->start_ns[slot],
+		.first_byte_ns = c->first_byte_ns,
+		.end_ns = now,
+		.req_bytes = c->req_bytes[slot],
+		.resp_bytes = c->resp_bytes,
+		.tgid = d->sweeping_tgid,
+		.status = status,
+		.method = c->method[slot],
+		.outcome = outcome,
+	};
+
+	memcpy(e.line, c->line[slot], sizeof(e.line));
+	tapir_registry__lock(d->reg);
+	account(d, &e);
+	tapir_registry__unlock(d->reg);
+}
+
+static inline void tapir_conn_stat(struct tapir_daemon *d, __u32 idx)
+{
+}
+
+static inline void tapir_conn_inflight(struct tapir_daemon *d, struct tapir_conn *c, __s64 delta)
+{
+	add_adjust(d, c->cgroup_id, -delta, 0);
+}
+
+static inline void tapir_conn_websockets(struct tapir_daemon *d, struct tapir_conn *c, __s64 delta)
+{
+	add_adjust(d, c->cgroup_id, 0, -delta);
+}
+
+#define TAPIR_CONN_ENV struct tapir_daemon
+#include "tapir/conn.h"
+
+/* Settle the pending requests of a connection whose process is gone, as BPF does on close. */
+static void settle(struct tapir_daemon *d, struct tapir_conn *c, __u32 tgid)
+{
 	struct timespec ts;
-	unsigned int i, h;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	for (i = 0; i < c->count && i < TAPIR_MAX_PENDING; i++) {
-		h = (c->head + i) & (TAPIR_MAX_PENDING - 1);
-		e.labels_id = c->labels_id;
-		e.cgroup_id = c->cgroup_id;
-		e.start_ns = c->start_ns[h];
-		e.first_byte_ns = i == 0 ? c->first_byte_ns : 0;
-		e.end_ns = ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-		e.req_bytes = c->req_bytes[h];
-		e.resp_bytes = i == 0 ? c->resp_bytes : 0;
-		e.tgid = tgid;
-		e.method = c->method[h];
-		memcpy(e.line, c->line[h], sizeof(e.line));
-		e.status = i == 0 ? c->resp.status : 0;
-		if (i == 0 && c->resp.state == TP_BODY_CLOSE)
-			e.outcome = TAPIR_OUT_COMPLETE; /* the kernel closed it for the process */
-		else
-			e.outcome = (c->flags & TAPIR_CF_PEER_GONE) ? TAPIR_OUT_CLIENT_ABORT
-								    : TAPIR_OUT_SERVER_ABORT;
-		tapir_registry__lock(d->reg);
-		account(d, &e);
-		tapir_registry__unlock(d->reg);
-	}
-	if (c->count || c->state == TAPIR_CONN_UPGRADED)
-		add_adjust(d, c->cgroup_id, c->count, c->state == TAPIR_CONN_UPGRADED);
+	d->sweeping_tgid = tgid;
+	tapir_conn_finalize(d, c, ts.tv_sec * 1000000000ULL + ts.tv_nsec);
 }
 
 /* Connections of processes that exited never see close(): sweep them. */

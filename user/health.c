@@ -34,6 +34,8 @@ static const struct {
 	[TAPIR_STAT_IGNORED_TLS] = { H_IGNORED, "tls" },
 	[TAPIR_STAT_IGNORED_HTTP2] = { H_IGNORED, "http2" },
 	[TAPIR_STAT_UPGRADED] = { H_UPGRADED, NULL },
+	[TAPIR_STAT_AMBIGUOUS_REQUEST] = { H_PARSE, "ambiguous_request" },
+	[TAPIR_STAT_REQ_UNTRACKED] = { H_LOST, "connection_table_full" },
 };
 
 static const char *const reason[] = { "reason" };
@@ -41,7 +43,7 @@ static const char *const reason[] = { "reason" };
 struct tapir_health *tapir_health__new(struct tapir_registry *r)
 {
 	static const char *const build_labels[] = { "version", "revision" };
-	static const char *const prog_labels[] = { "program", "feature" };
+	static const char *const prog_labels[] = { "program", "feature", "variant", "reason" };
 	struct tapir_health *h = calloc(1, sizeof(*h));
 
 	if (!h)
@@ -51,8 +53,9 @@ struct tapir_health *tapir_health__new(struct tapir_registry *r)
 				       TAPIR_GAUGE, build_labels, 2, NULL, 0);
 	h->prog = tapir_registry__family(r, "tapir_bpf_program_attached",
 					 "1 if the BPF program is attached, 0 if this kernel "
-					 "lacks its hook or it failed to attach.",
-					 TAPIR_GAUGE, prog_labels, 2, NULL, 0);
+					 "lacks its hook, refused it, or it failed to attach "
+					 "(reason says which).",
+					 TAPIR_GAUGE, prog_labels, 4, NULL, 0);
 	h->records = tapir_registry__family(r, "tapir_records_total",
 					    "Request records received from the kernel.",
 					    TAPIR_COUNTER, NULL, 0, NULL, 0);
@@ -123,7 +126,8 @@ void tapir_health__update(struct tapir_health *h, const struct tapir_health_inpu
 
 	tapir_series__set(tapir_series__get(h->build, bi), 1);
 	for (i = 0; i < in->n_progs; i++) {
-		const char *v[2] = { in->progs[i].name, in->progs[i].feature };
+		const char *v[4] = { in->progs[i].name, in->progs[i].feature, in->progs[i].variant,
+				     in->progs[i].attached ? "" : in->progs[i].reason };
 
 		tapir_series__set(tapir_series__get(h->prog, v), in->progs[i].attached);
 	}

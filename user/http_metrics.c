@@ -125,10 +125,10 @@ static int grow(struct tapir_http_metrics *m)
 }
 
 static struct slot *lookup(struct tapir_http_metrics *m, const struct tapir_http_event *e,
-			   const char *const *labels)
+			   uint32_t labels_id, const char *const *labels)
 {
 	uint16_t code = status_code(e);
-	uint64_t key = ((uint64_t)e->labels_id + 1) << 16 | code;
+	uint64_t key = ((uint64_t)labels_id + 1) << 16 | code;
 	const char *values[7];
 	char status[8];
 	struct slot *s;
@@ -161,9 +161,9 @@ static struct slot *lookup(struct tapir_http_metrics *m, const struct tapir_http
 }
 
 void tapir_http_metrics__record(struct tapir_http_metrics *m, const struct tapir_http_event *e,
-				const char *const *labels)
+				uint32_t labels_id, const char *const *labels)
 {
-	struct slot *s = lookup(m, e, labels);
+	struct slot *s = lookup(m, e, labels_id, labels);
 
 	if (!s)
 		return;

@@ -16,9 +16,13 @@ struct tapir_http_metrics *tapir_http_metrics__new(struct tapir_registry *r,
 						   const struct tapir_config *cfg);
 void tapir_http_metrics__free(struct tapir_http_metrics *m);
 
-/* Account one request. @labels: TAPIR_L_COUNT values. Caller holds the registry lock. */
+/*
+ * Account one request under label set @labels_id, whose TAPIR_L_COUNT values are @labels: the
+ * cgroup's label set now, not the one its connection started with (the environment may have
+ * been read since). Caller holds the registry lock.
+ */
 void tapir_http_metrics__record(struct tapir_http_metrics *m, const struct tapir_http_event *e,
-				const char *const *labels);
+				uint32_t labels_id, const char *const *labels);
 
 /* Set baseten_concurrent_requests and baseten_ongoing_websocket_connections for one label
  * set. Caller holds the registry lock. */

@@ -14,15 +14,28 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
+#include <sys/utsname.h>
+
 #include "http.skel.h"
+#include "http_compat.skel.h"
 #include "lifecycle.skel.h"
 #include "loader.h"
 #include "log.h"
 
-#define MAX_PROGS 32
+#define MAX_PROGS   64
+#define VMLINUX_BTF "/sys/kernel/btf/vmlinux"
+#define LOG_LINES   12 /* lines of a verifier log kept: its verdict is at the end */
+
+/* The HTTP programs in whichever build was loaded (bpf/http.bpf.c, bpf/http_compat.bpf.c). */
+struct http_obj {
+	const char *variant; /* "loop", "compat" */
+	struct bpf_object *obj;
+	void *skel;
+	void (*destroy)(void *skel);
+};
 
 struct tapir_loader {
-	struct http_bpf *http;
+	struct http_obj http;	  /* .obj NULL when no variant loaded */
 	struct lifecycle_bpf *lc; /* NULL when the lifecycle feature could not load */
 	struct ring_buffer *rb;
 	struct tapir_prog_status progs[MAX_PROGS];
@@ -31,18 +44,91 @@ struct tapir_loader {
 	char pin_dir[256]; /* "" when nothing is pinned */
 };
 
-static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+/* The end of the last verifier log libbpf printed, and the program it was about. */
+static struct {
+	char prog[48];
+	char tail[LOG_LINES * 160];
+	bool quiet; /* tapir check: the table says it all */
+} vlog;
+
+/* Keep the last lines of "prog 'NAME': -- BEGIN PROG LOAD LOG --\n...-- END PROG LOAD LOG --". */
+static void keep_log_tail(const char *msg)
 {
-	char line[1024];
+	const char *name = strstr(msg, "prog '"), *body = strstr(msg, "LOAD LOG --\n");
+	const char *end = strstr(msg, "-- END PROG LOAD LOG");
+	const char *p;
+	int lines = 0;
 	size_t n;
 
-	if (level == LIBBPF_DEBUG && tapir_log_get_level() < TAPIR_LOG_DEBUG)
+	vlog.prog[0] = vlog.tail[0] = '\0';
+	if (name) {
+		name += 6;
+		n = strcspn(name, "'");
+		snprintf(vlog.prog, sizeof(vlog.prog), "%.*s", (int)n, name);
+	}
+	if (!body || !end || end < body)
+		return;
+	body += 12;
+	/* Walk back LOG_LINES lines from the end. */
+	for (p = end; p > body; p--)
+		if (p[-1] == '\n' && p != end && ++lines > LOG_LINES)
+			break;
+	n = end - p;
+	if (n >= sizeof(vlog.tail))
+		p = end - (n = sizeof(vlog.tail) - 1);
+	memcpy(vlog.tail, p, n);
+	vlog.tail[n] = '\0';
+}
+
+/* The kept verifier lines, one log line each, so that nothing of the verdict is cut. */
+static void log_verifier_tail(void)
+{
+	char *save = NULL, *line, copy[sizeof(vlog.tail)];
+
+	snprintf(copy, sizeof(copy), "%s", vlog.tail);
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		pr_warn("  verifier: %s", line);
+}
+
+/* The verifier's verdict: the last non-empty line of its log. */
+static const char *verifier_verdict(char *buf, size_t len)
+{
+	const char *end = vlog.tail + strlen(vlog.tail), *p;
+
+	while (end > vlog.tail && (end[-1] == '\n' || end[-1] == ' '))
+		end--;
+	for (p = end; p > vlog.tail && p[-1] != '\n'; p--)
+		;
+	snprintf(buf, len, "%.*s", (int)(end - p), p);
+	return buf;
+}
+
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	bool debug = tapir_log_get_level() >= TAPIR_LOG_DEBUG;
+	char *msg = NULL, *line, *save = NULL;
+
+	if (level == LIBBPF_DEBUG && !debug)
 		return 0;
-	vsnprintf(line, sizeof(line), fmt, ap);
-	n = strlen(line);
-	while (n && line[n - 1] == '\n')
-		line[--n] = '\0';
-	tapir_log(level == LIBBPF_WARN ? TAPIR_LOG_WARN : TAPIR_LOG_DEBUG, "libbpf: %s", line);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		return 0;
+	if (strstr(msg, "-- BEGIN PROG LOAD LOG --")) {
+		/* Whole verifier logs run to megabytes: keep the verdict, log it with the
+		 * feature that failed; the whole log only with -v. */
+		keep_log_tail(msg);
+		if (!debug) {
+			free(msg);
+			return 0;
+		}
+	}
+	if (vlog.quiet && !debug) {
+		free(msg);
+		return 0;
+	}
+	for (line = strtok_r(msg, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		tapir_log(level == LIBBPF_WARN ? TAPIR_LOG_WARN : TAPIR_LOG_DEBUG, "libbpf: %s",
+			  line);
+	free(msg);
 	return 0;
 }
 
@@ -85,32 +171,80 @@ static bool tracepoint_exists(const char *sec)
 	return access(path, F_OK) == 0;
 }
 
-static void note_prog(struct tapir_loader *l, struct bpf_program *p, const char *feature,
-		      const char *why)
+/* A program that is only ever tail-called (the compat walker): loaded, never attached. */
+static bool tail_target(const struct bpf_program *p)
+{
+	return !strcmp(bpf_program__section_name(p), "tracepoint");
+}
+
+static const char *kernel_release(void)
+{
+	static struct utsname u;
+
+	if (!u.release[0] && uname(&u))
+		return "unknown";
+	return u.release;
+}
+
+/*
+ * What tapir cannot do without: kernel BTF (CO-RE relocations) and BPF ring buffers (5.8+).
+ * Everything else is probed per feature and per program.
+ */
+static int preflight(void)
+{
+	if (access(VMLINUX_BTF, R_OK)) {
+		pr_err("kernel BTF not found at %s (%s): tapir needs a kernel built with "
+		       "CONFIG_DEBUG_INFO_BTF=y",
+		       VMLINUX_BTF, strerror(errno));
+		return -ENOENT;
+	}
+	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) != 1) {
+		pr_err("kernel %s lacks BPF ring buffers (BPF_MAP_TYPE_RINGBUF, Linux 5.8+): "
+		       "tapir cannot run here",
+		       kernel_release());
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+static struct tapir_prog_status *note_prog(struct tapir_loader *l, const struct bpf_program *p,
+					   const char *feature, const char *variant,
+					   const char *reason, const char *why)
 {
 	struct tapir_prog_status *s;
 
 	if (l->n_progs >= MAX_PROGS)
-		return;
+		return NULL;
 	s = &l->progs[l->n_progs++];
-	s->name = bpf_program__name(p);
+	snprintf(s->name, sizeof(s->name), "%s", bpf_program__name(p));
 	s->feature = feature;
+	s->variant = variant;
 	s->attached = false;
+	s->reason = reason;
 	s->why = why;
+	return s;
 }
 
-/* Turn off programs whose hooks this kernel lacks, so one missing hook costs one feature. */
-static int probe_http(struct tapir_loader *l)
+/* Forget the programs noted for @feature (a variant that did not load). */
+static void drop_progs(struct tapir_loader *l, const char *feature)
+{
+	size_t i, j;
+
+	for (i = j = 0; i < l->n_progs; i++)
+		if (strcmp(l->progs[i].feature, feature))
+			l->progs[j++] = l->progs[i];
+	l->n_progs = j;
+}
+
+/* Turn off programs whose hooks this kernel lacks, so one missing hook costs one program. */
+static void probe_hooks(struct tapir_loader *l, struct bpf_object *obj, const char *feature,
+			const char *variant)
 {
 	bool sock_tp = kernel_has_btf_type("btf_trace_sock_recv_length", BTF_KIND_TYPEDEF) &&
 		       kernel_has_btf_type("btf_trace_sock_send_length", BTF_KIND_TYPEDEF);
 	struct bpf_program *p;
 
-	if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_loop, NULL) != 1) {
-		pr_err("this kernel lacks the bpf_loop helper (Linux 5.17+): HTTP tracing needs it");
-		return -EOPNOTSUPP;
-	}
-	bpf_object__for_each_program (p, l->http->obj) {
+	bpf_object__for_each_program (p, obj) {
 		const char *sec = bpf_program__section_name(p);
 		const char *why = NULL;
 
@@ -120,33 +254,163 @@ static int probe_http(struct tapir_loader *l)
 			why = "tracepoint not present in this kernel";
 		if (why)
 			bpf_program__set_autoload(p, false);
-		note_prog(l, p, "http", why);
+		note_prog(l, p, feature, variant, why ? "no_hook" : NULL, why);
+	}
+}
+
+/* After a refused load: the program the verifier named, and every other one, say why. */
+static void note_refusal(struct tapir_loader *l, const char *feature)
+{
+	size_t i;
+
+	for (i = 0; i < l->n_progs; i++) {
+		struct tapir_prog_status *s = &l->progs[i];
+
+		if (strcmp(s->feature, feature) || s->reason)
+			continue;
+		if (!strcmp(s->name, vlog.prog)) {
+			s->reason = "verifier";
+			s->why = "refused by this kernel's verifier";
+		} else {
+			s->reason = "object_refused";
+			s->why = "not loaded: another program of its object was refused";
+		}
+	}
+}
+
+static int http_open(struct http_obj *h, int variant)
+{
+	if (variant == TAPIR_BPF_LOOP) {
+		struct http_bpf *s = http_bpf__open();
+
+		if (!s)
+			return -errno;
+		s->rodata->self_tgid = getpid();
+		*h = (struct http_obj){ "loop", s->obj, s, (void (*)(void *))http_bpf__destroy };
+	} else {
+		struct http_compat_bpf *s = http_compat_bpf__open();
+
+		if (!s)
+			return -errno;
+		s->rodata->self_tgid = getpid();
+		*h = (struct http_obj){ "compat", s->obj, s,
+					(void (*)(void *))http_compat_bpf__destroy };
 	}
 	return 0;
 }
 
-static int open_http(struct tapir_loader *l, const struct tapir_config *cfg)
+static void http_close(struct http_obj *h)
+{
+	if (h->skel)
+		h->destroy(h->skel);
+	memset(h, 0, sizeof(*h));
+}
+
+static struct bpf_map *http_map(const struct tapir_loader *l, const char *name)
+{
+	return l->http.obj ? bpf_object__find_map_by_name(l->http.obj, name) : NULL;
+}
+
+/* Wake the reader early only when the ring is an eighth full; otherwise it drains on its own
+ * short timer, which keeps wake-ups off the traced server's hot path. */
+static void http_size(struct http_obj *h, __u32 max_conns, __u32 ringbuf_bytes)
+{
+	__u64 *wakeup;
+
+	bpf_map__set_max_entries(bpf_object__find_map_by_name(h->obj, "conns"), max_conns);
+	bpf_map__set_max_entries(bpf_object__find_map_by_name(h->obj, "events"), ringbuf_bytes);
+	if (!strcmp(h->variant, "loop"))
+		wakeup = &((struct http_bpf *)h->skel)->rodata->wakeup_bytes;
+	else
+		wakeup = &((struct http_compat_bpf *)h->skel)->rodata->wakeup_bytes;
+	*wakeup = ringbuf_bytes / 8;
+}
+
+/* The compat walker continues through tail calls into itself. */
+static int http_wire_tail_calls(struct http_obj *h)
+{
+	struct bpf_program *p = bpf_object__find_program_by_name(h->obj, "walk_more");
+	struct bpf_map *m = bpf_object__find_map_by_name(h->obj, "walkers");
+	__u32 zero = 0;
+	int fd;
+
+	if (!p || !m)
+		return 0;
+	fd = bpf_program__fd(p);
+	if (bpf_map_update_elem(bpf_map__fd(m), &zero, &fd, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+static int variant_supported(int variant)
+{
+	if (variant == TAPIR_BPF_LOOP &&
+	    libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_loop, NULL) != 1)
+		return 0;
+	return 1;
+}
+
+/* Open, size and load one variant of the HTTP programs; notes every program's fate. */
+static int load_http_variant(struct tapir_loader *l, const struct tapir_config *cfg, int variant)
 {
 	int err;
 
-	l->http = http_bpf__open();
-	if (!l->http)
-		return -errno;
-	err = probe_http(l);
-	if (err)
-		return err;
-	bpf_map__set_max_entries(l->http->maps.conns, cfg->max_connections);
-	bpf_map__set_max_entries(l->http->maps.events, cfg->ringbuf_bytes);
-	/* Wake the reader early only when the ring is an eighth full; otherwise it drains on
-	 * its own short timer, which keeps wake-ups off the traced server's hot path. */
-	l->http->rodata->wakeup_bytes = cfg->ringbuf_bytes / 8;
-	l->http->rodata->self_tgid = getpid();
-	err = http_bpf__load(l->http);
+	err = http_open(&l->http, variant);
 	if (err) {
-		pr_err("loading the HTTP BPF programs failed: %s", strerror(-err));
+		pr_warn("http (%s): cannot open the BPF object: %s",
+			variant == TAPIR_BPF_LOOP ? "loop" : "compat", strerror(-err));
 		return err;
 	}
-	return 0;
+	probe_hooks(l, l->http.obj, "http", l->http.variant);
+	http_size(&l->http, cfg->max_connections, cfg->ringbuf_bytes);
+	vlog.prog[0] = vlog.tail[0] = '\0';
+	err = bpf_object__load(l->http.obj);
+	if (!err)
+		err = http_wire_tail_calls(&l->http);
+	if (!err)
+		return 0;
+	pr_warn("http (%s variant): kernel %s refused program '%s': %s", l->http.variant,
+		kernel_release(), vlog.prog[0] ? vlog.prog : "?", strerror(-err));
+	log_verifier_tail();
+	note_refusal(l, "http");
+	return err;
+}
+
+/*
+ * The HTTP feature, in the best variant this kernel takes: bpf_loop where the helper exists,
+ * the compat build where it does not or where the loop build is refused.
+ */
+static void open_http(struct tapir_loader *l, const struct tapir_config *cfg)
+{
+	int order[2] = { TAPIR_BPF_LOOP, TAPIR_BPF_COMPAT }, first = 0, last = 1, i;
+
+	if (cfg->bpf_variant == TAPIR_BPF_LOOP)
+		last = 0;
+	else if (cfg->bpf_variant == TAPIR_BPF_COMPAT)
+		first = 1;
+	for (i = first; i <= last; i++) {
+		if (!variant_supported(order[i])) {
+			pr_info("http: this kernel (%s) lacks the bpf_loop helper (5.17+): using "
+				"the compat variant",
+				kernel_release());
+			continue;
+		}
+		if (i > first)
+			drop_progs(l, "http"); /* the refused variant's notes */
+		if (!load_http_variant(l, cfg, order[i])) {
+			pr_info("http: %s variant loaded", l->http.variant);
+			return;
+		}
+		if (i < last) {
+			pr_warn("http: trying the compat variant");
+			http_close(&l->http);
+		}
+	}
+	/* Nothing loaded: the refusal stays noted; everything else runs on. */
+	http_close(&l->http);
+	pr_warn("http: no variant loaded on kernel %s: request metrics are off; container, "
+		"restart, readiness and GPU metrics go on",
+		kernel_release());
 }
 
 /*
@@ -156,7 +420,7 @@ static int open_http(struct tapir_loader *l, const struct tapir_config *cfg)
  */
 static void open_lifecycle(struct tapir_loader *l)
 {
-	struct bpf_program *p;
+	struct bpf_map *watched = http_map(l, "watched_cgroups");
 	int err;
 
 	l->lc = lifecycle_bpf__open();
@@ -164,23 +428,18 @@ static void open_lifecycle(struct tapir_loader *l)
 		pr_warn("lifecycle programs did not open: %s", strerror(errno));
 		return;
 	}
-	bpf_object__for_each_program (p, l->lc->obj) {
-		const char *why = tracepoint_exists(bpf_program__section_name(p))
-					  ? NULL
-					  : "tracepoint not present in this kernel";
-
-		if (why)
-			bpf_program__set_autoload(p, false);
-		note_prog(l, p, "lifecycle", why);
-	}
-	err = bpf_map__reuse_fd(l->lc->maps.watched_cgroups,
-				bpf_map__fd(l->http->maps.watched_cgroups));
+	probe_hooks(l, l->lc->obj, "lifecycle", "");
+	/* Shares watched_cgroups with the HTTP feature when that one loaded. */
+	err = watched ? bpf_map__reuse_fd(l->lc->maps.watched_cgroups, bpf_map__fd(watched)) : 0;
+	vlog.prog[0] = vlog.tail[0] = '\0';
 	if (!err)
 		err = lifecycle_bpf__load(l->lc);
 	if (err) {
-		pr_warn("lifecycle programs did not load (%s): no restarts or readiness, cgroups "
-			"found by periodic rescans",
-			strerror(-err));
+		pr_warn("lifecycle: kernel %s refused program '%s' (%s): no restarts or readiness, "
+			"cgroups found by periodic rescans",
+			kernel_release(), vlog.prog[0] ? vlog.prog : "?", strerror(-err));
+		log_verifier_tail();
+		note_refusal(l, "lifecycle");
 		lifecycle_bpf__destroy(l->lc);
 		l->lc = NULL;
 	}
@@ -190,30 +449,41 @@ struct tapir_loader *tapir_loader__new(const struct tapir_config *cfg, tapir_rec
 				       void *ctx)
 {
 	struct tapir_loader *l;
+	struct bpf_map *events;
 	int err;
 
 	libbpf_set_print(libbpf_log);
+	err = preflight();
+	if (err)
+		goto fail_errno;
 	err = tapir_ensure_mount("tracefs", "/sys/kernel/tracing");
 	if (err)
 		goto fail_errno;
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return NULL;
-	err = open_http(l, cfg);
-	if (err)
-		goto cleanup;
+	open_http(l, cfg);
 	open_lifecycle(l);
-	l->rb = ring_buffer__new(bpf_map__fd(l->http->maps.events), (ring_buffer_sample_fn)fn, ctx,
-				 NULL);
-	if (!l->rb) {
-		err = -errno;
+	if (!l->http.obj && !l->lc) {
+		pr_err("no BPF feature loaded on kernel %s", kernel_release());
+		err = -EOPNOTSUPP;
 		goto cleanup;
 	}
-	if (l->lc && ring_buffer__add(l->rb, bpf_map__fd(l->lc->maps.lifecycle_events),
-				      (ring_buffer_sample_fn)fn, ctx)) {
-		pr_warn("cannot read lifecycle events; rescanning periodically");
-		lifecycle_bpf__destroy(l->lc);
-		l->lc = NULL;
+	events = http_map(l, "events");
+	if (events)
+		l->rb = ring_buffer__new(bpf_map__fd(events), (ring_buffer_sample_fn)fn, ctx, NULL);
+	if (l->lc) {
+		int lfd = bpf_map__fd(l->lc->maps.lifecycle_events);
+
+		if (l->rb)
+			err = ring_buffer__add(l->rb, lfd, (ring_buffer_sample_fn)fn, ctx);
+		else
+			l->rb = ring_buffer__new(lfd, (ring_buffer_sample_fn)fn, ctx, NULL);
+	}
+	if (!l->rb || err) {
+		err = -(errno ? errno : EINVAL);
+		pr_err("cannot read the BPF ring buffers: %s", strerror(-err));
+		goto cleanup;
 	}
 	return l;
 
@@ -239,8 +509,14 @@ static int attach_all(struct tapir_loader *l, struct bpf_object *obj, const char
 				break;
 		if (i == l->n_progs)
 			continue;
+		if (tail_target(p)) {
+			/* In the prog array since load: running whenever its callers run. */
+			l->progs[i].attached = true;
+			continue;
+		}
 		l->links[i] = bpf_program__attach(p);
 		if (!l->links[i]) {
+			l->progs[i].reason = "attach_failed";
 			l->progs[i].why = "attach failed";
 			pr_warn("%s: cannot attach %s: %s", feature, bpf_program__name(p),
 				strerror(errno));
@@ -254,12 +530,12 @@ static int attach_all(struct tapir_loader *l, struct bpf_object *obj, const char
 
 int tapir_loader__attach(struct tapir_loader *l)
 {
-	int n;
+	int n = 0;
 
-	n = attach_all(l, l->http->obj, "http");
-	if (n == 0) {
-		pr_err("no HTTP program could be attached");
-		return -ENOENT;
+	if (l->http.obj) {
+		n = attach_all(l, l->http.obj, "http");
+		if (n == 0)
+			pr_warn("http: no program could be attached: request metrics are off");
 	}
 	if (l->lc)
 		n += attach_all(l, l->lc->obj, "lifecycle");
@@ -267,13 +543,20 @@ int tapir_loader__attach(struct tapir_loader *l)
 	return 0;
 }
 
+bool tapir_loader__has_http(const struct tapir_loader *l)
+{
+	return l->http.obj != NULL;
+}
+
 static struct bpf_map *pinned_maps(const struct tapir_loader *l, size_t i)
 {
 	switch (i) {
-	case 0: return l->http->maps.conns;
-	case 1: return l->http->maps.watched_cgroups;
-	case 2: return l->http->maps.stats;
-	case 3: return l->http->maps.active_io;
+	case 0: return http_map(l, "conns");
+	case 1:
+		return l->http.obj ? http_map(l, "watched_cgroups")
+				   : (l->lc ? l->lc->maps.watched_cgroups : NULL);
+	case 2: return http_map(l, "stats");
+	case 3: return http_map(l, "active_io");
 	case 4: return l->lc ? l->lc->maps.listeners : NULL;
 	}
 	return NULL;
@@ -367,29 +650,33 @@ void tapir_loader__free(struct tapir_loader *l)
 
 	if (!l)
 		return;
-	if (l->http)
-		unpin(l);
+	unpin(l);
 	for (i = 0; i < l->n_progs; i++)
 		bpf_link__destroy(l->links[i]);
 	ring_buffer__free(l->rb);
 	lifecycle_bpf__destroy(l->lc);
-	http_bpf__destroy(l->http);
+	http_close(&l->http);
 	free(l);
+}
+
+static int map_fd(const struct bpf_map *m)
+{
+	return m ? bpf_map__fd(m) : -1;
 }
 
 int tapir_loader__watched_fd(const struct tapir_loader *l)
 {
-	return bpf_map__fd(l->http->maps.watched_cgroups);
+	return map_fd(pinned_maps(l, 1));
 }
 
 int tapir_loader__conns_fd(const struct tapir_loader *l)
 {
-	return bpf_map__fd(l->http->maps.conns);
+	return map_fd(http_map(l, "conns"));
 }
 
 int tapir_loader__stats_fd(const struct tapir_loader *l)
 {
-	return bpf_map__fd(l->http->maps.stats);
+	return map_fd(http_map(l, "stats"));
 }
 
 int tapir_loader__listeners_fd(const struct tapir_loader *l)
@@ -420,4 +707,105 @@ size_t tapir_loader__programs(const struct tapir_loader *l, const struct tapir_p
 {
 	*out = l->progs;
 	return l->n_progs;
+}
+
+/* tapir check: one object of @feature/@variant opened with only program @k set to load. */
+static int check_open(const char *feature, int variant, struct http_obj *h)
+{
+	struct lifecycle_bpf *lc;
+
+	if (!strcmp(feature, "http"))
+		return http_open(h, variant);
+	lc = lifecycle_bpf__open();
+	if (!lc)
+		return -errno;
+	*h = (struct http_obj){ "", lc->obj, lc, (void (*)(void *))lifecycle_bpf__destroy };
+	return 0;
+}
+
+/* Load each program of one feature/variant on its own; returns how many could not load. */
+static int check_feature(const char *feature, int variant, FILE *out)
+{
+	struct tapir_loader probe = { 0 };
+	struct http_obj h;
+	struct bpf_program *p;
+	int n = 0, k, j, failed = 0, err;
+	char verdict[200], why[160];
+
+	if (check_open(feature, variant, &h))
+		return 1;
+	bpf_object__for_each_program (p, h.obj)
+		n++;
+	http_close(&h);
+	for (k = 0; k < n; k++) {
+		const struct tapir_prog_status *st;
+		const char *result = "loaded";
+
+		if (check_open(feature, variant, &h))
+			return failed + 1;
+		probe.n_progs = 0;
+		probe_hooks(&probe, h.obj, feature, h.variant);
+		j = 0;
+		bpf_object__for_each_program (p, h.obj)
+			bpf_program__set_autoload(p, j++ == k && bpf_program__autoload(p));
+		st = &probe.progs[k];
+		if (!strcmp(feature, "http"))
+			http_size(&h, 1024, 1 << 16); /* small maps: this is a dry run */
+		vlog.prog[0] = vlog.tail[0] = '\0';
+		if (st->reason) {
+			result = st->why;
+			/* Only the optional socket tracepoints may be missing. */
+			if (strncmp(bpf_program__section_name(
+					    bpf_object__find_program_by_name(h.obj, st->name)),
+				    "tp_btf/", 7))
+				failed++;
+		} else if ((err = bpf_object__load(h.obj))) {
+			snprintf(verdict, sizeof(verdict), "REFUSED: %s",
+				 vlog.tail[0] ? verifier_verdict(why, sizeof(why))
+					      : strerror(-err));
+			result = verdict;
+			failed++;
+		}
+		fprintf(out, "%-22s %-10s %-7s %s\n", st->name, feature, h.variant, result);
+		http_close(&h);
+	}
+	return failed;
+}
+
+int tapir_loader_check(const struct tapir_config *cfg, FILE *out)
+{
+	bool has_loop = variant_supported(TAPIR_BPF_LOOP);
+	int http_bad[2] = { 0, 0 }, lc_bad, err, v;
+
+	vlog.quiet = true;
+	libbpf_set_print(libbpf_log);
+	err = preflight();
+	if (!err)
+		err = tapir_ensure_mount("tracefs", "/sys/kernel/tracing");
+	if (err)
+		return err;
+	fprintf(out, "kernel %s: BTF yes, ring buffer yes, bpf_loop %s\n\n", kernel_release(),
+		has_loop ? "yes" : "no (5.17+): the compat variant serves HTTP");
+	fprintf(out, "%-22s %-10s %-7s %s\n", "PROGRAM", "FEATURE", "VARIANT", "RESULT");
+	for (v = 0; v < 2; v++) {
+		int variant = v ? TAPIR_BPF_COMPAT : TAPIR_BPF_LOOP;
+
+		if (!variant_supported(variant)) {
+			fprintf(out, "%-22s %-10s %-7s %s\n", "(all)", "http", "loop",
+				"not available: no bpf_loop helper");
+			http_bad[v] = 1;
+			continue;
+		}
+		http_bad[v] = check_feature("http", variant, out);
+	}
+	lc_bad = check_feature("lifecycle", 0, out);
+	fprintf(out, "\nrequest families (http): %s\n",
+		!http_bad[0]   ? "work (loop variant)"
+		: !http_bad[1] ? "work (compat variant)"
+			       : "CANNOT WORK: no variant loads completely");
+	fprintf(out, "restarts, exit reasons, readiness (lifecycle): %s\n",
+		lc_bad ? "DEGRADED: see the programs above" : "work");
+	fprintf(out, "container CPU, memory and GPU: work (no BPF needed)\n");
+	(void)cfg;
+	return (http_bad[0] && http_bad[1]) || lc_bad ? 1 : 0;
 }

@@ -7,29 +7,42 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "config.h"
 
 struct tapir_loader;
 
-/* One BPF program and whether it is running, for tapir_bpf_program_attached. */
+/* One BPF program and whether it is running, for tapir_bpf_program_attached and tapir check. */
 struct tapir_prog_status {
-	const char *name;
+	char name[48];
 	const char *feature; /* "http", "lifecycle" */
+	const char *variant; /* "loop", "compat"; "" for features with one build */
 	bool attached;
-	const char *why; /* reason it is not attached, NULL when attached */
+	const char *reason; /* short label value when not attached: no_hook, verifier, ... */
+	const char *why;    /* the same in words, NULL when attached */
 };
 
 /* Called for each ring-buffer record; @data starts with a __u32 TAPIR_REC_* type. */
 typedef int (*tapir_record_fn)(void *ctx, void *data, size_t size);
 
 /*
- * Open, size and load every feature the kernel supports; NULL with errno set when the core
- * HTTP feature cannot load. Mounts tracefs if needed.
+ * Open, size and load every feature the kernel supports. A feature the kernel refuses is
+ * logged with the verifier's last lines and reported through tapir__programs(); the others
+ * run on. NULL with errno set only when BPF cannot work at all here (no kernel BTF, no ring
+ * buffers). Mounts tracefs if needed.
  */
 struct tapir_loader *tapir_loader__new(const struct tapir_config *cfg, tapir_record_fn fn,
 				       void *ctx);
 int tapir_loader__attach(struct tapir_loader *l);
+/* Whether the HTTP feature loaded; without it the request families stay empty. */
+bool tapir_loader__has_http(const struct tapir_loader *l);
+/*
+ * tapir check: load every program on this kernel, one at a time, without attaching, and print
+ * a table (program, feature, variant, result) to @out. Returns 0 when every metric family
+ * can work, 1 when some cannot, -errno when BPF cannot work at all.
+ */
+int tapir_loader_check(const struct tapir_config *cfg, FILE *out);
 /*
  * Pin the maps an operator inspects (conns, watched_cgroups, stats, listeners, active_io) under
  * @dir, mounting bpffs if needed; a pin left by an earlier instance is replaced. Failure is
@@ -41,6 +54,7 @@ int tapir_loader__poll(struct tapir_loader *l, int timeout_ms);
 void tapir_loader__free(struct tapir_loader *l);
 
 int tapir_loader__watched_fd(const struct tapir_loader *l);
+/* The HTTP feature's maps; -1 when it did not load. */
 int tapir_loader__conns_fd(const struct tapir_loader *l);
 int tapir_loader__stats_fd(const struct tapir_loader *l);
 /* Lost lifecycle events (their ring was full); 0 when the feature is off. */

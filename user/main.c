@@ -18,8 +18,10 @@ static struct tapir_daemon *running;
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: tapir [--config FILE] [--listen ADDR:PORT] [--pin-dir DIR] [-v]\n"
+	fprintf(f, "Usage: tapir [--config FILE] [--listen ADDR:PORT] [--pin-dir DIR]\n"
+		   "             [--bpf-variant auto|loop|compat] [-v]\n"
 		   "       tapir inspect [--config FILE] [--pin-dir DIR]\n"
+		   "       tapir check [--config FILE] [-v]\n"
 		   "\n"
 		   "Watches the HTTP traffic of model-serving containers with eBPF and serves\n"
 		   "Prometheus metrics on /metrics.\n"
@@ -29,12 +31,17 @@ static void usage(FILE *f)
 		   "  -l, --listen ADDR:PORT  address for /metrics; overrides the file's listen\n"
 		   "  -p, --pin-dir DIR     pin the maps operators inspect here (default\n"
 		   "                        " TAPIR_PIN_DIR "; \"none\" to pin nothing)\n"
+		   "  -b, --bpf-variant V   build of the HTTP programs: auto (default: loop where\n"
+		   "                        the kernel has bpf_loop, else compat), loop, compat\n"
 		   "  -v, --verbose         debug logging, libbpf's included\n"
 		   "  -h, --help            this text\n"
 		   "  -V, --version         version and exit\n"
 		   "\n"
 		   "inspect prints the live cgroup -> labels -> in-flight table of the daemon\n"
 		   "that pinned its maps under DIR (give it the daemon's --config for labels).\n"
+		   "check loads every BPF program on this kernel without attaching it and\n"
+		   "prints which load and why not; exit status 1 when a metric family cannot\n"
+		   "work here.\n"
 		   "\n"
 		   "Exit status: 0 on clean shutdown, 1 on a runtime failure, 2 on bad usage or\n"
 		   "configuration.\n");
@@ -55,22 +62,40 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "pin-dir", required_argument, NULL, 'p' },
+		{ "bpf-variant", required_argument, NULL, 'b' },
 		{ 0 },
 	};
 	const char *config = NULL, *listen = NULL, *pin_dir = TAPIR_PIN_DIR;
 	bool inspect = argc > 1 && !strcmp(argv[1], "inspect");
+	bool check = argc > 1 && !strcmp(argv[1], "check");
+	int variant = TAPIR_BPF_AUTO;
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct tapir_config *cfg = NULL;
 	struct tapir_daemon *d;
 	char err[512];
 	int c, ret;
 
-	if (inspect) {
+	if (inspect || check) {
 		argv++;
 		argc--;
 	}
-	while ((c = getopt_long(argc, argv, "c:l:p:vhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:l:p:b:vhV", opts, NULL)) != -1) {
 		switch (c) {
+		case 'b':
+			if (!strcmp(optarg, "auto"))
+				variant = TAPIR_BPF_AUTO;
+			else if (!strcmp(optarg, "loop"))
+				variant = TAPIR_BPF_LOOP;
+			else if (!strcmp(optarg, "compat"))
+				variant = TAPIR_BPF_COMPAT;
+			else {
+				fprintf(stderr,
+					"tapir: --bpf-variant wants auto, loop or compat, "
+					"got '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
 		case 'p': pin_dir = optarg; break;
 		case 'c': config = optarg; break;
 		case 'l': listen = optarg; break;
@@ -96,8 +121,14 @@ int main(int argc, char **argv)
 		if (!cfg)
 			return 1;
 	}
+	cfg->bpf_variant = variant;
 	if (!strcmp(pin_dir, "none") || !*pin_dir)
 		pin_dir = NULL;
+	if (check) {
+		ret = tapir_loader_check(cfg, stdout);
+		tapir_config__free(cfg);
+		return ret < 0 ? 1 : ret;
+	}
 	if (inspect) {
 		ret = pin_dir ? tapir_inspect(pin_dir, cfg, stdout) : -EINVAL;
 		tapir_config__free(cfg);

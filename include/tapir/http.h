@@ -17,8 +17,9 @@
 #define TAPIR_CONN_UPGRADED 3 /* left HTTP/1.x through 101 Switching Protocols */
 
 /* struct tapir_conn.flags */
-#define TAPIR_CF_PEER_GONE  0x01 /* EOF, ECONNRESET or EPIPE seen: the client went away */
-#define TAPIR_CF_SPOKE_HTTP 0x02 /* a whole request line was seen: this is HTTP/1.x */
+#define TAPIR_CF_PEER_GONE   0x01 /* EOF, ECONNRESET or EPIPE seen: the client went away */
+#define TAPIR_CF_SPOKE_HTTP  0x02 /* a whole request line was seen: this is HTTP/1.x */
+#define TAPIR_CF_NO_MORE_REQ 0x04 /* an ambiguous request: later bytes are not requests */
 
 /* Outcome of a request (struct tapir_http_event.outcome). */
 #define TAPIR_OUT_COMPLETE     0 /* response complete */
@@ -50,6 +51,14 @@ struct tapir_conn {
 	__u8 state; /* TAPIR_CONN_* */
 	__u8 flags; /* TAPIR_CF_* */
 	__u8 __pad[4];
+};
+
+/* Where an event happened inside the syscall segment being parsed (include/tapir/conn.h). */
+struct tapir_conn_pos {
+	__u64 off;  /* segment offset just past the byte that produced the event */
+	__u64 mark; /* segment offset up to which bytes were attributed */
+	__u64 ts;   /* syscall entry: the time of a response's first byte */
+	__u64 now;  /* syscall exit */
 };
 
 /* Value of the watched_cgroups map, keyed by cgroup v2 id. Written by the daemon, except
@@ -101,21 +110,23 @@ struct tapir_lifecycle_event {
 };
 
 /* Indices of the per-CPU stats array: everything the kernel side could not record. */
-#define TAPIR_STAT_RINGBUF_LOST	    0  /* records dropped: ring buffer full */
-#define TAPIR_STAT_CONN_TABLE_FULL  1  /* connections not tracked: conns map full */
-#define TAPIR_STAT_PARSE_REQUEST    2  /* request framing errors on HTTP connections */
-#define TAPIR_STAT_PARSE_RESPONSE   3  /* response framing errors */
-#define TAPIR_STAT_IGNORED_NOT_TCP  4  /* accepted sockets that are not TCP (Unix, ...) */
-#define TAPIR_STAT_IGNORED_NOT_HTTP 5  /* TCP connections whose first bytes are not HTTP/1.x */
-#define TAPIR_STAT_IGNORED_TLS	    6  /* ... that start a TLS handshake */
-#define TAPIR_STAT_IGNORED_HTTP2    7  /* ... that send the HTTP/2 preface */
-#define TAPIR_STAT_PENDING_OVERFLOW 8  /* pipelined requests beyond TAPIR_MAX_PENDING */
-#define TAPIR_STAT_IO_TABLE_FULL    9  /* syscalls not followed: in-flight syscall map full */
-#define TAPIR_STAT_READ_FAULT	    10 /* user buffers that could not be read */
-#define TAPIR_STAT_SCAN_LIMIT	    11 /* syscalls longer than the per-syscall scan budget */
-#define TAPIR_STAT_STRAY_RESPONSE   12 /* response bytes with no request seen */
-#define TAPIR_STAT_CONN_REPLACED    13 /* fd reused without a close we saw */
-#define TAPIR_STAT_UPGRADED	    14 /* connections that left HTTP/1.x through 101 */
-#define TAPIR_STAT_MAX		    16
+#define TAPIR_STAT_RINGBUF_LOST	     0	/* records dropped: ring buffer full */
+#define TAPIR_STAT_CONN_TABLE_FULL   1	/* connections not tracked: conns map full */
+#define TAPIR_STAT_PARSE_REQUEST     2	/* request framing errors on HTTP connections */
+#define TAPIR_STAT_PARSE_RESPONSE    3	/* response framing errors */
+#define TAPIR_STAT_IGNORED_NOT_TCP   4	/* accepted sockets that are not TCP (Unix, ...) */
+#define TAPIR_STAT_IGNORED_NOT_HTTP  5	/* TCP connections whose first bytes are not HTTP/1.x */
+#define TAPIR_STAT_IGNORED_TLS	     6	/* ... that start a TLS handshake */
+#define TAPIR_STAT_IGNORED_HTTP2     7	/* ... that send the HTTP/2 preface */
+#define TAPIR_STAT_PENDING_OVERFLOW  8	/* pipelined requests beyond TAPIR_MAX_PENDING */
+#define TAPIR_STAT_IO_TABLE_FULL     9	/* syscalls not followed: in-flight syscall map full */
+#define TAPIR_STAT_READ_FAULT	     10 /* user buffers that could not be read */
+#define TAPIR_STAT_SCAN_LIMIT	     11 /* syscalls longer than the per-syscall scan budget */
+#define TAPIR_STAT_STRAY_RESPONSE    12 /* response bytes with no request seen */
+#define TAPIR_STAT_CONN_REPLACED     13 /* fd reused without a close we saw */
+#define TAPIR_STAT_UPGRADED	     14 /* connections that left HTTP/1.x through 101 */
+#define TAPIR_STAT_AMBIGUOUS_REQUEST 15 /* Content-Length with chunked: parsing stops there */
+#define TAPIR_STAT_REQ_UNTRACKED     16 /* requests on connections the conns map had no room for */
+#define TAPIR_STAT_MAX		     24
 
 #endif /* TAPIR_HTTP_H */

@@ -36,12 +36,13 @@
 #define TP_ERROR	  15 /* not HTTP/1.x, or broken framing */
 
 /* Events returned by tapir_http_feed() and tapir_http_step(). */
-#define TP_EV_NONE    0
-#define TP_EV_START   1 /* first byte of a message */
-#define TP_EV_HEADERS 2 /* header block complete */
-#define TP_EV_DONE    3 /* message complete */
-#define TP_EV_INTERIM 4 /* a 1xx other than 101 complete; a final response follows */
-#define TP_EV_ERROR   5
+#define TP_EV_NONE	0
+#define TP_EV_START	1 /* first byte of a message */
+#define TP_EV_HEADERS	2 /* header block complete */
+#define TP_EV_DONE	3 /* message complete */
+#define TP_EV_INTERIM	4 /* a 1xx other than 101 complete; a final response follows */
+#define TP_EV_ERROR	5
+#define TP_EV_AMBIGUOUS 6 /* a request with both Content-Length and Transfer-Encoding: chunked */
 
 /* Message kinds (struct tapir_http_parser.kind). */
 #define TP_KIND_REQUEST	 0
@@ -214,6 +215,13 @@ TAPIR_INLINE int tapir_http_headers_done(struct tapir_http_parser *p)
 			p->state = TP_DONE;
 			return TP_EV_DONE;
 		}
+	}
+	if ((p->flags & (TP_F_CHUNKED | TP_F_HAS_CL)) == (TP_F_CHUNKED | TP_F_HAS_CL) &&
+	    p->kind == TP_KIND_REQUEST) {
+		/* RFC 9112 6.3: the framing is ambiguous (the shape of request smuggling);
+		 * servers answer 400 and close, or disagree with each other. */
+		p->state = TP_ERROR;
+		return TP_EV_AMBIGUOUS;
 	}
 	if (p->flags & TP_F_CHUNKED) {
 		p->state = TP_CHUNK_SIZE;

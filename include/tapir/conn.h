@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* The connection driver: pairs requests with responses and settles what a connection leaves. */
+#ifndef TAPIR_CONN_H
+#define TAPIR_CONN_H
+
+/*
+ * Pure code, shared by the BPF programs (bpf/http.bpf.c), the daemon's sweep of connections
+ * whose process died (user/daemon.c) and the unit tests, so that all three settle a connection
+ * the same way. It touches no map and no user memory: the includer defines, before including
+ * this file, the hooks below (static, always inlined on BPF), and `TAPIR_CONN_ENV`, the type
+ * of the context they get.
+ *
+ *   void tapir_conn_record(TAPIR_CONN_ENV *env, struct tapir_conn *c, __u32 slot,
+ *                          __u8 outcome, __u16 status, __u64 now);
+ *	the request in @slot is over: emit its record (before it is popped)
+ *   void tapir_conn_stat(TAPIR_CONN_ENV *env, __u32 idx);	  a TAPIR_STAT_* counter
+ *   void tapir_conn_inflight(TAPIR_CONN_ENV *env, struct tapir_conn *c, __s64 delta);
+ *   void tapir_conn_websockets(TAPIR_CONN_ENV *env, struct tapir_conn *c, __s64 delta);
+ */
+#include "http.h"
+
+#define TAPIR_SLOT(c, i) (((c)->head + (i)) & (TAPIR_MAX_PENDING - 1))
+
+/* Emit the record of the oldest pending request and pop it. */
+TAPIR_INLINE void tapir_conn_finish(TAPIR_CONN_ENV *env, struct tapir_conn *c, __u8 outcome,
+				    __u16 status, __u64 now)
+{
+	__u32 h = TAPIR_SLOT(c, 0);
+
+	tapir_conn_record(env, c, h, outcome, status, now);
+	tapir_conn_inflight(env, c, -1);
+	c->head = (h + 1) & (TAPIR_MAX_PENDING - 1);
+	c->count--;
+	c->first_byte_ns = 0;
+	c->resp_bytes = 0;
+}
+
+/* Give up on a connection: its pending requests are dropped, and @why counted. */
+TAPIR_INLINE void tapir_conn_abandon(TAPIR_CONN_ENV *env, struct tapir_conn *c, __u32 why)
+{
+	tapir_conn_stat(env, why);
+	if (c->count)
+		tapir_conn_inflight(env, c, -(__s64)c->count);
+	c->count = 0;
+	c->state = TAPIR_CONN_IGNORED;
+}
+
+/**
+ * tapir_conn_finalize - account for a connection that is going away
+ *
+ * close(), fd reuse, or the death of its process. A close-delimited response ends here and
+ * is complete; every other pending request was cut off: by the client when it was seen to go
+ * away (499), else by the server (502).
+ */
+TAPIR_INLINE void tapir_conn_finalize(TAPIR_CONN_ENV *env, struct tapir_conn *c, __u64 now)
+{
+	__u8 outcome;
+	int i;
+
+	if (c->state == TAPIR_CONN_UPGRADED) {
+		tapir_conn_websockets(env, c, -1);
+		c->state = TAPIR_CONN_IGNORED;
+		return;
+	}
+	for (i = 0; i < TAPIR_MAX_PENDING; i++) {
+		if (!c->count)
+			break;
+		if (c->resp.state == TP_BODY_CLOSE)
+			outcome = TAPIR_OUT_COMPLETE;
+		else if (c->flags & TAPIR_CF_PEER_GONE)
+			outcome = TAPIR_OUT_CLIENT_ABORT;
+		else
+			outcome = TAPIR_OUT_SERVER_ABORT;
+		tapir_conn_finish(env, c, outcome, c->resp.status, now);
+		tapir_http_init(&c->resp, TP_KIND_RESPONSE);
+	}
+}
+
+/* Results of tapir_conn_request() and tapir_conn_response(). */
+#define TAPIR_GO_ON   0	 /* keep parsing */
+#define TAPIR_NEW_REQ 1	 /* a request started in the slot tapir_conn_newest(): keep its line */
+#define TAPIR_STOP    -1 /* the connection left HTTP/1.x or was dropped: parse no more */
+
+TAPIR_INLINE __u32 tapir_conn_newest(const struct tapir_conn *c)
+{
+	return TAPIR_SLOT(c, c->count - 1);
+}
+
+/**
+ * tapir_conn_request - a request-side parser event
+ *
+ * Bytes between events are attributed to the request in progress; a framing error before
+ * the first whole request line means the connection is not HTTP/1.x at all.
+ */
+TAPIR_INLINE int tapir_conn_request(TAPIR_CONN_ENV *env, struct tapir_conn *c, int ev,
+				    struct tapir_conn_pos *a)
+{
+	__u32 t;
+
+	if (c->flags & TAPIR_CF_NO_MORE_REQ) {
+		/* After an ambiguous request the server may read the rest as body or as
+		 * another request: nothing after it is counted as one. */
+		a->mark = a->off;
+		return TAPIR_GO_ON;
+	}
+	if (ev == TP_EV_START) {
+		c->state = TAPIR_CONN_HTTP;
+		if (c->count) {
+			t = tapir_conn_newest(c);
+			c->req_bytes[t] += a->off - 1 - a->mark;
+		}
+		a->mark = a->off - 1;
+		if (c->count >= TAPIR_MAX_PENDING) {
+			tapir_conn_stat(env, TAPIR_STAT_PENDING_OVERFLOW);
+			return TAPIR_GO_ON;
+		}
+		t = TAPIR_SLOT(c, c->count);
+		c->start_ns[t] = a->now;
+		c->req_bytes[t] = 0;
+		c->method[t] = TP_M_UNKNOWN;
+		c->count++;
+		tapir_conn_inflight(env, c, 1);
+		return TAPIR_NEW_REQ;
+	}
+	if (ev == TP_EV_DONE || ev == TP_EV_AMBIGUOUS) {
+		c->flags |= TAPIR_CF_SPOKE_HTTP;
+		if (c->count) {
+			t = tapir_conn_newest(c);
+			c->req_bytes[t] += a->off - a->mark;
+			c->method[t] = c->req.method;
+		}
+		a->mark = a->off;
+		if (ev == TP_EV_AMBIGUOUS) {
+			/* Content-Length with Transfer-Encoding (RFC 9112 6.3): servers refuse
+			 * it and close, or read on in a way we cannot know. Its answer is still
+			 * paired with it; what follows is never taken for a request. */
+			tapir_conn_stat(env, TAPIR_STAT_AMBIGUOUS_REQUEST);
+			c->flags |= TAPIR_CF_NO_MORE_REQ;
+		}
+		tapir_http_init(&c->req, TP_KIND_REQUEST);
+		return TAPIR_GO_ON;
+	}
+	/* TP_EV_ERROR: before a first whole request line, this simply is not HTTP/1.x (TLS,
+	 * HTTP/2, another protocol); after it, HTTP we failed to follow. */
+	if ((c->flags & TAPIR_CF_SPOKE_HTTP) || (c->req.flags & TP_F_LINE_OK))
+		tapir_conn_abandon(env, c, TAPIR_STAT_PARSE_REQUEST);
+	else
+		tapir_conn_abandon(env, c,
+				   c->req.method == TP_M_PRI ? TAPIR_STAT_IGNORED_HTTP2
+							     : TAPIR_STAT_IGNORED_NOT_HTTP);
+	return TAPIR_STOP;
+}
+
+/* A response-side parser event: TTFB, interim responses, the end of an answer. */
+TAPIR_INLINE int tapir_conn_response(TAPIR_CONN_ENV *env, struct tapir_conn *c, int ev,
+				     struct tapir_conn_pos *a)
+{
+	__u32 h = TAPIR_SLOT(c, 0);
+	__u8 upgraded;
+
+	if (ev == TP_EV_START) {
+		a->mark = a->off - 1;
+		if (!c->count) {
+			tapir_conn_stat(env, TAPIR_STAT_STRAY_RESPONSE);
+			return TAPIR_GO_ON;
+		}
+		if (c->method[h] == TP_M_UNKNOWN && c->count == 1)
+			c->method[h] = c->req.method; /* answered before the body was read */
+		if (c->method[h] == TP_M_HEAD)
+			c->resp.flags |= TP_F_NO_BODY;
+		if (!c->first_byte_ns)
+			c->first_byte_ns = a->ts;
+		return TAPIR_GO_ON;
+	}
+	if (ev == TP_EV_INTERIM) {
+		/* 100 Continue and friends: on the wire, but not the answer; TTFB waits for
+		 * the final response. */
+		c->resp_bytes += a->off - a->mark;
+		a->mark = a->off;
+		c->first_byte_ns = 0;
+		if (c->count && c->method[h] == TP_M_HEAD)
+			c->resp.flags |= TP_F_NO_BODY;
+		return TAPIR_GO_ON;
+	}
+	if (ev == TP_EV_DONE) {
+		if (c->count) {
+			c->resp_bytes += a->off - a->mark;
+			upgraded = c->resp.flags & TP_F_UPGRADED;
+			tapir_conn_finish(env, c,
+					  upgraded ? TAPIR_OUT_UPGRADED : TAPIR_OUT_COMPLETE,
+					  c->resp.status, a->now);
+			if (upgraded) {
+				tapir_conn_stat(env, TAPIR_STAT_UPGRADED);
+				c->state = TAPIR_CONN_UPGRADED;
+				tapir_conn_websockets(env, c, 1);
+				return TAPIR_STOP;
+			}
+		}
+		a->mark = a->off;
+		tapir_http_init(&c->resp, TP_KIND_RESPONSE);
+		return TAPIR_GO_ON;
+	}
+	tapir_conn_abandon(env, c, TAPIR_STAT_PARSE_RESPONSE);
+	return TAPIR_STOP;
+}
+
+/* A segment ended: the bytes since the last event belong to the message in progress. */
+TAPIR_INLINE void tapir_conn_segment_end(struct tapir_conn *c, int dir_out, __u64 len, __u64 mark)
+{
+	if (!c->count || len <= mark)
+		return;
+	if (!dir_out) {
+		if (!(c->flags & TAPIR_CF_NO_MORE_REQ))
+			c->req_bytes[tapir_conn_newest(c)] += len - mark;
+	} else if (c->resp.state != TP_IDLE) {
+		c->resp_bytes += len - mark;
+	}
+}
+
+#endif /* TAPIR_CONN_H */
