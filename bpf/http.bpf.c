@@ -28,6 +28,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u32 loop_max = 65536;	     /* parser steps per syscall */
 const volatile __u64 wakeup_bytes = 1 << 20; /* wake the reader once this much is queued */
 const volatile __u32 self_tgid = 0;	     /* the daemon: never traced (its own /metrics) */
+/* Fault injection for the tests (TAPIR_TEST_VERIFIER_REFUSE=1): a program the verifier must
+ * refuse, so the degraded start is tested against a real refusal. */
+const volatile __u32 test_refuse = 0;
 
 #define MAX_IOV 16 /* iovecs looked at per readv/writev/recvmsg/sendmsg */
 
@@ -156,30 +159,6 @@ static __always_inline struct tapir_cgroup_info *current_watched(void)
 static __always_inline void tapir_conn_stat(void *env, __u32 idx)
 {
 	stat_inc(idx);
-}
-
-static __always_inline void cgroup_gauges_add(struct tapir_conn *c, __s64 inflight,
-					      __s64 websockets)
-{
-	__u64 id = c->cgroup_id;
-	struct tapir_cgroup_info *cg = bpf_map_lookup_elem(&watched_cgroups, &id);
-
-	if (!cg)
-		return;
-	if (inflight)
-		__sync_fetch_and_add(&cg->inflight, inflight);
-	if (websockets)
-		__sync_fetch_and_add(&cg->websockets, websockets);
-}
-
-static __always_inline void tapir_conn_inflight(void *env, struct tapir_conn *c, __s64 delta)
-{
-	cgroup_gauges_add(c, delta, 0);
-}
-
-static __always_inline void tapir_conn_websockets(void *env, struct tapir_conn *c, __s64 delta)
-{
-	cgroup_gauges_add(c, 0, delta);
 }
 
 static __always_inline void tapir_conn_record(void *env, struct tapir_conn *c, __u32 slot,
@@ -633,6 +612,8 @@ static __always_inline int exit_accept(long ret)
 	__u64 cgid;
 	int kind;
 
+	if (test_refuse) /* dead code unless set: the verifier knows the value */
+		return *(volatile __u32 *)(unsigned long)test_refuse;
 	if (ret < 0 || key.tgid == self_tgid)
 		return 0;
 	cgid = bpf_get_current_cgroup_id();

@@ -391,8 +391,7 @@ static int add(struct tapir_cgroups *cg, uint64_t id, uint32_t rule, uint64_t re
 		unref(cg, labels_id);
 		return -ENOMEM;
 	}
-	/* NOEXIST: never reset the gauges BPF keeps in an existing entry. */
-	if (bpf_map_update_elem(cg->watched_fd, &id, &info, BPF_NOEXIST) && errno != EEXIST) {
+	if (bpf_map_update_elem(cg->watched_fd, &id, &info, BPF_ANY)) {
 		int err = -errno;
 
 		pr_warn("cannot watch cgroup %s: %s", rel, strerror(errno));
@@ -531,6 +530,7 @@ void tapir_cgroups__set_kube(struct tapir_cgroups *cg, struct tapir_kube *kube)
 /* Resolve @w's labels again, reading the environment of @pid (0: the cgroup's first process). */
 static void relabel(struct tapir_cgroups *cg, struct watched *w, int pid)
 {
+	struct tapir_cgroup_info info = { 0 };
 	uint32_t pending;
 	int labels_id;
 
@@ -544,6 +544,11 @@ static void relabel(struct tapir_cgroups *cg, struct watched *w, int pid)
 	ref(cg, labels_id);
 	unref(cg, w->labels_id);
 	w->labels_id = labels_id;
+	/* The daemon is the only writer of these values: keep what bpftool shows true. */
+	info.labels_id = labels_id;
+	if (bpf_map_update_elem(cg->watched_fd, &w->id, &info, BPF_EXIST))
+		pr_debug("cgroup %s: cannot update its labels in the BPF map: %s", w->rel,
+			 strerror(errno));
 }
 
 void tapir_cgroups__relabel_pending(struct tapir_cgroups *cg)

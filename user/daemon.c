@@ -23,17 +23,8 @@
 #include "kube.h"
 #include "server.h"
 
-#define POLL_MS	   50	/* longest a record waits in the ring before it is counted */
-#define RESCAN_MS  2000 /* periodic cgroup rescan, a safety net behind cgroup_mkdir events */
-#define MAX_ADJUST 4096 /* cgroups with connections swept by the daemon */
-
-/* In-flight requests the daemon settled itself (their process died): BPF's per-cgroup count
- * cannot be decremented from here atomically, so the difference is kept on this side. */
-struct adjust {
-	uint64_t cgroup_id;
-	int64_t inflight;
-	int64_t websockets;
-};
+#define POLL_MS	  50   /* longest a record waits in the ring before it is counted */
+#define RESCAN_MS 2000 /* periodic cgroup rescan, a safety net behind cgroup_mkdir events */
 
 struct tapir_daemon {
 	const struct tapir_config *cfg;
@@ -52,10 +43,9 @@ struct tapir_daemon {
 	uint64_t records, unlabelled, gc_evicted;
 	uint8_t *seen; /* label sets that had a request: with no rules, only these get gauges */
 	size_t n_seen;
-	struct adjust adjust[MAX_ADJUST];
-	size_t n_adjust;
 	int ncpus;
 	__u32 sweeping_tgid; /* the dead process whose connections the sweep settles */
+	int pin_lock;	     /* flock'd pin directory, -1 without pins */
 };
 
 static uint64_t now_ms(void)
@@ -144,36 +134,6 @@ static int on_record(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-static void add_adjust(struct tapir_daemon *d, uint64_t cgroup_id, int64_t inflight,
-		       int64_t websockets)
-{
-	size_t i;
-
-	for (i = 0; i < d->n_adjust; i++)
-		if (d->adjust[i].cgroup_id == cgroup_id)
-			break;
-	if (i == d->n_adjust) {
-		if (d->n_adjust == MAX_ADJUST)
-			return;
-		d->adjust[d->n_adjust++] = (struct adjust){ .cgroup_id = cgroup_id };
-	}
-	d->adjust[i].inflight += inflight;
-	d->adjust[i].websockets += websockets;
-}
-
-/* Forget the corrections of cgroups that are gone: their BPF counts went with them. */
-static void prune_adjust(struct tapir_daemon *d)
-{
-	int fd = tapir_loader__watched_fd(d->loader);
-	struct tapir_cgroup_info info;
-	size_t i, j;
-
-	for (i = j = 0; i < d->n_adjust; i++)
-		if (!bpf_map_lookup_elem(fd, &d->adjust[i].cgroup_id, &info))
-			d->adjust[j++] = d->adjust[i];
-	d->n_adjust = j;
-}
-
 /* Hooks of the connection driver (include/tapir/conn.h) for the sweep below. */
 static inline void tapir_conn_record(struct tapir_daemon *d, struct tapir_conn *c, __u32 slot,
 				     __u8 outcome, __u16 status, __u64 now)
@@ -201,16 +161,6 @@ static inline void tapir_conn_record(struct tapir_daemon *d, struct tapir_conn *
 
 static inline void tapir_conn_stat(struct tapir_daemon *d, __u32 idx)
 {
-}
-
-static inline void tapir_conn_inflight(struct tapir_daemon *d, struct tapir_conn *c, __s64 delta)
-{
-	add_adjust(d, c->cgroup_id, -delta, 0);
-}
-
-static inline void tapir_conn_websockets(struct tapir_daemon *d, struct tapir_conn *c, __s64 delta)
-{
-	add_adjust(d, c->cgroup_id, 0, -delta);
 }
 
 #define TAPIR_CONN_ENV struct tapir_daemon
@@ -245,7 +195,6 @@ static void sweep(struct tapir_daemon *d)
 		d->gc_evicted++;
 		prev = NULL; /* the walk order changed: start over (entries are few) */
 	}
-	prune_adjust(d);
 }
 
 static void read_stats(struct tapir_daemon *d, uint64_t *sum)
@@ -264,42 +213,33 @@ static void read_stats(struct tapir_daemon *d, uint64_t *sum)
 	}
 }
 
-static const struct adjust *adjustment(struct tapir_daemon *d, uint64_t cgroup_id)
-{
-	static const struct adjust none;
-	size_t i;
-
-	for (i = 0; i < d->n_adjust; i++)
-		if (d->adjust[i].cgroup_id == cgroup_id)
-			return &d->adjust[i];
-	return &none;
-}
-
-/* The gauges BPF keeps per cgroup (requests in flight, open WebSockets), summed per label set. */
+/*
+ * The gauges (requests in flight, open WebSockets) from the one place that knows them: each
+ * connection's pending requests and state in the conns map, summed per label set.
+ */
 static void refresh_gauges(struct tapir_daemon *d)
 {
-	int fd = tapir_loader__watched_fd(d->loader);
+	int fd = tapir_loader__conns_fd(d->loader);
 	size_t n = tapir_cgroups__n_labelsets(d->cgroups), i;
-	struct tapir_cgroup_info info;
+	struct tapir_conn_key key, next, *prev = NULL;
 	const struct tapir_watched *w;
-	const struct adjust *adj;
-	__u64 key, next, *prev = NULL;
+	struct tapir_conn c;
 	double *sum = calloc(n ? 2 * n : 1, sizeof(*sum));
 
 	if (!sum)
 		return;
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+	while (fd >= 0 && bpf_map_get_next_key(fd, prev, &next) == 0) {
 		key = next;
 		prev = &key;
-		w = tapir_cgroups__find(d->cgroups, key);
-		if (!w || bpf_map_lookup_elem(fd, &key, &info) || w->labels_id >= n)
+		if (bpf_map_lookup_elem(fd, &key, &c))
 			continue;
-		info.labels_id = w->labels_id;
-		adj = adjustment(d, key);
-		if (info.inflight - adj->inflight > 0)
-			sum[2 * info.labels_id] += info.inflight - adj->inflight;
-		if (info.websockets - adj->websockets > 0)
-			sum[2 * info.labels_id + 1] += info.websockets - adj->websockets;
+		if (!c.count && c.state != TAPIR_CONN_UPGRADED)
+			continue;
+		w = tapir_cgroups__find(d->cgroups, c.cgroup_id);
+		if (!w || w->labels_id >= n)
+			continue;
+		sum[2 * w->labels_id] += c.count;
+		sum[2 * w->labels_id + 1] += c.state == TAPIR_CONN_UPGRADED;
 	}
 	for (i = 0; i < n; i++) {
 		/* Without rules every cgroup is watched: show those that served HTTP only. */
@@ -351,7 +291,16 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const cha
 	if (!d)
 		return NULL;
 	d->cfg = cfg;
+	d->pin_lock = -1;
 	d->ncpus = libbpf_num_possible_cpus();
+	if (pin_dir) {
+		/* First: a second daemon on the same pins must not disturb the first one. */
+		d->pin_lock = tapir_pin_dir_claim(pin_dir);
+		if (d->pin_lock < 0) {
+			err = d->pin_lock;
+			goto fail_err;
+		}
+	}
 	d->reg = tapir_registry__new();
 	if (!d->reg)
 		goto fail;
@@ -463,6 +412,8 @@ void tapir_daemon__free(struct tapir_daemon *d)
 	tapir_health__free(d->health);
 	tapir_http_metrics__free(d->http);
 	tapir_registry__free(d->reg);
+	if (d->pin_lock >= 0)
+		close(d->pin_lock);
 	free(d->seen);
 	free(d);
 }

@@ -14,6 +14,7 @@
 #include "cgroups.h"
 #include "identity.h"
 #include "inspect.h"
+#include "loader.h"
 #include "resources.h"
 
 struct seen {
@@ -21,6 +22,7 @@ struct seen {
 	struct tapir_cgroup_info info;
 	char path[512];
 	unsigned int conns, listening;
+	long long inflight, websockets; /* summed over the cgroup's connections */
 };
 
 static struct seen *rows;
@@ -99,6 +101,15 @@ int tapir_inspect(const char *pin_dir, const struct tapir_config *cfg, FILE *out
 			pin_dir, strerror(errno));
 		goto out;
 	}
+	if (tapir_pin_dir_owned(pin_dir) == 0) {
+		/* The maps outlive a daemon killed with -9: their figures froze when it died. */
+		err = -ESRCH;
+		fprintf(stderr,
+			"tapir inspect: no running tapir owns the maps pinned under %s: they are "
+			"left from a daemon that died, and what they show is stale\n",
+			pin_dir);
+		goto out;
+	}
 	while (bpf_map_get_next_key(wfd, prev, &next) == 0) {
 		key = next;
 		prev = &key;
@@ -121,8 +132,11 @@ int tapir_inspect(const char *pin_dir, const struct tapir_config *cfg, FILE *out
 
 		ck = cnext;
 		cprev = &ck;
-		if (!bpf_map_lookup_elem(cfd, &ck, &c) && (r = row(c.cgroup_id)))
-			r->conns++;
+		if (bpf_map_lookup_elem(cfd, &ck, &c) || !(r = row(c.cgroup_id)))
+			continue;
+		r->conns++;
+		r->inflight += c.count;
+		r->websockets += c.state == TAPIR_CONN_UPGRADED;
 	}
 	prev = NULL;
 	while (lfd >= 0 && bpf_map_get_next_key(lfd, prev, &next) == 0) {
@@ -156,8 +170,8 @@ int tapir_inspect(const char *pin_dir, const struct tapir_config *cfg, FILE *out
 
 		identity(r->path, ident, sizeof(ident));
 		fprintf(out, "%-20llu %-40s %-24s %8lld %5lld %6u %6u  %s\n",
-			(unsigned long long)r->id, r->path, model, (long long)r->info.inflight,
-			(long long)r->info.websockets, r->conns, r->listening, ident);
+			(unsigned long long)r->id, r->path, model, (long long)r->inflight,
+			(long long)r->websockets, r->conns, r->listening, ident);
 	}
 out:
 	free(rows);

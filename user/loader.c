@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -90,15 +92,22 @@ static void log_verifier_tail(void)
 		pr_warn("  verifier: %s", line);
 }
 
-/* The verifier's verdict: the last non-empty line of its log. */
+/* The verifier's verdict: the last line of its log that is not a statistic. */
 static const char *verifier_verdict(char *buf, size_t len)
 {
 	const char *end = vlog.tail + strlen(vlog.tail), *p;
 
-	while (end > vlog.tail && (end[-1] == '\n' || end[-1] == ' '))
-		end--;
-	for (p = end; p > vlog.tail && p[-1] != '\n'; p--)
-		;
+	for (;;) {
+		while (end > vlog.tail && (end[-1] == '\n' || end[-1] == ' '))
+			end--;
+		for (p = end; p > vlog.tail && p[-1] != '\n'; p--)
+			;
+		if (p == vlog.tail ||
+		    (strncmp(p, "processed ", 10) && strncmp(p, "verification time", 17) &&
+		     strncmp(p, "stack depth", 11)))
+			break;
+		end = p;
+	}
 	snprintf(buf, len, "%.*s", (int)(end - p), p);
 	return buf;
 }
@@ -126,8 +135,8 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 		return 0;
 	}
 	for (line = strtok_r(msg, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-		tapir_log(level == LIBBPF_WARN ? TAPIR_LOG_WARN : TAPIR_LOG_DEBUG, "libbpf: %s",
-			  line);
+		tapir_log(level == LIBBPF_WARN ? TAPIR_LOG_WARN : TAPIR_LOG_DEBUG, "%s%s",
+			  strncmp(line, "libbpf: ", 8) ? "libbpf: " : "", line);
 	free(msg);
 	return 0;
 }
@@ -278,6 +287,14 @@ static void note_refusal(struct tapir_loader *l, const char *feature)
 	}
 }
 
+/* TAPIR_TEST_VERIFIER_REFUSE=1 (tests only): the HTTP programs carry one the verifier refuses. */
+static __u32 test_refuse(void)
+{
+	const char *v = getenv("TAPIR_TEST_VERIFIER_REFUSE");
+
+	return v && !strcmp(v, "1");
+}
+
 static int http_open(struct http_obj *h, int variant)
 {
 	if (variant == TAPIR_BPF_LOOP) {
@@ -286,6 +303,7 @@ static int http_open(struct http_obj *h, int variant)
 		if (!s)
 			return -errno;
 		s->rodata->self_tgid = getpid();
+		s->rodata->test_refuse = test_refuse();
 		*h = (struct http_obj){ "loop", s->obj, s, (void (*)(void *))http_bpf__destroy };
 	} else {
 		struct http_compat_bpf *s = http_compat_bpf__open();
@@ -293,6 +311,7 @@ static int http_open(struct http_obj *h, int variant)
 		if (!s)
 			return -errno;
 		s->rodata->self_tgid = getpid();
+		s->rodata->test_refuse = test_refuse();
 		*h = (struct http_obj){ "compat", s->obj, s,
 					(void (*)(void *))http_compat_bpf__destroy };
 	}
@@ -369,9 +388,15 @@ static int load_http_variant(struct tapir_loader *l, const struct tapir_config *
 		err = http_wire_tail_calls(&l->http);
 	if (!err)
 		return 0;
-	pr_warn("http (%s variant): kernel %s refused program '%s': %s", l->http.variant,
-		kernel_release(), vlog.prog[0] ? vlog.prog : "?", strerror(-err));
-	log_verifier_tail();
+	if (vlog.prog[0]) {
+		pr_warn("http (%s variant): the verifier of kernel %s refused program '%s'; its "
+			"last lines:",
+			l->http.variant, kernel_release(), vlog.prog);
+		log_verifier_tail();
+	} else {
+		pr_warn("http (%s variant): loading failed on kernel %s: %s", l->http.variant,
+			kernel_release(), strerror(-err));
+	}
 	note_refusal(l, "http");
 	return err;
 }
@@ -435,10 +460,17 @@ static void open_lifecycle(struct tapir_loader *l)
 	if (!err)
 		err = lifecycle_bpf__load(l->lc);
 	if (err) {
-		pr_warn("lifecycle: kernel %s refused program '%s' (%s): no restarts or readiness, "
-			"cgroups found by periodic rescans",
-			kernel_release(), vlog.prog[0] ? vlog.prog : "?", strerror(-err));
-		log_verifier_tail();
+		if (vlog.prog[0]) {
+			pr_warn("lifecycle: the verifier of kernel %s refused program '%s'; its last "
+				"lines:",
+				kernel_release(), vlog.prog);
+			log_verifier_tail();
+		} else {
+			pr_warn("lifecycle: loading failed on kernel %s: %s", kernel_release(),
+				strerror(-err));
+		}
+		pr_warn("lifecycle: off: no restarts or readiness, cgroups found by periodic "
+			"rescans");
 		note_refusal(l, "lifecycle");
 		lifecycle_bpf__destroy(l->lc);
 		l->lc = NULL;
@@ -563,6 +595,59 @@ static struct bpf_map *pinned_maps(const struct tapir_loader *l, size_t i)
 }
 
 #define N_PINNED 5
+
+int tapir_pin_dir_claim(const char *dir)
+{
+	int err, fd, tries;
+
+	err = tapir_ensure_mount("bpf", "/sys/fs/bpf");
+	if (err)
+		return err;
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		err = -errno;
+		pr_err("cannot create the pin directory %s: %s", dir, strerror(errno));
+		return err;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		pr_err("cannot open the pin directory %s: %s", dir, strerror(errno));
+		return err;
+	}
+	/* A daemon killed a moment ago holds the lock until its exit has torn its BPF
+	 * programs down: give that a few seconds before calling the directory taken. */
+	for (tries = 0; flock(fd, LOCK_EX | LOCK_NB) && errno == EWOULDBLOCK && tries < 50; tries++)
+		usleep(100 * 1000);
+	if (tries == 50 || flock(fd, LOCK_EX | LOCK_NB)) {
+		err = errno == EWOULDBLOCK || tries == 50 ? -EBUSY : -errno;
+		if (err == -EBUSY)
+			pr_err("pin directory %s is owned by a running tapir: give this one another "
+			       "--pin-dir, or --pin-dir none",
+			       dir);
+		else
+			pr_err("cannot lock the pin directory %s: %s", dir, strerror(errno));
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int tapir_pin_dir_owned(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), owned;
+
+	if (fd < 0)
+		return -errno;
+	/* A shared lock is granted only while no daemon holds its exclusive one. */
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+		owned = 0;
+		flock(fd, LOCK_UN);
+	} else {
+		owned = errno == EWOULDBLOCK ? 1 : -errno;
+	}
+	close(fd);
+	return owned;
+}
 
 int tapir_loader__pin(struct tapir_loader *l, const char *dir)
 {

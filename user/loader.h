@@ -49,6 +49,14 @@ int tapir_loader_check(const struct tapir_config *cfg, FILE *out);
  * logged and returns -errno; the daemon runs on without pins.
  */
 int tapir_loader__pin(struct tapir_loader *l, const char *dir);
+/*
+ * Claim the pin directory @dir (created, bpffs mounted if needed) for this daemon: an
+ * exclusive flock on the directory, held until exit (the kernel drops it if the daemon dies).
+ * Returns the lock's fd, -EBUSY when a running tapir owns it, or another -errno.
+ */
+int tapir_pin_dir_claim(const char *dir);
+/* 1 when a running daemon owns @dir, 0 when none does (its pins are stale), -errno on error. */
+int tapir_pin_dir_owned(const char *dir);
 /* Wait up to @timeout_ms for records, then drain every ring; returns records or -errno. */
 int tapir_loader__poll(struct tapir_loader *l, int timeout_ms);
 void tapir_loader__free(struct tapir_loader *l);

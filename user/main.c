@@ -149,9 +149,10 @@ int main(int argc, char **argv)
 
 	d = tapir_daemon__new(cfg, pin_dir);
 	if (!d) {
-		pr_err("cannot start: %s", strerror(errno));
+		ret = errno;
+		pr_err("cannot start: %s", strerror(ret));
 		tapir_config__free(cfg);
-		return 1;
+		return ret == EBUSY ? 2 : 1; /* another daemon owns --pin-dir: a usage error */
 	}
 	running = d;
 	sigaction(SIGINT, &sa, NULL);

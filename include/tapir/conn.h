@@ -14,8 +14,10 @@
  *                          __u8 outcome, __u16 status, __u64 now);
  *	the request in @slot is over: emit its record (before it is popped)
  *   void tapir_conn_stat(TAPIR_CONN_ENV *env, __u32 idx);	  a TAPIR_STAT_* counter
- *   void tapir_conn_inflight(TAPIR_CONN_ENV *env, struct tapir_conn *c, __s64 delta);
- *   void tapir_conn_websockets(TAPIR_CONN_ENV *env, struct tapir_conn *c, __s64 delta);
+ *
+ * The connection itself is the only record of what is in flight: its pending requests
+ * (`count`) and whether it was upgraded. The daemon sums those per cgroup for the gauges, so
+ * a connection swept or deleted takes its share with it; nothing else keeps a count.
  */
 #include "http.h"
 
@@ -28,7 +30,6 @@ TAPIR_INLINE void tapir_conn_finish(TAPIR_CONN_ENV *env, struct tapir_conn *c, _
 	__u32 h = TAPIR_SLOT(c, 0);
 
 	tapir_conn_record(env, c, h, outcome, status, now);
-	tapir_conn_inflight(env, c, -1);
 	c->head = (h + 1) & (TAPIR_MAX_PENDING - 1);
 	c->count--;
 	c->first_byte_ns = 0;
@@ -39,8 +40,6 @@ TAPIR_INLINE void tapir_conn_finish(TAPIR_CONN_ENV *env, struct tapir_conn *c, _
 TAPIR_INLINE void tapir_conn_abandon(TAPIR_CONN_ENV *env, struct tapir_conn *c, __u32 why)
 {
 	tapir_conn_stat(env, why);
-	if (c->count)
-		tapir_conn_inflight(env, c, -(__s64)c->count);
 	c->count = 0;
 	c->state = TAPIR_CONN_IGNORED;
 }
@@ -58,7 +57,6 @@ TAPIR_INLINE void tapir_conn_finalize(TAPIR_CONN_ENV *env, struct tapir_conn *c,
 	int i;
 
 	if (c->state == TAPIR_CONN_UPGRADED) {
-		tapir_conn_websockets(env, c, -1);
 		c->state = TAPIR_CONN_IGNORED;
 		return;
 	}
@@ -119,7 +117,6 @@ TAPIR_INLINE int tapir_conn_request(TAPIR_CONN_ENV *env, struct tapir_conn *c, i
 		c->req_bytes[t] = 0;
 		c->method[t] = TP_M_UNKNOWN;
 		c->count++;
-		tapir_conn_inflight(env, c, 1);
 		return TAPIR_NEW_REQ;
 	}
 	if (ev == TP_EV_DONE || ev == TP_EV_AMBIGUOUS) {
@@ -192,7 +189,6 @@ TAPIR_INLINE int tapir_conn_response(TAPIR_CONN_ENV *env, struct tapir_conn *c, 
 			if (upgraded) {
 				tapir_conn_stat(env, TAPIR_STAT_UPGRADED);
 				c->state = TAPIR_CONN_UPGRADED;
-				tapir_conn_websockets(env, c, 1);
 				return TAPIR_STOP;
 			}
 		}

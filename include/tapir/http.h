@@ -61,13 +61,11 @@ struct tapir_conn_pos {
 	__u64 now;  /* syscall exit */
 };
 
-/* Value of the watched_cgroups map, keyed by cgroup v2 id. Written by the daemon, except
- * the two gauges, which only BPF touches (atomically). */
+/* Value of the watched_cgroups map, keyed by cgroup v2 id: written by the daemon only. What is
+ * in flight lives in the conns map, per connection. */
 struct tapir_cgroup_info {
-	__u32 labels_id; /* the daemon's label set for this cgroup */
+	__u32 labels_id; /* the daemon's label set for this cgroup, as it stands now */
 	__u32 __pad;
-	__s64 inflight;	  /* requests started and not yet finished */
-	__s64 websockets; /* connections upgraded by a 101 and not yet closed */
 };
 
 /* Ring-buffer record types: every record starts with a __u32 type. */

@@ -88,7 +88,13 @@ class Scrape:
     def __init__(self, text):
         self.text = text
         self.samples = []
+        self.names = set()  # every sample name the exposition declares, with or without samples
         for fam in text_string_to_metric_families(text):
+            self.names.add(fam.name)
+            if fam.type == "counter":
+                self.names.add(fam.name + "_total")
+            elif fam.type == "histogram":
+                self.names.update(fam.name + x for x in ("_bucket", "_sum", "_count"))
             for s in fam.samples:
                 self.samples.append((s.name, s.labels, s.value))
 
@@ -100,7 +106,11 @@ class Scrape:
         ]
 
     def value(self, name, **labels):
-        """Sum of the matching samples (0 when none)."""
+        """Sum of the matching samples: 0 when the family has none of them, an error when
+        the family itself is missing (a before/after check must not pass on a vanished
+        family)."""
+        if name not in self.names:
+            raise KeyError(f"metric family of {name} is not in the exposition")
         return sum(v for _, v in self.select(name, **labels))
 
     def bucket(self, name, le, **labels):
@@ -140,7 +150,10 @@ class Daemon:
         self.log = open(self.log_path, "w")
         env = dict(os.environ, TAPIR_FAKE_NVML=self.nvml_script)
         self.pin_dir = f"/sys/fs/bpf/tapir-e2e-{os.getpid()}"
-        self.proc = subprocess.Popen([TAPIR, "--config", self.config, "--pin-dir", self.pin_dir],
+        # TAPIR_E2E_BPF_VARIANT=compat runs the whole suite on the compat build.
+        variant = os.environ.get("TAPIR_E2E_BPF_VARIANT", "auto")
+        self.proc = subprocess.Popen([TAPIR, "--config", self.config, "--pin-dir", self.pin_dir,
+                                      "--bpf-variant", variant],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 60
         while True:

