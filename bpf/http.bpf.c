@@ -591,12 +591,12 @@ static __always_inline int exit_io(void *ctx, long ret)
 	}
 	if (c->state >= TAPIR_CONN_IGNORED)
 		return 0;
-	if (c->state == TAPIR_CONN_NEW && io.dir == DIR_OUT) {
+	if (c->state == TAPIR_CONN_NEW && io.dir == DIR_OUT && !(c->flags & TAPIR_CF_PRESTART)) {
 		tapir_conn_abandon(NULL, c,
 				   TAPIR_STAT_IGNORED_NOT_HTTP); /* the server spoke first */
 		return 0;
 	}
-	if (c->state == TAPIR_CONN_NEW && starts_tls(&io)) {
+	if (c->state == TAPIR_CONN_NEW && io.dir == DIR_IN && starts_tls(&io)) {
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_TLS); /* a TLS ClientHello record */
 		return 0;
 	}

@@ -21,6 +21,7 @@
 #include "replicas.h"
 #include "gpu.h"
 #include "kube.h"
+#include "procfs.h"
 #include "server.h"
 
 #define POLL_MS	  50   /* longest a record waits in the ring before it is counted */
@@ -174,6 +175,75 @@ static void settle(struct tapir_daemon *d, struct tapir_conn *c, __u32 tgid)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	d->sweeping_tgid = tgid;
 	tapir_conn_finalize(d, c, ts.tv_sec * 1000000000ULL + ts.tv_nsec);
+}
+
+/* The connections of one process found at start, and what to enter them with. */
+struct prestart {
+	int conns_fd;
+	int pid;
+	const struct tapir_watched *w;
+	unsigned int ports[256]; /* listening ports of its network namespace */
+	size_t n_ports;
+	size_t seeded;
+};
+
+static void prestart_sock(void *ctx, const struct tapir_proc_sock *s)
+{
+	struct prestart *p = ctx;
+	struct tapir_conn_key key = { .tgid = p->pid, .fd = s->fd };
+	struct tapir_conn c = { 0 };
+	size_t i;
+
+	if (s->state != TAPIR_TCP_ESTABLISHED)
+		return;
+	for (i = 0; i < p->n_ports && p->ports[i] != s->lport; i++)
+		;
+	if (i == p->n_ports)
+		return; /* not accepted on a listening port: an outbound connection */
+	tapir_http_init(&c.req, TP_KIND_REQUEST);
+	tapir_http_init(&c.resp, TP_KIND_RESPONSE);
+	c.state = TAPIR_CONN_NEW;
+	c.flags = TAPIR_CF_PRESTART;
+	c.cgroup_id = p->w->id;
+	c.labels_id = p->w->labels_id;
+	/* NOEXIST: a connection BPF has begun to follow since attach knows better. */
+	if (!bpf_map_update_elem(p->conns_fd, &key, &c, BPF_NOEXIST))
+		p->seeded++;
+}
+
+/*
+ * Server-side connections open before the programs were attached (a restart under load) may be
+ * mid-request: enter them so that an answer to a request tapir never saw begin is counted
+ * (tapir_records_lost_total{reason="before_start"}) and their next request is followed.
+ */
+static void seed_prestart(struct tapir_daemon *d)
+{
+	struct prestart p = { .conns_fd = tapir_loader__conns_fd(d->loader) };
+	char path[4608];
+	size_t n, i;
+	FILE *f;
+
+	if (p.conns_fd < 0)
+		return;
+	p.w = tapir_cgroups__watched(d->cgroups, &n);
+	for (i = 0; i < n; i++, p.w++) {
+		snprintf(path, sizeof(path), "%s%s/cgroup.procs", tapir_cgroups__root(d->cgroups),
+			 p.w->rel);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (fscanf(f, "%d", &p.pid) == 1) {
+			if (p.pid == getpid())
+				continue;
+			p.n_ports = tapir_proc_listen_ports(p.pid, p.ports, 256);
+			if (p.n_ports)
+				tapir_proc_tcp_fds(p.pid, prestart_sock, &p);
+		}
+		fclose(f);
+	}
+	if (p.seeded)
+		pr_info("%zu connections were open before start: followed from their next request",
+			p.seeded);
 }
 
 /* Connections of processes that exited never see close(): sweep them. */
@@ -339,6 +409,7 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const cha
 	err = tapir_loader__attach(d->loader);
 	if (err)
 		goto fail_err;
+	seed_prestart(d);
 	if (pin_dir)
 		tapir_loader__pin(d->loader, pin_dir);
 	d->server = tapir_server__new(cfg->listen, render, d);

@@ -36,6 +36,7 @@ static const struct {
 	[TAPIR_STAT_UPGRADED] = { H_UPGRADED, NULL },
 	[TAPIR_STAT_AMBIGUOUS_REQUEST] = { H_PARSE, "ambiguous_request" },
 	[TAPIR_STAT_REQ_UNTRACKED] = { H_LOST, "connection_table_full" },
+	[TAPIR_STAT_BEFORE_START] = { H_LOST, "before_start" },
 };
 
 static const char *const reason[] = { "reason" };

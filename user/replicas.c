@@ -13,6 +13,7 @@
 #include "identity.h"
 #include "kube.h"
 #include "log.h"
+#include "procfs.h"
 #include "replicas.h"
 #include "resources.h"
 
@@ -427,66 +428,26 @@ void tapir_replicas__request(struct tapir_replicas *rs, uint64_t replica_id,
 	r->last_signal_ms = now_ms;
 }
 
-/* Socket inodes of the LISTEN sockets in /proc/PID/net/tcp{,6} (the process's netns). */
-static size_t listen_inodes(int pid, unsigned long *ino, size_t max)
-{
-	static const char *const files[] = { "tcp", "tcp6" };
-	char path[64], line[512];
-	unsigned long inode;
-	unsigned int st;
-	size_t n = 0, i;
-	FILE *f;
+struct seed_ctx {
+	uint64_t cgroup_id;
+	int listeners_fd;
+};
 
-	for (i = 0; i < 2; i++) {
-		snprintf(path, sizeof(path), "/proc/%d/net/%s", pid, files[i]);
-		f = fopen(path, "re");
-		if (!f)
-			continue;
-		while (fgets(line, sizeof(line), f) && n < max)
-			if (sscanf(line, " %*u: %*s %*s %x %*s %*s %*s %*s %*s %lu", &st, &inode) ==
-				    2 &&
-			    st == 0x0a)
-				ino[n++] = inode;
-		fclose(f);
-	}
-	return n;
+static void seed_listener(void *ctx, const struct tapir_proc_sock *s)
+{
+	const struct seed_ctx *c = ctx;
+	__u64 key = s->inode;
+
+	if (s->state == TAPIR_TCP_LISTEN)
+		bpf_map_update_elem(c->listeners_fd, &key, &c->cgroup_id, BPF_NOEXIST);
 }
 
 /* Sockets that were listening before tapir started, so readiness does not wait for a relisten. */
 static void seed_pid(int pid, uint64_t cgroup_id, int listeners_fd)
 {
-	unsigned long ino[1024], sock;
-	char path[64], target[64];
-	struct dirent *de;
-	size_t n, i;
-	DIR *d;
+	struct seed_ctx c = { cgroup_id, listeners_fd };
 
-	n = listen_inodes(pid, ino, 1024);
-	if (!n)
-		return;
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	d = opendir(path);
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		char fdpath[320];
-		ssize_t len;
-
-		snprintf(fdpath, sizeof(fdpath), "%s/%s", path, de->d_name);
-		len = readlink(fdpath, target, sizeof(target) - 1);
-		if (len <= 0)
-			continue;
-		target[len] = '\0';
-		if (sscanf(target, "socket:[%lu]", &sock) != 1)
-			continue;
-		for (i = 0; i < n; i++) {
-			__u64 key = sock;
-
-			if (ino[i] == sock)
-				bpf_map_update_elem(listeners_fd, &key, &cgroup_id, BPF_NOEXIST);
-		}
-	}
-	closedir(d);
+	tapir_proc_tcp_fds(pid, seed_listener, &c);
 }
 
 void tapir_replicas__seed_listeners(struct tapir_replicas *rs, int listeners_fd)

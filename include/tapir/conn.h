@@ -103,6 +103,7 @@ TAPIR_INLINE int tapir_conn_request(TAPIR_CONN_ENV *env, struct tapir_conn *c, i
 	}
 	if (ev == TP_EV_START) {
 		c->state = TAPIR_CONN_HTTP;
+		c->flags &= ~TAPIR_CF_PRESTART;
 		if (c->count) {
 			t = tapir_conn_newest(c);
 			c->req_bytes[t] += a->off - 1 - a->mark;
@@ -137,6 +138,13 @@ TAPIR_INLINE int tapir_conn_request(TAPIR_CONN_ENV *env, struct tapir_conn *c, i
 		tapir_http_init(&c->req, TP_KIND_REQUEST);
 		return TAPIR_GO_ON;
 	}
+	if (c->flags & TAPIR_CF_PRESTART) {
+		/* Open before tapir started: these may be the rest of a request it never saw
+		 * begin (a body), or no HTTP at all. The answer, if any, will tell. */
+		tapir_http_init(&c->req, TP_KIND_REQUEST);
+		a->mark = a->off;
+		return TAPIR_STOP;
+	}
 	/* TP_EV_ERROR: before a first whole request line, this simply is not HTTP/1.x (TLS,
 	 * HTTP/2, another protocol); after it, HTTP we failed to follow. */
 	if ((c->flags & TAPIR_CF_SPOKE_HTTP) || (c->req.flags & TP_F_LINE_OK))
@@ -158,7 +166,11 @@ TAPIR_INLINE int tapir_conn_response(TAPIR_CONN_ENV *env, struct tapir_conn *c, 
 	if (ev == TP_EV_START) {
 		a->mark = a->off - 1;
 		if (!c->count) {
-			tapir_conn_stat(env, TAPIR_STAT_STRAY_RESPONSE);
+			/* Framed all the same, so the next request is found where it starts. */
+			tapir_conn_stat(env, (c->flags & TAPIR_CF_PRESTART)
+						     ? TAPIR_STAT_BEFORE_START
+						     : TAPIR_STAT_STRAY_RESPONSE);
+			c->flags &= ~TAPIR_CF_PRESTART;
 			return TAPIR_GO_ON;
 		}
 		if (c->method[h] == TP_M_UNKNOWN && c->count == 1)
@@ -196,7 +208,9 @@ TAPIR_INLINE int tapir_conn_response(TAPIR_CONN_ENV *env, struct tapir_conn *c, 
 		tapir_http_init(&c->resp, TP_KIND_RESPONSE);
 		return TAPIR_GO_ON;
 	}
-	tapir_conn_abandon(env, c, TAPIR_STAT_PARSE_RESPONSE);
+	tapir_conn_abandon(env, c,
+			   (c->flags & TAPIR_CF_PRESTART) ? TAPIR_STAT_IGNORED_NOT_HTTP
+							  : TAPIR_STAT_PARSE_RESPONSE);
 	return TAPIR_STOP;
 }
 

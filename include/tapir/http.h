@@ -20,6 +20,7 @@
 #define TAPIR_CF_PEER_GONE   0x01 /* EOF, ECONNRESET or EPIPE seen: the client went away */
 #define TAPIR_CF_SPOKE_HTTP  0x02 /* a whole request line was seen: this is HTTP/1.x */
 #define TAPIR_CF_NO_MORE_REQ 0x04 /* an ambiguous request: later bytes are not requests */
+#define TAPIR_CF_PRESTART    0x08 /* open before tapir started: maybe mid-request (seeded) */
 
 /* Outcome of a request (struct tapir_http_event.outcome). */
 #define TAPIR_OUT_COMPLETE     0 /* response complete */
@@ -125,6 +126,7 @@ struct tapir_lifecycle_event {
 #define TAPIR_STAT_UPGRADED	     14 /* connections that left HTTP/1.x through 101 */
 #define TAPIR_STAT_AMBIGUOUS_REQUEST 15 /* Content-Length with chunked: parsing stops there */
 #define TAPIR_STAT_REQ_UNTRACKED     16 /* requests on connections the conns map had no room for */
+#define TAPIR_STAT_BEFORE_START	     17 /* answers to requests that began before tapir started */
 #define TAPIR_STAT_MAX		     24
 
 #endif /* TAPIR_HTTP_H */

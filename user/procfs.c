@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: GPL-2.0
+/* /proc readers shared by the daemon's modules: a process's TCP sockets and their fds. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "procfs.h"
+
+struct tcp_row {
+	unsigned long inode;
+	unsigned int state, lport;
+};
+
+static int by_inode(const void *a, const void *b)
+{
+	const struct tcp_row *x = a, *y = b;
+
+	return x->inode < y->inode ? -1 : x->inode > y->inode;
+}
+
+/* The rows of /proc/PID/net/tcp and tcp6, sorted by inode; NULL (and *n 0) when none. */
+static struct tcp_row *tcp_table(int pid, size_t *n)
+{
+	static const char *const files[] = { "tcp", "tcp6" };
+	struct tcp_row *rows = NULL, *r;
+	size_t cap = 0, i;
+	char path[64], line[512];
+	FILE *f;
+
+	*n = 0;
+	for (i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/net/%s", pid, files[i]);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			struct tcp_row row;
+
+			/* "  0: 0100007F:1F90 00000000:0000 0A ... uid timeout inode" */
+			if (sscanf(line, " %*u: %*[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*s %*s %lu",
+				   &row.lport, &row.state, &row.inode) != 3)
+				continue;
+			if (*n == cap) {
+				cap = cap ? 2 * cap : 64;
+				r = realloc(rows, cap * sizeof(*rows));
+				if (!r)
+					break;
+				rows = r;
+			}
+			rows[(*n)++] = row;
+		}
+		fclose(f);
+	}
+	if (*n)
+		qsort(rows, *n, sizeof(*rows), by_inode);
+	return rows;
+}
+
+int tapir_proc_tcp_fds(int pid, tapir_proc_sock_fn fn, void *ctx)
+{
+	struct tcp_row *rows, key, *row;
+	char path[64], fdpath[320], target[64];
+	struct dirent *de;
+	int seen = 0;
+	ssize_t len;
+	size_t n;
+	DIR *d;
+
+	rows = tcp_table(pid, &n);
+	if (!rows)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	d = opendir(path);
+	if (!d) {
+		free(rows);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		struct tapir_proc_sock s;
+
+		snprintf(fdpath, sizeof(fdpath), "%s/%s", path, de->d_name);
+		len = readlink(fdpath, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = '\0';
+		if (sscanf(target, "socket:[%lu]", &key.inode) != 1)
+			continue;
+		row = bsearch(&key, rows, n, sizeof(*rows), by_inode);
+		if (!row)
+			continue; /* not TCP */
+		s.fd = atoi(de->d_name);
+		s.inode = row->inode;
+		s.state = row->state;
+		s.lport = row->lport;
+		fn(ctx, &s);
+		seen++;
+	}
+	closedir(d);
+	free(rows);
+	return seen;
+}
+
+size_t tapir_proc_listen_ports(int pid, unsigned int *ports, size_t max)
+{
+	struct tcp_row *rows = NULL;
+	size_t n, i, k = 0;
+
+	rows = tcp_table(pid, &n);
+	for (i = 0; i < n && k < max; i++)
+		if (rows[i].state == TAPIR_TCP_LISTEN)
+			ports[k++] = rows[i].lport;
+	free(rows);
+	return k;
+}
