@@ -6,6 +6,7 @@ set -euo pipefail
 DURATION=${BENCH_DURATION:-10}
 ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNECTIONS:-32}
+VARIANT=${BENCH_VARIANT:-auto} # build of the HTTP programs: auto, loop or compat
 WARMUP=2
 
 cd "$(dirname "$0")/.."
@@ -218,7 +219,7 @@ deployments:
       environment: "bench"
       rollout_phase: "stable"
 EOF
-	"$TAPIR" --config "$tmp/tapir.yaml" >>"$tmp/tapir.log" 2>&1 &
+	"$TAPIR" --config "$tmp/tapir.yaml" --pin-dir none --bpf-variant "$VARIANT" >>"$tmp/tapir.log" 2>&1 &
 	tapir_pid=$!
 	for i in $(seq 300); do
 		if ! kill -0 "$tapir_pid" 2>/dev/null; then
@@ -358,7 +359,8 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 today=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 {
-	echo "## tapir overhead: nginx static 1 KiB file, wrk -t1 -c$CONNS -d${DURATION}s, median of $ROUNDS rounds"
+	variant=$(grep -o 'http: [a-z]* variant loaded' "$tmp/tapir.log" | tail -1 | awk '{ print $2 }')
+	echo "## tapir overhead (${variant:-?} build of the HTTP programs): nginx static 1 KiB file, wrk -t1 -c$CONNS -d${DURATION}s, median of $ROUNDS rounds"
 	echo
 	echo "| | without tapir | with tapir | difference |"
 	echo "|---|---:|---:|---:|"

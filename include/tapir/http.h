@@ -129,4 +129,24 @@ struct tapir_lifecycle_event {
 #define TAPIR_STAT_BEFORE_START	     17 /* answers to requests that began before tapir started */
 #define TAPIR_STAT_MAX		     24
 
+/*
+ * The layouts above are an ABI between two compilers (clang -target bpf, gcc) and what bpftool
+ * prints: checked on both sides, so that a field added on one side without padding fails the
+ * build instead of shifting every field after it.
+ */
+#define TAPIR_ASSERT_SIZE(type, size) _Static_assert(sizeof(type) == (size), #type " layout")
+#define TAPIR_ASSERT_OFF(type, field, off) \
+	_Static_assert(__builtin_offsetof(type, field) == (off), #type "." #field " offset")
+TAPIR_ASSERT_SIZE(struct tapir_conn_key, 8);
+TAPIR_ASSERT_SIZE(struct tapir_http_parser, 32);
+TAPIR_ASSERT_SIZE(struct tapir_conn_pos, 32);
+TAPIR_ASSERT_SIZE(struct tapir_conn, 296);
+TAPIR_ASSERT_OFF(struct tapir_conn, cgroup_id, 144);
+TAPIR_ASSERT_OFF(struct tapir_conn, line, 160);
+TAPIR_ASSERT_OFF(struct tapir_conn, head, 288);
+TAPIR_ASSERT_SIZE(struct tapir_cgroup_info, 8);
+TAPIR_ASSERT_SIZE(struct tapir_http_event, 96);
+TAPIR_ASSERT_OFF(struct tapir_http_event, line, 64);
+TAPIR_ASSERT_SIZE(struct tapir_lifecycle_event, 32);
+
 #endif /* TAPIR_HTTP_H */

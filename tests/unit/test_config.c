@@ -188,11 +188,6 @@ static void test_kubernetes(void **state)
 		     "refresh_s must be in 1..3600");
 }
 
-static void test_free_null(void **state)
-{
-	tapir_config__free(NULL);
-}
-
 static const char example[] = "listen: \"0.0.0.0:9464\"\n"
 			      "deployments:\n"
 			      "  - cgroup: \"/tapir-e2e/model-a/*\"\n"
@@ -1032,7 +1027,6 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_label_names),
 		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_free_null),
 		cmocka_unit_test(test_env_labels),
 		cmocka_unit_test(test_series_limits),
 		cmocka_unit_test(test_kubernetes),
