@@ -47,7 +47,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJS)
-.PHONY: all deps run test test-unit test-bpf test-e2e bench format format-check clean
+.PHONY: all deps run test test-unit test-bpf test-e2e matrix bench format format-check clean
 
 all: $(OUT)/tapir
 
@@ -114,6 +114,11 @@ test-unit: $(UNIT_BINS)
 
 test-e2e: all $(HELPER_BINS)
 	$(Q)tests/run-e2e.sh
+
+# The kernel matrix alone: tools/kernel-matrix.sh [VERSION...] takes a subset.
+matrix: all $(OUT)/tests/http_client
+	$(Q)tools/install-deps.sh all
+	$(Q)tools/kernel-matrix.sh
 
 bench: all
 	$(Q)tools/install-deps.sh all

@@ -17,6 +17,10 @@
 #define TAPIR_INLINE static inline __attribute__((always_inline))
 #endif
 
+/* Hide a value from the compiler, so that a mask it could prove redundant stays in the code
+ * for the verifier to see. */
+#define TAPIR_OPAQUE(x) asm volatile("" : "+r"(x))
+
 /* Parser states (struct tapir_http_parser.state). */
 #define TP_IDLE		  0  /* between messages; CR/LF tolerated, anything else starts one */
 #define TP_START	  1  /* start line: request line or status line */
@@ -122,7 +126,7 @@ TAPIR_INLINE __u8 tapir_lower(__u8 c)
  * variable. Tables (rather than switch ladders) keep the verifier from following one path per
  * letter; on BPF they live in .rodata, a frozen array map, available since 5.2.
  */
-#define TP_NAME_MAX 24
+#define TP_NAME_MAX 32 /* a power of two: indices are masked as well as checked (below) */
 static const char tapir_hdr_names[3][TP_NAME_MAX] = {
 	"content-length",
 	"transfer-encoding",
@@ -134,21 +138,27 @@ static const char tapir_hdr_names[3][TP_NAME_MAX] = {
 #define TP_WORD_UPGRADE 2
 static const char tapir_words[3][8] = { "chunked", "close", "upgrade" };
 
-/* Byte i of header name `which` (a TP_H_* bit), lower case; 0 past its end. */
+/*
+ * Byte i of header name `which` (a TP_H_* bit), lower case; 0 past its end. The masks repeat
+ * the bounds checks for older verifiers (5.10), which can lose a bound checked on one copy of a
+ * register when the compiler indexes with another.
+ */
 TAPIR_INLINE __u8 tapir_hdr_char(__u8 which, __u8 i)
 {
 	__u32 n = which == TP_H_CONTENT_LENGTH ? 0 : which == TP_H_TRANSFER_ENCODING ? 1 : 2;
 
 	if (i >= TP_NAME_MAX)
 		return 0;
-	return tapir_hdr_names[n][i];
+	TAPIR_OPAQUE(i);
+	return tapir_hdr_names[n][i & (TP_NAME_MAX - 1)];
 }
 
 TAPIR_INLINE __u8 tapir_word_char(__u8 word, __u8 i)
 {
 	if (word > TP_WORD_UPGRADE || i >= 8)
 		return 0;
-	return tapir_words[word][i];
+	TAPIR_OPAQUE(i);
+	return tapir_words[word][i & 7];
 }
 
 #define TP_MATCHED 0x80 /* set in a match counter once the whole word was seen */
