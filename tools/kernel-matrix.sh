@@ -232,7 +232,8 @@ main() {
 	done
 	# One entry per kernel, in order.
 	mapfile -t pick < <(printf '%s\n' "${pick[@]}" | awk '!seen[$0]++')
-	log "kernels: ${pick[*]} (found: $(echo "$all" | awk '{ printf "%s%s:%s", s, $1, $2; s = " " }'))"
+	log "kernels: ${pick[*]} (newest per suite: $(echo "$all" |
+		awk '{ v[$1] = $2 } END { for (s in v) printf "%s:%s ", s, v[s] }'))"
 	build_initramfs
 	ACCEL=$(accel)
 	echo "| kernel | HTTP build (--bpf-variant) | programs attached | requests sent | counted | result |" >"$OUT/table.md"
