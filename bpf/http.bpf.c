@@ -32,13 +32,11 @@ const volatile __u32 self_tgid = 0;	     /* the daemon: never traced (its own /m
  * refuse, so the degraded start is tested against a real refusal. */
 const volatile __u32 test_refuse = 0;
 
-#define MAX_IOV 16 /* iovecs looked at per readv/writev/recvmsg/sendmsg */
-
-#define IO_PLAIN 0 /* read/write/recvfrom/sendto: one buffer */
-#define IO_IOV	 1 /* readv/writev/recvmsg/sendmsg: an iovec array */
-#define IO_BLIND 2 /* sendfile: bytes we cannot see */
-#define DIR_IN	 0 /* the server reads: request bytes */
-#define DIR_OUT	 1 /* the server writes: response bytes */
+#define IO_PLAIN TAPIR_IO_PLAIN
+#define IO_IOV	 TAPIR_IO_IOV
+#define IO_BLIND TAPIR_IO_BLIND
+#define DIR_IN	 TAPIR_DIR_IN
+#define DIR_OUT	 TAPIR_DIR_OUT
 
 /* A syscall between its enter and exit tracepoints. */
 struct tapir_io {
@@ -54,28 +52,25 @@ struct tapir_io {
 };
 
 /*
- * A syscall's bytes being walked through a connection's parser, segment by segment (one
- * buffer, or one iovec each). Lives in a per-CPU map, not on the stack: it is big, and in the
- * compat variant it carries the walk from one tail call to the next.
+ * The walk and the connection driver (include/tapir/walk.h, conn.h) with this file's hooks:
+ * stats and records into maps, reads of user memory. The parser step, the fast path and the
+ * event handler are global functions in the loop build: the verifier checks each once, on its
+ * own, instead of once per path into the loop callback, which keeps load time and the
+ * 1M-instruction budget in check.
  */
-struct tapir_walk {
-	struct tapir_conn_key key;
-	struct tapir_conn_pos pos; /* of the current segment */
-	__u64 buf;		   /* user buffer, or iovec array */
-	__u64 left;		   /* bytes of the syscall not yet in a segment */
-	__u64 seg_ubuf;		   /* user address of the segment; 0 when unreadable */
-	__u64 seg_len;
-	__u64 off;  /* offset in the segment */
-	__u64 woff; /* segment offset of win[0] */
-	__u32 wlen; /* valid bytes in win */
-	__u32 iov_i;
-	__u32 iovcnt;
-	__u8 kind;   /* IO_* */
-	__u8 dir;    /* DIR_* */
-	__u8 in_seg; /* a segment is being walked */
-	__u8 done;   /* every byte walked, or the connection left HTTP/1.x */
-	__u8 win[TAPIR_WIN];
-};
+static __always_inline void tapir_conn_stat(void *env, __u32 idx);
+static __always_inline void tapir_conn_record(void *env, struct tapir_conn *c, __u32 slot,
+					      __u8 outcome, __u16 status, __u64 now);
+static __always_inline int tapir_walk_read(void *dst, __u32 n, __u64 src);
+struct tapir_walk;
+TAPIR_SUBPROG int http_feed(struct tapir_http_parser *p, __u32 c);
+TAPIR_SUBPROG int http_fast(struct tapir_http_parser *p, __u64 x0, __u64 x1);
+TAPIR_SUBPROG int handle_event(struct tapir_conn *c, int ev, struct tapir_walk *w);
+#define TAPIR_CONN_ENV			void
+#define TAPIR_WALK_FEED(p, c)		http_feed(p, c)
+#define TAPIR_WALK_FAST(p, x0, x1)	http_fast(p, x0, x1)
+#define TAPIR_WALK_EVENT(env, c, ev, w) handle_event(c, ev, w)
+#include "tapir/walk.h"
 
 struct tapir_scratch {
 	struct tapir_walk w;
@@ -193,14 +188,11 @@ static __always_inline void tapir_conn_record(void *env, struct tapir_conn *c, _
 	bpf_ringbuf_submit(e, flags);
 }
 
-#define TAPIR_CONN_ENV void
-#include "tapir/conn.h"
+static __always_inline int tapir_walk_read(void *dst, __u32 n, __u64 src)
+{
+	return bpf_probe_read_user(dst, n, (void *)src);
+}
 
-/*
- * The byte-level parser as a global function: the verifier checks it once, on its own, instead
- * of once per path into the loop callback below, which keeps load time and the 1M-instruction
- * budget in check.
- */
 TAPIR_SUBPROG int http_feed(struct tapir_http_parser *p, __u32 c)
 {
 	if (!p)
@@ -208,7 +200,6 @@ TAPIR_SUBPROG int http_feed(struct tapir_http_parser *p, __u32 c)
 	return tapir_http_feed(p, c);
 }
 
-/* The many-bytes-at-once fast path, likewise checked once. */
 TAPIR_SUBPROG int http_fast(struct tapir_http_parser *p, __u64 x0, __u64 x1)
 {
 	if (!p)
@@ -216,145 +207,16 @@ TAPIR_SUBPROG int http_fast(struct tapir_http_parser *p, __u64 x0, __u64 x1)
 	return tapir_http_fast(p, x0, x1);
 }
 
-/* Copy the start of the request line that begins at pos.off - 1 (as much as the segment has). */
-static __always_inline void keep_line(__u8 *line, struct tapir_walk *w)
-{
-	__u64 at = w->pos.off - 1, n;
-
-	__builtin_memset(line, 0, TAPIR_LINE_BYTES);
-	if (!w->seg_ubuf || at >= w->seg_len)
-		return;
-	n = w->seg_len - at;
-	if (n > TAPIR_LINE_BYTES)
-		n = TAPIR_LINE_BYTES;
-	bpf_probe_read_user(line, n, (void *)(w->seg_ubuf + at));
-}
-
-/* An event of either parser, as a global function: checked once, not once per loop path. */
 TAPIR_SUBPROG int handle_event(struct tapir_conn *c, int ev, struct tapir_walk *w)
 {
-	int r;
-
 	if (!c || !w)
 		return TAPIR_STOP;
-	if (w->dir == DIR_OUT)
-		return tapir_conn_response(NULL, c, ev, &w->pos);
-	r = tapir_conn_request(NULL, c, ev, &w->pos);
-	if (r == TAPIR_NEW_REQ) {
-		keep_line(c->line[tapir_conn_newest(c) & (TAPIR_MAX_PENDING - 1)], w);
-		r = TAPIR_GO_ON;
-	}
-	return r;
+	return tapir_walk_event(NULL, c, ev, w);
 }
 
-/* Move on to the next segment of the syscall: the buffer, or the next iovec. */
-static __always_inline int next_segment(struct tapir_walk *w)
-{
-	struct iovec iov = {};
-	__u64 base = 0, n;
-
-	if (!w->left)
-		return 1;
-	n = w->left;
-	if (w->kind == IO_PLAIN) {
-		base = w->buf;
-	} else if (w->kind == IO_IOV && w->iov_i < w->iovcnt && w->iov_i < MAX_IOV) {
-		/* Beyond MAX_IOV the rest goes in one blind segment: fine inside a body, a
-		 * parse failure elsewhere. */
-		if (bpf_probe_read_user(&iov, sizeof(iov),
-					(void *)(w->buf + w->iov_i * sizeof(iov)))) {
-			stat_inc(TAPIR_STAT_READ_FAULT);
-		} else {
-			base = (__u64)iov.iov_base;
-			if (iov.iov_len < n)
-				n = iov.iov_len;
-		}
-		w->iov_i++;
-	}
-	w->seg_ubuf = base;
-	w->seg_len = n;
-	w->left -= n;
-	w->off = 0;
-	w->woff = ~0ULL >> 1;
-	w->wlen = 0;
-	w->pos.mark = 0;
-	w->in_seg = 1;
-	return 0;
-}
-
-/**
- * walk_step - one parser step of a walk, and its event if any
- *
- * Returns 1 when the walk is over (every byte seen, a fault, or the connection left
- * HTTP/1.x), 0 to go on. Bodies of known length go in one step, header bytes up to 16 at a
- * time, the rest byte by byte.
- */
 static __always_inline int walk_step(struct tapir_walk *w, struct tapir_conn *c)
 {
-	struct tapir_http_parser *p;
-	__u64 left, max, n;
-	__u32 at;
-	int ev;
-
-	if (w->off >= w->seg_len) {
-		if (w->in_seg) {
-			tapir_conn_segment_end(c, w->dir, w->seg_len, w->pos.mark);
-			w->in_seg = 0;
-		}
-		if (next_segment(w))
-			goto over;
-		return 0;
-	}
-	if (c->state >= TAPIR_CONN_IGNORED)
-		goto over;
-	if (w->dir == DIR_IN && (c->flags & TAPIR_CF_NO_MORE_REQ)) {
-		w->off = w->seg_len; /* after an ambiguous request: not parsed */
-		return 0;
-	}
-	p = w->dir == DIR_IN ? &c->req : &c->resp;
-	left = w->seg_len - w->off;
-	max = tapir_http_bulk_max(p);
-	if (max) {
-		n = left < max ? left : max;
-		w->off += n;
-		ev = tapir_http_bulk(p, n);
-		goto event;
-	}
-	if (!w->seg_ubuf) {
-		ev = TP_EV_ERROR; /* framing bytes we cannot see */
-		goto event;
-	}
-	/* Refill when the window cannot show the next 16 bytes but the segment can. */
-	if (w->off < w->woff || w->off >= w->woff + w->wlen ||
-	    (w->off + 16 > w->woff + w->wlen && w->woff + w->wlen < w->seg_len)) {
-		n = left < TAPIR_WIN ? left : TAPIR_WIN;
-		if (bpf_probe_read_user(w->win, n, (void *)(w->seg_ubuf + w->off))) {
-			stat_inc(TAPIR_STAT_READ_FAULT);
-			ev = TP_EV_ERROR;
-			goto event;
-		}
-		w->woff = w->off;
-		w->wlen = n;
-	}
-	at = (w->off - w->woff) & (TAPIR_WIN - 1);
-	if (at <= TAPIR_WIN - 16 && at + 16 <= w->wlen && tapir_http_fast_state(p->state)) {
-		n = http_fast(p, *(__u64 *)&w->win[at], *(__u64 *)&w->win[at + 8]);
-		if (n) {
-			w->off += n;
-			return 0;
-		}
-	}
-	ev = http_feed(p, w->win[at & (TAPIR_WIN - 1)]);
-	w->off++;
-event:
-	if (ev == TP_EV_NONE || ev == TP_EV_HEADERS)
-		return 0;
-	w->pos.off = w->off;
-	if (handle_event(c, ev, w) != TAPIR_STOP)
-		return 0;
-over:
-	w->done = 1;
-	return 1;
+	return tapir_walk_step(NULL, w, c);
 }
 
 /* The walk of this CPU, and its connection (looked up again in each program run). */
@@ -423,28 +285,12 @@ static __always_inline void walk(void *ctx, struct tapir_conn_key *key, struct t
 				 __u64 len, struct tapir_conn *c)
 {
 	struct tapir_scratch *s = get_scratch();
-	struct tapir_walk *w;
 
 	if (!s)
 		return;
-	w = &s->w;
-	w->key = *key;
-	w->pos.off = 0;
-	w->pos.mark = 0;
-	w->pos.ts = io->ts;
-	w->pos.now = bpf_ktime_get_ns();
-	w->buf = io->kind == IO_BLIND ? 0 : io->buf;
-	w->left = len;
-	w->seg_ubuf = 0;
-	w->seg_len = 0;
-	w->off = 0;
-	w->iov_i = 0;
-	w->iovcnt = io->iovcnt;
-	w->kind = io->kind;
-	w->dir = io->dir;
-	w->in_seg = 0;
-	w->done = 0;
-	run_walk(ctx, w, c);
+	tapir_walk_begin(&s->w, key, io->kind, io->dir, io->buf, io->iovcnt, len, io->ts,
+			 bpf_ktime_get_ns());
+	run_walk(ctx, &s->w, c);
 }
 
 /* Track a new connection; @full_stat counts it when the conns map has no room. */

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Unit tests for the HTTP/1.x framing parser, driven the way walk_cb() in http.bpf.c drives it. */
+/* Unit tests for the HTTP/1.x framing parser: every framing, every split, fast path = bytes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,9 +39,11 @@ struct want {
 	}
 
 /*
- * The native twin of walk_segment()/walk_cb() for one direction of one connection: bulk body
- * bytes while the parser allows it, otherwise one byte through tapir_http_feed(); re-init after
- * each message; mark answers to HEAD on START; stop following after an error or a 101.
+ * A reference driver for the parser alone, one direction of one connection: bulk body bytes
+ * while the parser allows it, otherwise one byte through tapir_http_feed(); re-init after each
+ * message; mark answers to HEAD on START; stop following after an error or a 101. Its knobs
+ * turn the bulk and fast paths off, to prove them equal to byte feeding. The walk and the
+ * connection driver the BPF programs run are tested as they are in test_conn.c.
  */
 struct drv {
 	struct tapir_http_parser p;

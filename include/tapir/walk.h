@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* The walk: a syscall's bytes, segment by segment, through a connection's parsers and driver. */
+#ifndef TAPIR_WALK_H
+#define TAPIR_WALK_H
+
+/*
+ * Shared by the BPF programs and the unit tests, which drive exactly this code over buffers of
+ * their own. Besides the hooks of conn.h (included before this file, with its TAPIR_CONN_ENV),
+ * the includer defines:
+ *
+ *   int tapir_walk_read(void *dst, __u32 n, __u64 src);   copy n bytes of the traced process's
+ *	memory at src (BPF: bpf_probe_read_user); 0 or an error
+ *
+ * and may define TAPIR_WALK_FEED, TAPIR_WALK_FAST and TAPIR_WALK_EVENT to route the parser
+ * step, the fast path and the event handler through functions of its own (BPF: global
+ * functions the verifier checks once); they default to the plain ones.
+ */
+#include "conn.h"
+
+#define TAPIR_MAX_IOV  16 /* iovecs looked at per readv/writev/recvmsg/sendmsg */
+#define TAPIR_IO_PLAIN 0  /* read/write/recvfrom/sendto: one buffer */
+#define TAPIR_IO_IOV   1  /* readv/writev/recvmsg/sendmsg: an iovec array */
+#define TAPIR_IO_BLIND 2  /* sendfile: bytes we cannot see */
+#define TAPIR_DIR_IN   0  /* the server reads: request bytes */
+#define TAPIR_DIR_OUT  1  /* the server writes: response bytes */
+
+/* struct iovec as the kernel lays it out on 64-bit. */
+struct tapir_iovec {
+	__u64 base;
+	__u64 len;
+};
+
+/*
+ * A syscall's bytes being walked, segment by segment (one buffer, or one iovec each). On BPF
+ * it lives in a per-CPU map, not on the stack: it is big, and in the compat build it carries
+ * the walk from one tail call to the next.
+ */
+struct tapir_walk {
+	struct tapir_conn_key key;
+	struct tapir_conn_pos pos; /* of the current segment */
+	__u64 buf;		   /* user buffer, or iovec array */
+	__u64 left;		   /* bytes of the syscall not yet in a segment */
+	__u64 seg_ubuf;		   /* user address of the segment; 0 when unreadable */
+	__u64 seg_len;
+	__u64 off;  /* offset in the segment */
+	__u64 woff; /* segment offset of win[0] */
+	__u32 wlen; /* valid bytes in win */
+	__u32 iov_i;
+	__u32 iovcnt;
+	__u8 kind;   /* TAPIR_IO_* */
+	__u8 dir;    /* TAPIR_DIR_* */
+	__u8 in_seg; /* a segment is being walked */
+	__u8 done;   /* every byte walked, or the connection left HTTP/1.x */
+	__u8 win[TAPIR_WIN];
+};
+
+/* Eight bytes at any offset of the window: one unaligned load on BPF (the verifier allows it on
+ * map values), memcpy in C. */
+#ifdef __bpf__
+#define TAPIR_LOAD64(p) (*(const __u64 *)(p))
+#else
+TAPIR_INLINE __u64 tapir_load64(const void *p)
+{
+	__u64 x;
+
+	__builtin_memcpy(&x, p, 8);
+	return x;
+}
+#define TAPIR_LOAD64(p) tapir_load64(p)
+#endif
+
+#ifndef TAPIR_WALK_FEED
+#define TAPIR_WALK_FEED(p, c) tapir_http_feed(p, c)
+#endif
+#ifndef TAPIR_WALK_FAST
+#define TAPIR_WALK_FAST(p, x0, x1) tapir_http_fast(p, x0, x1)
+#endif
+#ifndef TAPIR_WALK_EVENT
+#define TAPIR_WALK_EVENT(env, c, ev, w) tapir_walk_event(env, c, ev, w)
+#endif
+
+/* Set @w up for a syscall of @len bytes on connection @key (@buf: buffer or iovec array). */
+TAPIR_INLINE void tapir_walk_begin(struct tapir_walk *w, const struct tapir_conn_key *key,
+				   __u8 kind, __u8 dir, __u64 buf, __u32 iovcnt, __u64 len,
+				   __u64 ts, __u64 now)
+{
+	w->key = *key;
+	w->pos.off = 0;
+	w->pos.mark = 0;
+	w->pos.ts = ts;
+	w->pos.now = now;
+	w->buf = kind == TAPIR_IO_BLIND ? 0 : buf;
+	w->left = len;
+	w->seg_ubuf = 0;
+	w->seg_len = 0;
+	w->off = 0;
+	w->woff = 0;
+	w->wlen = 0;
+	w->iov_i = 0;
+	w->iovcnt = iovcnt;
+	w->kind = kind;
+	w->dir = dir;
+	w->in_seg = 0;
+	w->done = 0;
+}
+
+/* Copy the start of the request line that begins at pos.off - 1 (as much as the segment has). */
+TAPIR_INLINE void tapir_walk_keep_line(__u8 *line, struct tapir_walk *w)
+{
+	__u64 at = w->pos.off - 1, n;
+
+	__builtin_memset(line, 0, TAPIR_LINE_BYTES);
+	if (!w->seg_ubuf || at >= w->seg_len)
+		return;
+	n = w->seg_len - at;
+	if (n > TAPIR_LINE_BYTES)
+		n = TAPIR_LINE_BYTES;
+	tapir_walk_read(line, n, w->seg_ubuf + at);
+}
+
+/* An event of either parser, handed to the connection driver. */
+TAPIR_INLINE int tapir_walk_event(TAPIR_CONN_ENV *env, struct tapir_conn *c, int ev,
+				  struct tapir_walk *w)
+{
+	int r;
+
+	if (w->dir == TAPIR_DIR_OUT)
+		return tapir_conn_response(env, c, ev, &w->pos);
+	r = tapir_conn_request(env, c, ev, &w->pos);
+	if (r == TAPIR_NEW_REQ) {
+		tapir_walk_keep_line(c->line[tapir_conn_newest(c) & (TAPIR_MAX_PENDING - 1)], w);
+		r = TAPIR_GO_ON;
+	}
+	return r;
+}
+
+/* Move on to the next segment of the syscall: the buffer, or the next iovec. 1: none left. */
+TAPIR_INLINE int tapir_walk_next_segment(TAPIR_CONN_ENV *env, struct tapir_walk *w)
+{
+	struct tapir_iovec iov = { 0, 0 };
+	__u64 base = 0, n;
+
+	if (!w->left)
+		return 1;
+	n = w->left;
+	if (w->kind == TAPIR_IO_PLAIN) {
+		base = w->buf;
+	} else if (w->kind == TAPIR_IO_IOV && w->iov_i < w->iovcnt && w->iov_i < TAPIR_MAX_IOV) {
+		/* Beyond TAPIR_MAX_IOV the rest goes in one blind segment: fine inside a body, a
+		 * parse failure elsewhere. */
+		if (tapir_walk_read(&iov, sizeof(iov), w->buf + w->iov_i * sizeof(iov))) {
+			tapir_conn_stat(env, TAPIR_STAT_READ_FAULT);
+		} else {
+			base = iov.base;
+			if (iov.len < n)
+				n = iov.len;
+		}
+		w->iov_i++;
+	}
+	w->seg_ubuf = base;
+	w->seg_len = n;
+	w->left -= n;
+	w->off = 0;
+	w->woff = ~0ULL >> 1;
+	w->wlen = 0;
+	w->pos.mark = 0;
+	w->in_seg = 1;
+	return 0;
+}
+
+/**
+ * tapir_walk_step - one parser step of a walk, and its event if any
+ *
+ * Returns 1 when the walk is over (every byte seen, a fault, or the connection left
+ * HTTP/1.x), 0 to go on. Bodies of known length go in one step, header bytes up to 16 at a
+ * time, the rest byte by byte through a 256-byte window of the process's memory.
+ */
+TAPIR_INLINE int tapir_walk_step(TAPIR_CONN_ENV *env, struct tapir_walk *w, struct tapir_conn *c)
+{
+	struct tapir_http_parser *p;
+	__u64 left, max, n, x0, x1;
+	__u32 at;
+	int ev;
+
+	if (w->off >= w->seg_len) {
+		if (w->in_seg) {
+			tapir_conn_segment_end(c, w->dir, w->seg_len, w->pos.mark);
+			w->in_seg = 0;
+		}
+		if (tapir_walk_next_segment(env, w))
+			goto over;
+		return 0;
+	}
+	if (c->state >= TAPIR_CONN_IGNORED)
+		goto over;
+	if (w->dir == TAPIR_DIR_IN && (c->flags & TAPIR_CF_NO_MORE_REQ)) {
+		w->off = w->seg_len; /* after an ambiguous request: not parsed */
+		return 0;
+	}
+	p = w->dir == TAPIR_DIR_IN ? &c->req : &c->resp;
+	left = w->seg_len - w->off;
+	max = tapir_http_bulk_max(p);
+	if (max) {
+		n = left < max ? left : max;
+		w->off += n;
+		ev = tapir_http_bulk(p, n);
+		goto event;
+	}
+	if (!w->seg_ubuf) {
+		ev = TP_EV_ERROR; /* framing bytes we cannot see */
+		goto event;
+	}
+	/* Refill when the window cannot show the next 16 bytes but the segment can. */
+	if (w->off < w->woff || w->off >= w->woff + w->wlen ||
+	    (w->off + 16 > w->woff + w->wlen && w->woff + w->wlen < w->seg_len)) {
+		n = left < TAPIR_WIN ? left : TAPIR_WIN;
+		if (tapir_walk_read(w->win, n, w->seg_ubuf + w->off)) {
+			tapir_conn_stat(env, TAPIR_STAT_READ_FAULT);
+			ev = TP_EV_ERROR;
+			goto event;
+		}
+		w->woff = w->off;
+		w->wlen = n;
+	}
+	at = (w->off - w->woff) & (TAPIR_WIN - 1);
+	if (at <= TAPIR_WIN - 16 && at + 16 <= w->wlen && tapir_http_fast_state(p->state)) {
+		x0 = TAPIR_LOAD64(&w->win[at]);
+		x1 = TAPIR_LOAD64(&w->win[at + 8]);
+		n = TAPIR_WALK_FAST(p, x0, x1);
+		if (n) {
+			w->off += n;
+			return 0;
+		}
+	}
+	ev = TAPIR_WALK_FEED(p, w->win[at & (TAPIR_WIN - 1)]);
+	w->off++;
+event:
+	if (ev == TP_EV_NONE || ev == TP_EV_HEADERS)
+		return 0;
+	w->pos.off = w->off;
+	if (TAPIR_WALK_EVENT(env, c, ev, w) != TAPIR_STOP)
+		return 0;
+over:
+	w->done = 1;
+	return 1;
+}
+
+#endif /* TAPIR_WALK_H */

@@ -1,0 +1,400 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Unit tests for the walk and the connection driver: the code the BPF programs run, natively. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/types.h>
+
+#include <cmocka.h>
+
+#include "tapir/http.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define LEN(lit)      (sizeof(lit) - 1)
+
+/* One request record as the BPF side would put it in the ring buffer. */
+struct rec {
+	__u16 status;
+	__u8 outcome, method;
+	__u64 req_bytes, resp_bytes, start_ns, first_byte_ns, end_ns;
+	char line[TAPIR_LINE_BYTES + 1];
+};
+
+/* What the hooks saw: the records and the loss counters. */
+struct env {
+	struct rec rec[64];
+	size_t n;
+	__u64 stats[TAPIR_STAT_MAX];
+	__u64 steps;
+};
+
+static inline void tapir_conn_stat(struct env *e, __u32 idx)
+{
+	e->stats[idx]++;
+}
+
+static inline void tapir_conn_record(struct env *e, struct tapir_conn *c, __u32 slot, __u8 outcome,
+				     __u16 status, __u64 now)
+{
+	struct rec *r;
+
+	assert_true(e->n < ARRAY_SIZE(e->rec));
+	r = &e->rec[e->n++];
+	r->status = status;
+	r->outcome = outcome;
+	r->method = c->method[slot];
+	r->req_bytes = c->req_bytes[slot];
+	r->resp_bytes = c->resp_bytes;
+	r->start_ns = c->start_ns[slot];
+	r->first_byte_ns = c->first_byte_ns;
+	r->end_ns = now;
+	memcpy(r->line, c->line[slot], TAPIR_LINE_BYTES);
+	r->line[TAPIR_LINE_BYTES] = '\0';
+}
+
+/* The traced process's memory is this process's memory; address 0 is unreadable. */
+static inline int tapir_walk_read(void *dst, __u32 n, __u64 src)
+{
+	if (!src)
+		return -1;
+	memcpy(dst, (const void *)(uintptr_t)src, n);
+	return 0;
+}
+
+#define TAPIR_CONN_ENV struct env
+#include "tapir/conn.h"
+#include "tapir/walk.h"
+
+static struct tapir_conn conn_new(void)
+{
+	struct tapir_conn c;
+
+	memset(&c, 0, sizeof(c));
+	tapir_http_init(&c.req, TP_KIND_REQUEST);
+	tapir_http_init(&c.resp, TP_KIND_RESPONSE);
+	return c;
+}
+
+/* Walk one syscall to its end, as exit_io() does after its own checks. */
+static void walk(struct env *e, struct tapir_conn *c, __u8 kind, __u8 dir, __u64 buf, __u32 iovcnt,
+		 __u64 len, __u64 ts, __u64 now)
+{
+	struct tapir_conn_key key = { 1, 3 };
+	struct tapir_walk w;
+
+	if (c->state >= TAPIR_CONN_IGNORED)
+		return;
+	tapir_walk_begin(&w, &key, kind, dir, buf, iovcnt, len, ts, now);
+	while (!tapir_walk_step(e, &w, c))
+		assert_true(++e->steps < 10000000);
+}
+
+static void io(struct env *e, struct tapir_conn *c, __u8 dir, const char *buf, size_t len, __u64 ts)
+{
+	walk(e, c, TAPIR_IO_PLAIN, dir, (uintptr_t)buf, 0, len, ts, ts + 1);
+}
+
+#define IN(e, c, s, ts)	 io(e, c, TAPIR_DIR_IN, s, LEN(s), ts)
+#define OUT(e, c, s, ts) io(e, c, TAPIR_DIR_OUT, s, LEN(s), ts)
+
+#define GET_A	"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+#define POST_B	"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+#define GET_C	"GET /c HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
+#define OK_2	"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+#define NF_0	"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+#define CHUNKED "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+
+static void test_keepalive_requests_pair_with_answers(void **state)
+{
+	struct tapir_conn c = conn_new();
+	struct env e = { 0 };
+
+	IN(&e, &c, GET_A, 10);
+	OUT(&e, &c, OK_2, 20);
+	IN(&e, &c, POST_B, 30);
+	OUT(&e, &c, NF_0, 40);
+	IN(&e, &c, GET_C, 50);
+	OUT(&e, &c, CHUNKED, 60);
+	assert_int_equal(e.n, 3);
+	assert_int_equal(e.rec[0].status, 200);
+	assert_int_equal(e.rec[0].req_bytes, LEN(GET_A));
+	assert_int_equal(e.rec[0].resp_bytes, LEN(OK_2));
+	assert_int_equal(e.rec[0].method, TP_M_GET);
+	assert_int_equal(e.rec[0].start_ns, 11); /* the exit of the read that brought the line */
+	assert_int_equal(e.rec[0].first_byte_ns, 20); /* the entry of the first answering write */
+	assert_int_equal(e.rec[0].end_ns, 21);
+	assert_string_equal(e.rec[0].line, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(e.rec[1].status, 404);
+	assert_int_equal(e.rec[1].method, TP_M_POST);
+	assert_int_equal(e.rec[1].req_bytes, LEN(POST_B));
+	assert_int_equal(e.rec[1].resp_bytes, LEN(NF_0));
+	assert_int_equal(e.rec[2].resp_bytes, LEN(CHUNKED));
+	assert_int_equal(c.count, 0);
+	for (size_t i = 0; i < TAPIR_STAT_MAX; i++)
+		assert_int_equal(e.stats[i], 0);
+}
+
+static void test_pipelined_requests_queue_four_deep(void **state)
+{
+	static const char five[] = GET_A POST_B GET_C GET_A GET_A;
+	static const char answers[] = OK_2 NF_0 CHUNKED OK_2;
+	struct tapir_conn c = conn_new();
+	struct env e = { 0 };
+
+	IN(&e, &c, five, 10);
+	assert_int_equal(c.count, TAPIR_MAX_PENDING);
+	assert_int_equal(e.stats[TAPIR_STAT_PENDING_OVERFLOW], 1);
+	OUT(&e, &c, answers, 20);
+	assert_int_equal(e.n, 4);
+	assert_int_equal(e.rec[0].req_bytes, LEN(GET_A));
+	assert_int_equal(e.rec[1].req_bytes, LEN(POST_B));
+	assert_int_equal(e.rec[2].req_bytes, LEN(GET_C));
+	/* The fifth request had no slot: its bytes went to the fourth. */
+	assert_int_equal(e.rec[3].req_bytes, 2 * LEN(GET_A));
+	assert_int_equal(e.rec[1].status, 404);
+	assert_int_equal(e.rec[2].resp_bytes, LEN(CHUNKED));
+	assert_string_equal(e.rec[2].line, "GET /c HTTP/1.1\r\nHost: x\r\nConnec");
+}
+
+static void test_head_answer_has_no_body(void **state)
+{
+	struct tapir_conn c = conn_new();
+	struct env e = { 0 };
+
+	IN(&e, &c, "HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n", 10);
+	OUT(&e, &c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", 20);
+	IN(&e, &c, GET_A, 30);
+	OUT(&e, &c, OK_2, 40);
+	assert_int_equal(e.n, 2);
+	assert_int_equal(e.rec[0].method, TP_M_HEAD);
+	assert_int_equal(e.rec[0].resp_bytes,
+			 LEN("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"));
+	assert_int_equal(e.rec[1].status, 200);
+}
+
+static void test_interim_answer_is_not_the_status(void **state)
+{
+	struct tapir_conn c = conn_new();
+	struct env e = { 0 };
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+	IN(&e, &c, "POST /b HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n", 10);
+	OUT(&e, &c, cont, 20);
+	IN(&e, &c, "hello", 30);
+	OUT(&e, &c, OK_2, 40);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.rec[0].status, 200);
+	assert_int_equal(e.rec[0].resp_bytes, LEN(cont) + LEN(OK_2));
+	assert_int_equal(e.rec[0].first_byte_ns, 40); /* the final answer, not the 100 */
+}
+
+static void test_upgrade_leaves_http(void **state)
+{
+	struct tapir_conn c = conn_new();
+	struct env e = { 0 };
+
+	IN(&e, &c, "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 10);
+	OUT(&e, &c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n", 20);
+	assert_int_equal(c.state, TAPIR_CONN_UPGRADED);
+	IN(&e, &c, "\x81\x05hello", 30); /* frames are never parsed */
+	OUT(&e, &c, "\x81\x05hello", 40);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.rec[0].outcome, TAPIR_OUT_UPGRADED);
+	assert_int_equal(e.stats[TAPIR_STAT_UPGRADED], 1);
+	tapir_conn_finalize(&e, &c, 50);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(c.state, TAPIR_CONN_IGNORED);
+}
+
+static void test_finalize_settles_every_pending_request(void **state)
+{
+	struct tapir_conn c = conn_new();
+	struct env e = { 0 };
+
+	/* The client went away: every pending request is a 499. */
+	IN(&e, &c, GET_A GET_C, 10);
+	c.flags |= TAPIR_CF_PEER_GONE;
+	tapir_conn_finalize(&e, &c, 20);
+	assert_int_equal(e.n, 2);
+	assert_int_equal(e.rec[0].outcome, TAPIR_OUT_CLIENT_ABORT);
+	assert_int_equal(e.rec[1].outcome, TAPIR_OUT_CLIENT_ABORT);
+
+	/* The server closed with an answer half written: a 502, its bytes counted. */
+	c = conn_new();
+	e.n = 0;
+	IN(&e, &c, GET_A, 10);
+	OUT(&e, &c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 20);
+	tapir_conn_finalize(&e, &c, 30);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.rec[0].outcome, TAPIR_OUT_SERVER_ABORT);
+	assert_int_equal(e.rec[0].status, 200);
+	assert_int_equal(e.rec[0].resp_bytes,
+			 LEN("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"));
+
+	/* A body delimited by the close: complete. */
+	c = conn_new();
+	e.n = 0;
+	IN(&e, &c, "GET /a HTTP/1.0\r\n\r\n", 10);
+	OUT(&e, &c, "HTTP/1.0 200 OK\r\n\r\nuntil the end", 20);
+	assert_int_equal(e.n, 0);
+	tapir_conn_finalize(&e, &c, 30);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.rec[0].outcome, TAPIR_OUT_COMPLETE);
+	assert_int_equal(e.rec[0].resp_bytes, LEN("HTTP/1.0 200 OK\r\n\r\nuntil the end"));
+}
+
+static void test_ambiguous_request_stops_request_parsing(void **state)
+{
+	static const char smuggle[] = "POST / HTTP/1.1\r\nContent-Length: 4\r\n"
+				      "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" GET_A;
+	struct tapir_conn c = conn_new();
+	struct env e = { 0 };
+
+	IN(&e, &c, smuggle, 10);
+	assert_int_equal(c.count, 1);
+	assert_int_equal(e.stats[TAPIR_STAT_AMBIGUOUS_REQUEST], 1);
+	OUT(&e, &c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+	    20);
+	tapir_conn_finalize(&e, &c, 30);
+	assert_int_equal(e.n, 1); /* the 400, and no phantom 499/502 for the GET */
+	assert_int_equal(e.rec[0].status, 400);
+	assert_int_equal(e.rec[0].req_bytes, LEN(smuggle) - LEN("0\r\n\r\n" GET_A));
+}
+
+static void test_answer_to_a_request_before_start(void **state)
+{
+	struct tapir_conn c = conn_new();
+	struct env e = { 0 };
+
+	c.flags = TAPIR_CF_PRESTART;
+	IN(&e, &c, "the rest of a body", 10); /* not a request line: waits for the answer */
+	assert_int_equal(c.state, TAPIR_CONN_NEW);
+	OUT(&e, &c, OK_2, 20);
+	assert_int_equal(e.stats[TAPIR_STAT_BEFORE_START], 1);
+	assert_int_equal(e.n, 0);
+	IN(&e, &c, GET_A, 30);
+	OUT(&e, &c, NF_0, 40);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.rec[0].status, 404);
+	assert_int_equal(e.rec[0].req_bytes, LEN(GET_A));
+	assert_int_equal(e.stats[TAPIR_STAT_STRAY_RESPONSE], 0);
+}
+
+static void test_iovecs_and_blind_bytes(void **state)
+{
+	static const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 6";
+	static const char tail[] = "\r\n\r\n";
+	struct tapir_iovec iov[3] = {
+		{ (uintptr_t)head, LEN(head) },
+		{ (uintptr_t)tail, LEN(tail) },
+		{ (uintptr_t) "abc", 3 },
+	};
+	struct tapir_conn c = conn_new();
+	struct env e = { 0 };
+
+	IN(&e, &c, GET_A, 10);
+	walk(&e, &c, TAPIR_IO_IOV, TAPIR_DIR_OUT, (uintptr_t)iov, 3, LEN(head) + LEN(tail) + 3, 20,
+	     21);
+	assert_int_equal(e.n, 0);
+	/* sendfile: the rest of the body, never read. */
+	walk(&e, &c, TAPIR_IO_BLIND, TAPIR_DIR_OUT, 0, 0, 3, 30, 31);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.rec[0].resp_bytes, LEN(head) + LEN(tail) + 6);
+	assert_int_equal(e.rec[0].end_ns, 31);
+	/* Header bytes nobody can read: the connection is dropped, and counted. */
+	IN(&e, &c, GET_A, 40);
+	walk(&e, &c, TAPIR_IO_BLIND, TAPIR_DIR_OUT, 0, 0, 10, 50, 51);
+	assert_int_equal(c.state, TAPIR_CONN_IGNORED);
+	assert_int_equal(e.stats[TAPIR_STAT_PARSE_RESPONSE], 1);
+}
+
+/* A conversation; each message is split at every point into two syscalls (and, for the
+ * answers, into two iovecs of one): the records must not change. */
+static const char *const conversation[][2] = {
+	{ GET_A, OK_2 },
+	{ POST_B, CHUNKED },
+	{ "GET /s HTTP/1.1\r\nX-Long-Header-Name-Here: some value\r\n\r\n",
+	  "HTTP/1.1 503 Service Unavailable\r\nServer: test\r\nContent-Length: 4\r\n\r\nbusy" },
+	{ "HEAD /h HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n" },
+};
+
+static void run_conversation(struct env *e, size_t msg, size_t cut, int iov)
+{
+	struct tapir_conn c = conn_new();
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(conversation); i++) {
+		const char *rq = conversation[i][0], *rs = conversation[i][1];
+		size_t lq = strlen(rq), ls = strlen(rs);
+		size_t kq = i == msg && cut < lq ? cut : lq, ks = i == msg && cut < ls ? cut : ls;
+
+		io(e, &c, TAPIR_DIR_IN, rq, kq, 10 * i);
+		if (kq < lq)
+			io(e, &c, TAPIR_DIR_IN, rq + kq, lq - kq, 10 * i + 1);
+		if (iov) {
+			struct tapir_iovec v[2] = { { (uintptr_t)rs, ks },
+						    { (uintptr_t)rs + ks, ls - ks } };
+
+			walk(e, &c, TAPIR_IO_IOV, TAPIR_DIR_OUT, (uintptr_t)v, 2, ls, 10 * i + 5,
+			     10 * i + 6);
+		} else {
+			io(e, &c, TAPIR_DIR_OUT, rs, ks, 10 * i + 5);
+			if (ks < ls)
+				io(e, &c, TAPIR_DIR_OUT, rs + ks, ls - ks, 10 * i + 5);
+		}
+	}
+	assert_int_equal(c.count, 0);
+}
+
+static void test_every_split_point_gives_the_same_records(void **state)
+{
+	static struct env ref, e;
+	size_t msg, cut, i;
+	int iov;
+
+	memset(&ref, 0, sizeof(ref));
+	run_conversation(&ref, ~(size_t)0, 0, 0);
+	assert_int_equal(ref.n, ARRAY_SIZE(conversation));
+	for (msg = 0; msg < ARRAY_SIZE(conversation); msg++)
+		for (cut = 0; cut < 120; cut++)
+			for (iov = 0; iov < 2; iov++) {
+				memset(&e, 0, sizeof(e));
+				run_conversation(&e, msg, cut, iov);
+				assert_int_equal(e.n, ref.n);
+				for (i = 0; i < ref.n; i++) {
+					assert_int_equal(e.rec[i].status, ref.rec[i].status);
+					assert_int_equal(e.rec[i].outcome, ref.rec[i].outcome);
+					assert_int_equal(e.rec[i].req_bytes, ref.rec[i].req_bytes);
+					assert_int_equal(e.rec[i].resp_bytes,
+							 ref.rec[i].resp_bytes);
+					assert_int_equal(e.rec[i].method, ref.rec[i].method);
+				}
+				for (i = 0; i < TAPIR_STAT_MAX; i++)
+					assert_int_equal(e.stats[i], 0);
+			}
+	assert_int_equal(ref.rec[2].status, 503);
+	assert_int_equal(ref.rec[3].method, TP_M_HEAD);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_keepalive_requests_pair_with_answers),
+		cmocka_unit_test(test_pipelined_requests_queue_four_deep),
+		cmocka_unit_test(test_head_answer_has_no_body),
+		cmocka_unit_test(test_interim_answer_is_not_the_status),
+		cmocka_unit_test(test_upgrade_leaves_http),
+		cmocka_unit_test(test_finalize_settles_every_pending_request),
+		cmocka_unit_test(test_ambiguous_request_stops_request_parsing),
+		cmocka_unit_test(test_answer_to_a_request_before_start),
+		cmocka_unit_test(test_iovecs_and_blind_bytes),
+		cmocka_unit_test(test_every_split_point_gives_the_same_records),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
