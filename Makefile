@@ -47,7 +47,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJS)
-.PHONY: all deps run test test-unit test-bpf test-e2e matrix bench format format-check clean
+.PHONY: all deps run test test-unit test-bpf test-e2e matrix tsan bench format format-check clean
 
 all: $(OUT)/tapir
 
@@ -114,6 +114,16 @@ test-unit: $(UNIT_BINS)
 
 test-e2e: all $(HELPER_BINS)
 	$(Q)tests/run-e2e.sh
+
+# The end-to-end suite against a daemon built with ThreadSanitizer (in build-tsan/): a data race
+# makes the daemon exit with status 66, which fails the test that stops it.
+TSAN_OPTIONS_E2E := halt_on_error=1 exitcode=66 second_deadlock_stack=1
+tsan:
+	$(Q)tools/install-deps.sh all
+	$(Q)$(MAKE) --no-print-directory all $(HELPER_BINS) $(FAKE_NVML)
+	$(Q)$(MAKE) --no-print-directory OUT=build-tsan CFLAGS="-O1 -g -fsanitize=thread" \
+		build-tsan/tapir
+	TAPIR_BIN=$(CURDIR)/build-tsan/tapir TSAN_OPTIONS="$(TSAN_OPTIONS_E2E)" tests/run-e2e.sh
 
 # The kernel matrix alone: tools/kernel-matrix.sh [VERSION...] takes a subset.
 matrix: all $(OUT)/tests/http_client

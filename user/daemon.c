@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The daemon's main loop: drain records, rescan cgroups, sweep dead connections, serve scrapes. */
 #include <errno.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +27,10 @@
 #include "procfs.h"
 #include "server.h"
 
-#define POLL_MS	  50   /* longest a record waits in the ring before it is counted */
-#define RESCAN_MS 2000 /* periodic cgroup rescan, a safety net behind cgroup_mkdir events */
+#define POLL_MS	      50    /* longest a record waits in the ring before it is counted */
+#define RESCAN_MS     2000  /* periodic cgroup rescan, a safety net behind cgroup_mkdir events */
+#define PUBLISH_MS    10000 /* exposition rebuilt at least this often without scrapes */
+#define SCRAPE_WAIT_S 2	    /* a scrape waits this long for a fresh exposition at most */
 
 struct tapir_daemon {
 	const struct tapir_config *cfg;
@@ -47,6 +52,15 @@ struct tapir_daemon {
 	int ncpus;
 	__u32 sweeping_tgid; /* the dead process whose connections the sweep settles */
 	int pin_lock;	     /* flock'd pin directory, -1 without pins */
+	/* The exposition: built by the main loop into `building`, swapped into `published`
+	 * under expo_lock, which the server thread holds only to copy it out. */
+	struct tapir_buf building, published;
+	int published_err;
+	uint64_t published_gen, wanted_gen, last_publish_ms;
+	pthread_mutex_t expo_lock;
+	pthread_cond_t expo_cond;
+	int epfd;    /* the main loop's: the ring buffers and wake_fd */
+	int wake_fd; /* eventfd: a scrape wants an exposition */
 };
 
 static uint64_t now_ms(void)
@@ -113,24 +127,20 @@ static int on_record(void *ctx, void *data, size_t size)
 		return 0;
 	memcpy(&type, data, sizeof(type));
 	if (type == TAPIR_REC_HTTP && size >= sizeof(struct tapir_http_event)) {
-		tapir_registry__lock(d->reg);
 		account(d, data);
-		tapir_registry__unlock(d->reg);
 	} else if (type == TAPIR_REC_LIFECYCLE && size >= sizeof(struct tapir_lifecycle_event)) {
 		const struct tapir_lifecycle_event *e = data;
 
-		tapir_registry__lock(d->reg);
 		if (e->what == TAPIR_LC_MKDIR || e->what == TAPIR_LC_RMDIR) {
-			/* At once, not after the batch: the events behind this one may be the
-			 * new container's first processes. */
-			tapir_cgroups__scan(d->cgroups);
-			tapir_replicas__sync(d->replicas, now_ms());
+			/* After the batch, not inside it: a rescan walks the whole tree, and the
+			 * records behind this one need not wait for it (BPF reports processes
+			 * only of cgroups already in the map, so none is lost by waiting). */
+			d->rescan = 1;
 		} else {
 			if (e->what == TAPIR_LC_EXEC)
 				tapir_cgroups__exec(d->cgroups, e->cgroup_id, e->tgid);
 			tapir_replicas__lifecycle(d->replicas, e, now_ms());
 		}
-		tapir_registry__unlock(d->reg);
 	}
 	return 0;
 }
@@ -155,9 +165,7 @@ static inline void tapir_conn_record(struct tapir_daemon *d, struct tapir_conn *
 	};
 
 	memcpy(e.line, c->line[slot], sizeof(e.line));
-	tapir_registry__lock(d->reg);
 	account(d, &e);
-	tapir_registry__unlock(d->reg);
 }
 
 static inline void tapir_conn_stat(struct tapir_daemon *d, __u32 idx)
@@ -322,18 +330,23 @@ static void refresh_gauges(struct tapir_daemon *d)
 	free(sum);
 }
 
-static int render(void *ctx, struct tapir_buf *out)
+/*
+ * Build the exposition on the main loop, which owns every piece of state it reads: BPF stats
+ * and connections, the registry, the replicas' cgroupfs, /proc and NVML figures. Then publish
+ * it: the server thread only ever copies published text, so a scrape never holds anything the
+ * drain of the ring buffers needs.
+ */
+static void publish(struct tapir_daemon *d)
 {
-	struct tapir_daemon *d = ctx;
 	struct tapir_health_input in = { 0 };
 	uint64_t stats[TAPIR_STAT_MAX];
+	struct tapir_buf tmp;
 	int err;
 
 	read_stats(d, stats);
 	in.bpf_stats = stats;
 	in.lifecycle_lost = tapir_loader__lifecycle_lost(d->loader);
 	in.n_progs = tapir_loader__programs(d->loader, &in.progs);
-	tapir_registry__lock(d->reg);
 	in.gc_evicted = d->gc_evicted;
 	in.records = d->records;
 	in.unlabelled = d->unlabelled;
@@ -348,20 +361,82 @@ static int render(void *ctx, struct tapir_buf *out)
 	tapir_replicas__refresh(d->replicas, tapir_loader__listeners_fd(d->loader), d->gpu,
 				now_ms());
 	tapir_health__update(d->health, &in);
-	err = tapir_registry__render(d->reg, out);
-	tapir_registry__unlock(d->reg);
-	return err;
+	tapir_buf__reset(&d->building);
+	err = tapir_registry__render(d->reg, &d->building);
+
+	pthread_mutex_lock(&d->expo_lock);
+	tmp = d->published;
+	d->published = d->building;
+	d->building = tmp;
+	d->published_err = err;
+	d->published_gen++;
+	pthread_cond_broadcast(&d->expo_cond);
+	pthread_mutex_unlock(&d->expo_lock);
+	d->last_publish_ms = now_ms();
+}
+
+/* A scrape, on the server's thread: ask the main loop for a fresh exposition, wait for it a
+ * bounded time, and copy whatever is published then. */
+static int serve(void *ctx, struct tapir_buf *out)
+{
+	struct tapir_daemon *d = ctx;
+	struct timespec until;
+	uint64_t want, one = 1;
+	int err;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += SCRAPE_WAIT_S;
+	pthread_mutex_lock(&d->expo_lock);
+	want = d->published_gen + 1;
+	if (d->wanted_gen < want) {
+		__atomic_store_n(&d->wanted_gen, want, __ATOMIC_RELEASE);
+		if (write(d->wake_fd, &one, sizeof(one)) < 0)
+			pr_debug("cannot wake the main loop: %s", strerror(errno));
+	}
+	while (d->published_gen < want &&
+	       pthread_cond_timedwait(&d->expo_cond, &d->expo_lock, &until) == 0)
+		;
+	tapir_buf__append(out, d->published.data, d->published.len);
+	err = d->published_err;
+	pthread_mutex_unlock(&d->expo_lock);
+	return out->oom ? -ENOMEM : err;
+}
+
+static int main_loop_fds(struct tapir_daemon *d)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->epfd < 0 || d->wake_fd < 0)
+		return -errno;
+	ev.data.fd = tapir_loader__ring_fd(d->loader);
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
+		return -errno;
+	ev.data.fd = d->wake_fd;
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->wake_fd, &ev))
+		return -errno;
+	return 0;
 }
 
 struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const char *pin_dir)
 {
 	struct tapir_daemon *d = calloc(1, sizeof(*d));
+	pthread_condattr_t cattr;
 	int err = 0;
 
 	if (!d)
 		return NULL;
 	d->cfg = cfg;
 	d->pin_lock = -1;
+	d->epfd = d->wake_fd = -1;
+	tapir_buf__init(&d->building);
+	tapir_buf__init(&d->published);
+	pthread_mutex_init(&d->expo_lock, NULL);
+	pthread_condattr_init(&cattr);
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->expo_cond, &cattr);
+	pthread_condattr_destroy(&cattr);
 	d->ncpus = libbpf_num_possible_cpus();
 	if (pin_dir) {
 		/* First: a second daemon on the same pins must not disturb the first one. */
@@ -412,7 +487,11 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const cha
 	seed_prestart(d);
 	if (pin_dir)
 		tapir_loader__pin(d->loader, pin_dir);
-	d->server = tapir_server__new(cfg->listen, render, d);
+	err = main_loop_fds(d);
+	if (err)
+		goto fail_err;
+	publish(d); /* the first scrape finds an exposition even before the loop runs */
+	d->server = tapir_server__new(cfg->listen, serve, d);
 	if (!d->server)
 		goto fail;
 	pr_info("serving /metrics on %s", cfg->listen);
@@ -427,14 +506,30 @@ fail:
 	return NULL;
 }
 
+/* The loop sleeps on the ring buffers and on scrapes asking for an exposition. */
+static int wait_work(struct tapir_daemon *d)
+{
+	struct epoll_event ev[4];
+	uint64_t v;
+	int n, i;
+
+	n = epoll_wait(d->epfd, ev, 4, POLL_MS);
+	for (i = 0; i < n; i++)
+		if (ev[i].data.fd == d->wake_fd && read(d->wake_fd, &v, sizeof(v)) < 0)
+			break;
+	/* Records are mostly submitted without a wake-up: drain on every turn. */
+	n = tapir_loader__consume(d->loader);
+	return n < 0 && n != -EINTR ? n : 0;
+}
+
 int tapir_daemon__run(struct tapir_daemon *d)
 {
 	uint64_t last_scan = now_ms(), last_sweep = now_ms(), t;
 	int n;
 
 	while (!d->stop) {
-		n = tapir_loader__poll(d->loader, POLL_MS);
-		if (n < 0 && n != -EINTR) {
+		n = wait_work(d);
+		if (n < 0) {
 			pr_err("reading the ring buffer failed: %s", strerror(-n));
 			return n;
 		}
@@ -442,25 +537,26 @@ int tapir_daemon__run(struct tapir_daemon *d)
 		if (d->kube && tapir_kube__generation(d->kube) != d->kube_gen) {
 			/* A fresh pod list: labels that waited for their pod can be resolved. */
 			d->kube_gen = tapir_kube__generation(d->kube);
-			tapir_registry__lock(d->reg);
 			tapir_cgroups__relabel_pending(d->cgroups);
 			tapir_replicas__sync(d->replicas, t);
-			tapir_registry__unlock(d->reg);
 		}
 		if (d->rescan || t - last_scan >= RESCAN_MS) {
 			d->rescan = 0;
-			tapir_registry__lock(d->reg);
 			tapir_cgroups__scan(d->cgroups);
 			tapir_replicas__sync(d->replicas, t);
 			tapir_cgroups__expire(d->cgroups, (uint64_t)d->cfg->series_grace_s * 1000,
 					      forget, d);
-			tapir_registry__unlock(d->reg);
 			last_scan = t;
 		}
 		if (t - last_sweep >= d->cfg->gc_interval_ms) {
 			sweep(d);
 			last_sweep = t;
 		}
+		/* A scrape waits for a fresh exposition; without scrapes, one every
+		 * PUBLISH_MS keeps what a stalled loop would serve recent. */
+		if (__atomic_load_n(&d->wanted_gen, __ATOMIC_ACQUIRE) > d->published_gen ||
+		    t - d->last_publish_ms >= PUBLISH_MS)
+			publish(d);
 	}
 	return 0;
 }
@@ -485,6 +581,14 @@ void tapir_daemon__free(struct tapir_daemon *d)
 	tapir_registry__free(d->reg);
 	if (d->pin_lock >= 0)
 		close(d->pin_lock);
+	if (d->epfd >= 0)
+		close(d->epfd);
+	if (d->wake_fd >= 0)
+		close(d->wake_fd);
+	tapir_buf__free(&d->building);
+	tapir_buf__free(&d->published);
+	pthread_cond_destroy(&d->expo_cond);
+	pthread_mutex_destroy(&d->expo_lock);
 	free(d->seen);
 	free(d);
 }

@@ -714,19 +714,14 @@ static void unpin(struct tapir_loader *l)
 	rmdir(l->pin_dir); /* fails, harmlessly, while another instance's pins are there */
 }
 
-int tapir_loader__poll(struct tapir_loader *l, int timeout_ms)
+int tapir_loader__ring_fd(const struct tapir_loader *l)
 {
-	int n, m;
+	return ring_buffer__epoll_fd(l->rb);
+}
 
-	/* The BPF side submits most records without a wake-up, so a poll that times out
-	 * must still drain whatever is queued. */
-	n = ring_buffer__poll(l->rb, timeout_ms);
-	if (n < 0 && n != -EINTR)
-		return n;
-	m = ring_buffer__consume(l->rb);
-	if (m < 0)
-		return m;
-	return (n > 0 ? n : 0) + m;
+int tapir_loader__consume(struct tapir_loader *l)
+{
+	return ring_buffer__consume(l->rb);
 }
 
 void tapir_loader__free(struct tapir_loader *l)

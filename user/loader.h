@@ -57,8 +57,10 @@ int tapir_loader__pin(struct tapir_loader *l, const char *dir);
 int tapir_pin_dir_claim(const char *dir);
 /* 1 when a running daemon owns @dir, 0 when none does (its pins are stale), -errno on error. */
 int tapir_pin_dir_owned(const char *dir);
-/* Wait up to @timeout_ms for records, then drain every ring; returns records or -errno. */
-int tapir_loader__poll(struct tapir_loader *l, int timeout_ms);
+/* An fd that polls readable when records wait (for an epoll set of the caller's own), and the
+ * drain to run then, or on a timer (most records are submitted without a wake-up). */
+int tapir_loader__ring_fd(const struct tapir_loader *l);
+int tapir_loader__consume(struct tapir_loader *l);
 void tapir_loader__free(struct tapir_loader *l);
 
 int tapir_loader__watched_fd(const struct tapir_loader *l);

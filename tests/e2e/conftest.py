@@ -13,7 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TAPIR = os.path.join(ROOT, "build", "tapir")
+# TAPIR_BIN: another build of the daemon under test (make tsan runs the suite on one).
+TAPIR = os.environ.get("TAPIR_BIN") or os.path.join(ROOT, "build", "tapir")
 SLOTS = 48  # deployment rules in the session daemon; one per test that needs isolation
 
 
