@@ -61,6 +61,17 @@ def spawn_tapir(tmp_path, cfg, *args, pin_dir="none"):
                             stdout=log, stderr=subprocess.STDOUT)
 
 
+def stop_proc(p):
+    """SIGTERM, then SIGKILL after 5 s."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def rmdir_retry(path, tries=100):
     """rmdir a cgroup whose last task may still be leaving it (EBUSY for a moment)."""
     for _ in range(tries):
@@ -340,10 +351,4 @@ def start(slot):
 
     yield _start
     for p in procs:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_proc(p)

@@ -17,7 +17,7 @@ import pytest
 
 from client import RawConn, get
 from conftest import (PY, SERVERS, TAPIR, Cgroup, Scrape, free_port, metrics_text, spawn_tapir,
-                      wait_port)
+                      stop_proc, wait_port)
 
 REQ = "baseten_inference_requests_total"
 INFLIGHT = "baseten_concurrent_requests"
@@ -115,16 +115,6 @@ def wait_listening(port, proc, timeout=15.0):
         assert proc.poll() is None, f"server exited with {proc.returncode}"
         assert time.monotonic() < deadline, f"nothing listening on {port}"
         time.sleep(0.05)
-
-
-def stop_proc(p):
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def test_sibling_containers_under_one_rule_keep_their_own_labels(cgroot, tmp_path):
