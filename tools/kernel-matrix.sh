@@ -1,113 +1,195 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# The kernel matrix: boots Debian's kernels under qemu with tapir and known traffic in an
-# initramfs, and runs the same check on this host; exact counts or it fails.
+# The kernel matrix: boots Debian's kernels under qemu with tapir, servers and counting clients in
+# an initramfs, runs the same check on this host, and fails on any figure that differs.
 #
-# tools/kernel-matrix.sh [VERSION...]   VERSION: a prefix of a kernel version (5.10, 6.1, 6.12,
-#                                        7), "newest", or "host"; default: all of them.
+# tools/kernel-matrix.sh [VERSION...]
+#   VERSION: a prefix of a Debian kernel version (5.10, 6.1, 6.12, 7), "newest" or "host".
+#   Default: 5.10 6.1 6.12 newest host, and 5.15 and 6.8 where a Debian suite carries them.
+# Environment: MATRIX_TIMEOUT (seconds per guest, 300), MATRIX_JOBS (guests at once, 2),
+#   MATRIX_SMP (vCPUs per guest, 2), MATRIX_SERVERS (servers driven, "nginx httpd"),
+#   MATRIX_HOST_PORT (first port on the host, 19464).
 # Kernel packages come from the Debian mirror this machine's apt sources name, through a private
-# apt configuration under build/kernel-matrix (nothing of the machine's own apt state changes);
-# downloads are cached there. Prints one line per kernel and exits non-zero on any failure.
+# apt configuration under build/kernel-matrix/apt (the machine's own apt state is not touched),
+# and are cached there. Prints one line per kernel, writes table.md and NOTES next to the console
+# logs, and exits 1 on any failure.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/build/kernel-matrix
 APTDIR=$OUT/apt
-TIMEOUT=${MATRIX_TIMEOUT:-900} # seconds per kernel under TCG
-# Debian suites searched for kernels, oldest first.
+TIMEOUT=${MATRIX_TIMEOUT:-300}
+JOBS=${MATRIX_JOBS:-2}
+SMP=${MATRIX_SMP:-2}
+export MATRIX_SERVERS=${MATRIX_SERVERS:-nginx httpd}
+# Debian suites searched for kernels, oldest first; a suite the mirror lacks is skipped.
 SUITES=(bullseye bookworm bookworm-backports trixie trixie-backports)
+# Kernels run where Debian has them; the GPU fleet runs them (Ubuntu 22.04 and COS: 5.15,
+# Ubuntu 24.04: 6.8), but Debian may not.
+OPTIONAL=(5.15 6.8)
+DEFAULT_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
 log() { echo "kernel-matrix: $*" >&2; }
 die() {
 	log "$*"
 	exit 1
 }
+note() { # a line for README's kernel reach, printed too
+	log "$*"
+	echo "$*" >>"$OUT/NOTES"
+}
 
 [ "$(id -u)" -eq 0 ] || die "needs root (BPF, cgroups)"
-for t in qemu-system-x86_64 busybox cpio gzip dpkg-deb apt-get nginx; do
+for t in qemu-system-x86_64 busybox cpio gzip dpkg-deb apt-get nginx ldd timeout; do
 	command -v "$t" >/dev/null || die "$t is missing (tools/install-deps.sh test)"
 done
-[ -x build/tapir ] && [ -x build/tests/http_client ] || die "build first: make all build/tests/http_client"
+[ -x build/tapir ] && [ -x build/tests/http_client ] ||
+	die "build first: make all build/tests/http_client"
 mkdir -p "$OUT"
+: >"$OUT/NOTES"
 
-# --- the mirror, read from this machine's apt sources (never written into the repository) ---
+# --- the mirror, read from this machine's apt sources (never written into the repository) -------
 
-# Prints "URI KEYRING" of the first Debian archive entry (not the security archive).
+# Prints "URI<TAB>KEYRING" of the Debian archive this machine uses (its first deb entry for a
+# plain suite such as "bookworm", so not the security archive); KEYRING may be empty.
 mirror() {
-	local f uri key suites
+	local f
 	for f in /etc/apt/sources.list.d/*.sources; do
 		[ -r "$f" ] || continue
-		# deb822: blank-line separated stanzas.
+		# deb822: stanzas separated by blank lines, fields continued on indented lines.
 		awk 'BEGIN { RS = ""; FS = "\n" }
 			{
-				uri = ""; key = ""; suites = ""
+				split("", f); last = ""
 				for (i = 1; i <= NF; i++) {
-					if ($i ~ /^URIs:/) { split($i, a, /[ \t]+/); uri = a[2] }
-					if ($i ~ /^Suites:/) suites = $i
-					if ($i ~ /^Signed-By:/) { split($i, a, /[ \t]+/); key = a[2] }
+					if ($i ~ /^#/)
+						continue
+					if ($i ~ /^[ \t]/) {
+						if (last != "")
+							f[last] = f[last] " " $i
+						continue
+					}
+					k = tolower($i); sub(/:.*/, "", k)
+					v = $i; sub(/^[^:]*:[ \t]*/, "", v)
+					f[k] = v; last = k
 				}
-				if (uri != "" && suites !~ /-security/ && uri !~ /security/) {
-					print uri, key; exit
-				}
+				if (tolower(f["enabled"]) == "no" || f["types"] !~ /(^|[ \t])deb([ \t]|$)/)
+					next
+				n = split(f["suites"], s, /[ \t]+/); plain = 0
+				for (j = 1; j <= n; j++)
+					if (s[j] ~ /^[a-z]+$/)
+						plain = 1
+				uri = f["uris"]; sub(/^[ \t]+/, "", uri); sub(/[ \t].*/, "", uri)
+				if (!plain || uri == "")
+					next
+				# A keyring file; an inline key block is not one.
+				key = f["signed-by"]; sub(/^[ \t]+/, "", key)
+				if (key !~ /^\/[^ \t]*$/)
+					key = ""
+				printf "%s\t%s\n", uri, key
 			}' "$f"
-	done | head -n 1
+	done
 	if [ -r /etc/apt/sources.list ]; then
-		awk '$1 == "deb" && $0 !~ /security/ {
-			for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i, ""; exit }
+		# One-line format: deb [options] URI SUITE COMPONENT...
+		awk '$1 == "deb" {
+			key = ""; i = 2
+			if ($2 ~ /^\[/) {
+				for (; i <= NF; i++) {
+					if ($i ~ /^\[?signed-by=/) { key = $i; sub(/.*signed-by=/, "", key); sub(/\]$/, "", key) }
+					if ($i ~ /\]$/) break
+				}
+				i++
+			}
+			if ($(i + 1) ~ /^[a-z]+$/) printf "%s\t%s\n", $i, key
 		}' /etc/apt/sources.list
 	fi
 }
 
 apt_private() {
+	# Dir::State::status: the machine's dpkg status, read only; the download sandbox user
+	# (_apt) cannot write into build/, so downloads run as root.
 	apt-get -q -o Dir::Etc::sourcelist="$APTDIR/sources.list" -o Dir::Etc::sourceparts=- \
 		-o Dir::State::Lists="$APTDIR/lists" -o Dir::Cache="$APTDIR/cache" \
-		-o Dir::State::status=/var/lib/dpkg/status -o Debug::NoLocking=1 "$@"
+		-o Dir::State::status=/var/lib/dpkg/status -o Debug::NoLocking=1 \
+		-o APT::Sandbox::User=root "$@"
+}
+
+lists_of() { # the Packages lists of suite $1
+	ls "$APTDIR"/lists/*_dists_"$1"_main_binary-amd64_Packages* 2>/dev/null || true
 }
 
 setup_apt() {
 	local uri key s
-	read -r uri key < <(mirror) || true
-	[ -n "${uri:-}" ] || die "no Debian mirror found in /etc/apt/sources.list{,.d}"
-	key=${key:-/usr/share/keyrings/debian-archive-keyring.gpg}
+	IFS=$'\t' read -r uri key < <(mirror | head -n 1) || true
+	[ -n "${uri:-}" ] || die "no Debian archive found in /etc/apt/sources.list{,.d}"
+	# The keyring the machine's sources name; Debian's archive keyring holds the keys of the
+	# older releases too (bullseye's included), so one keyring verifies every suite here.
+	[ -n "${key:-}" ] || key=$DEFAULT_KEYRING
+	[ -r "$key" ] || die "keyring $key not found (package debian-archive-keyring)"
 	mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial"
-	: >"$APTDIR/sources.list.new"
 	for s in "${SUITES[@]}"; do
-		echo "deb [signed-by=$key] $uri $s main" >>"$APTDIR/sources.list.new"
-	done
-	mv "$APTDIR/sources.list.new" "$APTDIR/sources.list"
-	# The lists are refreshed at most once a day: the cache is what makes a rerun quick.
-	if [ -z "$(find "$APTDIR/lists" -name '*Packages*' -mtime -1 2>/dev/null | head -n 1)" ]; then
-		log "reading the kernel lists of ${SUITES[*]}"
-		apt_private update >"$OUT/apt-update.log" 2>&1 || die "apt update failed: see $OUT/apt-update.log"
+		echo "deb [signed-by=$key] $uri $s main"
+	done >"$APTDIR/sources.list.new"
+	if cmp -s "$APTDIR/sources.list.new" "$APTDIR/sources.list"; then
+		rm "$APTDIR/sources.list.new"
+	else
+		mv "$APTDIR/sources.list.new" "$APTDIR/sources.list"
 	fi
+	# The lists are refreshed once a day or when the sources change: the cache is what makes a
+	# rerun quick.
+	if [ -z "$(find "$APTDIR/updated" -newer "$APTDIR/sources.list" -mtime -1 2>/dev/null)" ]; then
+		log "reading the package lists of ${SUITES[*]} (private apt configuration in $APTDIR)"
+		if ! apt_private update >"$OUT/apt-update.log" 2>&1; then
+			log "apt update reported errors (whole log: $OUT/apt-update.log):"
+			grep -E '^(E|W):' "$OUT/apt-update.log" | sed 's/^/    /' >&2 || true
+		fi
+		touch "$APTDIR/updated"
+	fi
+	for s in "${SUITES[@]}"; do
+		if [ -z "$(lists_of "$s")" ]; then
+			note "suite $s: no package list (not on the mirror, or its signature did not verify with $key; see $OUT/apt-update.log)"
+		fi
+	done
 }
 
-# Every "SUITE VERSION" of a cloud kernel image the suites carry, e.g. "bullseye 5.10.0-32".
+# "SUITE VERSION FLAVOUR" of every kernel image the suites carry, by version, cloud-amd64 after
+# amd64 for one version (so that the last match is the cloud build): "bullseye 5.10.0-32
+# cloud-amd64". Versioned packages only: the metapackages, -dbg, -unsigned and -rt are left out.
 available() {
-	local f suite
-	for f in "$APTDIR"/lists/*_dists_*_binary-amd64_Packages*; do
-		suite=${f##*_dists_}
-		suite=${suite%%_main_*}
-		# apt-helper reads the lists whatever apt compressed them with (lz4, gz, xz, none).
-		/usr/lib/apt/apt-helper cat-file "$f" |
-			sed -n "s/^Package: linux-image-\(.*\)-cloud-amd64$/$suite \1/p"
-	done | sort -k2,2V -u
+	local s f
+	for s in "${SUITES[@]}"; do
+		for f in $(lists_of "$s"); do
+			# apt-helper reads the lists whatever apt compressed them with (lz4, gz, xz, none).
+			/usr/lib/apt/apt-helper cat-file "$f" | sed -n \
+				-e "s/^Package: linux-image-\([0-9][^ ]*[0-9]\)-cloud-amd64$/$s \1 cloud-amd64/p" \
+				-e "s/^Package: linux-image-\([0-9][^ ]*[0-9]\)-amd64$/$s \1 amd64/p"
+		done
+	done | sort -k2,2V -k3,3 -u
 }
 
-# vmlinuz of kernel VERSION (as in the package name), downloaded and extracted once.
+# The newest kernel whose version starts with $1 ("6.1" takes 6.1.x, not 6.12): "SUITE ID",
+# ID being the package's ABI name, as uname -r will show it ("5.10.0-32-cloud-amd64").
+pick() {
+	awk -v p="$1" 'p == "newest" || index($2, p ".") == 1 || index($2, p "-") == 1 || $2 == p {
+		x = $1 " " $2 "-" $3 } END { if (x != "") print x }' <<<"$AVAILABLE"
+}
+
+# The vmlinuz of kernel ID, downloaded and extracted once; the package's name and version go in
+# the same directory's "package".
 fetch_kernel() {
-	local ver=$1 dir=$OUT/cache/$1 pkg deb
+	local id=$1 dir=$OUT/cache/$1 pkg deb img
 	if [ -s "$dir/vmlinuz" ]; then
 		echo "$dir/vmlinuz"
 		return
 	fi
 	mkdir -p "$dir"
+	rm -f "$dir/package"
 	# Newer packaging ships the image in linux-binary-*, with linux-image-* only depending on it.
-	for pkg in "linux-image-$ver-cloud-amd64" "linux-binary-$ver-cloud-amd64"; do
+	for pkg in "linux-image-$id" "linux-binary-$id"; do
 		(cd "$dir" && apt_private download "$pkg" >>"$OUT/download.log" 2>&1) || continue
-		deb=$(ls "$dir"/"$pkg"_*.deb 2>/dev/null | head -n 1)
+		deb=$(ls "$dir/$pkg"_*.deb 2>/dev/null | head -n 1)
 		[ -n "$deb" ] || continue
+		basename "$deb" .deb | awk -F_ '{ print $1, $2 }' >>"$dir/package"
 		# /boot/vmlinuz-* until 7.x, /usr/lib/modules/VERSION/vmlinuz since.
 		dpkg-deb --fsys-tarfile "$deb" |
 			tar -x -C "$dir" --wildcards './boot/vmlinuz-*' './usr/lib/modules/*/vmlinuz' 2>/dev/null || true
@@ -115,155 +197,215 @@ fetch_kernel() {
 		for img in "$dir"/boot/vmlinuz-* "$dir"/usr/lib/modules/*/vmlinuz; do
 			[ -s "$img" ] || continue
 			mv "$img" "$dir/vmlinuz"
-			rm -rf "$dir/boot" "$dir/usr"
+			rm -rf "${dir:?}/boot" "${dir:?}/usr"
 			echo "$dir/vmlinuz"
 			return
 		done
 	done
-	log "no vmlinuz in the packages of kernel $ver (see $OUT/download.log)"
+	log "no vmlinuz in the packages of kernel $id (see $OUT/download.log)"
 	return 1
 }
 
-# --- the initramfs: busybox, tapir, nginx, the client, their libraries, the guest script ---
+# --- the initramfs: busybox, tapir, nginx, the client, their libraries, the guest script --------
 
 build_initramfs() {
 	local dir=$OUT/initramfs bin lib
 	rm -rf "$dir"
-	mkdir -p "$dir"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,etc,lib64}
+	mkdir -p "$dir"/{bin,proc,sys,dev,tmp,etc}
 	cp "$(command -v busybox)" "$dir/bin/busybox"
-	ln -s busybox "$dir/bin/sh"
-	cp build/tapir "$dir/tapir"
-	cp build/tests/http_client "$dir/http_client"
-	cp "$(command -v nginx)" "$dir/nginx"
+	ln -s busybox "$dir/bin/sh" # the interpreter of /init; it installs the other applets
+	cp build/tapir build/tests/http_client "$(command -v nginx)" "$dir/"
 	cp tools/matrix-guest.sh "$dir/init"
 	chmod +x "$dir/init"
-	for bin in build/tapir build/tests/http_client "$(command -v nginx)"; do
-		ldd "$bin" | awk '/=> \// { print $3 } /^\t\/lib/ { print $1 }'
+	# Every library they load, the dynamic loader included (busybox-static needs none).
+	for bin in build/tapir build/tests/http_client "$(command -v nginx)" "$(command -v busybox)"; do
+		{ ldd "$bin" 2>/dev/null || true; } | awk '/=> \// { print $3 } /^\t\/[^ ]*ld-linux/ { print $1 }'
 	done | sort -u | while read -r lib; do
 		mkdir -p "$dir$(dirname "$lib")"
 		cp -L "$lib" "$dir$lib"
 	done
+	# nginx's "user root" looks the user up.
 	echo "root:x:0:0:root:/:/bin/sh" >"$dir/etc/passwd"
 	echo "root:x:0:" >"$dir/etc/group"
 	(cd "$dir" && find . | cpio -o -H newc --quiet | gzip -1) >"$OUT/initramfs.cpio.gz"
 	log "initramfs: $(du -h "$OUT/initramfs.cpio.gz" | cut -f1)"
 }
 
-# --- one kernel ----------------------------------------------------------------------------
+# --- one kernel -------------------------------------------------------------------------------
 
 accel() { # KVM where this machine offers it, else TCG (slower, but everywhere)
-	if [ -w /dev/kvm ]; then
+	if [ -w /dev/kvm ] && (exec 3<>/dev/kvm) 2>/dev/null; then
 		echo "-accel kvm -cpu host"
 	else
 		echo "-accel tcg -cpu max"
 	fi
 }
 
-boot() { # boot VERSION VMLINUZ: writes $OUT/VERSION.log
-	local ver=$1 kernel=$2 start=$SECONDS rc=0
-	timeout "$TIMEOUT" qemu-system-x86_64 -nographic -no-reboot -m 1024 -smp 1 $ACCEL \
-		-kernel "$kernel" -initrd "$OUT/initramfs.cpio.gz" \
-		-append "console=ttyS0 panic=-1 quiet loglevel=3" \
-		</dev/null >"$OUT/$ver.log" 2>&1 || rc=$?
-	echo "boot_seconds=$((SECONDS - start)) qemu_rc=$rc" >>"$OUT/$ver.log"
+boot() { # boot ID VMLINUZ: the guest's console in $OUT/ID.log
+	local id=$1 kernel=$2 start=$SECONDS rc=0
+	# No NIC: the guest only needs loopback, and iPXE's boot ROM costs seconds under TCG. The
+	# kernel hands KEY=VALUE words it does not know to /init as its environment.
+	# shellcheck disable=SC2086 # $ACCEL is a list of options
+	timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -nographic -no-reboot -m 1G -smp "$SMP" $ACCEL \
+		-nic none -kernel "$kernel" -initrd "$OUT/initramfs.cpio.gz" \
+		-append "console=ttyS0 panic=-1 quiet loglevel=4 MATRIX_SERVERS=${MATRIX_SERVERS// /,}" \
+		</dev/null >"$OUT/$id.log" 2>&1 || rc=$?
+	echo "MATRIX-BOOT seconds=$((SECONDS - start)) qemu_rc=$rc" >>"$OUT/$id.log"
+	log "$id: guest finished in $((SECONDS - start)) s"
 }
 
-host() { # the same guest script on this kernel, in a cgroup under our own, both builds
-	local mount rel tmp v port=${MATRIX_HOST_PORT:-19464}
-	mount=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+host() { # the guest script on this kernel, in cgroups under our own, both builds
+	local mount rel tmp v port=${MATRIX_HOST_PORT:-19464} start=$SECONDS
+	: >"$OUT/host.log"
+	# The cgroup2 mount: the filesystem type follows the " - " separator in mountinfo.
+	mount=$(awk '{ for (i = 7; i < NF && $i != "-"; i++); if ($(i + 1) == "cgroup2") { print $5; exit } }' \
+		/proc/self/mountinfo)
 	rel=$(sed -n 's/^0:://p' /proc/self/cgroup)
 	rel=${rel%/}/tapir-matrix-$$
 	tmp=$(mktemp -d)
 	mkdir "$tmp/bin"
-	ln -sf "$ROOT/build/tests/http_client" "$tmp/bin/http_client"
-	ln -sf "$ROOT/build/tapir" "$tmp/bin/tapir"
-	: >"$OUT/host.log"
+	# busybox's applets first in PATH, as in the guest; nginx is this machine's.
+	busybox --install -s "$tmp/bin"
+	ln -s "$ROOT/build/tests/http_client" "$ROOT/build/tapir" "$(command -v nginx)" "$tmp/bin/"
 	for v in auto compat; do
-		MATRIX_ROOT=$tmp/bin MATRIX_CGROOT=$mount MATRIX_CGREL=$rel MATRIX_TMP=$tmp/$v \
-			MATRIX_VARIANT=$v MATRIX_PORT0=$port sh tools/matrix-guest.sh >>"$OUT/host.log" 2>&1 || true
+		if [ -z "$mount" ]; then
+			echo "MATRIX-RESULT kernel=$(uname -r) variant=none forced=$v attached=0/0" \
+				"notattached=none sent=0 counted=0 result=FAIL why=no cgroup2 mount" >>"$OUT/host.log"
+			continue
+		fi
+		timeout -k 5 "$TIMEOUT" env PATH="$tmp/bin:$PATH" MATRIX_ROOT="$tmp/bin" \
+			MATRIX_CGROOT="$mount" MATRIX_CGREL="$rel" MATRIX_TMP="$tmp/$v" MATRIX_VARIANT=$v \
+			MATRIX_PORT0="$port" busybox sh tools/matrix-guest.sh >>"$OUT/host.log" 2>&1 || true
 		port=$((port + 10))
 	done
+	echo "MATRIX-BOOT seconds=$((SECONDS - start)) qemu_rc=0" >>"$OUT/host.log"
 	rm -rf "$tmp"
 }
 
-# "matrix: KERNEL ..." for each MATRIX-RESULT line of a log (the picked build, then compat).
+# --- the report -------------------------------------------------------------------------------
+
+# report NAME LABEL LOG: one "matrix:" line for the kernel (its two runs), and a table row per run.
 report() {
-	local name=$1 file=$2 line kernel rc=0
-	if ! grep -aq '^MATRIX-RESULT' "$file"; then
-		echo "matrix: $name no result ($(grep -a 'boot_seconds' "$file" | tail -n 1)) FAIL"
-		echo "| $name | - | - | - | - | no result: see build/kernel-matrix/$(basename "$file") |" >>"$OUT/table.md"
-		return 1
-	fi
+	local name=$1 label=$2 file=$3 line secs rc k builds="" sent="" counted="" whys="" result=PASS
+	local n=0 kernel=$name last_why="" last_forced=""
+	secs=$(sed -n 's/^MATRIX-BOOT seconds=\([0-9]*\).*/\1/p' "$file" | tail -n 1)
+	rc=$(sed -n 's/^MATRIX-BOOT .*qemu_rc=\([0-9]*\).*/\1/p' "$file" | tail -n 1)
+	kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"${line%% why=*}"; }
 	while read -r line; do
-		kv() { echo "$line" | sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
-		kernel=$(echo "$line" | sed -n 's/^MATRIX-RESULT kernel=\([^ ]*\).*/\1/p')
-		echo "matrix: $kernel build $(kv variant) (--bpf-variant $(kv forced))," \
-			"programs attached $(kv attached), requests sent $(kv sent), counted" \
-			"$(kv counted): $(kv result)" \
-			"$([ "$(kv result)" = PASS ] || echo "(${line#* why=})")"
-		echo "| $kernel | $(kv variant) ($(kv forced)) | $(kv attached) | $(kv sent) | $(kv counted) | $(kv result) |" >>"$OUT/table.md"
-		[ "$(kv result)" = PASS ] || rc=1
+		n=$((n + 1))
+		kernel=$(sed -n 's/^MATRIX-RESULT kernel=\([^ ]*\).*/\1/p' <<<"$line")
+		k=$(kv notattached)
+		builds+="${builds:+, }$(kv forced)=$(kv variant) $(kv attached)"
+		sent+="${sent:+/}$(kv sent)"
+		counted+="${counted:+/}$(kv counted)"
+		if [ "$(kv result)" != PASS ]; then
+			result=FAIL
+			# A reason both builds give is said once.
+			if [ "${line#* why=}" = "${last_why:-}" ]; then
+				whys=${whys/#$last_forced: /$last_forced and $(kv forced): }
+			else
+				whys+="${whys:+; }$(kv forced): ${line#* why=}"
+			fi
+			last_why=${line#* why=} last_forced=$(kv forced)
+		fi
+		echo "| $kernel$([ -z "$label" ] || echo " ($label)") | $(kv variant) ($(kv forced)) |" \
+			"$(kv attached)$([ "$k" = none ] || echo " (not: ${k//,/, })") | $(kv sent) |" \
+			"$(kv counted) | $(kv result) |" >>"$OUT/table.md"
 	done < <(grep -a '^MATRIX-RESULT' "$file" | tr -d '\r')
-	return $rc
+	if [ "$n" -lt 2 ]; then
+		result=FAIL
+		local why="no result from $((2 - n)) of the 2 runs"
+		[ "${rc:-0}" != 124 ] || why+=": timed out after $TIMEOUT s"
+		[ "${rc:-0}" = 124 ] || [ "${rc:-0}" = 0 ] || why+=": qemu exit $rc"
+		grep -aq 'MATRIX-BOOTED' "$file" || why+=", the kernel never ran /init"
+		# The guest's last word, or the kernel's when it never got that far.
+		k=$(grep -a -E '^(matrix-guest|tapir\|)' "$file" | tail -n 1)
+		[ -n "$k" ] || k=$(grep -a -E 'Kernel panic|Failed to execute|Oops|BUG:' "$file" | tail -n 1)
+		why+=" (last: $(tr -d '\r' <<<"${k:-nothing}" | sed 's/^\[ *[0-9.]*\] //'))"
+		whys+="${whys:+; }$why"
+		echo "| $kernel$([ -z "$label" ] || echo " ($label)") | - | - | - | - | FAIL: ${why//|/\\|} |" >>"$OUT/table.md"
+	fi
+	echo "matrix: $kernel${label:+ ($label)} in ${secs:-?} s: builds ${builds:-none}; requests" \
+		"sent ${sent:-0}, counted ${counted:-0}: $result${whys:+ ($whys)}"
+	[ "$result" = PASS ]
 }
 
 main() {
-	local want=("$@") all ver suite pick=() v newest failed=0 t0=$SECONDS
-	[ ${#want[@]} -gt 0 ] || want=(5.10 6.1 6.12 newest host)
+	local want=("$@") v p id suite failed=0 t0=$SECONDS running=() ids=()
+	declare -A SUITE_OF=()
+	if [ ${#want[@]} -eq 0 ]; then
+		want=(5.10 6.1 6.12 newest host)
+		DEFAULT=1
+	fi
 	setup_apt
-	all=$(available)
-	[ -n "$all" ] || die "no cloud kernel images found in ${SUITES[*]}"
-	newest=$(echo "$all" | tail -n 1 | cut -d' ' -f2)
-	for v in "${want[@]}"; do
-		case "$v" in
-		host) pick+=(host) ;;
-		newest) pick+=("$newest") ;;
-		*)
-			ver=$(echo "$all" | awk -v p="$v" 'index($2, p ".") == 1 || $2 == p { x = $2 } END { print x }')
-			if [ -z "$ver" ]; then
-				log "no Debian kernel $v in ${SUITES[*]}"
-				echo "no Debian kernel $v in ${SUITES[*]} (looked on $(date -u +%F))" >>"$OUT/NOTES"
-				failed=1
-				continue
-			fi
-			pick+=("$ver")
-			;;
-		esac
+	AVAILABLE=$(available)
+	[ -n "$AVAILABLE" ] || die "no kernel images found in ${SUITES[*]} (see $OUT/apt-update.log)"
+	for suite in "${SUITES[@]}"; do
+		p=$(awk -v s="$suite" '$1 == s && $3 == "cloud-amd64" { x = $2 } END { print x }' <<<"$AVAILABLE")
+		[ -z "$p" ] || note "suite $suite: newest cloud kernel linux-image-$p-cloud-amd64"
 	done
-	# One entry per kernel, in order.
-	mapfile -t pick < <(printf '%s\n' "${pick[@]}" | awk '!seen[$0]++')
-	log "kernels: ${pick[*]} (newest per suite: $(echo "$all" |
-		awk '{ v[$1] = $2 } END { for (s in v) printf "%s:%s ", s, v[s] }'))"
-	build_initramfs
-	ACCEL=$(accel)
-	echo "| kernel | HTTP build (--bpf-variant) | programs attached | requests sent | counted | result |" >"$OUT/table.md"
-	echo "|---|---|---|---:|---:|---|" >>"$OUT/table.md"
-	# Two guests at a time: one vCPU each, on a two-core machine.
-	local running=()
-	for v in "${pick[@]}"; do
-		[ "$v" = host ] && continue
-		if ! kernel=$(fetch_kernel "$v"); then
-			echo "no kernel image could be fetched" >"$OUT/$v.log"
+	if [ "${DEFAULT:-0}" = 1 ]; then
+		for v in "${OPTIONAL[@]}"; do
+			if [ -n "$(pick "$v")" ]; then
+				want+=("$v")
+			else
+				note "no Debian kernel $v in ${SUITES[*]} (looked $(date -u +%F)): not in the matrix"
+			fi
+		done
+	fi
+	for v in "${want[@]}"; do
+		if [ "$v" = host ]; then
+			ids+=(host)
 			continue
 		fi
-		log "booting $v"
-		boot "$v" "$kernel" &
+		suite="" id=""
+		read -r suite id <<<"$(pick "$v")" || true
+		if [ -z "${id:-}" ]; then
+			note "no Debian kernel $v in ${SUITES[*]}"
+			echo "matrix: $v: FAIL (no Debian kernel $v in ${SUITES[*]})"
+			failed=1
+			continue
+		fi
+		# 6.12 and the newest may be one kernel.
+		[ -z "${SUITE_OF[$id]:-}" ] || continue
+		SUITE_OF[$id]=$suite
+		[ "$v" != newest ] || SUITE_OF[$id]="$suite, the newest"
+		ids+=("$id")
+	done
+	log "kernels: ${ids[*]}"
+	build_initramfs
+	ACCEL=$(accel)
+	log "qemu: $ACCEL, $SMP vCPUs, $JOBS guests at once, $TIMEOUT s each"
+	{
+		echo "| kernel | HTTP build (--bpf-variant) | programs attached | requests sent | counted | result |"
+		echo "|---|---|---|---:|---:|---|"
+	} >"$OUT/table.md"
+	for id in "${ids[@]}"; do
+		[ "$id" != host ] || continue
+		rm -f "$OUT/$id.log"
+		if ! kernel=$(fetch_kernel "$id"); then
+			echo "MATRIX-BOOT seconds=0 qemu_rc=0 no kernel image could be fetched" >"$OUT/$id.log"
+			continue
+		fi
+		log "booting $id ($(paste -sd' ' "$OUT/cache/$id/package" 2>/dev/null), ${SUITE_OF[$id]})"
+		boot "$id" "$kernel" &
 		running+=($!)
-		if [ ${#running[@]} -ge 2 ]; then
+		if [ ${#running[@]} -ge "$JOBS" ]; then
 			wait "${running[0]}"
 			running=("${running[@]:1}")
 		fi
 	done
 	for p in "${running[@]}"; do wait "$p"; done
-	for v in "${pick[@]}"; do
-		if [ "$v" = host ]; then
+	for id in "${ids[@]}"; do
+		if [ "$id" = host ]; then
+			log "running the guest script on this host ($(uname -r))"
 			host
-			report host "$OUT/host.log" || failed=1
+			report "$(uname -r)" "this host" "$OUT/host.log" || failed=1
 		else
-			report "$v" "$OUT/$v.log" || failed=1
+			report "$id" "${SUITE_OF[$id]}" "$OUT/$id.log" || failed=1
 		fi
 	done
-	log "matrix done in $((SECONDS - t0)) s; table in $OUT/table.md"
+	log "matrix done in $((SECONDS - t0)) s; table in $OUT/table.md, notes in $OUT/NOTES"
 	return $failed
 }
 

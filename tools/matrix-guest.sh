@@ -1,28 +1,37 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# One kernel of the matrix: start tapir, send known traffic from a watched cgroup, compare its
-# counts with the client's own. /init of the matrix's initramfs, or run on the host as it is.
+# One kernel of the matrix: tapir watching nginx and busybox httpd in test cgroups, known traffic
+# from counting clients, tapir's figures compared with the clients' own. /init of the matrix's
+# initramfs; tools/kernel-matrix.sh runs it as it is on the host too.
 #
 # Environment (the VM's defaults in brackets):
-#   MATRIX_ROOT    where tapir, nginx, http_client and the libraries are [/]
-#   MATRIX_CGROOT  the cgroup v2 mount [/sys/fs/cgroup, mounted here]
-#   MATRIX_CGREL   the test cgroup, relative to the mount [/matrix]
-#   MATRIX_TMP     scratch directory [/tmp]
-#   MATRIX_PORT0   first of the two ports used [9464]
-#   MATRIX_VARIANT tapir --bpf-variant [auto]
-# Prints "MATRIX-RESULT kernel=... variant=... attached=A/T sent=N counted=N result=PASS|FAIL why=..."
-# As /init it checks the build tapir picks and the compat build, then powers off.
+#   MATRIX_ROOT     where tapir, http_client and nginx are [/]
+#   MATRIX_CGROOT   the cgroup v2 mount [/sys/fs/cgroup, mounted here]
+#   MATRIX_CGREL    nginx's test cgroup, relative to the mount [/matrix]; busybox httpd runs in
+#                   MATRIX_CGREL-httpd
+#   MATRIX_TMP      scratch directory [/tmp]
+#   MATRIX_PORT0    first of the three ports used (tapir, nginx, httpd) [9464]
+#   MATRIX_VARIANT  tapir --bpf-variant [auto]
+#   MATRIX_SERVERS  the servers driven, separated by spaces or commas [nginx httpd]
+#   MATRIX_START_S  seconds tapir may take to serve /metrics [240]: TCG verifies slowly
+# busybox's applets come first in PATH on both sides, so the VM and the host run the same tools.
+# Prints "MATRIX-RESULT kernel=K variant=V forced=F attached=A/T notattached=PROG:REASON,...
+# sent=N counted=N result=PASS|FAIL why=..."; tapir's own log goes to the console as "tapir| ".
+# As /init it checks the build tapir picks, then the compat build, and powers off.
 
 if [ "$$" = 1 ]; then
 	/bin/busybox --install -s /bin
-	export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+	export PATH=/bin
 	mount -t proc proc /proc
 	mount -t sysfs sys /sys
 	mount -t devtmpfs dev /dev 2>/dev/null
-	mkdir -p /tmp && mount -t tmpfs tmp /tmp
+	mount -t tmpfs tmp /tmp
 	mount -t cgroup2 cgroup2 /sys/fs/cgroup
 	mount -t bpf bpf /sys/fs/bpf
 	ip link set lo up
+	# After a newline: the firmware leaves escape sequences at the start of the line.
+	echo
+	echo "MATRIX-BOOTED kernel=$(uname -r) uptime=$(cut -d' ' -f1 /proc/uptime)"
 	# The compat build too, where the kernel would pick loop: the kernels of users who run
 	# compat (5.11 to 5.16) sit between these.
 	MATRIX_VARIANT=auto MATRIX_TMP=/tmp/auto sh /init
@@ -36,90 +45,160 @@ CGROOT=${MATRIX_CGROOT:-/sys/fs/cgroup}
 CGREL=${MATRIX_CGREL:-/matrix}
 TMP=${MATRIX_TMP:-/tmp}
 VARIANT=${MATRIX_VARIANT:-auto}
-mkdir -p "$TMP"
+# Commas too: the kernel command line that carries it into the VM splits words at spaces.
+SERVERS=$(echo "${MATRIX_SERVERS:-nginx httpd}" | tr ',' ' ')
+START_S=${MATRIX_START_S:-240}
 P0=${MATRIX_PORT0:-9464}
-TP=$P0 NGX=$((P0 + 1))
-CG=$CGROOT$CGREL
+TP=$P0 NGX=$((P0 + 1)) HTTPD=$((P0 + 2))
+CG_NGX=$CGROOT$CGREL
+CG_HTTPD=$CGROOT$CGREL-httpd
+CLIENT=$ROOT/http_client
 KERNEL=$(uname -r)
 why=""
 tapir_pid=""
+relay_pid=""
+mkdir -p "$TMP"
 
 say() { echo "matrix-guest: $*"; }
 fail() { why="${why:+$why; }$*"; }
+serving() { case " $SERVERS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# Kills what runs in a test cgroup and removes it; a process killed with -9 may take a moment to
+# leave, and rmdir fails until it has (cgroup files have no size: read them to know).
+drop_cgroup() {
+	[ -d "$1" ] || return 0
+	i=0
+	while procs=$(cat "$1/cgroup.procs") && [ -n "$procs" ] && [ "$i" -lt 50 ]; do
+		for p in $procs; do kill -9 "$p" 2>/dev/null; done
+		i=$((i + 1))
+		sleep 0.1
+	done
+	rmdir "$1" 2>/dev/null || say "could not remove $1: $(tr '\n' ' ' <"$1/cgroup.procs")"
+}
 
 finish() {
-	[ -n "$tapir_pid" ] && kill "$tapir_pid" 2>/dev/null
-	for p in $(cat "$CG/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
-	sleep 0.2
-	rmdir "$CG" 2>/dev/null
+	trap - INT TERM HUP
+	if [ -n "$tapir_pid" ]; then
+		kill "$tapir_pid" 2>/dev/null
+		wait "$tapir_pid" 2>/dev/null
+	fi
+	drop_cgroup "$CG_NGX"
+	drop_cgroup "$CG_HTTPD"
+	# The console relay ends with tapir's output.
+	[ -z "$relay_pid" ] || wait "$relay_pid"
 	result=PASS
 	[ -n "$why" ] && result=FAIL
-	echo "MATRIX-RESULT kernel=$KERNEL variant=${variant:-none} forced=$VARIANT" \
-		"attached=${attached:-0}/${total:-0} sent=${sent:-0} counted=${counted:-0}" \
-		"result=$result why=${why:-none}"
-	if [ "$result" != PASS ]; then
-		echo "---- tapir log (last lines)"
-		tail -n 40 "$TMP/tapir.log"
+	if [ "$result" != PASS ] && [ -s "$TMP/metrics" ]; then
+		echo "---- last scrape: series of the test cgroups and loss counters above 0"
+		grep -E '^(baseten_(inference_requests_total|re(quest|sponse)_size_bytes_(sum|count))\{.*model_name="matrix|tapir_(records_lost|parse_failures|connections_evicted|records_unlabelled)_total)' \
+			"$TMP/metrics" | grep -v ' 0$'
 	fi
+	echo "MATRIX-RESULT kernel=$KERNEL variant=${variant:-none} forced=$VARIANT" \
+		"attached=${attached:-0}/${total:-0} notattached=${notattached:-none}" \
+		"sent=${sent:-0} counted=${counted:-0} result=$result why=${why:-none}"
 	[ "$result" = PASS ]
 	exit $?
 }
+trap 'fail "interrupted"; finish' INT TERM HUP
 
 scrape() { wget -q -O "$TMP/metrics" "http://127.0.0.1:$TP/metrics" 2>/dev/null; }
 
-# Sum of the samples of metric $1 whose label text contains $2 (all with "").
+# metric NAME [SELECTOR...]: the sum of the samples of NAME whose labels contain every SELECTOR.
 metric() {
-	awk -v name="$1" -v sel="$2" '
-		$0 !~ /^#/ {
+	awk -v name="$1" -v sels="$2 $3" '
+		BEGIN { n = split(sels, sel, " ") }
+		/^[^#]/ {
 			split($0, a, /[{ ]/)
-			if (a[1] == name && index($0, sel)) s += $NF
+			if (a[1] != name)
+				next
+			for (i = 1; i <= n; i++)
+				if (!index($0, sel[i]))
+					next
+			s += $NF
 		}
 		END { printf "%d\n", s }' "$TMP/metrics"
 }
 
-mkdir -p "$CG" || { fail "cannot create cgroup $CG"; finish; }
+# --- tapir, with a rule per server cgroup, its log relayed to the console -----------------------
+
+mkdir -p "$CG_NGX" "$CG_HTTPD" || {
+	fail "cannot create the test cgroups under $CGROOT"
+	finish
+}
 cat >"$TMP/tapir.yaml" <<EOF
 listen: "127.0.0.1:$TP"
 deployments:
   - cgroup: "$CGREL"
     labels: {model_name: "matrix"}
+  - cgroup: "$CGREL-httpd"
+    labels: {model_name: "matrix-httpd"}
 EOF
 say "kernel $KERNEL: starting tapir --bpf-variant $VARIANT"
-"$ROOT/tapir" --config "$TMP/tapir.yaml" --pin-dir none --bpf-variant "$VARIANT" >"$TMP/tapir.log" 2>&1 &
+# A FIFO rather than a pipe, so that $! is tapir itself; the relay ends when tapir does.
+rm -f "$TMP/tapir.fifo" "$TMP/tapir.log"
+mkfifo "$TMP/tapir.fifo"
+while IFS= read -r line || [ -n "$line" ]; do
+	echo "tapir| $line"
+	echo "$line" >>"$TMP/tapir.log"
+done <"$TMP/tapir.fifo" &
+relay_pid=$!
+"$ROOT/tapir" --config "$TMP/tapir.yaml" --pin-dir none --bpf-variant "$VARIANT" \
+	>"$TMP/tapir.fifo" 2>&1 &
 tapir_pid=$!
-i=0
-until scrape && grep -q tapir_build_info "$TMP/metrics"; do
-	i=$((i + 1))
+t0=$(cut -d. -f1 /proc/uptime)
+until scrape && grep -q '^tapir_build_info' "$TMP/metrics"; do
+	el=$(($(cut -d. -f1 /proc/uptime) - t0))
 	if ! kill -0 "$tapir_pid" 2>/dev/null; then
-		fail "tapir exited: $(tail -n 3 "$TMP/tapir.log" | tr '\n' ' ')"
+		wait "$tapir_pid"
+		rc=$?
+		fail "tapir exited with status $rc before serving /metrics: $(tail -n 3 "$TMP/tapir.log" | tr '\n' ' ' | sed 's/ $//')"
 		tapir_pid=""
 		finish
 	fi
-	[ "$i" -lt 1200 ] || { fail "tapir did not serve /metrics in 600 s"; finish; }
-	sleep 0.5
+	[ "$el" -lt "$START_S" ] || {
+		fail "tapir did not serve /metrics in $START_S s: $(tail -n 2 "$TMP/tapir.log" | tr '\n' ' ' | sed 's/ $//')"
+		finish
+	}
+	# Progress for whoever watches a slow TCG guest verify the programs.
+	[ $((el % 15)) -ne 14 ] || say "still waiting for tapir after $el s"
+	sleep 1
 done
-variant=$(sed -n 's/.*http: \(loop\|compat\) variant loaded.*/\1/p' "$TMP/tapir.log" | tail -n 1)
+say "tapir serves /metrics after $(($(cut -d. -f1 /proc/uptime) - t0)) s"
+
+# What loaded, from tapir's own gauge: the HTTP build that runs (the variant label of its attached
+# programs), how many programs are attached, and why the others are not.
+variant=$(sed -n 's/^tapir_bpf_program_attached{.*feature="http",variant="\([a-z]*\)".*} 1$/\1/p' \
+	"$TMP/metrics" | sort -u | tr '\n' '+' | sed 's/+$//')
 attached=$(grep -c '^tapir_bpf_program_attached{.*} 1$' "$TMP/metrics")
 total=$(grep -c '^tapir_bpf_program_attached{' "$TMP/metrics")
-say "tapir up after ${i} polls: http variant ${variant:-none}, $attached of $total programs attached"
-[ -n "$variant" ] || fail "no HTTP variant loaded"
+notattached=$(sed -n 's/^tapir_bpf_program_attached{program="\([^"]*\)".*reason="\([^"]*\)"} 0$/\1:\2/p' \
+	"$TMP/metrics" | tr '\n' ',' | sed 's/,$//')
+say "http build ${variant:-none}, $attached of $total programs attached${notattached:+, not: $notattached}"
+[ -n "$variant" ] || fail "no HTTP program attached"
 
-# The server, inside the watched cgroup: nginx with keep-alive, 200s and 404s, and gzip on the
-# fly for HTTP/1.0 clients (no length known in advance: the body ends when nginx closes).
+# --- servers in the watched cgroups --------------------------------------------------------------
+
 mkdir -p "$TMP/www" "$TMP/nginx"
+# A page that compresses well (the gzip'd answers to HTTP/1.0) and a 1 KiB file.
 i=0
 while [ "$i" -lt 64 ]; do
 	echo "line $i of a page that compresses well, the same words again and again"
 	i=$((i + 1))
 done >"$TMP/www/index.html"
-cat >"$TMP/nginx/nginx.conf" <<EOF
+awk 'BEGIN { for (i = 0; i < 16; i++) printf "%063d\n", i }' >"$TMP/www/1k.html"
+
+if serving nginx; then
+	cat >"$TMP/nginx/nginx.conf" <<EOF
 user root;
 worker_processes 1;
 pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/error.log;
 events { worker_connections 64; }
 http {
-	access_log off;
+	# nginx's own count of every request's bytes: the ground truth for busybox wget, which
+	# counts nothing itself.
+	log_format matrix '\$status \$request_length \$bytes_sent \$http_user_agent';
+	access_log $TMP/nginx/access.log matrix;
 	client_body_temp_path $TMP/nginx;
 	proxy_temp_path $TMP/nginx;
 	fastcgi_temp_path $TMP/nginx;
@@ -135,71 +214,144 @@ http {
 	}
 }
 EOF
-NGINX=$ROOT/nginx
-[ -f "$NGINX" ] && [ -x "$NGINX" ] || NGINX=$(command -v nginx)
-(echo 0 >"$CG/cgroup.procs" && exec "$NGINX" -c "$TMP/nginx/nginx.conf" -g 'daemon off;') &
-CLIENT=$ROOT/http_client
-add() { # add NAME TALLIES: a client run's own counts, added up
-	say "$1: $2"
-	for kv in $2; do
+	NGINX=$ROOT/nginx
+	[ -x "$NGINX" ] || NGINX=$(command -v nginx)
+	(echo 0 >"$CG_NGX/cgroup.procs" &&
+		exec "$NGINX" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" -g 'daemon off;') &
+fi
+if serving httpd; then
+	# busybox httpd answers one request per connection, from a child forked for it that reads
+	# the socket as fd 0 and writes it as fd 1 (inetd style).
+	: >"$TMP/httpd.conf"
+	(echo 0 >"$CG_HTTPD/cgroup.procs" &&
+		exec httpd -f -p "127.0.0.1:$HTTPD" -h "$TMP/www" -c "$TMP/httpd.conf") &
+fi
+
+# --- known traffic, each client's own tally added up per server ---------------------------------
+
+add() { # add GROUP NAME TALLY: "requests=N bytes_out=N bytes_in=N status_200=N ..."
+	say "$2: $3"
+	for kv in $3; do
 		k=${kv%%=*} v=${kv#*=}
-		eval "tot_$k=\$((\${tot_$k:-0} + v))"
+		eval "${1}_$k=\$((\${${1}_$k:-0} + v))"
 	done
 }
-run() { # run NAME ARGS...: one client run
-	name=$1
-	shift
-	out=$("$CLIENT" "$@") || { fail "client $name failed"; return; }
-	add "$name" "$out"
+run() { # run GROUP NAME ARGS...: one http_client run
+	g=$1 name=$2
+	shift 2
+	if out=$("$CLIENT" "$@"); then
+		add "$g" "$name" "$out"
+	else
+		fail "client $name failed"
+	fi
 }
-# Wait for each server with a real request: it is part of the traffic, counted like the rest.
-for port in "$NGX"; do
+ready() { # ready GROUP PORT PATH: waits for a server with a real request, counted like the rest
 	i=0
-	until out=$("$CLIENT" 127.0.0.1 "$port" /index.html 2>/dev/null); do
+	until out=$("$CLIENT" -c 127.0.0.1 "$2" "$3" 2>/dev/null); do
 		i=$((i + 1))
-		[ "$i" -lt 150 ] || { fail "no server on port $port"; finish; }
+		[ "$i" -lt 150 ] || {
+			fail "no server on port $2"
+			finish
+		}
 		sleep 0.2
 	done
-	add "first request to $port" "$out"
-done
-# Keep-alive: 14 x 200 and 6 x 404 on one connection.
-paths=""
-for n in 1 2 3 4 5 6 7 8 9 10 11 12 13 14; do paths="$paths /index.html"; done
-for n in 1 2 3 4 5 6; do paths="$paths /missing$n"; done
-run keepalive 127.0.0.1 "$NGX" $paths
-# Requests written in 3 pieces 20 ms apart: the server reads each in several reads.
-run split -p 3 127.0.0.1 "$NGX" /index.html /index.html /missing /index.html /index.html
-# A connection per request, Connection: close.
-run close -c 127.0.0.1 "$NGX" /index.html /missing /index.html
-# Bodies delimited by the server closing the connection.
-run close_delimited -0 127.0.0.1 "$NGX" /index.html /index.html /missing
+	add "$1" "first request to $2" "$out"
+}
 
-sent=${tot_requests:-0}
+if serving nginx; then
+	ready ngx "$NGX" /1k.html
+	# Keep-alive: 20 requests on one connection, 200s and 404s mixed.
+	run ngx keepalive 127.0.0.1 "$NGX" /1k.html /1k.html /index.html /missing1 /1k.html \
+		/1k.html /missing2 /index.html /1k.html /1k.html /missing3 /1k.html /index.html \
+		/missing4 /1k.html /1k.html /missing5 /index.html /1k.html /missing6
+	# Requests written in 3 pieces 20 ms apart: the server reads each in several reads.
+	run ngx split -p 3 127.0.0.1 "$NGX" /1k.html /index.html /missing /1k.html /index.html
+	# A connection per request, Connection: close.
+	run ngx close -c 127.0.0.1 "$NGX" /1k.html /missing /index.html
+	# Bodies delimited by the server closing the connection (gzip on the fly for HTTP/1.0).
+	run ngx close_delimited -0 127.0.0.1 "$NGX" /index.html /index.html /missing
+	# busybox wget, one connection per request: its statuses from its -S output, its bytes
+	# from nginx's log once the traffic is over.
+	for path in /1k.html /index.html /missing-wget; do
+		err=$(wget -S -q -O /dev/null "http://127.0.0.1:$NGX$path" 2>&1)
+		code=$(echo "$err" | sed -n 's/^ *HTTP\/1\.[01] \([0-9][0-9][0-9]\).*/\1/p' | tail -n 1)
+		if [ -n "$code" ]; then
+			add ngx "wget $path" "requests=1 status_$code=1"
+			wget_requests=$((${wget_requests:-0} + 1))
+		else
+			fail "wget $path: $(echo "$err" | tail -n 1)"
+		fi
+	done
+fi
+if serving httpd; then
+	ready htd "$HTTPD" /1k.html
+	run htd close -c 127.0.0.1 "$HTTPD" /1k.html /index.html /missing /1k.html
+fi
+
+# --- the figures --------------------------------------------------------------------------------
+
+sent=$((${ngx_requests:-0} + ${htd_requests:-0}))
+# tapir drains its ring every 50 ms and settles what a dead process left every second: poll until
+# everything is in, then once more a little later to catch anything counted twice.
 i=0
 while :; do
 	scrape
-	counted=$(metric baseten_inference_requests_total 'model_name="matrix"')
-	[ "$counted" -ge "$sent" ] || [ "$i" -ge 50 ] || { i=$((i + 1)); sleep 0.2; continue; }
-	break
+	counted=$(metric baseten_inference_requests_total 'model_name="matrix')
+	[ "$counted" -lt "$sent" ] && [ "$i" -lt 50 ] || break
+	i=$((i + 1))
+	sleep 0.2
 done
-sleep 0.5
-scrape
-counted=$(metric baseten_inference_requests_total 'model_name="matrix"')
-ok200=$(metric baseten_inference_requests_total 'status_code="200"')
-ok404=$(metric baseten_inference_requests_total 'status_code="404"')
-reqb=$(metric baseten_request_size_bytes_sum 'model_name="matrix"')
-respb=$(metric baseten_response_size_bytes_sum 'model_name="matrix"')
-nreq=$(metric baseten_request_size_bytes_count 'model_name="matrix"')
-say "client: sent $sent (200: ${tot_status_200:-0}, 404: ${tot_status_404:-0}), $tot_bytes_out bytes out, $tot_bytes_in in"
-say "tapir:  counted $counted (200: $ok200, 404: $ok404), request bytes $reqb, response bytes $respb"
-[ "$counted" -eq "$sent" ] || fail "counted $counted of $sent requests"
-[ "$ok404" -eq "${tot_status_404:-0}" ] || fail "404: tapir $ok404, client ${tot_status_404:-0}"
-[ "$ok200" -eq "${tot_status_200:-0}" ] || fail "200: tapir $ok200, client ${tot_status_200:-0}"
-[ "$nreq" -eq "$sent" ] || fail "request size count $nreq of $sent"
-[ "$reqb" -eq "$tot_bytes_out" ] || fail "request bytes: tapir $reqb, client $tot_bytes_out"
-[ "$respb" -eq "$tot_bytes_in" ] || fail "response bytes: tapir $respb, client $tot_bytes_in"
-for fam in tapir_records_lost_total tapir_parse_failures_total tapir_connections_evicted_total; do
-	v=$(metric "$fam" '')
-	[ "$v" -eq 0 ] || fail "$fam = $v: $(grep "^$fam" "$TMP/metrics" | grep -v ' 0$' | tr '\n' ' ')"
+sleep 1
+scrape || fail "the last scrape failed"
+counted=$(metric baseten_inference_requests_total 'model_name="matrix')
+
+if serving nginx; then
+	# nginx's log: its tally of the wget requests, and a check on the harness itself, since
+	# nginx counted the http_client requests too.
+	log_wr=0 log_wo=0 log_wi=0 log_cr=0 log_co=0 log_ci=0
+	eval "$(awk '$4 == "Wget" { wr++; wo += $2; wi += $3 } $4 == "tapir-matrix" { cr++; co += $2; ci += $3 }
+		END { printf "log_wr=%d log_wo=%d log_wi=%d log_cr=%d log_co=%d log_ci=%d\n", wr, wo, wi, cr, co, ci }' \
+		"$TMP/nginx/access.log" 2>/dev/null)"
+	[ "$log_wr" -eq "${wget_requests:-0}" ] ||
+		fail "harness: nginx logged $log_wr wget requests, wget made ${wget_requests:-0}"
+	cl=$((ngx_requests - ${wget_requests:-0}))
+	cl_out=${ngx_bytes_out:-0} cl_in=${ngx_bytes_in:-0}
+	[ "$log_cr $log_co $log_ci" = "$cl $cl_out $cl_in" ] ||
+		fail "harness: nginx logged $log_cr requests $log_co/$log_ci bytes, http_client counted $cl requests $cl_out/$cl_in bytes"
+	ngx_bytes_out=$((cl_out + log_wo))
+	ngx_bytes_in=$((cl_in + log_wi))
+fi
+
+check() { # check MODEL GROUP: tapir's series of model_name MODEL against the tallies GROUP_*
+	m="model_name=\"$1\""
+	eval "n=\${${2}_requests:-0} out=\${${2}_bytes_out:-0} in=\${${2}_bytes_in:-0}"
+	got=$(metric baseten_inference_requests_total "$m")
+	say "$1: clients sent $n requests, $out bytes out, $in in;" \
+		"tapir counted $got, $(metric baseten_request_size_bytes_sum "$m") bytes in requests," \
+		"$(metric baseten_response_size_bytes_sum "$m") in responses"
+	[ "$got" -eq "$n" ] || fail "$1: counted $got of $n requests"
+	codes=$( (set | sed -n "s/^${2}_status_\([0-9]*\)=.*/\1/p"
+		grep "^baseten_inference_requests_total{.*$m" "$TMP/metrics" |
+			sed -n 's/.*status_code="\([0-9]*\)".*/\1/p') | sort -u)
+	for c in $codes; do
+		eval "want=\${${2}_status_$c:-0}"
+		have=$(metric baseten_inference_requests_total "$m" "status_code=\"$c\"")
+		[ "$have" -eq "$want" ] || fail "$1 status $c: tapir $have, clients $want"
+	done
+	v=$(metric baseten_request_size_bytes_count "$m")
+	[ "$v" -eq "$n" ] || fail "$1: request size count $v, clients $n"
+	v=$(metric baseten_response_size_bytes_count "$m")
+	[ "$v" -eq "$n" ] || fail "$1: response size count $v, clients $n"
+	v=$(metric baseten_request_size_bytes_sum "$m")
+	[ "$v" -eq "$out" ] || fail "$1: request bytes: tapir $v, clients $out"
+	v=$(metric baseten_response_size_bytes_sum "$m")
+	[ "$v" -eq "$in" ] || fail "$1: response bytes: tapir $v, clients $in"
+}
+! serving nginx || check matrix ngx
+! serving httpd || check matrix-httpd htd
+for fam in tapir_records_lost_total tapir_parse_failures_total tapir_connections_evicted_total \
+	tapir_records_unlabelled_total; do
+	v=$(metric "$fam")
+	[ "$v" -eq 0 ] || fail "$fam $v: $(grep "^$fam" "$TMP/metrics" | grep -v ' 0$' | sed 's/^[a-z_]*//' | tr '\n' ' ' | sed 's/ $//')"
 done
 finish
