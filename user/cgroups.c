@@ -16,6 +16,7 @@
 
 #include "tapir/http.h"
 #include "cgroups.h"
+#include "procfs.h"
 #include "identity.h"
 #include "kube.h"
 #include "log.h"
@@ -52,31 +53,26 @@ struct tapir_cgroups {
 	size_t n_sets, cap_sets;
 };
 
+struct mount_buf {
+	char *buf;
+	size_t len;
+};
+
+static int cgroup2_at(void *ctx, const struct tapir_mount *m)
+{
+	struct mount_buf *b = ctx;
+
+	if (strcmp(m->fstype, "cgroup2"))
+		return 0;
+	return (size_t)snprintf(b->buf, b->len, "%s", m->dir) >= b->len ? -ENAMETOOLONG : 1;
+}
+
 int tapir_cgroup2_mount(char *buf, size_t len)
 {
-	char line[4096], mnt[1024], fstype[64];
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	int found = -ENOENT;
+	struct mount_buf b = { buf, len };
+	int ret = tapir_proc_mounts(cgroup2_at, &b);
 
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		/* "36 35 0:30 / /sys/fs/cgroup/unified rw,... shared:9 - cgroup2 cgroup2 rw" */
-		char *dash = strstr(line, " - ");
-
-		if (!dash || sscanf(dash + 3, "%63s", fstype) != 1 || strcmp(fstype, "cgroup2"))
-			continue;
-		if (sscanf(line, "%*s %*s %*s %*s %1023s", mnt) != 1)
-			continue;
-		if ((size_t)snprintf(buf, len, "%s", mnt) >= len) {
-			found = -ENAMETOOLONG;
-			continue;
-		}
-		found = 0;
-		break;
-	}
-	fclose(f);
-	return found;
+	return ret == 1 ? 0 : ret < 0 ? ret : -ENOENT;
 }
 
 int tapir_cgroup_id(const char *path, uint64_t *id)

@@ -6,15 +6,12 @@
 #include <string.h>
 
 #include "http_metrics.h"
+#include "labels.h"
 
 enum { F_REQUESTS, F_E2E, F_TTFB, F_REQ_SIZE, F_RESP_SIZE, F_COUNT };
 
-/* Label order of the request families; status_code and is_async sit after deployment_id as
- * in the reference. */
-static const char *const req_labels[] = { "model_id", "model_name",  "deployment_id", "status_code",
-					  "is_async", "environment", "rollout_phase" };
-static const char *const dep_labels[] = { "model_id", "model_name", "deployment_id", "environment",
-					  "rollout_phase" };
+/* The request families' own labels, after deployment_id as in the reference. */
+static const char *const req_extra[] = { "status_code", "is_async" };
 
 /* Series of one (label set, status) pair, so a record costs no string hashing. */
 struct slot {
@@ -34,7 +31,9 @@ struct tapir_http_metrics *tapir_http_metrics__new(struct tapir_registry *r,
 						   const struct tapir_config *cfg)
 {
 	struct tapir_http_metrics *m = calloc(1, sizeof(*m));
-	size_t nl = sizeof(req_labels) / sizeof(req_labels[0]);
+	const char *req_labels[TAPIR_LABELS_MAX], *dep_labels[TAPIR_LABELS_MAX];
+	size_t nl = tapir_labels(req_labels, tapir_label_names, req_extra, 2);
+	size_t nd = tapir_labels(dep_labels, tapir_label_names, NULL, 0);
 
 	if (!m)
 		return NULL;
@@ -56,12 +55,10 @@ struct tapir_http_metrics *tapir_http_metrics__new(struct tapir_registry *r,
 		req_labels, nl, cfg->size_buckets, cfg->n_size_buckets);
 	m->inflight = tapir_registry__family(r, "baseten_concurrent_requests",
 					     "Total in-flight inference requests for a deployment.",
-					     TAPIR_GAUGE, dep_labels,
-					     sizeof(dep_labels) / sizeof(dep_labels[0]), NULL, 0);
+					     TAPIR_GAUGE, dep_labels, nd, NULL, 0);
 	m->websockets = tapir_registry__family(r, "baseten_ongoing_websocket_connections",
 					       "Number of ongoing websocket connections.",
-					       TAPIR_GAUGE, dep_labels,
-					       sizeof(dep_labels) / sizeof(dep_labels[0]), NULL, 0);
+					       TAPIR_GAUGE, dep_labels, nd, NULL, 0);
 	for (int i = 0; i < F_COUNT; i++)
 		if (!m->f[i])
 			goto fail;
@@ -129,7 +126,7 @@ static struct slot *lookup(struct tapir_http_metrics *m, const struct tapir_http
 {
 	uint16_t code = status_code(e);
 	uint64_t key = ((uint64_t)labels_id + 1) << 16 | code;
-	const char *values[7];
+	const char *values[TAPIR_LABELS_MAX], *extra[2];
 	char status[8];
 	struct slot *s;
 	int i;
@@ -143,13 +140,9 @@ static struct slot *lookup(struct tapir_http_metrics *m, const struct tapir_http
 		s = probe(m->slots, m->n_slots, key);
 	}
 	snprintf(status, sizeof(status), "%u", code);
-	values[0] = labels[TAPIR_L_MODEL_ID];
-	values[1] = labels[TAPIR_L_MODEL_NAME];
-	values[2] = labels[TAPIR_L_DEPLOYMENT_ID];
-	values[3] = status;
-	values[4] = "false"; /* async routing is not observed yet */
-	values[5] = labels[TAPIR_L_ENVIRONMENT];
-	values[6] = labels[TAPIR_L_ROLLOUT_PHASE];
+	extra[0] = status;
+	extra[1] = "false"; /* is_async: async routing is not observed yet */
+	tapir_labels(values, labels, extra, 2);
 	for (i = 0; i < F_COUNT; i++) {
 		s->s[i] = tapir_series__get(m->f[i], values);
 		if (!s->s[i])
@@ -179,13 +172,12 @@ void tapir_http_metrics__record(struct tapir_http_metrics *m, const struct tapir
 void tapir_http_metrics__forget(struct tapir_http_metrics *m, uint32_t labels_id,
 				const char *const *labels)
 {
-	const char *values[5] = { labels[TAPIR_L_MODEL_ID], labels[TAPIR_L_MODEL_NAME],
-				  labels[TAPIR_L_DEPLOYMENT_ID], labels[TAPIR_L_ENVIRONMENT],
-				  labels[TAPIR_L_ROLLOUT_PHASE] };
+	const char *values[TAPIR_LABELS_MAX];
 	struct slot *old = m->slots, *s;
 	size_t i, n = m->n_slots;
 	int f;
 
+	tapir_labels(values, labels, NULL, 0);
 	for (i = 0; i < n; i++) {
 		if (!old[i].key || (old[i].key >> 16) != (uint64_t)labels_id + 1)
 			continue;
@@ -210,10 +202,9 @@ void tapir_http_metrics__forget(struct tapir_http_metrics *m, uint32_t labels_id
 void tapir_http_metrics__set_gauges(struct tapir_http_metrics *m, const char *const *labels,
 				    double inflight, double websockets)
 {
-	const char *values[5] = { labels[TAPIR_L_MODEL_ID], labels[TAPIR_L_MODEL_NAME],
-				  labels[TAPIR_L_DEPLOYMENT_ID], labels[TAPIR_L_ENVIRONMENT],
-				  labels[TAPIR_L_ROLLOUT_PHASE] };
+	const char *values[TAPIR_LABELS_MAX];
 
+	tapir_labels(values, labels, NULL, 0);
 	tapir_series__set(tapir_series__get(m->inflight, values), inflight);
 	tapir_series__set(tapir_series__get(m->websockets, values), websockets);
 }

@@ -115,3 +115,25 @@ size_t tapir_proc_listen_ports(int pid, unsigned int *ports, size_t max)
 	free(rows);
 	return k;
 }
+
+int tapir_proc_mounts(int (*fn)(void *ctx, const struct tapir_mount *m), void *ctx)
+{
+	char line[4096], dir[1024], fstype[64], super[1024];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int ret = 0;
+
+	if (!f)
+		return -errno;
+	while (!ret && fgets(line, sizeof(line), f)) {
+		/* "36 35 0:30 / /sys/fs/cgroup/unified rw,... shared:9 - cgroup2 cgroup2 rw" */
+		const char *dash = strstr(line, " - ");
+		struct tapir_mount m = { dir, fstype, super };
+
+		if (!dash || sscanf(dash + 3, "%63s %*s %1023s", fstype, super) != 2 ||
+		    sscanf(line, "%*s %*s %*s %*s %1023s", dir) != 1)
+			continue;
+		ret = fn(ctx, &m);
+	}
+	fclose(f);
+	return ret;
+}

@@ -23,6 +23,17 @@ typedef void (*tapir_proc_sock_fn)(void *ctx, const struct tapir_proc_sock *s);
  */
 int tapir_proc_tcp_fds(int pid, tapir_proc_sock_fn fn, void *ctx);
 
+/* One line of /proc/self/mountinfo. */
+struct tapir_mount {
+	const char *dir;    /* mount point */
+	const char *fstype; /* "cgroup2", "cgroup", "bpf", ... */
+	const char *super;  /* super options, e.g. "rw,cpu,cpuacct" for a v1 cgroup hierarchy */
+};
+
+/* Call @fn for each mount of this process's mount namespace until it returns non-zero;
+ * returns that value, 0 at the end, or -errno. */
+int tapir_proc_mounts(int (*fn)(void *ctx, const struct tapir_mount *m), void *ctx);
+
 /* Local ports of the listening TCP sockets in @pid's network namespace: up to @max into
  * @ports; returns how many. */
 size_t tapir_proc_listen_ports(int pid, unsigned int *ports, size_t max);

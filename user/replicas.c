@@ -13,6 +13,7 @@
 #include "identity.h"
 #include "kube.h"
 #include "log.h"
+#include "labels.h"
 #include "procfs.h"
 #include "replicas.h"
 #include "resources.h"
@@ -64,16 +65,11 @@ struct tapir_replicas {
 	size_t n_gpus;
 };
 
-static const char *const rep_labels[] = { "model_id", "model_name",  "deployment_id",
-					  "replica",  "environment", "rollout_phase" };
-static const char *const dep_labels[] = { "model_id", "model_name", "deployment_id", "environment",
-					  "rollout_phase" };
-static const char *const exit_labels[] = { "model_id", "model_name",  "deployment_id", "replica",
-					   "reason",   "environment", "rollout_phase" };
-static const char *const ready_labels[] = { "model_id",	 "model_name",	"deployment_id",
-					    "condition", "environment", "rollout_phase" };
-static const char *const gpu_labels[] = { "model_id", "model_name",  "deployment_id", "replica",
-					  "gpu",      "environment", "rollout_phase" };
+/* Each family's own labels, after deployment_id (labels.h). */
+static const char *const rep_extra[] = { "replica" };
+static const char *const exit_extra[] = { "replica", "reason" };
+static const char *const ready_extra[] = { "condition" };
+static const char *const gpu_extra[] = { "replica", "gpu" };
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 const char *tapir_exit_reason(int32_t status, int oom)
@@ -89,6 +85,14 @@ struct tapir_replicas *tapir_replicas__new(struct tapir_registry *reg,
 					   const struct tapir_config *cfg, struct tapir_cgroups *cg)
 {
 	struct tapir_replicas *rs = calloc(1, sizeof(*rs));
+	const char *rep_labels[TAPIR_LABELS_MAX], *dep_labels[TAPIR_LABELS_MAX];
+	const char *exit_labels[TAPIR_LABELS_MAX], *ready_labels[TAPIR_LABELS_MAX];
+	const char *gpu_labels[TAPIR_LABELS_MAX];
+	size_t n_rep = tapir_labels(rep_labels, tapir_label_names, rep_extra, N(rep_extra));
+	size_t n_dep = tapir_labels(dep_labels, tapir_label_names, NULL, 0);
+	size_t n_exit = tapir_labels(exit_labels, tapir_label_names, exit_extra, N(exit_extra));
+	size_t n_ready = tapir_labels(ready_labels, tapir_label_names, ready_extra, N(ready_extra));
+	size_t n_gpu = tapir_labels(gpu_labels, tapir_label_names, gpu_extra, N(gpu_extra));
 
 	if (!rs)
 		return NULL;
@@ -97,36 +101,36 @@ struct tapir_replicas *tapir_replicas__new(struct tapir_registry *reg,
 	rs->cpu = tapir_registry__family(
 		reg, "baseten_container_cpu_usage_seconds_total",
 		"Cumulative CPU time consumed by the container in core-seconds.", TAPIR_COUNTER,
-		rep_labels, N(rep_labels), NULL, 0);
+		rep_labels, n_rep, NULL, 0);
 	rs->mem = tapir_registry__family(reg, "baseten_container_cpu_memory_working_set_bytes",
 					 "Working set memory usage of the container in bytes.",
-					 TAPIR_GAUGE, rep_labels, N(rep_labels), NULL, 0);
+					 TAPIR_GAUGE, rep_labels, n_rep, NULL, 0);
 	rs->restarts = tapir_registry__family(
 		reg, "baseten_container_restarts_total",
 		"Cumulative number of times the model container has been restarted.", TAPIR_COUNTER,
-		dep_labels, N(dep_labels), NULL, 0);
+		dep_labels, n_dep, NULL, 0);
 	rs->exits = tapir_registry__family(
 		reg, "tapir_container_exits_total",
 		"Exits of a container's main process, by reason: oom, signal, error or clean.",
-		TAPIR_COUNTER, exit_labels, N(exit_labels), NULL, 0);
+		TAPIR_COUNTER, exit_labels, n_exit, NULL, 0);
 	rs->active = tapir_registry__family(reg, "baseten_replicas_active",
 					    "Number of replicas ready to serve model requests.",
-					    TAPIR_GAUGE, dep_labels, N(dep_labels), NULL, 0);
+					    TAPIR_GAUGE, dep_labels, n_dep, NULL, 0);
 	rs->starting = tapir_registry__family(
 		reg, "baseten_replicas_starting",
 		"Number of replicas starting up: seen, and not ready since they appeared.",
-		TAPIR_GAUGE, dep_labels, N(dep_labels), NULL, 0);
+		TAPIR_GAUGE, dep_labels, n_dep, NULL, 0);
 	rs->readiness = tapir_registry__family(
 		reg, "baseten_pod_readiness",
 		"Number of pods grouped by their Ready condition, as tapir observes it.",
-		TAPIR_GAUGE, ready_labels, N(ready_labels), NULL, 0);
+		TAPIR_GAUGE, ready_labels, n_ready, NULL, 0);
 	rs->gpu_mem =
 		tapir_registry__family(reg, "baseten_gpu_memory_used", "GPU memory used in MiB.",
-				       TAPIR_GAUGE, gpu_labels, N(gpu_labels), NULL, 0);
+				       TAPIR_GAUGE, gpu_labels, n_gpu, NULL, 0);
 	rs->gpu_util =
 		tapir_registry__family(reg, "baseten_gpu_utilization",
 				       "GPU utilization as a percentage (between 0 and 100).",
-				       TAPIR_GAUGE, gpu_labels, N(gpu_labels), NULL, 0);
+				       TAPIR_GAUGE, gpu_labels, n_gpu, NULL, 0);
 	if (!rs->cpu || !rs->mem || !rs->restarts || !rs->exits || !rs->active || !rs->starting ||
 	    !rs->readiness || !rs->gpu_mem || !rs->gpu_util) {
 		free(rs);
@@ -198,39 +202,35 @@ static const char *const *labels(struct tapir_replicas *rs, uint32_t labels_id)
 	return tapir_cgroups__labels(rs->cg, labels_id);
 }
 
-/* Series label values of a replica; false if its label set is already forgotten. */
-static bool rep_values(struct tapir_replicas *rs, const struct replica *r, const char **v)
+/*
+ * Series label values of a replica, with @more labels of the family after the replica's name;
+ * false if its label set is already forgotten. @v has room for TAPIR_LABELS_MAX.
+ */
+static bool rep_values(struct tapir_replicas *rs, const struct replica *r, const char **v,
+		       const char *more)
 {
 	const char *const *l = labels(rs, r->labels_id);
+	const char *extra[2] = { r->name, more };
 
 	if (!l)
 		return false;
-	v[0] = l[TAPIR_L_MODEL_ID];
-	v[1] = l[TAPIR_L_MODEL_NAME];
-	v[2] = l[TAPIR_L_DEPLOYMENT_ID];
-	v[3] = r->name;
-	v[4] = l[TAPIR_L_ENVIRONMENT];
-	v[5] = l[TAPIR_L_ROLLOUT_PHASE];
+	tapir_labels(v, l, extra, more ? 2 : 1);
 	return true;
 }
 
-static void dep_values(const char *const *l, const char **v)
+static void dep_values(const char *const *l, const char **v, const char *extra)
 {
-	v[0] = l[TAPIR_L_MODEL_ID];
-	v[1] = l[TAPIR_L_MODEL_NAME];
-	v[2] = l[TAPIR_L_DEPLOYMENT_ID];
-	v[3] = l[TAPIR_L_ENVIRONMENT];
-	v[4] = l[TAPIR_L_ROLLOUT_PHASE];
+	tapir_labels(v, l, &extra, extra ? 1 : 0);
 }
 
 static void count_restart(struct tapir_replicas *rs, uint32_t labels_id)
 {
 	const char *const *l = labels(rs, labels_id);
-	const char *v[5];
+	const char *v[TAPIR_LABELS_MAX];
 
 	if (!l)
 		return;
-	dep_values(l, v);
+	dep_values(l, v, NULL);
 	tapir_series__add(tapir_series__get(rs->restarts, v), 1);
 }
 
@@ -357,7 +357,7 @@ void tapir_replicas__lifecycle(struct tapir_replicas *rs, const struct tapir_lif
 			       uint64_t now_ms)
 {
 	struct replica *r = of_cgroup(rs, e->cgroup_id);
-	const char *v[7], *reason;
+	const char *v[TAPIR_LABELS_MAX], *reason;
 	int k;
 
 	if (!r)
@@ -377,11 +377,8 @@ void tapir_replicas__lifecycle(struct tapir_replicas *rs, const struct tapir_lif
 		reason = tapir_exit_reason(e->code, !!(e->aux & TAPIR_LC_F_OOM));
 		k = reason[0] == 'o' ? 0 : reason[0] == 's' ? 1 : reason[0] == 'e' ? 2 : 3;
 		if (!r->exits[k]) {
-			if (!rep_values(rs, r, v))
+			if (!rep_values(rs, r, v, reason))
 				break;
-			v[6] = v[5];
-			v[5] = v[4];
-			v[4] = reason;
 			r->exits[k] = tapir_series__get(rs->exits, v);
 		}
 		tapir_series__add(r->exits[k], 1);
@@ -498,12 +495,12 @@ static void refresh_usage(struct tapir_replicas *rs, struct replica *r)
 {
 	struct tapir_usage u;
 	char dir[4608];
-	const char *v[6];
+	const char *v[TAPIR_LABELS_MAX];
 	int pid;
 
 	snprintf(dir, sizeof(dir), "%s%s", tapir_cgroups__root(rs->cg), r->rel);
 	pid = r->main_pid ? (int)r->main_pid : tapir_cgroup_first_pid(dir);
-	if (tapir_usage_read(dir, pid, &u) || !rep_values(rs, r, v))
+	if (tapir_usage_read(dir, pid, &u) || !rep_values(rs, r, v, NULL))
 		return;
 	if (u.has_cpu) {
 		if (!r->cpu)
@@ -536,19 +533,16 @@ static struct replica *of_pid(struct tapir_replicas *rs, unsigned int pid)
 
 static struct gpu_series *gpu_slot(struct tapir_replicas *rs, struct replica *r, unsigned int gpu)
 {
-	const char *v[7];
+	const char *v[TAPIR_LABELS_MAX];
 	char idx[16];
 	size_t i;
 
 	for (i = 0; i < rs->n_gpus; i++)
 		if (rs->gpus[i].replica_id == r->id && rs->gpus[i].gpu == gpu)
 			return &rs->gpus[i];
-	if (rs->n_gpus == MAX_GPU_SERIES || !rep_values(rs, r, v))
-		return NULL;
 	snprintf(idx, sizeof(idx), "%u", gpu);
-	v[6] = v[5];
-	v[5] = v[4];
-	v[4] = idx;
+	if (rs->n_gpus == MAX_GPU_SERIES || !rep_values(rs, r, v, idx))
+		return NULL;
 	rs->gpus[rs->n_gpus] = (struct gpu_series){
 		.mem = tapir_series__get(rs->gpu_mem, v),
 		.util = tapir_series__get(rs->gpu_util, v),
@@ -620,7 +614,7 @@ void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct
 	size_t nl = tapir_cgroups__n_labelsets(rs->cg), i;
 	double *sum = calloc(nl ? 5 * nl : 1, sizeof(*sum)); /* active, starting, t, f, u */
 	uint64_t quiet_ms = (uint64_t)rs->cfg->unknown_after_s * 1000, last;
-	const char *v[6];
+	const char *v[TAPIR_LABELS_MAX];
 	struct replica *r;
 	bool ready;
 	int kready;
@@ -673,12 +667,13 @@ void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct
 
 		if (!l || (!all && !shown[i]))
 			continue;
-		dep_values(l, v);
+		dep_values(l, v, NULL);
 		tapir_series__set(tapir_series__get(rs->active, v), sum[5 * i]);
 		tapir_series__set(tapir_series__get(rs->starting, v), sum[5 * i + 1]);
 		for (c = 0; c < 3; c++) {
-			const char *rv[6] = { v[0], v[1], v[2], cond[c], v[3], v[4] };
+			const char *rv[TAPIR_LABELS_MAX];
 
+			dep_values(l, rv, cond[c]);
 			tapir_series__set(tapir_series__get(rs->readiness, rv), sum[5 * i + 2 + c]);
 		}
 	}
@@ -691,15 +686,14 @@ void tapir_replicas__forget(struct tapir_replicas *rs, const char *const *l)
 {
 	static const char *const cond[] = { "true", "false", "unknown" };
 	struct tapir_family *fams[] = { rs->restarts, rs->active, rs->starting };
-	const char *v[5];
+	const char *v[TAPIR_LABELS_MAX];
 	size_t i;
 
-	dep_values(l, v);
+	dep_values(l, v, NULL);
 	for (i = 0; i < 3; i++)
 		tapir_series__remove(fams[i], tapir_series__get(fams[i], v));
 	for (i = 0; i < 3; i++) {
-		const char *rv[6] = { v[0], v[1], v[2], cond[i], v[3], v[4] };
-
-		tapir_series__remove(rs->readiness, tapir_series__get(rs->readiness, rv));
+		dep_values(l, v, cond[i]);
+		tapir_series__remove(rs->readiness, tapir_series__get(rs->readiness, v));
 	}
 }

@@ -7,35 +7,31 @@
 #include <string.h>
 
 #include "log.h"
+#include "procfs.h"
 #include "resources.h"
 
 static char v1_memory[1024], v1_cpuacct[1024];
 
+/* v1 hierarchies, by their super options: "rw,memory" or "rw,cpu,cpuacct". */
+static int v1_at(void *ctx, const struct tapir_mount *m)
+{
+	char opts[1024];
+
+	if (strcmp(m->fstype, "cgroup"))
+		return 0;
+	snprintf(opts, sizeof(opts), "%s", m->super);
+	for (char *sp, *tok = strtok_r(opts, ",", &sp); tok; tok = strtok_r(NULL, ",", &sp)) {
+		if (!strcmp(tok, "memory") && !v1_memory[0])
+			snprintf(v1_memory, sizeof(v1_memory), "%s", m->dir);
+		if (!strcmp(tok, "cpuacct") && !v1_cpuacct[0])
+			snprintf(v1_cpuacct, sizeof(v1_cpuacct), "%s", m->dir);
+	}
+	return 0;
+}
+
 void tapir_resources_init(void)
 {
-	char line[4096], mnt[1024], opts[1024], fstype[64];
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		char *dash = strstr(line, " - ");
-
-		if (!dash || sscanf(dash + 3, "%63s %*s %1023s", fstype, opts) != 2 ||
-		    strcmp(fstype, "cgroup"))
-			continue;
-		if (sscanf(line, "%*s %*s %*s %*s %1023s", mnt) != 1)
-			continue;
-		/* super options: "rw,memory" or "rw,cpu,cpuacct" */
-		for (char *sp, *tok = strtok_r(opts, ",", &sp); tok;
-		     tok = strtok_r(NULL, ",", &sp)) {
-			if (!strcmp(tok, "memory") && !v1_memory[0])
-				snprintf(v1_memory, sizeof(v1_memory), "%s", mnt);
-			if (!strcmp(tok, "cpuacct") && !v1_cpuacct[0])
-				snprintf(v1_cpuacct, sizeof(v1_cpuacct), "%s", mnt);
-		}
-	}
-	fclose(f);
+	tapir_proc_mounts(v1_at, NULL);
 	if (v1_memory[0] || v1_cpuacct[0])
 		pr_info("hybrid cgroups: v1 memory at %s, cpuacct at %s",
 			v1_memory[0] ? v1_memory : "-", v1_cpuacct[0] ? v1_cpuacct : "-");
