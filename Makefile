@@ -13,10 +13,13 @@ VMLINUX_H   ?= $(OUT)/vmlinux.h
 ARCH        := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 CONFIG      ?= config/tapir.yaml
 
+# user/ by role: the command and its wiring at the top, then bpf/ (loading), sources/ (where
+# figures come from), families/ (metric families), expo/ (exposition, endpoint), base/.
+USER_DIRS   := user user/bpf user/sources user/families user/expo user/base
 PKGS        := libbpf libelf zlib libmicrohttpd yaml-0.1 libcurl json-c
 CFLAGS      ?= -O2 -g
 WARN        := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2
-ALL_CFLAGS  := $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -MMD -MP -Iinclude -Iuser -I$(OUT) \
+ALL_CFLAGS  := $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -MMD -MP -Iinclude $(addprefix -I,$(USER_DIRS)) -I$(OUT) \
                -DTAPIR_VERSION='"$(VERSION)"' -DTAPIR_GIT_REV='"$(GIT_REV)"' \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -lmicrohttpd -lyaml -lcurl -ljson-c) \
@@ -27,7 +30,7 @@ BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unu
 BPF_SRCS    := $(wildcard bpf/*.bpf.c)
 BPF_OBJS    := $(patsubst bpf/%.bpf.c,$(OUT)/%.bpf.o,$(BPF_SRCS))
 SKELS       := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
-USER_SRCS   := $(wildcard user/*.c)
+USER_SRCS   := $(foreach d,$(USER_DIRS),$(wildcard $(d)/*.c))
 USER_OBJS   := $(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))
 CORE_OBJS   := $(filter-out $(OUT)/user/main.o,$(USER_OBJS))
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
@@ -76,6 +79,7 @@ $(USER_OBJS): $(SKELS)
 
 $(OUT)/user/%.o: user/%.c | $(OUT)/user
 	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(OUT)/libtapir.a: $(CORE_OBJS)
@@ -92,7 +96,7 @@ $(OUT)/tests/test_%: tests/unit/test_%.c $(OUT)/libtapir.a | $(OUT)/tests
 
 $(OUT)/tests/test_gpu: | $(FAKE_NVML)
 
-$(FAKE_NVML): tests/fake_nvml/fake_nvml.c tests/fake_nvml/fake_nvml.h user/nvml_abi.h | $(OUT)/tests
+$(FAKE_NVML): tests/fake_nvml/fake_nvml.c tests/fake_nvml/fake_nvml.h user/sources/nvml_abi.h | $(OUT)/tests
 	$(call msg,CC-SO,$@)
 	$(Q)$(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) -fPIC -shared $< -o $@
 
@@ -136,7 +140,7 @@ bench: all
 	$(Q)tools/install-deps.sh all
 	$(Q)tools/bench.sh
 
-FORMAT_SRCS = $(filter-out %/vmlinux.h,$(wildcard bpf/*.c bpf/*.h user/*.c user/*.h include/tapir/*.h tests/unit/*.c tests/helpers/*.c))
+FORMAT_SRCS = $(filter-out %/vmlinux.h,$(wildcard bpf/*.c bpf/*.h user/*.c user/*.h user/*/*.c user/*/*.h include/tapir/*.h tests/unit/*.c tests/helpers/*.c))
 format:
 	$(Q)clang-format -i $(FORMAT_SRCS)
 

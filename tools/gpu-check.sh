@@ -5,8 +5,8 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 probe=${TMPDIR:-/tmp}/tapir-gpu-probe
-gcc -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -std=gnu11 -D_GNU_SOURCE -Iuser \
-	user/gpu.c user/log.c tools/gpu_probe.c -ldl -o "$probe" || exit 1
+gcc -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -std=gnu11 -D_GNU_SOURCE -Iuser/sources -Iuser/base \
+	user/sources/gpu.c user/base/log.c tools/gpu_probe.c -ldl -o "$probe" || exit 1
 
 load=
 if timeout 60 python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then

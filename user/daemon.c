@@ -23,7 +23,7 @@
 #include "registry.h"
 #include "replicas.h"
 #include "gpu.h"
-#include "kube.h"
+#include "podmeta.h"
 #include "procfs.h"
 #include "server.h"
 
@@ -40,9 +40,9 @@ struct tapir_daemon {
 	struct tapir_loader *loader;
 	struct tapir_cgroups *cgroups;
 	struct tapir_replicas *replicas;
-	struct tapir_gpu *gpu;	 /* NULL on nodes without NVIDIA GPUs */
-	struct tapir_kube *kube; /* NULL without kubernetes.kubelet_url */
-	uint64_t kube_gen;	 /* generation the pending labels were last resolved at */
+	struct tapir_gpu *gpu;	    /* NULL on nodes without NVIDIA GPUs */
+	struct tapir_podmeta *kube; /* NULL without kubernetes.kubelet_url */
+	uint64_t kube_gen;	    /* generation the pending labels were last resolved at */
 	struct tapir_server *server;
 	volatile sig_atomic_t stop;
 	int rescan; /* a cgroup appeared or went since the last scan */
@@ -355,7 +355,7 @@ static void publish(struct tapir_daemon *d)
 	in.series = tapir_registry__n_series(d->reg);
 	if (d->kube) {
 		in.has_kube = true;
-		tapir_kube__counts(d->kube, &in.kube_ok, &in.kube_failed);
+		tapir_podmeta__counts(d->kube, &in.kube_ok, &in.kube_failed);
 	}
 	refresh_gauges(d);
 	tapir_replicas__refresh(d->replicas, tapir_loader__listeners_fd(d->loader), d->gpu,
@@ -459,7 +459,7 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const cha
 	d->cgroups = tapir_cgroups__new(cfg, tapir_loader__watched_fd(d->loader));
 	if (!d->cgroups)
 		goto fail;
-	d->kube = tapir_kube__new(cfg);
+	d->kube = tapir_podmeta__new(cfg);
 	if (!d->kube && errno)
 		goto fail;
 	tapir_cgroups__set_kube(d->cgroups, d->kube);
@@ -534,9 +534,9 @@ int tapir_daemon__run(struct tapir_daemon *d)
 			return n;
 		}
 		t = now_ms();
-		if (d->kube && tapir_kube__generation(d->kube) != d->kube_gen) {
+		if (d->kube && tapir_podmeta__generation(d->kube) != d->kube_gen) {
 			/* A fresh pod list: labels that waited for their pod can be resolved. */
-			d->kube_gen = tapir_kube__generation(d->kube);
+			d->kube_gen = tapir_podmeta__generation(d->kube);
 			tapir_cgroups__relabel_pending(d->cgroups);
 			tapir_replicas__sync(d->replicas, t);
 		}
@@ -573,7 +573,7 @@ void tapir_daemon__free(struct tapir_daemon *d)
 	tapir_server__free(d->server);
 	tapir_gpu__free(d->gpu);
 	tapir_replicas__free(d->replicas);
-	tapir_kube__free(d->kube);
+	tapir_podmeta__free(d->kube);
 	tapir_cgroups__free(d->cgroups);
 	tapir_loader__free(d->loader);
 	tapir_health__free(d->health);

@@ -11,7 +11,7 @@
 #include <bpf/bpf.h>
 
 #include "identity.h"
-#include "kube.h"
+#include "podmeta.h"
 #include "log.h"
 #include "labels.h"
 #include "procfs.h"
@@ -56,7 +56,7 @@ struct replica {
 struct tapir_replicas {
 	const struct tapir_config *cfg;
 	struct tapir_cgroups *cg;
-	struct tapir_kube *kube;
+	struct tapir_podmeta *kube;
 	struct tapir_family *cpu, *mem, *restarts, *exits, *active, *starting, *readiness;
 	struct tapir_family *gpu_mem, *gpu_util;
 	struct replica *r;
@@ -296,7 +296,7 @@ static struct replica *add(struct tapir_replicas *rs, const struct tapir_watched
 	return r;
 }
 
-void tapir_replicas__set_kube(struct tapir_replicas *rs, struct tapir_kube *kube)
+void tapir_replicas__set_kube(struct tapir_replicas *rs, struct tapir_podmeta *kube)
 {
 	rs->kube = kube;
 }
@@ -327,7 +327,7 @@ void tapir_replicas__sync(struct tapir_replicas *rs, uint64_t now_ms)
 		}
 		/* A replica of a pod is named after the pod once the kubelet told its name. */
 		if (!r->pod_named && rs->kube &&
-		    tapir_kube__pod_name(rs->kube, r->pod_uid, name, sizeof(name))) {
+		    tapir_podmeta__pod_name(rs->kube, r->pod_uid, name, sizeof(name))) {
 			r->pod_named = true;
 			if (strcmp(name, r->name)) {
 				drop_series(rs, r);
@@ -646,7 +646,7 @@ void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct
 		refresh_usage(rs, r);
 		ready = r->listening && (r->probe_ok >= 0 ? r->probe_ok == 1 : r->request_ok == 1);
 		/* The kubelet's Ready condition, where it has one for this pod, wins. */
-		kready = rs->kube && r->pod_uid[0] ? tapir_kube__pod_ready(rs->kube, r->pod_uid)
+		kready = rs->kube && r->pod_uid[0] ? tapir_podmeta__pod_ready(rs->kube, r->pod_uid)
 						   : -1;
 		if (kready >= 0)
 			ready = kready;

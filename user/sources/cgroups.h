@@ -60,9 +60,9 @@ size_t tapir_cgroups__n_labelsets(const struct tapir_cgroups *cg);
 typedef void (*tapir_forget_fn)(void *ctx, uint32_t id, const char *const *labels);
 size_t tapir_cgroups__expire(struct tapir_cgroups *cg, uint64_t grace_ms, tapir_forget_fn fn,
 			     void *ctx);
-struct tapir_kube;
+struct tapir_podmeta;
 /* Use pod metadata for cgroups whose path names a pod (precedence over env and static). */
-void tapir_cgroups__set_kube(struct tapir_cgroups *cg, struct tapir_kube *kube);
+void tapir_cgroups__set_kube(struct tapir_cgroups *cg, struct tapir_podmeta *kube);
 /* Resolve again every cgroup whose labels are pending (e.g. after a kubelet fetch). */
 void tapir_cgroups__relabel_pending(struct tapir_cgroups *cg);
 /* Resolve again the labels of cgroup @id if they still wait for a process (its first exec). */

@@ -18,7 +18,7 @@
 #include "cgroups.h"
 #include "procfs.h"
 #include "identity.h"
-#include "kube.h"
+#include "podmeta.h"
 #include "log.h"
 #include "resources.h"
 
@@ -48,8 +48,8 @@ struct tapir_cgroups {
 	struct watched *w; /* sorted by id */
 	size_t n, cap;
 	uint32_t gen;
-	struct tapir_kube *kube; /* NULL: no pod metadata */
-	struct labelset *sets;	 /* interned label sets, by labels_id */
+	struct tapir_podmeta *kube; /* NULL: no pod metadata */
+	struct labelset *sets;	    /* interned label sets, by labels_id */
 	size_t n_sets, cap_sets;
 };
 
@@ -318,13 +318,13 @@ static int resolve(struct tapir_cgroups *cg, uint32_t r, const char *rel, int pi
 		static char kvals[TAPIR_L_COUNT][TAPIR_KUBE_VALUE_MAX];
 		bool set[TAPIR_L_COUNT];
 
-		if (tapir_kube__labels(cg->kube, ident.pod_uid, kvals, set)) {
+		if (tapir_podmeta__labels(cg->kube, ident.pod_uid, kvals, set)) {
 			for (i = 0; i < TAPIR_L_COUNT; i++)
 				if (set[i])
 					v[i] = kvals[i];
 		} else {
 			*pending = 1; /* a pod the last fetch did not have: fetch again */
-			tapir_kube__wake(cg->kube);
+			tapir_podmeta__wake(cg->kube);
 		}
 	}
 	/* No model name from the rule or the environment: the container's own name. */
@@ -518,7 +518,7 @@ size_t tapir_cgroups__n_labelsets(const struct tapir_cgroups *cg)
 	return cg->n_sets;
 }
 
-void tapir_cgroups__set_kube(struct tapir_cgroups *cg, struct tapir_kube *kube)
+void tapir_cgroups__set_kube(struct tapir_cgroups *cg, struct tapir_podmeta *kube)
 {
 	cg->kube = kube;
 }

@@ -17,9 +17,9 @@ struct tapir_replicas;
 struct tapir_replicas *tapir_replicas__new(struct tapir_registry *r, const struct tapir_config *cfg,
 					   struct tapir_cgroups *cg);
 void tapir_replicas__free(struct tapir_replicas *rs);
-struct tapir_kube;
+struct tapir_podmeta;
 /* Name replicas of Kubernetes pods after their pod once the kubelet knows it. */
-void tapir_replicas__set_kube(struct tapir_replicas *rs, struct tapir_kube *kube);
+void tapir_replicas__set_kube(struct tapir_replicas *rs, struct tapir_podmeta *kube);
 
 /* Bring the replica set in line with the last cgroup scan. Caller holds the registry lock. */
 void tapir_replicas__sync(struct tapir_replicas *rs, uint64_t now_ms);

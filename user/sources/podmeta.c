@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Kubernetes label source: a thread keeps a snapshot of the kubelet's pods; lookups copy out. */
+/* Pod metadata as a label source: the fetch thread and the snapshot (the client is kubelet.c). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -7,11 +7,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "kube.h"
+#include "podmeta.h"
 #include "kubelet.h"
 #include "log.h"
 
-struct tapir_kube {
+struct tapir_podmeta {
 	const struct tapir_config *cfg;
 	struct tapir_kubelet *client;
 	pthread_t thread;
@@ -32,7 +32,7 @@ static uint64_t mono_ms(void)
 
 static void *run(void *arg)
 {
-	struct tapir_kube *k = arg;
+	struct tapir_podmeta *k = arg;
 	struct tapir_kube_pods fresh = { 0 }, old;
 	struct timespec until, pause;
 	uint64_t last = 0, now;
@@ -72,7 +72,7 @@ static void *run(void *arg)
 	return NULL;
 }
 
-struct tapir_kube *tapir_kube__new(const struct tapir_config *cfg)
+struct tapir_podmeta *tapir_podmeta__new(const struct tapir_config *cfg)
 {
 	struct tapir_kubelet_opts o = {
 		.url = cfg->kubelet_url,
@@ -81,7 +81,7 @@ struct tapir_kube *tapir_kube__new(const struct tapir_config *cfg)
 		.insecure = cfg->kube_insecure,
 		.timeout_ms = 5000,
 	};
-	struct tapir_kube *k;
+	struct tapir_podmeta *k;
 
 	errno = 0;
 	if (!cfg->kubelet_url)
@@ -107,7 +107,7 @@ struct tapir_kube *tapir_kube__new(const struct tapir_config *cfg)
 	return k;
 }
 
-void tapir_kube__free(struct tapir_kube *k)
+void tapir_podmeta__free(struct tapir_podmeta *k)
 {
 	if (!k)
 		return;
@@ -123,7 +123,7 @@ void tapir_kube__free(struct tapir_kube *k)
 	free(k);
 }
 
-uint64_t tapir_kube__generation(struct tapir_kube *k)
+uint64_t tapir_podmeta__generation(struct tapir_podmeta *k)
 {
 	uint64_t g;
 
@@ -133,7 +133,7 @@ uint64_t tapir_kube__generation(struct tapir_kube *k)
 	return g;
 }
 
-void tapir_kube__wake(struct tapir_kube *k)
+void tapir_podmeta__wake(struct tapir_podmeta *k)
 {
 	pthread_mutex_lock(&k->lock);
 	k->wake = true;
@@ -141,7 +141,7 @@ void tapir_kube__wake(struct tapir_kube *k)
 	pthread_mutex_unlock(&k->lock);
 }
 
-void tapir_kube__counts(struct tapir_kube *k, uint64_t *ok, uint64_t *failed)
+void tapir_podmeta__counts(struct tapir_podmeta *k, uint64_t *ok, uint64_t *failed)
 {
 	pthread_mutex_lock(&k->lock);
 	*ok = k->ok;
@@ -162,8 +162,8 @@ static const char *pod_value(const struct tapir_kube_pod *p, const char *how)
 	return NULL;
 }
 
-int tapir_kube__labels(struct tapir_kube *k, const char *uid, char vals[][TAPIR_KUBE_VALUE_MAX],
-		       bool *set)
+int tapir_podmeta__labels(struct tapir_podmeta *k, const char *uid,
+			  char vals[][TAPIR_KUBE_VALUE_MAX], bool *set)
 {
 	const struct tapir_kube_pod *p;
 	const char *v;
@@ -188,7 +188,7 @@ int tapir_kube__labels(struct tapir_kube *k, const char *uid, char vals[][TAPIR_
 	return found;
 }
 
-int tapir_kube__pod_name(struct tapir_kube *k, const char *uid, char *buf, size_t len)
+int tapir_podmeta__pod_name(struct tapir_podmeta *k, const char *uid, char *buf, size_t len)
 {
 	const struct tapir_kube_pod *p;
 	int found = 0;
@@ -203,7 +203,7 @@ int tapir_kube__pod_name(struct tapir_kube *k, const char *uid, char *buf, size_
 	return found;
 }
 
-int tapir_kube__pod_ready(struct tapir_kube *k, const char *uid)
+int tapir_podmeta__pod_ready(struct tapir_podmeta *k, const char *uid)
 {
 	const struct tapir_kube_pod *p;
 	int ready = -1;
