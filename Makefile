@@ -35,6 +35,9 @@ USER_OBJS   := $(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))
 CORE_OBJS   := $(filter-out $(OUT)/user/main.o,$(USER_OBJS))
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
+# tests/bpf: BPF objects run with BPF_PROG_TEST_RUN by a cmocka test each.
+TBPF_SRCS   := $(wildcard tests/bpf/*.bpf.c)
+TBPF_BINS   := $(patsubst tests/bpf/%.c,$(OUT)/tests/%,$(wildcard tests/bpf/test_*.c))
 HELPER_SRCS := $(wildcard tests/helpers/*.c)
 HELPER_BINS := $(patsubst tests/helpers/%.c,$(OUT)/tests/%,$(HELPER_SRCS))
 # A scripted NVML, found by test_gpu next to itself.
@@ -49,7 +52,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
-.SECONDARY: $(BPF_OBJS)
+.SECONDARY: $(BPF_OBJS) $(patsubst tests/bpf/%.c,$(OUT)/tests/%.o,$(TBPF_SRCS))
 .PHONY: all deps run test test-unit test-bpf test-e2e matrix tsan bench format format-check clean
 
 all: $(OUT)/tapir
@@ -94,6 +97,18 @@ $(OUT)/tests/test_%: tests/unit/test_%.c $(OUT)/libtapir.a | $(OUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< $(OUT)/libtapir.a $(LDLIBS) -lcmocka -o $@
 
+$(OUT)/tests/%.bpf.o: tests/bpf/%.bpf.c $(VMLINUX_H) $(wildcard include/tapir/*.h tests/bpf/*.h) | $(OUT)/tests
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -Itests/bpf -c $< -o $@
+
+$(OUT)/tests/%.skel.h: $(OUT)/tests/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
+
+$(OUT)/tests/test_walk_run: tests/bpf/test_walk_run.c $(OUT)/tests/walk_run.skel.h $(OUT)/libtapir.a
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -I$(OUT)/tests -Itests/bpf $< $(OUT)/libtapir.a $(LDLIBS) -lcmocka -o $@
+
 $(OUT)/tests/test_gpu: | $(FAKE_NVML)
 
 $(FAKE_NVML): tests/fake_nvml/fake_nvml.c tests/fake_nvml/fake_nvml.h user/sources/nvml_abi.h | $(OUT)/tests
@@ -110,7 +125,7 @@ run: deps
 
 test:
 	$(Q)tools/install-deps.sh all
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(HELPER_BINS) $(FAKE_NVML)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(TBPF_BINS) $(HELPER_BINS) $(FAKE_NVML)
 	$(Q)tests/run-all.sh
 
 test-unit: $(UNIT_BINS)
@@ -140,7 +155,7 @@ bench: all
 	$(Q)tools/install-deps.sh all
 	$(Q)tools/bench.sh
 
-FORMAT_SRCS = $(filter-out %/vmlinux.h,$(wildcard bpf/*.c bpf/*.h user/*.c user/*.h user/*/*.c user/*/*.h include/tapir/*.h tests/unit/*.c tests/helpers/*.c))
+FORMAT_SRCS = $(filter-out %/vmlinux.h,$(wildcard bpf/*.c bpf/*.h user/*.c user/*.h user/*/*.c user/*/*.h include/tapir/*.h tests/unit/*.c tests/helpers/*.c tests/bpf/*.c tests/bpf/*.h))
 format:
 	$(Q)clang-format -i $(FORMAT_SRCS)
 

@@ -47,8 +47,6 @@ struct tapir_daemon {
 	volatile sig_atomic_t stop;
 	int rescan; /* a cgroup appeared or went since the last scan */
 	uint64_t records, unlabelled, gc_evicted;
-	uint8_t *seen; /* label sets that had a request: with no rules, only these get gauges */
-	size_t n_seen;
 	int ncpus;
 	__u32 sweeping_tgid; /* the dead process whose connections the sweep settles */
 	int pin_lock;	     /* flock'd pin directory, -1 without pins */
@@ -71,21 +69,6 @@ static uint64_t now_ms(void)
 	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
 }
 
-static void mark_seen(struct tapir_daemon *d, uint32_t id)
-{
-	if (id >= d->n_seen) {
-		size_t n = id + 64;
-		uint8_t *s = realloc(d->seen, n);
-
-		if (!s)
-			return;
-		memset(s + d->n_seen, 0, n - d->n_seen);
-		d->seen = s;
-		d->n_seen = n;
-	}
-	d->seen[id] = 1;
-}
-
 static void account(struct tapir_daemon *d, const struct tapir_http_event *e)
 {
 	/* The cgroup's current labels (they may have been resolved from its environment since
@@ -102,7 +85,7 @@ static void account(struct tapir_daemon *d, const struct tapir_http_event *e)
 	/* One label set id for the series cache and the label text, so replicas of one rule
 	 * with different environments are never merged. */
 	tapir_http_metrics__record(d->http, e, id, labels);
-	mark_seen(d, id);
+	tapir_cgroups__mark_served(d->cgroups, id);
 	if (w) /* the cgroup is looked up once per record: here */
 		tapir_replicas__request(d->replicas, w->replica_id, e, now_ms());
 }
@@ -114,8 +97,6 @@ static void forget(void *ctx, uint32_t id, const char *const *labels)
 
 	tapir_http_metrics__forget(d->http, id, labels);
 	tapir_replicas__forget(d->replicas, labels);
-	if (id < d->n_seen)
-		d->seen[id] = 0;
 }
 
 static int on_record(void *ctx, void *data, size_t size)
@@ -323,7 +304,7 @@ static void refresh_gauges(struct tapir_daemon *d)
 		/* Without rules every cgroup is watched: show those that served HTTP only. */
 		const char *const *labels = tapir_cgroups__labels(d->cgroups, i);
 
-		if (!labels || (!d->cfg->n_rules && (i >= d->n_seen || !d->seen[i])))
+		if (!labels || (!d->cfg->n_rules && !tapir_cgroups__served(d->cgroups, i)))
 			continue;
 		tapir_http_metrics__set_gauges(d->http, labels, sum[2 * i], sum[2 * i + 1]);
 	}
@@ -589,6 +570,5 @@ void tapir_daemon__free(struct tapir_daemon *d)
 	tapir_buf__free(&d->published);
 	pthread_cond_destroy(&d->expo_cond);
 	pthread_mutex_destroy(&d->expo_lock);
-	free(d->seen);
 	free(d);
 }

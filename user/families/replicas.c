@@ -43,7 +43,6 @@ struct replica {
 	int probe_ok;	 /* latest readiness probe: -1 none seen, 0 not 2xx, 1 2xx */
 	int request_ok;	 /* latest request, likewise */
 	bool ever_ready; /* starting until the first time it is ready */
-	bool served;	 /* answered a request: with no rules, only these are shown */
 	bool sandbox;	 /* a pod's pause container: not a replica */
 	bool checked;	 /* sandbox decided (it needs a process in the cgroup) */
 	bool pod_named;	 /* named after its pod (or no pod to wait for) */
@@ -237,7 +236,6 @@ static void count_restart(struct tapir_replicas *rs, uint32_t labels_id)
 static struct replica *add(struct tapir_replicas *rs, const struct tapir_watched *w,
 			   uint64_t now_ms)
 {
-	const char *slash = strrchr(w->rel, '/');
 	struct tapir_identity ident = { 0 };
 	char dir[4608];
 	struct replica *r;
@@ -268,12 +266,7 @@ static struct replica *add(struct tapir_replicas *rs, const struct tapir_watched
 	if (tapir_identity_parse(w->rel, &ident) == 0 && ident.is_pod)
 		snprintf(r->pod_uid, sizeof(r->pod_uid), "%s", ident.pod_uid);
 	r->pod_named = !r->pod_uid[0];
-	if (!strcmp(w->rel, "/"))
-		snprintf(r->name, sizeof(r->name), "host");
-	else if (ident.name[0])
-		snprintf(r->name, sizeof(r->name), "%s", ident.name);
-	else
-		snprintf(r->name, sizeof(r->name), "%s", slash && slash[1] ? slash + 1 : w->rel);
+	tapir_cgroup_name(w->rel, r->name, sizeof(r->name));
 	r->present = true;
 	r->appeared_ms = now_ms;
 	r->probe_ok = r->request_ok = -1;
@@ -417,7 +410,6 @@ void tapir_replicas__request(struct tapir_replicas *rs, uint64_t replica_id,
 
 	if (!r)
 		return;
-	r->served = true;
 	if (is_probe(rs->cfg, e->line))
 		r->probe_ok = ok;
 	else
@@ -640,7 +632,8 @@ void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct
 				r->sandbox = tapir_cgroup_is_sandbox(dir);
 			}
 		}
-		if (!r->present || r->sandbox || r->labels_id >= nl || (!all && !r->served))
+		if (!r->present || r->sandbox || r->labels_id >= nl ||
+		    (!all && !tapir_cgroups__served(rs->cg, r->labels_id)))
 			continue;
 		shown[r->labels_id] = true;
 		refresh_usage(rs, r);

@@ -29,6 +29,7 @@ struct labelset {
 	char *v[TAPIR_L_COUNT];
 	uint32_t refs;	  /* watched cgroups carrying it */
 	bool used;	  /* false: a free slot for the next new set */
+	bool served;	  /* a request was answered under it (set by the daemon) */
 	uint64_t dead_ms; /* when refs fell to 0 */
 };
 
@@ -269,9 +270,7 @@ static const struct tapir_rule default_rule = {
 	.labels = { empty, empty, empty, empty, empty },
 };
 
-/* A container's or cgroup's name: "vllm" for /system.slice/vllm.service, a container's short
- * id, else the directory name; "host" for the root. */
-static void default_name(const char *rel, char *buf, size_t len)
+void tapir_cgroup_name(const char *rel, char *buf, size_t len)
 {
 	struct tapir_identity id;
 	const char *slash = strrchr(rel, '/');
@@ -281,7 +280,7 @@ static void default_name(const char *rel, char *buf, size_t len)
 	else if (tapir_identity_parse(rel, &id) == 0 && id.name[0])
 		snprintf(buf, len, "%s", id.name);
 	else
-		snprintf(buf, len, "%s", slash ? slash + 1 : rel);
+		snprintf(buf, len, "%s", slash && slash[1] ? slash + 1 : rel);
 }
 
 static int resolve(struct tapir_cgroups *cg, uint32_t r, const char *rel, int pid,
@@ -329,7 +328,7 @@ static int resolve(struct tapir_cgroups *cg, uint32_t r, const char *rel, int pi
 	}
 	/* No model name from the rule or the environment: the container's own name. */
 	if (!v[TAPIR_L_MODEL_NAME][0]) {
-		default_name(rel, fallback, sizeof(fallback));
+		tapir_cgroup_name(rel, fallback, sizeof(fallback));
 		v[TAPIR_L_MODEL_NAME] = fallback;
 	}
 	return intern(cg, v);
@@ -582,4 +581,15 @@ void tapir_cgroups__exec(struct tapir_cgroups *cg, uint64_t id, int pid)
 			break;
 	if (i < TAPIR_L_COUNT || w->pending)
 		relabel(cg, w, pid);
+}
+
+void tapir_cgroups__mark_served(struct tapir_cgroups *cg, uint32_t id)
+{
+	if (id < cg->n_sets && cg->sets[id].used)
+		cg->sets[id].served = true;
+}
+
+bool tapir_cgroups__served(const struct tapir_cgroups *cg, uint32_t id)
+{
+	return id < cg->n_sets && cg->sets[id].used && cg->sets[id].served;
 }

@@ -3,6 +3,7 @@
 #ifndef TAPIR_CGROUPS_H
 #define TAPIR_CGROUPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,11 @@ struct tapir_watched {
 
 /* Find the cgroup v2 mount (pure v2 at /sys/fs/cgroup, or hybrid at .../unified). */
 int tapir_cgroup2_mount(char *buf, size_t len);
+
+/* A container's or cgroup's name, for model_name's default and the replica label: "vllm" for
+ * /system.slice/vllm.service, a container's short id, else the directory name; "host" for the
+ * root cgroup. */
+void tapir_cgroup_name(const char *rel, char *buf, size_t len);
 
 /* The 64-bit id the kernel uses for the cgroup v2 directory @path (bpf_get_current_cgroup_id). */
 int tapir_cgroup_id(const char *path, uint64_t *id);
@@ -53,6 +59,12 @@ size_t tapir_cgroups__n_watched(const struct tapir_cgroups *cg);
 /* Label values (TAPIR_L_COUNT strings) of label set @id, NULL if unknown. */
 const char *const *tapir_cgroups__labels(const struct tapir_cgroups *cg, uint32_t id);
 size_t tapir_cgroups__n_labelsets(const struct tapir_cgroups *cg);
+/*
+ * Label set @id answered a request. Without rules every cgroup is watched, and only label sets
+ * that served HTTP are shown, in every family: this is the one record of which did.
+ */
+void tapir_cgroups__mark_served(struct tapir_cgroups *cg, uint32_t id);
+bool tapir_cgroups__served(const struct tapir_cgroups *cg, uint32_t id);
 /*
  * Forget the label sets no watched cgroup has carried for @grace_ms: @fn is called with each
  * (to drop its series) before its id is freed for reuse. Returns how many were forgotten.
