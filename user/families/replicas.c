@@ -15,55 +15,13 @@
 #include "log.h"
 #include "labels.h"
 #include "procfs.h"
+#include "replica_table.h"
 #include "replicas.h"
 #include "resources.h"
 
 #define GONE_GRACE_MS \
 	60000 /* a vanished replica's series stay this long (and its name, to
 			       recognise a restart in a new cgroup) */
-#define MAX_GPU_SERIES 256
-
-struct gpu_series {
-	struct tapir_series *mem, *util;
-	uint64_t replica_id;
-	unsigned int gpu;
-	bool touched;
-};
-
-struct replica {
-	uint64_t id;
-	uint32_t labels_id;
-	char *rel;
-	char name[128];
-	bool present;
-	bool replaced; /* gone, and back under the same name in a new cgroup */
-	uint64_t appeared_ms, gone_ms, last_signal_ms;
-	uint32_t main_pid;
-	bool main_dead;	 /* its main process exited and none took over yet */
-	int probe_ok;	 /* latest readiness probe: -1 none seen, 0 not 2xx, 1 2xx */
-	int request_ok;	 /* latest request, likewise */
-	bool ever_ready; /* starting until the first time it is ready */
-	bool sandbox;	 /* a pod's pause container: not a replica */
-	bool checked;	 /* sandbox decided (it needs a process in the cgroup) */
-	bool pod_named;	 /* named after its pod (or no pod to wait for) */
-	char pod_uid[40];
-	unsigned int listening;
-	struct tapir_series *cpu, *mem;
-	struct tapir_series *exits[4]; /* by reason, created on the first such exit */
-};
-
-struct tapir_replicas {
-	const struct tapir_config *cfg;
-	struct tapir_cgroups *cg;
-	struct tapir_podmeta *kube;
-	struct tapir_family *cpu, *mem, *restarts, *exits, *active, *starting, *readiness;
-	struct tapir_family *gpu_mem, *gpu_util;
-	struct replica *r;
-	size_t n, cap;
-	struct gpu_series gpus[MAX_GPU_SERIES];
-	size_t n_gpus;
-};
-
 /* Each family's own labels, after deployment_id (labels.h). */
 static const char *const rep_extra[] = { "replica" };
 static const char *const exit_extra[] = { "replica", "reason" };
@@ -201,12 +159,8 @@ static const char *const *labels(struct tapir_replicas *rs, uint32_t labels_id)
 	return tapir_cgroups__labels(rs->cg, labels_id);
 }
 
-/*
- * Series label values of a replica, with @more labels of the family after the replica's name;
- * false if its label set is already forgotten. @v has room for TAPIR_LABELS_MAX.
- */
-static bool rep_values(struct tapir_replicas *rs, const struct replica *r, const char **v,
-		       const char *more)
+bool tapir_replica_values(struct tapir_replicas *rs, const struct replica *r, const char **v,
+			  const char *more)
 {
 	const char *const *l = labels(rs, r->labels_id);
 	const char *extra[2] = { r->name, more };
@@ -370,7 +324,7 @@ void tapir_replicas__lifecycle(struct tapir_replicas *rs, const struct tapir_lif
 		reason = tapir_exit_reason(e->code, !!(e->aux & TAPIR_LC_F_OOM));
 		k = reason[0] == 'o' ? 0 : reason[0] == 's' ? 1 : reason[0] == 'e' ? 2 : 3;
 		if (!r->exits[k]) {
-			if (!rep_values(rs, r, v, reason))
+			if (!tapir_replica_values(rs, r, v, reason))
 				break;
 			r->exits[k] = tapir_series__get(rs->exits, v);
 		}
@@ -483,123 +437,6 @@ static void count_listeners(struct tapir_replicas *rs, int listeners_fd)
 	}
 }
 
-static void refresh_usage(struct tapir_replicas *rs, struct replica *r)
-{
-	struct tapir_usage u;
-	char dir[4608];
-	const char *v[TAPIR_LABELS_MAX];
-	int pid;
-
-	snprintf(dir, sizeof(dir), "%s%s", tapir_cgroups__root(rs->cg), r->rel);
-	pid = r->main_pid ? (int)r->main_pid : tapir_cgroup_first_pid(dir);
-	if (tapir_usage_read(dir, pid, &u) || !rep_values(rs, r, v, NULL))
-		return;
-	if (u.has_cpu) {
-		if (!r->cpu)
-			r->cpu = tapir_series__get(rs->cpu, v);
-		tapir_series__set(r->cpu, u.cpu_seconds);
-	}
-	if (u.has_mem) {
-		if (!r->mem)
-			r->mem = tapir_series__get(rs->mem, v);
-		tapir_series__set(r->mem, u.working_set);
-	}
-}
-
-/* The replica a process belongs to, from its cgroup v2 path. */
-static struct replica *of_pid(struct tapir_replicas *rs, unsigned int pid)
-{
-	char path[4096];
-	size_t i, len;
-
-	if (tapir_pid_cgroup2(pid, path, sizeof(path)))
-		return NULL;
-	for (i = 0; i < rs->n; i++) {
-		len = strlen(rs->r[i].rel);
-		if (rs->r[i].present && !strncmp(path, rs->r[i].rel, len) &&
-		    (path[len] == '\0' || path[len] == '/'))
-			return &rs->r[i];
-	}
-	return NULL;
-}
-
-static struct gpu_series *gpu_slot(struct tapir_replicas *rs, struct replica *r, unsigned int gpu)
-{
-	const char *v[TAPIR_LABELS_MAX];
-	char idx[16];
-	size_t i;
-
-	for (i = 0; i < rs->n_gpus; i++)
-		if (rs->gpus[i].replica_id == r->id && rs->gpus[i].gpu == gpu)
-			return &rs->gpus[i];
-	snprintf(idx, sizeof(idx), "%u", gpu);
-	if (rs->n_gpus == MAX_GPU_SERIES || !rep_values(rs, r, v, idx))
-		return NULL;
-	rs->gpus[rs->n_gpus] = (struct gpu_series){
-		.mem = tapir_series__get(rs->gpu_mem, v),
-		.util = tapir_series__get(rs->gpu_util, v),
-		.replica_id = r->id,
-		.gpu = gpu,
-	};
-	return &rs->gpus[rs->n_gpus++];
-}
-
-/*
- * GPU memory is per process, summed per replica and GPU. Utilisation is the sum of the
- * replica's per-process SM figures (at most 100); where NVML has none for any of them, the
- * device's own figure stands in.
- */
-static void refresh_gpus(struct tapir_replicas *rs, struct tapir_gpu *gpu)
-{
-	const struct tapir_gpu_device *devs;
-	const struct tapir_gpu_proc *procs;
-	double util[MAX_GPU_SERIES], mem[MAX_GPU_SERIES];
-	bool has_util[MAX_GPU_SERIES];
-	size_t np, nd, i, k;
-	struct gpu_series *g;
-	struct replica *r;
-
-	if (!gpu || tapir_gpu__collect(gpu, &procs, &np, &devs, &nd))
-		return;
-	for (i = 0; i < rs->n_gpus; i++)
-		rs->gpus[i].touched = false;
-	memset(has_util, 0, sizeof(has_util));
-	for (i = 0; i < np; i++) {
-		r = of_pid(rs, procs[i].pid);
-		if (!r)
-			continue;
-		g = gpu_slot(rs, r, procs[i].gpu_index);
-		if (!g)
-			continue;
-		k = g - rs->gpus;
-		if (!g->touched) {
-			g->touched = true;
-			mem[k] = util[k] = 0;
-		}
-		if (procs[i].mem_mib > 0)
-			mem[k] += procs[i].mem_mib;
-		if (procs[i].util_pct >= 0) {
-			util[k] += procs[i].util_pct;
-			has_util[k] = true;
-		}
-	}
-	for (i = 0; i < rs->n_gpus; i++) {
-		g = &rs->gpus[i];
-		if (!g->touched) {
-			tapir_series__remove(rs->gpu_mem, g->mem);
-			tapir_series__remove(rs->gpu_util, g->util);
-			rs->gpus[i--] = rs->gpus[--rs->n_gpus];
-			continue;
-		}
-		if (!has_util[i])
-			for (k = 0; k < nd; k++)
-				if (devs[k].index == g->gpu && devs[k].util_pct >= 0)
-					util[i] = devs[k].util_pct;
-		tapir_series__set(g->mem, mem[i]);
-		tapir_series__set(g->util, util[i] > 100 ? 100 : util[i]);
-	}
-}
-
 void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct tapir_gpu *gpu,
 			     uint64_t now_ms)
 {
@@ -636,7 +473,7 @@ void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct
 		    (!all && !tapir_cgroups__served(rs->cg, r->labels_id)))
 			continue;
 		shown[r->labels_id] = true;
-		refresh_usage(rs, r);
+		tapir_containers_usage(rs, r);
 		ready = r->listening && (r->probe_ok >= 0 ? r->probe_ok == 1 : r->request_ok == 1);
 		/* The kubelet's Ready condition, where it has one for this pod, wins. */
 		kready = rs->kube && r->pod_uid[0] ? tapir_podmeta__pod_ready(rs->kube, r->pod_uid)
@@ -672,7 +509,7 @@ void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct
 	}
 	free(sum);
 	free(shown);
-	refresh_gpus(rs, gpu);
+	tapir_containers_gpus(rs, gpu);
 }
 
 void tapir_replicas__forget(struct tapir_replicas *rs, const char *const *l)
