@@ -12,6 +12,8 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from client import RawConn
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # TAPIR_BIN: another build of the daemon under test (make tsan runs the suite on one).
 TAPIR = os.environ.get("TAPIR_BIN") or os.path.join(ROOT, "build", "tapir")
@@ -70,6 +72,44 @@ def stop_proc(p):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+# nginx with keep-alive, a 200 and its own request count (stub_status), for tests that compare
+# tapir with what nginx says it served.
+NGINX_CONF = """user root;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    keepalive_requests 100000;
+    keepalive_timeout 60s;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /ok {{ return 200 "ok\\n"; }}
+        location = /stub {{ stub_status; }}
+    }}
+}}
+"""
+
+
+
+def stub_requests(port):
+    """nginx's own count of the requests it has read (this one included), asked on a
+    connection that nginx closes before the answer reaches us."""
+    conn = RawConn(port)
+    conn.send(b"GET /stub HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    st, _, body, _ = conn.read_response()
+    assert st == 200
+    assert conn.buf == b"" and conn.sock.recv(1) == b""  # then nginx closed
+    conn.close()
+    return int(body.decode().splitlines()[2].split()[2])
 
 
 def rmdir_retry(path, tries=100):

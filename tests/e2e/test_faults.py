@@ -16,8 +16,8 @@ import uuid
 import pytest
 
 from client import RawConn, get
-from conftest import (PY, SERVERS, TAPIR, Cgroup, Scrape, free_port, metrics_text, spawn_tapir,
-                      stop_proc, wait_port)
+from conftest import (NGINX_CONF, PY, SERVERS, TAPIR, Cgroup, Scrape, free_port, metrics_text,
+                      spawn_tapir, stop_proc, stub_requests, wait_port)
 
 REQ = "baseten_inference_requests_total"
 INFLIGHT = "baseten_concurrent_requests"
@@ -167,41 +167,6 @@ def test_sibling_containers_under_one_rule_keep_their_own_labels(cgroot, tmp_pat
         for cg in cgs:
             cg.destroy()
         os.rmdir(base)
-
-
-NGINX_CONF = """user root;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    keepalive_requests 100000;
-    keepalive_timeout 60s;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location = /ok {{ return 200 "ok\\n"; }}
-        location = /stub {{ stub_status; }}
-    }}
-}}
-"""
-
-
-def stub_requests(port):
-    """nginx's own count of the requests it has read (this one included), asked on a
-    connection that nginx closes before the answer reaches us."""
-    conn = RawConn(port)
-    conn.send(b"GET /stub HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    st, _, body, _ = conn.read_response()
-    assert st == 200
-    assert conn.buf == b"" and conn.sock.recv(1) == b""  # then nginx closed
-    conn.close()
-    return int(body.decode().splitlines()[2].split()[2])
 
 
 def test_connection_table_full_counts_connections_and_requests(cgroot, tmp_path):

@@ -12,40 +12,8 @@ import threading
 import time
 import urllib.request
 
-from client import RawConn
-from conftest import TAPIR, Cgroup, Scrape, free_port, metrics_text, rmdir_retry, wait_port
-
-NGINX_CONF = """user root;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location = /ok {{ return 200 "ok\\n"; }}
-        location = /stub {{ stub_status; }}
-    }}
-}}
-"""
-
-
-def stub_requests(port):
-    """nginx's own count of the requests it has read (this one included)."""
-    conn = RawConn(port)
-    conn.send(b"GET /stub HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    st, _, body, _ = conn.read_response()
-    assert st == 200
-    conn.close()
-    return int(body.decode().splitlines()[2].split()[2])
-
+from conftest import (NGINX_CONF, TAPIR, Cgroup, Scrape, free_port, metrics_text, rmdir_retry,
+                      stub_requests, wait_port)
 
 def test_scrapes_during_churn_and_saturation(tmp_path, cgroot):
     mount, rel = cgroot
