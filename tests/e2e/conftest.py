@@ -134,6 +134,16 @@ def metrics_text(port):
         return ""
 
 
+def wait_serving(port, proc, log_path=None, timeout=60.0):
+    """Wait until the daemon @proc serves /metrics on @port; fail with its log if it exits."""
+    deadline = time.monotonic() + timeout
+    while "tapir_build_info" not in metrics_text(port):
+        log = open(log_path).read() if log_path else ""
+        assert proc.poll() is None, f"tapir exited with {proc.returncode}:\n{log}"
+        assert time.monotonic() < deadline, f"tapir did not serve /metrics:\n{log}"
+        time.sleep(0.1)
+
+
 class Scrape:
     """One parsed /metrics page: samples keyed by name and label set."""
 

@@ -7,7 +7,8 @@ import subprocess
 import time
 
 from client import RawConn, get
-from conftest import PY, SERVERS, TAPIR, Cgroup, Scrape, free_port, metrics_text, wait_port
+from conftest import (PY, SERVERS, TAPIR, Cgroup, Scrape, free_port, metrics_text, wait_port,
+                      wait_serving)
 
 REQ = "baseten_inference_requests_total"
 
@@ -25,11 +26,7 @@ def own_daemon(tmp_path, cgroot, name, *args, env=None):
     proc = subprocess.Popen([TAPIR, "--config", str(cfg), "--pin-dir", "none", *args],
                             stdout=log, stderr=subprocess.STDOUT,
                             env=dict(os.environ, **(env or {})))
-    deadline = time.monotonic() + 60
-    while "tapir_build_info" not in metrics_text(port):
-        assert proc.poll() is None, (tmp_path / "log").read_text()
-        assert time.monotonic() < deadline, (tmp_path / "log").read_text()
-        time.sleep(0.1)
+    wait_serving(port, proc, tmp_path / "log")
     return proc, port, cg
 
 

@@ -8,7 +8,8 @@ import threading
 import time
 
 from client import RawConn, get, post
-from conftest import PY, SERVERS, TAPIR, Cgroup, Scrape, free_port, metrics_text, wait_port
+from conftest import (PY, SERVERS, TAPIR, Cgroup, Scrape, free_port, metrics_text, wait_port,
+                      wait_serving)
 
 
 def test_requests_in_flight_at_start_are_counted(tmp_path, cgroot):
@@ -37,11 +38,7 @@ def test_requests_in_flight_at_start_are_counted(tmp_path, cgroot):
         log = open(tmp_path / "log", "w")
         proc = subprocess.Popen([TAPIR, "--config", str(cfg), "--pin-dir", "none"], stdout=log,
                                 stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while "tapir_build_info" not in metrics_text(port):
-            assert proc.poll() is None and time.monotonic() < deadline, \
-                (tmp_path / "log").read_text()
-            time.sleep(0.1)
+        wait_serving(port, proc, tmp_path / "log")
         upload.send(req[len(req) - (2 << 20):], pieces=4, gap=0.05)
         for c in conns:
             assert c.read_response()[0] == 200

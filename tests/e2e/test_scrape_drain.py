@@ -13,7 +13,7 @@ import time
 import urllib.request
 
 from conftest import (NGINX_CONF, TAPIR, Cgroup, Scrape, free_port, metrics_text, rmdir_retry,
-                      stub_requests, wait_port)
+                      stub_requests, wait_port, wait_serving)
 
 def test_scrapes_during_churn_and_saturation(tmp_path, cgroot):
     mount, rel = cgroot
@@ -52,10 +52,7 @@ def test_scrapes_during_churn_and_saturation(tmp_path, cgroot):
 
     try:
         wait_port(nport, proc=nginx)
-        deadline = time.monotonic() + 60
-        while "tapir_build_info" not in metrics_text(port):
-            assert tapir.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_serving(port, tapir, tmp_path / "log")
         time.sleep(1)
         s0 = Scrape(metrics_text(port))
         served0 = stub_requests(nport)

@@ -2,7 +2,6 @@
 /* Unit tests for the metric registry: exact exposition text, lookups, caps and validation. */
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -506,41 +505,6 @@ static void test_render_oom(void **state)
 	tapir_buf__free(&b);
 }
 
-struct worker {
-	struct tapir_registry *r;
-	struct tapir_series *s;
-};
-
-static void *work(void *arg)
-{
-	struct worker *w = arg;
-	int i;
-
-	for (i = 0; i < 100000; i++) {
-		tapir_registry__lock(w->r);
-		tapir_series__add(w->s, 1);
-		tapir_registry__unlock(w->r);
-	}
-	return NULL;
-}
-
-static void test_lock(void **state)
-{
-	struct tapir_registry *r = *state;
-	struct worker w = { .r = r };
-	struct tapir_family *f;
-	pthread_t t[4];
-	int i;
-
-	f = tapir_registry__family(r, "n_total", "N.", TAPIR_COUNTER, NULL, 0, NULL, 0);
-	w.s = tapir_series__get(f, NULL);
-	for (i = 0; i < 4; i++)
-		assert_int_equal(pthread_create(&t[i], NULL, work, &w), 0);
-	for (i = 0; i < 4; i++)
-		pthread_join(t[i], NULL);
-	assert_true(tapir_series__value(w.s) == 400000);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -558,7 +522,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kind_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_oom, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

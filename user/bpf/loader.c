@@ -575,11 +575,6 @@ int tapir_loader__attach(struct tapir_loader *l)
 	return 0;
 }
 
-bool tapir_loader__has_http(const struct tapir_loader *l)
-{
-	return l->http.obj != NULL;
-}
-
 static struct bpf_map *pinned_maps(const struct tapir_loader *l, size_t i)
 {
 	switch (i) {

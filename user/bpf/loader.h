@@ -35,8 +35,6 @@ typedef int (*tapir_record_fn)(void *ctx, void *data, size_t size);
 struct tapir_loader *tapir_loader__new(const struct tapir_config *cfg, tapir_record_fn fn,
 				       void *ctx);
 int tapir_loader__attach(struct tapir_loader *l);
-/* Whether the HTTP feature loaded; without it the request families stay empty. */
-bool tapir_loader__has_http(const struct tapir_loader *l);
 /*
  * tapir check: load every program on this kernel, one at a time, without attaching, and print
  * a table (program, feature, variant, result) to @out. Returns 0 when every metric family

@@ -2,7 +2,6 @@
 /* The metric registry: families hold series in hash tables keyed by their rendered labels. */
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,11 +46,10 @@ struct tapir_family {
 	struct tapir_series *head, *tail;
 	size_t max_series;
 	uint64_t overflow;
-	struct tapir_buf key; /* scratch for lookups, covered by the registry lock */
+	struct tapir_buf key; /* scratch for lookups */
 };
 
 struct tapir_registry {
-	pthread_mutex_t lock;
 	struct tapir_family *head, *tail;
 };
 
@@ -65,19 +63,7 @@ static const char *const hist_suffixes[] = { "_bucket", "_sum", "_count" };
 
 struct tapir_registry *tapir_registry__new(void)
 {
-	struct tapir_registry *r;
-	int err;
-
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		return NULL;
-	err = pthread_mutex_init(&r->lock, NULL);
-	if (err) {
-		free(r);
-		errno = err;
-		return NULL;
-	}
-	return r;
+	return calloc(1, sizeof(struct tapir_registry));
 }
 
 static void family_free(struct tapir_family *f)
@@ -110,18 +96,7 @@ void tapir_registry__free(struct tapir_registry *r)
 		next = f->next;
 		family_free(f);
 	}
-	pthread_mutex_destroy(&r->lock);
 	free(r);
-}
-
-void tapir_registry__lock(struct tapir_registry *r)
-{
-	pthread_mutex_lock(&r->lock);
-}
-
-void tapir_registry__unlock(struct tapir_registry *r)
-{
-	pthread_mutex_unlock(&r->lock);
 }
 
 static bool is_alpha(char c)

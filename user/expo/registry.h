@@ -17,9 +17,7 @@ struct tapir_series;
 struct tapir_registry *tapir_registry__new(void);
 void tapir_registry__free(struct tapir_registry *r);
 
-/* Serialise updates against rendering: callers hold the lock around both. */
-void tapir_registry__lock(struct tapir_registry *r);
-void tapir_registry__unlock(struct tapir_registry *r);
+/* A registry has one owner: the daemon's main loop updates and renders it, no lock. */
 
 /*
  * Add a family. @label_names are copied. @buckets (histograms only, upper bounds, strictly

@@ -30,7 +30,7 @@ struct tapir_health_input {
 
 struct tapir_health *tapir_health__new(struct tapir_registry *r);
 void tapir_health__free(struct tapir_health *h);
-/* Caller holds the registry lock. */
+/* */
 void tapir_health__update(struct tapir_health *h, const struct tapir_health_input *in);
 
 #endif

@@ -19,17 +19,17 @@ void tapir_http_metrics__free(struct tapir_http_metrics *m);
 /*
  * Account one request under label set @labels_id, whose TAPIR_L_COUNT values are @labels: the
  * cgroup's label set now, not the one its connection started with (the environment may have
- * been read since). Caller holds the registry lock.
+ * been read since).
  */
 void tapir_http_metrics__record(struct tapir_http_metrics *m, const struct tapir_http_event *e,
 				uint32_t labels_id, const char *const *labels);
 
 /* Set baseten_concurrent_requests and baseten_ongoing_websocket_connections for one label
- * set. Caller holds the registry lock. */
+ * set. */
 void tapir_http_metrics__set_gauges(struct tapir_http_metrics *m, const char *const *labels,
 				    double inflight, double websockets);
 
-/* Drop every series of label set @labels_id (its cgroups are gone). Caller holds the lock. */
+/* Drop every series of label set @labels_id (its cgroups are gone). */
 void tapir_http_metrics__forget(struct tapir_http_metrics *m, uint32_t labels_id,
 				const char *const *labels);
 

@@ -21,21 +21,21 @@ struct tapir_podmeta;
 /* Name replicas of Kubernetes pods after their pod once the kubelet knows it. */
 void tapir_replicas__set_kube(struct tapir_replicas *rs, struct tapir_podmeta *kube);
 
-/* Bring the replica set in line with the last cgroup scan. Caller holds the registry lock. */
+/* Bring the replica set in line with the last cgroup scan. */
 void tapir_replicas__sync(struct tapir_replicas *rs, uint64_t now_ms);
-/* A process, cgroup or listening-socket event. Caller holds the registry lock. */
+/* A process, cgroup or listening-socket event. */
 void tapir_replicas__lifecycle(struct tapir_replicas *rs, const struct tapir_lifecycle_event *e,
 			       uint64_t now_ms);
-/* A completed request of replica @replica_id (a readiness signal). Caller holds the lock. */
+/* A completed request of replica @replica_id (a readiness signal). */
 void tapir_replicas__request(struct tapir_replicas *rs, uint64_t replica_id,
 			     const struct tapir_http_event *e, uint64_t now_ms);
 /* Seed listening sockets that predate the daemon into @listeners_fd (socket inode -> cgroup). */
 void tapir_replicas__seed_listeners(struct tapir_replicas *rs, int listeners_fd);
-/* Scrape time: CPU, memory, GPUs, readiness and replica gauges. Caller holds the lock. */
+/* Scrape time: CPU, memory, GPUs, readiness and replica gauges. */
 void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct tapir_gpu *gpu,
 			     uint64_t now_ms);
 
-/* Drop the deployment-level series of a forgotten label set. Caller holds the lock. */
+/* Drop the deployment-level series of a forgotten label set. */
 void tapir_replicas__forget(struct tapir_replicas *rs, const char *const *labels);
 
 /* Exit reason of a wait status: "oom", "signal", "error" or "clean". */
