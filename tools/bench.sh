@@ -7,6 +7,7 @@ DURATION=${BENCH_DURATION:-10}
 ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNECTIONS:-32}
 VARIANT=${BENCH_VARIANT:-auto} # build of the HTTP programs: auto, loop or compat
+HOOKS=${BENCH_HOOKS:-auto}     # where they watch: auto, socket or syscall
 WARMUP=2
 
 cd "$(dirname "$0")/.."
@@ -175,6 +176,23 @@ warmup() {
 	"${pin_client[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$URL" >/dev/null
 }
 
+# The warm-up of a with-tapir round, with kernel.bpf_stats_enabled on: run time and runs of each
+# of tapir's programs per request, as "round name ns_per_req runs_per_req" lines. Statistics
+# cost two clock reads per program run, so the measured rounds run without them.
+warmup_bpf_stats() {
+	local out n
+
+	sysctl -qw kernel.bpf_stats_enabled=1
+	bpf_prog_stats "$tapir_pid" >"$tmp/bpf0"
+	out=$("${pin_client[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$URL")
+	bpf_prog_stats "$tapir_pid" >"$tmp/bpf1"
+	sysctl -qw kernel.bpf_stats_enabled=0
+	n=$(awk '/ requests in / { print $1 }' <<<"$out")
+	awk -v n="$n" -v r="$1" 'NR == FNR { t[$1] = $2; c[$1] = $3; next }
+		{ dt = $2 - t[$1]; dc = $3 - c[$1]; if (dc > 0) printf "%s %s %.1f %.3f\n", r, $1, dt / n, dc / n }' \
+		"$tmp/bpf0" "$tmp/bpf1" >>"$tmp/bpf_rounds"
+}
+
 # CPU time, in seconds, of a pid (utime + stime) and of every process in the nginx cgroup.
 cpu_of_pid() {
 	awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.3f", ($12 + $13) / hz }' \
@@ -182,6 +200,23 @@ cpu_of_pid() {
 }
 cpu_of_nginx() {
 	awk '$1 == "usage_usec" { printf "%.3f", $2 / 1e6 }' "$cg_nginx/cpu.stat"
+}
+
+# Run time and run count of each BPF program tapir loaded (kernel.bpf_stats_enabled), as
+# "name run_time_ns run_cnt" lines.
+bpf_prog_stats() {
+	local ids
+
+	# The programs behind the process's fds (bpftool's pid column needs a bpftool built
+	# with it).
+	ids=$(grep -h '^prog_id:' /proc/"$1"/fdinfo/* 2>/dev/null | awk '{ print $2 }' | sort -u | paste -sd,)
+	bpftool prog show -j 2>/dev/null | python3 -c '
+import json, sys
+ids = {int(i) for i in sys.argv[1].split(",") if i}
+for p in json.load(sys.stdin):
+    if p["id"] in ids:
+        print(p.get("name", "?"), p.get("run_time_ns", 0), p.get("run_cnt", 0))
+' "$ids"
 }
 
 scrape() {
@@ -219,7 +254,7 @@ deployments:
       environment: "bench"
       rollout_phase: "stable"
 EOF
-	"$TAPIR" --config "$tmp/tapir.yaml" --pin-dir none --bpf-variant "$VARIANT" >>"$tmp/tapir.log" 2>&1 &
+	"$TAPIR" --config "$tmp/tapir.yaml" --pin-dir none --bpf-variant "$VARIANT" --bpf-hooks "$HOOKS" >>"$tmp/tapir.log" 2>&1 &
 	tapir_pid=$!
 	for i in $(seq 300); do
 		if ! kill -0 "$tapir_pid" 2>/dev/null; then
@@ -297,7 +332,7 @@ for r in $(seq "$ROUNDS"); do
 	# B: the same with tapir watching.
 	start_tapir
 	check_tapir_sees
-	warmup
+	warmup_bpf_stats "$r"
 	sleep 1
 	scrape
 	seen0=$(msum baseten_inference_requests_total)
@@ -382,6 +417,18 @@ today=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 		echo "| $f | ${loss_total[$f]} |"
 	done
 	echo
+	if [ -s "$tmp/bpf_rounds" ]; then
+		echo "| BPF program (kernel.bpf_stats_enabled, warm-up runs) | ns / request | runs / request |"
+		echo "|---|---:|---:|"
+		# Median over rounds per program, then the total of the medians.
+		awk '{ print $2 }' "$tmp/bpf_rounds" | sort -u | while read -r prog; do
+			ns=$(median $(awk -v p="$prog" '$2 == p { print $3 }' "$tmp/bpf_rounds"))
+			runs=$(median $(awk -v p="$prog" '$2 == p { print $4 }' "$tmp/bpf_rounds"))
+			echo "$prog $ns $runs"
+		done | sort -k2,2gr | awk '{ printf "| %s | %.1f | %.3f |\n", $1, $2, $3; s += $2 }
+			END { printf "| **all programs** | **%.1f** | |\n", s }'
+		echo
+	fi
 	[ -z "$others" ] || echo "**Disturbed:** other tapir processes ran during the rounds (pids $others)."
 	[ -z "$others" ] || echo
 	echo "Machine: $(nproc) CPUs, $cpu_model, Linux $(uname -r), $today." \
