@@ -28,6 +28,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u32 loop_max = 65536;	     /* parser steps per syscall */
 const volatile __u64 wakeup_bytes = 1 << 20; /* wake the reader once this much is queued */
 const volatile __u32 self_tgid = 0;	     /* the daemon: never traced (its own /metrics) */
+const volatile __u32 have_destroy_tp = 0;    /* tcp:tcp_destroy_sock is attached */
 /* Fault injection for the tests (TAPIR_TEST_VERIFIER_REFUSE=1): a program the verifier must
  * refuse, so the degraded start is tested against a real refusal. */
 const volatile __u32 test_refuse = 0;
@@ -38,17 +39,18 @@ const volatile __u32 test_refuse = 0;
 #define DIR_IN	 TAPIR_DIR_IN
 #define DIR_OUT	 TAPIR_DIR_OUT
 
-/* A syscall between its enter and exit tracepoints. */
+/* A send or receive being followed: from the syscall's entry to its exit (syscall hooks), or
+ * rebuilt from the syscall's registers inside the socket layer (socket hooks). */
 struct tapir_io {
-	__u64 buf; /* user buffer, or iovec array */
-	__u64 ts;  /* entry time */
+	__u64 buf;  /* user buffer, or iovec array */
+	__u64 ts;   /* entry time (syscall hooks); the time of the socket call (socket hooks) */
+	__u64 sock; /* struct sock */
 	__u32 fd;
 	__u32 iovcnt;
-	__u8 kind;    /* IO_* */
-	__u8 dir;     /* DIR_* */
-	__u8 peek;    /* MSG_PEEK: the bytes will be read again */
-	__u8 sk_kind; /* TAPIR_FD_* from sock_{send,recv}_length, 0 if not seen */
-	__u8 __pad[4];
+	__u8 kind; /* IO_* */
+	__u8 dir;  /* DIR_* */
+	__u8 peek; /* MSG_PEEK: the bytes will be read again */
+	__u8 __pad[5];
 };
 
 /*
@@ -90,6 +92,16 @@ struct {
 	__type(key, struct tapir_conn_key);
 	__type(value, struct tapir_conn);
 } conns SEC(".maps");
+
+/* Server connections open when the daemon started, by socket inode (value: cgroup id): the
+ * daemon seeds it from /proc; each entry is taken the first time its socket is read or
+ * written. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} prestart SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -176,7 +188,7 @@ static __always_inline void tapir_conn_record(void *env, struct tapir_conn *c, _
 	e->end_ns = now;
 	e->req_bytes = c->req_bytes[h];
 	e->resp_bytes = c->resp_bytes;
-	e->tgid = bpf_get_current_pid_tgid() >> 32;
+	e->tgid = c->tgid;
 	e->status = status;
 	e->method = c->method[h];
 	e->outcome = outcome;
@@ -293,9 +305,10 @@ static __always_inline void walk(void *ctx, struct tapir_conn_key *key, struct t
 	run_walk(ctx, &s->w, c);
 }
 
-/* Track a new connection; @full_stat counts it when the conns map has no room. */
+/* Track a new connection of socket @sk; @full_stat counts it when the conns map has no room. */
 static __always_inline struct tapir_conn *new_conn(struct tapir_conn_key *key, __u32 labels_id,
-						   __u64 cgid, __u32 full_stat)
+						   __u64 cgid, __u32 tgid, __u8 state, __u8 flags,
+						   __u32 full_stat)
 {
 	struct tapir_scratch *s = get_scratch();
 	struct tapir_conn *t;
@@ -304,9 +317,11 @@ static __always_inline struct tapir_conn *new_conn(struct tapir_conn_key *key, _
 		return NULL;
 	t = &s->tmpl;
 	__builtin_memset(t, 0, sizeof(*t));
-	t->state = TAPIR_CONN_NEW;
+	t->state = state;
+	t->flags = flags;
 	t->cgroup_id = cgid;
 	t->labels_id = labels_id;
+	t->tgid = tgid;
 	tapir_http_init(&t->req, TP_KIND_REQUEST);
 	tapir_http_init(&t->resp, TP_KIND_RESPONSE);
 	if (bpf_map_update_elem(&conns, key, t, BPF_ANY)) {
@@ -316,80 +331,60 @@ static __always_inline struct tapir_conn *new_conn(struct tapir_conn_key *key, _
 	return bpf_map_lookup_elem(&conns, key);
 }
 
-/*
- * A read on an fd we never saw accepted (the connection predates tapir, came through a path
- * we do not hook, or found the conns map full at accept): follow it from here if it is TCP
- * and the bytes open a request line.
- */
-static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key, struct tapir_io *io,
-						  __u64 len)
+/* Do the first bytes of @io open a request line (a method and a space)? */
+static __always_inline bool starts_request(struct tapir_io *io, __u64 len)
 {
-	struct tapir_cgroup_info *cg;
-	__u64 ubuf = io->buf, tok = 0, cgid;
+	__u64 ubuf = io->buf, tok = 0;
 	__u8 head[8];
-	int i, kind;
+	int i;
 
 	if (io->kind == IO_BLIND || len < 4)
-		return NULL;
+		return false;
 	if (io->kind == IO_IOV && bpf_probe_read_user(&ubuf, sizeof(ubuf), (void *)io->buf))
-		return NULL;
+		return false;
 	if (bpf_probe_read_user(head, sizeof(head), (void *)ubuf))
-		return NULL;
+		return false;
 	for (i = 0; i < 8; i++) {
 		if (head[i] == ' ')
 			break;
 		tok = (tok << 8) | head[i];
 	}
 	i = tapir_method_id(tok);
-	if (i == TP_M_UNKNOWN || i == TP_M_PRI)
-		return NULL;
-	kind = io->sk_kind ? io->sk_kind : tapir_fd_kind(io->fd);
-	if (kind != TAPIR_FD_TCP) {
-		if (kind == TAPIR_FD_SOCK) /* e.g. an HTTP-looking UDP datagram */
-			stat_inc(TAPIR_STAT_IGNORED_NOT_TCP);
-		return NULL;
-	}
-	cgid = bpf_get_current_cgroup_id();
-	cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);
-	if (!cg)
-		return NULL;
-	/* A request starts here and cannot be followed: one record lost. */
-	return new_conn(key, cg->labels_id, cgid, TAPIR_STAT_REQ_UNTRACKED);
+	return i != TP_M_UNKNOWN && i != TP_M_PRI;
 }
 
-static __always_inline int enter_io(__u32 fd, __u64 buf, __u32 iovcnt, __u8 kind, __u8 dir,
-				    __u8 peek)
+/*
+ * A socket of a watched process with no connection yet: one that was open before tapir
+ * started (seeded by the daemon), or whose connection tapir did not see established (the
+ * conns map was full, the listening socket belongs to another cgroup, a TCP Fast Open read
+ * before the handshake ended). Followed from here if its bytes open a request line.
+ */
+static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key,
+						  struct tapir_cgroup_info *cg, __u64 cgid,
+						  struct tapir_io *io, __u64 len)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct tapir_conn_key key = { .tgid = id >> 32, .fd = fd };
-	struct tapir_io io = {};
-	struct tapir_conn *c;
+	struct sock *sk = (struct sock *)key->sock;
+	__u64 ino;
+	int kind;
 
-	if (key.tgid == self_tgid)
-		return 0;
-	if (dir == DIR_OUT) {
-		/* Connections exist only in watched cgroups: for a write, the connection lookup
-		 * is the filter, one lookup for unwatched processes as for reads. */
-		c = bpf_map_lookup_elem(&conns, &key);
-		if (!c || c->state >= TAPIR_CONN_IGNORED)
-			return 0;
-	} else {
-		if (!current_watched())
-			return 0;
-		c = bpf_map_lookup_elem(&conns, &key);
-		if (c && c->state >= TAPIR_CONN_IGNORED)
-			return 0; /* not HTTP/1.x, or no longer */
+	kind = tapir_sock_kind(BPF_CORE_READ(sk, __sk_common.skc_family),
+			       BPF_CORE_READ(sk, sk_type), BPF_CORE_READ(sk, sk_protocol));
+	if (kind == TAPIR_FD_TCP) {
+		ino = tapir_sock_inode(sk);
+		if (ino && bpf_map_lookup_elem(&prestart, &ino)) {
+			bpf_map_delete_elem(&prestart, &ino);
+			return new_conn(key, cg->labels_id, cgid, 0, TAPIR_CONN_NEW,
+					TAPIR_CF_PRESTART, TAPIR_STAT_REQ_UNTRACKED);
+		}
 	}
-	io.buf = buf;
-	io.ts = bpf_ktime_get_ns();
-	io.fd = fd;
-	io.iovcnt = iovcnt;
-	io.kind = kind;
-	io.dir = dir;
-	io.peek = peek;
-	if (bpf_map_update_elem(&active_io, &id, &io, BPF_ANY))
-		stat_inc(TAPIR_STAT_IO_TABLE_FULL);
-	return 0;
+	if (io->dir != DIR_IN || !starts_request(io, len))
+		return NULL;
+	if (kind != TAPIR_FD_TCP) {
+		stat_inc(TAPIR_STAT_IGNORED_NOT_TCP); /* e.g. an HTTP-looking UDP datagram */
+		return NULL;
+	}
+	/* A request starts here: one record lost if it cannot be followed. */
+	return new_conn(key, cg->labels_id, cgid, 0, TAPIR_CONN_NEW, 0, TAPIR_STAT_REQ_UNTRACKED);
 }
 
 /* A new connection whose first bytes start a TLS handshake is not followed. */
@@ -405,111 +400,178 @@ static __always_inline bool starts_tls(struct tapir_io *io)
 	return !bpf_probe_read_user(&first, 1, (void *)ubuf) && first == 0x16;
 }
 
-static __always_inline int exit_io(void *ctx, long ret)
+/*
+ * @ret bytes moved by @io on its socket (or an error): the one path both hook sets take.
+ * @c is the socket's connection, NULL when it has none yet; @cg the watched cgroup of the
+ * calling process.
+ */
+static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struct tapir_conn *c,
+				 struct tapir_cgroup_info *cg, __u64 cgid)
+{
+	struct tapir_conn_key key = { .sock = io->sock };
+
+	if (ret <= 0) {
+		if (c && ((ret == 0 && io->dir == DIR_IN) || ret == -ECONNRESET || ret == -EPIPE))
+			c->flags |= TAPIR_CF_PEER_GONE;
+		return 0;
+	}
+	if (io->peek)
+		return 0;
+	if (!c) {
+		c = pick_up(&key, cg, cgid, io, ret);
+		if (!c)
+			return 0;
+	}
+	if (c->state >= TAPIR_CONN_IGNORED)
+		return 0;
+	c->tgid = bpf_get_current_pid_tgid() >> 32;
+	if (c->state == TAPIR_CONN_NEW && io->dir == DIR_OUT && !(c->flags & TAPIR_CF_PRESTART)) {
+		tapir_conn_abandon(NULL, c,
+				   TAPIR_STAT_IGNORED_NOT_HTTP); /* the server spoke first */
+		return 0;
+	}
+	if (c->state == TAPIR_CONN_NEW && io->dir == DIR_IN && starts_tls(io)) {
+		tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_TLS); /* a TLS ClientHello record */
+		return 0;
+	}
+	walk(ctx, &key, io, ret, c);
+	return 0;
+}
+
+/*
+ * Connections come and go with their socket's TCP state, whichever process or fd holds it:
+ * established from a listening socket of a watched cgroup, a new server connection; from a
+ * connect(), a client one (not followed yet, remembered so its reads cost one lookup); the
+ * peer's FIN or reset, the client gone; our FIN (close or shutdown), or the socket destroyed,
+ * the connection settled and forgotten.
+ */
+SEC("tracepoint/sock/inet_sock_set_state")
+int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	struct sock *sk = (struct sock *)ctx->skaddr;
+	struct tapir_conn_key key = { .sock = (__u64)sk };
+	struct tapir_cgroup_info *cg;
+	struct tapir_conn *c;
+	int newstate = ctx->newstate;
+	__u64 cgid;
+
+	if (test_refuse) /* dead code unless set: the verifier knows the value */
+		return *(volatile __u32 *)(unsigned long)test_refuse;
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	if (newstate == TCP_ESTABLISHED) {
+		if (ctx->oldstate != TCP_SYN_RECV && ctx->oldstate != TCP_SYN_SENT)
+			return 0;
+		cgid = tapir_sock_cgroup_id(sk);
+		cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);
+		if (!cg)
+			return 0;
+		c = bpf_map_lookup_elem(&conns, &key);
+		if (c) {
+			/* The address of a socket whose end we did not see: settle it. */
+			stat_inc(TAPIR_STAT_CONN_REPLACED);
+			tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
+		}
+		if (ctx->oldstate == TCP_SYN_RECV)
+			new_conn(&key, cg->labels_id, cgid, 0, TAPIR_CONN_NEW, 0,
+				 TAPIR_STAT_CONN_TABLE_FULL);
+		else
+			new_conn(&key, cg->labels_id, cgid, 0, TAPIR_CONN_IGNORED, TAPIR_CF_CLIENT,
+				 TAPIR_STAT_CONN_TABLE_FULL);
+		return 0;
+	}
+	if (newstate != TCP_CLOSE_WAIT && newstate != TCP_FIN_WAIT1 && newstate != TCP_LAST_ACK &&
+	    newstate != TCP_CLOSE)
+		return 0;
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c)
+		return 0;
+	if (newstate == TCP_CLOSE_WAIT) {
+		c->flags |= TAPIR_CF_PEER_GONE; /* the client sent its FIN */
+		return 0;
+	}
+	if (newstate == TCP_CLOSE) {
+		if (BPF_CORE_READ(sk, sk_err) == ECONNRESET)
+			c->flags |= TAPIR_CF_PEER_GONE; /* reset by the client */
+		/*
+		 * A reset can land while the server is still inside the send that completes its
+		 * answer (on loopback the client may read it and reset before that send returns):
+		 * the connection is settled when the socket is destroyed, after the server's last
+		 * call on it, where the kernel says when.
+		 */
+		if (have_destroy_tp)
+			return 0;
+	}
+	tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
+	bpf_map_delete_elem(&conns, &key);
+	return 0;
+}
+
+/* The end of a socket: whatever its connection still holds is settled. */
+SEC("tracepoint/tcp/tcp_destroy_sock")
+int http_sock_destroy(struct trace_event_raw_tcp_event_sk *ctx)
+{
+	struct tapir_conn_key key = { .sock = (__u64)ctx->skaddr };
+	struct tapir_conn *c = bpf_map_lookup_elem(&conns, &key);
+
+	if (!c)
+		return 0;
+	tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
+	bpf_map_delete_elem(&conns, &key);
+	return 0;
+}
+
+/* --- syscall hooks: every kernel ------------------------------------------------------- */
+
+static __always_inline int enter_io(__u32 fd, __u64 buf, __u32 iovcnt, __u8 kind, __u8 dir,
+				    __u8 peek)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tapir_conn_key key;
-	struct tapir_io *iop, io;
+	struct tapir_io io = {};
 	struct tapir_conn *c;
+	struct sock *sk;
+
+	if ((__u32)(id >> 32) == self_tgid || !current_watched())
+		return 0;
+	sk = tapir_fd_sock(fd);
+	if (!sk)
+		return 0; /* a file, a pipe: not a socket */
+	key.sock = (__u64)sk;
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (c && c->state >= TAPIR_CONN_IGNORED)
+		return 0; /* not HTTP/1.x, or no longer */
+	io.buf = buf;
+	io.ts = bpf_ktime_get_ns();
+	io.sock = key.sock;
+	io.fd = fd;
+	io.iovcnt = iovcnt;
+	io.kind = kind;
+	io.dir = dir;
+	io.peek = peek;
+	if (bpf_map_update_elem(&active_io, &id, &io, BPF_ANY))
+		stat_inc(TAPIR_STAT_IO_TABLE_FULL);
+	return 0;
+}
+
+static __always_inline int exit_io(void *ctx, long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid(), cgid;
+	struct tapir_cgroup_info *cg;
+	struct tapir_conn_key key;
+	struct tapir_io *iop, io;
 
 	iop = bpf_map_lookup_elem(&active_io, &id);
 	if (!iop)
 		return 0;
 	io = *iop;
 	bpf_map_delete_elem(&active_io, &id);
-
-	key.tgid = id >> 32;
-	key.fd = io.fd;
-	c = bpf_map_lookup_elem(&conns, &key);
-	if (ret <= 0) {
-		if (c && ((ret == 0 && io.dir == DIR_IN) || ret == -ECONNRESET || ret == -EPIPE))
-			c->flags |= TAPIR_CF_PEER_GONE;
-		return 0;
-	}
-	if (io.peek)
-		return 0;
-	if (!c) {
-		if (io.dir != DIR_IN)
-			return 0;
-		c = pick_up(&key, &io, ret);
-		if (!c)
-			return 0;
-	}
-	if (c->state >= TAPIR_CONN_IGNORED)
-		return 0;
-	if (c->state == TAPIR_CONN_NEW && io.dir == DIR_OUT && !(c->flags & TAPIR_CF_PRESTART)) {
-		tapir_conn_abandon(NULL, c,
-				   TAPIR_STAT_IGNORED_NOT_HTTP); /* the server spoke first */
-		return 0;
-	}
-	if (c->state == TAPIR_CONN_NEW && io.dir == DIR_IN && starts_tls(&io)) {
-		tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_TLS); /* a TLS ClientHello record */
-		return 0;
-	}
-	walk(ctx, &key, &io, ret, c);
-	return 0;
-}
-
-static __always_inline int exit_accept(long ret)
-{
-	struct tapir_conn_key key = { .tgid = bpf_get_current_pid_tgid() >> 32, .fd = ret };
-	struct tapir_cgroup_info *cg;
-	struct tapir_conn *old, *c;
-	__u64 cgid;
-	int kind;
-
-	if (test_refuse) /* dead code unless set: the verifier knows the value */
-		return *(volatile __u32 *)(unsigned long)test_refuse;
-	if (ret < 0 || key.tgid == self_tgid)
-		return 0;
 	cgid = bpf_get_current_cgroup_id();
 	cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);
 	if (!cg)
 		return 0;
-	kind = tapir_fd_kind(ret);
-	old = bpf_map_lookup_elem(&conns, &key);
-	if (old) {
-		/* The fd was closed behind our back (close_range, exec, dup2): settle it. */
-		stat_inc(TAPIR_STAT_CONN_REPLACED);
-		tapir_conn_finalize(NULL, old, bpf_ktime_get_ns());
-	}
-	c = new_conn(&key, cg->labels_id, cgid, TAPIR_STAT_CONN_TABLE_FULL);
-	if (c && kind != TAPIR_FD_TCP) {
-		/* Unix (or other) stream sockets: remembered as ignored so that their reads
-		 * cost one lookup and are not looked at as a possible mid-stream pick-up. */
-		stat_inc(TAPIR_STAT_IGNORED_NOT_TCP);
-		c->state = TAPIR_CONN_IGNORED;
-	}
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_accept")
-int sys_exit_accept(struct trace_event_raw_sys_exit *ctx)
-{
-	return exit_accept(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_exit_accept4")
-int sys_exit_accept4(struct trace_event_raw_sys_exit *ctx)
-{
-	return exit_accept(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_close")
-int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
-{
-	struct tapir_conn_key key = { .tgid = bpf_get_current_pid_tgid() >> 32,
-				      .fd = ctx->args[0] };
-	struct tapir_conn *c;
-
-	c = bpf_map_lookup_elem(&conns, &key);
-	if (!c)
-		return 0;
-	if (c->count && !(c->flags & TAPIR_CF_PEER_GONE) && tapir_fd_peer_gone(key.fd))
-		c->flags |= TAPIR_CF_PEER_GONE;
-	tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
-	bpf_map_delete_elem(&conns, &key);
-	return 0;
+	key.sock = io.sock;
+	return on_io(ctx, &io, ret, bpf_map_lookup_elem(&conns, &key), cg, cgid);
 }
 
 SEC("tracepoint/syscalls/sys_enter_read")
@@ -595,31 +657,98 @@ EXIT_PROG(writev)
 EXIT_PROG(sendmsg)
 EXIT_PROG(sendfile64)
 
+#ifndef TAPIR_COMPAT
 /*
- * Kernels with the sock_{send,recv}_length tracepoints (6.3+) tell us which socket a syscall
- * used while it runs, sparing the file-table walk when a connection is picked up mid-stream.
- * Only threads inside a followed syscall pay more than the active_io lookup. The loader turns
- * these off on older kernels.
+ * --- socket hooks: 6.3+ --------------------------------------------------------------------
+ *
+ * sock_recv_length and sock_send_length fire inside every receive and send of a socket, with
+ * the socket and the byte count, whatever syscall made them; the syscall's own registers (still
+ * those of the call, in the task's pt_regs) give the user buffer. No syscall tracepoint is
+ * attached: file I/O and every other syscall of every process pay nothing, and a process
+ * outside the watched cgroups pays one lookup per socket call.
  */
-static __always_inline int note_sock(struct sock *sk)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct tapir_io *io = bpf_map_lookup_elem(&active_io, &id);
 
-	if (io)
-		io->sk_kind =
-			tapir_sock_kind(sk->__sk_common.skc_family, sk->sk_type, sk->sk_protocol);
-	return 0;
+/* Syscall numbers of the calls whose buffers we know how to find (x86_64, arm64). */
+#if defined(__TARGET_ARCH_x86)
+#define NR_READ		 0
+#define NR_WRITE	 1
+#define NR_READV	 19
+#define NR_WRITEV	 20
+#define NR_SENDTO	 44
+#define NR_RECVFROM	 45
+#define NR_SENDMSG	 46
+#define NR_RECVMSG	 47
+#define SYSCALL_NR(regs) ((regs)->orig_ax)
+#elif defined(__TARGET_ARCH_arm64)
+#define NR_READ		 63
+#define NR_WRITE	 64
+#define NR_READV	 65
+#define NR_WRITEV	 66
+#define NR_SENDTO	 206
+#define NR_RECVFROM	 207
+#define NR_SENDMSG	 211
+#define NR_RECVMSG	 212
+#define SYSCALL_NR(regs) ((regs)->syscallno)
+#else
+#error "socket hooks: syscall numbers of this architecture are missing"
+#endif
+
+static __always_inline int sock_io(void *ctx, struct sock *sk, long ret, int flags, __u8 dir)
+{
+	__u64 id = bpf_get_current_pid_tgid(), cgid, nr;
+	struct tapir_conn_key key = { .sock = (__u64)sk };
+	struct tapir_cgroup_info *cg;
+	struct tapir_conn *c;
+	struct tapir_io io = {};
+	struct pt_regs *regs;
+	struct user_msghdr msg;
+
+	if ((__u32)(id >> 32) == self_tgid)
+		return 0;
+	cgid = bpf_get_current_cgroup_id();
+	cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);
+	if (!cg)
+		return 0;
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (c && c->state >= TAPIR_CONN_IGNORED)
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	nr = SYSCALL_NR(regs);
+	io.ts = bpf_ktime_get_ns();
+	io.sock = key.sock;
+	io.fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	io.dir = dir;
+	io.peek = dir == DIR_IN && (flags & MSG_PEEK);
+	if (nr == (dir == DIR_IN ? NR_READ : NR_WRITE) ||
+	    nr == (dir == DIR_IN ? NR_RECVFROM : NR_SENDTO)) {
+		io.kind = IO_PLAIN;
+		io.buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	} else if (nr == (dir == DIR_IN ? NR_READV : NR_WRITEV)) {
+		io.kind = IO_IOV;
+		io.buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
+		io.iovcnt = PT_REGS_PARM3_CORE_SYSCALL(regs);
+	} else if (nr == (dir == DIR_IN ? NR_RECVMSG : NR_SENDMSG) &&
+		   !bpf_probe_read_user(&msg, sizeof(msg),
+					(void *)PT_REGS_PARM2_CORE_SYSCALL(regs))) {
+		io.kind = IO_IOV;
+		io.buf = (__u64)msg.msg_iov;
+		io.iovcnt = msg.msg_iovlen;
+	} else {
+		/* sendfile, splice, io_uring, sendmmsg: bytes counted, not looked at */
+		io.kind = IO_BLIND;
+	}
+	return on_io(ctx, &io, ret, c, cg, cgid);
 }
 
 SEC("tp_btf/sock_recv_length")
-int BPF_PROG(tp_sock_recv_length, struct sock *sk, int ret, int flags)
+int BPF_PROG(sock_recv, struct sock *sk, int ret, int flags)
 {
-	return note_sock(sk);
+	return sock_io(ctx, sk, ret, flags, DIR_IN);
 }
 
 SEC("tp_btf/sock_send_length")
-int BPF_PROG(tp_sock_send_length, struct sock *sk, int ret, int flags)
+int BPF_PROG(sock_send, struct sock *sk, int ret, int flags)
 {
-	return note_sock(sk);
+	return sock_io(ctx, sk, ret, flags, DIR_OUT);
 }
+#endif

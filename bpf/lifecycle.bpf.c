@@ -6,10 +6,9 @@
 #include <bpf/bpf_core_read.h>
 
 #include "tapir/http.h"
+#include "tapir.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-#define TCP_LISTEN 10
 
 /* Shared with the http feature: the daemon reuses http's map fd here before load. */
 struct {
@@ -133,17 +132,6 @@ int oom_mark_victim(struct trace_event_raw_mark_victim *ctx)
 	return 0;
 }
 
-static __always_inline __u64 sock_inode(const struct sock *sk)
-{
-	struct socket *sock = BPF_CORE_READ(sk, sk_socket);
-	struct socket_alloc *sa;
-
-	if (!sock)
-		return 0;
-	sa = container_of(sock, struct socket_alloc, socket);
-	return BPF_CORE_READ(sa, vfs_inode.i_ino);
-}
-
 SEC("tracepoint/sock/inet_sock_set_state")
 int inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 {
@@ -156,13 +144,13 @@ int inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		cgid = bpf_get_current_cgroup_id();
 		if (!bpf_map_lookup_elem(&watched_cgroups, &cgid))
 			return 0;
-		ino = sock_inode(sk);
+		ino = tapir_sock_inode(sk);
 		if (!ino)
 			return 0;
 		bpf_map_update_elem(&listeners, &ino, &cgid, BPF_ANY);
 		emit(TAPIR_LC_LISTEN, cgid, bpf_get_current_pid_tgid() >> 32, ctx->sport, 1);
 	} else if (ctx->oldstate == TCP_LISTEN) {
-		ino = sock_inode(sk);
+		ino = tapir_sock_inode(sk);
 		owner = bpf_map_lookup_elem(&listeners, &ino);
 		if (!owner)
 			return 0;

@@ -29,8 +29,57 @@ static __always_inline int tapir_sock_kind(__u16 family, __u16 type, __u16 proto
 	return TAPIR_FD_SOCK;
 }
 
-#define TCP_CLOSE      7
-#define TCP_CLOSE_WAIT 8
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT	2
+#define TCP_SYN_RECV	3
+#define TCP_FIN_WAIT1	4
+#define TCP_CLOSE	7
+#define TCP_CLOSE_WAIT	8
+#define TCP_LAST_ACK	9
+#define TCP_LISTEN	10
+
+/* The inode number of a socket (what /proc/PID/fd shows as socket:[N]), 0 if it has none. */
+static __always_inline __u64 tapir_sock_inode(const struct sock *sk)
+{
+	struct socket *sock = BPF_CORE_READ(sk, sk_socket);
+	struct socket_alloc *sa;
+
+	if (!sock)
+		return 0;
+	sa = container_of(sock, struct socket_alloc, socket);
+	return BPF_CORE_READ(sa, vfs_inode.i_ino);
+}
+
+/* sock_cgroup_data before 5.15: a cgroup pointer, or net_cls/net_prio data when bit 0 is set. */
+struct sock_cgroup_data___v510 {
+	__u64 val;
+} __attribute__((preserve_access_index));
+struct sock___v510 {
+	struct sock_cgroup_data___v510 sk_cgrp_data;
+} __attribute__((preserve_access_index));
+
+/*
+ * The cgroup v2 id of the cgroup a socket belongs to: the one its creator ran in, inherited by
+ * the connections a listening socket accepts. 0 when the kernel does not say (net_cls or
+ * net_prio data in its place, 5.10 to 5.14).
+ */
+static __always_inline __u64 tapir_sock_cgroup_id(const struct sock *sk)
+{
+	struct cgroup *cg;
+	__u64 v;
+
+	if (bpf_core_field_exists(sk->sk_cgrp_data.cgroup)) {
+		cg = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
+	} else {
+		v = BPF_CORE_READ((struct sock___v510 *)sk, sk_cgrp_data.val);
+		if (v & 1)
+			return 0;
+		cg = (struct cgroup *)v;
+	}
+	if (!cg)
+		return 0;
+	return BPF_CORE_READ(cg, kn, id);
+}
 
 /* The struct sock behind an fd of the current task, or NULL. */
 static __always_inline struct sock *tapir_fd_sock(__u32 fd)

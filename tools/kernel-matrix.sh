@@ -7,7 +7,7 @@
 #   VERSION: a prefix of a Debian kernel version (5.10, 6.1, 6.12, 7), "newest" or "host".
 #   Default: 5.10 6.1 6.12 newest host, and 5.15 and 6.8 where a Debian suite carries them.
 # Environment: MATRIX_TIMEOUT (seconds per guest, 300), MATRIX_JOBS (guests at once, 2),
-#   MATRIX_SMP (vCPUs per guest, 2), MATRIX_SERVERS (servers driven, "nginx"; "nginx httpd" adds busybox httpd),
+#   MATRIX_SMP (vCPUs per guest, 2), MATRIX_SERVERS (servers driven, "nginx httpd"),
 #   MATRIX_HOST_PORT (first port on the host, 19464).
 # Kernel packages come from the Debian mirror this machine's apt sources name, through a private
 # apt configuration under build/kernel-matrix/apt (the machine's own apt state is not touched),
@@ -22,9 +22,9 @@ APTDIR=$OUT/apt
 TIMEOUT=${MATRIX_TIMEOUT:-300}
 JOBS=${MATRIX_JOBS:-2}
 SMP=${MATRIX_SMP:-2}
-# busybox httpd answers on a dup2()ed copy of the socket, which tapir does not follow yet (README,
-# Edge cases): MATRIX_SERVERS="nginx httpd" shows that gap; the default checks what tapir claims.
-export MATRIX_SERVERS=${MATRIX_SERVERS:-nginx}
+# busybox httpd answers on a dup2()ed copy of the socket (inetd style): connections are keyed by
+# socket, so that copy is the same connection.
+export MATRIX_SERVERS=${MATRIX_SERVERS:-nginx httpd}
 # Debian suites searched for kernels, oldest first; a suite the mirror lacks is skipped.
 SUITES=(bullseye bookworm bookworm-backports trixie trixie-backports)
 # Kernels run where Debian has them; the GPU fleet runs them (Ubuntu 22.04 and COS: 5.15,

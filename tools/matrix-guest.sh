@@ -12,7 +12,7 @@
 #   MATRIX_TMP      scratch directory [/tmp]
 #   MATRIX_PORT0    first of the three ports used (tapir, nginx, httpd) [9464]
 #   MATRIX_VARIANT  tapir --bpf-variant [auto]
-#   MATRIX_SERVERS  the servers driven, separated by spaces or commas [nginx]; httpd too
+#   MATRIX_SERVERS  the servers driven, separated by spaces or commas [nginx httpd]
 #   MATRIX_START_S  seconds tapir may take to serve /metrics [240]: TCG verifies slowly
 # busybox's applets come first in PATH on both sides, so the VM and the host run the same tools.
 # Prints "MATRIX-RESULT kernel=K variant=V forced=F attached=A/T notattached=PROG:REASON,...
@@ -46,7 +46,7 @@ CGREL=${MATRIX_CGREL:-/matrix}
 TMP=${MATRIX_TMP:-/tmp}
 VARIANT=${MATRIX_VARIANT:-auto}
 # Commas too: the kernel command line that carries it into the VM splits words at spaces.
-SERVERS=$(echo "${MATRIX_SERVERS:-nginx}" | tr ',' ' ')
+SERVERS=$(echo "${MATRIX_SERVERS:-nginx httpd}" | tr ',' ' ')
 START_S=${MATRIX_START_S:-240}
 P0=${MATRIX_PORT0:-9464}
 TP=$P0 NGX=$((P0 + 1)) HTTPD=$((P0 + 2))
@@ -169,6 +169,12 @@ say "tapir serves /metrics after $(($(cut -d. -f1 /proc/uptime) - t0)) s"
 # programs), how many programs are attached, and why the others are not.
 variant=$(sed -n 's/^tapir_bpf_program_attached{.*feature="http",variant="\([a-z]*\)".*} 1$/\1/p' \
 	"$TMP/metrics" | sort -u | tr '\n' '+' | sed 's/+$//')
+# ... and where it watches: the socket hooks (6.3+) or the syscall tracepoints.
+if grep -q '^tapir_bpf_program_attached{program="sock_recv".*} 1$' "$TMP/metrics"; then
+	variant="$variant/socket"
+elif [ -n "$variant" ]; then
+	variant="$variant/syscall"
+fi
 attached=$(grep -c '^tapir_bpf_program_attached{.*} 1$' "$TMP/metrics")
 total=$(grep -c '^tapir_bpf_program_attached{' "$TMP/metrics")
 notattached=$(sed -n 's/^tapir_bpf_program_attached{program="\([^"]*\)".*reason="\([^"]*\)"} 0$/\1:\2/p' \

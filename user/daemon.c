@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* The daemon's main loop: drain records, rescan cgroups, sweep dead connections, serve scrapes. */
+/* The daemon's main loop: drain records, rescan cgroups, serve scrapes. */
 #include <errno.h>
 #include <pthread.h>
 #include <sys/epoll.h>
@@ -46,10 +46,9 @@ struct tapir_daemon {
 	struct tapir_server *server;
 	volatile sig_atomic_t stop;
 	int rescan; /* a cgroup appeared or went since the last scan */
-	uint64_t records, unlabelled, gc_evicted;
+	uint64_t records, unlabelled;
 	int ncpus;
-	__u32 sweeping_tgid; /* the dead process whose connections the sweep settles */
-	int pin_lock;	     /* flock'd pin directory, -1 without pins */
+	int pin_lock; /* flock'd pin directory, -1 without pins */
 	/* The exposition: built by the main loop into `building`, swapped into `published`
 	 * under expo_lock, which the server thread holds only to copy it out. */
 	struct tapir_buf building, published;
@@ -126,49 +125,9 @@ static int on_record(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-/* Hooks of the connection driver (include/tapir/conn.h) for the sweep below. */
-static inline void tapir_conn_record(struct tapir_daemon *d, struct tapir_conn *c, __u32 slot,
-				     __u8 outcome, __u16 status, __u64 now)
-{
-	struct tapir_http_event e = {
-		.type = TAPIR_REC_HTTP,
-		.labels_id = c->labels_id,
-		.cgroup_id = c->cgroup_id,
-		.start_ns = c->start_ns[slot],
-		.first_byte_ns = c->first_byte_ns,
-		.end_ns = now,
-		.req_bytes = c->req_bytes[slot],
-		.resp_bytes = c->resp_bytes,
-		.tgid = d->sweeping_tgid,
-		.status = status,
-		.method = c->method[slot],
-		.outcome = outcome,
-	};
-
-	memcpy(e.line, c->line[slot], sizeof(e.line));
-	account(d, &e);
-}
-
-static inline void tapir_conn_stat(struct tapir_daemon *d, __u32 idx)
-{
-}
-
-#define TAPIR_CONN_ENV struct tapir_daemon
-#include "tapir/conn.h"
-
-/* Settle the pending requests of a connection whose process is gone, as BPF does on close. */
-static void settle(struct tapir_daemon *d, struct tapir_conn *c, __u32 tgid)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	d->sweeping_tgid = tgid;
-	tapir_conn_finalize(d, c, ts.tv_sec * 1000000000ULL + ts.tv_nsec);
-}
-
 /* The connections of one process found at start, and what to enter them with. */
 struct prestart {
-	int conns_fd;
+	int prestart_fd;
 	int pid;
 	const struct tapir_watched *w;
 	unsigned int ports[256]; /* listening ports of its network namespace */
@@ -179,24 +138,16 @@ struct prestart {
 static void prestart_sock(void *ctx, const struct tapir_proc_sock *s)
 {
 	struct prestart *p = ctx;
-	struct tapir_conn_key key = { .tgid = p->pid, .fd = s->fd };
-	struct tapir_conn c = { 0 };
+	__u64 key = s->inode, cgid = p->w->id;
 	size_t i;
 
-	if (s->state != TAPIR_TCP_ESTABLISHED)
+	if (s->state != TAPIR_TCP_ESTABLISHED || !s->inode)
 		return;
 	for (i = 0; i < p->n_ports && p->ports[i] != s->lport; i++)
 		;
 	if (i == p->n_ports)
 		return; /* not accepted on a listening port: an outbound connection */
-	tapir_http_init(&c.req, TP_KIND_REQUEST);
-	tapir_http_init(&c.resp, TP_KIND_RESPONSE);
-	c.state = TAPIR_CONN_NEW;
-	c.flags = TAPIR_CF_PRESTART;
-	c.cgroup_id = p->w->id;
-	c.labels_id = p->w->labels_id;
-	/* NOEXIST: a connection BPF has begun to follow since attach knows better. */
-	if (!bpf_map_update_elem(p->conns_fd, &key, &c, BPF_NOEXIST))
+	if (!bpf_map_update_elem(p->prestart_fd, &key, &cgid, BPF_NOEXIST))
 		p->seeded++;
 }
 
@@ -207,12 +158,12 @@ static void prestart_sock(void *ctx, const struct tapir_proc_sock *s)
  */
 static void seed_prestart(struct tapir_daemon *d)
 {
-	struct prestart p = { .conns_fd = tapir_loader__conns_fd(d->loader) };
+	struct prestart p = { .prestart_fd = tapir_loader__prestart_fd(d->loader) };
 	char path[4608];
 	size_t n, i;
 	FILE *f;
 
-	if (p.conns_fd < 0)
+	if (p.prestart_fd < 0)
 		return;
 	p.w = tapir_cgroups__watched(d->cgroups, &n);
 	for (i = 0; i < n; i++, p.w++) {
@@ -233,27 +184,6 @@ static void seed_prestart(struct tapir_daemon *d)
 	if (p.seeded)
 		pr_info("%zu connections were open before start: followed from their next request",
 			p.seeded);
-}
-
-/* Connections of processes that exited never see close(): sweep them. */
-static void sweep(struct tapir_daemon *d)
-{
-	int fd = tapir_loader__conns_fd(d->loader);
-	struct tapir_conn_key key, next, *prev = NULL;
-	struct tapir_conn c;
-
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (kill(key.tgid, 0) == 0 || errno != ESRCH)
-			continue;
-		if (bpf_map_lookup_and_delete_elem(fd, &key, &c) &&
-		    (bpf_map_lookup_elem(fd, &key, &c) || bpf_map_delete_elem(fd, &key)))
-			continue;
-		settle(d, &c, key.tgid);
-		d->gc_evicted++;
-		prev = NULL; /* the walk order changed: start over (entries are few) */
-	}
 }
 
 static void read_stats(struct tapir_daemon *d, uint64_t *sum)
@@ -328,7 +258,6 @@ static void publish(struct tapir_daemon *d)
 	in.bpf_stats = stats;
 	in.lifecycle_lost = tapir_loader__lifecycle_lost(d->loader);
 	in.n_progs = tapir_loader__programs(d->loader, &in.progs);
-	in.gc_evicted = d->gc_evicted;
 	in.records = d->records;
 	in.unlabelled = d->unlabelled;
 	in.watched_cgroups = tapir_cgroups__n_watched(d->cgroups);
@@ -505,7 +434,7 @@ static int wait_work(struct tapir_daemon *d)
 
 int tapir_daemon__run(struct tapir_daemon *d)
 {
-	uint64_t last_scan = now_ms(), last_sweep = now_ms(), t;
+	uint64_t last_scan = now_ms(), t;
 	int n;
 
 	while (!d->stop) {
@@ -528,10 +457,6 @@ int tapir_daemon__run(struct tapir_daemon *d)
 			tapir_cgroups__expire(d->cgroups, (uint64_t)d->cfg->series_grace_s * 1000,
 					      forget, d);
 			last_scan = t;
-		}
-		if (t - last_sweep >= d->cfg->gc_interval_ms) {
-			sweep(d);
-			last_sweep = t;
 		}
 		/* A scrape waits for a fresh exposition; without scrapes, one every
 		 * PUBLISH_MS keeps what a stalled loop would serve recent. */

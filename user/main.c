@@ -18,33 +18,38 @@ static struct tapir_daemon *running;
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: tapir [--config FILE] [--listen ADDR:PORT] [--pin-dir DIR]\n"
-		   "             [--bpf-variant auto|loop|compat] [-v]\n"
-		   "       tapir inspect [--config FILE] [--pin-dir DIR]\n"
-		   "       tapir check [--config FILE] [-v]\n"
-		   "\n"
-		   "Watches the HTTP traffic of model-serving containers with eBPF and serves\n"
-		   "Prometheus metrics on /metrics.\n"
-		   "\n"
-		   "  -c, --config FILE     YAML configuration (see README); without it, built-in\n"
-		   "                        defaults and no deployment rules\n"
-		   "  -l, --listen ADDR:PORT  address for /metrics; overrides the file's listen\n"
-		   "  -p, --pin-dir DIR     pin the maps operators inspect here (default\n"
-		   "                        " TAPIR_PIN_DIR "; \"none\" to pin nothing)\n"
-		   "  -b, --bpf-variant V   build of the HTTP programs: auto (default: loop where\n"
-		   "                        the kernel has bpf_loop, else compat), loop, compat\n"
-		   "  -v, --verbose         debug logging, libbpf's included\n"
-		   "  -h, --help            this text\n"
-		   "  -V, --version         version and exit\n"
-		   "\n"
-		   "inspect prints the live cgroup -> labels -> in-flight table of the daemon\n"
-		   "that pinned its maps under DIR (give it the daemon's --config for labels).\n"
-		   "check loads every BPF program on this kernel without attaching it and\n"
-		   "prints which load and why not; exit status 1 when a metric family cannot\n"
-		   "work here.\n"
-		   "\n"
-		   "Exit status: 0 on clean shutdown, 1 on a runtime failure, 2 on bad usage or\n"
-		   "configuration.\n");
+	fprintf(f,
+		"Usage: tapir [--config FILE] [--listen ADDR:PORT] [--pin-dir DIR]\n"
+		"             [--bpf-variant auto|loop|compat] [--bpf-hooks auto|socket|syscall]\n"
+		"             [-v]\n"
+		"       tapir inspect [--config FILE] [--pin-dir DIR]\n"
+		"       tapir check [--config FILE] [-v]\n"
+		"\n"
+		"Watches the HTTP traffic of model-serving containers with eBPF and serves\n"
+		"Prometheus metrics on /metrics.\n"
+		"\n"
+		"  -c, --config FILE     YAML configuration (see README); without it, built-in\n"
+		"                        defaults and no deployment rules\n"
+		"  -l, --listen ADDR:PORT  address for /metrics; overrides the file's listen\n"
+		"  -p, --pin-dir DIR     pin the maps operators inspect here (default\n"
+		"                        " TAPIR_PIN_DIR "; \"none\" to pin nothing)\n"
+		"  -b, --bpf-variant V   build of the HTTP programs: auto (default: loop where\n"
+		"                        the kernel has bpf_loop, else compat), loop, compat\n"
+		"  -H, --bpf-hooks H     where sends and receives are watched: auto (default:\n"
+		"                        socket where the kernel has sock_{send,recv}_length,\n"
+		"                        else syscall), socket (loop build only), syscall\n"
+		"  -v, --verbose         debug logging, libbpf's included\n"
+		"  -h, --help            this text\n"
+		"  -V, --version         version and exit\n"
+		"\n"
+		"inspect prints the live cgroup -> labels -> in-flight table of the daemon\n"
+		"that pinned its maps under DIR (give it the daemon's --config for labels).\n"
+		"check loads every BPF program on this kernel without attaching it and\n"
+		"prints which load and why not; exit status 1 when a metric family cannot\n"
+		"work here.\n"
+		"\n"
+		"Exit status: 0 on clean shutdown, 1 on a runtime failure, 2 on bad usage or\n"
+		"configuration.\n");
 }
 
 static void on_signal(int sig)
@@ -63,12 +68,13 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ "pin-dir", required_argument, NULL, 'p' },
 		{ "bpf-variant", required_argument, NULL, 'b' },
+		{ "bpf-hooks", required_argument, NULL, 'H' },
 		{ 0 },
 	};
 	const char *config = NULL, *listen = NULL, *pin_dir = TAPIR_PIN_DIR;
 	bool inspect = argc > 1 && !strcmp(argv[1], "inspect");
 	bool check = argc > 1 && !strcmp(argv[1], "check");
-	int variant = TAPIR_BPF_AUTO;
+	int variant = TAPIR_BPF_AUTO, hooks = TAPIR_HOOKS_AUTO;
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct tapir_config *cfg = NULL;
 	struct tapir_daemon *d;
@@ -79,7 +85,7 @@ int main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
-	while ((c = getopt_long(argc, argv, "c:l:p:b:vhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:l:p:b:H:vhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
 			if (!strcmp(optarg, "auto"))
@@ -96,6 +102,20 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'H':
+			if (!strcmp(optarg, "auto"))
+				hooks = TAPIR_HOOKS_AUTO;
+			else if (!strcmp(optarg, "socket"))
+				hooks = TAPIR_HOOKS_SOCKET;
+			else if (!strcmp(optarg, "syscall"))
+				hooks = TAPIR_HOOKS_SYSCALL;
+			else {
+				fprintf(stderr,
+					"tapir: --bpf-hooks wants auto, socket or syscall, got '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
 		case 'p': pin_dir = optarg; break;
 		case 'c': config = optarg; break;
 		case 'l': listen = optarg; break;
@@ -104,6 +124,10 @@ int main(int argc, char **argv)
 		case 'V': printf("tapir %s (%s)\n", TAPIR_VERSION, TAPIR_GIT_REV); return 0;
 		default: usage(stderr); return 2;
 		}
+	}
+	if (variant == TAPIR_BPF_COMPAT && hooks == TAPIR_HOOKS_SOCKET) {
+		fprintf(stderr, "tapir: --bpf-hooks socket needs the loop build, not compat\n");
+		return 2;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "tapir: unexpected argument '%s'\n", argv[optind]);
@@ -122,6 +146,7 @@ int main(int argc, char **argv)
 			return 1;
 	}
 	cfg->bpf_variant = variant;
+	cfg->bpf_hooks = hooks;
 	if (!strcmp(pin_dir, "none") || !*pin_dir)
 		pin_dir = NULL;
 	if (check) {

@@ -21,6 +21,7 @@
 #define TAPIR_CF_SPOKE_HTTP  0x02 /* a whole request line was seen: this is HTTP/1.x */
 #define TAPIR_CF_NO_MORE_REQ 0x04 /* an ambiguous request: later bytes are not requests */
 #define TAPIR_CF_PRESTART    0x08 /* open before tapir started: maybe mid-request (seeded) */
+#define TAPIR_CF_CLIENT	     0x10 /* this side connected out: not a server connection */
 
 /* Outcome of a request (struct tapir_http_event.outcome). */
 #define TAPIR_OUT_COMPLETE     0 /* response complete */
@@ -28,9 +29,10 @@
 #define TAPIR_OUT_SERVER_ABORT 2 /* server closed or died without completing a response */
 #define TAPIR_OUT_UPGRADED     3 /* answered 101, the connection left HTTP/1.x */
 
+/* A connection is its socket: the kernel address of its struct sock, whatever fds (dup2,
+ * fork) or syscalls reach it. Only the kernel side makes keys; the daemon reads them back. */
 struct tapir_conn_key {
-	__u32 tgid;
-	__u32 fd;
+	__u64 sock;
 };
 
 /* One server-side connection: two parsers and the queue of requests not yet answered. */
@@ -51,7 +53,7 @@ struct tapir_conn {
 	__u8 count; /* pending requests */
 	__u8 state; /* TAPIR_CONN_* */
 	__u8 flags; /* TAPIR_CF_* */
-	__u8 __pad[4];
+	__u32 tgid; /* the process that last read or wrote it */
 };
 
 /* Where an event happened inside the syscall segment being parsed (include/tapir/conn.h). */
@@ -122,7 +124,7 @@ struct tapir_lifecycle_event {
 #define TAPIR_STAT_READ_FAULT	     10 /* user buffers that could not be read */
 #define TAPIR_STAT_SCAN_LIMIT	     11 /* syscalls longer than the per-syscall scan budget */
 #define TAPIR_STAT_STRAY_RESPONSE    12 /* response bytes with no request seen */
-#define TAPIR_STAT_CONN_REPLACED     13 /* fd reused without a close we saw */
+#define TAPIR_STAT_CONN_REPLACED     13 /* a socket address reused without a close we saw */
 #define TAPIR_STAT_UPGRADED	     14 /* connections that left HTTP/1.x through 101 */
 #define TAPIR_STAT_AMBIGUOUS_REQUEST 15 /* Content-Length with chunked: parsing stops there */
 #define TAPIR_STAT_REQ_UNTRACKED     16 /* requests on connections the conns map had no room for */
@@ -145,6 +147,7 @@ TAPIR_ASSERT_OFF(struct tapir_conn, cgroup_id, 144);
 TAPIR_ASSERT_OFF(struct tapir_conn, line, 160);
 TAPIR_ASSERT_OFF(struct tapir_conn, head, 288);
 TAPIR_ASSERT_SIZE(struct tapir_cgroup_info, 8);
+TAPIR_ASSERT_OFF(struct tapir_conn, tgid, 292);
 TAPIR_ASSERT_SIZE(struct tapir_http_event, 96);
 TAPIR_ASSERT_OFF(struct tapir_http_event, line, 64);
 TAPIR_ASSERT_SIZE(struct tapir_lifecycle_event, 32);

@@ -59,7 +59,7 @@ static struct walk_run_bpf *skel;
 /* The same syscalls natively, as walk_run.bpf.c's step() takes them. */
 static void run_native(void)
 {
-	struct tapir_conn_key key = { 1, 3 };
+	struct tapir_conn_key key = { 13 };
 	struct tapir_walk w;
 	__u32 k;
 

@@ -48,7 +48,7 @@ struct tapir_walk walk;
 /* One step: start the next syscall when the last one is walked, else a walk step. */
 static long step(__u32 i, void *ctx)
 {
-	struct tapir_conn_key key = { 1, 3 };
+	struct tapir_conn_key key = { 13 };
 	struct walk_run_io *io;
 	__u32 k = run.cur;
 

@@ -212,10 +212,12 @@ class Daemon:
         self.log = open(self.log_path, "w")
         env = dict(os.environ, TAPIR_FAKE_NVML=self.nvml_script)
         self.pin_dir = f"/sys/fs/bpf/tapir-e2e-{os.getpid()}"
-        # TAPIR_E2E_BPF_VARIANT=compat runs the whole suite on the compat build.
+        # TAPIR_E2E_BPF_VARIANT=compat runs the whole suite on the compat build, and
+        # TAPIR_E2E_BPF_HOOKS=syscall on the syscall hooks.
         variant = os.environ.get("TAPIR_E2E_BPF_VARIANT", "auto")
+        hooks = os.environ.get("TAPIR_E2E_BPF_HOOKS", "auto")
         self.proc = subprocess.Popen([TAPIR, "--config", self.config, "--pin-dir", self.pin_dir,
-                                      "--bpf-variant", variant],
+                                      "--bpf-variant", variant, "--bpf-hooks", hooks],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 60
         while True:

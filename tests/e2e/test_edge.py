@@ -215,9 +215,8 @@ def test_server_dies_mid_request_is_502(daemon, slot, start):
     conn.send(get("/recv/die"))
     assert proc.wait(5) == 3
     s = daemon.wait_for(lambda s: s.value(REQ, model_name=slot.model, status_code=502) == 4,
-                        what="4 settled by the sweep")
+                        what="4 settled when the kernel closed the dead process's sockets")
     assert s.value(INFLIGHT, model_name=slot.model) == 0
-    assert s.value("tapir_connections_evicted_total", reason="process_exit") >= 4
     for c in keep + [conn]:
         c.close()
 

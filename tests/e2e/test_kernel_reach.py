@@ -6,6 +6,8 @@ import re
 import subprocess
 import time
 
+import pytest
+
 from client import RawConn, get
 from conftest import (PY, SERVERS, TAPIR, Cgroup, Scrape, free_port, metrics_text, wait_port,
                       wait_serving)
@@ -52,25 +54,35 @@ def test_check_lists_every_program_and_variant():
     r = subprocess.run([TAPIR, "check"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     rows = [l.split(None, 3) for l in r.stdout.splitlines()
-            if re.match(r"(sys_|tp_|walk_|cgroup_|sched_|oom_|inet_)", l)]
+            if re.match(r"(sys_|sock_|http_|walk_|cgroup_|sched_|oom_|inet_)", l)]
     got = {(row[0], row[2] if row[1] == "http" else "") for row in rows}
     for variant in ("loop", "compat"):
         for sc in ("read", "readv", "recvfrom", "recvmsg", "write", "writev", "sendto",
                    "sendmsg", "sendfile64"):
             assert (f"sys_exit_{sc}", variant) in got and (f"sys_enter_{sc}", variant) in got
     assert ("walk_more", "compat") in got
+    assert {("sock_recv", "loop"), ("sock_send", "loop"), ("http_sock_state", "loop"),
+            ("http_sock_state", "compat")} <= got
     assert all(row[-1].strip() == "loaded" for row in rows), r.stdout
-    assert "request families (http): work (loop variant)" in r.stdout
+    assert "request families (http): work (loop variant, socket hooks)" in r.stdout
 
 
-def test_compat_variant_counts_exactly(tmp_path, cgroot):
-    """The build for kernels without bpf_loop, forced here: every syscall family, requests in
-    pieces and 6 KB header blocks, compared with the client's own bytes."""
-    proc, port, cg = own_daemon(tmp_path, cgroot, "compat", "--bpf-variant", "compat")
+@pytest.mark.parametrize("args", [["--bpf-variant", "compat"], ["--bpf-hooks", "syscall"]],
+                         ids=["compat", "syscall_hooks"])
+def test_older_kernel_variants_count_exactly(tmp_path, cgroot, args):
+    """What kernels before 6.3 run, forced here: the compat build (no bpf_loop, before 5.17)
+    and the loop build on syscall hooks (no sock_{send,recv}_length). Every syscall family,
+    requests in pieces and 6 KB header blocks, compared with the client's own bytes."""
+    proc, port, cg = own_daemon(tmp_path, cgroot, "compat", *args)
     try:
         s = Scrape(metrics_text(port))
-        assert s.value("tapir_bpf_program_attached", program="walk_more", variant="compat") == 1
-        assert s.value("tapir_bpf_program_attached", variant="loop") == 0
+        if args[0] == "--bpf-variant":
+            assert s.value("tapir_bpf_program_attached", program="walk_more",
+                           variant="compat") == 1
+            assert s.value("tapir_bpf_program_attached", variant="loop") == 0
+        assert s.value("tapir_bpf_program_attached", program="sys_exit_read") == 1
+        assert s.value("tapir_bpf_program_attached", program="sys_enter_close") == 0
+        assert not s.select("tapir_bpf_program_attached", program="sock_recv")
         sport = free_port()
         srv = cg.popen([PY, os.path.join(SERVERS, "syscalls.py"), str(sport)],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -118,7 +130,7 @@ def test_verifier_refusal_keeps_the_other_families(tmp_path, cgroot):
                 break
             time.sleep(0.2)
         assert cpu >= 0.4, "container CPU is not reported without the HTTP feature"
-        assert s.value("tapir_bpf_program_attached", program="sys_exit_accept",
+        assert s.value("tapir_bpf_program_attached", program="http_sock_state",
                        reason="verifier") == 0
         assert s.select("tapir_bpf_program_attached", program="sys_exit_read",
                         reason="object_refused")
@@ -131,13 +143,13 @@ def test_verifier_refusal_keeps_the_other_families(tmp_path, cgroot):
         stop(proc)
         cg.destroy()
     log = (tmp_path / "log").read_text()
-    assert "refused program 'sys_exit_accept'" in log, log
+    assert "refused program 'http_sock_state'" in log, log
     assert re.search(r"verifier: R1 invalid mem access", log), log  # the verdict, not cut
     assert "Permission denied" not in log.split("refused program")[1].splitlines()[0]
     r = subprocess.run([TAPIR, "check"], capture_output=True, text=True, timeout=300,
                        env=dict(os.environ, TAPIR_TEST_VERIFIER_REFUSE="1"))
     assert r.returncode == 1, r.stdout
-    assert re.search(r"sys_exit_accept\s+http\s+loop\s+REFUSED: R1 invalid mem access", r.stdout)
+    assert re.search(r"http_sock_state\s+http\s+loop\s+REFUSED: R1 invalid mem access", r.stdout)
     assert "CANNOT WORK" in r.stdout
 
 

@@ -84,7 +84,7 @@ static struct tapir_conn conn_new(void)
 static void walk(struct env *e, struct tapir_conn *c, __u8 kind, __u8 dir, __u64 buf, __u32 iovcnt,
 		 __u64 len, __u64 ts, __u64 now)
 {
-	struct tapir_conn_key key = { 1, 3 };
+	struct tapir_conn_key key = { 13 };
 	struct tapir_walk w;
 
 	if (c->state >= TAPIR_CONN_IGNORED)

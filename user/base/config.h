@@ -33,9 +33,17 @@ enum tapir_bpf_variant {
 	TAPIR_BPF_COMPAT, /* bounded loops and tail calls: every kernel with BTF and ring buffers */
 };
 
+/* struct tapir_config.bpf_hooks: where the HTTP programs watch sends and receives (--bpf-hooks). */
+enum tapir_bpf_hooks {
+	TAPIR_HOOKS_AUTO,    /* socket where the kernel has its tracepoints, else syscall */
+	TAPIR_HOOKS_SOCKET,  /* sock_{send,recv}_length: 6.3+, loop build only */
+	TAPIR_HOOKS_SYSCALL, /* syscall tracepoints: every kernel */
+};
+
 struct tapir_config {
 	char *path;	 /* file it came from, NULL for built-in defaults */
 	int bpf_variant; /* enum tapir_bpf_variant; from the command line, not the file */
+	int bpf_hooks;	 /* enum tapir_bpf_hooks; from the command line */
 	char *listen;	 /* "ADDR:PORT" */
 	struct tapir_rule *rules;
 	size_t n_rules;

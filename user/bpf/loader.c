@@ -29,8 +29,11 @@
 #define LOG_LINES   12 /* lines of a verifier log kept: its verdict is at the end */
 
 /* The HTTP programs in whichever build was loaded (bpf/http.bpf.c, bpf/http_compat.bpf.c). */
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
 struct http_obj {
 	const char *variant; /* "loop", "compat" */
+	const char *hooks;   /* "socket", "syscall" once loaded */
 	struct bpf_object *obj;
 	void *skel;
 	void (*destroy)(void *skel);
@@ -245,21 +248,46 @@ static void drop_progs(struct tapir_loader *l, const char *feature)
 	l->n_progs = j;
 }
 
-/* Turn off programs whose hooks this kernel lacks, so one missing hook costs one program. */
-static void probe_hooks(struct tapir_loader *l, struct bpf_object *obj, const char *feature,
-			const char *variant)
+static bool kernel_has_sock_tp(void)
 {
-	bool sock_tp = kernel_has_btf_type("btf_trace_sock_recv_length", BTF_KIND_TYPEDEF) &&
-		       kernel_has_btf_type("btf_trace_sock_send_length", BTF_KIND_TYPEDEF);
+	return kernel_has_btf_type("btf_trace_sock_recv_length", BTF_KIND_TYPEDEF) &&
+	       kernel_has_btf_type("btf_trace_sock_send_length", BTF_KIND_TYPEDEF);
+}
+
+/* The hook set a program of the HTTP object belongs to, from its section. */
+static int prog_hooks(const struct bpf_program *p)
+{
+	const char *sec = bpf_program__section_name(p);
+
+	if (!strncmp(sec, "tp_btf/sock_", 12))
+		return TAPIR_HOOKS_SOCKET;
+	if (!strncmp(sec, "tracepoint/syscalls/", 20))
+		return TAPIR_HOOKS_SYSCALL;
+	return TAPIR_HOOKS_AUTO; /* both: connection state, the compat walker */
+}
+
+/*
+ * Turn off programs whose hooks this kernel lacks, so one missing hook costs one program, and
+ * those of the hook set not chosen (@hooks; TAPIR_HOOKS_AUTO keeps both, for tapir check).
+ */
+static void probe_hooks(struct tapir_loader *l, struct bpf_object *obj, const char *feature,
+			const char *variant, int hooks)
+{
+	bool sock_tp = kernel_has_sock_tp();
 	struct bpf_program *p;
 
 	bpf_object__for_each_program (p, obj) {
 		const char *sec = bpf_program__section_name(p);
 		const char *why = NULL;
+		int set = prog_hooks(p);
 
+		if (hooks != TAPIR_HOOKS_AUTO && set != TAPIR_HOOKS_AUTO && set != hooks) {
+			bpf_program__set_autoload(p, false);
+			continue;
+		}
 		if (!strncmp(sec, "tp_btf/", 7) && !sock_tp)
-			why = "kernel lacks sock_{send,recv}_length (6.3+); fd-table fallback in use";
-		else if (!tracepoint_exists(sec))
+			why = "kernel lacks sock_{send,recv}_length (6.3+): syscall hooks serve HTTP";
+		else if (strncmp(sec, "tp_btf/", 7) && !tracepoint_exists(sec))
 			why = "tracepoint not present in this kernel";
 		if (why)
 			bpf_program__set_autoload(p, false);
@@ -304,7 +332,11 @@ static int http_open(struct http_obj *h, int variant)
 			return -errno;
 		s->rodata->self_tgid = getpid();
 		s->rodata->test_refuse = test_refuse();
-		*h = (struct http_obj){ "loop", s->obj, s, (void (*)(void *))http_bpf__destroy };
+		s->rodata->have_destroy_tp = tracepoint_exists("tracepoint/tcp/tcp_destroy_sock");
+		*h = (struct http_obj){ .variant = "loop",
+					.obj = s->obj,
+					.skel = s,
+					.destroy = (void (*)(void *))http_bpf__destroy };
 	} else {
 		struct http_compat_bpf *s = http_compat_bpf__open();
 
@@ -312,8 +344,11 @@ static int http_open(struct http_obj *h, int variant)
 			return -errno;
 		s->rodata->self_tgid = getpid();
 		s->rodata->test_refuse = test_refuse();
-		*h = (struct http_obj){ "compat", s->obj, s,
-					(void (*)(void *))http_compat_bpf__destroy };
+		s->rodata->have_destroy_tp = tracepoint_exists("tracepoint/tcp/tcp_destroy_sock");
+		*h = (struct http_obj){ .variant = "compat",
+					.obj = s->obj,
+					.skel = s,
+					.destroy = (void (*)(void *))http_compat_bpf__destroy };
 	}
 	return 0;
 }
@@ -369,8 +404,10 @@ static int variant_supported(int variant)
 	return 1;
 }
 
-/* Open, size and load one variant of the HTTP programs; notes every program's fate. */
-static int load_http_variant(struct tapir_loader *l, const struct tapir_config *cfg, int variant)
+/* Open, size and load one variant of the HTTP programs with one hook set; notes every program's
+ * fate. */
+static int load_http_variant(struct tapir_loader *l, const struct tapir_config *cfg, int variant,
+			     int hooks)
 {
 	int err;
 
@@ -380,7 +417,7 @@ static int load_http_variant(struct tapir_loader *l, const struct tapir_config *
 			variant == TAPIR_BPF_LOOP ? "loop" : "compat", strerror(-err));
 		return err;
 	}
-	probe_hooks(l, l->http.obj, "http", l->http.variant);
+	probe_hooks(l, l->http.obj, "http", l->http.variant, hooks);
 	http_size(&l->http, cfg->max_connections, cfg->ringbuf_bytes);
 	vlog.prog[0] = vlog.tail[0] = '\0';
 	err = bpf_object__load(l->http.obj);
@@ -401,34 +438,57 @@ static int load_http_variant(struct tapir_loader *l, const struct tapir_config *
 	return err;
 }
 
+static const char *hooks_name(int hooks)
+{
+	return hooks == TAPIR_HOOKS_SOCKET ? "socket" : "syscall";
+}
+
 /*
- * The HTTP feature, in the best variant this kernel takes: bpf_loop where the helper exists,
- * the compat build where it does not or where the loop build is refused.
+ * The HTTP feature, in the best variant this kernel takes: the loop build with socket hooks
+ * where the kernel has sock_{send,recv}_length (6.3+), else with syscall hooks where it has
+ * bpf_loop (5.17+), else the compat build; each refusal falls through to the next.
  */
 static void open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 {
-	int order[2] = { TAPIR_BPF_LOOP, TAPIR_BPF_COMPAT }, first = 0, last = 1, i;
+	static const int order[][2] = {
+		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SOCKET },
+		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SYSCALL },
+		{ TAPIR_BPF_COMPAT, TAPIR_HOOKS_SYSCALL },
+	};
+	bool tried = false;
+	size_t i;
 
-	if (cfg->bpf_variant == TAPIR_BPF_LOOP)
-		last = 0;
-	else if (cfg->bpf_variant == TAPIR_BPF_COMPAT)
-		first = 1;
-	for (i = first; i <= last; i++) {
-		if (!variant_supported(order[i])) {
+	for (i = 0; i < ARRAY_SIZE(order); i++) {
+		int variant = order[i][0], hooks = order[i][1];
+
+		if ((cfg->bpf_variant != TAPIR_BPF_AUTO && cfg->bpf_variant != variant) ||
+		    (cfg->bpf_hooks != TAPIR_HOOKS_AUTO && cfg->bpf_hooks != hooks))
+			continue;
+		if (!variant_supported(variant)) {
 			pr_info("http: this kernel (%s) lacks the bpf_loop helper (5.17+): using "
 				"the compat variant",
 				kernel_release());
 			continue;
 		}
-		if (i > first)
-			drop_progs(l, "http"); /* the refused variant's notes */
-		if (!load_http_variant(l, cfg, order[i])) {
-			pr_info("http: %s variant loaded", l->http.variant);
-			return;
+		if (hooks == TAPIR_HOOKS_SOCKET && !kernel_has_sock_tp()) {
+			pr_info("http: this kernel (%s) lacks the sock_{send,recv}_length "
+				"tracepoints (6.3+): using syscall hooks",
+				kernel_release());
+			if (cfg->bpf_hooks != TAPIR_HOOKS_SOCKET)
+				continue;
 		}
-		if (i < last) {
-			pr_warn("http: trying the compat variant");
+		if (tried) {
+			pr_warn("http: trying the %s variant with %s hooks",
+				variant == TAPIR_BPF_LOOP ? "loop" : "compat", hooks_name(hooks));
 			http_close(&l->http);
+			drop_progs(l, "http"); /* the refused variant's notes */
+		}
+		tried = true;
+		if (!load_http_variant(l, cfg, variant, hooks)) {
+			l->http.hooks = hooks_name(hooks);
+			pr_info("http: %s variant loaded, %s hooks", l->http.variant,
+				l->http.hooks);
+			return;
 		}
 	}
 	/* Nothing loaded: the refusal stays noted; everything else runs on. */
@@ -453,7 +513,7 @@ static void open_lifecycle(struct tapir_loader *l)
 		pr_warn("lifecycle programs did not open: %s", strerror(errno));
 		return;
 	}
-	probe_hooks(l, l->lc->obj, "lifecycle", "");
+	probe_hooks(l, l->lc->obj, "lifecycle", "", TAPIR_HOOKS_AUTO);
 	/* Shares watched_cgroups with the HTTP feature when that one loaded. */
 	err = watched ? bpf_map__reuse_fd(l->lc->maps.watched_cgroups, bpf_map__fd(watched)) : 0;
 	vlog.prog[0] = vlog.tail[0] = '\0';
@@ -744,6 +804,11 @@ int tapir_loader__watched_fd(const struct tapir_loader *l)
 	return map_fd(pinned_maps(l, 1));
 }
 
+int tapir_loader__prestart_fd(const struct tapir_loader *l)
+{
+	return map_fd(http_map(l, "prestart"));
+}
+
 int tapir_loader__conns_fd(const struct tapir_loader *l)
 {
 	return map_fd(http_map(l, "conns"));
@@ -794,7 +859,10 @@ static int check_open(const char *feature, int variant, struct http_obj *h)
 	lc = lifecycle_bpf__open();
 	if (!lc)
 		return -errno;
-	*h = (struct http_obj){ "", lc->obj, lc, (void (*)(void *))lifecycle_bpf__destroy };
+	*h = (struct http_obj){ .variant = "",
+				.obj = lc->obj,
+				.skel = lc,
+				.destroy = (void (*)(void *))lifecycle_bpf__destroy };
 	return 0;
 }
 
@@ -819,7 +887,7 @@ static int check_feature(const char *feature, int variant, FILE *out)
 		if (check_open(feature, variant, &h))
 			return failed + 1;
 		probe.n_progs = 0;
-		probe_hooks(&probe, h.obj, feature, h.variant);
+		probe_hooks(&probe, h.obj, feature, h.variant, TAPIR_HOOKS_AUTO);
 		j = 0;
 		bpf_object__for_each_program (p, h.obj)
 			bpf_program__set_autoload(p, j++ == k && bpf_program__autoload(p));
@@ -875,8 +943,9 @@ int tapir_loader_check(const struct tapir_config *cfg, FILE *out)
 	}
 	lc_bad = check_feature("lifecycle", 0, out);
 	fprintf(out, "\nrequest families (http): %s\n",
-		!http_bad[0]   ? "work (loop variant)"
-		: !http_bad[1] ? "work (compat variant)"
+		!http_bad[0]   ? (kernel_has_sock_tp() ? "work (loop variant, socket hooks)"
+						       : "work (loop variant, syscall hooks)")
+		: !http_bad[1] ? "work (compat variant, syscall hooks)"
 			       : "CANNOT WORK: no variant loads completely");
 	fprintf(out, "restarts, exit reasons, readiness (lifecycle): %s\n",
 		lc_bad ? "DEGRADED: see the programs above" : "work");

@@ -64,6 +64,8 @@ void tapir_loader__free(struct tapir_loader *l);
 int tapir_loader__watched_fd(const struct tapir_loader *l);
 /* The HTTP feature's maps; -1 when it did not load. */
 int tapir_loader__conns_fd(const struct tapir_loader *l);
+/* The prestart map (socket inode -> cgroup id), -1 when no HTTP variant loaded. */
+int tapir_loader__prestart_fd(const struct tapir_loader *l);
 int tapir_loader__stats_fd(const struct tapir_loader *l);
 /* Lost lifecycle events (their ring was full); 0 when the feature is off. */
 unsigned long long tapir_loader__lifecycle_lost(const struct tapir_loader *l);

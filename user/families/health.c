@@ -22,7 +22,7 @@ static const struct {
 	[TAPIR_STAT_RINGBUF_LOST] = { H_LOST, "ringbuf_full" },
 	[TAPIR_STAT_IO_TABLE_FULL] = { H_LOST, "syscall_table_full" },
 	[TAPIR_STAT_CONN_TABLE_FULL] = { H_EVICTED, "table_full" },
-	[TAPIR_STAT_CONN_REPLACED] = { H_EVICTED, "fd_reused" },
+	[TAPIR_STAT_CONN_REPLACED] = { H_EVICTED, "socket_reused" },
 	[TAPIR_STAT_PARSE_REQUEST] = { H_PARSE, "request" },
 	[TAPIR_STAT_PARSE_RESPONSE] = { H_PARSE, "response" },
 	[TAPIR_STAT_SCAN_LIMIT] = { H_PARSE, "scan_limit" },
@@ -69,8 +69,8 @@ struct tapir_health *tapir_health__new(struct tapir_registry *r)
 				       TAPIR_COUNTER, NULL, 0, NULL, 0);
 	h->evicted = tapir_registry__family(
 		r, "tapir_connections_evicted_total",
-		"Connections not followed to their end: table full, fd reused unseen, or their "
-		"process died.",
+		"Connections not followed to their end: table full, or a socket address reused "
+		"without an end seen.",
 		TAPIR_COUNTER, reason, 1, NULL, 0);
 	h->parse = tapir_registry__family(r, "tapir_parse_failures_total",
 					  "HTTP/1.x framing tapir could not follow.", TAPIR_COUNTER,
@@ -138,7 +138,6 @@ void tapir_health__update(struct tapir_health *h, const struct tapir_health_inpu
 		set(fams[stat_map[i].family], stat_map[i].reason, (double)in->bpf_stats[i]);
 	}
 	set(h->lost, "lifecycle_events_full", (double)in->lifecycle_lost);
-	set(h->evicted, "process_exit", (double)in->gc_evicted);
 	set(h->records, NULL, (double)in->records);
 	set(h->unlabelled, NULL, (double)in->unlabelled);
 	set(h->watched, NULL, (double)in->watched_cgroups);

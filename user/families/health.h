@@ -15,7 +15,6 @@ struct tapir_health;
 /* Figures gathered at scrape time; the BPF counters are summed over CPUs. */
 struct tapir_health_input {
 	const uint64_t *bpf_stats; /* TAPIR_STAT_MAX entries */
-	uint64_t gc_evicted;	   /* connections of dead processes swept by the daemon */
 	uint64_t records;	   /* request records received */
 	uint64_t unlabelled;	   /* records whose label set was unknown */
 	uint64_t lifecycle_lost;   /* lifecycle events lost */
