@@ -359,17 +359,18 @@ static __always_inline bool starts_request(struct tapir_io *io, __u64 len)
  * conns map was full, the listening socket belongs to another cgroup, a TCP Fast Open read
  * before the handshake ended). Followed from here if its bytes open a request line.
  */
-static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key,
-						  struct tapir_cgroup_info *cg, __u64 cgid,
-						  struct tapir_io *io, __u64 len)
+static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key, struct tapir_io *io,
+						  __u64 len)
 {
 	struct sock *sk = (struct sock *)key->sock;
-	__u64 ino;
+	__u64 ino, cgid = bpf_get_current_cgroup_id();
+	struct tapir_cgroup_info *cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);
 	int kind;
 
-	kind = tapir_sock_kind(BPF_CORE_READ(sk, __sk_common.skc_family),
-			       BPF_CORE_READ(sk, sk_type), BPF_CORE_READ(sk, sk_protocol));
-	if (kind == TAPIR_FD_TCP) {
+	if (!cg)
+		return NULL;
+	kind = tapir_sk_kind(sk);
+	if (kind == TAPIR_SK_TCP) {
 		ino = tapir_sock_inode(sk);
 		if (ino && bpf_map_lookup_elem(&prestart, &ino)) {
 			bpf_map_delete_elem(&prestart, &ino);
@@ -379,7 +380,7 @@ static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key,
 	}
 	if (io->dir != DIR_IN || !starts_request(io, len))
 		return NULL;
-	if (kind != TAPIR_FD_TCP) {
+	if (kind != TAPIR_SK_TCP) {
 		stat_inc(TAPIR_STAT_IGNORED_NOT_TCP); /* e.g. an HTTP-looking UDP datagram */
 		return NULL;
 	}
@@ -401,12 +402,10 @@ static __always_inline bool starts_tls(struct tapir_io *io)
 }
 
 /*
- * @ret bytes moved by @io on its socket (or an error): the one path both hook sets take.
- * @c is the socket's connection, NULL when it has none yet; @cg the watched cgroup of the
- * calling process.
+ * @ret bytes moved by @io on its socket (or an error) by a process of a watched cgroup: the one
+ * path both hook sets take. @c is the socket's connection, NULL when it has none yet.
  */
-static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struct tapir_conn *c,
-				 struct tapir_cgroup_info *cg, __u64 cgid)
+static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struct tapir_conn *c)
 {
 	struct tapir_conn_key key = { .sock = io->sock };
 
@@ -418,7 +417,7 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 	if (io->peek)
 		return 0;
 	if (!c) {
-		c = pick_up(&key, cg, cgid, io, ret);
+		c = pick_up(&key, io, ret);
 		if (!c)
 			return 0;
 	}
@@ -556,22 +555,18 @@ static __always_inline int enter_io(__u32 fd, __u64 buf, __u32 iovcnt, __u8 kind
 
 static __always_inline int exit_io(void *ctx, long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid(), cgid;
-	struct tapir_cgroup_info *cg;
+	__u64 id = bpf_get_current_pid_tgid();
 	struct tapir_conn_key key;
 	struct tapir_io *iop, io;
 
+	/* Only processes of watched cgroups get here: the entry was their filter. */
 	iop = bpf_map_lookup_elem(&active_io, &id);
 	if (!iop)
 		return 0;
 	io = *iop;
 	bpf_map_delete_elem(&active_io, &id);
-	cgid = bpf_get_current_cgroup_id();
-	cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);
-	if (!cg)
-		return 0;
 	key.sock = io.sock;
-	return on_io(ctx, &io, ret, bpf_map_lookup_elem(&conns, &key), cg, cgid);
+	return on_io(ctx, &io, ret, bpf_map_lookup_elem(&conns, &key));
 }
 
 SEC("tracepoint/syscalls/sys_enter_read")
@@ -695,19 +690,14 @@ EXIT_PROG(sendfile64)
 
 static __always_inline int sock_io(void *ctx, struct sock *sk, long ret, int flags, __u8 dir)
 {
-	__u64 id = bpf_get_current_pid_tgid(), cgid, nr;
+	__u64 id = bpf_get_current_pid_tgid(), nr;
 	struct tapir_conn_key key = { .sock = (__u64)sk };
-	struct tapir_cgroup_info *cg;
 	struct tapir_conn *c;
 	struct tapir_io io = {};
 	struct pt_regs *regs;
 	struct user_msghdr msg;
 
-	if ((__u32)(id >> 32) == self_tgid)
-		return 0;
-	cgid = bpf_get_current_cgroup_id();
-	cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);
-	if (!cg)
+	if ((__u32)(id >> 32) == self_tgid || !current_watched())
 		return 0;
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (c && c->state >= TAPIR_CONN_IGNORED)
@@ -737,7 +727,7 @@ static __always_inline int sock_io(void *ctx, struct sock *sk, long ret, int fla
 		/* sendfile, splice, io_uring, sendmmsg: bytes counted, not looked at */
 		io.kind = IO_BLIND;
 	}
-	return on_io(ctx, &io, ret, c, cg, cgid);
+	return on_io(ctx, &io, ret, c);
 }
 
 SEC("tp_btf/sock_recv_length")

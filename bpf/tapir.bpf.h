@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* BPF-only helpers shared by tapir's programs: socket classification from an fd, stats. */
+/* BPF-only helpers shared by tapir's programs: sockets, from an fd or a struct sock. */
 #ifndef TAPIR_BPF_H
 #define TAPIR_BPF_H
 
@@ -16,17 +16,20 @@
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
-/* What an fd refers to, as far as tapir cares. */
-#define TAPIR_FD_OTHER 0 /* not a socket, or unreadable */
-#define TAPIR_FD_TCP   1 /* AF_INET/AF_INET6 stream socket over TCP */
-#define TAPIR_FD_SOCK  2 /* any other socket: Unix, UDP, netlink, ... */
+/* What a socket is, as far as tapir cares. */
+#define TAPIR_SK_TCP   1 /* AF_INET/AF_INET6 stream socket over TCP */
+#define TAPIR_SK_OTHER 2 /* any other socket: Unix, UDP, netlink, ... */
 
-static __always_inline int tapir_sock_kind(__u16 family, __u16 type, __u16 proto)
+/* sk_protocol and sk_type have been plain u16 fields since 5.6 (commit bf9765145b85). */
+static __always_inline int tapir_sk_kind(const struct sock *sk)
 {
-	if ((family == AF_INET || family == AF_INET6) && type == SOCK_STREAM &&
-	    proto == IPPROTO_TCP)
-		return TAPIR_FD_TCP;
-	return TAPIR_FD_SOCK;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	if ((family == AF_INET || family == AF_INET6) &&
+	    BPF_CORE_READ(sk, sk_type) == SOCK_STREAM &&
+	    BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP)
+		return TAPIR_SK_TCP;
+	return TAPIR_SK_OTHER;
 }
 
 #define TCP_ESTABLISHED 1
@@ -100,39 +103,6 @@ static __always_inline struct sock *tapir_fd_sock(__u32 fd)
 		return NULL;
 	sock = BPF_CORE_READ(f, private_data);
 	return BPF_CORE_READ(sock, sk);
-}
-
-/*
- * Has the peer of this TCP socket gone (FIN received: CLOSE_WAIT; reset: CLOSE)? Servers
- * such as nginx learn of an aborted client from epoll and SO_ERROR and close without a
- * failing read or write, so close() asks the socket itself.
- */
-static __always_inline bool tapir_fd_peer_gone(__u32 fd)
-{
-	struct sock *sk = tapir_fd_sock(fd);
-	__u8 state;
-
-	if (!sk)
-		return false;
-	state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	return state == TCP_CLOSE_WAIT || state == TCP_CLOSE;
-}
-
-/**
- * tapir_fd_kind - classify an fd of the current task by walking its file table
- *
- * Works on every BTF kernel (5.8+) through CO-RE reads, so it is the fallback whenever the
- * sock_{send,recv}_length tracepoints (6.3+) did not already say which socket a syscall used.
- * sk_protocol and sk_type have been plain u16 fields since 5.6 (commit bf9765145b85).
- */
-static __always_inline int tapir_fd_kind(__u32 fd)
-{
-	struct sock *sk = tapir_fd_sock(fd);
-
-	if (!sk)
-		return TAPIR_FD_OTHER;
-	return tapir_sock_kind(BPF_CORE_READ(sk, __sk_common.skc_family),
-			       BPF_CORE_READ(sk, sk_type), BPF_CORE_READ(sk, sk_protocol));
 }
 
 #endif /* TAPIR_BPF_H */

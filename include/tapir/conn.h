@@ -4,9 +4,8 @@
 #define TAPIR_CONN_H
 
 /*
- * Pure code, shared by the BPF programs (bpf/http.bpf.c), the daemon's sweep of connections
- * whose process died (user/daemon.c) and the unit tests, so that all three settle a connection
- * the same way. It touches no map and no user memory: the includer defines, before including
+ * Pure code, shared by the BPF programs (bpf/http.bpf.c) and the unit tests, which drive
+ * exactly what the kernel runs. It touches no map and no user memory: the includer defines, before including
  * this file, the hooks below (static, always inlined on BPF), and `TAPIR_CONN_ENV`, the type
  * of the context they get.
  *
@@ -47,7 +46,7 @@ TAPIR_INLINE void tapir_conn_abandon(TAPIR_CONN_ENV *env, struct tapir_conn *c, 
 /**
  * tapir_conn_finalize - account for a connection that is going away
  *
- * close(), fd reuse, or the death of its process. A close-delimited response ends here and
+ * The server's FIN (close or shutdown), the socket destroyed, or its address reused. A close-delimited response ends here and
  * is complete; every other pending request was cut off: by the client when it was seen to go
  * away (499), else by the server (502).
  */

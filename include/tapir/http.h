@@ -11,7 +11,7 @@
 #define TAPIR_LINE_BYTES  32 /* bytes of each request line kept (method and path prefix) */
 
 /* struct tapir_conn.state */
-#define TAPIR_CONN_NEW	    0 /* accepted, nothing read yet */
+#define TAPIR_CONN_NEW	    0 /* established, nothing read yet */
 #define TAPIR_CONN_HTTP	    1 /* speaking HTTP/1.x, being parsed */
 #define TAPIR_CONN_IGNORED  2 /* not HTTP/1.x (TLS, HTTP/2, other): never parsed again */
 #define TAPIR_CONN_UPGRADED 3 /* left HTTP/1.x through 101 Switching Protocols */
@@ -115,7 +115,7 @@ struct tapir_lifecycle_event {
 #define TAPIR_STAT_CONN_TABLE_FULL   1	/* connections not tracked: conns map full */
 #define TAPIR_STAT_PARSE_REQUEST     2	/* request framing errors on HTTP connections */
 #define TAPIR_STAT_PARSE_RESPONSE    3	/* response framing errors */
-#define TAPIR_STAT_IGNORED_NOT_TCP   4	/* accepted sockets that are not TCP (Unix, ...) */
+#define TAPIR_STAT_IGNORED_NOT_TCP   4	/* request lines read from sockets that are not TCP */
 #define TAPIR_STAT_IGNORED_NOT_HTTP  5	/* TCP connections whose first bytes are not HTTP/1.x */
 #define TAPIR_STAT_IGNORED_TLS	     6	/* ... that start a TLS handshake */
 #define TAPIR_STAT_IGNORED_HTTP2     7	/* ... that send the HTTP/2 preface */

@@ -323,6 +323,15 @@ static __u32 test_refuse(void)
 	return v && !strcmp(v, "1");
 }
 
+/* The knobs both builds share, set before load (@s: either skeleton). */
+#define HTTP_KNOBS(s)                                                         \
+	do {                                                                  \
+		(s)->rodata->self_tgid = getpid();                            \
+		(s)->rodata->test_refuse = test_refuse();                     \
+		(s)->rodata->have_destroy_tp =                                \
+			tracepoint_exists("tracepoint/tcp/tcp_destroy_sock"); \
+	} while (0)
+
 static int http_open(struct http_obj *h, int variant)
 {
 	if (variant == TAPIR_BPF_LOOP) {
@@ -330,9 +339,7 @@ static int http_open(struct http_obj *h, int variant)
 
 		if (!s)
 			return -errno;
-		s->rodata->self_tgid = getpid();
-		s->rodata->test_refuse = test_refuse();
-		s->rodata->have_destroy_tp = tracepoint_exists("tracepoint/tcp/tcp_destroy_sock");
+		HTTP_KNOBS(s);
 		*h = (struct http_obj){ .variant = "loop",
 					.obj = s->obj,
 					.skel = s,
@@ -342,9 +349,7 @@ static int http_open(struct http_obj *h, int variant)
 
 		if (!s)
 			return -errno;
-		s->rodata->self_tgid = getpid();
-		s->rodata->test_refuse = test_refuse();
-		s->rodata->have_destroy_tp = tracepoint_exists("tracepoint/tcp/tcp_destroy_sock");
+		HTTP_KNOBS(s);
 		*h = (struct http_obj){ .variant = "compat",
 					.obj = s->obj,
 					.skel = s,
