@@ -308,12 +308,25 @@ note_other_tapirs() {
 	others=$(echo "$others $p" | tr ' ' '\n' | sed '/^$/d' | sort -un | paste -sd' ')
 }
 
+# What a process outside every watched cgroup pays per syscall: dd copying /dev/zero to
+# /dev/null one byte at a time (a read and a write per byte), pinned where nginx runs (idle now).
+# Prints nanoseconds per byte.
+DD_BYTES=${BENCH_DD_BYTES:-500000}
+dd_tax() {
+	local t0 t1
+
+	t0=$(date +%s%N)
+	"${pin_server[@]}" dd if=/dev/zero of=/dev/null bs=1 count="$DD_BYTES" status=none
+	t1=$(date +%s%N)
+	awk -v a="$t0" -v b="$t1" -v n="$DD_BYTES" 'BEGIN { printf "%.1f", (b - a) / n }'
+}
+
 median() {
 	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
 		END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-declare -a a_rps=() a_p50=() a_p99=() a_ncpu=() b_rps=() b_p50=() b_p99=() b_ncpu=()
+declare -a a_rps=() a_p50=() a_p99=() a_ncpu=() b_rps=() b_p50=() b_p99=() b_ncpu=() a_dd=() b_dd=()
 made=0 served=0 seen=0 tapir_cpu=0 wrk_err_total=0
 
 log "nginx on 127.0.0.1:$NGINX_PORT in $cg_nginx; wrk -t1 -c$CONNS -d${DURATION}s, $ROUNDS rounds"
@@ -327,6 +340,7 @@ for r in $(seq "$ROUNDS"); do
 	note_other_tapirs
 	a_rps+=("$rps") a_p50+=("$p50") a_p99+=("$p99")
 	a_ncpu+=("$(awk -v a="$n0" -v b="$n1" -v n="$wrk_reqs" 'BEGIN { printf "%.4f", (b - a) / n * 1000 }')")
+	a_dd+=("$(dd_tax)")
 	log "round $r without tapir: $rps req/s, p50 $p50 ms, p99 $p99 ms, $wrk_reqs requests"
 
 	# B: the same with tapir watching.
@@ -356,6 +370,7 @@ for r in $(seq "$ROUNDS"); do
 		seen1=$s
 	done
 	c1=$(cpu_of_pid "$tapir_pid")
+	b_dd+=("$(dd_tax)") # tapir still running: dd is in no watched cgroup
 	for f in "${LOSS_FAMILIES[@]}"; do
 		loss_total[$f]=$((${loss_total[$f]:-0} + $(msum "$f")))
 	done
@@ -387,6 +402,8 @@ ratio=$(calc %.3f "$rps_b / $rps_a")
 d50=$(calc %+.3f "$p50_b - $p50_a")
 d99=$(calc %+.3f "$p99_b - $p99_a")
 dncpu=$(calc %+.4f "$ncpu_b - $ncpu_a")
+dd_a=$(median "${a_dd[@]}") dd_b=$(median "${b_dd[@]}")
+dd_ratio=$(calc %.3f "$dd_b / $dd_a")
 cpu_per_k=$(calc %.6f "$tapir_cpu / $made * 1000")
 seen_ratio=$(calc %.6f "$seen / $made")
 served_ratio=$(calc %.6f "$seen / $served")
@@ -404,6 +421,7 @@ today=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 	echo "| latency p99 (ms) | $p99_a | $p99_b | $d99 |"
 	echo "| nginx CPU s / 1,000 req (incl. BPF programs) | $ncpu_a | $ncpu_b | $dncpu |"
 	echo "| tapir daemon CPU s / 1,000 req (utime+stime) | | $cpu_per_k | |"
+	echo "| dd bs=1 of $DD_BYTES bytes, unwatched (ns per byte: a read and a write) | $dd_a | $dd_b | ratio $dd_ratio |"
 	echo
 	echo "| accounting, all with-tapir rounds | value |"
 	echo "|---|---:|"

@@ -164,3 +164,13 @@ def test_missing_btf_is_named(tmp_path):
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 1, r.stdout + r.stderr
         assert "kernel BTF not found at /sys/kernel/btf/vmlinux" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args,why", [
+    (["--bpf-hooks", "kprobe"], "--bpf-hooks wants auto, socket or syscall"),
+    (["--bpf-variant", "compat", "--bpf-hooks", "socket"], "needs the loop build"),
+])
+def test_bad_hook_choice_is_a_usage_error(args, why):
+    r = subprocess.run([TAPIR, *args], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert why in r.stderr
