@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* `tapir inspect`: which cgroups a running daemon watches, as what, with what in flight. */
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,18 +28,17 @@ static struct seen *rows;
 static size_t n_rows;
 static size_t root_len;
 
-static int name_cgroup(const char *path, const struct stat *st, int type, struct FTW *ftw)
+static void name_cgroup(void *ctx, const char *path)
 {
 	uint64_t id;
 	size_t i;
 
-	if (type != FTW_D || tapir_cgroup_id(path, &id))
-		return FTW_CONTINUE;
+	if (tapir_cgroup_id(path, &id))
+		return;
 	for (i = 0; i < n_rows; i++)
 		if (rows[i].id == id)
 			snprintf(rows[i].path, sizeof(rows[i].path), "%s",
 				 path[root_len] ? path + root_len : "/");
-	return FTW_CONTINUE;
 }
 
 static int open_pin(const char *dir, const char *name)
@@ -149,7 +147,7 @@ int tapir_inspect(const char *pin_dir, const struct tapir_config *cfg, FILE *out
 	}
 	if (!tapir_cgroup2_mount(root, sizeof(root))) {
 		root_len = strlen(root);
-		nftw(root, name_cgroup, 64, FTW_PHYS | FTW_MOUNT | FTW_ACTIONRETVAL);
+		tapir_cgroup_walk(root, name_cgroup, NULL);
 	}
 	fprintf(out, "%-20s %-40s %-24s %8s %5s %6s %6s  %s\n", "CGROUP_ID", "PATH", "MODEL_NAME",
 		"INFLIGHT", "WS", "CONNS", "LISTEN", "IDENTITY");

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
-#include <ftw.h>
+#include <dirent.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -429,24 +429,127 @@ static int replica_of(struct tapir_cgroups *cg, const char *glob, const char *re
 	return -ENOENT;
 }
 
-/* nftw() has no user pointer. Scans run on the main thread only. */
-static struct tapir_cgroups *scanning;
+/* Walk state: one path buffer, extended and cut back as the walk goes down and up. */
+struct walk {
+	char path[4096];
+	dev_t dev;
+	void (*visit)(void *ctx, const char *path);
+	void *ctx;
+	int err; /* the first error that left a part of the tree unseen */
+};
 
-static int visit(const char *path, const struct stat *st, int type, struct FTW *ftw)
+#define WALK_MAX_DEPTH 128
+
+static void walk_note(struct walk *w, int err)
 {
-	struct tapir_cgroups *cg = scanning;
+	if (!w->err)
+		w->err = err;
+}
+
+/* Visit the subdirectories of open directory @fd (whose path is w->path, @len bytes). */
+static void walk_dir(struct walk *w, int fd, size_t len, int depth)
+{
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+
+	d = fdopendir(fd);
+	if (!d) {
+		walk_note(w, -errno);
+		close(fd);
+		return;
+	}
+	for (;;) {
+		size_t n;
+		int sub;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			/* A directory removed while it is read simply ends. */
+			if (errno && errno != ENOENT)
+				walk_note(w, -errno);
+			break;
+		}
+		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
+			continue;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0) {
+			/* Removed since the listing (or not a directory): nothing to see there. */
+			if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP)
+				walk_note(w, -errno);
+			continue;
+		}
+		if (fstat(sub, &st) || st.st_dev != w->dev) {
+			close(sub); /* another mount below this one: not part of this tree */
+			continue;
+		}
+		n = strlen(de->d_name);
+		if (len + 1 + n >= sizeof(w->path) || depth >= WALK_MAX_DEPTH) {
+			walk_note(w, -ENAMETOOLONG);
+			close(sub);
+			continue;
+		}
+		w->path[len] = '/';
+		memcpy(w->path + len + 1, de->d_name, n + 1);
+		w->visit(w->ctx, w->path);
+		walk_dir(w, sub, len + 1 + n, depth + 1);
+		w->path[len] = '\0';
+	}
+	closedir(d);
+}
+
+int tapir_cgroup_walk(const char *root, void (*visit)(void *ctx, const char *path), void *ctx)
+{
+	struct walk *w;
+	struct stat st;
+	size_t len;
+	int fd, err;
+
+	len = strlen(root);
+	while (len > 1 && root[len - 1] == '/')
+		len--;
+	if (len >= sizeof(w->path))
+		return -ENAMETOOLONG;
+	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	w = calloc(1, sizeof(*w));
+	if (!w || fstat(fd, &st)) {
+		err = w ? -errno : -ENOMEM;
+		free(w);
+		close(fd);
+		return err;
+	}
+	w->dev = st.st_dev;
+	w->visit = visit;
+	w->ctx = ctx;
+	visit(ctx, root);
+	if (len == 1 && root[0] == '/')
+		len = 0; /* children are "/x", not "//x" */
+	memcpy(w->path, root, len);
+	w->path[len] = '\0';
+	walk_dir(w, fd, len, 0);
+	err = w->err;
+	free(w);
+	return err;
+}
+
+static void visit(void *ctx, const char *path)
+{
+	struct tapir_cgroups *cg = ctx;
 	const char *rel = path + cg->root_len;
 	uint64_t id, replica;
 	size_t i;
 
-	if (type != FTW_D)
-		return FTW_CONTINUE;
 	if (!*rel)
 		rel = "/";
 	if (!cg->cfg->n_rules) {
 		if (tapir_cgroup_id(path, &id) == 0)
 			add(cg, id, RULE_DEFAULT, id, rel);
-		return FTW_CONTINUE;
+		return;
 	}
 	for (i = 0; i < cg->cfg->n_rules; i++) {
 		if (!tapir_cgroup_matches(cg->cfg->rules[i].cgroup, rel))
@@ -456,18 +559,23 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
 			add(cg, id, i, replica, rel);
 		break;
 	}
-	return FTW_CONTINUE;
 }
 
 int tapir_cgroups__scan(struct tapir_cgroups *cg)
 {
 	size_t i, j;
+	int err;
 
 	cg->gen++;
-	scanning = cg;
-	/* A cgroup removed mid-walk makes nftw skip it, which is what we want. */
-	nftw(cg->root, visit, 64, FTW_PHYS | FTW_MOUNT | FTW_ACTIONRETVAL);
-	scanning = NULL;
+	/* Cgroups come and go during the walk: one removed under it is skipped. A walk that
+	 * could not see the whole tree forgets nothing, so a cgroup it missed keeps its
+	 * requests (a wrong "gone" would drop them without a trace). */
+	err = tapir_cgroup_walk(cg->root, visit, cg);
+	if (err) {
+		pr_warn("walking %s: %s; forgetting no cgroup until a walk completes", cg->root,
+			strerror(-err));
+		return (int)cg->n;
+	}
 	for (i = j = 0; i < cg->n; i++) {
 		if (cg->w[i].seen == cg->gen) {
 			cg->w[j++] = cg->w[i];
