@@ -18,8 +18,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * continued by tail calls. Both share every line of parsing and connection logic.
  */
 #ifdef TAPIR_COMPAT
-#define TAPIR_SUBPROG static __always_inline
-#define COMPAT_STEPS  32 /* parser steps per run of walk_more; up to 33 runs per syscall */
+#define TAPIR_SUBPROG	 static __always_inline
+#define COMPAT_STEPS	 32 /* parser steps per run of walk_more; up to 33 runs per syscall */
+#define TAPIR_SKIP_WORDS 0  /* each inlined step stays small for the verifier */
 #else
 #define TAPIR_SUBPROG __noinline
 #endif
@@ -68,10 +69,12 @@ struct tapir_walk;
 TAPIR_SUBPROG int http_feed(struct tapir_http_parser *p, __u32 c);
 TAPIR_SUBPROG int http_fast(struct tapir_http_parser *p, __u64 x0, __u64 x1);
 TAPIR_SUBPROG int handle_event(struct tapir_conn *c, int ev, struct tapir_walk *w);
+TAPIR_SUBPROG int http_skip(struct tapir_http_parser *p, struct tapir_walk *w, __u32 at);
 #define TAPIR_CONN_ENV			void
 #define TAPIR_WALK_FEED(p, c)		http_feed(p, c)
 #define TAPIR_WALK_FAST(p, x0, x1)	http_fast(p, x0, x1)
 #define TAPIR_WALK_EVENT(env, c, ev, w) handle_event(c, ev, w)
+#define TAPIR_WALK_SKIP(p, w, at)	http_skip(p, w, at)
 #include "tapir/walk.h"
 
 struct tapir_scratch {
@@ -217,6 +220,13 @@ TAPIR_SUBPROG int http_fast(struct tapir_http_parser *p, __u64 x0, __u64 x1)
 	if (!p)
 		return 0;
 	return tapir_http_fast(p, x0, x1);
+}
+
+TAPIR_SUBPROG int http_skip(struct tapir_http_parser *p, struct tapir_walk *w, __u32 at)
+{
+	if (!p || !w)
+		return 0;
+	return tapir_walk_skip(p, w, at);
 }
 
 TAPIR_SUBPROG int handle_event(struct tapir_conn *c, int ev, struct tapir_walk *w)
@@ -688,6 +698,11 @@ EXIT_PROG(sendfile64)
 #error "socket hooks: syscall numbers of this architecture are missing"
 #endif
 
+/*
+ * A process outside every watched cgroup pays one cgroup lookup per socket call; a watched one
+ * one more lookup, of the socket's connection, and a call that moved no bytes (EAGAIN, the
+ * peer's FIN) stops there.
+ */
 static __always_inline int sock_io(void *ctx, struct sock *sk, long ret, int flags, __u8 dir)
 {
 	__u64 id = bpf_get_current_pid_tgid(), nr;
@@ -702,6 +717,11 @@ static __always_inline int sock_io(void *ctx, struct sock *sk, long ret, int fla
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (c && c->state >= TAPIR_CONN_IGNORED)
 		return 0;
+	if (ret <= 0) {
+		if (c && ((ret == 0 && dir == DIR_IN) || ret == -ECONNRESET || ret == -EPIPE))
+			c->flags |= TAPIR_CF_PEER_GONE;
+		return 0;
+	}
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	nr = SYSCALL_NR(regs);
 	io.ts = bpf_ktime_get_ns();

@@ -589,7 +589,7 @@ TAPIR_INLINE __u32 tapir_http_value_at(struct tapir_http_parser *p, __u8 which, 
 TAPIR_INLINE int tapir_http_fast_state(__u8 st)
 {
 	return st == TP_HDR_START || st == TP_HDR_SKIP || st == TP_START || st == TP_CHUNK_EXT ||
-	       st == TP_TRAILER_SKIP;
+	       st == TP_TRAILER_SKIP || st == TP_HDR_VALUE;
 }
 
 /* "TTP/1.1 " and "TTP/1.0 ": a status line after its first byte, little-endian. */
@@ -645,6 +645,114 @@ TAPIR_INLINE __u32 tapir_http_fast_line_end(struct tapir_http_parser *p, __u64 x
 	p->pos = 0;
 	p->hdr_bytes += lf + 1;
 	return lf + 1;
+}
+
+/* "keep-ali" / "ve\r\n" and "close\r\n", case folded where they are letters. */
+#define TP_W_KEEP_ALI	 0x696c612d7065656bULL
+#define TP_FOLD_KEEP_ALI 0x2020002020202020ULL /* '-' exact */
+#define TP_W_VE_CRLF	 0x0a0d6576ULL
+#define TP_FOLD_VE	 0x00002020ULL
+#define TP_W_CLOSE_CRLF	 0x0a0d65736f6c63ULL /* 7 bytes */
+#define TP_FOLD_CLOSE	 0x00002020202020ULL
+#define TP_W_CHUNKED_CR	 0x0d64656b6e756863ULL /* "chunked\r" */
+#define TP_FOLD_CHUNKED	 0x0020202020202020ULL
+#define TP_MASK(n)	 (~0ULL >> (64 - 8 * (n)))
+
+/* Leave a header value at its LF: what tapir_http_header_value() does with the '\n'. */
+TAPIR_INLINE __u32 tapir_http_value_end(struct tapir_http_parser *p, __u32 n)
+{
+	if (p->hdr_bytes + n > TP_MAX_HEADER_BYTES)
+		return 0;
+	p->hdr_bytes += n;
+	p->state = TP_HDR_START;
+	p->pos = 0;
+	return n;
+}
+
+/*
+ * A whole header value of the usual shapes, at its first byte: "keep-alive\r\n" and
+ * "close\r\n" for Connection, "chunked\r\n" for Transfer-Encoding, up to 7 digits and "\r\n"
+ * for Content-Length. Anything else goes byte by byte.
+ */
+TAPIR_INLINE __u32 tapir_http_fast_value(struct tapir_http_parser *p, __u64 x0, __u64 x1)
+{
+	__u32 k, i;
+	__u64 v = 0;
+
+	if (p->match || p->match2 || p->digits)
+		return 0; /* not at the first byte of the value */
+	if (p->hdr == TP_H_CONNECTION) {
+		if ((x0 | TP_FOLD_KEEP_ALI) == TP_W_KEEP_ALI &&
+		    ((x1 | TP_FOLD_VE) & TP_MASK(4)) == TP_W_VE_CRLF)
+			return tapir_http_value_end(p, 12);
+		if (((x0 | TP_FOLD_CLOSE) & TP_MASK(7)) == TP_W_CLOSE_CRLF) {
+			k = tapir_http_value_end(p, 7);
+			if (k) {
+				p->match = 5 | TP_MATCHED;
+				p->flags |= TP_F_CLOSE;
+			}
+			return k;
+		}
+		return 0;
+	}
+	if (p->hdr == TP_H_TRANSFER_ENCODING) {
+		if ((x0 | TP_FOLD_CHUNKED) != TP_W_CHUNKED_CR || (x1 & 0xff) != '\n')
+			return 0;
+		k = tapir_http_value_end(p, 9);
+		if (k) {
+			p->match = 7 | TP_MATCHED;
+			p->flags |= TP_F_CHUNKED;
+		}
+		return k;
+	}
+	if (p->hdr != TP_H_CONTENT_LENGTH || (p->flags & TP_F_HAS_CL))
+		return 0;
+	k = tapir_byte_index(x0, '\r');
+	if (k == 0 || k == 8 || ((k == 7 ? x1 : x0 >> (8 * (k + 1))) & 0xff) != '\n')
+		return 0;
+	for (i = 0; i < 7; i++) {
+		__u8 c = (x0 >> (8 * i)) & 0xff;
+
+		if (i >= k)
+			break;
+		if (c < '0' || c > '9')
+			return 0;
+		v = v * 10 + (c - '0');
+	}
+	if (!tapir_http_value_end(p, k + 2))
+		return 0;
+	p->remaining = v;
+	p->digits = k;
+	p->flags |= TP_F_HAS_CL;
+	return k + 2;
+}
+
+/* A request method and its space, after the first letter went through tapir_http_feed(). */
+TAPIR_INLINE __u32 tapir_http_fast_method(struct tapir_http_parser *p, __u64 x0)
+{
+	__u32 k = tapir_byte_index(x0, ' '), i;
+	__u64 tok = p->remaining;
+	__u8 m;
+
+	if (k == 0 || k == 8 || p->pos + k > 7 || p->hdr_bytes + k + 1 > TP_MAX_START_LINE)
+		return 0;
+	for (i = 0; i < 7; i++) {
+		__u8 c = (x0 >> (8 * i)) & 0xff;
+
+		if (i >= k)
+			break;
+		if (c < 'A' || c > 'Z')
+			return 0;
+		tok = (tok << 8) | c;
+	}
+	m = tapir_method_id(tok);
+	if (m == TP_M_UNKNOWN || m == TP_M_PRI)
+		return 0; /* the byte path fails it */
+	p->method = m;
+	p->remaining = 0;
+	p->pos += k;
+	p->hdr_bytes += k + 1;
+	return k + 1;
 }
 
 /**
@@ -713,14 +821,17 @@ TAPIR_INLINE __u32 tapir_http_fast(struct tapir_http_parser *p, __u64 x0, __u64 
 			p->hdr_bytes += k;
 			return k;
 		}
+		if (p->method == TP_M_UNKNOWN)
+			return tapir_http_fast_method(p, x0);
 		/* The request target: only the rolling tail of the line matters. */
-		if (p->method == TP_M_UNKNOWN || p->hdr_bytes + 8 > TP_MAX_START_LINE)
+		if (p->hdr_bytes + 8 > TP_MAX_START_LINE)
 			return 0;
 		if (tapir_has_byte(x0, '\n') || tapir_has_byte(x0, '\r'))
 			return tapir_http_fast_line_end(p, x0, x1);
 		p->remaining = tapir_bswap64(x0);
 		p->hdr_bytes += 8;
 		return 8;
+	case TP_HDR_VALUE: return tapir_http_fast_value(p, x0, x1);
 	case TP_CHUNK_EXT:
 	case TP_TRAILER_SKIP: return tapir_has_byte(x0, '\n') ? 0 : 8;
 	default: return 0;
@@ -757,6 +868,59 @@ TAPIR_INLINE int tapir_http_bulk(struct tapir_http_parser *p, __u64 n)
 	}
 	p->state = TP_CHUNK_DATA_END;
 	return TP_EV_NONE;
+}
+
+/*
+ * States where every byte up to the next LF is skipped: an uninteresting header or trailer
+ * line, a chunk extension, a reason phrase. The driver then finds the LF itself, as far as
+ * it can see, and hands over the whole run with tapir_http_skip().
+ */
+TAPIR_INLINE int tapir_http_skip_state(const struct tapir_http_parser *p)
+{
+	return p->state == TP_HDR_SKIP || p->state == TP_TRAILER_SKIP || p->state == TP_CHUNK_EXT ||
+	       (p->state == TP_START && p->kind == TP_KIND_RESPONSE && p->pos >= 13);
+}
+
+/**
+ * tapir_http_skip - take @n bytes without an LF, then the LF too when @lf
+ *
+ * Only in a tapir_http_skip_state(). Returns the bytes taken (@n + @lf), leaving the parser
+ * exactly where feeding them one by one would have, or 0 when a limit is near (then feed).
+ */
+TAPIR_INLINE __u32 tapir_http_skip(struct tapir_http_parser *p, __u32 n, int lf)
+{
+	__u32 all = n + (lf ? 1 : 0);
+
+	switch (p->state) {
+	case TP_HDR_SKIP:
+		if (p->hdr_bytes + all > TP_MAX_HEADER_BYTES)
+			return 0;
+		p->hdr_bytes += all;
+		if (lf) {
+			p->state = TP_HDR_START;
+			p->pos = 0;
+		}
+		return all;
+	case TP_START:
+		if (p->hdr_bytes + all > TP_MAX_START_LINE)
+			return 0;
+		p->hdr_bytes += all;
+		if (lf) { /* as tapir_http_start_line() ends a status line */
+			p->flags |= TP_F_LINE_OK;
+			p->state = TP_HDR_START;
+			p->pos = 0;
+		}
+		return all;
+	case TP_TRAILER_SKIP:
+		if (lf)
+			p->state = TP_TRAILER_START;
+		return all;
+	case TP_CHUNK_EXT:
+		if (lf)
+			p->state = p->remaining ? TP_CHUNK_DATA : TP_TRAILER_START;
+		return all;
+	}
+	return 0;
 }
 
 #define TAPIR_WIN 256 /* bytes of payload looked at per window; a power of two */
