@@ -450,6 +450,7 @@ int tapir_daemon__run(struct tapir_daemon *d)
 			tapir_cgroups__relabel_pending(d->cgroups);
 			tapir_replicas__sync(d->replicas, t);
 		}
+		tapir_replicas__tick(d->replicas, t);
 		if (d->rescan || t - last_scan >= RESCAN_MS) {
 			d->rescan = 0;
 			tapir_cgroups__scan(d->cgroups);

@@ -29,13 +29,15 @@ struct replica {
 	bool replaced; /* gone, and back under the same name in a new cgroup */
 	uint64_t appeared_ms, gone_ms, last_signal_ms;
 	uint32_t main_pid;
-	bool main_dead;	 /* its main process exited and none took over yet */
-	int probe_ok;	 /* latest readiness probe: -1 none seen, 0 not 2xx, 1 2xx */
-	int request_ok;	 /* latest request, likewise */
-	bool ever_ready; /* starting until the first time it is ready */
-	bool sandbox;	 /* a pod's pause container: not a replica */
-	bool checked;	 /* sandbox decided (it needs a process in the cgroup) */
-	bool pod_named;	 /* named after its pod (or no pod to wait for) */
+	bool main_dead;	     /* its main process exited and none took over yet */
+	int probe_ok;	     /* latest readiness probe: -1 none seen, 0 not 2xx, 1 2xx */
+	int request_ok;	     /* latest request, likewise */
+	bool ever_ready;     /* starting until the first time it is ready */
+	bool sandbox;	     /* a pod's pause container: not a replica */
+	bool checked;	     /* sandbox decided (it needs a process in the cgroup) */
+	uint64_t checked_ms; /* last look for a first process, while not checked */
+	uint64_t usage_ms;   /* CPU and memory figures read then */
+	bool pod_named;	     /* named after its pod (or no pod to wait for) */
 	char pod_uid[40];
 	unsigned int listening;
 	struct tapir_series *cpu, *mem;
@@ -50,6 +52,7 @@ struct tapir_replicas {
 	struct tapir_family *gpu_mem, *gpu_util;
 	struct replica *r;
 	size_t n, cap;
+	size_t cursor; /* where the next read of container figures starts */
 	struct gpu_series gpus[MAX_GPU_SERIES];
 	size_t n_gpus;
 };

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -19,6 +20,9 @@
 #include "replicas.h"
 #include "resources.h"
 
+#define USAGE_EVERY_MS	 1000	 /* container figures are refreshed this often between scrapes */
+#define TICK_BUDGET_NS	 2000000 /* cgroupfs reads per main-loop turn */
+#define SCRAPE_BUDGET_NS 8000000 /* cgroupfs reads per scrape; the rest come from the turns */
 #define GONE_GRACE_MS \
 	60000 /* a vanished replica's series stay this long (and its name, to
 			       recognise a restart in a new cgroup) */
@@ -437,6 +441,64 @@ static void count_listeners(struct tapir_replicas *rs, int listeners_fd)
 	}
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Is @r shown (its figures worth reading)? Without rules every cgroup is watched, and only
+ * those that served HTTP are shown. */
+static bool shown_replica(struct tapir_replicas *rs, const struct replica *r, size_t nl)
+{
+	return r->present && !r->sandbox && r->labels_id < nl &&
+	       (rs->cfg->n_rules > 0 || tapir_cgroups__served(rs->cg, r->labels_id));
+}
+
+/*
+ * Read the cgroupfs figures (first process, CPU, memory) of replicas whose figures are at least
+ * @min_age_ms old, round robin from where the last call stopped, for about @budget_ns at most.
+ * A few containers are all read at every scrape; a thousand are read a slice per main-loop turn,
+ * so that neither a scrape nor the drain of records waits for a thousand cgroup directories.
+ */
+static void read_figures(struct tapir_replicas *rs, uint64_t now_ms, uint64_t min_age_ms,
+			 uint64_t budget_ns)
+{
+	size_t nl = tapir_cgroups__n_labelsets(rs->cg), k, n = rs->n;
+	uint64_t t0 = mono_ns();
+	struct replica *r;
+
+	for (k = 0; k < n; k++) {
+		r = &rs->r[(rs->cursor + k) % n];
+		if (!r->checked && r->present && now_ms - r->checked_ms >= USAGE_EVERY_MS) {
+			char dir[4608];
+
+			r->checked_ms = now_ms;
+			snprintf(dir, sizeof(dir), "%s%s", tapir_cgroups__root(rs->cg), r->rel);
+			if (tapir_cgroup_first_pid(dir)) {
+				r->checked = true;
+				r->sandbox = tapir_cgroup_is_sandbox(dir);
+			}
+		}
+		if (!shown_replica(rs, r, nl) || (r->usage_ms && now_ms - r->usage_ms < min_age_ms))
+			continue;
+		tapir_containers_usage(rs, r);
+		r->usage_ms = now_ms;
+		if (mono_ns() - t0 > budget_ns) {
+			k++;
+			break;
+		}
+	}
+	rs->cursor = n ? (rs->cursor + k) % n : 0;
+}
+
+void tapir_replicas__tick(struct tapir_replicas *rs, uint64_t now_ms)
+{
+	read_figures(rs, now_ms, USAGE_EVERY_MS, TICK_BUDGET_NS);
+}
+
 void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct tapir_gpu *gpu,
 			     uint64_t now_ms)
 {
@@ -458,22 +520,13 @@ void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct
 		return;
 	}
 	count_listeners(rs, listeners_fd);
+	/* Everything not read in this very millisecond, as far as the budget goes. */
+	read_figures(rs, now_ms, 1, SCRAPE_BUDGET_NS);
 	for (i = 0; i < rs->n; i++) {
 		r = &rs->r[i];
-		if (!r->checked && r->present) {
-			char dir[4608];
-
-			snprintf(dir, sizeof(dir), "%s%s", tapir_cgroups__root(rs->cg), r->rel);
-			if (tapir_cgroup_first_pid(dir)) {
-				r->checked = true;
-				r->sandbox = tapir_cgroup_is_sandbox(dir);
-			}
-		}
-		if (!r->present || r->sandbox || r->labels_id >= nl ||
-		    (!all && !tapir_cgroups__served(rs->cg, r->labels_id)))
+		if (!shown_replica(rs, r, nl))
 			continue;
 		shown[r->labels_id] = true;
-		tapir_containers_usage(rs, r);
 		ready = r->listening && (r->probe_ok >= 0 ? r->probe_ok == 1 : r->request_ok == 1);
 		/* The kubelet's Ready condition, where it has one for this pod, wins. */
 		kready = rs->kube && r->pod_uid[0] ? tapir_podmeta__pod_ready(rs->kube, r->pod_uid)

@@ -31,6 +31,8 @@ void tapir_replicas__request(struct tapir_replicas *rs, uint64_t replica_id,
 			     const struct tapir_http_event *e, uint64_t now_ms);
 /* Seed listening sockets that predate the daemon into @listeners_fd (socket inode -> cgroup). */
 void tapir_replicas__seed_listeners(struct tapir_replicas *rs, int listeners_fd);
+/* A turn of the main loop: container figures older than a second, a slice at a time. */
+void tapir_replicas__tick(struct tapir_replicas *rs, uint64_t now_ms);
 /* Scrape time: CPU, memory, GPUs, readiness and replica gauges. */
 void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct tapir_gpu *gpu,
 			     uint64_t now_ms);
