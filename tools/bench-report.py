@@ -1,0 +1,278 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""Turns the runs of tools/bench.sh into build/bench.md and build/bench.json.
+
+Every figure is a median over rounds; each comparison is between medians of runs made in the
+same invocation, alternating. bench.json keeps every run besides the summary."""
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+COLUMNS = ["round", "config", "server", "rps", "p50_ms", "p99_ms", "server_cpu_s", "requests",
+           "errors", "dd_ns_per_byte", "served", "seen", "tapir_cpu_s", "losses"]
+NUMERIC = {"round": int, "rps": float, "p50_ms": float, "p99_ms": float, "server_cpu_s": float,
+           "requests": int, "errors": int, "dd_ns_per_byte": float, "served": int, "seen": int,
+           "tapir_cpu_s": float}
+
+# The targets of the overhead issue, on the nginx workload.
+TARGET_CPU_US = 1.0
+TARGET_RATIO = 0.95
+TARGET_P99_MS = 0.050
+
+
+def read_runs(path):
+    runs = []
+    with open(path) as f:
+        for line in f:
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != len(COLUMNS):
+                raise SystemExit(f"bench-report: {path}: bad line {line!r}")
+            run = {}
+            for k, v in zip(COLUMNS, fields):
+                if v == "-":
+                    run[k] = None
+                elif k == "losses":
+                    run[k] = {p.split("=")[0]: int(p.split("=")[1]) for p in v.split(",") if p}
+                else:
+                    run[k] = NUMERIC.get(k, str)(v)
+            run["cpu_us_per_req"] = run["server_cpu_s"] / run["requests"] * 1e6
+            runs.append(run)
+    return runs
+
+
+def read_bpf(path):
+    rows = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                server, rnd, prog, ns, runs = line.split()
+                rows.append((server, int(rnd), prog, float(ns), float(runs)))
+    return rows
+
+
+def med(runs, config, key):
+    vals = [r[key] for r in runs if r["config"] == config and r[key] is not None]
+    return statistics.median(vals) if vals else None
+
+
+def summary_of(runs, config):
+    return {k: med(runs, config, k) for k in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req")}
+
+
+def compare(base, other):
+    return {
+        "ratio": other["rps"] / base["rps"],
+        "p50_added_ms": other["p50_ms"] - base["p50_ms"],
+        "p99_added_ms": other["p99_ms"] - base["p99_ms"],
+        "cpu_added_us_per_req": other["cpu_us_per_req"] - base["cpu_us_per_req"],
+    }
+
+
+def accounting(runs, config):
+    sel = [r for r in runs if r["config"] == config]
+    losses = {}
+    for r in sel:
+        for k, v in (r["losses"] or {}).items():
+            losses[k] = losses.get(k, 0) + v
+    made = sum(r["requests"] for r in sel)
+    served = sum(r["served"] for r in sel)
+    seen = sum(r["seen"] for r in sel)
+    return {
+        "made": made,
+        "served": served,
+        "seen": seen,
+        "seen_over_served": seen / served if served else None,
+        "client_errors": sum(r["errors"] for r in sel),
+        "losses": losses,
+        "exact": seen == served and not any(losses.values()),
+        "daemon_cpu_us_per_req": sum(r["tapir_cpu_s"] for r in sel) / made * 1e6 if made else None,
+    }
+
+
+def bpf_summary(rows, server):
+    progs = sorted({p for s, _, p, _, _ in rows if s == server})
+    out = {}
+    for p in progs:
+        ns = [v for s, _, q, v, _ in rows if s == server and q == p]
+        runs = [v for s, _, q, _, v in rows if s == server and q == p]
+        out[p] = {"ns_per_req": statistics.median(ns), "runs_per_req": statistics.median(runs)}
+    return out
+
+
+def read_scale(path):
+    if not path or not os.path.exists(path):
+        return None
+    kv = dict(line.rstrip("\n").split("\t", 1) for line in open(path) if "\t" in line)
+    times = [float(t) * 1000 for t in kv["scrapes"].split(",") if t]
+    return {
+        "watched_cgroups": int(kv["cgroups"]),
+        "series": int(kv["series"]),
+        "rss_mib": int(kv["rss_kib"]) / 1024,
+        "scrapes": len(times),
+        "scrape_ms_median": statistics.median(times) if times else None,
+        "scrape_ms_max": max(times) if times else None,
+        "made": int(kv["made"]),
+        "served": int(kv["served"]),
+        "seen": int(kv["seen"]),
+        "records_lost": int(kv["lost"]),
+        "exact": int(kv["seen"]) == int(kv["served"]) and int(kv["lost"]) == 0,
+    }
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    return {"cpus": os.cpu_count(), "cpu_model": model, "memory_gib": round(mem_kib / 2**20, 1),
+            "kernel": platform.release(), "hostname": platform.node()}
+
+
+def fmt(v, spec):
+    return "" if v is None else format(v, spec)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for a in ("rounds", "bpf", "scale", "md", "json", "commit", "variant", "hooks", "others",
+              "pinned"):
+        ap.add_argument("--" + a, default="")
+    for a in ("duration", "connections", "dd-bytes"):
+        ap.add_argument("--" + a, type=int, default=0)
+    args = ap.parse_args()
+
+    runs = read_runs(args.rounds)
+    bpf = read_bpf(args.bpf)
+    configs = ["nginx", "nginx+tapir", "nginx+proxy", "uvicorn", "uvicorn+tapir"]
+    med_of = {c: summary_of(runs, c) for c in configs}
+    n_rounds = max(r["round"] for r in runs)
+
+    nginx_tapir = compare(med_of["nginx"], med_of["nginx+tapir"])
+    nginx_proxy = compare(med_of["nginx"], med_of["nginx+proxy"])
+    uvicorn_tapir = compare(med_of["uvicorn"], med_of["uvicorn+tapir"])
+    dd = {"without": med(runs, "nginx", "dd_ns_per_byte"),
+          "with_tapir": med(runs, "nginx+tapir", "dd_ns_per_byte")}
+    dd["ratio"] = dd["with_tapir"] / dd["without"] if dd["without"] else None
+    acct = {"nginx": accounting(runs, "nginx+tapir"), "uvicorn": accounting(runs, "uvicorn+tapir")}
+    progs = {"nginx": bpf_summary(bpf, "nginx"), "uvicorn": bpf_summary(bpf, "uvicorn")}
+    done = {
+        "nginx_cpu_added_le_1us": nginx_tapir["cpu_added_us_per_req"] <= TARGET_CPU_US,
+        "nginx_ratio_ge_0_95": nginx_tapir["ratio"] >= TARGET_RATIO,
+        "nginx_p99_added_lt_50us": nginx_tapir["p99_added_ms"] < TARGET_P99_MS,
+        "counts_exact_loss_0": acct["nginx"]["exact"] and acct["uvicorn"]["exact"],
+    }
+    scale = read_scale(args.scale)
+    if scale:
+        done["daemon_rss_lt_32mib"] = scale["rss_mib"] < 32
+        done["scrape_lt_20ms"] = scale["scrape_ms_median"] < 20
+    mach = machine()
+    report = {
+        "schema": 1,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": args.commit,
+        "machine": mach,
+        "settings": {"duration_s": args.duration, "rounds": n_rounds,
+                     "connections": args.connections, "wrk_threads": 1,
+                     "dd_bytes": args.dd_bytes, "servers_pinned_cpu0_wrk_cpu1": args.pinned == "yes",
+                     "tapir_pinned": False, "bpf_hooks_asked": args.hooks,
+                     "tapir_variant": args.variant},
+        "disturbed_by_other_tapirs": args.others or None,
+        "medians": med_of,
+        "nginx_with_tapir": nginx_tapir,
+        "nginx_behind_proxy": nginx_proxy,
+        "uvicorn_with_tapir": uvicorn_tapir,
+        "dd_unwatched_ns_per_byte": dd,
+        "accounting": acct,
+        "bpf_programs_warmup": progs,
+        "daemon_at_scale": scale,
+        "targets": {"cpu_added_us_per_req": TARGET_CPU_US, "ratio": TARGET_RATIO,
+                    "p99_added_ms": TARGET_P99_MS, "met": done},
+        "runs": runs,
+    }
+    with open(args.json, "w") as f:
+        json.dump(report, f, indent=2, sort_keys=False)
+        f.write("\n")
+
+    L = []
+    L.append(f"## tapir overhead ({args.variant}): wrk -t1 -c{args.connections} -d{args.duration}s, "
+             f"median of {n_rounds} alternating rounds")
+    L.append("")
+    L.append("| run | req/s | p50 (ms) | p99 (ms) | server CPU (us / req) | vs. alone: ratio | p99 added (ms) | CPU added (us / req) |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    rows = [("nginx, 1 KiB static file", "nginx", None),
+            ("nginx with tapir", "nginx+tapir", nginx_tapir),
+            ("nginx behind an nginx proxy (CPU: both)", "nginx+proxy", nginx_proxy),
+            ("uvicorn + FastAPI, JSON", "uvicorn", None),
+            ("uvicorn with tapir", "uvicorn+tapir", uvicorn_tapir)]
+    for label, c, cmp_ in rows:
+        m = med_of[c]
+        L.append(f"| {label} | {fmt(m['rps'], '.0f')} | {fmt(m['p50_ms'], '.3f')} | "
+                 f"{fmt(m['p99_ms'], '.3f')} | {fmt(m['cpu_us_per_req'], '.2f')} | "
+                 + (f"{cmp_['ratio']:.3f} | {cmp_['p99_added_ms']:+.3f} | {cmp_['cpu_added_us_per_req']:+.2f} |"
+                    if cmp_ else " | | |"))
+    L.append("")
+    L.append(f"dd bs=1 of {args.dd_bytes} bytes outside every watched cgroup (a read and a write "
+             f"per byte): {fmt(dd['without'], '.1f')} ns/byte alone, {fmt(dd['with_tapir'], '.1f')} "
+             f"with tapir, ratio {fmt(dd['ratio'], '.3f')}.")
+    L.append("")
+    L.append("| accounting, with-tapir runs | nginx | uvicorn |")
+    L.append("|---|---:|---:|")
+    a, b = acct["nginx"], acct["uvicorn"]
+    L.append(f"| requests made (wrk) | {a['made']} | {b['made']} |")
+    L.append(f"| requests served (nginx stub_status; the app's own count) | {a['served']} | {b['served']} |")
+    L.append(f"| requests observed by tapir | {a['seen']} | {b['seen']} |")
+    L.append(f"| observed / served | {fmt(a['seen_over_served'], '.6f')} | {fmt(b['seen_over_served'], '.6f')} |")
+    L.append(f"| wrk socket errors + non-2xx | {a['client_errors']} | {b['client_errors']} |")
+    for fam in sorted(set(a["losses"]) | set(b["losses"])):
+        L.append(f"| {fam} | {a['losses'].get(fam, 0)} | {b['losses'].get(fam, 0)} |")
+    L.append(f"| tapir daemon CPU (us / req) | {fmt(a['daemon_cpu_us_per_req'], '.3f')} | "
+             f"{fmt(b['daemon_cpu_us_per_req'], '.3f')} |")
+    L.append("")
+    if progs["nginx"] or progs["uvicorn"]:
+        L.append("| BPF program (kernel.bpf_stats_enabled, warm-up runs) | nginx ns / req | runs / req | uvicorn ns / req | runs / req |")
+        L.append("|---|---:|---:|---:|---:|")
+        names = sorted(set(progs["nginx"]) | set(progs["uvicorn"]),
+                       key=lambda p: -progs["nginx"].get(p, {"ns_per_req": 0})["ns_per_req"])
+        for p in names:
+            x, y = progs["nginx"].get(p), progs["uvicorn"].get(p)
+            L.append(f"| {p} | {fmt(x and x['ns_per_req'], '.1f')} | {fmt(x and x['runs_per_req'], '.3f')} | "
+                     f"{fmt(y and y['ns_per_req'], '.1f')} | {fmt(y and y['runs_per_req'], '.3f')} |")
+        tx = sum(v["ns_per_req"] for v in progs["nginx"].values())
+        ty = sum(v["ns_per_req"] for v in progs["uvicorn"].values())
+        L.append(f"| **all programs** | **{tx:.1f}** | | **{ty:.1f}** | |")
+        L.append("")
+    if scale:
+        L.append(f"Daemon at scale: {scale['watched_cgroups']} watched cgroups, {scale['series']} "
+                 f"series, RSS {scale['rss_mib']:.1f} MiB; {scale['scrapes']} scrapes during wrk "
+                 f"on nginx: median {fmt(scale['scrape_ms_median'], '.1f')} ms, max "
+                 f"{fmt(scale['scrape_ms_max'], '.1f')} ms; requests served {scale['served']}, "
+                 f"observed {scale['seen']}, records lost {scale['records_lost']}.")
+        L.append("")
+    L.append("Targets on nginx: CPU added <= 1 us/req: " + ("met" if done["nginx_cpu_added_le_1us"] else "**not met**")
+             + "; ratio >= 0.95: " + ("met" if done["nginx_ratio_ge_0_95"] else "**not met**")
+             + "; p99 added < 50 us: " + ("met" if done["nginx_p99_added_lt_50us"] else "**not met**")
+             + "; counts exact, loss 0: " + ("met" if done["counts_exact_loss_0"] else "**not met**")
+             + ("; daemon RSS < 32 MiB with 1,000 cgroups: " + ("met" if done["daemon_rss_lt_32mib"] else "**not met**")
+                + "; scrape < 20 ms: " + ("met" if done["scrape_lt_20ms"] else "**not met**") if scale else "")
+             + ".")
+    L.append("")
+    if args.others:
+        L.append(f"**Disturbed:** other tapir processes ran during the runs (pids {args.others}).")
+        L.append("")
+    pin = ("servers (nginx, the proxy, uvicorn) pinned to CPU 0, wrk to CPU 1, tapir unpinned"
+           if args.pinned == "yes" else "nothing pinned (one CPU)")
+    L.append(f"Machine: {mach['cpus']} CPUs, {mach['cpu_model']}, {mach['memory_gib']} GiB, Linux "
+             f"{mach['kernel']}; {pin}; commit {args.commit}; {report['date']}.")
+    with open(args.md, "w") as f:
+        f.write("\n".join(L) + "\n")
+
+
+if __name__ == "__main__":
+    main()
