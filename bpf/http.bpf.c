@@ -1,9 +1,19 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* Server-side HTTP/1.x from syscall tracepoints: one ring-buffer record per answered request. */
+/* Server-side HTTP/1.x from socket or syscall hooks: one ring-buffer record per answered request. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
+
+#ifdef TAPIR_COMPAT
+/* The compat build inlines every parser step COMPAT_STEPS times into one program: its steps
+ * keep to the 16-byte fast path, one shortcut and no header-value shortcuts, which keeps the
+ * verifier's walk of it under its 1M-instruction budget on 5.10. */
+#define TAPIR_SKIP_WORDS     0
+#define TAPIR_OPS_PER_STEP   1
+#define TAPIR_FEED_AFTER_OPS 0
+#define TAPIR_FAST_VALUES    0
+#endif
 
 #include "tapir/http.h"
 #include "tapir.bpf.h"
@@ -18,9 +28,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * continued by tail calls. Both share every line of parsing and connection logic.
  */
 #ifdef TAPIR_COMPAT
-#define TAPIR_SUBPROG	 static __always_inline
-#define COMPAT_STEPS	 32 /* parser steps per run of walk_more; up to 33 runs per syscall */
-#define TAPIR_SKIP_WORDS 0  /* each inlined step stays small for the verifier */
+#define TAPIR_SUBPROG static __always_inline
+#define COMPAT_STEPS  32 /* parser steps per run of walk_more; up to 33 runs per syscall */
 #else
 #define TAPIR_SUBPROG __noinline
 #endif

@@ -81,6 +81,10 @@
 #define TP_H_CONNECTION	       0x04
 #define TP_H_ALL	       0x07
 
+#ifndef TAPIR_FAST_VALUES
+#define TAPIR_FAST_VALUES 1 /* whole header values in tapir_http_fast() (0: byte by byte) */
+#endif
+
 #define TP_MAX_START_LINE   16384 /* longer request/status lines are not HTTP we understand */
 #define TP_MAX_HEADER_BYTES 65536
 
@@ -546,16 +550,15 @@ TAPIR_INLINE __u64 tapir_bswap64(__u64 x)
 /* Index of the first byte equal to b in x (little-endian), 8 if none. */
 TAPIR_INLINE __u32 tapir_byte_index(__u64 x, __u8 b)
 {
-	__u64 m = tapir_has_byte(x, b), low;
-	__u32 i;
+	__u64 m = tapir_has_byte(x, b);
 
-	/* The lowest flag is exact (borrows only travel upwards). No ctz: the BPF backend has
-	 * no such instruction and its expansion is costly to compile. */
-	low = m & (~m + 1);
-	for (i = 0; i < 8; i++)
-		if (low == 0x80ULL << (8 * i))
-			return i;
-	return 8;
+	if (!m)
+		return 8;
+	/* The lowest flag is exact (borrows only travel upwards): bit 8i+7 for byte i. Shifted
+	 * down it is 1 << 8i, and the product puts byte 7-i of the constant, i, on top. No ctz:
+	 * the BPF backend has no such instruction and expands it into a long sequence. */
+	m &= ~m + 1;
+	return (__u32)(((m >> 7) * 0x0001020304050607ULL) >> 56);
 }
 
 #define TP_W_LENGTH_ 0x203a6874676e656cULL /* "length: " */
@@ -589,7 +592,7 @@ TAPIR_INLINE __u32 tapir_http_value_at(struct tapir_http_parser *p, __u8 which, 
 TAPIR_INLINE int tapir_http_fast_state(__u8 st)
 {
 	return st == TP_HDR_START || st == TP_HDR_SKIP || st == TP_START || st == TP_CHUNK_EXT ||
-	       st == TP_TRAILER_SKIP || st == TP_HDR_VALUE;
+	       st == TP_TRAILER_SKIP || (TAPIR_FAST_VALUES && st == TP_HDR_VALUE);
 }
 
 /* "TTP/1.1 " and "TTP/1.0 ": a status line after its first byte, little-endian. */
@@ -771,6 +774,13 @@ TAPIR_INLINE __u32 tapir_http_fast(struct tapir_http_parser *p, __u64 x0, __u64 
 
 	switch (p->state) {
 	case TP_HDR_START:
+		if ((x0 & 0xffff) == 0x0a0d) {
+			/* The CR of the empty line: the LF that ends the header block is fed. */
+			if (p->hdr_bytes + 1 > TP_MAX_HEADER_BYTES)
+				return 0;
+			p->hdr_bytes++;
+			return 1;
+		}
 		if (tapir_has_byte(x0, '\n') || tapir_has_byte(x0, '\r'))
 			return 0;
 		if ((x0 | TP_FOLD_CONTENT_) == TP_W_CONTENT_) {
@@ -831,7 +841,7 @@ TAPIR_INLINE __u32 tapir_http_fast(struct tapir_http_parser *p, __u64 x0, __u64 
 		p->remaining = tapir_bswap64(x0);
 		p->hdr_bytes += 8;
 		return 8;
-	case TP_HDR_VALUE: return tapir_http_fast_value(p, x0, x1);
+	case TP_HDR_VALUE: return TAPIR_FAST_VALUES ? tapir_http_fast_value(p, x0, x1) : 0;
 	case TP_CHUNK_EXT:
 	case TP_TRAILER_SKIP: return tapir_has_byte(x0, '\n') ? 0 : 8;
 	default: return 0;

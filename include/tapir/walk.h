@@ -78,6 +78,12 @@ TAPIR_INLINE __u64 tapir_load64(const void *p)
 #ifndef TAPIR_WALK_SKIP
 #define TAPIR_WALK_SKIP(p, w, at) tapir_walk_skip(p, w, at)
 #endif
+#ifndef TAPIR_OPS_PER_STEP
+#define TAPIR_OPS_PER_STEP 16 /* shortcuts (fast path, skips) taken in one step at most */
+#endif
+#ifndef TAPIR_FEED_AFTER_OPS
+#define TAPIR_FEED_AFTER_OPS 1 /* a step that took shortcuts feeds the next byte too */
+#endif
 #ifndef TAPIR_SKIP_WORDS
 #define TAPIR_SKIP_WORDS (TAPIR_WIN / 8) /* words one skip may look at; 0: no skips */
 #endif
@@ -195,9 +201,10 @@ TAPIR_INLINE __u32 tapir_walk_skip(struct tapir_http_parser *p, const struct tap
 		if (o > TAPIR_WIN - 8)
 			break;
 		x = TAPIR_LOAD64(&w->win[o]);
-		j = tapir_byte_index(x, '\n');
-		if (j < 8)
+		if (tapir_has_byte(x, '\n')) {
+			j = tapir_byte_index(x, '\n');
 			return tapir_http_skip(p, k + j, 1);
+		}
 		k += 8;
 	}
 	return k ? tapir_http_skip(p, k, 0) : 0;
@@ -215,7 +222,7 @@ TAPIR_INLINE int tapir_walk_step(TAPIR_CONN_ENV *env, struct tapir_walk *w, stru
 {
 	struct tapir_http_parser *p;
 	__u64 left, max, n, x0, x1;
-	__u32 at, taken;
+	__u32 at, o, taken, i;
 	int ev;
 
 	if (w->off >= w->seg_len) {
@@ -259,20 +266,31 @@ TAPIR_INLINE int tapir_walk_step(TAPIR_CONN_ENV *env, struct tapir_walk *w, stru
 		w->wlen = n;
 	}
 	at = (w->off - w->woff) & (TAPIR_WIN - 1);
+	/* Whole lines, names, values and runs of a start line, as many as the window shows. */
 	taken = 0;
-	if (at <= TAPIR_WIN - 16 && at + 16 <= w->wlen && tapir_http_fast_state(p->state) &&
-	    !(TAPIR_SKIP_WORDS && tapir_http_skip_state(p))) {
-		x0 = TAPIR_LOAD64(&w->win[at]);
-		x1 = TAPIR_LOAD64(&w->win[at + 8]);
-		taken = TAPIR_WALK_FAST(p, x0, x1);
+	for (i = 0; i < TAPIR_OPS_PER_STEP; i++) {
+		n = 0;
+		if (TAPIR_SKIP_WORDS && tapir_http_skip_state(p)) {
+			n = TAPIR_WALK_SKIP(p, w, at);
+		} else if (at + 16 <= w->wlen && tapir_http_fast_state(p->state)) {
+			o = at;
+			TAPIR_OPAQUE(o); /* a no-op mask (wlen <= TAPIR_WIN), for the verifier */
+			o &= TAPIR_WIN - 1;
+			if (o <= TAPIR_WIN - 16) {
+				x0 = TAPIR_LOAD64(&w->win[o]);
+				x1 = TAPIR_LOAD64(&w->win[o + 8]);
+				n = TAPIR_WALK_FAST(p, x0, x1);
+			}
+		}
+		if (!n)
+			break;
+		taken += n;
+		at += n;
 	}
-	/* A line whose rest does not matter (perhaps since the fast path's bytes): to its LF. */
-	if (TAPIR_SKIP_WORDS && tapir_http_skip_state(p))
-		taken += TAPIR_WALK_SKIP(p, w, at + taken);
-	if (taken) {
-		w->off += taken;
+	w->off += taken;
+	/* Then one byte, the one no shortcut took, if the window shows it: a step always moves. */
+	if (taken && (!TAPIR_FEED_AFTER_OPS || at >= w->wlen || tapir_http_bulk_max(p)))
 		return 0;
-	}
 	ev = TAPIR_WALK_FEED(p, w->win[at & (TAPIR_WIN - 1)]);
 	w->off++;
 event:
