@@ -28,12 +28,12 @@ static struct seen *rows;
 static size_t n_rows;
 static size_t root_len;
 
-static void name_cgroup(void *ctx, const char *path)
+static void name_cgroup(void *ctx, const char *path, int fd)
 {
 	uint64_t id;
 	size_t i;
 
-	if (tapir_cgroup_id(path, &id))
+	if (tapir_cgroup_id_fd(fd, &id))
 		return;
 	for (i = 0; i < n_rows; i++)
 		if (rows[i].id == id)

@@ -28,14 +28,25 @@ struct seen {
 	int removed;
 };
 
-static void note(void *ctx, const char *path)
+static void note(void *ctx, const char *path, int fd)
 {
 	struct seen *s = ctx;
 	char victim[512];
 	const char *const *r;
 	const char *rel = path + strlen(s->root);
 
+	struct stat by_fd, by_path;
+	uint64_t id_fd, id_path;
+
 	assert_true(s->n < MAX_SEEN);
+	/* The fd is the directory of that path. */
+	assert_int_equal(fstat(fd, &by_fd), 0);
+	assert_int_equal(stat(path, &by_path), 0);
+	assert_true(by_fd.st_ino == by_path.st_ino && by_fd.st_dev == by_path.st_dev);
+	/* And its id, as the scan takes it, is the one its path gives. */
+	assert_int_equal(tapir_cgroup_id_fd(fd, &id_fd), 0);
+	assert_int_equal(tapir_cgroup_id(path, &id_path), 0);
+	assert_true(id_fd == id_path);
 	snprintf(s->path[s->n++], sizeof(s->path[0]), "%s", *rel ? rel : "/");
 	if (!s->remove || s->removed || !*rel)
 		return;

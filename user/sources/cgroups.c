@@ -98,6 +98,27 @@ int tapir_cgroup_id(const char *path, uint64_t *id)
 	return 0;
 }
 
+int tapir_cgroup_id_fd(int fd, uint64_t *id)
+{
+	struct {
+		struct file_handle fh;
+		uint64_t id;
+	} h;
+	struct stat st;
+	int mount_id;
+
+	h.fh.handle_bytes = sizeof(h.id);
+	if (name_to_handle_at(fd, "", &h.fh, &mount_id, AT_EMPTY_PATH) == 0 &&
+	    h.fh.handle_bytes == sizeof(uint64_t)) {
+		memcpy(id, h.fh.f_handle, sizeof(*id));
+		return 0;
+	}
+	if (fstat(fd, &st))
+		return -errno;
+	*id = st.st_ino;
+	return 0;
+}
+
 int tapir_cgroup_matches(const char *glob, const char *rel)
 {
 	char path[4096];
@@ -409,7 +430,8 @@ static int add(struct tapir_cgroups *cg, uint64_t id, uint32_t rule, uint64_t re
 }
 
 /* The shortest ancestor-or-self of @rel that @glob matches by itself: the replica. */
-static int replica_of(struct tapir_cgroups *cg, const char *glob, const char *rel, uint64_t *id)
+static int replica_of(struct tapir_cgroups *cg, const char *glob, const char *rel, uint64_t self,
+		      uint64_t *id)
 {
 	char path[4096];
 	size_t i, len = strlen(rel);
@@ -422,6 +444,10 @@ static int replica_of(struct tapir_cgroups *cg, const char *glob, const char *re
 		if (fnmatch(glob, path, FNM_PATHNAME) == 0) {
 			char abs[4608];
 
+			if (i == len) { /* the cgroup itself: its id is known */
+				*id = self;
+				return 0;
+			}
 			snprintf(abs, sizeof(abs), "%s%s", cg->root, path);
 			return tapir_cgroup_id(abs, id);
 		}
@@ -433,7 +459,7 @@ static int replica_of(struct tapir_cgroups *cg, const char *glob, const char *re
 struct walk {
 	char path[4096];
 	dev_t dev;
-	void (*visit)(void *ctx, const char *path);
+	void (*visit)(void *ctx, const char *path, int fd);
 	void *ctx;
 	int err; /* the first error that left a part of the tree unseen */
 };
@@ -494,14 +520,15 @@ static void walk_dir(struct walk *w, int fd, size_t len, int depth)
 		}
 		w->path[len] = '/';
 		memcpy(w->path + len + 1, de->d_name, n + 1);
-		w->visit(w->ctx, w->path);
+		w->visit(w->ctx, w->path, sub);
 		walk_dir(w, sub, len + 1 + n, depth + 1);
 		w->path[len] = '\0';
 	}
 	closedir(d);
 }
 
-int tapir_cgroup_walk(const char *root, void (*visit)(void *ctx, const char *path), void *ctx)
+int tapir_cgroup_walk(const char *root, void (*visit)(void *ctx, const char *path, int fd),
+		      void *ctx)
 {
 	struct walk *w;
 	struct stat st;
@@ -526,7 +553,7 @@ int tapir_cgroup_walk(const char *root, void (*visit)(void *ctx, const char *pat
 	w->dev = st.st_dev;
 	w->visit = visit;
 	w->ctx = ctx;
-	visit(ctx, root);
+	visit(ctx, root, fd);
 	if (len == 1 && root[0] == '/')
 		len = 0; /* children are "/x", not "//x" */
 	memcpy(w->path, root, len);
@@ -537,7 +564,7 @@ int tapir_cgroup_walk(const char *root, void (*visit)(void *ctx, const char *pat
 	return err;
 }
 
-static void visit(void *ctx, const char *path)
+static void visit(void *ctx, const char *path, int fd)
 {
 	struct tapir_cgroups *cg = ctx;
 	const char *rel = path + cg->root_len;
@@ -547,15 +574,15 @@ static void visit(void *ctx, const char *path)
 	if (!*rel)
 		rel = "/";
 	if (!cg->cfg->n_rules) {
-		if (tapir_cgroup_id(path, &id) == 0)
+		if (tapir_cgroup_id_fd(fd, &id) == 0)
 			add(cg, id, RULE_DEFAULT, id, rel);
 		return;
 	}
 	for (i = 0; i < cg->cfg->n_rules; i++) {
 		if (!tapir_cgroup_matches(cg->cfg->rules[i].cgroup, rel))
 			continue;
-		if (tapir_cgroup_id(path, &id) == 0 &&
-		    replica_of(cg, cg->cfg->rules[i].cgroup, rel, &replica) == 0)
+		if (tapir_cgroup_id_fd(fd, &id) == 0 &&
+		    replica_of(cg, cg->cfg->rules[i].cgroup, rel, id, &replica) == 0)
 			add(cg, id, i, replica, rel);
 		break;
 	}

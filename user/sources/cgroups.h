@@ -33,14 +33,18 @@ void tapir_cgroup_name(const char *rel, char *buf, size_t len);
 
 /* The 64-bit id the kernel uses for the cgroup v2 directory @path (bpf_get_current_cgroup_id). */
 int tapir_cgroup_id(const char *path, uint64_t *id);
+/* The same for an open directory. */
+int tapir_cgroup_id_fd(int fd, uint64_t *id);
 
 /*
  * Call @visit for @root and each directory below it on the same mount, parents first (the
- * path given is @root, then "/" and the names on the way). A directory removed during the
+ * path given is @root, then "/" and the names on the way; @fd is the open directory, valid
+ * during the call). A directory removed during the
  * walk is skipped. Returns 0 when the walk saw the whole tree, else the first -errno that
  * left a part of it unseen (the walk still visits every other part).
  */
-int tapir_cgroup_walk(const char *root, void (*visit)(void *ctx, const char *path), void *ctx);
+int tapir_cgroup_walk(const char *root, void (*visit)(void *ctx, const char *path, int fd),
+		      void *ctx);
 
 /* Does @rel (a path relative to the v2 mount, starting with '/') or one of its ancestors
  * match @glob? Returns 1 or 0. */
