@@ -40,8 +40,37 @@ static __always_inline int tapir_walk_read(void *dst, __u32 n, __u64 src)
 	return bpf_probe_read_kernel(dst, n, (void *)src);
 }
 
-#define TAPIR_CONN_ENV void
+/* The parser step, the fast path and the line skip as global functions, as in the loop build
+ * (bpf/http.bpf.c): the verifier checks each once. */
+struct tapir_walk;
+__noinline int run_feed(struct tapir_http_parser *p, __u32 c)
+{
+	if (!p)
+		return TP_EV_ERROR;
+	return tapir_http_feed(p, c);
+}
+
+__noinline int run_fast(struct tapir_http_parser *p, __u64 x0, __u64 x1)
+{
+	if (!p)
+		return 0;
+	return tapir_http_fast(p, x0, x1);
+}
+
+__noinline int run_skip(struct tapir_http_parser *p, struct tapir_walk *w, __u32 at);
+
+#define TAPIR_CONN_ENV		   void
+#define TAPIR_WALK_FEED(p, c)	   run_feed(p, c)
+#define TAPIR_WALK_FAST(p, x0, x1) run_fast(p, x0, x1)
+#define TAPIR_WALK_SKIP(p, w, at)  run_skip(p, w, at)
 #include "tapir/walk.h"
+
+__noinline int run_skip(struct tapir_http_parser *p, struct tapir_walk *w, __u32 at)
+{
+	if (!p || !w)
+		return 0;
+	return tapir_walk_skip(p, w, at);
+}
 
 struct tapir_walk walk;
 
