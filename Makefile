@@ -53,7 +53,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJS) $(patsubst tests/bpf/%.c,$(OUT)/tests/%.o,$(TBPF_SRCS))
-.PHONY: all deps run test test-unit test-bpf test-e2e matrix tsan bench format format-check clean
+.PHONY: all deps run test test-unit test-bpf test-e2e matrix tsan bench fuzz format format-check clean
 
 all: $(OUT)/tapir
 
@@ -125,7 +125,8 @@ run: deps
 
 test:
 	$(Q)tools/install-deps.sh all
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(TBPF_BINS) $(HELPER_BINS) $(FAKE_NVML)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(TBPF_BINS) $(HELPER_BINS) $(FAKE_NVML) \
+		$(FUZZ_BINS)
 	$(Q)tests/run-all.sh
 
 test-unit: $(UNIT_BINS)
@@ -155,7 +156,36 @@ bench: all
 	$(Q)tools/install-deps.sh all
 	$(Q)tools/bench.sh
 
-FORMAT_SRCS = $(filter-out %/vmlinux.h,$(wildcard bpf/*.c bpf/*.h user/*.c user/*.h user/*/*.c user/*/*.h include/tapir/*.h tests/unit/*.c tests/helpers/*.c tests/bpf/*.c tests/bpf/*.h))
+# Fuzz targets (tests/fuzz/): libFuzzer with ASan and UBSan, each with the sources it exercises
+# built in. `make fuzz` runs each for FUZZ_SECONDS; `make test` runs each for 30 s.
+FUZZ_SECONDS ?= 300
+FUZZ_FLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude $(addprefix -I,$(USER_DIRS)) \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+               $(shell pkg-config --cflags yaml-0.1 libcurl json-c 2>/dev/null)
+FUZZ_BINS   := $(OUT)/fuzz/fuzz_http $(OUT)/fuzz/fuzz_config $(OUT)/fuzz/fuzz_kubelet \
+               $(OUT)/fuzz/fuzz_expo
+$(OUT)/fuzz:
+	$(Q)mkdir -p $@
+$(OUT)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c $(wildcard include/tapir/*.h) | $(OUT)/fuzz
+	$(call msg,FUZZ,$@)
+	$(Q)$(CLANG) $(FUZZ_FLAGS) $< -o $@
+$(OUT)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c user/base/config.c | $(OUT)/fuzz
+	$(call msg,FUZZ,$@)
+	$(Q)$(CLANG) $(FUZZ_FLAGS) $^ -lyaml -o $@
+$(OUT)/fuzz/fuzz_kubelet: tests/fuzz/fuzz_kubelet.c user/sources/kubelet.c user/expo/buf.c \
+		user/base/log.c | $(OUT)/fuzz
+	$(call msg,FUZZ,$@)
+	$(Q)$(CLANG) $(FUZZ_FLAGS) $^ -lcurl -ljson-c -o $@
+$(OUT)/fuzz/fuzz_expo: tests/fuzz/fuzz_expo.c user/expo/buf.c | $(OUT)/fuzz
+	$(call msg,FUZZ,$@)
+	$(Q)$(CLANG) $(FUZZ_FLAGS) $^ -lm -o $@
+
+fuzz:
+	$(Q)tools/install-deps.sh all
+	$(Q)$(MAKE) --no-print-directory $(FUZZ_BINS)
+	$(Q)tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+FORMAT_SRCS = $(filter-out %/vmlinux.h,$(wildcard bpf/*.c bpf/*.h user/*.c user/*.h user/*/*.c user/*/*.h include/tapir/*.h tests/unit/*.c tests/helpers/*.c tests/bpf/*.c tests/bpf/*.h tests/fuzz/*.c))
 format:
 	$(Q)clang-format -i $(FORMAT_SRCS)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# The whole suite: the BPF stack check, unit tests, BPF and end-to-end tests on this kernel, then
-# the kernel matrix. Prints one closing line with the totals: "N passed, N failed".
+# The whole suite: the BPF stack check, unit tests, fuzz targets, BPF and end-to-end tests on this
+# kernel, then the kernel matrix. Prints one closing line with the totals: "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 passed=0
@@ -30,6 +30,10 @@ f=$(grep -o '\[  FAILED  \] [0-9]* test' build/unit.log | awk '{ s += $4 } END {
 # A binary that crashed prints no summary: its exit status still counts.
 [ "$unit_rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
 count "$p" "$f"
+
+# Each fuzz target for a short time under ASan and UBSan (make fuzz runs them longer).
+tests/run-fuzz.sh "${FUZZ_TEST_SECONDS:-30}" build/fuzz/fuzz_* 2>&1 | tee build/fuzz.log
+count "$(grep -c '^PASS ' build/fuzz.log)" "$(grep -c '^FAIL ' build/fuzz.log)"
 
 tests/run-e2e.sh 2>&1 | tee build/e2e.log
 e2e_rc=${PIPESTATUS[0]}
