@@ -53,7 +53,8 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJS) $(patsubst tests/bpf/%.c,$(OUT)/tests/%.o,$(TBPF_SRCS))
-.PHONY: all deps run test test-unit test-bpf test-e2e matrix tsan bench fuzz format format-check clean
+.PHONY: all deps run test test-unit test-bpf test-e2e matrix tsan asan asan-bins bench fuzz format \
+	format-check clean
 
 all: $(OUT)/tapir
 
@@ -126,7 +127,7 @@ run: deps
 test:
 	$(Q)tools/install-deps.sh all
 	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(TBPF_BINS) $(HELPER_BINS) $(FAKE_NVML) \
-		$(FUZZ_BINS)
+		$(FUZZ_BINS) asan-bins
 	$(Q)tests/run-all.sh
 
 test-unit: $(UNIT_BINS)
@@ -144,6 +145,18 @@ tsan:
 	$(Q)$(MAKE) --no-print-directory OUT=build-tsan CFLAGS="-O1 -g -fsanitize=thread" \
 		build-tsan/tapir
 	TAPIR_BIN=$(CURDIR)/build-tsan/tapir TSAN_OPTIONS="$(TSAN_OPTIONS_E2E)" tests/run-e2e.sh
+
+# The unit suite and a short end-to-end run against a daemon built with AddressSanitizer and
+# UBSan (in build-asan/); any report fails: UBSan stops at the first, and ASan's leak check at
+# exit fails the daemon's stop. make test runs it too (tests/run-asan.sh).
+ASAN_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+asan-bins:
+	$(Q)$(MAKE) --no-print-directory OUT=build-asan CFLAGS="$(ASAN_CFLAGS)" build-asan/tapir \
+		$(patsubst $(OUT)/%,build-asan/%,$(UNIT_BINS) $(TBPF_BINS) $(FAKE_NVML))
+asan:
+	$(Q)tools/install-deps.sh all
+	$(Q)$(MAKE) --no-print-directory all $(HELPER_BINS) $(FAKE_NVML) asan-bins
+	$(Q)tests/run-asan.sh
 
 # The kernel matrix alone; MATRIX_KERNELS="5.10 host" takes a subset (tools/kernel-matrix.sh).
 MATRIX_KERNELS ?=

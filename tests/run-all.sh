@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # The whole suite: the BPF stack check, unit tests, fuzz targets, BPF and end-to-end tests on this
-# kernel, then the kernel matrix. Prints one closing line with the totals: "N passed, N failed".
+# kernel, the unit tests and an end-to-end subset under ASan/UBSan, then the kernel matrix. Prints one closing line with the totals: "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 passed=0
@@ -42,6 +42,17 @@ p=$(echo "$last" | grep -o '[0-9]* passed' | awk '{ print $1 + 0 }')
 f=$(echo "$last" | grep -oE '[0-9]+ (failed|errors?)' | awk '{ s += $1 } END { print s + 0 }')
 [ "$e2e_rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && f=1
 count "${p:-0}" "${f:-0}"
+
+# The unit suite and an end-to-end subset again, under AddressSanitizer and UBSan.
+tests/run-asan.sh 2>&1 | tee build/asan.log
+asan_rc=${PIPESTATUS[0]}
+p=$(grep -o '\[  PASSED  \] [0-9]* test' build/asan.log | awk '{ s += $4 } END { print s + 0 }')
+f=$(grep -o '\[  FAILED  \] [0-9]* test' build/asan.log | awk '{ s += $4 } END { print s + 0 }')
+last=$(grep -E '^[0-9]+ (passed|failed|error)|[0-9]+ passed' build/asan.log | grep -v '^\[' | tail -1)
+p=$((p + $(echo "$last" | grep -o '[0-9]* passed' | awk '{ print $1 + 0 }')))
+f=$((f + $(echo "$last" | grep -oE '[0-9]+ (failed|errors?)' | awk '{ s += $1 } END { print s + 0 }')))
+[ "$asan_rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+count "$p" "$f"
 
 if [ -x tools/kernel-matrix.sh ]; then
 	tools/kernel-matrix.sh 2>&1 | tee build/matrix.log
