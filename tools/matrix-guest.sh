@@ -102,7 +102,8 @@ finish() {
 trap 'fail "interrupted"; finish' INT TERM HUP
 
 # A scrape gives up after 10 s: a scrape that hangs must show as a failure, not as a silent guest.
-scrape() { wget -q -T 10 -O "$TMP/metrics" "http://127.0.0.1:$TP/metrics" 2>/dev/null; }
+# (timeout, not wget's own -T: Debian 12's busybox wget crashes with -T.)
+scrape() { timeout 10 wget -q -O "$TMP/metrics" "http://127.0.0.1:$TP/metrics" 2>/dev/null; }
 
 # metric NAME [SELECTOR...]: the sum of the samples of NAME whose labels contain every SELECTOR.
 metric() {
