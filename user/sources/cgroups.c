@@ -76,7 +76,9 @@ int tapir_cgroup2_mount(char *buf, size_t len)
 	return ret == 1 ? 0 : ret < 0 ? ret : -ENOENT;
 }
 
-int tapir_cgroup_id(const char *path, uint64_t *id)
+/* The id of @path under @dirfd (@flags: AT_EMPTY_PATH for @dirfd itself): its file handle, or on
+ * kernels without handle support for kernfs the inode number, which is the id on 64-bit. */
+static int cgroup_id_at(int dirfd, const char *path, int flags, uint64_t *id)
 {
 	struct {
 		struct file_handle fh;
@@ -86,37 +88,25 @@ int tapir_cgroup_id(const char *path, uint64_t *id)
 	int mount_id;
 
 	h.fh.handle_bytes = sizeof(h.id);
-	if (name_to_handle_at(AT_FDCWD, path, &h.fh, &mount_id, 0) == 0 &&
+	if (name_to_handle_at(dirfd, path, &h.fh, &mount_id, flags) == 0 &&
 	    h.fh.handle_bytes == sizeof(uint64_t)) {
 		memcpy(id, h.fh.f_handle, sizeof(*id));
 		return 0;
 	}
-	/* Kernels without handle support for kernfs: the inode number is the id on 64-bit. */
-	if (stat(path, &st))
+	if (fstatat(dirfd, path, &st, flags))
 		return -errno;
 	*id = st.st_ino;
 	return 0;
 }
 
+int tapir_cgroup_id(const char *path, uint64_t *id)
+{
+	return cgroup_id_at(AT_FDCWD, path, 0, id);
+}
+
 int tapir_cgroup_id_fd(int fd, uint64_t *id)
 {
-	struct {
-		struct file_handle fh;
-		uint64_t id;
-	} h;
-	struct stat st;
-	int mount_id;
-
-	h.fh.handle_bytes = sizeof(h.id);
-	if (name_to_handle_at(fd, "", &h.fh, &mount_id, AT_EMPTY_PATH) == 0 &&
-	    h.fh.handle_bytes == sizeof(uint64_t)) {
-		memcpy(id, h.fh.f_handle, sizeof(*id));
-		return 0;
-	}
-	if (fstat(fd, &st))
-		return -errno;
-	*id = st.st_ino;
-	return 0;
+	return cgroup_id_at(fd, "", AT_EMPTY_PATH, id);
 }
 
 int tapir_cgroup_matches(const char *glob, const char *rel)
