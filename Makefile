@@ -16,13 +16,13 @@ CONFIG      ?= config/tapir.yaml
 # user/ by role: the command and its wiring at the top, then bpf/ (loading), sources/ (where
 # figures come from), families/ (metric families), expo/ (exposition, endpoint), base/.
 USER_DIRS   := user user/bpf user/sources user/families user/expo user/base
-PKGS        := libbpf libelf zlib libmicrohttpd yaml-0.1 libcurl json-c
+PKGS        := libbpf libelf zlib libmicrohttpd yaml-0.1 libcurl json-c gnutls libcrypt
 CFLAGS      ?= -O2 -g
 WARN        := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2
 ALL_CFLAGS  := $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -MMD -MP -Iinclude $(addprefix -I,$(USER_DIRS)) -I$(OUT) \
                -DTAPIR_VERSION='"$(VERSION)"' -DTAPIR_GIT_REV='"$(GIT_REV)"' \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -lmicrohttpd -lyaml -lcurl -ljson-c) \
+LDLIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -lmicrohttpd -lyaml -lcurl -ljson-c -lgnutls -lcrypt) \
                -lpthread -lm -ldl
 BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unused-function \
                -Iinclude -I$(OUT) -mcpu=v3
@@ -184,7 +184,7 @@ $(OUT)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c $(wildcard include/tapir/*.h) | $(
 	$(Q)$(CLANG) $(FUZZ_FLAGS) $< -o $@
 $(OUT)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c user/base/config.c | $(OUT)/fuzz
 	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) $(FUZZ_FLAGS) $^ -lyaml -o $@
+	$(Q)$(CLANG) $(FUZZ_FLAGS) $^ -lyaml -lcrypt -o $@
 $(OUT)/fuzz/fuzz_kubelet: tests/fuzz/fuzz_kubelet.c user/sources/kubelet.c user/expo/buf.c \
 		user/base/log.c | $(OUT)/fuzz
 	$(call msg,FUZZ,$@)

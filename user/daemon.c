@@ -27,10 +27,9 @@
 #include "procfs.h"
 #include "server.h"
 
-#define POLL_MS	      50    /* longest a record waits in the ring before it is counted */
-#define RESCAN_MS     2000  /* periodic cgroup rescan, a safety net behind cgroup_mkdir events */
-#define PUBLISH_MS    10000 /* exposition rebuilt at least this often without scrapes */
-#define SCRAPE_WAIT_S 2	    /* a scrape waits this long for a fresh exposition at most */
+#define POLL_MS	   50	 /* longest a record waits in the ring before it is counted */
+#define RESCAN_MS  2000	 /* periodic cgroup rescan, a safety net behind cgroup_mkdir events */
+#define PUBLISH_MS 10000 /* exposition rebuilt at least this often without scrapes */
 
 struct tapir_daemon {
 	const struct tapir_config *cfg;
@@ -45,7 +44,8 @@ struct tapir_daemon {
 	uint64_t kube_gen;	    /* generation the pending labels were last resolved at */
 	struct tapir_server *server;
 	volatile sig_atomic_t stop;
-	int rescan; /* a cgroup appeared or went since the last scan */
+	volatile sig_atomic_t reload; /* SIGHUP: read the web settings again */
+	int rescan;		      /* a cgroup appeared or went since the last scan */
 	uint64_t records, unlabelled;
 	int ncpus;
 	int pin_lock; /* flock'd pin directory, -1 without pins */
@@ -55,7 +55,6 @@ struct tapir_daemon {
 	int published_err;
 	uint64_t published_gen, wanted_gen, last_publish_ms;
 	pthread_mutex_t expo_lock;
-	pthread_cond_t expo_cond;
 	int epfd;    /* the main loop's: the ring buffers and wake_fd */
 	int wake_fd; /* eventfd: a scrape wants an exposition */
 };
@@ -250,7 +249,7 @@ static void refresh_gauges(struct tapir_daemon *d)
 static void publish(struct tapir_daemon *d)
 {
 	struct tapir_health_input in = { 0 };
-	uint64_t stats[TAPIR_STAT_MAX];
+	uint64_t stats[TAPIR_STAT_MAX], web_refused[TAPIR_WEB_REFUSAL_MAX];
 	struct tapir_buf tmp;
 	int err;
 
@@ -263,6 +262,10 @@ static void publish(struct tapir_daemon *d)
 	in.watched_cgroups = tapir_cgroups__n_watched(d->cgroups);
 	in.series_dropped = tapir_registry__overflow(d->reg);
 	in.series = tapir_registry__n_series(d->reg);
+	tapir_server__refusals(d->server, web_refused);
+	in.web_refused = web_refused;
+	in.web_refused_names = tapir_web_refusal_names;
+	in.n_web_refused = TAPIR_WEB_REFUSAL_MAX;
 	if (d->kube) {
 		in.has_kube = true;
 		tapir_podmeta__counts(d->kube, &in.kube_ok, &in.kube_failed);
@@ -279,23 +282,18 @@ static void publish(struct tapir_daemon *d)
 	d->published = d->building;
 	d->building = tmp;
 	d->published_err = err;
-	d->published_gen++;
-	pthread_cond_broadcast(&d->expo_cond);
+	__atomic_store_n(&d->published_gen, d->published_gen + 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&d->expo_lock);
+	tapir_server__published(d->server);
 	d->last_publish_ms = now_ms();
 }
 
-/* A scrape, on the server's thread: ask the main loop for a fresh exposition, wait for it a
- * bounded time, and copy whatever is published then. */
-static int serve(void *ctx, struct tapir_buf *out)
+/* The server's side of a scrape, on its thread: ask the main loop for a fresh exposition... */
+static uint64_t expo_request(void *ctx)
 {
 	struct tapir_daemon *d = ctx;
-	struct timespec until;
 	uint64_t want, one = 1;
-	int err;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += SCRAPE_WAIT_S;
 	pthread_mutex_lock(&d->expo_lock);
 	want = d->published_gen + 1;
 	if (d->wanted_gen < want) {
@@ -303,14 +301,36 @@ static int serve(void *ctx, struct tapir_buf *out)
 		if (write(d->wake_fd, &one, sizeof(one)) < 0)
 			pr_debug("cannot wake the main loop: %s", strerror(errno));
 	}
-	while (d->published_gen < want &&
-	       pthread_cond_timedwait(&d->expo_cond, &d->expo_lock, &until) == 0)
-		;
+	pthread_mutex_unlock(&d->expo_lock);
+	return want;
+}
+
+/* ...see which one is out... */
+static uint64_t expo_published(void *ctx)
+{
+	struct tapir_daemon *d = ctx;
+
+	return __atomic_load_n(&d->published_gen, __ATOMIC_ACQUIRE);
+}
+
+/* ...and copy it, never holding anything the drain of the ring buffers needs. */
+static int expo_copy(void *ctx, struct tapir_buf *out)
+{
+	struct tapir_daemon *d = ctx;
+	int err;
+
+	pthread_mutex_lock(&d->expo_lock);
 	tapir_buf__append(out, d->published.data, d->published.len);
 	err = d->published_err;
 	pthread_mutex_unlock(&d->expo_lock);
 	return out->oom ? -ENOMEM : err;
 }
+
+static const struct tapir_server_ops expo_ops = {
+	.request = expo_request,
+	.published = expo_published,
+	.copy = expo_copy,
+};
 
 static int main_loop_fds(struct tapir_daemon *d)
 {
@@ -332,7 +352,7 @@ static int main_loop_fds(struct tapir_daemon *d)
 struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const char *pin_dir)
 {
 	struct tapir_daemon *d = calloc(1, sizeof(*d));
-	pthread_condattr_t cattr;
+	char msg[512];
 	int err = 0;
 
 	if (!d)
@@ -343,10 +363,6 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const cha
 	tapir_buf__init(&d->building);
 	tapir_buf__init(&d->published);
 	pthread_mutex_init(&d->expo_lock, NULL);
-	pthread_condattr_init(&cattr);
-	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
-	pthread_cond_init(&d->expo_cond, &cattr);
-	pthread_condattr_destroy(&cattr);
 	d->ncpus = libbpf_num_possible_cpus();
 	if (pin_dir) {
 		/* First: a second daemon on the same pins must not disturb the first one. */
@@ -401,9 +417,13 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const cha
 	if (err)
 		goto fail_err;
 	publish(d); /* the first scrape finds an exposition even before the loop runs */
-	d->server = tapir_server__new(cfg->listen, serve, d);
-	if (!d->server)
+	d->server = tapir_server__new(cfg->listen, &cfg->web, &expo_ops, d, msg, sizeof(msg));
+	if (!d->server) {
+		err = errno;
+		pr_err("%s", msg);
+		errno = err;
 		goto fail;
+	}
 	pr_info("serving /metrics on %s", cfg->listen);
 	return d;
 
@@ -432,12 +452,53 @@ static int wait_work(struct tapir_daemon *d)
 	return n < 0 && n != -EINTR ? n : 0;
 }
 
+/* SIGHUP: the web settings again, from --web-config or the config file. Everything else in the
+ * config takes a restart; the metric state is untouched either way. */
+static void reload_web(struct tapir_daemon *d)
+{
+	struct tapir_config *fresh = NULL;
+	struct tapir_web w;
+	char err[512];
+	int ret;
+
+	tapir_web__init(&w);
+	if (d->cfg->web_path) {
+		ret = tapir_web__load(d->cfg->web_path, &w, err, sizeof(err));
+	} else if (d->cfg->path) {
+		ret = tapir_config__load(d->cfg->path, &fresh, err, sizeof(err));
+		if (!ret) {
+			w = fresh->web; /* taken over: fresh goes without it */
+			tapir_web__init(&fresh->web);
+		}
+		tapir_config__free(fresh);
+	} else {
+		pr_info("SIGHUP: no config file to read web settings from; nothing changed");
+		return;
+	}
+	if (!ret)
+		ret = tapir_server__reconfigure(d->server, &w, err, sizeof(err));
+	if (ret)
+		pr_err("SIGHUP: %s; the web settings in force stay", err);
+	else
+		pr_info("SIGHUP: web settings reloaded from %s: %s, %zu basic auth user%s",
+			w.source ? w.source : "defaults",
+			!w.cert_file	   ? "no TLS"
+			: w.client_ca_file ? "TLS with client certificates"
+					   : "TLS",
+			w.n_users, w.n_users == 1 ? "" : "s");
+	tapir_web__clear(&w);
+}
+
 int tapir_daemon__run(struct tapir_daemon *d)
 {
 	uint64_t last_scan = now_ms(), t;
 	int n;
 
 	while (!d->stop) {
+		if (d->reload) {
+			d->reload = 0;
+			reload_web(d);
+		}
 		n = wait_work(d);
 		if (n < 0) {
 			pr_err("reading the ring buffer failed: %s", strerror(-n));
@@ -473,6 +534,11 @@ void tapir_daemon__stop(struct tapir_daemon *d)
 	d->stop = 1;
 }
 
+void tapir_daemon__reload(struct tapir_daemon *d)
+{
+	d->reload = 1;
+}
+
 void tapir_daemon__free(struct tapir_daemon *d)
 {
 	if (!d)
@@ -494,7 +560,6 @@ void tapir_daemon__free(struct tapir_daemon *d)
 		close(d->wake_fd);
 	tapir_buf__free(&d->building);
 	tapir_buf__free(&d->published);
-	pthread_cond_destroy(&d->expo_cond);
 	pthread_mutex_destroy(&d->expo_lock);
 	free(d);
 }

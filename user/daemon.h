@@ -14,6 +14,8 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const cha
 int tapir_daemon__run(struct tapir_daemon *d);
 /* Async-signal-safe. */
 void tapir_daemon__stop(struct tapir_daemon *d);
+/* Async-signal-safe: read the web settings again on the next turn of the loop (SIGHUP). */
+void tapir_daemon__reload(struct tapir_daemon *d);
 void tapir_daemon__free(struct tapir_daemon *d);
 
 #endif

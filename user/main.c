@@ -13,13 +13,15 @@
 #include "inspect.h"
 #include "loader.h"
 #include "log.h"
+#include "tls.h"
 
 static struct tapir_daemon *running;
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: tapir [--config FILE] [--listen ADDR:PORT] [--pin-dir DIR]\n"
+		"Usage: tapir [--config FILE] [--web-config FILE] [--listen ADDR:PORT]\n"
+		"             [--pin-dir DIR]\n"
 		"             [--bpf-variant auto|loop|compat] [--bpf-hooks auto|socket|syscall]\n"
 		"             [-v]\n"
 		"       tapir inspect [--config FILE] [--pin-dir DIR]\n"
@@ -30,6 +32,10 @@ static void usage(FILE *f)
 		"\n"
 		"  -c, --config FILE     YAML configuration (see README); without it, built-in\n"
 		"                        defaults and no deployment rules\n"
+		"  -w, --web-config FILE TLS, basic auth and limits of /metrics, in\n"
+		"                        node_exporter's web config format (see README);\n"
+		"                        instead of the config file's web: section.\n"
+		"                        SIGHUP reads it again\n"
 		"  -l, --listen ADDR:PORT  address for /metrics; overrides the file's listen\n"
 		"  -p, --pin-dir DIR     pin the maps operators inspect here (default\n"
 		"                        " TAPIR_PIN_DIR "; \"none\" to pin nothing)\n"
@@ -54,8 +60,47 @@ static void usage(FILE *f)
 
 static void on_signal(int sig)
 {
-	if (running)
+	if (!running)
+		return;
+	if (sig == SIGHUP)
+		tapir_daemon__reload(running);
+	else
 		tapir_daemon__stop(running);
+}
+
+/* --web-config: the web settings come from there; naming them in both places is a mistake. */
+static int load_web_config(struct tapir_config *cfg, const char *path)
+{
+	char err[512];
+
+	if (cfg->web.line) {
+		fprintf(stderr,
+			"tapir: %s:%d: web settings are given here and in --web-config %s: "
+			"keep one\n",
+			cfg->path, cfg->web.line, path);
+		return -EINVAL;
+	}
+	tapir_web__clear(&cfg->web);
+	if (tapir_web__load(path, &cfg->web, err, sizeof(err))) {
+		fprintf(stderr, "tapir: %s\n", err);
+		return -EINVAL;
+	}
+	cfg->web_path = strdup(path);
+	return cfg->web_path ? 0 : -ENOMEM;
+}
+
+/* The files the web settings name, read and checked now, so that a bad one is a config error. */
+static int check_web_files(const struct tapir_config *cfg)
+{
+	struct tapir_tls tls;
+	char err[512];
+
+	if (tapir_tls__load(&cfg->web, &tls, err, sizeof(err))) {
+		fprintf(stderr, "tapir: %s\n", err);
+		return -EINVAL;
+	}
+	tapir_tls__clear(&tls);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -63,6 +108,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
+		{ "web-config", required_argument, NULL, 'w' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -71,7 +117,7 @@ int main(int argc, char **argv)
 		{ "bpf-hooks", required_argument, NULL, 'H' },
 		{ 0 },
 	};
-	const char *config = NULL, *listen = NULL, *pin_dir = TAPIR_PIN_DIR;
+	const char *config = NULL, *listen = NULL, *pin_dir = TAPIR_PIN_DIR, *web = NULL;
 	bool inspect = argc > 1 && !strcmp(argv[1], "inspect");
 	bool check = argc > 1 && !strcmp(argv[1], "check");
 	int variant = TAPIR_BPF_AUTO, hooks = TAPIR_HOOKS_AUTO;
@@ -85,7 +131,7 @@ int main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
-	while ((c = getopt_long(argc, argv, "c:l:p:b:H:vhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:l:w:p:b:H:vhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
 			if (!strcmp(optarg, "auto"))
@@ -119,6 +165,7 @@ int main(int argc, char **argv)
 		case 'p': pin_dir = optarg; break;
 		case 'c': config = optarg; break;
 		case 'l': listen = optarg; break;
+		case 'w': web = optarg; break;
 		case 'v': tapir_log_set_level(TAPIR_LOG_DEBUG); break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("tapir %s (%s)\n", TAPIR_VERSION, TAPIR_GIT_REV); return 0;
@@ -144,6 +191,10 @@ int main(int argc, char **argv)
 		cfg = tapir_config__new_default();
 		if (!cfg)
 			return 1;
+	}
+	if ((web && load_web_config(cfg, web)) || check_web_files(cfg)) {
+		tapir_config__free(cfg);
+		return 2;
 	}
 	cfg->bpf_variant = variant;
 	cfg->bpf_hooks = hooks;
@@ -182,6 +233,7 @@ int main(int argc, char **argv)
 	running = d;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	ret = tapir_daemon__run(d);
 	running = NULL;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Reads tapir.yaml with libyaml into a struct tapir_config, rejecting anything it does not know. */
 #include <arpa/inet.h>
+#include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -932,10 +933,265 @@ static int parse_kubernetes(struct parse_ctx *c, const yaml_node_t *node)
 	return 0;
 }
 
+/* --- web: security and limits of the /metrics endpoint ------------------------------------ */
+
+#define WEB_MAX_REQUESTS_DEFAULT    16
+#define WEB_MAX_CONNECTIONS_DEFAULT 64
+#define WEB_HEADER_TIMEOUT_DEFAULT  10
+#define WEB_IDLE_TIMEOUT_DEFAULT    30
+#define WEB_MAX_USERS		    64
+
+void tapir_web__init(struct tapir_web *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->client_auth = TAPIR_CLIENT_AUTH_NONE;
+	w->min_tls = 12;
+	w->max_requests = WEB_MAX_REQUESTS_DEFAULT;
+	w->max_connections = WEB_MAX_CONNECTIONS_DEFAULT;
+	w->header_timeout_s = WEB_HEADER_TIMEOUT_DEFAULT;
+	w->idle_timeout_s = WEB_IDLE_TIMEOUT_DEFAULT;
+}
+
+void tapir_web__clear(struct tapir_web *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->n_users; i++) {
+		free(w->users[i].name);
+		free(w->users[i].hash);
+	}
+	free(w->users);
+	free(w->source);
+	free(w->cert_file);
+	free(w->key_file);
+	free(w->client_ca_file);
+	tapir_web__init(w);
+}
+
+/* The whole bcrypt string ("$2b$" cost "$" 22 characters of salt, 31 of hash), so that a
+ * truncated paste fails here rather than as a password that never matches. */
+static bool valid_bcrypt(const char *s)
+{
+	static const char b64[] =
+		"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	size_t i;
+
+	if (strlen(s) != 60 || s[0] != '$' || s[1] != '2' || !strchr("aby", s[2]) || s[3] != '$' ||
+	    s[6] != '$')
+		return false;
+	if (s[4] < '0' || s[4] > '3' || s[5] < '0' || s[5] > '9' ||
+	    (s[4] - '0') * 10 + s[5] - '0' < 4 || (s[4] - '0') * 10 + s[5] - '0' > 31)
+		return false;
+	for (i = 7; i < 60; i++)
+		if (!s[i] || !strchr(b64, s[i]))
+			return false;
+	return crypt_checksalt(s) == CRYPT_SALT_OK;
+}
+
+static bool all_printable(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+static int parse_web_users(struct parse_ctx *c, const yaml_node_t *node, struct tapir_web *w)
+{
+	yaml_node_pair_t *pair;
+	char q[QUOTE_BUF];
+	size_t n = 0, i;
+
+	if (is_null(node))
+		return 0;
+	if (node->type != YAML_MAPPING_NODE)
+		return bad(c, node,
+			   "basic_auth_users must be a mapping of user: bcrypt hash, not %s",
+			   kind_name(node));
+	for (pair = node->data.mapping.pairs.start; pair < node->data.mapping.pairs.top; pair++)
+		n++;
+	if (n > WEB_MAX_USERS)
+		return bad(c, node, "basic_auth_users: at most %d users, got %zu", WEB_MAX_USERS,
+			   n);
+	w->users = calloc(n ? n : 1, sizeof(*w->users));
+	if (!w->users)
+		return no_mem(c);
+	for (pair = node->data.mapping.pairs.start; pair < node->data.mapping.pairs.top; pair++) {
+		yaml_node_t *key = yaml_document_get_node(c->doc, pair->key);
+		yaml_node_t *val = yaml_document_get_node(c->doc, pair->value);
+		struct tapir_web_user *u = &w->users[w->n_users];
+		const char *name, *hash;
+		int err;
+
+		if (!key || !val)
+			return bad(c, node, "malformed basic_auth_users");
+		err = get_string(c, key, "a basic_auth_users name", &name);
+		if (err)
+			return err;
+		if (!*name || strchr(name, ':') || !all_printable(name))
+			return bad(c, key,
+				   "basic_auth_users: user %s must be non-empty printable text "
+				   "without ':'",
+				   QNODE(q, key));
+		for (i = 0; i < w->n_users; i++)
+			if (!strcmp(w->users[i].name, name))
+				return bad(c, key, "basic_auth_users: user %s given twice",
+					   QNODE(q, key));
+		err = get_string(c, val, "a basic_auth_users hash", &hash);
+		if (err)
+			return err;
+		if (!valid_bcrypt(hash))
+			return bad(
+				c, val,
+				"basic_auth_users: the hash of user %s is not a bcrypt hash "
+				"($2y$..., 60 characters, as `htpasswd -nbB USER PASSWORD` prints)",
+				QNODE(q, key));
+		u->name = strdup(name);
+		u->hash = strdup(hash);
+		w->n_users++;
+		if (!u->name || !u->hash)
+			return no_mem(c);
+	}
+	return 0;
+}
+
+static int web_file(struct parse_ctx *c, const yaml_node_t *node, const char *what, char **out,
+		    int *line)
+{
+	int err = dup_string(c, node, what, out);
+
+	if (err)
+		return err;
+	if (!**out)
+		return bad(c, node, "%s must name a file", what);
+	*line = node_line(node);
+	return 0;
+}
+
+static int parse_tls(struct parse_ctx *c, const yaml_node_t *node, struct tapir_web *w)
+{
+	static const char *const keys[] = { "cert_file", "key_file", "client_ca_file",
+					    "client_auth_type", "min_version" };
+	static const char *const auth_names[] = {
+		[TAPIR_CLIENT_AUTH_NONE] = "NoClientCert",
+		[TAPIR_CLIENT_AUTH_IF_GIVEN] = "VerifyClientCertIfGiven",
+		[TAPIR_CLIENT_AUTH_REQUIRE] = "RequireAndVerifyClientCert",
+	};
+	yaml_node_t *vals[ARRAY_SIZE(keys)];
+	const char *s;
+	char q[QUOTE_BUF];
+	size_t i;
+	int err;
+
+	err = get_fields(c, node, "tls_server_config", keys, ARRAY_SIZE(keys), vals);
+	if (err)
+		return err;
+	if (!vals[0] != !vals[1])
+		return bad(c, node, "tls_server_config needs both cert_file and key_file");
+	if (!vals[0] && (vals[2] || vals[3] || vals[4]))
+		return bad(c, node,
+			   "tls_server_config without cert_file and key_file: "
+			   "client certificates and TLS versions need TLS");
+	if (!vals[0])
+		return 0;
+	if ((err = web_file(c, vals[0], "cert_file", &w->cert_file, &w->cert_line)) ||
+	    (err = web_file(c, vals[1], "key_file", &w->key_file, &w->key_line)))
+		return err;
+	if (vals[2]) {
+		err = web_file(c, vals[2], "client_ca_file", &w->client_ca_file, &w->ca_line);
+		if (err)
+			return err;
+		w->client_auth = TAPIR_CLIENT_AUTH_REQUIRE;
+	}
+	if (vals[3]) {
+		err = get_string(c, vals[3], "client_auth_type", &s);
+		if (err)
+			return err;
+		for (i = 0; i < ARRAY_SIZE(auth_names); i++)
+			if (!strcmp(s, auth_names[i]))
+				break;
+		if (i == ARRAY_SIZE(auth_names))
+			return bad(c, vals[3],
+				   "client_auth_type must be NoClientCert, VerifyClientCertIfGiven "
+				   "or RequireAndVerifyClientCert, got %s",
+				   QNODE(q, vals[3]));
+		w->client_auth = i;
+		if (i != TAPIR_CLIENT_AUTH_NONE && !w->client_ca_file)
+			return bad(c, vals[3], "client_auth_type %s needs client_ca_file", s);
+		if (i == TAPIR_CLIENT_AUTH_NONE && w->client_ca_file)
+			return bad(c, vals[3],
+				   "client_auth_type NoClientCert with a client_ca_file: "
+				   "say which client certificates to verify, or drop the CA");
+	}
+	if (vals[4]) {
+		err = get_string(c, vals[4], "min_version", &s);
+		if (err)
+			return err;
+		if (!strcmp(s, "TLS12"))
+			w->min_tls = 12;
+		else if (!strcmp(s, "TLS13"))
+			w->min_tls = 13;
+		else
+			return bad(c, vals[4], "min_version must be TLS12 or TLS13, got %s",
+				   QNODE(q, vals[4]));
+	}
+	return 0;
+}
+
+static int web_u32(struct parse_ctx *c, const yaml_node_t *node, const char *what, unsigned int lo,
+		   unsigned int hi, uint32_t *out)
+{
+	unsigned long long v;
+	char q[QUOTE_BUF];
+	int err = parse_u32(c, node, what, &v);
+
+	if (err)
+		return err;
+	if (v < lo || v > hi)
+		return bad(c, node, "%s must be in %u..%u, got %s", what, lo, hi, QNODE(q, node));
+	*out = v;
+	return 0;
+}
+
+/* The keys of `web:`, which are also the top level of a --web-config file (@name NULL). */
+static int parse_web(struct parse_ctx *c, const yaml_node_t *node, const char *name,
+		     struct tapir_web *w)
+{
+	static const char *const keys[] = { "tls_server_config", "basic_auth_users",
+					    "max_requests",	 "max_connections",
+					    "header_timeout_s",	 "idle_timeout_s" };
+	yaml_node_t *vals[ARRAY_SIZE(keys)];
+	int err;
+
+	if (!node)
+		return 0;
+	err = get_fields(c, node, name, keys, ARRAY_SIZE(keys), vals);
+	if (err)
+		return err;
+	w->line = node_line(node);
+	w->source = strdup(c->name);
+	if (!w->source)
+		return no_mem(c);
+	if (vals[0] && (err = parse_tls(c, vals[0], w)))
+		return err;
+	if (vals[1] && (err = parse_web_users(c, vals[1], w)))
+		return err;
+	if (vals[2] && (err = web_u32(c, vals[2], "max_requests", 1, 1024, &w->max_requests)))
+		return err;
+	if (vals[3] && (err = web_u32(c, vals[3], "max_connections", 4, 4096, &w->max_connections)))
+		return err;
+	if (vals[4] &&
+	    (err = web_u32(c, vals[4], "header_timeout_s", 1, 3600, &w->header_timeout_s)))
+		return err;
+	if (vals[5] && (err = web_u32(c, vals[5], "idle_timeout_s", 1, 3600, &w->idle_timeout_s)))
+		return err;
+	return 0;
+}
+
 static int parse_root(struct parse_ctx *c, const yaml_node_t *root)
 {
-	static const char *const keys[] = { "listen",	 "deployments", "buckets",   "limits",
-					    "readiness", "gpu",		"kubernetes" };
+	static const char *const keys[] = { "listen",	 "deployments", "buckets",    "limits",
+					    "readiness", "gpu",		"kubernetes", "web" };
 	yaml_node_t *vals[ARRAY_SIZE(keys)];
 	int err;
 
@@ -982,6 +1238,8 @@ static int parse_root(struct parse_ctx *c, const yaml_node_t *root)
 		if (err)
 			return err;
 	}
+	if (vals[7])
+		return parse_web(c, vals[7], "web", &c->cfg->web);
 	return 0;
 }
 
@@ -1039,6 +1297,7 @@ struct tapir_config *tapir_config__new_default(void)
 		cfg->n_probe_paths = ARRAY_SIZE(default_probe_paths);
 	cfg->unknown_after_s = DEFAULT_UNKNOWN_AFTER_S;
 	cfg->nvml_library = strdup(DEFAULT_NVML_LIBRARY);
+	tapir_web__init(&cfg->web);
 	if (!cfg->listen || !cfg->latency_buckets || !cfg->size_buckets || !cfg->probe_paths ||
 	    !cfg->nvml_library) {
 		tapir_config__free(cfg);
@@ -1048,38 +1307,31 @@ struct tapir_config *tapir_config__new_default(void)
 	return cfg;
 }
 
-int tapir_config__parse(const char *name, const char *text, size_t len, struct tapir_config **out,
-			char *err, size_t errlen)
+/* Load the one YAML document of @text and hand its root to @fn. */
+static int parse_yaml(struct parse_ctx *c, const char *text, size_t len,
+		      int (*fn)(struct parse_ctx *c, const yaml_node_t *root, void *arg), void *arg)
 {
-	struct parse_ctx c = { .name = name ? name : "<config>", .err = err, .errlen = errlen };
 	yaml_document_t doc, extra;
 	yaml_parser_t parser;
 	int ret;
 
-	*out = NULL;
-	set_err(err, errlen, "%s", "");
-	c.cfg = tapir_config__new_default();
-	if (!c.cfg)
-		return no_mem(&c);
-	if (!yaml_parser_initialize(&parser)) {
-		tapir_config__free(c.cfg);
-		return no_mem(&c);
-	}
+	if (!yaml_parser_initialize(&parser))
+		return no_mem(c);
 	/* libyaml asserts on a NULL input, even an empty one. */
 	yaml_parser_set_input_string(&parser, (const unsigned char *)(text ? text : ""),
 				     text ? len : 0);
 
 	if (!yaml_parser_load(&parser, &doc)) {
-		ret = yaml_error(&c, &parser, text, len);
+		ret = yaml_error(c, &parser, text, len);
 		goto out_parser;
 	}
 	/* A second document would be silently ignored; say so instead. */
 	if (!yaml_parser_load(&parser, &extra)) {
-		ret = yaml_error(&c, &parser, text, len);
+		ret = yaml_error(c, &parser, text, len);
 		goto out_doc;
 	}
 	if (yaml_document_get_root_node(&extra))
-		ret = bad(&c, yaml_document_get_root_node(&extra),
+		ret = bad(c, yaml_document_get_root_node(&extra),
 			  "only one YAML document is allowed in a config file");
 	else
 		ret = 0;
@@ -1087,18 +1339,66 @@ int tapir_config__parse(const char *name, const char *text, size_t len, struct t
 	if (ret)
 		goto out_doc;
 
-	c.doc = &doc;
-	ret = parse_root(&c, yaml_document_get_root_node(&doc));
+	c->doc = &doc;
+	ret = fn(c, yaml_document_get_root_node(&doc), arg);
+	c->doc = NULL;
 out_doc:
 	yaml_document_delete(&doc);
 out_parser:
 	yaml_parser_delete(&parser);
+	return ret;
+}
+
+static int config_root(struct parse_ctx *c, const yaml_node_t *root, void *arg)
+{
+	return parse_root(c, root);
+}
+
+int tapir_config__parse(const char *name, const char *text, size_t len, struct tapir_config **out,
+			char *err, size_t errlen)
+{
+	struct parse_ctx c = { .name = name ? name : "<config>", .err = err, .errlen = errlen };
+	int ret;
+
+	*out = NULL;
+	set_err(err, errlen, "%s", "");
+	c.cfg = tapir_config__new_default();
+	if (!c.cfg)
+		return no_mem(&c);
+	ret = parse_yaml(&c, text, len, config_root, NULL);
 	if (ret) {
 		tapir_config__free(c.cfg);
 		return ret;
 	}
 	*out = c.cfg;
 	return 0;
+}
+
+static int web_root(struct parse_ctx *c, const yaml_node_t *root, void *arg)
+{
+	if (root && !is_null(root) && root->type != YAML_MAPPING_NODE)
+		return bad(c, root, "the top level must be a mapping of web settings, not %s",
+			   kind_name(root));
+	return parse_web(c, root, NULL, arg);
+}
+
+int tapir_web__parse(const char *name, const char *text, size_t len, struct tapir_web *w, char *err,
+		     size_t errlen)
+{
+	struct parse_ctx c = { .name = name ? name : "<web config>", .err = err, .errlen = errlen };
+	int ret;
+
+	set_err(err, errlen, "%s", "");
+	tapir_web__init(w);
+	ret = parse_yaml(&c, text, len, web_root, w);
+	if (!ret && !w->source) {
+		/* An empty file still says where the settings came from. */
+		w->source = strdup(c.name);
+		ret = w->source ? 0 : no_mem(&c);
+	}
+	if (ret)
+		tapir_web__clear(w);
+	return ret;
 }
 
 static int read_file(const char *path, char **text, size_t *len)
@@ -1148,6 +1448,23 @@ err_free:
 	return err;
 }
 
+int tapir_web__load(const char *path, struct tapir_web *w, char *err, size_t errlen)
+{
+	size_t len = 0;
+	char *text = NULL;
+	int ret;
+
+	tapir_web__init(w);
+	ret = read_file(path, &text, &len);
+	if (ret) {
+		set_err(err, errlen, "%s: %s", path, strerror(-ret));
+		return ret;
+	}
+	ret = tapir_web__parse(path, text, len, w, err, errlen);
+	free(text);
+	return ret;
+}
+
 int tapir_config__load(const char *path, struct tapir_config **out, char *err, size_t errlen)
 {
 	size_t len = 0;
@@ -1189,12 +1506,14 @@ void tapir_config__free(struct tapir_config *cfg)
 		}
 	}
 	free(cfg->rules);
+	tapir_web__clear(&cfg->web);
 	free(cfg->kubelet_url);
 	free(cfg->kube_token_file);
 	free(cfg->kube_ca_file);
 	for (j = 0; j < TAPIR_L_COUNT; j++)
 		free(cfg->kube_labels[j]);
 	free(cfg->path);
+	free(cfg->web_path);
 	free(cfg->listen);
 	free(cfg->latency_buckets);
 	free(cfg->size_buckets);

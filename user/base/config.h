@@ -40,8 +40,43 @@ enum tapir_bpf_hooks {
 	TAPIR_HOOKS_SYSCALL, /* syscall tracepoints: every kernel */
 };
 
+/* struct tapir_web.client_auth: the client_auth_type values of node_exporter's web config that
+ * tapir implements (the ones that verify what they ask for). */
+enum tapir_client_auth {
+	TAPIR_CLIENT_AUTH_NONE,	    /* NoClientCert */
+	TAPIR_CLIENT_AUTH_IF_GIVEN, /* VerifyClientCertIfGiven */
+	TAPIR_CLIENT_AUTH_REQUIRE,  /* RequireAndVerifyClientCert */
+};
+
+struct tapir_web_user {
+	char *name;
+	char *hash; /* bcrypt: $2a$, $2b$ or $2y$, 60 characters */
+};
+
+/*
+ * Security and limits of the /metrics endpoint: the config's `web:` section, or the file that
+ * --web-config names (node_exporter's web configuration format, where it fits).
+ */
+struct tapir_web {
+	char *source;	 /* file the settings came from, for messages; NULL: built-in */
+	char *cert_file; /* TLS when set; key_file is set too */
+	char *key_file;
+	char *client_ca_file;		  /* client certificates are verified against these CAs */
+	int cert_line, key_line, ca_line; /* where each file was named, for messages */
+	int line;			  /* where the settings start; 0: nothing was configured */
+	int client_auth;		  /* enum tapir_client_auth */
+	int min_tls;			  /* 12 or 13: TLS 1.2 or 1.3 at least */
+	struct tapir_web_user *users;	  /* basic auth on when n_users > 0 */
+	size_t n_users;
+	uint32_t max_requests;	   /* scrapes in progress at once; 503 beyond */
+	uint32_t max_connections;  /* open connections; beyond, the oldest idle one is closed */
+	uint32_t header_timeout_s; /* a request must arrive whole within this */
+	uint32_t idle_timeout_s;   /* a connection with no traffic is closed after this */
+};
+
 struct tapir_config {
 	char *path;	 /* file it came from, NULL for built-in defaults */
+	char *web_path;	 /* --web-config: web settings from there, not from `web:` */
 	int bpf_variant; /* enum tapir_bpf_variant; from the command line, not the file */
 	int bpf_hooks;	 /* enum tapir_bpf_hooks; from the command line */
 	char *listen;	 /* "ADDR:PORT" */
@@ -68,6 +103,7 @@ struct tapir_config {
 	bool kube_insecure;    /* skip TLS verification (kubelet serving certs are self-signed) */
 	uint32_t kube_refresh_s;
 	char *kube_labels[TAPIR_L_COUNT];
+	struct tapir_web web;
 	/* "label:KEY", "annotation:KEY", "pod", "namespace" */ /* dlopen() name of NVML */
 };
 
@@ -85,5 +121,18 @@ int tapir_config__parse(const char *name, const char *text, size_t len, struct t
 			char *err, size_t errlen);
 
 void tapir_config__free(struct tapir_config *cfg);
+
+/* Built-in web settings: no TLS, no auth, default limits. */
+void tapir_web__init(struct tapir_web *w);
+/*
+ * Parse the web configuration file @path (the `web:` section's keys at its top level) into @w,
+ * which is initialised first. 0, or -errno with "FILE:LINE: reason" in @err and @w cleared.
+ */
+int tapir_web__load(const char *path, struct tapir_web *w, char *err, size_t errlen);
+/* Same, from a string; @name stands for the file name in messages. */
+int tapir_web__parse(const char *name, const char *text, size_t len, struct tapir_web *w, char *err,
+		     size_t errlen);
+/* Free what @w holds and reset it to the built-in settings. */
+void tapir_web__clear(struct tapir_web *w);
 
 #endif

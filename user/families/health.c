@@ -10,7 +10,7 @@
 
 struct tapir_health {
 	struct tapir_family *build, *prog, *lost, *evicted, *parse, *ignored, *upgraded;
-	struct tapir_family *records, *unlabelled, *watched, *dropped, *series, *kube;
+	struct tapir_family *records, *unlabelled, *watched, *dropped, *series, *kube, *web;
 };
 
 /* Where each BPF stat goes: family index, label value. */
@@ -97,9 +97,13 @@ struct tapir_health *tapir_health__new(struct tapir_registry *r)
 					 "present when kubernetes.kubelet_url is set.",
 					 TAPIR_COUNTER, (const char *const[]){ "result" }, 1, NULL,
 					 0);
-	if (!h->kube || !h->dropped || !h->series || !h->build || !h->prog || !h->records ||
-	    !h->lost || !h->unlabelled || !h->evicted || !h->parse || !h->ignored || !h->upgraded ||
-	    !h->watched) {
+	h->web = tapir_registry__family(r, "tapir_web_refused_total",
+					"Requests and connections the /metrics endpoint refused or "
+					"closed, by reason (see README: web).",
+					TAPIR_COUNTER, reason, 1, NULL, 0);
+	if (!h->web || !h->kube || !h->dropped || !h->series || !h->build || !h->prog ||
+	    !h->records || !h->lost || !h->unlabelled || !h->evicted || !h->parse || !h->ignored ||
+	    !h->upgraded || !h->watched) {
 		free(h);
 		errno = EINVAL;
 		return NULL;
@@ -143,6 +147,8 @@ void tapir_health__update(struct tapir_health *h, const struct tapir_health_inpu
 	set(h->watched, NULL, (double)in->watched_cgroups);
 	set(h->dropped, NULL, (double)in->series_dropped);
 	set(h->series, NULL, (double)in->series);
+	for (i = 0; i < in->n_web_refused; i++)
+		set(h->web, in->web_refused_names[i], (double)in->web_refused[i]);
 	if (in->has_kube) {
 		const char *ok[1] = { "ok" }, *err[1] = { "error" };
 

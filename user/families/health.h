@@ -25,6 +25,10 @@ struct tapir_health_input {
 	uint64_t kube_ok, kube_failed; /* its /pods fetches */
 	const struct tapir_prog_status *progs;
 	size_t n_progs;
+	/* The /metrics endpoint's refusals, by reason. */
+	const uint64_t *web_refused;
+	const char *const *web_refused_names;
+	size_t n_web_refused;
 };
 
 struct tapir_health *tapir_health__new(struct tapir_registry *r);
