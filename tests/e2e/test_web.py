@@ -14,10 +14,11 @@ import urllib.parse
 import urllib.request
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from certs import Pki
-from conftest import TAPIR, free_port, spawn_tapir, stop_proc, wait_port
+from conftest import ROOT, TAPIR, free_port, spawn_tapir, stop_proc, wait_port
 
 REFUSED = "tapir_web_refused_total"
 
@@ -115,6 +116,11 @@ def test_tls_client_certs_and_basic_auth_with_curl(tmp_path, pki):
             args = ca + (["--cert", cert, "--key", key] if cert else [])
             assert ep.curl(*args, "-u", "prometheus:s3cret") == 403
             made["client_certificate"] += 1
+        # /healthz, for the kubelet's probes, needs neither; it tells nothing but "ok".
+        hz = subprocess.run(["curl", "-s", "--max-time", "5", "--cacert", pki.ca,
+                             f"https://127.0.0.1:{ep.port}/healthz"],
+                            capture_output=True, text=True)
+        assert hz.stdout == "ok\n"
         # Plain HTTP on the TLS port, and a client that does not trust the server: no answer.
         assert ep.curl(*good, "-u", "prometheus:s3cret", "--cacert", pki.other_ca) == 0
         plain = subprocess.run(["curl", "-s", "-o", os.devnull, "-w", "%{http_code}",
@@ -159,31 +165,33 @@ def prometheus_query(port, q):
         raise
 
 
+def shipped_static_job():
+    """The tapir-static job of tools/k8s/prometheus-scrape.yaml, as shipped."""
+    with open(os.path.join(ROOT, "tools", "k8s", "prometheus-scrape.yaml")) as f:
+        doc = next(yaml.safe_load_all(f))
+    return next(j for j in doc["scrape_configs"] if j["job_name"] == "tapir-static")
+
+
 def test_real_prometheus_scrapes_through_tls_client_certs_and_auth(tmp_path, pki):
-    """Prometheus with the scrape settings of tools/k8s/prometheus-scrape.yaml's TLS job: up
-    with the right password and certificate, down with a wrong password."""
+    """Prometheus with the shipped static job of tools/k8s/prometheus-scrape.yaml (paths and
+    targets pointed at the test's), plus a client certificate: up with the right password,
+    down with a wrong one, and the refusals tapir counted are what Prometheus stored."""
     ep = Endpoint(tmp_path, tls_web(pki, {"prometheus": bcrypt("s3cret")}), https=True)
     prom_port = free_port()
-    job = """  - job_name: {name}
-    scrape_interval: 1s
-    scrape_timeout: 1s
-    scheme: https
-    tls_config:
-      ca_file: {ca}
-      cert_file: {cert}
-      key_file: {key}
-    basic_auth:
-      username: prometheus
-      password: {password}
-    static_configs:
-      - targets: ["127.0.0.1:{port}"]
-"""
+    jobs = []
+    for name, password in (("tapir", "s3cret"), ("wrong", "nope")):
+        job = shipped_static_job()
+        assert job["scheme"] == "https" and job["basic_auth"]["username"] == "prometheus"
+        pw = tmp_path / f"{name}.password"
+        pw.write_text(password)
+        job.update(job_name=name, scrape_interval="1s", scrape_timeout="1s",
+                   static_configs=[{"targets": [f"127.0.0.1:{ep.port}"]}])
+        job["tls_config"].update(ca_file=pki.ca, cert_file=pki.client, key_file=pki.client_key)
+        job["basic_auth"]["password_file"] = str(pw)
+        jobs.append(job)
     conf = tmp_path / "prometheus.yml"
-    conf.write_text("global:\n  scrape_interval: 1s\nscrape_configs:\n" +
-                    job.format(name="tapir", ca=pki.ca, cert=pki.client, key=pki.client_key,
-                               password="s3cret", port=ep.port) +
-                    job.format(name="wrong", ca=pki.ca, cert=pki.client, key=pki.client_key,
-                               password="nope", port=ep.port))
+    conf.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s"},
+                                    "scrape_configs": jobs}))
     log = open(tmp_path / "prometheus.log", "w")
     prom = subprocess.Popen(["prometheus", f"--config.file={conf}",
                              f"--storage.tsdb.path={tmp_path / 'tsdb'}",

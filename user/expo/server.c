@@ -387,10 +387,14 @@ static enum MHD_Result first_call(struct settings *st, struct MHD_Connection *mc
 		return text(mc, MHD_HTTP_CONTENT_TOO_LARGE, "request bodies are not accepted\n",
 			    NULL);
 	}
-	if (!admitted(st, mc, &ret))
-		return ret;
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
 		return text(mc, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only\n", NULL);
+	/* For the kubelet's probes, which have neither credentials nor a client certificate:
+	 * it says nothing but that the endpoint answers. */
+	if (!strcmp(url, "/healthz"))
+		return text(mc, MHD_HTTP_OK, "ok\n", NULL);
+	if (!admitted(st, mc, &ret))
+		return ret;
 	if (!strcmp(url, "/"))
 		return reply(mc, MHD_HTTP_OK, "text/html; charset=utf-8", (void *)landing,
 			     sizeof(landing) - 1, MHD_RESPMEM_PERSISTENT, NULL);
