@@ -60,7 +60,8 @@ struct tapir_io {
 	__u8 kind; /* IO_* */
 	__u8 dir;  /* DIR_* */
 	__u8 peek; /* MSG_PEEK: the bytes will be read again */
-	__u8 __pad[5];
+	__u8 at_call; /* ts was taken in the socket call itself: it is "now" too */
+	__u8 __pad[4];
 };
 
 /*
@@ -319,8 +320,9 @@ static __always_inline void walk(void *ctx, struct tapir_conn_key *key, struct t
 
 	if (!s)
 		return;
+	/* One clock read per call where the hook runs inside it (socket hooks). */
 	tapir_walk_begin(&s->w, key, io->kind, io->dir, io->buf, io->iovcnt, len, io->ts,
-			 bpf_ktime_get_ns());
+			 io->at_call ? io->ts : bpf_ktime_get_ns());
 	run_walk(ctx, &s->w, c);
 }
 
@@ -734,6 +736,7 @@ static __always_inline int sock_io(void *ctx, struct sock *sk, long ret, int fla
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	nr = SYSCALL_NR(regs);
 	io.ts = bpf_ktime_get_ns();
+	io.at_call = 1;
 	io.sock = key.sock;
 	io.fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
 	io.dir = dir;
