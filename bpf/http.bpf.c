@@ -57,9 +57,9 @@ struct tapir_io {
 	__u64 sock; /* struct sock */
 	__u32 fd;
 	__u32 iovcnt;
-	__u8 kind; /* IO_* */
-	__u8 dir;  /* DIR_* */
-	__u8 peek; /* MSG_PEEK: the bytes will be read again */
+	__u8 kind;    /* IO_* */
+	__u8 dir;     /* DIR_* */
+	__u8 peek;    /* MSG_PEEK: the bytes will be read again */
 	__u8 at_call; /* ts was taken in the socket call itself: it is "now" too */
 	__u8 __pad[4];
 };
@@ -772,5 +772,48 @@ SEC("tp_btf/sock_send_length")
 int BPF_PROG(sock_send, struct sock *sk, int ret, int flags)
 {
 	return sock_io(ctx, sk, ret, flags, DIR_OUT);
+}
+
+/*
+ * --- trampoline hooks: before 6.3, kernels with BPF trampolines ----------------------------
+ *
+ * The same socket-layer view from the exits of TCP's own send and receive, which every
+ * syscall on a TCP socket goes through (read, write, readv, writev, send*, recv*; sendfile and
+ * splice through tcp_sendpage until 6.5). Only TCP sockets reach them: file I/O, pipes, UDP and
+ * Unix sockets never run a program. tcp_recvmsg lost its nonblock argument in 5.19 and its
+ * addr_len later: the loader loads the one program whose arguments match this kernel's BTF.
+ */
+SEC("fexit/tcp_sendmsg")
+int BPF_PROG(fexit_tcp_sendmsg, struct sock *sk, struct msghdr *msg, size_t size, int ret)
+{
+	return sock_io(ctx, sk, ret, 0, DIR_OUT);
+}
+
+SEC("fexit/tcp_sendpage")
+int BPF_PROG(fexit_tcp_sendpage, struct sock *sk, struct page *page, int offset, size_t size,
+	     int flags, int ret)
+{
+	return sock_io(ctx, sk, ret, 0, DIR_OUT);
+}
+
+SEC("fexit/tcp_recvmsg")
+int BPF_PROG(fexit_tcp_recvmsg6, struct sock *sk, struct msghdr *msg, size_t len, int nonblock,
+	     int flags, int *addr_len, int ret)
+{
+	return sock_io(ctx, sk, ret, flags, DIR_IN);
+}
+
+SEC("fexit/tcp_recvmsg")
+int BPF_PROG(fexit_tcp_recvmsg5, struct sock *sk, struct msghdr *msg, size_t len, int flags,
+	     int *addr_len, int ret)
+{
+	return sock_io(ctx, sk, ret, flags, DIR_IN);
+}
+
+SEC("fexit/tcp_recvmsg")
+int BPF_PROG(fexit_tcp_recvmsg4, struct sock *sk, struct msghdr *msg, size_t len, int flags,
+	     int ret)
+{
+	return sock_io(ctx, sk, ret, flags, DIR_IN);
 }
 #endif

@@ -285,14 +285,15 @@ host() { # the guest script on this kernel, in cgroups under our own, both build
 	# busybox's applets first in PATH, as in the guest; nginx is this machine's.
 	busybox --install -s "$tmp/bin"
 	ln -s "$ROOT/build/tests/http_client" "$ROOT/build/tapir" "$(command -v nginx)" "$tmp/bin/"
-	for v in auto compat; do
+	for v in auto auto+syscall compat; do
 		if [ -z "$mount" ]; then
 			echo "MATRIX-RESULT kernel=$(uname -r) variant=none forced=$v attached=0/0" \
 				"notattached=none sent=0 counted=0 result=FAIL why=no cgroup2 mount" >>"$OUT/host.log"
 			continue
 		fi
 		timeout -k 5 "$TIMEOUT" env PATH="$tmp/bin:$PATH" MATRIX_ROOT="$tmp/bin" \
-			MATRIX_CGROOT="$mount" MATRIX_CGREL="$rel" MATRIX_TMP="$tmp/$v" MATRIX_VARIANT=$v \
+			MATRIX_CGROOT="$mount" MATRIX_CGREL="$rel" MATRIX_TMP="$tmp/$v" \
+			MATRIX_VARIANT=${v%+*} MATRIX_HOOKS=$([ "${v#*+}" = "$v" ] && echo auto || echo "${v#*+}") \
 			MATRIX_PORT0="$port" busybox sh tools/matrix-guest.sh >>"$OUT/host.log" 2>&1 || true
 		port=$((port + 10))
 	done
@@ -302,7 +303,18 @@ host() { # the guest script on this kernel, in cgroups under our own, both build
 
 # --- the report -------------------------------------------------------------------------------
 
-# report NAME LABEL LOG: one "matrix:" line for the kernel (its two runs), and a table row per run.
+# Runs per kernel: the build tapir picks, the loop build on syscall hooks, the compat build.
+RUNS=3
+
+# dd_tax B1,T1,T2,B2: dd bs=1 with tapir over without (the mean of B1 and B2): running, then
+# with the daemon paused and its hooks attached (see matrix-guest.sh).
+dd_tax() {
+	awk -F, '{ b = ($1 + $4) / 2
+		if (b > 0 && $2 > 0 && $3 > 0) printf "%.2f, hooks alone %.2f", $2 / b, $3 / b
+		else printf "-" }' <<<"$1"
+}
+
+# report NAME LABEL LOG: one "matrix:" line for the kernel (its runs), and a table row per run.
 report() {
 	local name=$1 label=$2 file=$3 line secs rc k builds="" sent="" counted="" whys="" result=PASS
 	local n=0 kernel=$name last_why="" last_forced=""
@@ -328,11 +340,11 @@ report() {
 		fi
 		echo "| $kernel$([ -z "$label" ] || echo " ($label)") | $(kv variant) ($(kv forced)) |" \
 			"$(kv attached)$([ "$k" = none ] || echo " (not: ${k//,/, })") | $(kv sent) |" \
-			"$(kv counted) | $(kv result) |" >>"$OUT/table.md"
+			"$(kv counted) | $(dd_tax "$(kv dd_cs)") | $(kv result) |" >>"$OUT/table.md"
 	done < <(grep -a '^MATRIX-RESULT' "$file" | tr -d '\r')
-	if [ "$n" -lt 2 ]; then
+	if [ "$n" -lt "$RUNS" ]; then
 		result=FAIL
-		local why="no result from $((2 - n)) of the 2 runs"
+		local why="no result from $((RUNS - n)) of the $RUNS runs"
 		[ "${rc:-0}" != 124 ] || why+=": timed out after $TIMEOUT s"
 		[ "${rc:-0}" = 124 ] || [ "${rc:-0}" = 0 ] || why+=": qemu exit $rc"
 		grep -aq 'MATRIX-BOOTED' "$file" || why+=", the kernel never ran /init"
@@ -341,7 +353,7 @@ report() {
 		[ -n "$k" ] || k=$(grep -a -E 'Kernel panic|Failed to execute|Oops|BUG:' "$file" | tail -n 1)
 		why+=" (last: $(tr -d '\r' <<<"${k:-nothing}" | sed 's/^\[ *[0-9.]*\] //'))"
 		whys+="${whys:+; }$why"
-		echo "| $kernel$([ -z "$label" ] || echo " ($label)") | - | - | - | - | FAIL: ${why//|/\\|} |" >>"$OUT/table.md"
+		echo "| $kernel$([ -z "$label" ] || echo " ($label)") | - | - | - | - | - | FAIL: ${why//|/\\|} |" >>"$OUT/table.md"
 	fi
 	[ ! -f "${file%.log}.timed-out.log" ] || whys+="${whys:+; }booted twice: the first guest stalled without a result"
 	echo "matrix: $kernel${label:+ ($label)} in ${secs:-?} s: builds ${builds:-none}; requests" \
@@ -396,8 +408,8 @@ main() {
 	ACCEL=$(accel)
 	log "qemu: $ACCEL, $SMP vCPUs, $JOBS guests at once, $TIMEOUT s each"
 	{
-		echo "| kernel | HTTP build (--bpf-variant) | programs attached | requests sent | counted | result |"
-		echo "|---|---|---|---:|---:|---|"
+		echo "| kernel | HTTP build/hooks (forced) | programs attached | requests sent | counted | dd bs=1 with / without tapir | result |"
+		echo "|---|---|---|---:|---:|---:|---|"
 	} >"$OUT/table.md"
 	for id in "${ids[@]}"; do
 		[ "$id" != host ] || continue

@@ -12,12 +12,18 @@
 #   MATRIX_TMP      scratch directory [/tmp]
 #   MATRIX_PORT0    first of the three ports used (tapir, nginx, httpd) [9464]
 #   MATRIX_VARIANT  tapir --bpf-variant [auto]
+#   MATRIX_HOOKS    tapir --bpf-hooks [auto]
+#   MATRIX_DD_BYTES bytes of the dd bs=1 runs that time the tax on file I/O [400000]
 #   MATRIX_SERVERS  the servers driven, separated by spaces or commas [nginx httpd]
 #   MATRIX_START_S  seconds tapir may take to serve /metrics [240]: TCG verifies slowly
 # busybox's applets come first in PATH on both sides, so the VM and the host run the same tools.
 # Prints "MATRIX-RESULT kernel=K variant=V forced=F attached=A/T notattached=PROG:REASON,...
-# sent=N counted=N result=PASS|FAIL why=..."; tapir's own log goes to the console as "tapir| ".
-# As /init it checks the build tapir picks, then the compat build, and powers off.
+# sent=N counted=N dd_cs=B1,T1,T2,B2 result=PASS|FAIL why=..."; tapir's own log goes to the
+# console as "tapir| ". dd_cs: centiseconds of dd bs=1 (a read and a write per byte, no socket,
+# outside every watched cgroup) before tapir starts (B1), while it runs (T1), while its daemon
+# is paused with its programs attached (T2: the hooks' tax alone), and after it stopped (B2).
+# As /init it checks the build tapir picks, the loop build on syscall hooks (the socket-layer
+# hooks' baseline in the same VM), then the compat build, and powers off.
 
 if [ "$$" = 1 ]; then
 	/bin/busybox --install -s /bin
@@ -35,6 +41,7 @@ if [ "$$" = 1 ]; then
 	# The compat build too, where the kernel would pick loop: the kernels of users who run
 	# compat (5.11 to 5.16) sit between these.
 	MATRIX_VARIANT=auto MATRIX_TMP=/tmp/auto sh /init
+	MATRIX_VARIANT=auto MATRIX_HOOKS=syscall MATRIX_TMP=/tmp/syscall MATRIX_PORT0=9484 sh /init
 	MATRIX_VARIANT=compat MATRIX_TMP=/tmp/compat MATRIX_PORT0=9474 sh /init
 	sync
 	poweroff -f
@@ -45,6 +52,10 @@ CGROOT=${MATRIX_CGROOT:-/sys/fs/cgroup}
 CGREL=${MATRIX_CGREL:-/matrix}
 TMP=${MATRIX_TMP:-/tmp}
 VARIANT=${MATRIX_VARIANT:-auto}
+HOOKS=${MATRIX_HOOKS:-auto}
+FORCED=$VARIANT
+[ "$HOOKS" = auto ] || FORCED="$VARIANT+$HOOKS"
+DD_BYTES=${MATRIX_DD_BYTES:-400000}
 # Commas too: the kernel command line that carries it into the VM splits words at spaces.
 SERVERS=$(echo "${MATRIX_SERVERS:-nginx httpd}" | tr ',' ' ')
 START_S=${MATRIX_START_S:-240}
@@ -76,11 +87,24 @@ drop_cgroup() {
 	rmdir "$1" 2>/dev/null || say "could not remove $1: $(tr '\n' ' ' <"$1/cgroup.procs")"
 }
 
+# dd bs=1 of DD_BYTES: centiseconds, from /proc/uptime (what busybox offers everywhere).
+dd_cs() {
+	t0=$(sed 's/^\([0-9]*\)\.\([0-9]*\) .*/\1\2/' /proc/uptime)
+	dd if=/dev/zero of=/dev/null bs=1 count="$DD_BYTES" 2>/dev/null
+	t1=$(sed 's/^\([0-9]*\)\.\([0-9]*\) .*/\1\2/' /proc/uptime)
+	echo $((t1 - t0))
+}
+
 finish() {
 	trap - INT TERM HUP
 	if [ -n "$tapir_pid" ]; then
+		# The daemon paused, its BPF programs still attached: the tax of the hooks alone.
+		kill -STOP "$tapir_pid" 2>/dev/null
+		dd_t2=$(dd_cs)
+		kill -CONT "$tapir_pid" 2>/dev/null
 		kill "$tapir_pid" 2>/dev/null
 		wait "$tapir_pid" 2>/dev/null
+		dd_b2=$(dd_cs)
 	fi
 	drop_cgroup "$CG_NGX"
 	drop_cgroup "$CG_HTTPD"
@@ -93,9 +117,10 @@ finish() {
 		grep -E '^(baseten_(inference_requests_total|re(quest|sponse)_size_bytes_(sum|count))\{.*model_name="matrix|tapir_(records_lost|parse_failures|connections_evicted|records_unlabelled)_total)' \
 			"$TMP/metrics" | grep -v ' 0$'
 	fi
-	echo "MATRIX-RESULT kernel=$KERNEL variant=${variant:-none} forced=$VARIANT" \
+	echo "MATRIX-RESULT kernel=$KERNEL variant=${variant:-none} forced=$FORCED" \
 		"attached=${attached:-0}/${total:-0} notattached=${notattached:-none}" \
-		"sent=${sent:-0} counted=${counted:-0} result=$result why=${why:-none}"
+		"sent=${sent:-0} counted=${counted:-0}" \
+		"dd_cs=${dd_b1:-0},${dd_t1:-0},${dd_t2:-0},${dd_b2:-0} result=$result why=${why:-none}"
 	[ "$result" = PASS ]
 	exit $?
 }
@@ -135,7 +160,9 @@ deployments:
   - cgroup: "$CGREL-httpd"
     labels: {model_name: "matrix-httpd"}
 EOF
-say "kernel $KERNEL: starting tapir --bpf-variant $VARIANT"
+dd_b1=$(dd_cs)
+say "kernel $KERNEL: dd bs=1 of $DD_BYTES bytes without tapir: ${dd_b1}0 ms"
+say "kernel $KERNEL: starting tapir --bpf-variant $VARIANT --bpf-hooks $HOOKS"
 # A FIFO rather than a pipe, so that $! is tapir itself; the relay ends when tapir does.
 rm -f "$TMP/tapir.fifo" "$TMP/tapir.log"
 mkfifo "$TMP/tapir.fifo"
@@ -145,7 +172,7 @@ while IFS= read -r line || [ -n "$line" ]; do
 done <"$TMP/tapir.fifo" &
 relay_pid=$!
 "$ROOT/tapir" --config "$TMP/tapir.yaml" --pin-dir none --bpf-variant "$VARIANT" \
-	>"$TMP/tapir.fifo" 2>&1 &
+	--bpf-hooks "$HOOKS" >"$TMP/tapir.fifo" 2>&1 &
 tapir_pid=$!
 t0=$(cut -d. -f1 /proc/uptime)
 until scrape && grep -q '^tapir_build_info' "$TMP/metrics"; do
@@ -171,9 +198,12 @@ say "tapir serves /metrics after $(($(cut -d. -f1 /proc/uptime) - t0)) s"
 # programs), how many programs are attached, and why the others are not.
 variant=$(sed -n 's/^tapir_bpf_program_attached{.*feature="http",variant="\([a-z]*\)".*} 1$/\1/p' \
 	"$TMP/metrics" | sort -u | tr '\n' '+' | sed 's/+$//')
-# ... and where it watches: the socket hooks (6.3+) or the syscall tracepoints.
+# ... and where it watches: the socket tracepoints (6.3+), TCP's functions through trampolines,
+# or the syscall tracepoints.
 if grep -q '^tapir_bpf_program_attached{program="sock_recv".*} 1$' "$TMP/metrics"; then
 	variant="$variant/socket"
+elif grep -q '^tapir_bpf_program_attached{program="fexit_tcp_sendmsg".*} 1$' "$TMP/metrics"; then
+	variant="$variant/fexit"
 elif [ -n "$variant" ]; then
 	variant="$variant/syscall"
 fi
@@ -183,6 +213,10 @@ notattached=$(sed -n 's/^tapir_bpf_program_attached{program="\([^"]*\)".*reason=
 	"$TMP/metrics" | tr '\n' ',' | sed 's/,$//')
 say "http build ${variant:-none}, $attached of $total programs attached${notattached:+, not: $notattached}"
 [ -n "$variant" ] || fail "no HTTP program attached"
+# A second for tapir to settle after its start (first scan, first exposition), then the dd.
+sleep 1
+dd_t1=$(dd_cs)
+say "kernel $KERNEL: dd bs=1 of $DD_BYTES bytes with tapir ($variant): ${dd_t1}0 ms"
 
 # --- servers in the watched cgroups --------------------------------------------------------------
 

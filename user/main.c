@@ -22,7 +22,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: tapir [--config FILE] [--web-config FILE] [--listen ADDR:PORT]\n"
 		"             [--pin-dir DIR]\n"
-		"             [--bpf-variant auto|loop|compat] [--bpf-hooks auto|socket|syscall]\n"
+		"             [--bpf-variant auto|loop|compat] [--bpf-hooks auto|socket|fexit|syscall]\n"
 		"             [-v]\n"
 		"       tapir inspect [--config FILE] [--pin-dir DIR]\n"
 		"       tapir check [--config FILE] [-v]\n"
@@ -43,7 +43,8 @@ static void usage(FILE *f)
 		"                        the kernel has bpf_loop, else compat), loop, compat\n"
 		"  -H, --bpf-hooks H     where sends and receives are watched: auto (default:\n"
 		"                        socket where the kernel has sock_{send,recv}_length,\n"
-		"                        else syscall), socket (loop build only), syscall\n"
+		"                        else fexit where it has BPF trampolines, else\n"
+		"                        syscall), socket, fexit (loop build only), syscall\n"
 		"  -v, --verbose         debug logging, libbpf's included\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         version and exit\n"
@@ -155,9 +156,12 @@ int main(int argc, char **argv)
 				hooks = TAPIR_HOOKS_SOCKET;
 			else if (!strcmp(optarg, "syscall"))
 				hooks = TAPIR_HOOKS_SYSCALL;
+			else if (!strcmp(optarg, "fexit"))
+				hooks = TAPIR_HOOKS_FEXIT;
 			else {
 				fprintf(stderr,
-					"tapir: --bpf-hooks wants auto, socket or syscall, got '%s'\n",
+					"tapir: --bpf-hooks wants auto, socket, fexit or syscall, got "
+					"'%s'\n",
 					optarg);
 				return 2;
 			}
@@ -172,8 +176,10 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (variant == TAPIR_BPF_COMPAT && hooks == TAPIR_HOOKS_SOCKET) {
-		fprintf(stderr, "tapir: --bpf-hooks socket needs the loop build, not compat\n");
+	if (variant == TAPIR_BPF_COMPAT &&
+	    (hooks == TAPIR_HOOKS_SOCKET || hooks == TAPIR_HOOKS_FEXIT)) {
+		fprintf(stderr, "tapir: --bpf-hooks %s needs the loop build, not compat\n",
+			hooks == TAPIR_HOOKS_SOCKET ? "socket" : "fexit");
 		return 2;
 	}
 	if (optind < argc) {

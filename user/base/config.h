@@ -35,9 +35,10 @@ enum tapir_bpf_variant {
 
 /* struct tapir_config.bpf_hooks: where the HTTP programs watch sends and receives (--bpf-hooks). */
 enum tapir_bpf_hooks {
-	TAPIR_HOOKS_AUTO,    /* socket where the kernel has its tracepoints, else syscall */
+	TAPIR_HOOKS_AUTO,    /* socket, else fexit, else syscall: the first this kernel takes */
 	TAPIR_HOOKS_SOCKET,  /* sock_{send,recv}_length: 6.3+, loop build only */
 	TAPIR_HOOKS_SYSCALL, /* syscall tracepoints: every kernel */
+	TAPIR_HOOKS_FEXIT,   /* fexit on tcp_{send,recv}msg: BPF trampolines, loop build only */
 };
 
 /* struct tapir_web.client_auth: the client_auth_type values of node_exporter's web config that

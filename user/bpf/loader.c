@@ -254,6 +254,48 @@ static bool kernel_has_sock_tp(void)
 	       kernel_has_btf_type("btf_trace_sock_send_length", BTF_KIND_TYPEDEF);
 }
 
+/* Arguments of kernel function @name per its BTF; -1 when this kernel has no such function. */
+static int kernel_func_args(const char *name)
+{
+	static struct btf *vmlinux;
+	const struct btf_type *t;
+	int id;
+
+	if (!vmlinux)
+		vmlinux = btf__load_vmlinux_btf();
+	if (!vmlinux)
+		return -1;
+	id = btf__find_by_name_kind(vmlinux, name, BTF_KIND_FUNC);
+	if (id <= 0)
+		return -1;
+	t = btf__type_by_id(vmlinux, btf__type_by_id(vmlinux, id)->type);
+	return t && btf_is_func_proto(t) ? btf_vlen(t) : -1;
+}
+
+static bool kernel_has_tcp_funcs(void)
+{
+	int n = kernel_func_args("tcp_recvmsg");
+
+	return kernel_func_args("tcp_sendmsg") == 3 && n >= 4 && n <= 6;
+}
+
+/* Why the fexit program @p cannot run on this kernel, NULL when it can: each wants its
+ * function, and fexit_tcp_recvmsgN the N arguments it was written for. */
+static const char *fexit_missing(const struct bpf_program *p)
+{
+	const char *name = bpf_program__name(p) + 6; /* after "fexit_" */
+	int n;
+
+	if (!strncmp(name, "tcp_recvmsg", 11)) {
+		n = kernel_func_args("tcp_recvmsg");
+		return n == name[11] - '0' ? NULL
+					   : "tcp_recvmsg takes another number of arguments here";
+	}
+	if (kernel_func_args(name) < 0)
+		return "kernel function not present (tcp_sendpage: before 6.5 only)";
+	return NULL;
+}
+
 /* The hook set a program of the HTTP object belongs to, from its section. */
 static int prog_hooks(const struct bpf_program *p)
 {
@@ -261,6 +303,8 @@ static int prog_hooks(const struct bpf_program *p)
 
 	if (!strncmp(sec, "tp_btf/sock_", 12))
 		return TAPIR_HOOKS_SOCKET;
+	if (!strncmp(sec, "fexit/", 6))
+		return TAPIR_HOOKS_FEXIT;
 	if (!strncmp(sec, "tracepoint/syscalls/", 20))
 		return TAPIR_HOOKS_SYSCALL;
 	return TAPIR_HOOKS_AUTO; /* both: connection state, the compat walker */
@@ -286,8 +330,12 @@ static void probe_hooks(struct tapir_loader *l, struct bpf_object *obj, const ch
 			continue;
 		}
 		if (!strncmp(sec, "tp_btf/", 7) && !sock_tp)
-			why = "kernel lacks sock_{send,recv}_length (6.3+): syscall hooks serve HTTP";
-		else if (strncmp(sec, "tp_btf/", 7) && !tracepoint_exists(sec))
+			why = "kernel lacks sock_{send,recv}_length (6.3+): fexit or syscall hooks "
+			      "serve HTTP";
+		else if (!strncmp(sec, "fexit/", 6))
+			why = fexit_missing(p);
+		else if (strncmp(sec, "tp_btf/", 7) && strncmp(sec, "fexit/", 6) &&
+			 !tracepoint_exists(sec))
 			why = "tracepoint not present in this kernel";
 		if (why)
 			bpf_program__set_autoload(p, false);
@@ -445,7 +493,45 @@ static int load_http_variant(struct tapir_loader *l, const struct tapir_config *
 
 static const char *hooks_name(int hooks)
 {
-	return hooks == TAPIR_HOOKS_SOCKET ? "socket" : "syscall";
+	return hooks == TAPIR_HOOKS_SOCKET  ? "socket"
+	       : hooks == TAPIR_HOOKS_FEXIT ? "fexit"
+					    : "syscall";
+}
+
+/*
+ * Whether this kernel runs BPF trampolines: a loaded fexit program attached and detached at
+ * once. Some kernels load them and refuse the attach (lockdown, or no ftrace direct calls, as
+ * this project's own CI host does with EPERM); those get the syscall hooks instead.
+ */
+static int trampolines_work(struct tapir_loader *l)
+{
+	struct bpf_program *p;
+	struct bpf_link *link;
+
+	bpf_object__for_each_program (p, l->http.obj) {
+		if (!bpf_program__autoload(p) || prog_hooks(p) != TAPIR_HOOKS_FEXIT)
+			continue;
+		link = bpf_program__attach(p);
+		if (!link) {
+			int err = -errno;
+
+			size_t i;
+
+			pr_info("http: this kernel (%s) loads fexit programs but does not attach "
+				"them (%s)",
+				kernel_release(), strerror(-err));
+			for (i = 0; i < l->n_progs; i++)
+				if (!strncmp(l->progs[i].name, "fexit_", 6)) {
+					l->progs[i].reason = "attach_failed";
+					l->progs[i].why =
+						"the kernel refused to attach a trampoline";
+				}
+			return err;
+		}
+		bpf_link__destroy(link);
+		return 0;
+	}
+	return -ENOENT;
 }
 
 /*
@@ -457,6 +543,7 @@ static void open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 {
 	static const int order[][2] = {
 		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SOCKET },
+		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_FEXIT },
 		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SYSCALL },
 		{ TAPIR_BPF_COMPAT, TAPIR_HOOKS_SYSCALL },
 	};
@@ -477,9 +564,15 @@ static void open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 		}
 		if (hooks == TAPIR_HOOKS_SOCKET && !kernel_has_sock_tp()) {
 			pr_info("http: this kernel (%s) lacks the sock_{send,recv}_length "
-				"tracepoints (6.3+): using syscall hooks",
+				"tracepoints (6.3+)",
 				kernel_release());
 			if (cfg->bpf_hooks != TAPIR_HOOKS_SOCKET)
+				continue;
+		}
+		if (hooks == TAPIR_HOOKS_FEXIT && !kernel_has_tcp_funcs()) {
+			pr_info("http: this kernel (%s) has no BTF for tcp_sendmsg and tcp_recvmsg",
+				kernel_release());
+			if (cfg->bpf_hooks != TAPIR_HOOKS_FEXIT)
 				continue;
 		}
 		if (tried) {
@@ -489,7 +582,8 @@ static void open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 			drop_progs(l, "http"); /* the refused variant's notes */
 		}
 		tried = true;
-		if (!load_http_variant(l, cfg, variant, hooks)) {
+		if (!load_http_variant(l, cfg, variant, hooks) &&
+		    (hooks != TAPIR_HOOKS_FEXIT || !trampolines_work(l))) {
 			l->http.hooks = hooks_name(hooks);
 			pr_info("http: %s variant loaded, %s hooks", l->http.variant,
 				l->http.hooks);
@@ -872,12 +966,18 @@ static int check_open(const char *feature, int variant, struct http_obj *h)
 }
 
 /* Load each program of one feature/variant on its own; returns how many could not load. */
-static int check_feature(const char *feature, int variant, FILE *out)
+/*
+ * Load each program of @feature alone and print its fate. Returns how many required programs
+ * failed; @opt_bad[hooks] counts failures of the optional hook sets (socket, fexit), which
+ * only decide where the loop build watches sends and receives.
+ */
+static int check_feature(const char *feature, int variant, FILE *out, int *opt_bad)
 {
 	struct tapir_loader probe = { 0 };
 	struct http_obj h;
 	struct bpf_program *p;
-	int n = 0, k, j, failed = 0, err;
+	struct bpf_link *link;
+	int n = 0, k, j, failed = 0, err, set;
 	char verdict[200], why[160];
 
 	if (check_open(feature, variant, &h))
@@ -888,6 +988,7 @@ static int check_feature(const char *feature, int variant, FILE *out)
 	for (k = 0; k < n; k++) {
 		const struct tapir_prog_status *st;
 		const char *result = "loaded";
+		int bad = 0;
 
 		if (check_open(feature, variant, &h))
 			return failed + 1;
@@ -897,23 +998,39 @@ static int check_feature(const char *feature, int variant, FILE *out)
 		bpf_object__for_each_program (p, h.obj)
 			bpf_program__set_autoload(p, j++ == k && bpf_program__autoload(p));
 		st = &probe.progs[k];
+		p = bpf_object__find_program_by_name(h.obj, st->name);
+		set = prog_hooks(p);
 		if (!strcmp(feature, "http"))
 			http_size(&h, 1024, 1 << 16); /* small maps: this is a dry run */
 		vlog.prog[0] = vlog.tail[0] = '\0';
 		if (st->reason) {
 			result = st->why;
-			/* Only the optional socket tracepoints may be missing. */
-			if (strncmp(bpf_program__section_name(
-					    bpf_object__find_program_by_name(h.obj, st->name)),
-				    "tp_btf/", 7))
-				failed++;
+			/* A missing hook is expected only where a function's arguments pick one
+			 * program out of several (fexit_tcp_recvmsgN); any other counts. */
+			bad = set != TAPIR_HOOKS_FEXIT ||
+			      strncmp(st->name, "fexit_tcp_recvmsg", 17) ||
+			      kernel_func_args("tcp_recvmsg") < 0;
 		} else if ((err = bpf_object__load(h.obj))) {
 			snprintf(verdict, sizeof(verdict), "REFUSED: %s",
 				 vlog.tail[0] ? verifier_verdict(why, sizeof(why))
 					      : strerror(-err));
 			result = verdict;
-			failed++;
+			bad = 1;
+		} else if (set == TAPIR_HOOKS_FEXIT) {
+			/* Some kernels load trampolines and refuse to attach them. */
+			link = bpf_program__attach(p);
+			if (!link) {
+				snprintf(verdict, sizeof(verdict), "loaded, attach REFUSED: %s",
+					 strerror(errno));
+				result = verdict;
+				bad = 1;
+			}
+			bpf_link__destroy(link);
 		}
+		if (bad && (set == TAPIR_HOOKS_SOCKET || set == TAPIR_HOOKS_FEXIT))
+			opt_bad[set]++;
+		else if (bad)
+			failed++;
 		fprintf(out, "%-22s %-10s %-7s %s\n", st->name, feature, h.variant, result);
 		http_close(&h);
 	}
@@ -923,7 +1040,8 @@ static int check_feature(const char *feature, int variant, FILE *out)
 int tapir_loader_check(const struct tapir_config *cfg, FILE *out)
 {
 	bool has_loop = variant_supported(TAPIR_BPF_LOOP);
-	int http_bad[2] = { 0, 0 }, lc_bad, err, v;
+	int http_bad[2] = { 0, 0 }, opt_bad[2][TAPIR_HOOKS_FEXIT + 1] = { { 0 } }, lc_bad, err, v;
+	const char *loop_hooks;
 
 	vlog.quiet = true;
 	libbpf_set_print(libbpf_log);
@@ -944,12 +1062,16 @@ int tapir_loader_check(const struct tapir_config *cfg, FILE *out)
 			http_bad[v] = 1;
 			continue;
 		}
-		http_bad[v] = check_feature("http", variant, out);
+		http_bad[v] = check_feature("http", variant, out, opt_bad[v]);
 	}
-	lc_bad = check_feature("lifecycle", 0, out);
+	lc_bad = check_feature("lifecycle", 0, out, opt_bad[1]);
+	loop_hooks = kernel_has_sock_tp() && !opt_bad[0][TAPIR_HOOKS_SOCKET]
+			     ? "work (loop variant, socket hooks)"
+		     : kernel_has_tcp_funcs() && !opt_bad[0][TAPIR_HOOKS_FEXIT]
+			     ? "work (loop variant, fexit hooks)"
+			     : "work (loop variant, syscall hooks)";
 	fprintf(out, "\nrequest families (http): %s\n",
-		!http_bad[0]   ? (kernel_has_sock_tp() ? "work (loop variant, socket hooks)"
-						       : "work (loop variant, syscall hooks)")
+		!http_bad[0]   ? loop_hooks
 		: !http_bad[1] ? "work (compat variant, syscall hooks)"
 			       : "CANNOT WORK: no variant loads completely");
 	fprintf(out, "restarts, exit reasons, readiness (lifecycle): %s\n",
