@@ -143,13 +143,27 @@ struct {
 } scratch SEC(".maps");
 
 #ifdef TAPIR_COMPAT
-/* The walk continues in walk_more: slot 0, filled by the loader. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} walkers SEC(".maps");
+/*
+ * The walk continues in walk_more: slot 0 of a program array, filled by the loader. A tail call
+ * stays within one program type and, for trampoline programs, one kernel function (some
+ * kernels check the attach point too): the syscall tracepoints share `walkers`, and each fexit
+ * hook has its array and its walk_more.
+ */
+#define WALKERS(name)                                  \
+	struct {                                       \
+		__uint(type, BPF_MAP_TYPE_PROG_ARRAY); \
+		__uint(max_entries, 1);                \
+		__type(key, __u32);                    \
+		__type(value, __u32);                  \
+	} name SEC(".maps")
+
+WALKERS(walkers);
+WALKERS(walkers_sendmsg);
+WALKERS(walkers_recvmsg);
+WALKERS(walkers_sendpage);
+#define TAILS(map) (&(map))
+#else
+#define TAILS(map) NULL
 #endif
 
 static __always_inline void stat_inc(__u32 idx)
@@ -266,8 +280,7 @@ static __always_inline struct tapir_conn *walk_conn(struct tapir_walk **wp)
 
 #ifdef TAPIR_COMPAT
 /* Steps of a walk, COMPAT_STEPS per run, each run tail-calling the next (up to 33 in all). */
-SEC("tracepoint")
-int walk_more(void *ctx)
+static __always_inline int walk_more_body(void *ctx, void *tails)
 {
 	struct tapir_walk *w = NULL;
 	struct tapir_conn *c = walk_conn(&w);
@@ -278,15 +291,22 @@ int walk_more(void *ctx)
 	for (i = 0; i < COMPAT_STEPS; i++)
 		if (walk_step(w, c))
 			return 0;
-	bpf_tail_call(ctx, &walkers, 0);
+	bpf_tail_call(ctx, tails, 0);
 	/* Out of tail calls: a syscall longer than this variant can follow. */
 	tapir_conn_abandon(NULL, c, TAPIR_STAT_SCAN_LIMIT);
 	return 0;
 }
 
-static __always_inline void run_walk(void *ctx, struct tapir_walk *w, struct tapir_conn *c)
+SEC("tracepoint")
+int walk_more(void *ctx)
 {
-	bpf_tail_call(ctx, &walkers, 0);
+	return walk_more_body(ctx, &walkers);
+}
+
+static __always_inline void run_walk(void *ctx, struct tapir_walk *w, struct tapir_conn *c,
+				     void *tails)
+{
+	bpf_tail_call(ctx, tails, 0);
 	tapir_conn_abandon(NULL, c, TAPIR_STAT_SCAN_LIMIT); /* walk_more is missing */
 }
 #else
@@ -302,7 +322,8 @@ static long walk_cb(__u32 i, void *arg)
 	return walk_step(a->w, a->c);
 }
 
-static __always_inline void run_walk(void *ctx, struct tapir_walk *w, struct tapir_conn *c)
+static __always_inline void run_walk(void *ctx, struct tapir_walk *w, struct tapir_conn *c,
+				     void *tails)
 {
 	struct walk_args a = { .w = w, .c = c };
 
@@ -314,7 +335,7 @@ static __always_inline void run_walk(void *ctx, struct tapir_walk *w, struct tap
 
 /* Start walking a syscall's @len bytes through connection @c. */
 static __always_inline void walk(void *ctx, struct tapir_conn_key *key, struct tapir_io *io,
-				 __u64 len, struct tapir_conn *c)
+				 __u64 len, struct tapir_conn *c, void *tails)
 {
 	struct tapir_scratch *s = get_scratch();
 
@@ -323,7 +344,7 @@ static __always_inline void walk(void *ctx, struct tapir_conn_key *key, struct t
 	/* One clock read per call where the hook runs inside it (socket hooks). */
 	tapir_walk_begin(&s->w, key, io->kind, io->dir, io->buf, io->iovcnt, len, io->ts,
 			 io->at_call ? io->ts : bpf_ktime_get_ns());
-	run_walk(ctx, &s->w, c);
+	run_walk(ctx, &s->w, c, tails);
 }
 
 /* Track a new connection of socket @sk; @full_stat counts it when the conns map has no room. */
@@ -426,7 +447,8 @@ static __always_inline bool starts_tls(struct tapir_io *io)
  * @ret bytes moved by @io on its socket (or an error) by a process of a watched cgroup: the one
  * path both hook sets take. @c is the socket's connection, NULL when it has none yet.
  */
-static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struct tapir_conn *c)
+static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struct tapir_conn *c,
+				 void *tails)
 {
 	struct tapir_conn_key key = { .sock = io->sock };
 
@@ -454,7 +476,7 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_TLS); /* a TLS ClientHello record */
 		return 0;
 	}
-	walk(ctx, &key, io, ret, c);
+	walk(ctx, &key, io, ret, c, tails);
 	return 0;
 }
 
@@ -587,7 +609,7 @@ static __always_inline int exit_io(void *ctx, long ret)
 	io = *iop;
 	bpf_map_delete_elem(&active_io, &id);
 	key.sock = io.sock;
-	return on_io(ctx, &io, ret, bpf_map_lookup_elem(&conns, &key));
+	return on_io(ctx, &io, ret, bpf_map_lookup_elem(&conns, &key), TAILS(walkers));
 }
 
 SEC("tracepoint/syscalls/sys_enter_read")
@@ -673,9 +695,8 @@ EXIT_PROG(writev)
 EXIT_PROG(sendmsg)
 EXIT_PROG(sendfile64)
 
-#ifndef TAPIR_COMPAT
 /*
- * --- socket hooks: 6.3+ --------------------------------------------------------------------
+ * --- socket hooks: 6.3+, and trampolines before ---------------------------------------------
  *
  * sock_recv_length and sock_send_length fire inside every receive and send of a socket, with
  * the socket and the byte count, whatever syscall made them; the syscall's own registers (still
@@ -694,7 +715,7 @@ EXIT_PROG(sendfile64)
 #define NR_RECVFROM	 45
 #define NR_SENDMSG	 46
 #define NR_RECVMSG	 47
-#define SYSCALL_NR(regs) ((regs)->orig_ax)
+#define SYSCALL_NR(regs) BPF_CORE_READ(regs, orig_ax)
 #elif defined(__TARGET_ARCH_arm64)
 #define NR_READ		 63
 #define NR_WRITE	 64
@@ -704,17 +725,32 @@ EXIT_PROG(sendfile64)
 #define NR_RECVFROM	 207
 #define NR_SENDMSG	 211
 #define NR_RECVMSG	 212
-#define SYSCALL_NR(regs) ((regs)->syscallno)
+#define SYSCALL_NR(regs) BPF_CORE_READ(regs, syscallno)
 #else
 #error "socket hooks: syscall numbers of this architecture are missing"
 #endif
 
+/* The registers the current task entered the kernel with: its syscall and arguments. */
+static __always_inline struct pt_regs *syscall_regs(void)
+{
+#ifdef TAPIR_COMPAT
+	/* No bpf_task_pt_regs before 5.15: they sit at the top of the task's kernel stack
+	 * (task_pt_regs() of x86_64 and arm64; THREAD_SIZE is 16 KiB on both without KASAN). */
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+
+	return (struct pt_regs *)((__u64)BPF_CORE_READ(t, stack) + 16384) - 1;
+#else
+	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+#endif
+}
+
 /*
  * A process outside every watched cgroup pays one cgroup lookup per socket call; a watched one
  * one more lookup, of the socket's connection, and a call that moved no bytes (EAGAIN, the
- * peer's FIN) stops there.
+ * peer's FIN) stops there. @tails: where the compat build's walk goes on (see WALKERS).
  */
-static __always_inline int sock_io(void *ctx, struct sock *sk, long ret, int flags, __u8 dir)
+static __always_inline int sock_io(void *ctx, struct sock *sk, long ret, int flags, __u8 dir,
+				   void *tails)
 {
 	__u64 id = bpf_get_current_pid_tgid(), nr;
 	struct tapir_conn_key key = { .sock = (__u64)sk };
@@ -733,7 +769,7 @@ static __always_inline int sock_io(void *ctx, struct sock *sk, long ret, int fla
 			c->flags |= TAPIR_CF_PEER_GONE;
 		return 0;
 	}
-	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	regs = syscall_regs();
 	nr = SYSCALL_NR(regs);
 	io.ts = bpf_ktime_get_ns();
 	io.at_call = 1;
@@ -759,20 +795,22 @@ static __always_inline int sock_io(void *ctx, struct sock *sk, long ret, int fla
 		/* sendfile, splice, io_uring, sendmmsg: bytes counted, not looked at */
 		io.kind = IO_BLIND;
 	}
-	return on_io(ctx, &io, ret, c);
+	return on_io(ctx, &io, ret, c, tails);
 }
 
+#ifndef TAPIR_COMPAT
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(sock_recv, struct sock *sk, int ret, int flags)
 {
-	return sock_io(ctx, sk, ret, flags, DIR_IN);
+	return sock_io(ctx, sk, ret, flags, DIR_IN, NULL);
 }
 
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(sock_send, struct sock *sk, int ret, int flags)
 {
-	return sock_io(ctx, sk, ret, flags, DIR_OUT);
+	return sock_io(ctx, sk, ret, flags, DIR_OUT, NULL);
 }
+#endif
 
 /*
  * --- trampoline hooks: before 6.3, kernels with BPF trampolines ----------------------------
@@ -786,34 +824,54 @@ int BPF_PROG(sock_send, struct sock *sk, int ret, int flags)
 SEC("fexit/tcp_sendmsg")
 int BPF_PROG(fexit_tcp_sendmsg, struct sock *sk, struct msghdr *msg, size_t size, int ret)
 {
-	return sock_io(ctx, sk, ret, 0, DIR_OUT);
+	return sock_io(ctx, sk, ret, 0, DIR_OUT, TAILS(walkers_sendmsg));
 }
 
 SEC("fexit/tcp_sendpage")
 int BPF_PROG(fexit_tcp_sendpage, struct sock *sk, struct page *page, int offset, size_t size,
 	     int flags, int ret)
 {
-	return sock_io(ctx, sk, ret, 0, DIR_OUT);
+	return sock_io(ctx, sk, ret, 0, DIR_OUT, TAILS(walkers_sendpage));
 }
 
 SEC("fexit/tcp_recvmsg")
 int BPF_PROG(fexit_tcp_recvmsg6, struct sock *sk, struct msghdr *msg, size_t len, int nonblock,
 	     int flags, int *addr_len, int ret)
 {
-	return sock_io(ctx, sk, ret, flags, DIR_IN);
+	return sock_io(ctx, sk, ret, flags, DIR_IN, TAILS(walkers_recvmsg));
 }
 
 SEC("fexit/tcp_recvmsg")
 int BPF_PROG(fexit_tcp_recvmsg5, struct sock *sk, struct msghdr *msg, size_t len, int flags,
 	     int *addr_len, int ret)
 {
-	return sock_io(ctx, sk, ret, flags, DIR_IN);
+	return sock_io(ctx, sk, ret, flags, DIR_IN, TAILS(walkers_recvmsg));
 }
 
 SEC("fexit/tcp_recvmsg")
 int BPF_PROG(fexit_tcp_recvmsg4, struct sock *sk, struct msghdr *msg, size_t len, int flags,
 	     int ret)
 {
-	return sock_io(ctx, sk, ret, flags, DIR_IN);
+	return sock_io(ctx, sk, ret, flags, DIR_IN, TAILS(walkers_recvmsg));
+}
+#ifdef TAPIR_COMPAT
+/* The compat build's walk_more for each trampoline: loaded with its hook's function, never
+ * attached, only tail-called. */
+SEC("fexit/tcp_sendmsg")
+int walk_more_sendmsg(void *ctx)
+{
+	return walk_more_body(ctx, &walkers_sendmsg);
+}
+
+SEC("fexit/tcp_recvmsg")
+int walk_more_recvmsg(void *ctx)
+{
+	return walk_more_body(ctx, &walkers_recvmsg);
+}
+
+SEC("fexit/tcp_sendpage")
+int walk_more_sendpage(void *ctx)
+{
+	return walk_more_body(ctx, &walkers_sendpage);
 }
 #endif

@@ -44,7 +44,7 @@ static void usage(FILE *f)
 		"  -H, --bpf-hooks H     where sends and receives are watched: auto (default:\n"
 		"                        socket where the kernel has sock_{send,recv}_length,\n"
 		"                        else fexit where it has BPF trampolines, else\n"
-		"                        syscall), socket, fexit (loop build only), syscall\n"
+		"                        syscall), socket (loop build only), fexit, syscall\n"
 		"  -v, --verbose         debug logging, libbpf's included\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         version and exit\n"
@@ -176,10 +176,8 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (variant == TAPIR_BPF_COMPAT &&
-	    (hooks == TAPIR_HOOKS_SOCKET || hooks == TAPIR_HOOKS_FEXIT)) {
-		fprintf(stderr, "tapir: --bpf-hooks %s needs the loop build, not compat\n",
-			hooks == TAPIR_HOOKS_SOCKET ? "socket" : "fexit");
+	if (variant == TAPIR_BPF_COMPAT && hooks == TAPIR_HOOKS_SOCKET) {
+		fprintf(stderr, "tapir: --bpf-hooks socket needs the loop build, not compat\n");
 		return 2;
 	}
 	if (optind < argc) {

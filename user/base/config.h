@@ -38,7 +38,7 @@ enum tapir_bpf_hooks {
 	TAPIR_HOOKS_AUTO,    /* socket, else fexit, else syscall: the first this kernel takes */
 	TAPIR_HOOKS_SOCKET,  /* sock_{send,recv}_length: 6.3+, loop build only */
 	TAPIR_HOOKS_SYSCALL, /* syscall tracepoints: every kernel */
-	TAPIR_HOOKS_FEXIT,   /* fexit on tcp_{send,recv}msg: BPF trampolines, loop build only */
+	TAPIR_HOOKS_FEXIT,   /* fexit on tcp_{send,recv}msg, tcp_sendpage: BPF trampolines */
 };
 
 /* struct tapir_web.client_auth: the client_auth_type values of node_exporter's web config that

@@ -186,7 +186,7 @@ static bool tracepoint_exists(const char *sec)
 /* A program that is only ever tail-called (the compat walker): loaded, never attached. */
 static bool tail_target(const struct bpf_program *p)
 {
-	return !strcmp(bpf_program__section_name(p), "tracepoint");
+	return !strncmp(bpf_program__name(p), "walk_more", 9);
 }
 
 static const char *kernel_release(void)
@@ -242,9 +242,17 @@ static void drop_progs(struct tapir_loader *l, const char *feature)
 {
 	size_t i, j;
 
-	for (i = j = 0; i < l->n_progs; i++)
-		if (strcmp(l->progs[i].feature, feature))
-			l->progs[j++] = l->progs[i];
+	for (i = j = 0; i < l->n_progs; i++) {
+		if (!strcmp(l->progs[i].feature, feature)) {
+			bpf_link__destroy(l->links[i]);
+			l->links[i] = NULL;
+			continue;
+		}
+		l->links[j] = l->links[i];
+		l->progs[j++] = l->progs[i];
+	}
+	for (i = j; i < l->n_progs; i++)
+		l->links[i] = NULL;
 	l->n_progs = j;
 }
 
@@ -283,16 +291,15 @@ static bool kernel_has_tcp_funcs(void)
  * function, and fexit_tcp_recvmsgN the N arguments it was written for. */
 static const char *fexit_missing(const struct bpf_program *p)
 {
-	const char *name = bpf_program__name(p) + 6; /* after "fexit_" */
-	int n;
+	const char *func = bpf_program__section_name(p) + 6; /* after "fexit/" */
+	const char *name = bpf_program__name(p);
+	size_t len = strlen(name);
 
-	if (!strncmp(name, "tcp_recvmsg", 11)) {
-		n = kernel_func_args("tcp_recvmsg");
-		return n == name[11] - '0' ? NULL
-					   : "tcp_recvmsg takes another number of arguments here";
-	}
-	if (kernel_func_args(name) < 0)
+	if (kernel_func_args(func) < 0)
 		return "kernel function not present (tcp_sendpage: before 6.5 only)";
+	if (!strncmp(name, "fexit_tcp_recvmsg", 17) && len == 18 &&
+	    kernel_func_args(func) != name[17] - '0')
+		return "tcp_recvmsg takes another number of arguments here";
 	return NULL;
 }
 
@@ -434,18 +441,30 @@ static void http_size(struct http_obj *h, __u32 max_conns, __u32 ringbuf_bytes)
 }
 
 /* The compat walker continues through tail calls into itself. */
+/* The compat build's walkers: each walk_more in slot 0 of its program array. */
 static int http_wire_tail_calls(struct http_obj *h)
 {
-	struct bpf_program *p = bpf_object__find_program_by_name(h->obj, "walk_more");
-	struct bpf_map *m = bpf_object__find_map_by_name(h->obj, "walkers");
+	static const char *const pairs[][2] = {
+		{ "walk_more", "walkers" },
+		{ "walk_more_sendmsg", "walkers_sendmsg" },
+		{ "walk_more_recvmsg", "walkers_recvmsg" },
+		{ "walk_more_sendpage", "walkers_sendpage" },
+	};
+	struct bpf_program *p;
+	struct bpf_map *m;
 	__u32 zero = 0;
+	size_t i;
 	int fd;
 
-	if (!p || !m)
-		return 0;
-	fd = bpf_program__fd(p);
-	if (bpf_map_update_elem(bpf_map__fd(m), &zero, &fd, BPF_ANY))
-		return -errno;
+	for (i = 0; i < ARRAY_SIZE(pairs); i++) {
+		p = bpf_object__find_program_by_name(h->obj, pairs[i][0]);
+		m = bpf_object__find_map_by_name(h->obj, pairs[i][1]);
+		if (!p || !m || !bpf_program__autoload(p))
+			continue;
+		fd = bpf_program__fd(p);
+		if (fd < 0 || bpf_map_update_elem(bpf_map__fd(m), &zero, &fd, BPF_ANY))
+			return fd < 0 ? -EINVAL : -errno;
+	}
 	return 0;
 }
 
@@ -498,40 +517,57 @@ static const char *hooks_name(int hooks)
 					    : "syscall";
 }
 
+/* The note of @feature's program @p, or -1. */
+static int prog_index(const struct tapir_loader *l, const struct bpf_program *p,
+		      const char *feature)
+{
+	size_t i;
+
+	for (i = 0; i < l->n_progs; i++)
+		if (!strcmp(l->progs[i].name, bpf_program__name(p)) &&
+		    !strcmp(l->progs[i].feature, feature))
+			return (int)i;
+	return -1;
+}
+
 /*
- * Whether this kernel runs BPF trampolines: a loaded fexit program attached and detached at
- * once. Some kernels load them and refuse the attach (lockdown, or no ftrace direct calls, as
- * this project's own CI host does with EPERM); those get the syscall hooks instead.
+ * Whether this kernel runs BPF trampolines: the loaded fexit programs attached now. Some kernels
+ * load them and refuse to attach them (lockdown, or no ftrace direct calls, as this project's
+ * own CI host does with EPERM); those get the syscall hooks instead. The links stay: before
+ * 5.11 a trampoline program attaches once, so a trial attach must be the attach.
  */
 static int trampolines_work(struct tapir_loader *l)
 {
 	struct bpf_program *p;
-	struct bpf_link *link;
+	int i, err = -ENOENT;
 
 	bpf_object__for_each_program (p, l->http.obj) {
-		if (!bpf_program__autoload(p) || prog_hooks(p) != TAPIR_HOOKS_FEXIT)
+		if (!bpf_program__autoload(p) || prog_hooks(p) != TAPIR_HOOKS_FEXIT ||
+		    tail_target(p) || (i = prog_index(l, p, "http")) < 0)
 			continue;
-		link = bpf_program__attach(p);
-		if (!link) {
-			int err = -errno;
-
-			size_t i;
-
+		l->links[i] = bpf_program__attach(p);
+		if (!l->links[i]) {
+			err = -errno;
 			pr_info("http: this kernel (%s) loads fexit programs but does not attach "
 				"them (%s)",
 				kernel_release(), strerror(-err));
-			for (i = 0; i < l->n_progs; i++)
-				if (!strncmp(l->progs[i].name, "fexit_", 6)) {
-					l->progs[i].reason = "attach_failed";
-					l->progs[i].why =
-						"the kernel refused to attach a trampoline";
-				}
-			return err;
+			goto undo;
 		}
-		bpf_link__destroy(link);
-		return 0;
+		l->progs[i].attached = true;
+		err = 0;
 	}
-	return -ENOENT;
+	return err;
+undo:
+	for (i = 0; i < (int)l->n_progs; i++) {
+		if (strncmp(l->progs[i].name, "fexit_", 6))
+			continue;
+		bpf_link__destroy(l->links[i]);
+		l->links[i] = NULL;
+		l->progs[i].attached = false;
+		l->progs[i].reason = "attach_failed";
+		l->progs[i].why = "the kernel refused to attach a trampoline";
+	}
+	return err;
 }
 
 /*
@@ -542,9 +578,8 @@ static int trampolines_work(struct tapir_loader *l)
 static void open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 {
 	static const int order[][2] = {
-		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SOCKET },
-		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_FEXIT },
-		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SYSCALL },
+		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SOCKET },	   { TAPIR_BPF_LOOP, TAPIR_HOOKS_FEXIT },
+		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SYSCALL },   { TAPIR_BPF_COMPAT, TAPIR_HOOKS_FEXIT },
 		{ TAPIR_BPF_COMPAT, TAPIR_HOOKS_SYSCALL },
 	};
 	bool tried = false;
@@ -700,6 +735,10 @@ static int attach_all(struct tapir_loader *l, struct bpf_object *obj, const char
 				break;
 		if (i == l->n_progs)
 			continue;
+		if (l->links[i]) { /* attached at load (trampolines_work) */
+			attached++;
+			continue;
+		}
 		if (tail_target(p)) {
 			/* In the prog array since load: running whenever its callers run. */
 			l->progs[i].attached = true;
@@ -1072,7 +1111,9 @@ int tapir_loader_check(const struct tapir_config *cfg, FILE *out)
 			     : "work (loop variant, syscall hooks)";
 	fprintf(out, "\nrequest families (http): %s\n",
 		!http_bad[0]   ? loop_hooks
-		: !http_bad[1] ? "work (compat variant, syscall hooks)"
+		: !http_bad[1] ? (kernel_has_tcp_funcs() && !opt_bad[1][TAPIR_HOOKS_FEXIT]
+					  ? "work (compat variant, fexit hooks)"
+					  : "work (compat variant, syscall hooks)")
 			       : "CANNOT WORK: no variant loads completely");
 	fprintf(out, "restarts, exit reasons, readiness (lifecycle): %s\n",
 		lc_bad ? "DEGRADED: see the programs above" : "work");
