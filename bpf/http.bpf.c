@@ -733,15 +733,16 @@ EXIT_PROG(sendfile64)
 /* The registers the current task entered the kernel with: its syscall and arguments. */
 static __always_inline struct pt_regs *syscall_regs(void)
 {
-#ifdef TAPIR_COMPAT
-	/* No bpf_task_pt_regs before 5.15: they sit at the top of the task's kernel stack
-	 * (task_pt_regs() of x86_64 and arm64; THREAD_SIZE is 16 KiB on both without KASAN). */
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *t;
 
+	/* A CO-RE constant: the verifier drops the branch a kernel cannot take. */
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
+		return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	/* Before 5.15 (the compat build): at the top of the task's kernel stack, as
+	 * task_pt_regs() finds them on x86_64 and arm64 (THREAD_SIZE 16 KiB without KASAN; no
+	 * FRED padding, which came in 6.9). */
+	t = (struct task_struct *)bpf_get_current_task();
 	return (struct pt_regs *)((__u64)BPF_CORE_READ(t, stack) + 16384) - 1;
-#else
-	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-#endif
 }
 
 /*
