@@ -23,6 +23,16 @@ TARGET_RATIO = 0.95
 TARGET_P99_MS = 0.050
 
 
+def read_dd(path):
+    """Rows of the dd phase: (round, config, ns per byte)."""
+    rows = []
+    with open(path) as f:
+        for line in f:
+            r, c, v = line.split()
+            rows.append((int(r), c, float(v)))
+    return rows
+
+
 def read_runs(path):
     runs = []
     with open(path) as f:
@@ -144,6 +154,7 @@ def main():
     for a in ("rounds", "bpf", "scale", "md", "json", "commit", "variant", "hooks", "others",
               "pinned"):
         ap.add_argument("--" + a, default="")
+    ap.add_argument("--dd", default="")
     for a in ("duration", "connections", "dd-bytes"):
         ap.add_argument("--" + a, type=int, default=0)
     args = ap.parse_args()
@@ -160,6 +171,14 @@ def main():
     dd = {"without": med(runs, "nginx", "dd_ns_per_byte"),
           "with_tapir": med(runs, "nginx+tapir", "dd_ns_per_byte")}
     dd["ratio"] = dd["with_tapir"] / dd["without"] if dd["without"] else None
+    # The syscall hooks, forced, against dd alone in the same rounds of the dd phase.
+    dd_rows = read_dd(args.dd) if args.dd else []
+    alone = [v for _, c, v in dd_rows if c == "alone"]
+    sysc = [v for _, c, v in dd_rows if c == "syscall"]
+    dd["syscall_hooks"] = statistics.median(sysc) if sysc else None
+    dd["alone_in_syscall_phase"] = statistics.median(alone) if alone else None
+    dd["syscall_hooks_ratio"] = (dd["syscall_hooks"] / dd["alone_in_syscall_phase"]
+                                 if sysc and alone else None)
     acct = {"nginx": accounting(runs, "nginx+tapir"), "uvicorn": accounting(runs, "uvicorn+tapir")}
     progs = {"nginx": bpf_summary(bpf, "nginx"), "uvicorn": bpf_summary(bpf, "uvicorn")}
     done = {
@@ -220,7 +239,10 @@ def main():
     L.append("")
     L.append(f"dd bs=1 of {args.dd_bytes} bytes outside every watched cgroup (a read and a write "
              f"per byte): {fmt(dd['without'], '.1f')} ns/byte alone, {fmt(dd['with_tapir'], '.1f')} "
-             f"with tapir, ratio {fmt(dd['ratio'], '.3f')}.")
+             f"with tapir, ratio {fmt(dd['ratio'], '.3f')}. The same with tapir forced onto "
+             f"syscall hooks (what kernels without socket tracepoints or trampolines run): "
+             f"{fmt(dd['syscall_hooks'], '.1f')} ns/byte against {fmt(dd['alone_in_syscall_phase'], '.1f')} "
+             f"alone in the same rounds, ratio {fmt(dd['syscall_hooks_ratio'], '.3f')}.")
     L.append("")
     L.append("| accounting, with-tapir runs | nginx | uvicorn |")
     L.append("|---|---:|---:|")

@@ -528,13 +528,33 @@ scale_phase() {
 }
 scale_phase
 
+# --- the syscall hooks' tax on file I/O, for comparison: what kernels without socket tracepoints
+# or trampolines pay (alternating with dd alone) ------------------------------------------------
+
+dd_phase() {
+	local r hooks=$HOOKS
+
+	: >"$tmp/dd.tsv"
+	for r in $(seq "$ROUNDS"); do
+		printf '%s\talone\t%s\n' "$r" "$(dd_tax)" >>"$tmp/dd.tsv"
+		HOOKS=syscall
+		start_tapir
+		printf '%s\tsyscall\t%s\n' "$r" "$(dd_tax)" >>"$tmp/dd.tsv"
+		stop_tapir
+		HOOKS=$hooks
+	done
+	log "dd: $(tr '\n' ' ' <"$tmp/dd.tsv")"
+}
+dd_phase
+
 # --- report --------------------------------------------------------------------------------
 
 variant=$(grep -o 'http: [a-z]* variant loaded[^;]*' "$tmp/tapir.log" | tail -1 || true)
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- bpf user include tools 2>/dev/null || commit="$commit+changes"
 cp "$ROUNDS_TSV" build/bench-rounds.tsv
-$PY tools/bench-report.py --rounds "$ROUNDS_TSV" --bpf "$tmp/bpf.tsv" --scale "$tmp/scale.tsv" --md "$OUT_MD" --json "$OUT_JSON" \
+$PY tools/bench-report.py --rounds "$ROUNDS_TSV" --bpf "$tmp/bpf.tsv" --scale "$tmp/scale.tsv" \
+	--dd "$tmp/dd.tsv" --md "$OUT_MD" --json "$OUT_JSON" \
 	--duration "$DURATION" --connections "$CONNS" --dd-bytes "$DD_BYTES" --commit "$commit" \
 	--variant "${variant:-?}" --hooks "$HOOKS" --others "$others" --pinned "$([ "$(nproc)" -ge 2 ] && echo yes || echo no)"
 echo
