@@ -219,11 +219,12 @@ build_initramfs() {
 	mkdir -p "$dir"/{bin,proc,sys,dev,tmp,etc}
 	cp "$(command -v busybox)" "$dir/bin/busybox"
 	ln -s busybox "$dir/bin/sh" # the interpreter of /init; it installs the other applets
-	cp build/tapir build/tests/http_client "$(command -v nginx)" "$dir/"
+	cp build/tapir build/tests/http_client "$(command -v nginx)" "$(command -v bpftool)" "$dir/"
 	cp tools/matrix-guest.sh "$dir/init"
 	chmod +x "$dir/init"
 	# Every library they load, the dynamic loader included (busybox-static needs none).
-	for bin in build/tapir build/tests/http_client "$(command -v nginx)" "$(command -v busybox)"; do
+	for bin in build/tapir build/tests/http_client "$(command -v nginx)" "$(command -v busybox)" \
+		"$(command -v bpftool)"; do
 		{ ldd "$bin" 2>/dev/null || true; } | awk '/=> \// { print $3 } /^\t\/[^ ]*ld-linux/ { print $1 }'
 	done | sort -u | while read -r lib; do
 		mkdir -p "$dir$(dirname "$lib")"
@@ -284,7 +285,8 @@ host() { # the guest script on this kernel, in cgroups under our own, both build
 	mkdir "$tmp/bin"
 	# busybox's applets first in PATH, as in the guest; nginx is this machine's.
 	busybox --install -s "$tmp/bin"
-	ln -s "$ROOT/build/tests/http_client" "$ROOT/build/tapir" "$(command -v nginx)" "$tmp/bin/"
+	ln -s "$ROOT/build/tests/http_client" "$ROOT/build/tapir" "$(command -v nginx)" \
+		"$(command -v bpftool)" "$tmp/bin/"
 	for v in auto auto+syscall compat; do
 		if [ -z "$mount" ]; then
 			echo "MATRIX-RESULT kernel=$(uname -r) variant=none forced=$v attached=0/0" \
@@ -306,11 +308,12 @@ host() { # the guest script on this kernel, in cgroups under our own, both build
 # Runs per kernel: the build tapir picks, the loop build on syscall hooks, the compat build.
 RUNS=3
 
-# dd_tax B1,T1,T2,B2: dd bs=1 with tapir over without (the mean of B1 and B2): running, then
-# with the daemon paused and its hooks attached (see matrix-guest.sh).
+# dd_tax B1,T1,T2,B2 RUNS: dd bs=1 with tapir over without (the mean of B1 and B2): running,
+# then with the daemon paused and its hooks attached; and how many times tapir's programs ran
+# during that second dd (see matrix-guest.sh).
 dd_tax() {
-	awk -F, '{ b = ($1 + $4) / 2
-		if (b > 0 && $2 > 0 && $3 > 0) printf "%.2f, hooks alone %.2f", $2 / b, $3 / b
+	awk -F, -v runs="$2" '{ b = ($1 + $4) / 2
+		if (b > 0 && $2 > 0 && $3 > 0) printf "%.2f, hooks alone %.2f (%s runs)", $2 / b, $3 / b, runs
 		else printf "-" }' <<<"$1"
 }
 
@@ -340,7 +343,7 @@ report() {
 		fi
 		echo "| $kernel$([ -z "$label" ] || echo " ($label)") | $(kv variant) ($(kv forced)) |" \
 			"$(kv attached)$([ "$k" = none ] || echo " (not: ${k//,/, })") | $(kv sent) |" \
-			"$(kv counted) | $(dd_tax "$(kv dd_cs)") | $(kv result) |" >>"$OUT/table.md"
+			"$(kv counted) | $(dd_tax "$(kv dd_cs)" "$(kv dd_runs)") | $(kv result) |" >>"$OUT/table.md"
 	done < <(grep -a '^MATRIX-RESULT' "$file" | tr -d '\r')
 	if [ "$n" -lt "$RUNS" ]; then
 		result=FAIL

@@ -18,11 +18,11 @@
 #   MATRIX_START_S  seconds tapir may take to serve /metrics [240]: TCG verifies slowly
 # busybox's applets come first in PATH on both sides, so the VM and the host run the same tools.
 # Prints "MATRIX-RESULT kernel=K variant=V forced=F attached=A/T notattached=PROG:REASON,...
-# sent=N counted=N dd_cs=B1,T1,T2,B2 result=PASS|FAIL why=..."; tapir's own log goes to the
+# sent=N counted=N dd_cs=B1,T1,T2,B2 dd_runs=N result=PASS|FAIL why=..."; tapir's own log goes to the
 # console as "tapir| ". dd_cs: centiseconds of dd bs=1 (a read and a write per byte, no socket,
 # outside every watched cgroup) before tapir starts (B1), while it runs after the traffic (T1),
 # while its daemon is paused with its programs attached (T2: the hooks' tax alone), and after
-# it stopped (B2).
+# it stopped (B2). dd_runs: how many times tapir's BPF programs ran during T2's dd.
 # As /init it checks the build tapir picks, the loop build on syscall hooks (the socket-layer
 # hooks' baseline in the same VM), then the compat build, and powers off.
 
@@ -96,13 +96,27 @@ dd_cs() {
 	echo $((t1 - t0))
 }
 
+# Runs of the BPF programs loaded, from bpftool's run_cnt: in the VM, this run's tapir's only.
+# (On the host, every program's: Debian's bpftool does not say which process holds one.)
+prog_runs() {
+	BPFTOOL=$ROOT/bpftool
+	[ -x "$BPFTOOL" ] || BPFTOOL=$(command -v bpftool)
+	"$BPFTOOL" prog show 2>/dev/null |
+		awk '{ for (i = 1; i < NF; i++) if ($i == "run_cnt") s += $(i + 1) } END { printf "%d\n", s }'
+}
+
 finish() {
 	trap - INT TERM HUP
 	if [ -n "$tapir_pid" ]; then
 		dd_t1=$(dd_cs)
-		# The daemon paused, its BPF programs still attached: the tax of the hooks alone.
+		# The daemon paused, its BPF programs still attached: the tax of the hooks alone, and
+		# how many times they ran meanwhile (the kernel counts runs with bpf_stats_enabled).
 		kill -STOP "$tapir_pid" 2>/dev/null
+		echo 1 >/proc/sys/kernel/bpf_stats_enabled 2>/dev/null
+		r0=$(prog_runs)
 		dd_t2=$(dd_cs)
+		dd_runs=$(($(prog_runs) - r0))
+		echo 0 >/proc/sys/kernel/bpf_stats_enabled 2>/dev/null
 		kill -CONT "$tapir_pid" 2>/dev/null
 		kill "$tapir_pid" 2>/dev/null
 		wait "$tapir_pid" 2>/dev/null
@@ -122,7 +136,8 @@ finish() {
 	echo "MATRIX-RESULT kernel=$KERNEL variant=${variant:-none} forced=$FORCED" \
 		"attached=${attached:-0}/${total:-0} notattached=${notattached:-none}" \
 		"sent=${sent:-0} counted=${counted:-0}" \
-		"dd_cs=${dd_b1:-0},${dd_t1:-0},${dd_t2:-0},${dd_b2:-0} result=$result why=${why:-none}"
+		"dd_cs=${dd_b1:-0},${dd_t1:-0},${dd_t2:-0},${dd_b2:-0} dd_runs=${dd_runs:--}" \
+		"result=$result why=${why:-none}"
 	[ "$result" = PASS ]
 	exit $?
 }
