@@ -343,7 +343,8 @@ report() {
 		fi
 		echo "| $kernel$([ -z "$label" ] || echo " ($label)") | $(kv variant) ($(kv forced)) |" \
 			"$(kv attached)$([ "$k" = none ] || echo " (not: ${k//,/, })") | $(kv sent) |" \
-			"$(kv counted) | $(dd_tax "$(kv dd_cs)" "$(kv dd_runs)") | $(kv result) |" >>"$OUT/table.md"
+			"$(kv counted) | $(dd_tax "$(kv dd_cs)" "$(kv dd_runs)") |" \
+			"$(kv nginx_cpu_us | sed 's|,| / |') | $(kv result) |" >>"$OUT/table.md"
 	done < <(grep -a '^MATRIX-RESULT' "$file" | tr -d '\r')
 	if [ "$n" -lt "$RUNS" ]; then
 		result=FAIL
@@ -356,7 +357,7 @@ report() {
 		[ -n "$k" ] || k=$(grep -a -E 'Kernel panic|Failed to execute|Oops|BUG:' "$file" | tail -n 1)
 		why+=" (last: $(tr -d '\r' <<<"${k:-nothing}" | sed 's/^\[ *[0-9.]*\] //'))"
 		whys+="${whys:+; }$why"
-		echo "| $kernel$([ -z "$label" ] || echo " ($label)") | - | - | - | - | - | FAIL: ${why//|/\\|} |" >>"$OUT/table.md"
+		echo "| $kernel$([ -z "$label" ] || echo " ($label)") | - | - | - | - | - | - | FAIL: ${why//|/\\|} |" >>"$OUT/table.md"
 	fi
 	[ ! -f "${file%.log}.timed-out.log" ] || whys+="${whys:+; }booted twice: the first guest stalled without a result"
 	echo "matrix: $kernel${label:+ ($label)} in ${secs:-?} s: builds ${builds:-none}; requests" \
@@ -411,8 +412,8 @@ main() {
 	ACCEL=$(accel)
 	log "qemu: $ACCEL, $SMP vCPUs, $JOBS guests at once, $TIMEOUT s each"
 	{
-		echo "| kernel | HTTP build/hooks (forced) | programs attached | requests sent | counted | dd bs=1 with / without tapir | result |"
-		echo "|---|---|---|---:|---:|---:|---|"
+		echo "| kernel | HTTP build/hooks (forced) | programs attached | requests sent | counted | dd bs=1 with / without tapir | nginx CPU us/req with / without | result |"
+		echo "|---|---|---|---:|---:|---:|---:|---|"
 	} >"$OUT/table.md"
 	for id in "${ids[@]}"; do
 		[ "$id" != host ] || continue

@@ -14,6 +14,7 @@
 #   MATRIX_VARIANT  tapir --bpf-variant [auto]
 #   MATRIX_HOOKS    tapir --bpf-hooks [auto]
 #   MATRIX_DD_BYTES bytes of the dd bs=1 runs that time the tax on file I/O [400000]
+#   MATRIX_CPU_REQUESTS keep-alive requests that time nginx's CPU per request [1000]
 #   MATRIX_SERVERS  the servers driven, separated by spaces or commas [nginx httpd]
 #   MATRIX_START_S  seconds tapir may take to serve /metrics [240]: TCG verifies slowly
 # busybox's applets come first in PATH on both sides, so the VM and the host run the same tools.
@@ -23,6 +24,8 @@
 # outside every watched cgroup) before tapir starts (B1), while it runs after the traffic (T1),
 # while its daemon is paused with its programs attached (T2: the hooks' tax alone), and after
 # it stopped (B2). dd_runs: how many times tapir's BPF programs ran during T2's dd.
+# nginx_cpu_us=WITH,WITHOUT: nginx's CPU per keep-alive request with tapir's programs attached
+# and after tapir stopped.
 # As /init it checks the build tapir picks, the loop build on syscall hooks (the socket-layer
 # hooks' baseline in the same VM), then the compat build, and powers off.
 
@@ -57,6 +60,7 @@ HOOKS=${MATRIX_HOOKS:-auto}
 FORCED=$VARIANT
 [ "$HOOKS" = auto ] || FORCED="$VARIANT+$HOOKS"
 DD_BYTES=${MATRIX_DD_BYTES:-400000}
+CPU_REQUESTS=${MATRIX_CPU_REQUESTS:-1000}
 # Commas too: the kernel command line that carries it into the VM splits words at spaces.
 SERVERS=$(echo "${MATRIX_SERVERS:-nginx httpd}" | tr ',' ' ')
 START_S=${MATRIX_START_S:-240}
@@ -96,6 +100,24 @@ dd_cs() {
 	echo $((t1 - t0))
 }
 
+# nginx's CPU per request (cgroup v2 cpu.stat, microseconds) over CPU_REQUESTS keep-alive
+# requests for the 1 KiB file; "-" when nginx is not driven or the client failed.
+nginx_cpu() {
+	serving nginx && [ -r "$CG_NGX/cpu.stat" ] || {
+		echo -
+		return
+	}
+	paths=$(awk -v n="$CPU_REQUESTS" 'BEGIN { for (i = 0; i < n; i++) printf "/1k.html " }')
+	u0=$(awk '$1 == "usage_usec" { print $2 }' "$CG_NGX/cpu.stat")
+	# shellcheck disable=SC2086 # one argument per path
+	"$CLIENT" 127.0.0.1 "$NGX" $paths >/dev/null 2>&1 || {
+		echo -
+		return
+	}
+	u1=$(awk '$1 == "usage_usec" { print $2 }' "$CG_NGX/cpu.stat")
+	awk -v a="$u0" -v b="$u1" -v n="$CPU_REQUESTS" 'BEGIN { printf "%.1f\n", (b - a) / n }'
+}
+
 # Runs of the BPF programs loaded, from bpftool's run_cnt: in the VM, this run's tapir's only.
 # (On the host, every program's: Debian's bpftool does not say which process holds one.)
 prog_runs() {
@@ -108,6 +130,9 @@ prog_runs() {
 finish() {
 	trap - INT TERM HUP
 	if [ -n "$tapir_pid" ]; then
+		# After the checks (the tallies are settled): nginx's CPU per request with tapir's
+		# programs attached, then without them, further down.
+		cpu_with=$(nginx_cpu)
 		dd_t1=$(dd_cs)
 		# The daemon paused, its BPF programs still attached: the tax of the hooks alone, and
 		# how many times they ran meanwhile (the kernel counts runs with bpf_stats_enabled).
@@ -121,6 +146,7 @@ finish() {
 		kill "$tapir_pid" 2>/dev/null
 		wait "$tapir_pid" 2>/dev/null
 		dd_b2=$(dd_cs)
+		cpu_without=$(nginx_cpu)
 	fi
 	drop_cgroup "$CG_NGX"
 	drop_cgroup "$CG_HTTPD"
@@ -137,6 +163,7 @@ finish() {
 		"attached=${attached:-0}/${total:-0} notattached=${notattached:-none}" \
 		"sent=${sent:-0} counted=${counted:-0}" \
 		"dd_cs=${dd_b1:-0},${dd_t1:-0},${dd_t2:-0},${dd_b2:-0} dd_runs=${dd_runs:--}" \
+		"nginx_cpu_us=${cpu_with:--},${cpu_without:--}" \
 		"result=$result why=${why:-none}"
 	[ "$result" = PASS ]
 	exit $?
@@ -265,7 +292,7 @@ http {
 	fastcgi_temp_path $TMP/nginx;
 	uwsgi_temp_path $TMP/nginx;
 	scgi_temp_path $TMP/nginx;
-	keepalive_requests 1000;
+	keepalive_requests 100000;
 	gzip on;
 	gzip_http_version 1.0;
 	gzip_min_length 0;
