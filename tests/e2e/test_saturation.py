@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from conftest import NGINX_CONF, Cgroup, free_port, stub_requests
+from client import RawConn, get
+from conftest import NGINX_CONF, Cgroup, free_port
 from test_faults import OwnDaemon, tcp_states, wait_listening, wait_quietly
 
 REQ = "baseten_inference_requests_total"
@@ -35,17 +36,22 @@ class Watched:
         self.tmp_path = tmp_path
         self.body = (limits + f'deployments:\n  - cgroup: "{rel}/{name}/*"\n'
                      f'    labels: {{model_name: {name}}}\n')
-        self.daemons = []
-        self.d = self.spawn()
-        self.d.wait_for(lambda s: s.value("tapir_watched_cgroups") == 1, what="cgroup watched")
+        self.daemons, self.nginx = [], None
         self.port = free_port()
-        ntmp = tmp_path / "nginx"
-        ntmp.mkdir()
-        (ntmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=ntmp, port=self.port))
-        self.nginx = self.cg.popen(["nginx", "-p", str(ntmp), "-c", str(ntmp / "nginx.conf"),
-                                    "-g", "daemon off;"], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        wait_listening(self.port, self.nginx)
+        try:
+            self.d = self.spawn()
+            self.d.wait_for(lambda s: s.value("tapir_watched_cgroups") == 1,
+                            what="cgroup watched")
+            ntmp = tmp_path / "nginx"
+            ntmp.mkdir()
+            (ntmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=ntmp, port=self.port))
+            self.nginx = self.cg.popen(["nginx", "-p", str(ntmp), "-c",
+                                        str(ntmp / "nginx.conf"), "-g", "daemon off;"],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_listening(self.port, self.nginx)
+        except BaseException:
+            self.close()
+            raise
 
     def spawn(self, pin_dir="none"):
         """Another daemon on the same rule (its own directory, its own /metrics port)."""
@@ -53,21 +59,58 @@ class Watched:
         self.daemons.append(d)
         return d
 
-    def wrk(self, *args, duration=3):
-        """Start wrk on /ok; its `wait()` gives the requests wrk itself completed."""
-        return Wrk(self.port, duration, *args)
+    def wrk(self, duration=3):
+        """Start wrk (8 connections) on /ok; its `wait()` gives the requests wrk completed."""
+        return Wrk(self.port, duration)
 
     def served(self):
         """nginx's own count of requests read, once every connection is closed on both sides
         (nothing in flight, nothing left to read); it includes this request."""
+        return self.status()[1]
+
+    def status(self):
+        """(connections accepted, requests read) by nginx, as served() waits for them."""
         deadline = time.monotonic() + 15
-        while {"01", "08", "09"} & set(tcp_states(self.port)):
-            assert time.monotonic() < deadline, tcp_states(self.port)
+        while {"01", "08", "09"} & set(tcp_states(self.port)) or self.held():
+            assert time.monotonic() < deadline, (tcp_states(self.port), self.held())
             time.sleep(0.05)
-        return stub_requests(self.port)
+        conn = RawConn(self.port)
+        conn.send(b"GET /stub HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        st, _, body, _ = conn.read_response()
+        # nginx has closed its end (and tapir's entry for it gone) before the next request.
+        assert st == 200 and conn.buf == b"" and conn.sock.recv(1) == b""
+        conn.close()
+        accepts, _, requests = body.decode().splitlines()[2].split()
+        return int(accepts), int(requests)
+
+    def held(self):
+        """Connections nginx holds open: its socket fds other than the listening socket and
+        its own socketpairs. A connection the client reset has left /proc/net/tcp, but its
+        socket (and its entry in tapir's table) lives until nginx closes it."""
+        known = set()
+        with open("/proc/net/unix") as f:
+            next(f)
+            known.update(line.split()[6] for line in f)
+        with open("/proc/net/tcp") as f:
+            next(f)
+            known.update(fields[9] for fields in map(str.split, f)
+                         if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == self.port)
+        n = 0
+        for pid in self.cg.procs():
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except FileNotFoundError:
+                continue
+            for fd in fds:
+                try:
+                    m = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(f"/proc/{pid}/fd/{fd}"))
+                except FileNotFoundError:
+                    continue
+                n += bool(m and m.group(1) not in known)
+        return n
 
     def close(self):
-        if self.nginx.poll() is None:
+        if self.nginx and self.nginx.poll() is None:
             self.nginx.kill()
             self.nginx.wait()
         for d in self.daemons:
@@ -77,9 +120,9 @@ class Watched:
 
 
 class Wrk:
-    def __init__(self, port, duration, *args):
+    def __init__(self, port, duration):
         self.proc = subprocess.Popen(["wrk", "-t1", "-c8", f"-d{duration}s", "--timeout", "5s",
-                                      *args, f"http://127.0.0.1:{port}/ok"],
+                                      f"http://127.0.0.1:{port}/ok"],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def wait(self):
@@ -143,3 +186,32 @@ def test_ringbuf_at_its_minimum_under_wrk(watched):
     assert set(a["lost"]) == {"ringbuf_full"}, a
     assert (a["evicted"], a["parse"], a["ignored"], a["unlabelled"], a["in_flight"]) == \
         ({}, {}, {}, 0, 0), a
+
+
+def test_connection_table_full_under_wrk_then_room(watched):
+    """limits.max_connections 4, taken by 4 idle keep-alive connections when wrk opens its 8:
+    each of those is refused an entry (evicted table_full), each request read on one is
+    counted lost{connection_table_full}; the 4 idle ones close mid-run, and wrk's connections
+    are followed from their next request. observed + lost = what nginx read, exactly."""
+    w = watched("tablewrk", "limits: {max_connections: 4}\n")
+    a0, r0 = w.status()
+    hold = [RawConn(w.port) for _ in range(4)]
+    for c in hold:
+        c.send(get("/ok"))
+        assert c.read_response()[0] == 200
+    wrk = w.wrk()
+    time.sleep(1.5)
+    for c in hold:  # room for 4 of wrk's connections from here on
+        c.close()
+    made = wrk.wait()
+    a1, r1 = w.status()
+    assert_wrk_agrees(made, r1 - r0 - 1 - 4)
+    a = settled(w.d, w.model, r1)
+    assert a["observed"] + a["lost"].get("connection_table_full", 0) == r1, (a, r1)
+    assert a["lost"]["connection_table_full"] > 0, a  # requests on connections without room
+    assert a["observed"] > 4 + 2, a  # and some of wrk's followed once there was room
+    assert set(a["lost"]) == {"connection_table_full"}, a
+    # Every connection nginx accepted while the 4 were held (wrk's, and the one wrk opens
+    # first to try the address), once each.
+    assert a["evicted"] == {"table_full": a1 - a0 - 1 - 4}, (a, a0, a1)
+    assert (a["parse"], a["ignored"], a["unlabelled"], a["in_flight"]) == ({}, {}, 0, 0), a
