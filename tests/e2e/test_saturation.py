@@ -215,3 +215,29 @@ def test_connection_table_full_under_wrk_then_room(watched):
     # first to try the address), once each.
     assert a["evicted"] == {"table_full": a1 - a0 - 1 - 4}, (a, a0, a1)
     assert (a["parse"], a["ignored"], a["unlabelled"], a["in_flight"]) == ({}, {}, 0, 0), a
+
+
+def test_daemon_stopped_5s_under_wrk(watched):
+    """SIGSTOP for 5 s under wrk, then SIGCONT: the BPF side goes on recording while nothing
+    drains the ring (1 MiB here: about 10,000 records, fewer than 5 s of wrk), so records are
+    dropped and counted lost{ringbuf_full}; the rest are drained after SIGCONT, and
+    observed + lost = what nginx read, exactly."""
+    w = watched("stopped", "limits: {ringbuf_bytes: 1048576}\n")
+    r0 = w.served()
+    wrk = w.wrk(duration=7)
+    time.sleep(1)
+    w.d.proc.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(5)
+    finally:
+        w.d.proc.send_signal(signal.SIGCONT)
+    made = wrk.wait()
+    r1 = w.served()
+    assert_wrk_agrees(made, r1 - r0 - 1)
+    a = settled(w.d, w.model, r1)
+    assert a["lost"].get("ringbuf_full", 0) > 0, a  # the ring filled while stopped
+    assert a["observed"] + a["lost"]["ringbuf_full"] == r1, (a, r1)
+    assert set(a["lost"]) == {"ringbuf_full"}, a
+    assert (a["evicted"], a["parse"], a["ignored"], a["unlabelled"], a["in_flight"]) == \
+        ({}, {}, {}, 0, 0), a
+    assert w.d.proc.poll() is None
