@@ -4,15 +4,17 @@ at its minimum, a full connection table, the daemon stopped or killed under load
 process killed mid-response) and checks that the requests tapir observed plus those its loss
 counters account for equal, exactly, what the server itself says it read."""
 import os
+import collections
 import re
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
 
 from client import RawConn, get
-from conftest import NGINX_CONF, Cgroup, free_port
+from conftest import NGINX_CONF, PY, SERVERS, Cgroup, free_port, stop_proc
 from test_faults import OwnDaemon, tcp_states, wait_listening, wait_quietly
 
 REQ = "baseten_inference_requests_total"
@@ -71,7 +73,7 @@ class Watched:
     def status(self):
         """(connections accepted, requests read) by nginx, as served() waits for them."""
         deadline = time.monotonic() + 15
-        while {"01", "08", "09"} & set(tcp_states(self.port)) or self.held():
+        while ({"01", "08", "09"} & set(tcp_states(self.port)) or self.held()):
             assert time.monotonic() < deadline, (tcp_states(self.port), self.held())
             time.sleep(0.05)
         conn = RawConn(self.port)
@@ -241,3 +243,98 @@ def test_daemon_stopped_5s_under_wrk(watched):
     assert (a["evicted"], a["parse"], a["ignored"], a["unlabelled"], a["in_flight"]) == \
         ({}, {}, {}, 0, 0), a
     assert w.d.proc.poll() is None
+
+
+def read_to_eof(conn):
+    """Everything left on a connection until the server's end closes or resets it."""
+    data = conn.buf
+    conn.sock.settimeout(10)
+    try:
+        while chunk := conn.sock.recv(1 << 20):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def test_server_killed_mid_response(cgroot, tmp_path):
+    """A server SIGKILLed while it writes four slow 10 MB bodies (three read as they come, one
+    not read at all), with one request read and never answered, after answers in full on the
+    same keep-alive connections. The server's own count (drip.py's lines) is the truth: tapir's
+    200s are the answers it wrote in full, which the client read whole; its 502s the requests
+    it read but did not finish, which the client got cut or not at all; nothing lost, nothing
+    left in flight."""
+    mount, rel = cgroot
+    base = f"{mount}{rel}/killed"
+    cg = Cgroup(f"{base}/c0")
+    d = srv = None
+    conns, said, reader = [], collections.Counter(), None
+    big = 10_000_000
+    try:
+        d = OwnDaemon(tmp_path, "tapir", f'deployments:\n  - cgroup: "{rel}/killed/*"\n'
+                      '    labels: {model_name: killed}\n')
+        d.wait_for(lambda s: s.value("tapir_watched_cgroups") == 1, what="cgroup watched")
+        port = free_port()
+        srv = cg.popen([PY, os.path.join(SERVERS, "drip.py"), str(port)],
+                       stdout=subprocess.PIPE, text=True)
+
+        def listen():
+            for line in srv.stdout:
+                what, path = line.split()
+                said[what, path.split("/")[1]] += 1
+
+        reader = threading.Thread(target=listen)
+        reader.start()
+        wait_listening(port, srv)
+        conns = [RawConn(port) for _ in range(5)]
+        whole = 0
+        for c in conns[:3] + conns[:3] + [conns[3]]:
+            c.send(get("/ok"))
+            whole += c.read_response()[0] == 200
+        conns[3].send(get("/hang"))
+        dripping = conns[:3] + [conns[4]]
+        for c in dripping:
+            c.send(get(f"/drip/{big}"))
+        for c in conns[:3]:  # the answer is under way: the head and some of the body here
+            while len(c.buf) < 65536:
+                c._fill()
+        deadline = time.monotonic() + 10
+        while said["head", "drip"] < 4 or said["read", "hang"] < 1:
+            assert time.monotonic() < deadline, said
+            time.sleep(0.05)
+        srv.kill()
+        srv.wait()
+        reader.join(10)
+        cut = unanswered = 0
+        for c in dripping + [conns[3]]:
+            data = read_to_eof(c)
+            if not data:
+                unanswered += 1
+                continue
+            head, _, body = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 ") and 0 < len(body) < big
+            cut += 1
+        # What the server says it did, and what the clients saw of it.
+        read, done = sum(v for (w, _), v in said.items() if w == "read"), said["done", "ok"]
+        assert said["done", "drip"] == 0 and read == done + cut + unanswered, said
+        assert whole == done and (cut, unanswered) == (4, 1), (whole, cut, unanswered, said)
+
+        wait_quietly(d.wait_for, lambda s: s.value(REQ, model_name="killed") >= read)
+        s = d.settle(lambda s: s.value(REQ, model_name="killed"), quiet=1.0)
+        a = account(s, "killed")
+        counted = {l["status_code"]: v for l, v in s.select(REQ, model_name="killed") if v}
+        assert counted == {"200": done, "502": read - done}, (counted, said)
+        assert (a["lost"], a["evicted"], a["parse"], a["ignored"], a["unlabelled"],
+                a["in_flight"]) == ({}, {}, {}, {}, 0, 0), a
+    finally:
+        for c in conns:
+            c.close()
+        if srv:
+            stop_proc(srv)
+        if reader:
+            reader.join(10)
+        if d:
+            d.stop()
+        cg.destroy()
+        os.rmdir(base)
+
