@@ -10,12 +10,14 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 
 import pytest
 
 from client import RawConn, get
 from conftest import NGINX_CONF, PY, SERVERS, Cgroup, free_port, stop_proc
-from test_faults import OwnDaemon, tcp_states, wait_listening, wait_quietly
+from test_faults import (OwnDaemon, bpffs_mounted, inspect, pinned_map_id, tcp_states,
+                         wait_listening, wait_quietly)
 
 REQ = "baseten_inference_requests_total"
 INFLIGHT = "baseten_concurrent_requests"
@@ -30,7 +32,7 @@ class Watched:
     """nginx (NGINX_CONF: /ok and its own count at /stub) in a cgroup of its own, under a rule
     whose model_name is `name`, and a daemon of the test's own with `limits`."""
 
-    def __init__(self, cgroot, tmp_path, name, limits=""):
+    def __init__(self, cgroot, tmp_path, name, limits="", pin_dir="none"):
         mount, rel = cgroot
         self.model = name
         self.base = f"{mount}{rel}/{name}"
@@ -41,7 +43,7 @@ class Watched:
         self.daemons, self.nginx = [], None
         self.port = free_port()
         try:
-            self.d = self.spawn()
+            self.d = self.spawn(pin_dir)
             self.d.wait_for(lambda s: s.value("tapir_watched_cgroups") == 1,
                             what="cgroup watched")
             ntmp = tmp_path / "nginx"
@@ -70,10 +72,11 @@ class Watched:
         (nothing in flight, nothing left to read); it includes this request."""
         return self.status()[1]
 
-    def status(self):
-        """(connections accepted, requests read) by nginx, as served() waits for them."""
+    def status(self, idle=True):
+        """(connections accepted, requests read) by nginx, as served() waits for them; with
+        idle False, at once (other clients may be in the middle of requests)."""
         deadline = time.monotonic() + 15
-        while ({"01", "08", "09"} & set(tcp_states(self.port)) or self.held()):
+        while idle and ({"01", "08", "09"} & set(tcp_states(self.port)) or self.held()):
             assert time.monotonic() < deadline, (tcp_states(self.port), self.held())
             time.sleep(0.05)
         conn = RawConn(self.port)
@@ -137,8 +140,8 @@ class Wrk:
 def watched(cgroot, tmp_path):
     made = []
 
-    def _watched(name, limits=""):
-        made.append(Watched(cgroot, tmp_path, name, limits))
+    def _watched(name, limits="", pin_dir="none"):
+        made.append(Watched(cgroot, tmp_path, name, limits, pin_dir))
         return made[-1]
 
     yield _watched
@@ -338,3 +341,71 @@ def test_server_killed_mid_response(cgroot, tmp_path):
         cg.destroy()
         os.rmdir(base)
 
+
+def total(s, model):
+    return s.value(REQ, model_name=model) + s.value(LOST)
+
+
+def test_daemon_killed_and_restarted_under_wrk(watched):
+    """kill -9 under wrk, then a new daemon on the same --pin-dir, still under wrk. The new one
+    replaces the stale pins (its own maps, not the dead one's) and starts from zero: it counts
+    the requests it saw begin, never more than nginx read since the kill, and answers to
+    requests that began before it as lost{before_start}; what nginx answered while no daemon
+    ran is seen by nobody. Once it runs, observed + lost = what nginx read, exactly, nothing is
+    left in flight while the client pauses, and no series appears twice. On SIGTERM it removes
+    its pins."""
+    if not bpffs_mounted():
+        subprocess.run(["mount", "-t", "bpf", "bpf", "/sys/fs/bpf"], check=True)
+    pins = f"/sys/fs/bpf/tapir-test-{uuid.uuid4().hex[:12]}"
+    w = watched("restart", pin_dir=pins)
+    a = w.d
+    try:
+        r0 = w.served()
+        old_conns = pinned_map_id(f"{pins}/conns")
+        wrk = w.wrk(duration=6)
+        time.sleep(1)
+        a.proc.send_signal(signal.SIGKILL)
+        a.proc.wait(10)
+        _, rk = w.status(idle=False)  # nginx's count once nobody watches
+        b = w.spawn(pin_dir=pins)
+        assert pinned_map_id(f"{pins}/conns") != old_conns  # replaced, not reused
+        r = inspect(pins)
+        assert r.returncode == 0, r.stdout + r.stderr
+        # Pause the client: whatever nginx read is answered, and the daemon has all of it.
+        wrk.proc.send_signal(signal.SIGSTOP)
+        try:
+            s = b.settle(lambda s: total(s, w.model), quiet=1.0)
+            _, rq = w.status(idle=False)
+        finally:
+            wrk.proc.send_signal(signal.SIGCONT)
+        paused = account(s, w.model)
+        made = wrk.wait()
+        r1 = w.served()
+        # What it saw begin, nginx read after the kill (and after the status request then);
+        # answers to requests read before it started, one at most on each of wrk's 8.
+        early = paused["lost"].get("before_start", 0)
+        assert 0 < paused["observed"] <= rq - rk - 1 and early <= 8, (paused, rk, rq)
+        assert set(paused["lost"]) <= {"before_start"}, paused
+        assert paused["in_flight"] == 0, paused
+        end = settled(b, w.model, total(s, w.model) + r1 - rq + 1)
+        # The status request at the pause and everything nginx read after it.
+        assert (end["observed"] + sum(end["lost"].values())
+                - paused["observed"] - sum(paused["lost"].values())) == r1 - rq + 1, \
+            (paused, end, rq, r1)
+        assert_wrk_agrees(made, r1 - r0 - 3)  # the status requests at the kill, pause, end
+        assert set(end["lost"]) <= {"before_start"}, end
+        assert (end["evicted"], end["parse"], end["ignored"], end["unlabelled"],
+                end["in_flight"]) == ({}, {}, {}, 0, 0), end
+        series = [l for l in b.scrape().text.splitlines() if l and not l.startswith("#")]
+        names = [l.rsplit(" ", 1)[0] for l in series]
+        assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+        b.stop()
+        assert b.proc.returncode == 0, b.log()
+        assert not os.path.exists(pins)
+    finally:
+        for d in w.daemons:
+            d.stop()
+        if os.path.isdir(pins):
+            for name in os.listdir(pins):
+                os.unlink(os.path.join(pins, name))
+            os.rmdir(pins)

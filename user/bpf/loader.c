@@ -591,37 +591,64 @@ fail_errno:
 	return NULL;
 }
 
+/*
+ * Under load every program goes live at its own moment, and a connection must never be seen
+ * half: a request read while the hook of its answer was not yet attached would stay pending,
+ * and every later answer on its connection would be paired with the request before it (a
+ * request in flight forever, a phantom 499 at its close). So what settles a request goes live
+ * before what starts one: the end of a socket and the sends first, then the receives, and the
+ * creation of connections last. Before that, a connection has no entry: it is picked up at its
+ * next request line, and an answer to a request nobody saw is not followed at all.
+ */
+static int attach_rank(const struct bpf_program *p)
+{
+	const char *name = bpf_program__name(p);
+
+	if (!strcmp(name, "http_sock_state"))
+		return 2;
+	if (strstr(name, "read") || strstr(name, "recv"))
+		return 1;
+	return 0;
+}
+
+/* Attach @p, noting its fate in l->progs; returns 1 when attached. */
+static int attach_one(struct tapir_loader *l, struct bpf_program *p, const char *feature)
+{
+	size_t i;
+
+	if (!bpf_program__autoload(p))
+		return 0;
+	for (i = 0; i < l->n_progs; i++)
+		if (!strcmp(l->progs[i].name, bpf_program__name(p)) &&
+		    !strcmp(l->progs[i].feature, feature))
+			break;
+	if (i == l->n_progs)
+		return 0;
+	if (tail_target(p)) {
+		/* In the prog array since load: running whenever its callers run. */
+		l->progs[i].attached = true;
+		return 0;
+	}
+	l->links[i] = bpf_program__attach(p);
+	if (!l->links[i]) {
+		l->progs[i].reason = "attach_failed";
+		l->progs[i].why = "attach failed";
+		pr_warn("%s: cannot attach %s: %s", feature, bpf_program__name(p), strerror(errno));
+		return 0;
+	}
+	l->progs[i].attached = true;
+	return 1;
+}
+
 static int attach_all(struct tapir_loader *l, struct bpf_object *obj, const char *feature)
 {
 	struct bpf_program *p;
-	int attached = 0;
-	size_t i;
+	int attached = 0, rank;
 
-	bpf_object__for_each_program (p, obj) {
-		if (!bpf_program__autoload(p))
-			continue;
-		for (i = 0; i < l->n_progs; i++)
-			if (!strcmp(l->progs[i].name, bpf_program__name(p)) &&
-			    !strcmp(l->progs[i].feature, feature))
-				break;
-		if (i == l->n_progs)
-			continue;
-		if (tail_target(p)) {
-			/* In the prog array since load: running whenever its callers run. */
-			l->progs[i].attached = true;
-			continue;
-		}
-		l->links[i] = bpf_program__attach(p);
-		if (!l->links[i]) {
-			l->progs[i].reason = "attach_failed";
-			l->progs[i].why = "attach failed";
-			pr_warn("%s: cannot attach %s: %s", feature, bpf_program__name(p),
-				strerror(errno));
-			continue;
-		}
-		l->progs[i].attached = true;
-		attached++;
-	}
+	for (rank = 0; rank <= 2; rank++)
+		bpf_object__for_each_program (p, obj)
+			if (attach_rank(p) == rank)
+				attached += attach_one(l, p, feature);
 	return attached;
 }
 
