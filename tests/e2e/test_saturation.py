@@ -194,10 +194,11 @@ def test_ringbuf_at_its_minimum_under_wrk(watched):
 
 
 def test_connection_table_full_under_wrk_then_room(watched):
-    """limits.max_connections 4, taken by 4 idle keep-alive connections when wrk opens its 8:
-    each of those is refused an entry (evicted table_full), each request read on one is
-    counted lost{connection_table_full}; the 4 idle ones close mid-run, and wrk's connections
-    are followed from their next request. observed + lost = what nginx read, exactly."""
+    """limits.max_connections 4, taken by 4 idle keep-alive connections when wrk opens its 8
+    and a client that pipelines 5 requests per write: each of those connections is refused an
+    entry (evicted table_full), each request read on one is counted lost{connection_table_full},
+    pipelined ones included; the 4 idle ones close mid-run, and wrk's connections are followed
+    from their next request. observed + lost = what nginx read, exactly."""
     w = watched("tablewrk", "limits: {max_connections: 4}\n")
     a0, r0 = w.status()
     hold = [RawConn(w.port) for _ in range(4)]
@@ -205,19 +206,24 @@ def test_connection_table_full_under_wrk_then_room(watched):
         c.send(get("/ok"))
         assert c.read_response()[0] == 200
     wrk = w.wrk()
-    time.sleep(1.5)
+    piped = RawConn(w.port)
+    for _ in range(20):
+        piped.send(get("/ok") * 5)  # one write, one read: five requests
+        assert [piped.read_response()[0] for _ in range(5)] == [200] * 5
+    time.sleep(1)
     for c in hold:  # room for 4 of wrk's connections from here on
         c.close()
     made = wrk.wait()
+    piped.close()
     a1, r1 = w.status()
-    assert_wrk_agrees(made, r1 - r0 - 1 - 4)
+    assert_wrk_agrees(made, r1 - r0 - 1 - 4 - 100)
     a = settled(w.d, w.model, r1)
     assert a["observed"] + a["lost"].get("connection_table_full", 0) == r1, (a, r1)
     assert a["lost"]["connection_table_full"] > 0, a  # requests on connections without room
     assert a["observed"] > 4 + 2, a  # and some of wrk's followed once there was room
     assert set(a["lost"]) == {"connection_table_full"}, a
-    # Every connection nginx accepted while the 4 were held (wrk's, and the one wrk opens
-    # first to try the address), once each.
+    # Every connection nginx accepted while the 4 were held (wrk's, the one wrk opens first
+    # to try the address, the pipelining client's), once each.
     assert a["evicted"] == {"table_full": a1 - a0 - 1 - 4}, (a, a0, a1)
     assert (a["parse"], a["ignored"], a["unlabelled"], a["in_flight"]) == ({}, {}, 0, 0), a
 

@@ -18,6 +18,7 @@
 
 #include <sys/utsname.h>
 
+#include "tapir/http.h"
 #include "http.skel.h"
 #include "http_compat.skel.h"
 #include "lifecycle.skel.h"
@@ -371,18 +372,40 @@ static struct bpf_map *http_map(const struct tapir_loader *l, const char *name)
 }
 
 /* Wake the reader early only when the ring is an eighth full; otherwise it drains on its own
- * short timer, which keeps wake-ups off the traced server's hot path. */
+ * short timer, which keeps wake-ups off the traced server's hot path. The connection table has
+ * a reserved slot per CPU beyond @max_conns (http_reserve_slots()). */
 static void http_size(struct http_obj *h, __u32 max_conns, __u32 ringbuf_bytes)
 {
 	__u64 *wakeup;
 
-	bpf_map__set_max_entries(bpf_object__find_map_by_name(h->obj, "conns"), max_conns);
+	bpf_map__set_max_entries(bpf_object__find_map_by_name(h->obj, "conns"),
+				 max_conns + libbpf_num_possible_cpus());
 	bpf_map__set_max_entries(bpf_object__find_map_by_name(h->obj, "events"), ringbuf_bytes);
 	if (!strcmp(h->variant, "loop"))
 		wakeup = &((struct http_bpf *)h->skel)->rodata->wakeup_bytes;
 	else
 		wakeup = &((struct http_compat_bpf *)h->skel)->rodata->wakeup_bytes;
 	*wakeup = ringbuf_bytes / 8;
+}
+
+/*
+ * A slot of the connection table per CPU, at keys 1..CPUs (never a socket's address): where a
+ * read that starts requests on a connection the table has no room for is walked, so that each
+ * of them is counted lost (bpf/http.bpf.c, untracked_conn()).
+ */
+static int http_reserve_slots(struct http_obj *h)
+{
+	int fd = bpf_map__fd(bpf_object__find_map_by_name(h->obj, "conns"));
+	int n = libbpf_num_possible_cpus(), i;
+	struct tapir_conn c = { .state = TAPIR_CONN_IGNORED, .flags = TAPIR_CF_UNTRACKED };
+	struct tapir_conn_key key;
+
+	for (i = 0; i < n; i++) {
+		key.sock = i + 1;
+		if (bpf_map_update_elem(fd, &key, &c, BPF_NOEXIST))
+			return -errno;
+	}
+	return 0;
 }
 
 /* The compat walker continues through tail calls into itself. */
@@ -428,6 +451,8 @@ static int load_http_variant(struct tapir_loader *l, const struct tapir_config *
 	err = bpf_object__load(l->http.obj);
 	if (!err)
 		err = http_wire_tail_calls(&l->http);
+	if (!err)
+		err = http_reserve_slots(&l->http);
 	if (!err)
 		return 0;
 	if (vlog.prog[0]) {
