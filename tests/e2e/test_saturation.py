@@ -3,8 +3,8 @@
 at its minimum, a full connection table, the daemon stopped or killed under load, the served
 process killed mid-response) and checks that the requests tapir observed plus those its loss
 counters account for equal, exactly, what the server itself says it read."""
-import os
 import collections
+import os
 import re
 import signal
 import subprocess
