@@ -101,7 +101,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536); /* resized by the loader from limits.max_connections */
+	__uint(max_entries, 65536); /* limits.max_connections, and a slot per CPU (the loader) */
 	__type(key, struct tapir_conn_key);
 	__type(value, struct tapir_conn);
 } conns SEC(".maps");
@@ -347,30 +347,52 @@ static __always_inline void walk(void *ctx, struct tapir_conn_key *key, struct t
 	run_walk(ctx, &s->w, c, tails);
 }
 
-/* Track a new connection of socket @sk; @full_stat counts it when the conns map has no room. */
-static __always_inline struct tapir_conn *new_conn(struct tapir_conn_key *key, __u32 labels_id,
-						   __u64 cgid, __u32 tgid, __u8 state, __u8 flags,
-						   __u32 full_stat)
+/* A connection of cgroup @cgid, nothing read yet, in @t. */
+static __always_inline void conn_init(struct tapir_conn *t, __u32 labels_id, __u64 cgid, __u8 state,
+				      __u8 flags)
 {
-	struct tapir_scratch *s = get_scratch();
-	struct tapir_conn *t;
-
-	if (!s)
-		return NULL;
-	t = &s->tmpl;
 	__builtin_memset(t, 0, sizeof(*t));
 	t->state = state;
 	t->flags = flags;
 	t->cgroup_id = cgid;
 	t->labels_id = labels_id;
-	t->tgid = tgid;
 	tapir_http_init(&t->req, TP_KIND_REQUEST);
 	tapir_http_init(&t->resp, TP_KIND_RESPONSE);
-	if (bpf_map_update_elem(&conns, key, t, BPF_ANY)) {
-		stat_inc(full_stat);
+}
+
+/* Track a new connection of socket @key; NULL when the conns map has no room. */
+static __always_inline struct tapir_conn *new_conn(struct tapir_conn_key *key, __u32 labels_id,
+						   __u64 cgid, __u8 state, __u8 flags)
+{
+	struct tapir_scratch *s = get_scratch();
+
+	if (!s)
+		return NULL;
+	conn_init(&s->tmpl, labels_id, cgid, state, flags);
+	if (bpf_map_update_elem(&conns, key, &s->tmpl, BPF_ANY))
+		return NULL;
+	return bpf_map_lookup_elem(&conns, key);
+}
+
+/*
+ * A read that starts a request on a connection the conns map has no room for is walked through
+ * this CPU's reserved slot of conns (keys 1..CPUs, never a socket's address, put there by the
+ * loader beyond limits.max_connections), from a fresh parser: each request it starts is
+ * counted lost, pipelined ones too, and nothing is kept. @key becomes the slot's, for the walk.
+ */
+static __always_inline struct tapir_conn *untracked_conn(struct tapir_conn_key *key,
+							 __u32 labels_id, __u64 cgid)
+{
+	struct tapir_conn_key slot = { .sock = bpf_get_smp_processor_id() + 1 };
+	struct tapir_conn *c = bpf_map_lookup_elem(&conns, &slot);
+
+	if (!c) {
+		stat_inc(TAPIR_STAT_REQ_UNTRACKED); /* no slot: this one request, at least */
 		return NULL;
 	}
-	return bpf_map_lookup_elem(&conns, key);
+	conn_init(c, labels_id, cgid, TAPIR_CONN_NEW, TAPIR_CF_UNTRACKED);
+	*key = slot;
+	return c;
 }
 
 /* Do the first bytes of @io open a request line (a method and a space)? */
@@ -407,6 +429,7 @@ static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key, st
 	struct sock *sk = (struct sock *)key->sock;
 	__u64 ino, cgid = bpf_get_current_cgroup_id();
 	struct tapir_cgroup_info *cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);
+	struct tapir_conn *c;
 	int kind;
 
 	if (!cg)
@@ -416,8 +439,10 @@ static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key, st
 		ino = tapir_sock_inode(sk);
 		if (ino && bpf_map_lookup_elem(&prestart, &ino)) {
 			bpf_map_delete_elem(&prestart, &ino);
-			return new_conn(key, cg->labels_id, cgid, 0, TAPIR_CONN_NEW,
-					TAPIR_CF_PRESTART, TAPIR_STAT_REQ_UNTRACKED);
+			c = new_conn(key, cg->labels_id, cgid, TAPIR_CONN_NEW, TAPIR_CF_PRESTART);
+			if (!c) /* whatever this I/O is, it stands for one record */
+				stat_inc(TAPIR_STAT_REQ_UNTRACKED);
+			return c;
 		}
 	}
 	if (io->dir != DIR_IN || !starts_request(io, len))
@@ -426,8 +451,9 @@ static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key, st
 		stat_inc(TAPIR_STAT_IGNORED_NOT_TCP); /* e.g. an HTTP-looking UDP datagram */
 		return NULL;
 	}
-	/* A request starts here: one record lost if it cannot be followed. */
-	return new_conn(key, cg->labels_id, cgid, 0, TAPIR_CONN_NEW, 0, TAPIR_STAT_REQ_UNTRACKED);
+	/* A request starts here: followed from now on, or at least counted. */
+	c = new_conn(key, cg->labels_id, cgid, TAPIR_CONN_NEW, 0);
+	return c ? c : untracked_conn(key, cg->labels_id, cgid);
 }
 
 /* A new connection whose first bytes start a TLS handshake is not followed. */
@@ -515,11 +541,12 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
 		}
 		if (ctx->oldstate == TCP_SYN_RECV)
-			new_conn(&key, cg->labels_id, cgid, 0, TAPIR_CONN_NEW, 0,
-				 TAPIR_STAT_CONN_TABLE_FULL);
+			c = new_conn(&key, cg->labels_id, cgid, TAPIR_CONN_NEW, 0);
 		else
-			new_conn(&key, cg->labels_id, cgid, 0, TAPIR_CONN_IGNORED, TAPIR_CF_CLIENT,
-				 TAPIR_STAT_CONN_TABLE_FULL);
+			c = new_conn(&key, cg->labels_id, cgid, TAPIR_CONN_IGNORED,
+				     TAPIR_CF_CLIENT);
+		if (!c)
+			stat_inc(TAPIR_STAT_CONN_TABLE_FULL);
 		return 0;
 	}
 	if (newstate != TCP_CLOSE_WAIT && newstate != TCP_FIN_WAIT1 && newstate != TCP_LAST_ACK &&

@@ -130,8 +130,9 @@ int tapir_inspect(const char *pin_dir, const struct tapir_config *cfg, FILE *out
 
 		ck = cnext;
 		cprev = &ck;
-		if (bpf_map_lookup_elem(cfd, &ck, &c) || !(r = row(c.cgroup_id)))
-			continue;
+		if (bpf_map_lookup_elem(cfd, &ck, &c) || (c.flags & TAPIR_CF_UNTRACKED) ||
+		    !(r = row(c.cgroup_id)))
+			continue; /* a reserved slot is no connection */
 		r->conns++;
 		r->inflight += c.count;
 		r->websockets += c.state == TAPIR_CONN_UPGRADED;

@@ -103,6 +103,13 @@ TAPIR_INLINE int tapir_conn_request(TAPIR_CONN_ENV *env, struct tapir_conn *c, i
 	if (ev == TP_EV_START) {
 		c->state = TAPIR_CONN_HTTP;
 		c->flags &= ~TAPIR_CF_PRESTART;
+		if (c->flags & TAPIR_CF_UNTRACKED) {
+			/* No room to follow it: counted, and parsed only to find where the
+			 * next request the same read carries (pipelined) begins. */
+			tapir_conn_stat(env, TAPIR_STAT_REQ_UNTRACKED);
+			a->mark = a->off - 1;
+			return TAPIR_GO_ON;
+		}
 		if (c->count) {
 			t = tapir_conn_newest(c);
 			c->req_bytes[t] += a->off - 1 - a->mark;

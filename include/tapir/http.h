@@ -22,6 +22,7 @@
 #define TAPIR_CF_NO_MORE_REQ 0x04 /* an ambiguous request: later bytes are not requests */
 #define TAPIR_CF_PRESTART    0x08 /* open before tapir started: maybe mid-request (seeded) */
 #define TAPIR_CF_CLIENT	     0x10 /* this side connected out: not a server connection */
+#define TAPIR_CF_UNTRACKED   0x20 /* a reserved slot: one read of a connection without an entry */
 
 /* Outcome of a request (struct tapir_http_event.outcome). */
 #define TAPIR_OUT_COMPLETE     0 /* response complete */

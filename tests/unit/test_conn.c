@@ -285,6 +285,21 @@ static void test_answer_to_a_request_before_start(void **state)
 	assert_int_equal(e.stats[TAPIR_STAT_STRAY_RESPONSE], 0);
 }
 
+static void test_untracked_read_counts_every_request_it_starts(void **state)
+{
+	static const char three[] = GET_A POST_B "GET /c HTTP/1.1\r\nHo";
+	struct tapir_conn c = conn_new();
+	struct env e = { 0 };
+
+	c.flags = TAPIR_CF_UNTRACKED; /* a reserved slot: the conns map had no room */
+	IN(&e, &c, three, 10);
+	assert_int_equal(e.stats[TAPIR_STAT_REQ_UNTRACKED], 3); /* the last one only begun */
+	assert_int_equal(c.count, 0);
+	assert_int_equal(e.stats[TAPIR_STAT_PENDING_OVERFLOW], 0);
+	tapir_conn_finalize(&e, &c, 20);
+	assert_int_equal(e.n, 0); /* nothing pending: no record, no phantom 502 */
+}
+
 static void test_iovecs_and_blind_bytes(void **state)
 {
 	static const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 6";
@@ -392,6 +407,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_finalize_settles_every_pending_request),
 		cmocka_unit_test(test_ambiguous_request_stops_request_parsing),
 		cmocka_unit_test(test_answer_to_a_request_before_start),
+		cmocka_unit_test(test_untracked_read_counts_every_request_it_starts),
 		cmocka_unit_test(test_iovecs_and_blind_bytes),
 		cmocka_unit_test(test_every_split_point_gives_the_same_records),
 	};

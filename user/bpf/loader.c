@@ -18,6 +18,7 @@
 
 #include <sys/utsname.h>
 
+#include "tapir/http.h"
 #include "http.skel.h"
 #include "http_compat.skel.h"
 #include "lifecycle.skel.h"
@@ -426,18 +427,40 @@ static struct bpf_map *http_map(const struct tapir_loader *l, const char *name)
 }
 
 /* Wake the reader early only when the ring is an eighth full; otherwise it drains on its own
- * short timer, which keeps wake-ups off the traced server's hot path. */
+ * short timer, which keeps wake-ups off the traced server's hot path. The connection table has
+ * a reserved slot per CPU beyond @max_conns (http_reserve_slots()). */
 static void http_size(struct http_obj *h, __u32 max_conns, __u32 ringbuf_bytes)
 {
 	__u64 *wakeup;
 
-	bpf_map__set_max_entries(bpf_object__find_map_by_name(h->obj, "conns"), max_conns);
+	bpf_map__set_max_entries(bpf_object__find_map_by_name(h->obj, "conns"),
+				 max_conns + libbpf_num_possible_cpus());
 	bpf_map__set_max_entries(bpf_object__find_map_by_name(h->obj, "events"), ringbuf_bytes);
 	if (!strcmp(h->variant, "loop"))
 		wakeup = &((struct http_bpf *)h->skel)->rodata->wakeup_bytes;
 	else
 		wakeup = &((struct http_compat_bpf *)h->skel)->rodata->wakeup_bytes;
 	*wakeup = ringbuf_bytes / 8;
+}
+
+/*
+ * A slot of the connection table per CPU, at keys 1..CPUs (never a socket's address): where a
+ * read that starts requests on a connection the table has no room for is walked, so that each
+ * of them is counted lost (bpf/http.bpf.c, untracked_conn()).
+ */
+static int http_reserve_slots(struct http_obj *h)
+{
+	int fd = bpf_map__fd(bpf_object__find_map_by_name(h->obj, "conns"));
+	int n = libbpf_num_possible_cpus(), i;
+	struct tapir_conn c = { .state = TAPIR_CONN_IGNORED, .flags = TAPIR_CF_UNTRACKED };
+	struct tapir_conn_key key;
+
+	for (i = 0; i < n; i++) {
+		key.sock = i + 1;
+		if (bpf_map_update_elem(fd, &key, &c, BPF_NOEXIST))
+			return -errno;
+	}
+	return 0;
 }
 
 /* The compat walker continues through tail calls into itself. */
@@ -496,6 +519,8 @@ static int load_http_variant(struct tapir_loader *l, const struct tapir_config *
 	if (!err)
 		err = http_wire_tail_calls(&l->http);
 	if (!err)
+		err = http_reserve_slots(&l->http);
+	if (!err)
 		return 0;
 	if (vlog.prog[0]) {
 		pr_warn("http (%s variant): the verifier of kernel %s refused program '%s'; its "
@@ -530,11 +555,14 @@ static int prog_index(const struct tapir_loader *l, const struct bpf_program *p,
 	return -1;
 }
 
+static int attach_rank(const struct bpf_program *p);
+
 /*
- * Whether this kernel runs BPF trampolines: the loaded fexit programs attached now. Some kernels
- * load them and refuse to attach them (lockdown, or no ftrace direct calls, as this project's
- * own CI host does with EPERM); those get the syscall hooks instead. The links stay: before
- * 5.11 a trampoline program attaches once, so a trial attach must be the attach.
+ * Whether this kernel runs BPF trampolines: the loaded fexit programs of the send side attached
+ * now (the send side may go live first, see attach_rank). Some kernels load them and refuse to
+ * attach them (lockdown, or no ftrace direct calls, as this project's own CI host does with
+ * EPERM); those get the syscall hooks instead. The links stay: before 5.11 a trampoline program
+ * attaches once, so a trial attach must be the attach.
  */
 static int trampolines_work(struct tapir_loader *l)
 {
@@ -543,7 +571,7 @@ static int trampolines_work(struct tapir_loader *l)
 
 	bpf_object__for_each_program (p, l->http.obj) {
 		if (!bpf_program__autoload(p) || prog_hooks(p) != TAPIR_HOOKS_FEXIT ||
-		    tail_target(p) || (i = prog_index(l, p, "http")) < 0)
+		    tail_target(p) || attach_rank(p) != 0 || (i = prog_index(l, p, "http")) < 0)
 			continue;
 		l->links[i] = bpf_program__attach(p);
 		if (!l->links[i]) {
@@ -720,41 +748,66 @@ fail_errno:
 	return NULL;
 }
 
+/*
+ * Under load every program goes live at its own moment, and a connection must never be seen
+ * half: a request read while the hook of its answer was not yet attached would stay pending,
+ * and every later answer on its connection would be paired with the request before it (a
+ * request in flight forever, a phantom 499 at its close). So what settles a request goes live
+ * before what starts one: the end of a socket and the sends first, then the receives, and the
+ * creation of connections last. Before that, a connection has no entry: it is picked up at its
+ * next request line, and an answer to a request nobody saw is not followed at all.
+ */
+static int attach_rank(const struct bpf_program *p)
+{
+	const char *name = bpf_program__name(p);
+
+	if (!strcmp(name, "http_sock_state"))
+		return 2;
+	if (strstr(name, "read") || strstr(name, "recv"))
+		return 1;
+	return 0;
+}
+
+/* Attach @p, noting its fate in l->progs; returns 1 when attached. */
+static int attach_one(struct tapir_loader *l, struct bpf_program *p, const char *feature)
+{
+	size_t i;
+
+	if (!bpf_program__autoload(p))
+		return 0;
+	for (i = 0; i < l->n_progs; i++)
+		if (!strcmp(l->progs[i].name, bpf_program__name(p)) &&
+		    !strcmp(l->progs[i].feature, feature))
+			break;
+	if (i == l->n_progs)
+		return 0;
+	if (l->links[i])
+		return 1; /* attached at load (trampolines_work) */
+	if (tail_target(p)) {
+		/* In the prog array since load: running whenever its callers run. */
+		l->progs[i].attached = true;
+		return 0;
+	}
+	l->links[i] = bpf_program__attach(p);
+	if (!l->links[i]) {
+		l->progs[i].reason = "attach_failed";
+		l->progs[i].why = "attach failed";
+		pr_warn("%s: cannot attach %s: %s", feature, bpf_program__name(p), strerror(errno));
+		return 0;
+	}
+	l->progs[i].attached = true;
+	return 1;
+}
+
 static int attach_all(struct tapir_loader *l, struct bpf_object *obj, const char *feature)
 {
 	struct bpf_program *p;
-	int attached = 0;
-	size_t i;
+	int attached = 0, rank;
 
-	bpf_object__for_each_program (p, obj) {
-		if (!bpf_program__autoload(p))
-			continue;
-		for (i = 0; i < l->n_progs; i++)
-			if (!strcmp(l->progs[i].name, bpf_program__name(p)) &&
-			    !strcmp(l->progs[i].feature, feature))
-				break;
-		if (i == l->n_progs)
-			continue;
-		if (l->links[i]) { /* attached at load (trampolines_work) */
-			attached++;
-			continue;
-		}
-		if (tail_target(p)) {
-			/* In the prog array since load: running whenever its callers run. */
-			l->progs[i].attached = true;
-			continue;
-		}
-		l->links[i] = bpf_program__attach(p);
-		if (!l->links[i]) {
-			l->progs[i].reason = "attach_failed";
-			l->progs[i].why = "attach failed";
-			pr_warn("%s: cannot attach %s: %s", feature, bpf_program__name(p),
-				strerror(errno));
-			continue;
-		}
-		l->progs[i].attached = true;
-		attached++;
-	}
+	for (rank = 0; rank <= 2; rank++)
+		bpf_object__for_each_program (p, obj)
+			if (attach_rank(p) == rank)
+				attached += attach_one(l, p, feature);
 	return attached;
 }
 
