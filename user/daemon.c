@@ -95,7 +95,7 @@ static void forget(void *ctx, uint32_t id, const char *const *labels)
 	struct tapir_daemon *d = ctx;
 
 	tapir_http_metrics__forget(d->http, id, labels);
-	tapir_replicas__forget(d->replicas, labels);
+	tapir_replicas__forget(d->replicas, id, labels);
 }
 
 static int on_record(void *ctx, void *data, size_t size)
@@ -236,7 +236,7 @@ static void refresh_gauges(struct tapir_daemon *d)
 
 		if (!labels || (!d->cfg->n_rules && !tapir_cgroups__served(d->cgroups, i)))
 			continue;
-		tapir_http_metrics__set_gauges(d->http, labels, sum[2 * i], sum[2 * i + 1]);
+		tapir_http_metrics__set_gauges(d->http, i, labels, sum[2 * i], sum[2 * i + 1]);
 	}
 	free(sum);
 }
