@@ -22,7 +22,7 @@
 
 #define USAGE_EVERY_MS	 1000	 /* container figures are refreshed this often between scrapes */
 #define TICK_BUDGET_NS	 2000000 /* cgroupfs reads per main-loop turn */
-#define SCRAPE_BUDGET_NS 8000000 /* cgroupfs reads per scrape; the rest come from the turns */
+#define SCRAPE_BUDGET_NS 1000000 /* cgroupfs reads per scrape; the rest come from the turns */
 #define GONE_GRACE_MS \
 	60000 /* a vanished replica's series stay this long (and its name, to
 			       recognise a restart in a new cgroup) */
@@ -472,6 +472,8 @@ static void read_figures(struct tapir_replicas *rs, uint64_t now_ms, uint64_t mi
 	struct replica *r;
 
 	for (k = 0; k < n; k++) {
+		bool io = false;
+
 		r = &rs->r[(rs->cursor + k) % n];
 		if (!r->checked && r->present && now_ms - r->checked_ms >= USAGE_EVERY_MS) {
 			char dir[4608];
@@ -482,12 +484,17 @@ static void read_figures(struct tapir_replicas *rs, uint64_t now_ms, uint64_t mi
 				r->checked = true;
 				r->sandbox = tapir_cgroup_is_sandbox(dir);
 			}
+			io = true;
 		}
-		if (!shown_replica(rs, r, nl) || (r->usage_ms && now_ms - r->usage_ms < min_age_ms))
-			continue;
-		tapir_containers_usage(rs, r);
-		r->usage_ms = now_ms;
-		if (mono_ns() - t0 > budget_ns) {
+		if (shown_replica(rs, r, nl) &&
+		    (!r->usage_ms || now_ms - r->usage_ms >= min_age_ms)) {
+			tapir_containers_usage(rs, r);
+			r->usage_ms = now_ms;
+			io = true;
+		}
+		/* The look for a first process counts too: a thousand empty cgroups are a
+		 * thousand directory reads. */
+		if (io && mono_ns() - t0 > budget_ns) {
 			k++;
 			break;
 		}
