@@ -4,11 +4,12 @@
  * from pod labels, environment variables and cgroup names into /metrics. Every escaped value
  * must be valid UTF-8 with no raw newline or double quote and only the escapes the text format
  * knows, and must read back as the input where the input was valid UTF-8 and short. Every
- * double must read back as itself.
+ * double must read back as itself, in the very text printf's shortest of %.15g..%.17g makes.
  */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +74,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r = strtod(b.data, NULL);
 		if (!(isnan(d) ? isnan(r) : r == d))
 			abort();
+		/* Byte for byte printf's shortest of %.15g..%.17g, which the fast paths replace. */
+		if (isfinite(d) && !(fabs(d) < 9007199254740992.0 && d == trunc(d))) {
+			char want[32];
+			int prec;
+
+			for (prec = 15; prec < 17; prec++) {
+				snprintf(want, sizeof(want), "%.*g", prec, d);
+				if (strtod(want, NULL) == d)
+					break;
+			}
+			if (prec == 17)
+				snprintf(want, sizeof(want), "%.17g", d);
+			if (strcmp(b.data, want))
+				abort();
+		}
 		tapir_buf__free(&b);
 	}
 

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Unit tests for the text buffer: growth, number formatting and label-value escaping. */
 #include <float.h>
+#include <inttypes.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,7 +15,8 @@
 
 #include "buf.h"
 
-#define FFFD "\xef\xbf\xbd"
+#define FFFD	      "\xef\xbf\xbd"
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* An independent check that @s is well-formed UTF-8, by code point ranges. */
 static int utf8_ok(const char *str, size_t n)
@@ -222,6 +225,176 @@ static void test_double_round_trip(void **state)
 	tapir_buf__free(&b);
 }
 
+/* The text tapir wrote before the fast paths: printf's shortest of %.15g..%.17g. */
+static void ref_double(double v, char *out, size_t len)
+{
+	int prec;
+
+	if (isnan(v)) {
+		snprintf(out, len, "NaN");
+	} else if (isinf(v)) {
+		snprintf(out, len, "%s", v > 0 ? "+Inf" : "-Inf");
+	} else if (fabs(v) < 9007199254740992.0 && v == trunc(v)) {
+		snprintf(out, len, "%lld", (long long)v);
+	} else {
+		for (prec = 15; prec < 17; prec++) {
+			snprintf(out, len, "%.*g", prec, v);
+			if (strtod(out, NULL) == v)
+				return;
+		}
+		snprintf(out, len, "%.17g", v);
+	}
+}
+
+static uint64_t xorshift(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static unsigned long n_compared;
+
+static void same_as_printf(double v)
+{
+	char want[64], got[TAPIR_NUM_MAX + 1];
+	size_t n;
+
+	ref_double(v, want, sizeof(want));
+	n = tapir_fmt_double(got, v);
+	assert_true(n <= 24);
+	got[n] = '\0';
+	if (strcmp(got, want))
+		fail_msg("%a: got %s, printf %s", v, got, want);
+	n_compared++;
+}
+
+static void both_signs(double v)
+{
+	same_as_printf(v);
+	same_as_printf(-v);
+}
+
+/* Byte for byte what printf and strtod made, over the values metrics take and their edges. */
+static void test_double_matches_printf(void **state)
+{
+	uint64_t x = 0x2545f4914f6cdd1dULL, m;
+	double sum = 0, p, v;
+	int i, e, k;
+
+	n_compared = 0;
+	for (i = 0; i < 100000; i++) { /* any bits at all */
+		m = xorshift(&x);
+		memcpy(&v, &m, sizeof(v));
+		same_as_printf(v);
+	}
+	for (i = 0; i < 100000; i++) { /* decimals of up to 17 digits, from 1e-22 to 1e17 */
+		m = xorshift(&x) % (xorshift(&x) % 2 ? 100000000000000000ULL : 1000000ULL);
+		both_signs((double)m / pow(10, xorshift(&x) % 23));
+		both_signs((double)m * pow(10, xorshift(&x) % 4));
+	}
+	for (i = 0; i < 50000; i++) { /* what tapir computes: seconds from ns and us, their sums */
+		m = xorshift(&x) % 5000000000ULL;
+		both_signs((double)m / 1e9);
+		both_signs((double)m / 1e6);
+		sum += (double)(m % 900000000) / 1e9;
+		same_as_printf(sum);
+	}
+	/* Exact ties at the 17th and 16th digit: N / 2^j has j decimals, 18 or 17 digits in all. */
+	for (e = -4; e <= 14; e++) {
+		for (i = 0; i < 2000; i++) {
+			for (k = 17; k >= 16; k--) {
+				p = ldexp(1, k - e);
+				m = (uint64_t)(pow(10, e) * p) +
+				    xorshift(&x) % (uint64_t)(9 * pow(10, e) * p);
+				both_signs((double)(m | 1) / p);
+			}
+		}
+	}
+	for (e = -30; e <= 30; e++) { /* powers of ten and their neighbours */
+		p = pow(10, e);
+		both_signs(p);
+		v = p;
+		for (i = 0; i < 5; i++)
+			v = nextafter(v, 0);
+		for (i = 0; i < 10; i++, v = nextafter(v, INFINITY))
+			both_signs(v);
+		for (k = 1; k <= 9; k++)
+			both_signs(k * p - p / 1e15), both_signs(k * p + p / 1e16);
+	}
+	for (i = 0; i < 100000; i++) { /* integers and counts, to 2^64 */
+		m = xorshift(&x) >> (xorshift(&x) % 64);
+		both_signs((double)m);
+		both_signs((double)m + 0.5);
+	}
+	both_signs(0.1 + 0.2);
+	both_signs(1.0 / 3);
+	both_signs(123456789012.3125);
+	both_signs(999999999999999.9);
+	both_signs(999999999999999.94);
+	both_signs(99999.999999999999);
+	both_signs(0.000099999999999999999);
+	both_signs(DBL_MIN);
+	both_signs(DBL_MAX);
+	both_signs(DBL_EPSILON);
+	both_signs(9007199254740993.0);
+	both_signs(0);
+	both_signs(INFINITY);
+	same_as_printf(NAN);
+	assert_true(n_compared > 1000000);
+}
+
+static void test_u64(void **state)
+{
+	static const uint64_t v[] = { 0,
+				      1,
+				      9,
+				      10,
+				      99,
+				      100,
+				      101,
+				      12345,
+				      4294967295ULL,
+				      4294967296ULL,
+				      10000000000000000000ULL,
+				      UINT64_MAX };
+	char want[32], got[TAPIR_NUM_MAX + 1];
+	uint64_t x = 88172645463325252ULL, u;
+	struct tapir_buf b;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(v) + 100000; i++) {
+		u = i < ARRAY_SIZE(v) ? v[i] : xorshift(&x) >> (x % 64);
+		snprintf(want, sizeof(want), "%" PRIu64, u);
+		got[tapir_fmt_u64(got, u)] = '\0';
+		assert_string_equal(got, want);
+	}
+	tapir_buf__init(&b);
+	tapir_buf__puts(&b, "n=");
+	tapir_buf__u64(&b, UINT64_MAX);
+	assert_string_equal(b.data, "n=18446744073709551615");
+	assert_int_equal(b.len, strlen(b.data));
+	tapir_buf__free(&b);
+}
+
+static void test_room_commit(void **state)
+{
+	struct tapir_buf b;
+	char *p;
+
+	tapir_buf__init(&b);
+	tapir_buf__puts(&b, "ab");
+	p = tapir_buf__room(&b, 1000);
+	assert_non_null(p);
+	assert_true(b.cap > b.len + 1000);
+	memcpy(p, "cdef", 4);
+	tapir_buf__commit(&b, 3);
+	assert_string_equal(b.data, "abcde");
+	assert_int_equal(b.len, 5);
+	tapir_buf__free(&b);
+}
+
 static void test_label_plain(void **state)
 {
 	check_label("", "");
@@ -376,6 +549,9 @@ int main(void)
 		cmocka_unit_test(test_double_fractions),
 		cmocka_unit_test(test_double_special),
 		cmocka_unit_test(test_double_round_trip),
+		cmocka_unit_test(test_double_matches_printf),
+		cmocka_unit_test(test_u64),
+		cmocka_unit_test(test_room_commit),
 		cmocka_unit_test(test_label_plain),
 		cmocka_unit_test(test_label_escapes),
 		cmocka_unit_test(test_label_invalid_utf8),

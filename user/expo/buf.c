@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,24 +100,201 @@ void tapir_buf__printf(struct tapir_buf *b, const char *fmt, ...)
 		b->data[b->len] = '\0'; /* undo a cut-off or failed write */
 }
 
-void tapir_buf__double(struct tapir_buf *b, double v)
+char *tapir_buf__room(struct tapir_buf *b, size_t n)
+{
+	return reserve(b, n) ? NULL : b->data + b->len;
+}
+
+void tapir_buf__commit(struct tapir_buf *b, size_t n)
+{
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324252627282930"
+				  "31323334353637383940414243444546474849505152535455565758596061"
+				  "62636465666768697071727374757677787980818283848586878889909192"
+				  "93949596979899";
+
+/* The decimal digits of @v, written backwards from @end; returns where they start. */
+static char *u64_digits(char *end, uint64_t v)
+{
+	while (v >= 100) {
+		end -= 2;
+		memcpy(end, digit_pairs + 2 * (v % 100), 2);
+		v /= 100;
+	}
+	if (v >= 10) {
+		end -= 2;
+		memcpy(end, digit_pairs + 2 * v, 2);
+	} else {
+		*--end = '0' + v;
+	}
+	return end;
+}
+
+size_t tapir_fmt_u64(char *dst, uint64_t v)
+{
+	char tmp[20], *p = u64_digits(tmp + sizeof(tmp), v);
+	size_t n = tmp + sizeof(tmp) - p;
+
+	memcpy(dst, p, n);
+	return n;
+}
+
+typedef unsigned __int128 u128;
+
+static const uint64_t pow10_u64[20] = {
+	1ULL,
+	10ULL,
+	100ULL,
+	1000ULL,
+	10000ULL,
+	100000ULL,
+	1000000ULL,
+	10000000ULL,
+	100000000ULL,
+	1000000000ULL,
+	10000000000ULL,
+	100000000000ULL,
+	1000000000000ULL,
+	10000000000000ULL,
+	100000000000000ULL,
+	1000000000000000ULL,
+	10000000000000000ULL,
+	100000000000000000ULL,
+	1000000000000000000ULL,
+	10000000000000000000ULL,
+};
+
+/* 10^k for k <= 38 would fit; k stays <= 20 here. */
+static u128 pow10_u128(int k)
+{
+	return k < 20 ? pow10_u64[k] : (u128)pow10_u64[19] * pow10_u64[k - 19];
+}
+
+/*
+ * The fraction @v (1e-4 <= v < 1e15, not an integer) to @prec significant digits, exactly as
+ * printf's %.*e rounds (the exact binary value, ties to even): v = f / 2^s, so the digits are
+ * f * 10^k / 2^s, which fits in 128 bits for k <= 20. Returns k with the digits in *q
+ * (10^(prec-1) <= *q < 10^prec), or -1 where another k would be needed.
+ */
+static int frac_digits(uint64_t f, int s, int prec, int k, uint64_t *q)
+{
+	u128 n, rem, half;
+	int tries;
+
+	for (tries = 0; tries < 3; tries++) {
+		if (k < 0 || k > 20)
+			return -1;
+		n = (u128)f * pow10_u128(k);
+		*q = n >> s;
+		rem = n & (((u128)1 << s) - 1);
+		half = (u128)1 << (s - 1);
+		if (rem > half || (rem == half && (*q & 1)))
+			++*q;
+		if (*q >= pow10_u64[prec])
+			k--;
+		else if (*q < pow10_u64[prec - 1])
+			k++;
+		else
+			return k;
+	}
+	return -1;
+}
+
+/*
+ * Does q / 10^k read back as f / 2^s? It does when it lies inside the interval that rounds to
+ * f (its ends where f is even, as strtod rounds ties to even); the interval is narrower below
+ * a power of two. Compared scaled by 10^k * 2^(s+2), which stays below 2^125.
+ */
+static bool reads_back(uint64_t f, int s, uint64_t q, int k)
+{
+	u128 p = pow10_u128(k), v4 = (u128)f * p * 4, d = (u128)q << (s + 2);
+	u128 lo = f == 1ULL << 52 ? p : 2 * p, hi = 2 * p;
+
+	if (f & 1)
+		return d > v4 - lo && d < v4 + hi;
+	return d >= v4 - lo && d <= v4 + hi;
+}
+
+/*
+ * %.15g, %.16g or %.17g of @v, the first that reads back, for a fraction in the fixed-point
+ * range of %g; 0 for a value outside it. The digits are those printf would write.
+ */
+static size_t fmt_fraction(char *dst, double v)
+{
+	char digits[17], *p = dst;
+	uint64_t bits, f, q = 0;
+	int s, prec, k = -1, x, est, i, nd;
+	double a = fabs(v);
+
+	if (!(a >= 1e-4 && a < 1e15))
+		return 0;
+	memcpy(&bits, &a, sizeof(bits));
+	f = (bits & ((1ULL << 52) - 1)) | 1ULL << 52;
+	s = 1075 - (int)(bits >> 52);
+	/* the exponent of the leading digit from the binary one, give or take one */
+	est = (int)floor(((int)(bits >> 52) - 1023) * 0.30102999566398120);
+	est = est < -4 ? -4 : est > 14 ? 14 : est;
+	for (prec = 15; prec <= 17; prec++) {
+		k = frac_digits(f, s, prec, prec - 1 - est, &q);
+		if (k < 0)
+			return 0;
+		if (prec == 17 || reads_back(f, s, q, k))
+			break;
+	}
+	x = prec - 1 - k;
+	if (x < -4 || x >= prec)
+		return 0;
+	u64_digits(digits + prec, q);
+	for (nd = prec; nd > x + 1 && digits[nd - 1] == '0'; nd--)
+		;
+	if (v < 0)
+		*p++ = '-';
+	if (x >= 0) {
+		memcpy(p, digits, x + 1);
+		p += x + 1;
+	} else {
+		*p++ = '0';
+	}
+	if (nd > x + 1) {
+		*p++ = '.';
+		for (i = x + 1; i < 0; i++)
+			*p++ = '0';
+		i = x + 1 > 0 ? x + 1 : 0;
+		memcpy(p, digits + i, nd - i);
+		p += nd - i;
+	}
+	return p - dst;
+}
+
+size_t tapir_fmt_double(char *dst, double v)
 {
 	char tmp[32];
+	size_t n;
 	int prec;
 
 	if (isnan(v)) {
-		tapir_buf__puts(b, "NaN");
-		return;
+		memcpy(dst, "NaN", 3);
+		return 3;
 	}
 	if (isinf(v)) {
-		tapir_buf__puts(b, v > 0 ? "+Inf" : "-Inf");
-		return;
+		memcpy(dst, v > 0 ? "+Inf" : "-Inf", 4);
+		return 4;
 	}
 	/* Exact in a double, so the integer text reads back as the same value (and -0 as 0). */
-	if (fabs(v) < 9007199254740992.0 && v == trunc(v)) {
-		tapir_buf__printf(b, "%lld", (long long)v);
-		return;
+	if (fabs(v) < 9007199254740992.0 && v == (double)(int64_t)v) {
+		if (v < 0) {
+			*dst = '-';
+			return 1 + tapir_fmt_u64(dst + 1, (uint64_t) - (int64_t)v);
+		}
+		return tapir_fmt_u64(dst, (uint64_t)v);
 	}
+	n = fmt_fraction(dst, v);
+	if (n)
+		return n;
+	/* Exponents, and integers from 2^53 on: the shortest of %.15g..%.17g that reads back. */
 	for (prec = 15; prec < 17; prec++) {
 		snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
 		if (strtod(tmp, NULL) == v)
@@ -124,7 +302,25 @@ void tapir_buf__double(struct tapir_buf *b, double v)
 	}
 	if (prec == 17)
 		snprintf(tmp, sizeof(tmp), "%.17g", v);
-	tapir_buf__puts(b, tmp);
+	n = strlen(tmp);
+	memcpy(dst, tmp, n);
+	return n;
+}
+
+void tapir_buf__double(struct tapir_buf *b, double v)
+{
+	char *p = tapir_buf__room(b, TAPIR_NUM_MAX);
+
+	if (p)
+		tapir_buf__commit(b, tapir_fmt_double(p, v));
+}
+
+void tapir_buf__u64(struct tapir_buf *b, uint64_t v)
+{
+	char *p = tapir_buf__room(b, TAPIR_NUM_MAX);
+
+	if (p)
+		tapir_buf__commit(b, tapir_fmt_u64(p, v));
 }
 
 /*

@@ -29,7 +29,8 @@ struct tapir_series {
 struct tapir_family {
 	struct tapir_family *next;
 	char *name;
-	char *help; /* escaped for the HELP line, NULL for none */
+	size_t name_len;
+	struct tapir_buf header; /* the HELP (where there is one) and TYPE lines */
 	enum tapir_metric_type type;
 	/* 'a="' then '",b="' and so on: what goes before each value in a series' labels */
 	struct tapir_buf label_text;
@@ -76,7 +77,7 @@ static void family_free(struct tapir_family *f)
 	}
 	free(f->label_off);
 	free(f->name);
-	free(f->help);
+	tapir_buf__free(&f->header);
 	free(f->bounds);
 	free(f->le_off);
 	free(f->table);
@@ -189,28 +190,30 @@ static bool name_taken(const struct tapir_registry *r, const char *name,
 	return false;
 }
 
-/* HELP text escapes only backslash and newline. */
-static char *escape_help(const char *help)
+/* The HELP and TYPE lines, written once; HELP text escapes only backslash and newline. */
+static int family_set_header(struct tapir_family *f, const char *help)
 {
-	size_t n = 0;
+	struct tapir_buf *h = &f->header;
 	const char *p;
-	char *out, *q;
 
-	for (p = help; *p; p++)
-		n += (*p == '\\' || *p == '\n') ? 2 : 1;
-	out = malloc(n + 1);
-	if (!out)
-		return NULL;
-	for (p = help, q = out; *p; p++) {
-		if (*p == '\\' || *p == '\n') {
-			*q++ = '\\';
-			*q++ = *p == '\n' ? 'n' : '\\';
-		} else {
-			*q++ = *p;
+	if (help) {
+		tapir_buf__puts(h, "# HELP ");
+		tapir_buf__append(h, f->name, f->name_len);
+		tapir_buf__append(h, " ", 1);
+		for (p = help; *p; p++) {
+			if (*p == '\\' || *p == '\n')
+				tapir_buf__append(h, *p == '\n' ? "\\n" : "\\\\", 2);
+			else
+				tapir_buf__append(h, p, 1);
 		}
+		tapir_buf__append(h, "\n", 1);
 	}
-	*q = '\0';
-	return out;
+	tapir_buf__puts(h, "# TYPE ");
+	tapir_buf__append(h, f->name, f->name_len);
+	tapir_buf__append(h, " ", 1);
+	tapir_buf__puts(h, type_names[f->type]);
+	tapir_buf__append(h, "\n", 1);
+	return h->oom ? -ENOMEM : 0;
 }
 
 static int family_set_labels(struct tapir_family *f, const char *const *names, size_t n)
@@ -282,17 +285,19 @@ struct tapir_family *tapir_registry__family(struct tapir_registry *r, const char
 	if (!f)
 		return NULL;
 	f->type = type;
+	tapir_buf__init(&f->header);
 	tapir_buf__init(&f->label_text);
 	tapir_buf__init(&f->le_text);
 	tapir_buf__init(&f->key);
 	f->table_size = 16;
 	f->table = calloc(f->table_size, sizeof(*f->table));
 	f->name = strdup(name);
-	if (help)
-		f->help = escape_help(help);
-	if (!f->table || !f->name || (help && !f->help))
+	if (!f->table || !f->name)
 		goto err_free;
-	err = family_set_labels(f, label_names, n_labels);
+	f->name_len = strlen(name);
+	err = family_set_header(f, help);
+	if (!err)
+		err = family_set_labels(f, label_names, n_labels);
 	if (!err && type == TAPIR_HISTOGRAM)
 		err = family_set_buckets(f, buckets, n_buckets);
 	if (err)
@@ -556,58 +561,63 @@ double tapir_series__sum(const struct tapir_series *s)
 	return s ? s->sum : 0;
 }
 
-static void put_u64(struct tapir_buf *out, uint64_t v)
+/* 'name_suffix{labels} ' or 'name_suffix ' at @p, which has room for it; returns its end. */
+static char *put_sample_name(char *p, const struct tapir_family *f, const char *suffix,
+			     size_t suffix_len, const struct tapir_series *s)
 {
-	char tmp[20];
-	size_t i = sizeof(tmp);
-
-	do {
-		tmp[--i] = '0' + v % 10;
-		v /= 10;
-	} while (v);
-	tapir_buf__append(out, tmp + i, sizeof(tmp) - i);
-}
-
-/* 'name_suffix{labels} ' or 'name_suffix ' when there are no labels. */
-static void put_sample_name(struct tapir_buf *out, const struct tapir_family *f, const char *suffix,
-			    const struct tapir_series *s)
-{
-	tapir_buf__puts(out, f->name);
-	tapir_buf__puts(out, suffix);
+	p = mempcpy(p, f->name, f->name_len);
+	p = mempcpy(p, suffix, suffix_len);
 	if (s->labels_len) {
-		tapir_buf__append(out, "{", 1);
-		tapir_buf__append(out, s->labels, s->labels_len);
-		tapir_buf__append(out, "} ", 2);
-	} else {
-		tapir_buf__append(out, " ", 1);
+		*p++ = '{';
+		p = mempcpy(p, s->labels, s->labels_len);
+		*p++ = '}';
 	}
+	*p++ = ' ';
+	return p;
 }
 
-static void render_histogram(struct tapir_buf *out, const struct tapir_family *f,
-			     const struct tapir_series *s)
+/* A series' lines, written straight into room reserved for all of them at once. */
+static void render_series(struct tapir_buf *out, const struct tapir_family *f,
+			  const struct tapir_series *s)
 {
+	/* name, suffix, braces, separator and space, value, newline: per line */
+	size_t line = f->name_len + sizeof("_bucket{,} \n") + s->labels_len + TAPIR_NUM_MAX;
+	char *p, *start;
 	uint64_t cum = 0;
 	size_t i;
 
+	if (f->type != TAPIR_HISTOGRAM) {
+		p = start = tapir_buf__room(out, line);
+		if (!p)
+			return;
+		p = put_sample_name(p, f, "", 0, s);
+		p += tapir_fmt_double(p, s->value);
+		*p++ = '\n';
+		tapir_buf__commit(out, p - start);
+		return;
+	}
+	p = start = tapir_buf__room(out, (f->n_bounds + 3) * line + f->le_text.len);
+	if (!p)
+		return;
 	for (i = 0; i <= f->n_bounds; i++) {
 		cum += s->counts[i];
-		tapir_buf__puts(out, f->name);
-		tapir_buf__append(out, "_bucket{", 8);
+		p = mempcpy(p, f->name, f->name_len);
+		p = mempcpy(p, "_bucket{", 8);
 		if (s->labels_len) {
-			tapir_buf__append(out, s->labels, s->labels_len);
-			tapir_buf__append(out, ",", 1);
+			p = mempcpy(p, s->labels, s->labels_len);
+			*p++ = ',';
 		}
-		tapir_buf__append(out, f->le_text.data + f->le_off[i],
-				  f->le_off[i + 1] - f->le_off[i]);
-		put_u64(out, cum);
-		tapir_buf__append(out, "\n", 1);
+		p = mempcpy(p, f->le_text.data + f->le_off[i], f->le_off[i + 1] - f->le_off[i]);
+		p += tapir_fmt_u64(p, cum);
+		*p++ = '\n';
 	}
-	put_sample_name(out, f, "_sum", s);
-	tapir_buf__double(out, s->sum);
-	tapir_buf__append(out, "\n", 1);
-	put_sample_name(out, f, "_count", s);
-	put_u64(out, s->count);
-	tapir_buf__append(out, "\n", 1);
+	p = put_sample_name(p, f, "_sum", 4, s);
+	p += tapir_fmt_double(p, s->sum);
+	*p++ = '\n';
+	p = put_sample_name(p, f, "_count", 6, s);
+	p += tapir_fmt_u64(p, s->count);
+	*p++ = '\n';
+	tapir_buf__commit(out, p - start);
 }
 
 int tapir_registry__render(struct tapir_registry *r, struct tapir_buf *out)
@@ -616,18 +626,9 @@ int tapir_registry__render(struct tapir_registry *r, struct tapir_buf *out)
 	const struct tapir_series *s;
 
 	for (f = r->head; f; f = f->next) {
-		if (f->help)
-			tapir_buf__printf(out, "# HELP %s %s\n", f->name, f->help);
-		tapir_buf__printf(out, "# TYPE %s %s\n", f->name, type_names[f->type]);
-		for (s = f->head; s; s = s->next) {
-			if (f->type == TAPIR_HISTOGRAM) {
-				render_histogram(out, f, s);
-				continue;
-			}
-			put_sample_name(out, f, "", s);
-			tapir_buf__double(out, s->value);
-			tapir_buf__append(out, "\n", 1);
-		}
+		tapir_buf__append(out, f->header.data, f->header.len);
+		for (s = f->head; s; s = s->next)
+			render_series(out, f, s);
 	}
 	return out->oom ? -ENOMEM : 0;
 }

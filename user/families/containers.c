@@ -16,7 +16,9 @@ void tapir_containers_usage(struct tapir_replicas *rs, struct replica *r)
 	int pid;
 
 	snprintf(dir, sizeof(dir), "%s%s", tapir_cgroups__root(rs->cg), r->rel);
-	pid = r->main_pid ? (int)r->main_pid : tapir_cgroup_first_pid(dir);
+	/* A process leads to the v1 controllers of hybrid hosts. A cgroup that had none when last
+	 * looked at (read_figures looks once a second) is not walked for one at every read. */
+	pid = r->main_pid ? (int)r->main_pid : r->checked ? tapir_cgroup_first_pid(dir) : 0;
 	if (tapir_usage_read(dir, pid, &u) || !tapir_replica_values(rs, r, v, NULL))
 		return;
 	if (u.has_cpu) {

@@ -19,12 +19,19 @@ struct slot {
 	struct tapir_series *s[F_COUNT];
 };
 
+/* The gauges of one label set, so that a scrape sets them without a lookup. */
+struct gauges {
+	struct tapir_series *inflight, *websockets;
+};
+
 struct tapir_http_metrics {
 	struct tapir_family *f[F_COUNT];
 	struct tapir_family *inflight;
 	struct tapir_family *websockets;
 	struct slot *slots;
 	size_t n_slots, used;
+	struct gauges *gauges; /* by labels_id */
+	size_t n_gauges;
 };
 
 struct tapir_http_metrics *tapir_http_metrics__new(struct tapir_registry *r,
@@ -80,6 +87,7 @@ void tapir_http_metrics__free(struct tapir_http_metrics *m)
 	if (!m)
 		return;
 	free(m->slots);
+	free(m->gauges);
 	free(m);
 }
 
@@ -197,14 +205,46 @@ void tapir_http_metrics__forget(struct tapir_http_metrics *m, uint32_t labels_id
 	}
 	tapir_series__remove(m->inflight, tapir_series__get(m->inflight, values));
 	tapir_series__remove(m->websockets, tapir_series__get(m->websockets, values));
+	if (labels_id < m->n_gauges)
+		m->gauges[labels_id] = (struct gauges){ 0 };
 }
 
-void tapir_http_metrics__set_gauges(struct tapir_http_metrics *m, const char *const *labels,
-				    double inflight, double websockets)
+/* The cached gauges of @labels_id, looked up where missing; NULL without memory for the cache. */
+static struct gauges *gauges_of(struct tapir_http_metrics *m, uint32_t labels_id,
+				const char *const *labels)
 {
 	const char *values[TAPIR_LABELS_MAX];
+	struct gauges *g;
+	size_t n;
 
-	tapir_labels(values, labels, NULL, 0);
-	tapir_series__set(tapir_series__get(m->inflight, values), inflight);
-	tapir_series__set(tapir_series__get(m->websockets, values), websockets);
+	if (labels_id >= m->n_gauges) {
+		for (n = m->n_gauges ? m->n_gauges : 64; n <= labels_id; n *= 2)
+			;
+		g = realloc(m->gauges, n * sizeof(*g));
+		if (!g)
+			return NULL;
+		memset(g + m->n_gauges, 0, (n - m->n_gauges) * sizeof(*g));
+		m->gauges = g;
+		m->n_gauges = n;
+	}
+	g = &m->gauges[labels_id];
+	if (!g->inflight || !g->websockets) {
+		tapir_labels(values, labels, NULL, 0);
+		if (!g->inflight)
+			g->inflight = tapir_series__get(m->inflight, values);
+		if (!g->websockets)
+			g->websockets = tapir_series__get(m->websockets, values);
+	}
+	return g;
+}
+
+void tapir_http_metrics__set_gauges(struct tapir_http_metrics *m, uint32_t labels_id,
+				    const char *const *labels, double inflight, double websockets)
+{
+	struct gauges *g = gauges_of(m, labels_id, labels);
+
+	if (!g)
+		return;
+	tapir_series__set(g->inflight, inflight);
+	tapir_series__set(g->websockets, websockets);
 }

@@ -24,10 +24,10 @@ void tapir_http_metrics__free(struct tapir_http_metrics *m);
 void tapir_http_metrics__record(struct tapir_http_metrics *m, const struct tapir_http_event *e,
 				uint32_t labels_id, const char *const *labels);
 
-/* Set baseten_concurrent_requests and baseten_ongoing_websocket_connections for one label
- * set. */
-void tapir_http_metrics__set_gauges(struct tapir_http_metrics *m, const char *const *labels,
-				    double inflight, double websockets);
+/* Set baseten_concurrent_requests and baseten_ongoing_websocket_connections for label set
+ * @labels_id (@labels), whose series are remembered until it is forgotten. */
+void tapir_http_metrics__set_gauges(struct tapir_http_metrics *m, uint32_t labels_id,
+				    const char *const *labels, double inflight, double websockets);
 
 /* Drop every series of label set @labels_id (its cgroups are gone). */
 void tapir_http_metrics__forget(struct tapir_http_metrics *m, uint32_t labels_id,

@@ -44,6 +44,11 @@ struct replica {
 	struct tapir_series *exits[4]; /* by reason, created on the first such exit */
 };
 
+/* The deployment-level gauges of one label set, so that a scrape sets them without lookups. */
+struct dep_series {
+	struct tapir_series *active, *starting, *readiness[3];
+};
+
 struct tapir_replicas {
 	const struct tapir_config *cfg;
 	struct tapir_cgroups *cg;
@@ -55,6 +60,8 @@ struct tapir_replicas {
 	size_t cursor; /* where the next read of container figures starts */
 	struct gpu_series gpus[MAX_GPU_SERIES];
 	size_t n_gpus;
+	struct dep_series *dep; /* by labels_id */
+	size_t n_dep;
 };
 
 /*

@@ -22,7 +22,7 @@
 
 #define USAGE_EVERY_MS	 1000	 /* container figures are refreshed this often between scrapes */
 #define TICK_BUDGET_NS	 2000000 /* cgroupfs reads per main-loop turn */
-#define SCRAPE_BUDGET_NS 8000000 /* cgroupfs reads per scrape; the rest come from the turns */
+#define SCRAPE_BUDGET_NS 1000000 /* cgroupfs reads per scrape; the rest come from the turns */
 #define GONE_GRACE_MS \
 	60000 /* a vanished replica's series stay this long (and its name, to
 			       recognise a restart in a new cgroup) */
@@ -137,6 +137,7 @@ void tapir_replicas__free(struct tapir_replicas *rs)
 	for (i = 0; i < rs->n; i++)
 		free(rs->r[i].rel);
 	free(rs->r);
+	free(rs->dep);
 	free(rs);
 }
 
@@ -471,6 +472,8 @@ static void read_figures(struct tapir_replicas *rs, uint64_t now_ms, uint64_t mi
 	struct replica *r;
 
 	for (k = 0; k < n; k++) {
+		bool io = false;
+
 		r = &rs->r[(rs->cursor + k) % n];
 		if (!r->checked && r->present && now_ms - r->checked_ms >= USAGE_EVERY_MS) {
 			char dir[4608];
@@ -481,12 +484,17 @@ static void read_figures(struct tapir_replicas *rs, uint64_t now_ms, uint64_t mi
 				r->checked = true;
 				r->sandbox = tapir_cgroup_is_sandbox(dir);
 			}
+			io = true;
 		}
-		if (!shown_replica(rs, r, nl) || (r->usage_ms && now_ms - r->usage_ms < min_age_ms))
-			continue;
-		tapir_containers_usage(rs, r);
-		r->usage_ms = now_ms;
-		if (mono_ns() - t0 > budget_ns) {
+		if (shown_replica(rs, r, nl) &&
+		    (!r->usage_ms || now_ms - r->usage_ms >= min_age_ms)) {
+			tapir_containers_usage(rs, r);
+			r->usage_ms = now_ms;
+			io = true;
+		}
+		/* The look for a first process counts too: a thousand empty cgroups are a
+		 * thousand directory reads. */
+		if (io && mono_ns() - t0 > budget_ns) {
 			k++;
 			break;
 		}
@@ -499,13 +507,52 @@ void tapir_replicas__tick(struct tapir_replicas *rs, uint64_t now_ms)
 	read_figures(rs, now_ms, USAGE_EVERY_MS, TICK_BUDGET_NS);
 }
 
+static const char *const conditions[] = { "true", "false", "unknown" };
+
+/*
+ * The deployment-level series of label set @id (values @l), looked up where missing and kept
+ * until the set is forgotten; NULL without memory for them.
+ */
+static struct dep_series *dep_series(struct tapir_replicas *rs, uint32_t id, const char *const *l)
+{
+	const char *v[TAPIR_LABELS_MAX];
+	struct dep_series *ds;
+	size_t n;
+	int c;
+
+	if (id >= rs->n_dep) {
+		for (n = rs->n_dep ? rs->n_dep : 64; n <= id; n *= 2)
+			;
+		ds = realloc(rs->dep, n * sizeof(*ds));
+		if (!ds)
+			return NULL;
+		memset(ds + rs->n_dep, 0, (n - rs->n_dep) * sizeof(*ds));
+		rs->dep = ds;
+		rs->n_dep = n;
+	}
+	ds = &rs->dep[id];
+	if (!ds->active || !ds->starting) {
+		dep_values(l, v, NULL);
+		if (!ds->active)
+			ds->active = tapir_series__get(rs->active, v);
+		if (!ds->starting)
+			ds->starting = tapir_series__get(rs->starting, v);
+	}
+	for (c = 0; c < 3; c++) {
+		if (ds->readiness[c])
+			continue;
+		dep_values(l, v, conditions[c]);
+		ds->readiness[c] = tapir_series__get(rs->readiness, v);
+	}
+	return ds;
+}
+
 void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct tapir_gpu *gpu,
 			     uint64_t now_ms)
 {
 	size_t nl = tapir_cgroups__n_labelsets(rs->cg), i;
 	double *sum = calloc(nl ? 5 * nl : 1, sizeof(*sum)); /* active, starting, t, f, u */
 	uint64_t quiet_ms = (uint64_t)rs->cfg->unknown_after_s * 1000, last;
-	const char *v[TAPIR_LABELS_MAX];
 	struct replica *r;
 	bool ready;
 	int kready;
@@ -544,30 +591,24 @@ void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct
 			sum[5 * r->labels_id + (ready ? 2 : 3)]++;
 	}
 	for (i = 0; i < nl; i++) {
-		static const char *const cond[] = { "true", "false", "unknown" };
 		const char *const *l = labels(rs, i);
+		struct dep_series *ds;
 		int c;
 
-		if (!l || (!all && !shown[i]))
+		if (!l || (!all && !shown[i]) || !(ds = dep_series(rs, i, l)))
 			continue;
-		dep_values(l, v, NULL);
-		tapir_series__set(tapir_series__get(rs->active, v), sum[5 * i]);
-		tapir_series__set(tapir_series__get(rs->starting, v), sum[5 * i + 1]);
-		for (c = 0; c < 3; c++) {
-			const char *rv[TAPIR_LABELS_MAX];
-
-			dep_values(l, rv, cond[c]);
-			tapir_series__set(tapir_series__get(rs->readiness, rv), sum[5 * i + 2 + c]);
-		}
+		tapir_series__set(ds->active, sum[5 * i]);
+		tapir_series__set(ds->starting, sum[5 * i + 1]);
+		for (c = 0; c < 3; c++)
+			tapir_series__set(ds->readiness[c], sum[5 * i + 2 + c]);
 	}
 	free(sum);
 	free(shown);
 	tapir_containers_gpus(rs, gpu);
 }
 
-void tapir_replicas__forget(struct tapir_replicas *rs, const char *const *l)
+void tapir_replicas__forget(struct tapir_replicas *rs, uint32_t labels_id, const char *const *l)
 {
-	static const char *const cond[] = { "true", "false", "unknown" };
 	struct tapir_family *fams[] = { rs->restarts, rs->active, rs->starting };
 	const char *v[TAPIR_LABELS_MAX];
 	size_t i;
@@ -576,7 +617,9 @@ void tapir_replicas__forget(struct tapir_replicas *rs, const char *const *l)
 	for (i = 0; i < 3; i++)
 		tapir_series__remove(fams[i], tapir_series__get(fams[i], v));
 	for (i = 0; i < 3; i++) {
-		dep_values(l, v, cond[i]);
+		dep_values(l, v, conditions[i]);
 		tapir_series__remove(rs->readiness, tapir_series__get(rs->readiness, v));
 	}
+	if (labels_id < rs->n_dep)
+		rs->dep[labels_id] = (struct dep_series){ 0 };
 }

@@ -37,8 +37,9 @@ void tapir_replicas__tick(struct tapir_replicas *rs, uint64_t now_ms);
 void tapir_replicas__refresh(struct tapir_replicas *rs, int listeners_fd, struct tapir_gpu *gpu,
 			     uint64_t now_ms);
 
-/* Drop the deployment-level series of a forgotten label set. */
-void tapir_replicas__forget(struct tapir_replicas *rs, const char *const *labels);
+/* Drop the deployment-level series of forgotten label set @labels_id (@labels). */
+void tapir_replicas__forget(struct tapir_replicas *rs, uint32_t labels_id,
+			    const char *const *labels);
 
 /* Exit reason of a wait status: "oom", "signal", "error" or "clean". */
 const char *tapir_exit_reason(int32_t status, int oom);

@@ -2,9 +2,12 @@
 /* Container CPU and working set, read at scrape time the way cAdvisor and the kubelet do. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "procfs.h"
@@ -37,41 +40,64 @@ void tapir_resources_init(void)
 			v1_memory[0] ? v1_memory : "-", v1_cpuacct[0] ? v1_cpuacct : "-");
 }
 
-static int read_u64(const char *path, uint64_t *v)
+/*
+ * The start of a small cgroupfs or procfs file, NUL-terminated, in @buf; its length or -errno.
+ * open, read and close, nothing more: a scrape may read hundreds of these, and stdio's
+ * buffer allocation and fstat would double the system calls.
+ */
+static ssize_t read_text(const char *path, char *buf, size_t len)
 {
-	FILE *f = fopen(path, "re");
-	unsigned long long x;
-	int ok;
+	ssize_t n = 0, got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (!f)
+	if (fd < 0)
 		return -errno;
-	ok = fscanf(f, "%llu", &x) == 1;
-	fclose(f);
-	if (!ok)
+	while ((size_t)got < len - 1 && (n = read(fd, buf + got, len - 1 - got)) > 0)
+		got += n;
+	if (n < 0 && !got)
+		got = -errno;
+	close(fd);
+	if (got >= 0)
+		buf[got] = '\0';
+	return got;
+}
+
+/* The decimal number at @s (after blanks), as fscanf's %llu reads it; -EINVAL if none. */
+static int parse_u64(const char *s, uint64_t *v)
+{
+	unsigned long long x;
+	char *end;
+
+	errno = 0;
+	x = strtoull(s, &end, 10);
+	if (end == s || errno)
 		return -EINVAL;
 	*v = x;
 	return 0;
 }
 
+static int read_u64(const char *path, uint64_t *v)
+{
+	char buf[64];
+	ssize_t n = read_text(path, buf, sizeof(buf));
+
+	return n < 0 ? (int)n : parse_u64(buf, v);
+}
+
 /* "key value" lines, as in cpu.stat and memory.stat. */
 static int read_key(const char *path, const char *key, uint64_t *v)
 {
-	char k[64];
-	unsigned long long x;
-	FILE *f = fopen(path, "re");
-	int err = -ENOENT;
+	size_t klen = strlen(key);
+	char buf[16384], *p;
+	ssize_t n = read_text(path, buf, sizeof(buf));
 
-	if (!f)
-		return -errno;
-	while (fscanf(f, "%63s %llu", k, &x) == 2) {
-		if (!strcmp(k, key)) {
-			*v = x;
-			err = 0;
-			break;
-		}
+	if (n < 0)
+		return (int)n;
+	for (p = buf; *p; p += strcspn(p, "\n"), p += *p == '\n') {
+		if (!strncmp(p, key, klen) && p[klen] == ' ')
+			return parse_u64(p + klen + 1, v);
 	}
-	fclose(f);
-	return err;
+	return -ENOENT;
 }
 
 /*
@@ -80,21 +106,20 @@ static int read_key(const char *path, const char *key, uint64_t *v)
  */
 static int pid_cgroup(int pid, const char *ctrl, char *buf, size_t len)
 {
-	char path[64], line[4096];
-	FILE *f;
+	char path[64], text[16384], *line, *lp;
 	int err = -ENOENT;
+	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	while (err && fgets(line, sizeof(line), f)) {
+	n = read_text(path, text, sizeof(text));
+	if (n < 0)
+		return (int)n;
+	for (line = strtok_r(text, "\n", &lp); err && line; line = strtok_r(NULL, "\n", &lp)) {
 		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
 
 		if (!c2)
 			continue;
 		*c2 = '\0';
-		c2[1 + strcspn(c2 + 1, "\n")] = '\0';
 		if (!ctrl) {
 			if (c1 == line + 1 && line[0] == '0' && c2 == c1 + 1) {
 				snprintf(buf, len, "%s", c2 + 1);
@@ -109,7 +134,6 @@ static int pid_cgroup(int pid, const char *ctrl, char *buf, size_t len)
 				err = 0;
 			}
 	}
-	fclose(f);
 	return err;
 }
 
@@ -120,21 +144,15 @@ int tapir_pid_cgroup2(int pid, char *buf, size_t len)
 
 int tapir_cgroup_first_pid(const char *dir)
 {
-	char path[4096];
+	char path[4096], buf[32];
 	struct dirent *de;
 	int pid = 0;
+	uint64_t v;
 	DIR *d;
-	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-	f = fopen(path, "re");
-	if (f) {
-		if (fscanf(f, "%d", &pid) != 1)
-			pid = 0;
-		fclose(f);
-	}
-	if (pid)
-		return pid;
+	if (read_text(path, buf, sizeof(buf)) > 0 && !parse_u64(buf, &v) && v && v <= INT_MAX)
+		return (int)v;
 	d = opendir(dir);
 	if (!d)
 		return 0;
