@@ -531,6 +531,9 @@ scale_phase
 # --- the syscall hooks' tax on file I/O, for comparison: what kernels without socket tracepoints
 # or trampolines pay (alternating with dd alone) ------------------------------------------------
 
+# What the measured rounds ran (the dd phase below starts tapir on other hooks).
+variant=$(grep -o 'http: [a-z]* variant loaded[^;]*' "$tmp/tapir.log" | tail -1 || true)
+
 dd_phase() {
 	local r hooks=$HOOKS
 
@@ -549,7 +552,6 @@ dd_phase
 
 # --- report --------------------------------------------------------------------------------
 
-variant=$(grep -o 'http: [a-z]* variant loaded[^;]*' "$tmp/tapir.log" | tail -1 || true)
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- bpf user include tools 2>/dev/null || commit="$commit+changes"
 cp "$ROUNDS_TSV" build/bench-rounds.tsv
