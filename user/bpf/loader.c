@@ -162,15 +162,21 @@ int tapir_ensure_mount(const char *fstype, const char *dir)
 	return 0;
 }
 
-static bool kernel_has_btf_type(const char *name, __u32 kind)
+/* The running kernel's BTF, parsed once for every lookup below (several MB: not per call). */
+static struct btf *vmlinux_btf(void)
 {
 	static struct btf *vmlinux;
 
 	if (!vmlinux)
 		vmlinux = btf__load_vmlinux_btf();
-	if (!vmlinux)
-		return false;
-	return btf__find_by_name_kind(vmlinux, name, kind) > 0;
+	return vmlinux;
+}
+
+static bool kernel_has_btf_type(const char *name, __u32 kind)
+{
+	struct btf *vmlinux = vmlinux_btf();
+
+	return vmlinux && btf__find_by_name_kind(vmlinux, name, kind) > 0;
 }
 
 /* A syscall tracepoint's category/name from its "tracepoint/cat/name" section. */
@@ -266,12 +272,10 @@ static bool kernel_has_sock_tp(void)
 /* Arguments of kernel function @name per its BTF; -1 when this kernel has no such function. */
 static int kernel_func_args(const char *name)
 {
-	static struct btf *vmlinux;
+	struct btf *vmlinux = vmlinux_btf();
 	const struct btf_type *t;
 	int id;
 
-	if (!vmlinux)
-		vmlinux = btf__load_vmlinux_btf();
 	if (!vmlinux)
 		return -1;
 	id = btf__find_by_name_kind(vmlinux, name, BTF_KIND_FUNC);
@@ -771,15 +775,9 @@ static int attach_rank(const struct bpf_program *p)
 /* Attach @p, noting its fate in l->progs; returns 1 when attached. */
 static int attach_one(struct tapir_loader *l, struct bpf_program *p, const char *feature)
 {
-	size_t i;
+	int i;
 
-	if (!bpf_program__autoload(p))
-		return 0;
-	for (i = 0; i < l->n_progs; i++)
-		if (!strcmp(l->progs[i].name, bpf_program__name(p)) &&
-		    !strcmp(l->progs[i].feature, feature))
-			break;
-	if (i == l->n_progs)
+	if (!bpf_program__autoload(p) || (i = prog_index(l, p, feature)) < 0)
 		return 0;
 	if (l->links[i])
 		return 1; /* attached at load (trampolines_work) */
