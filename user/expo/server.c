@@ -178,13 +178,15 @@ static struct settings *settings_new(struct tapir_server *s, const struct tapir_
 
 /* --- connections --------------------------------------------------------------------------- */
 
+/* Close @c, counted under @why (TAPIR_WEB_REFUSAL_MAX: not a refusal). */
 static void close_conn(struct tapir_server *s, struct conn *c, enum tapir_web_refusal why)
 {
 	/* libmicrohttpd sees the end of the stream on its next turn and closes the connection. */
 	shutdown(c->fd, SHUT_RDWR);
 	c->closing = true;
 	s->n_open--;
-	count(s, why);
+	if (why < TAPIR_WEB_REFUSAL_MAX)
+		count(s, why);
 }
 
 /* More than max_connections open: close the oldest one not answering a request. */
@@ -253,13 +255,8 @@ static void sweep(struct tapir_server *s, uint64_t now)
 		next = c->next;
 		if (c->closing || c->req || now - c->since_ms < limit)
 			continue;
-		if (c->served) { /* an idle keep-alive connection: not a refusal */
-			shutdown(c->fd, SHUT_RDWR);
-			c->closing = true;
-			s->n_open--;
-		} else {
-			close_conn(s, c, TAPIR_WEB_HEADER_TIMEOUT);
-		}
+		/* An idle keep-alive connection is not a refusal. */
+		close_conn(s, c, c->served ? TAPIR_WEB_REFUSAL_MAX : TAPIR_WEB_HEADER_TIMEOUT);
 	}
 }
 
@@ -656,16 +653,17 @@ static void *serve(void *arg)
 	return NULL;
 }
 
-/* Split "host:port" or "[v6]:port" and resolve it. */
-static int resolve(const char *listen, struct sockaddr_storage *ss)
+/* Split "host:port" or "[v6]:port" and resolve it; the reason in @err on failure. */
+static int resolve(const char *listen, struct sockaddr_storage *ss, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
 				  .ai_socktype = SOCK_STREAM };
 	struct addrinfo *res;
 	char host[256];
 	const char *port;
-	int err;
+	int gai;
 
+	snprintf(err, errlen, "listen address %s is not HOST:PORT or [V6]:PORT", listen);
 	if (listen[0] == '[') {
 		const char *end = strchr(listen, ']');
 
@@ -683,9 +681,10 @@ static int resolve(const char *listen, struct sockaddr_storage *ss)
 		host[colon - listen] = '\0';
 		port = colon + 1;
 	}
-	err = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-	if (err) {
-		pr_err("cannot resolve listen address %s: %s", listen, gai_strerror(err));
+	gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	if (gai) {
+		snprintf(err, errlen, "cannot resolve listen address %s: %s", listen,
+			 gai_strerror(gai));
 		return -EINVAL;
 	}
 	memcpy(ss, res->ai_addr, res->ai_addrlen);
@@ -711,11 +710,9 @@ struct tapir_server *tapir_server__new(const char *listen, const struct tapir_we
 	s->epfd = s->wake_fd = s->mhd_fd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
-	ret = resolve(listen, &s->addr);
-	if (ret) {
-		snprintf(err, errlen, "cannot resolve listen address %s", listen);
+	ret = resolve(listen, &s->addr, err, errlen);
+	if (ret)
 		goto fail;
-	}
 	s->v6 = s->addr.ss_family == AF_INET6;
 	s->cur = settings_new(s, web, err, errlen);
 	if (!s->cur) {
