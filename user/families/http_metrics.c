@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "http_metrics.h"
 #include "labels.h"
 
@@ -215,18 +216,9 @@ static struct gauges *gauges_of(struct tapir_http_metrics *m, uint32_t labels_id
 {
 	const char *values[TAPIR_LABELS_MAX];
 	struct gauges *g;
-	size_t n;
 
-	if (labels_id >= m->n_gauges) {
-		for (n = m->n_gauges ? m->n_gauges : 64; n <= labels_id; n *= 2)
-			;
-		g = realloc(m->gauges, n * sizeof(*g));
-		if (!g)
-			return NULL;
-		memset(g + m->n_gauges, 0, (n - m->n_gauges) * sizeof(*g));
-		m->gauges = g;
-		m->n_gauges = n;
-	}
+	if (tapir_grow_zeroed((void **)&m->gauges, &m->n_gauges, labels_id, sizeof(*g)))
+		return NULL;
 	g = &m->gauges[labels_id];
 	if (!g->inflight || !g->websockets) {
 		tapir_labels(values, labels, NULL, 0);

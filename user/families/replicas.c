@@ -17,6 +17,7 @@
 #include "labels.h"
 #include "procfs.h"
 #include "replica_table.h"
+#include "grow.h"
 #include "replicas.h"
 #include "resources.h"
 
@@ -517,19 +518,10 @@ static struct dep_series *dep_series(struct tapir_replicas *rs, uint32_t id, con
 {
 	const char *v[TAPIR_LABELS_MAX];
 	struct dep_series *ds;
-	size_t n;
 	int c;
 
-	if (id >= rs->n_dep) {
-		for (n = rs->n_dep ? rs->n_dep : 64; n <= id; n *= 2)
-			;
-		ds = realloc(rs->dep, n * sizeof(*ds));
-		if (!ds)
-			return NULL;
-		memset(ds + rs->n_dep, 0, (n - rs->n_dep) * sizeof(*ds));
-		rs->dep = ds;
-		rs->n_dep = n;
-	}
+	if (tapir_grow_zeroed((void **)&rs->dep, &rs->n_dep, id, sizeof(*ds)))
+		return NULL;
 	ds = &rs->dep[id];
 	if (!ds->active || !ds->starting) {
 		dep_values(l, v, NULL);
