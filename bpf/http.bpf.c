@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* Server-side HTTP/1.x from socket or syscall hooks: one ring-buffer record per answered request. */
+/* Server-side HTTP/1.x from socket or syscall hooks: each answered request aggregated per series,
+ * or handed to the daemon as a ring-buffer record. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -9,10 +10,10 @@
 /* The compat build inlines every parser step COMPAT_STEPS times into one program: its steps
  * keep to the 16-byte fast path, one shortcut and no header-value shortcuts, which keeps the
  * verifier's walk of it under its 1M-instruction budget on 5.10. */
-#define TAPIR_SKIP_WORDS     0
-#define TAPIR_OPS_PER_STEP   1
-#define TAPIR_FEED_AFTER_OPS 0
-#define TAPIR_FAST_VALUES    0
+#define TAPIR_SKIP_WORDS   0
+#define TAPIR_OPS_PER_STEP 1
+#define TAPIR_FEED_IN_OPS  0
+#define TAPIR_FAST_VALUES  0
 #endif
 
 #include "tapir/http.h"
@@ -39,6 +40,16 @@ const volatile __u32 loop_max = 65536;	     /* parser steps per syscall */
 const volatile __u64 wakeup_bytes = 1 << 20; /* wake the reader once this much is queued */
 const volatile __u32 self_tgid = 0;	     /* the daemon: never traced (its own /metrics) */
 const volatile __u32 have_destroy_tp = 0;    /* tcp:tcp_destroy_sock is attached */
+/* Aggregation in the kernel (include/tapir/agg.h); off in the compat build and when the
+ * configured buckets do not fit. Bounds in nanoseconds and bytes. */
+const volatile __u32 agg_on = 0;
+const volatile __u32 n_lat_bounds = 0;
+const volatile __u32 n_size_bounds = 0;
+const volatile __u32 n_probes = 0;
+const volatile __u64 lat_bounds[TAPIR_AGG_BOUNDS] = {};
+const volatile __u64 size_bounds[TAPIR_AGG_BOUNDS] = {};
+const volatile __u64 probe_word[TAPIR_AGG_PROBES] = {};
+const volatile __u64 probe_mask[TAPIR_AGG_PROBES] = {};
 /* Fault injection for the tests (TAPIR_TEST_VERIFIER_REFUSE=1): a program the verifier must
  * refuse, so the degraded start is tested against a real refusal. */
 const volatile __u32 test_refuse = 0;
@@ -90,6 +101,7 @@ TAPIR_SUBPROG int http_skip(struct tapir_http_parser *p, struct tapir_walk *w, _
 struct tapir_scratch {
 	struct tapir_walk w;
 	struct tapir_conn tmpl; /* a new connection, built here rather than on the stack */
+	struct tapir_agg zero;	/* a new series: never written */
 };
 
 struct {
@@ -122,6 +134,14 @@ struct {
 	__type(key, __u64); /* pid_tgid */
 	__type(value, struct tapir_io);
 } active_io SEC(".maps");
+
+/* Requests per series and CPU (include/tapir/agg.h): read, never reset, by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1024); /* limits.aggregated_series, bounded by the loader */
+	__type(key, struct tapir_agg_key);
+	__type(value, struct tapir_agg);
+} http_agg SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -188,6 +208,59 @@ static __always_inline struct tapir_cgroup_info *current_watched(void)
 	return bpf_map_lookup_elem(&watched_cgroups, &id);
 }
 
+#ifndef TAPIR_COMPAT
+/*
+ * An ordinary request into the aggregate of its series on this CPU: 0 when it is counted there,
+ * else it goes as a record. A series is made on its first request; when the map has no room for
+ * it, its requests go as records (counted: TAPIR_STAT_AGG_FULL), never lost. A global function:
+ * the verifier checks it once, not once per place a request can end.
+ */
+__noinline int agg_record(struct tapir_conn *c, __u32 slot, __u32 status, __u64 now)
+{
+	__u32 h = slot & (TAPIR_MAX_PENDING - 1), at;
+	struct tapir_agg_key key = {};
+	struct tapir_scratch *s;
+	struct tapir_agg *a;
+	__u64 start;
+
+	if (!c)
+		return -1;
+	/* Eight bytes from the path's start (at most 8 + 8 of the line's 32) tell a request
+	 * that may be a readiness probe: the daemon compares its whole path. */
+	at = tapir_path_start(c->method[h]);
+	if (!at || tapir_probe_candidate(TAPIR_LOAD64(&c->line[h][at & 15]), probe_word, probe_mask,
+					 n_probes))
+		return -1;
+	key.cgroup_id = c->cgroup_id;
+	key.labels_id = c->labels_id;
+	key.status = status;
+	a = bpf_map_lookup_elem(&http_agg, &key);
+	if (!a) {
+		s = get_scratch();
+		if (!s)
+			return -1;
+		/* EEXIST: another CPU made it meanwhile, and the lookup finds it. */
+		bpf_map_update_elem(&http_agg, &key, &s->zero, BPF_NOEXIST);
+		a = bpf_map_lookup_elem(&http_agg, &key);
+		if (!a) {
+			stat_inc(TAPIR_STAT_AGG_FULL);
+			return -1;
+		}
+	}
+	start = c->start_ns[h];
+	a->requests++;
+	a->last_ns = now;
+	/* The daemon's rules for a record, in nanoseconds and bytes (daemon.c, account()). */
+	if (now >= start)
+		tapir_agg_observe(&a->e2e, lat_bounds, n_lat_bounds, now - start);
+	if (c->first_byte_ns && c->first_byte_ns >= start)
+		tapir_agg_observe(&a->ttfb, lat_bounds, n_lat_bounds, c->first_byte_ns - start);
+	tapir_agg_observe(&a->req_size, size_bounds, n_size_bounds, c->req_bytes[h]);
+	tapir_agg_observe(&a->resp_size, size_bounds, n_size_bounds, c->resp_bytes);
+	return 0;
+}
+#endif
+
 /* Hooks of the connection driver (include/tapir/conn.h). Map keys are copied to the stack
  * first: some kernels (6.1) refuse a key that points into a function's pointer argument. */
 static __always_inline void tapir_conn_stat(void *env, __u32 idx)
@@ -202,6 +275,10 @@ static __always_inline void tapir_conn_record(void *env, struct tapir_conn *c, _
 	struct tapir_http_event *e;
 	__u64 flags;
 
+#ifndef TAPIR_COMPAT
+	if (agg_on && !agg_record(c, slot, tapir_status_label(outcome, status), now))
+		return;
+#endif
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		stat_inc(TAPIR_STAT_RINGBUF_LOST);
@@ -757,19 +834,40 @@ EXIT_PROG(sendfile64)
 #error "socket hooks: syscall numbers of this architecture are missing"
 #endif
 
-/* The registers the current task entered the kernel with: its syscall and arguments. */
-static __always_inline struct pt_regs *syscall_regs(void)
+/* The current task's syscall and its first three arguments. */
+struct syscall_args {
+	__u64 nr, arg1, arg2, arg3;
+};
+
+/* From the registers the current task entered the kernel with. */
+static __always_inline void syscall_args(struct syscall_args *a)
 {
 	struct task_struct *t;
+	struct pt_regs *regs;
 
 	/* A CO-RE constant: the verifier drops the branch a kernel cannot take. */
-	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
-		return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	/* Before 5.15 (the compat build): at the top of the task's kernel stack, as
-	 * task_pt_regs() finds them on x86_64 and arm64 (THREAD_SIZE 16 KiB without KASAN; no
-	 * FRED padding, which came in 6.9). */
-	t = (struct task_struct *)bpf_get_current_task();
-	return (struct pt_regs *)((__u64)BPF_CORE_READ(t, stack) + 16384) - 1;
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs)) {
+		regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+#if defined(__TARGET_ARCH_x86)
+		/* A pointer the verifier knows the type of: plain loads, no probe reads, which
+		 * cost tens of ns each on the traced server's every call. */
+		a->nr = regs->orig_ax;
+		a->arg1 = regs->di;
+		a->arg2 = regs->si;
+		a->arg3 = regs->dx;
+		return;
+#endif
+	} else {
+		/* Before 5.15 (the compat build): at the top of the task's kernel stack, as
+		 * task_pt_regs() finds them on x86_64 and arm64 (THREAD_SIZE 16 KiB without
+		 * KASAN; no FRED padding, which came in 6.9). */
+		t = (struct task_struct *)bpf_get_current_task();
+		regs = (struct pt_regs *)((__u64)BPF_CORE_READ(t, stack) + 16384) - 1;
+	}
+	a->nr = SYSCALL_NR(regs);
+	a->arg1 = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	a->arg2 = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	a->arg3 = PT_REGS_PARM3_CORE_SYSCALL(regs);
 }
 
 /*
@@ -784,7 +882,7 @@ static __always_inline int sock_io(void *ctx, struct sock *sk, long ret, int fla
 	struct tapir_conn_key key = { .sock = (__u64)sk };
 	struct tapir_conn *c;
 	struct tapir_io io = {};
-	struct pt_regs *regs;
+	struct syscall_args sys;
 	struct user_msghdr msg;
 
 	if ((__u32)(id >> 32) == self_tgid || !current_watched())
@@ -797,25 +895,24 @@ static __always_inline int sock_io(void *ctx, struct sock *sk, long ret, int fla
 			c->flags |= TAPIR_CF_PEER_GONE;
 		return 0;
 	}
-	regs = syscall_regs();
-	nr = SYSCALL_NR(regs);
+	syscall_args(&sys);
+	nr = sys.nr;
 	io.ts = bpf_ktime_get_ns();
 	io.at_call = 1;
 	io.sock = key.sock;
-	io.fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	io.fd = sys.arg1;
 	io.dir = dir;
 	io.peek = dir == DIR_IN && (flags & MSG_PEEK);
 	if (nr == (dir == DIR_IN ? NR_READ : NR_WRITE) ||
 	    nr == (dir == DIR_IN ? NR_RECVFROM : NR_SENDTO)) {
 		io.kind = IO_PLAIN;
-		io.buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
+		io.buf = sys.arg2;
 	} else if (nr == (dir == DIR_IN ? NR_READV : NR_WRITEV)) {
 		io.kind = IO_IOV;
-		io.buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
-		io.iovcnt = PT_REGS_PARM3_CORE_SYSCALL(regs);
+		io.buf = sys.arg2;
+		io.iovcnt = sys.arg3;
 	} else if (nr == (dir == DIR_IN ? NR_RECVMSG : NR_SENDMSG) &&
-		   !bpf_probe_read_user(&msg, sizeof(msg),
-					(void *)PT_REGS_PARM2_CORE_SYSCALL(regs))) {
+		   !bpf_probe_read_user(&msg, sizeof(msg), (void *)sys.arg2)) {
 		io.kind = IO_IOV;
 		io.buf = (__u64)msg.msg_iov;
 		io.iovcnt = msg.msg_iovlen;

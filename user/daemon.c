@@ -18,6 +18,7 @@
 #include "cgroups.h"
 #include "daemon.h"
 #include "health.h"
+#include "http_agg.h"
 #include "http_metrics.h"
 #include "loader.h"
 #include "log.h"
@@ -31,11 +32,13 @@
 #define POLL_MS	   50	 /* longest a record waits in the ring before it is counted */
 #define RESCAN_MS  2000	 /* periodic cgroup rescan, a safety net behind cgroup_mkdir events */
 #define PUBLISH_MS 10000 /* exposition rebuilt at least this often without scrapes */
+#define AGG_MS	   1000	 /* the kernel's aggregates read at least this often */
 
 struct tapir_daemon {
 	const struct tapir_config *cfg;
 	struct tapir_registry *reg;
 	struct tapir_http_metrics *http;
+	struct tapir_http_agg *agg; /* reads http_agg: what the kernel aggregated */
 	struct tapir_health *health;
 	struct tapir_loader *loader;
 	struct tapir_cgroups *cgroups;
@@ -48,6 +51,7 @@ struct tapir_daemon {
 	volatile sig_atomic_t reload; /* SIGHUP: read the web settings again */
 	int rescan;		      /* a cgroup appeared or went since the last scan */
 	uint64_t records, unlabelled;
+	uint64_t last_agg_ms;
 	int ncpus;
 	int pin_lock; /* flock'd pin directory, -1 without pins */
 	/* The exposition: built by the main loop into `building`, swapped into `published`
@@ -86,7 +90,37 @@ static void account(struct tapir_daemon *d, const struct tapir_http_event *e)
 	tapir_http_metrics__record(d->http, e, id, labels);
 	tapir_cgroups__mark_served(d->cgroups, id);
 	if (w) /* the cgroup is looked up once per record: here */
-		tapir_replicas__request(d->replicas, w->replica_id, e, now_ms());
+		tapir_replicas__request(d->replicas, w->replica_id, e);
+}
+
+/* What the kernel aggregated for a series since the last read: as many records at once. */
+static void account_agg(void *ctx, const struct tapir_agg_key *k, const struct tapir_agg *delta)
+{
+	struct tapir_daemon *d = ctx;
+	const struct tapir_watched *w = tapir_cgroups__find(d->cgroups, k->cgroup_id);
+	uint32_t id = w ? w->labels_id : k->labels_id;
+	const char *const *labels = tapir_cgroups__labels(d->cgroups, id);
+
+	d->records += delta->requests;
+	if (!labels) {
+		d->unlabelled += delta->requests;
+		return;
+	}
+	tapir_http_metrics__merge(d->http, id, labels, k->status, delta);
+	tapir_cgroups__mark_served(d->cgroups, id);
+	/* Possible probes never aggregate: these are requests, the latest at last_ns. */
+	if (w && delta->requests)
+		tapir_replicas__signal(d->replicas, w->replica_id, false, k->status,
+				       delta->last_ns);
+}
+
+static void read_agg(struct tapir_daemon *d)
+{
+	int n = tapir_http_agg__read(d->agg, account_agg, d);
+
+	if (n < 0)
+		pr_debug("reading the kernel's aggregates: %s", strerror(-n));
+	d->last_agg_ms = now_ms();
 }
 
 /* A label set whose cgroups are all gone, past the grace period: its series go. */
@@ -94,6 +128,8 @@ static void forget(void *ctx, uint32_t id, const char *const *labels)
 {
 	struct tapir_daemon *d = ctx;
 
+	/* The kernel's last figures for it first, then its series go. */
+	tapir_http_agg__forget(d->agg, id, account_agg, d);
 	tapir_http_metrics__forget(d->http, id, labels);
 	tapir_replicas__forget(d->replicas, id, labels);
 }
@@ -254,6 +290,9 @@ static void publish(struct tapir_daemon *d)
 	struct tapir_buf tmp;
 	int err;
 
+	/* Records in the ring are older than what the aggregates hold now: first them. */
+	tapir_loader__consume(d->loader);
+	read_agg(d);
 	read_stats(d, stats);
 	in.bpf_stats = stats;
 	in.lifecycle_lost = tapir_loader__lifecycle_lost(d->loader);
@@ -382,6 +421,9 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const cha
 		goto fail;
 	d->loader = tapir_loader__new(cfg, on_record, d);
 	if (!d->loader)
+		goto fail;
+	d->agg = tapir_http_agg__new(tapir_loader__agg_fd(d->loader), d->ncpus);
+	if (!d->agg)
 		goto fail;
 	d->cgroups = tapir_cgroups__new(cfg, tapir_loader__watched_fd(d->loader));
 	if (!d->cgroups)
@@ -535,6 +577,8 @@ int tapir_daemon__run(struct tapir_daemon *d)
 		 * a stalled loop would serve recent. */
 		if (scrape_waiting(d) || t - d->last_publish_ms >= PUBLISH_MS)
 			publish(d);
+		else if (t - d->last_agg_ms >= AGG_MS)
+			read_agg(d); /* readiness and the series' grace periods need no scrape */
 		tapir_replicas__tick(d->replicas, t);
 	}
 	return 0;
@@ -559,6 +603,7 @@ void tapir_daemon__free(struct tapir_daemon *d)
 	tapir_replicas__free(d->replicas);
 	tapir_podmeta__free(d->kube);
 	tapir_cgroups__free(d->cgroups);
+	tapir_http_agg__free(d->agg);
 	tapir_loader__free(d->loader);
 	tapir_health__free(d->health);
 	tapir_http_metrics__free(d->http);

@@ -130,7 +130,10 @@ struct tapir_lifecycle_event {
 #define TAPIR_STAT_AMBIGUOUS_REQUEST 15 /* Content-Length with chunked: parsing stops there */
 #define TAPIR_STAT_REQ_UNTRACKED     16 /* requests on connections the conns map had no room for */
 #define TAPIR_STAT_BEFORE_START	     17 /* answers to requests that began before tapir started */
+#define TAPIR_STAT_AGG_FULL	     18 /* requests sent as records: no room in http_agg for their series */
 #define TAPIR_STAT_MAX		     24
+
+#include "agg.h"
 
 /*
  * The layouts above are an ABI between two compilers (clang -target bpf, gcc) and what bpftool
@@ -152,5 +155,7 @@ TAPIR_ASSERT_OFF(struct tapir_conn, tgid, 292);
 TAPIR_ASSERT_SIZE(struct tapir_http_event, 96);
 TAPIR_ASSERT_OFF(struct tapir_http_event, line, 64);
 TAPIR_ASSERT_SIZE(struct tapir_lifecycle_event, 32);
+TAPIR_ASSERT_SIZE(struct tapir_agg_key, 16);
+TAPIR_ASSERT_SIZE(struct tapir_agg, 16 + 4 * 8 * (TAPIR_AGG_BOUNDS + 2));
 
 #endif /* TAPIR_HTTP_H */

@@ -81,8 +81,8 @@ TAPIR_INLINE __u64 tapir_load64(const void *p)
 #ifndef TAPIR_OPS_PER_STEP
 #define TAPIR_OPS_PER_STEP 16 /* shortcuts (fast path, skips) taken in one step at most */
 #endif
-#ifndef TAPIR_FEED_AFTER_OPS
-#define TAPIR_FEED_AFTER_OPS 1 /* a step that took shortcuts feeds the next byte too */
+#ifndef TAPIR_FEED_IN_OPS
+#define TAPIR_FEED_IN_OPS 1 /* single bytes count as ops of a step (0: a step ends with one) */
 #endif
 #ifndef TAPIR_SKIP_WORDS
 #define TAPIR_SKIP_WORDS (TAPIR_WIN / 8) /* words one skip may look at; 0: no skips */
@@ -266,8 +266,13 @@ TAPIR_INLINE int tapir_walk_step(TAPIR_CONN_ENV *env, struct tapir_walk *w, stru
 		w->wlen = n;
 	}
 	at = (w->off - w->woff) & (TAPIR_WIN - 1);
-	/* Whole lines, names, values and runs of a start line, as many as the window shows. */
+	/*
+	 * Whole lines, names, values and runs of a start line, as many as the window shows, and
+	 * single bytes where no shortcut applies (a line's last bytes at the window's end, the
+	 * blank line after the headers), until an event, a body or the window's end.
+	 */
 	taken = 0;
+	ev = TP_EV_NONE;
 	for (i = 0; i < TAPIR_OPS_PER_STEP; i++) {
 		n = 0;
 		if (TAPIR_SKIP_WORDS && tapir_http_skip_state(p)) {
@@ -282,17 +287,24 @@ TAPIR_INLINE int tapir_walk_step(TAPIR_CONN_ENV *env, struct tapir_walk *w, stru
 				n = TAPIR_WALK_FAST(p, x0, x1);
 			}
 		}
-		if (!n)
-			break;
-		taken += n;
-		at += n;
+		if (!n) {
+			/* One byte, the one no shortcut took: a step always moves. */
+			if (taken && (!TAPIR_FEED_IN_OPS || at >= w->wlen))
+				break;
+			ev = TAPIR_WALK_FEED(p, w->win[at & (TAPIR_WIN - 1)]);
+			taken++;
+			at++;
+			if (!TAPIR_FEED_IN_OPS || (ev != TP_EV_NONE && ev != TP_EV_HEADERS))
+				break;
+			ev = TP_EV_NONE;
+		} else {
+			taken += n;
+			at += n;
+		}
+		if (tapir_http_bulk_max(p))
+			break; /* a body: the next step takes it whole */
 	}
 	w->off += taken;
-	/* Then one byte, the one no shortcut took, if the window shows it: a step always moves. */
-	if (taken && (!TAPIR_FEED_AFTER_OPS || at >= w->wlen || tapir_http_bulk_max(p)))
-		return 0;
-	ev = TAPIR_WALK_FEED(p, w->win[at & (TAPIR_WIN - 1)]);
-	w->off++;
 event:
 	if (ev == TP_EV_NONE || ev == TP_EV_HEADERS)
 		return 0;

@@ -177,9 +177,10 @@ def assert_wrk_agrees(made, served):
 
 
 def test_ringbuf_at_its_minimum_under_wrk(watched):
-    """limits.ringbuf_bytes at its minimum (4096: 39 records) under wrk: records are dropped,
-    and every one is counted in lost{ringbuf_full}: observed + lost = what nginx read."""
-    w = watched("ringmin", "limits: {ringbuf_bytes: 4096}\n")
+    """limits.ringbuf_bytes at its minimum (4096: 39 records) under wrk, every request a record
+    (aggregated_series 0): records are dropped, and every one is counted in
+    lost{ringbuf_full}: observed + lost = what nginx read."""
+    w = watched("ringmin", "limits: {ringbuf_bytes: 4096, aggregated_series: 0}\n")
     r0 = w.served()
     assert r0 == 1  # nothing else reached this nginx
     made = w.wrk().wait()
@@ -229,11 +230,11 @@ def test_connection_table_full_under_wrk_then_room(watched):
 
 
 def test_daemon_stopped_5s_under_wrk(watched):
-    """SIGSTOP for 5 s under wrk, then SIGCONT: the BPF side goes on recording while nothing
-    drains the ring (1 MiB here: about 10,000 records, fewer than 5 s of wrk), so records are
-    dropped and counted lost{ringbuf_full}; the rest are drained after SIGCONT, and
-    observed + lost = what nginx read, exactly."""
-    w = watched("stopped", "limits: {ringbuf_bytes: 1048576}\n")
+    """SIGSTOP for 5 s under wrk, then SIGCONT, every request a record (aggregated_series 0):
+    the BPF side goes on recording while nothing drains the ring (1 MiB here: about 10,000
+    records, fewer than 5 s of wrk), so records are dropped and counted lost{ringbuf_full};
+    the rest are drained after SIGCONT, and observed + lost = what nginx read, exactly."""
+    w = watched("stopped", "limits: {ringbuf_bytes: 1048576, aggregated_series: 0}\n")
     r0 = w.served()
     wrk = w.wrk(duration=7)
     time.sleep(1)
@@ -252,6 +253,53 @@ def test_daemon_stopped_5s_under_wrk(watched):
     assert (a["evicted"], a["parse"], a["ignored"], a["unlabelled"], a["in_flight"]) == \
         ({}, {}, {}, 0, 0), a
     assert w.d.proc.poll() is None
+
+
+def test_daemon_stopped_5s_aggregated(watched):
+    """The same stop with the default limits: ordinary requests are aggregated in the kernel,
+    which a stopped daemon does not hold back, so nothing is lost at all and, after SIGCONT,
+    observed = what nginx read, exactly."""
+    w = watched("stoppedagg")
+    r0 = w.served()
+    wrk = w.wrk(duration=7)
+    time.sleep(1)
+    w.d.proc.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(5)
+    finally:
+        w.d.proc.send_signal(signal.SIGCONT)
+    made = wrk.wait()
+    r1 = w.served()
+    assert_wrk_agrees(made, r1 - r0 - 1)
+    a = settled(w.d, w.model, r1)
+    assert a["observed"] == r1, (a, r1)
+    assert (a["lost"], a["evicted"], a["parse"], a["ignored"], a["unlabelled"],
+            a["in_flight"]) == ({}, {}, {}, {}, 0, 0), a
+    assert w.d.scrape().value("tapir_aggregation_fallback_total") == 0
+
+
+def test_aggregation_table_full(watched):
+    """limits.aggregated_series 1: the first series (status 200) takes the kernel's only
+    aggregate; the requests of a second (404) find no room and go as records, each counted in
+    tapir_aggregation_fallback_total. Both are exact against the client's own counts."""
+    w = watched("aggfull", "limits: {aggregated_series: 1}\n")
+    r0 = w.served()
+    conn = RawConn(w.port)
+    for _ in range(50):
+        conn.send(get("/ok"))
+        assert conn.read_response()[0] == 200
+    for _ in range(30):
+        conn.send(get("/missing"))
+        assert conn.read_response()[0] == 404
+    conn.close()
+    r1 = w.served()  # nginx's count: its own /stub requests (200s) and ours
+    assert r1 - r0 - 1 == 80
+    s = w.d.wait_for(lambda s: s.value(REQ, model_name=w.model) == r1,
+                     what="every request observed")
+    assert s.value(REQ, model_name=w.model, status_code="200") == r1 - 30, s.select(REQ)
+    assert s.value(REQ, model_name=w.model, status_code="404") == 30, s.select(REQ)
+    assert s.value("tapir_aggregation_fallback_total") == 30
+    assert not [v for _, v in s.select(LOST) if v]
 
 
 def read_to_eof(conn):

@@ -151,8 +151,15 @@ static void test_series_limits(void **state)
 	cfg = parse_ok("listen: \"a:1\"\n");
 	assert_int_equal(cfg->series_grace_s, 300);
 	assert_int_equal(cfg->max_series, 50000);
+	assert_int_equal(cfg->aggregated_series, 1024);
+	tapir_config__free(cfg);
+	cfg = parse_ok("limits:\n  aggregated_series: 0\n");
+	assert_int_equal(cfg->aggregated_series, 0); /* every request a record */
 	tapir_config__free(cfg);
 	expect_error("limits:\n  max_series: 0\n", 2, "max_series must be in 1..10000000");
+	expect_error("limits:\n  aggregated_series: 65537\n", 2,
+		     "aggregated_series must be in 0..65536, got \"65537\"");
+	expect_error("limits:\n  aggregated_series: -1\n", 2, "aggregated_series");
 	expect_error("limits:\n  series_grace_s: 90000\n", 2, "series_grace_s must be in");
 }
 
@@ -542,9 +549,10 @@ static void test_error_unknown_keys(void **state)
 	expect_error("buckets:\n  latency: [1]\n", 2,
 		     "unknown key \"latency\" in buckets (expected one of latency_seconds, "
 		     "size_bytes)");
-	expect_error("limits:\n  max_conns: 5\n", 2,
-		     "unknown key \"max_conns\" in limits (expected one of max_connections, "
-		     "ringbuf_bytes, gc_interval_ms, series_grace_s, max_series)");
+	expect_error(
+		"limits:\n  max_conns: 5\n", 2,
+		"unknown key \"max_conns\" in limits (expected one of max_connections, "
+		"ringbuf_bytes, gc_interval_ms, series_grace_s, max_series, aggregated_series)");
 	expect_error("readiness:\n  probe_path: [/a]\n", 2,
 		     "unknown key \"probe_path\" in readiness (expected one of probe_paths, "
 		     "unknown_after_s)");
@@ -974,9 +982,10 @@ static void test_load_file(void **state)
 	assert_int_equal(tapir_config__load(path, &cfg, err, sizeof(err)), -EINVAL);
 	assert_null(cfg);
 	assert_true(strncmp(err, path, strlen(path)) == 0);
-	assert_string_equal(err + strlen(path), ":2: unknown key \"nope\" in limits (expected one "
-						"of max_connections, ringbuf_bytes, "
-						"gc_interval_ms, series_grace_s, max_series)");
+	assert_string_equal(err + strlen(path),
+			    ":2: unknown key \"nope\" in limits (expected one "
+			    "of max_connections, ringbuf_bytes, "
+			    "gc_interval_ms, series_grace_s, max_series, aggregated_series)");
 	unlink(path);
 }
 

@@ -22,12 +22,14 @@ const char *const tapir_label_names[TAPIR_L_COUNT] = {
 	[TAPIR_L_ROLLOUT_PHASE] = "rollout_phase",
 };
 
-#define DEFAULT_LISTEN		"0.0.0.0:9464"
-#define DEFAULT_MAX_CONNECTIONS 65536
-#define DEFAULT_RINGBUF_BYTES	(4u << 20)
-#define DEFAULT_GC_INTERVAL_MS	1000
-#define DEFAULT_UNKNOWN_AFTER_S 300
-#define DEFAULT_NVML_LIBRARY	"libnvidia-ml.so.1"
+#define DEFAULT_LISTEN		  "0.0.0.0:9464"
+#define DEFAULT_MAX_CONNECTIONS	  65536
+#define DEFAULT_RINGBUF_BYTES	  (4u << 20)
+#define DEFAULT_AGGREGATED_SERIES 1024
+#define AGGREGATED_SERIES_MAX	  65536
+#define DEFAULT_GC_INTERVAL_MS	  1000
+#define DEFAULT_UNKNOWN_AFTER_S	  300
+#define DEFAULT_NVML_LIBRARY	  "libnvidia-ml.so.1"
 
 #define MAX_CONNECTIONS_MAX (1u << 24)
 #define RINGBUF_BYTES_MIN   4096u
@@ -480,8 +482,10 @@ static int parse_u32(struct parse_ctx *c, const yaml_node_t *node, const char *w
 
 static int parse_limits(struct parse_ctx *c, const yaml_node_t *node)
 {
-	static const char *const keys[] = { "max_connections", "ringbuf_bytes", "gc_interval_ms",
-					    "series_grace_s", "max_series" };
+	static const char *const keys[] = {
+		"max_connections", "ringbuf_bytes", "gc_interval_ms",
+		"series_grace_s",  "max_series",    "aggregated_series"
+	};
 	struct tapir_config *cfg = c->cfg;
 	yaml_node_t *vals[ARRAY_SIZE(keys)];
 	unsigned long long v;
@@ -536,6 +540,15 @@ static int parse_limits(struct parse_ctx *c, const yaml_node_t *node)
 			return bad(c, vals[4], "max_series must be in 1..10000000, got %s",
 				   QNODE(q, vals[4]));
 		cfg->max_series = v;
+	}
+	if (vals[5]) {
+		err = parse_u32(c, vals[5], keys[5], &v);
+		if (err)
+			return err;
+		if (v > AGGREGATED_SERIES_MAX)
+			return bad(c, vals[5], "aggregated_series must be in 0..%u, got %s",
+				   AGGREGATED_SERIES_MAX, QNODE(q, vals[5]));
+		cfg->aggregated_series = v;
 	}
 	return 0;
 }
@@ -1287,6 +1300,7 @@ struct tapir_config *tapir_config__new_default(void)
 	cfg->n_size_buckets = ARRAY_SIZE(default_size_buckets);
 	cfg->max_connections = DEFAULT_MAX_CONNECTIONS;
 	cfg->ringbuf_bytes = DEFAULT_RINGBUF_BYTES;
+	cfg->aggregated_series = DEFAULT_AGGREGATED_SERIES;
 	cfg->gc_interval_ms = DEFAULT_GC_INTERVAL_MS;
 	cfg->series_grace_s = 300;
 	cfg->kube_refresh_s = 30;

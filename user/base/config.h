@@ -87,9 +87,10 @@ struct tapir_config {
 	size_t n_latency_buckets;
 	double *size_buckets; /* bytes, strictly increasing, > 0 */
 	size_t n_size_buckets;
-	uint32_t max_connections; /* entries of the BPF conns map */
-	uint32_t ringbuf_bytes;	  /* BPF ring buffer size: a power of two, >= 4096 */
-	uint32_t gc_interval_ms;  /* how often dead processes' connections are swept */
+	uint32_t max_connections;   /* entries of the BPF conns map */
+	uint32_t ringbuf_bytes;	    /* BPF ring buffer size: a power of two, >= 4096 */
+	uint32_t aggregated_series; /* series the kernel aggregates (http_agg entries); 0: none */
+	uint32_t gc_interval_ms;    /* how often dead processes' connections are swept */
 	uint32_t
 		series_grace_s; /* series of a label set whose cgroups are all gone live this long */
 	uint32_t max_series; /* per metric family; beyond it, new series are dropped and counted */

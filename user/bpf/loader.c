@@ -48,6 +48,7 @@ struct tapir_loader {
 	struct bpf_link *links[MAX_PROGS]; /* parallel to progs */
 	size_t n_progs;
 	char pin_dir[256]; /* "" when nothing is pinned */
+	int agg_on;	   /* http_agg is in use (http_agg_knobs()) */
 };
 
 /* The end of the last verifier log libbpf printed, and the program it was about. */
@@ -447,6 +448,75 @@ static void http_size(struct http_obj *h, __u32 max_conns, __u32 ringbuf_bytes)
 	*wakeup = ringbuf_bytes / 8;
 }
 
+/* Kernel memory the aggregates may take, all CPUs together: what bounds limits.aggregated_series
+ * on nodes with many CPUs (a per-CPU map holds a value per possible CPU for each entry). */
+#define AGG_BUDGET_BYTES (64u << 20)
+
+/* Bounds of a histogram in the kernel's units: nanoseconds or bytes. */
+static void agg_bounds(volatile __u64 *out, const double *b, size_t n, double scale)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		out[i] = tapir_agg_bound(b[i], scale);
+}
+
+/*
+ * Aggregation in the kernel (bpf/http.bpf.c, agg_record()), loop build only: its knobs and the
+ * size of http_agg. Off, so that every request is a record, when limits.aggregated_series is 0
+ * or the buckets or probe paths do not fit the kernel's fixed layout. Returns whether it is on.
+ */
+_Static_assert(TAPIR_AGG_BOUNDS == 24 && TAPIR_AGG_PROBES == 16, "the messages below");
+static int http_agg_knobs(struct http_obj *h, const struct tapir_config *cfg)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(h->obj, "http_agg");
+	__u64 per_entry = sizeof(struct tapir_agg) * (__u64)libbpf_num_possible_cpus();
+	__u32 entries = cfg->aggregated_series;
+	struct tapir_probe_prefix pp;
+	struct http_bpf *s = h->skel;
+	const char *why = NULL;
+	size_t i;
+
+	if (strcmp(h->variant, "loop"))
+		why = "the compat build";
+	else if (!entries)
+		why = "limits.aggregated_series is 0";
+	else if (cfg->n_latency_buckets > TAPIR_AGG_BOUNDS ||
+		 cfg->n_size_buckets > TAPIR_AGG_BOUNDS)
+		why = "more than 24 bucket bounds in a histogram";
+	else if (cfg->n_probe_paths > TAPIR_AGG_PROBES)
+		why = "more than 16 probe paths";
+	if (why) {
+		if (strcmp(h->variant, "loop") || entries)
+			pr_info("http: every request is a ring-buffer record, none aggregated in the "
+				"kernel: %s",
+				why);
+		bpf_map__set_max_entries(m, 1);
+		return 0;
+	}
+	if ((__u64)entries * per_entry > AGG_BUDGET_BYTES) {
+		entries = AGG_BUDGET_BYTES / per_entry;
+		entries = entries ? entries : 1;
+		pr_info("http: %u series aggregated in the kernel, not %u: %u MiB for %d CPUs; the "
+			"rest go as records",
+			entries, cfg->aggregated_series, AGG_BUDGET_BYTES >> 20,
+			libbpf_num_possible_cpus());
+	}
+	bpf_map__set_max_entries(m, entries);
+	s->rodata->agg_on = 1;
+	s->rodata->n_lat_bounds = cfg->n_latency_buckets;
+	s->rodata->n_size_bounds = cfg->n_size_buckets;
+	agg_bounds(s->rodata->lat_bounds, cfg->latency_buckets, cfg->n_latency_buckets, 1e9);
+	agg_bounds(s->rodata->size_bounds, cfg->size_buckets, cfg->n_size_buckets, 1);
+	tapir_probe_prefixes(&pp, (const char *const *)cfg->probe_paths, cfg->n_probe_paths);
+	s->rodata->n_probes = cfg->n_probe_paths;
+	for (i = 0; i < TAPIR_AGG_PROBES; i++) {
+		s->rodata->probe_word[i] = pp.word[i];
+		s->rodata->probe_mask[i] = pp.mask[i];
+	}
+	return 1;
+}
+
 /*
  * A slot of the connection table per CPU, at keys 1..CPUs (never a socket's address): where a
  * read that starts requests on a connection the table has no room for is walked, so that each
@@ -518,6 +588,7 @@ static int load_http_variant(struct tapir_loader *l, const struct tapir_config *
 	}
 	probe_hooks(l, l->http.obj, "http", l->http.variant, hooks);
 	http_size(&l->http, cfg->max_connections, cfg->ringbuf_bytes);
+	l->agg_on = http_agg_knobs(&l->http, cfg);
 	vlog.prog[0] = vlog.tail[0] = '\0';
 	err = bpf_object__load(l->http.obj);
 	if (!err)
@@ -1001,6 +1072,11 @@ int tapir_loader__prestart_fd(const struct tapir_loader *l)
 int tapir_loader__conns_fd(const struct tapir_loader *l)
 {
 	return map_fd(http_map(l, "conns"));
+}
+
+int tapir_loader__agg_fd(const struct tapir_loader *l)
+{
+	return l->agg_on ? map_fd(http_map(l, "http_agg")) : -1;
 }
 
 int tapir_loader__stats_fd(const struct tapir_loader *l)

@@ -546,6 +546,21 @@ void tapir_series__observe(struct tapir_series *s, double v)
 	s->sum += v;
 }
 
+void tapir_series__merge(struct tapir_series *s, const __u64 *counts, size_t n, double sum)
+{
+	size_t i;
+
+	if (!s || s->family->type != TAPIR_HISTOGRAM)
+		return;
+	/* The aggregate has room for more buckets than the family: the rest are 0 but +Inf,
+	 * which sits right after the family's last bound. */
+	for (i = 0; i < n && i <= s->family->n_bounds; i++) {
+		s->counts[i] += counts[i];
+		s->count += counts[i];
+	}
+	s->sum += sum;
+}
+
 double tapir_series__value(const struct tapir_series *s)
 {
 	return s ? s->value : 0;

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <linux/types.h>
 
 #include "buf.h"
 
@@ -50,6 +51,9 @@ void tapir_series__add(struct tapir_series *s, double v);     /* counters and ga
 void tapir_series__set(struct tapir_series *s, double v);     /* gauges (and counters read
 								 from an external total) */
 void tapir_series__observe(struct tapir_series *s, double v); /* histograms */
+/* Histograms: add @counts observations per bucket (not cumulative; the family's bounds, then
+ * +Inf at index n_bounds; beyond it ignored, up to @n) whose values sum to @sum. */
+void tapir_series__merge(struct tapir_series *s, const __u64 *counts, size_t n, double sum);
 double tapir_series__value(const struct tapir_series *s);
 uint64_t tapir_series__count(const struct tapir_series *s); /* histograms */
 double tapir_series__sum(const struct tapir_series *s);	    /* histograms */

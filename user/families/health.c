@@ -9,12 +9,12 @@
 #include "health.h"
 
 struct tapir_health {
-	struct tapir_family *build, *prog, *lost, *evicted, *parse, *ignored, *upgraded;
+	struct tapir_family *build, *prog, *lost, *evicted, *parse, *ignored, *upgraded, *fallback;
 	struct tapir_family *records, *unlabelled, *watched, *dropped, *series, *kube, *web;
 };
 
 /* Where each BPF stat goes: family index, label value. */
-enum { H_LOST, H_EVICTED, H_PARSE, H_IGNORED, H_UPGRADED };
+enum { H_LOST, H_EVICTED, H_PARSE, H_IGNORED, H_UPGRADED, H_FALLBACK };
 static const struct {
 	int family;
 	const char *reason;
@@ -37,6 +37,7 @@ static const struct {
 	[TAPIR_STAT_AMBIGUOUS_REQUEST] = { H_PARSE, "ambiguous_request" },
 	[TAPIR_STAT_REQ_UNTRACKED] = { H_LOST, "connection_table_full" },
 	[TAPIR_STAT_BEFORE_START] = { H_LOST, "before_start" },
+	[TAPIR_STAT_AGG_FULL] = { H_FALLBACK, NULL },
 };
 
 static const char *const reason[] = { "reason" };
@@ -57,9 +58,11 @@ struct tapir_health *tapir_health__new(struct tapir_registry *r)
 					 "lacks its hook, refused it, or it failed to attach "
 					 "(reason says which).",
 					 TAPIR_GAUGE, prog_labels, 4, NULL, 0);
-	h->records = tapir_registry__family(r, "tapir_records_total",
-					    "Request records received from the kernel.",
-					    TAPIR_COUNTER, NULL, 0, NULL, 0);
+	h->records =
+		tapir_registry__family(r, "tapir_records_total",
+				       "Requests received from the kernel: aggregated there per "
+				       "series, or sent one record each.",
+				       TAPIR_COUNTER, NULL, 0, NULL, 0);
 	h->lost = tapir_registry__family(r, "tapir_records_lost_total",
 					 "Requests or syscalls the kernel side could not record.",
 					 TAPIR_COUNTER, reason, 1, NULL, 0);
@@ -97,13 +100,18 @@ struct tapir_health *tapir_health__new(struct tapir_registry *r)
 					 "present when kubernetes.kubelet_url is set.",
 					 TAPIR_COUNTER, (const char *const[]){ "result" }, 1, NULL,
 					 0);
+	h->fallback = tapir_registry__family(
+		r, "tapir_aggregation_fallback_total",
+		"Requests sent to the daemon as ring-buffer records, not aggregated in the kernel: "
+		"the aggregation table (limits.aggregated_series) had no room for their series.",
+		TAPIR_COUNTER, NULL, 0, NULL, 0);
 	h->web = tapir_registry__family(r, "tapir_web_refused_total",
 					"Requests and connections the /metrics endpoint refused or "
 					"closed, by reason (see README: web).",
 					TAPIR_COUNTER, reason, 1, NULL, 0);
-	if (!h->web || !h->kube || !h->dropped || !h->series || !h->build || !h->prog ||
-	    !h->records || !h->lost || !h->unlabelled || !h->evicted || !h->parse || !h->ignored ||
-	    !h->upgraded || !h->watched) {
+	if (!h->fallback || !h->web || !h->kube || !h->dropped || !h->series || !h->build ||
+	    !h->prog || !h->records || !h->lost || !h->unlabelled || !h->evicted || !h->parse ||
+	    !h->ignored || !h->upgraded || !h->watched) {
 		free(h);
 		errno = EINVAL;
 		return NULL;
@@ -125,7 +133,8 @@ static void set(struct tapir_family *f, const char *label, double v)
 
 void tapir_health__update(struct tapir_health *h, const struct tapir_health_input *in)
 {
-	struct tapir_family *fams[] = { h->lost, h->evicted, h->parse, h->ignored, h->upgraded };
+	struct tapir_family *fams[] = { h->lost,    h->evicted,	 h->parse,
+					h->ignored, h->upgraded, h->fallback };
 	const char *bi[2] = { TAPIR_VERSION, TAPIR_GIT_REV };
 	size_t i;
 
@@ -137,7 +146,7 @@ void tapir_health__update(struct tapir_health *h, const struct tapir_health_inpu
 		tapir_series__set(tapir_series__get(h->prog, v), in->progs[i].attached);
 	}
 	for (i = 0; i < TAPIR_STAT_MAX; i++) {
-		if (!stat_map[i].reason && stat_map[i].family != H_UPGRADED)
+		if (!stat_map[i].reason && stat_map[i].family < H_UPGRADED)
 			continue;
 		set(fams[stat_map[i].family], stat_map[i].reason, (double)in->bpf_stats[i]);
 	}

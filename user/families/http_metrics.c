@@ -92,16 +92,6 @@ void tapir_http_metrics__free(struct tapir_http_metrics *m)
 	free(m);
 }
 
-static uint16_t status_code(const struct tapir_http_event *e)
-{
-	switch (e->outcome) {
-	case TAPIR_OUT_CLIENT_ABORT: return 499; /* nginx's "client closed request" */
-	case TAPIR_OUT_SERVER_ABORT: return 502;
-	case TAPIR_OUT_UPGRADED: return 101;
-	}
-	return e->status;
-}
-
 static struct slot *probe(struct slot *slots, size_t n, uint64_t key)
 {
 	size_t i = (key * 0x9e3779b97f4a7c15ULL) >> 32;
@@ -130,10 +120,9 @@ static int grow(struct tapir_http_metrics *m)
 	return 0;
 }
 
-static struct slot *lookup(struct tapir_http_metrics *m, const struct tapir_http_event *e,
-			   uint32_t labels_id, const char *const *labels)
+static struct slot *lookup(struct tapir_http_metrics *m, uint16_t code, uint32_t labels_id,
+			   const char *const *labels)
 {
-	uint16_t code = status_code(e);
 	uint64_t key = ((uint64_t)labels_id + 1) << 16 | code;
 	const char *values[TAPIR_LABELS_MAX], *extra[2];
 	char status[8];
@@ -165,7 +154,7 @@ static struct slot *lookup(struct tapir_http_metrics *m, const struct tapir_http
 void tapir_http_metrics__record(struct tapir_http_metrics *m, const struct tapir_http_event *e,
 				uint32_t labels_id, const char *const *labels)
 {
-	struct slot *s = lookup(m, e, labels_id, labels);
+	struct slot *s = lookup(m, tapir_status_label(e->outcome, e->status), labels_id, labels);
 
 	if (!s)
 		return;
@@ -176,6 +165,24 @@ void tapir_http_metrics__record(struct tapir_http_metrics *m, const struct tapir
 		tapir_series__observe(s->s[F_TTFB], (double)(e->first_byte_ns - e->start_ns) / 1e9);
 	tapir_series__observe(s->s[F_REQ_SIZE], (double)e->req_bytes);
 	tapir_series__observe(s->s[F_RESP_SIZE], (double)e->resp_bytes);
+}
+
+void tapir_http_metrics__merge(struct tapir_http_metrics *m, uint32_t labels_id,
+			       const char *const *labels, uint16_t status,
+			       const struct tapir_agg *a)
+{
+	struct slot *s = lookup(m, status, labels_id, labels);
+
+	if (!s)
+		return;
+	tapir_series__add(s->s[F_REQUESTS], (double)a->requests);
+	tapir_series__merge(s->s[F_E2E], a->e2e.n, TAPIR_AGG_BOUNDS + 1, (double)a->e2e.sum / 1e9);
+	tapir_series__merge(s->s[F_TTFB], a->ttfb.n, TAPIR_AGG_BOUNDS + 1,
+			    (double)a->ttfb.sum / 1e9);
+	tapir_series__merge(s->s[F_REQ_SIZE], a->req_size.n, TAPIR_AGG_BOUNDS + 1,
+			    (double)a->req_size.sum);
+	tapir_series__merge(s->s[F_RESP_SIZE], a->resp_size.n, TAPIR_AGG_BOUNDS + 1,
+			    (double)a->resp_size.sum);
 }
 
 void tapir_http_metrics__forget(struct tapir_http_metrics *m, uint32_t labels_id,

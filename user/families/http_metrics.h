@@ -24,6 +24,12 @@ void tapir_http_metrics__free(struct tapir_http_metrics *m);
 void tapir_http_metrics__record(struct tapir_http_metrics *m, const struct tapir_http_event *e,
 				uint32_t labels_id, const char *const *labels);
 
+/* Add @a, what the kernel aggregated for series (@labels_id, @status) since the last read
+ * (include/tapir/agg.h): its buckets are those of the config, each followed by +Inf. */
+void tapir_http_metrics__merge(struct tapir_http_metrics *m, uint32_t labels_id,
+			       const char *const *labels, uint16_t status,
+			       const struct tapir_agg *a);
+
 /* Set baseten_concurrent_requests and baseten_ongoing_websocket_connections for label set
  * @labels_id (@labels), whose series are remembered until it is forgotten. */
 void tapir_http_metrics__set_gauges(struct tapir_http_metrics *m, uint32_t labels_id,

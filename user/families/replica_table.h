@@ -32,6 +32,8 @@ struct replica {
 	bool main_dead;	     /* its main process exited and none took over yet */
 	int probe_ok;	     /* latest readiness probe: -1 none seen, 0 not 2xx, 1 2xx */
 	int request_ok;	     /* latest request, likewise */
+	uint64_t probe_ns;   /* when that probe ended (CLOCK_MONOTONIC) */
+	uint64_t request_ns; /* when that request ended */
 	bool ever_ready;     /* starting until the first time it is ready */
 	bool sandbox;	     /* a pod's pause container: not a replica */
 	bool checked;	     /* sandbox decided (it needs a process in the cgroup) */

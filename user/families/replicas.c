@@ -230,6 +230,7 @@ static struct replica *add(struct tapir_replicas *rs, const struct tapir_watched
 	r->present = true;
 	r->appeared_ms = now_ms;
 	r->probe_ok = r->request_ok = -1;
+	r->probe_ns = r->request_ns = 0;
 	snprintf(dir, sizeof(dir), "%s%s", tapir_cgroups__root(rs->cg), w->rel);
 	r->main_pid = tapir_cgroup_first_pid(dir);
 	r->checked = r->main_pid != 0;
@@ -362,19 +363,30 @@ static bool is_probe(const struct tapir_config *cfg, const __u8 *line)
 	return false;
 }
 
-void tapir_replicas__request(struct tapir_replicas *rs, uint64_t replica_id,
-			     const struct tapir_http_event *e, uint64_t now_ms)
+void tapir_replicas__signal(struct tapir_replicas *rs, uint64_t replica_id, bool probe,
+			    uint16_t status, uint64_t end_ns)
 {
 	struct replica *r = find(rs, replica_id);
-	int ok = e->outcome == TAPIR_OUT_COMPLETE && e->status >= 200 && e->status < 300;
+	int ok = status >= 200 && status < 300;
 
 	if (!r)
 		return;
-	if (is_probe(rs->cfg, e->line))
+	if (probe && end_ns >= r->probe_ns) {
 		r->probe_ok = ok;
-	else
+		r->probe_ns = end_ns;
+	} else if (!probe && end_ns >= r->request_ns) {
 		r->request_ok = ok;
-	r->last_signal_ms = now_ms;
+		r->request_ns = end_ns;
+	}
+	if (end_ns / 1000000 > r->last_signal_ms)
+		r->last_signal_ms = end_ns / 1000000;
+}
+
+void tapir_replicas__request(struct tapir_replicas *rs, uint64_t replica_id,
+			     const struct tapir_http_event *e)
+{
+	tapir_replicas__signal(rs, replica_id, is_probe(rs->cfg, e->line),
+			       tapir_status_label(e->outcome, e->status), e->end_ns);
 }
 
 struct seed_ctx {

@@ -28,7 +28,11 @@ void tapir_replicas__lifecycle(struct tapir_replicas *rs, const struct tapir_lif
 			       uint64_t now_ms);
 /* A completed request of replica @replica_id (a readiness signal). */
 void tapir_replicas__request(struct tapir_replicas *rs, uint64_t replica_id,
-			     const struct tapir_http_event *e, uint64_t now_ms);
+			     const struct tapir_http_event *e);
+/* The latest of some requests of replica @replica_id, which ended at @end_ns (CLOCK_MONOTONIC)
+ * with status label @status; @probe: a readiness probe. Older than what is known: no news. */
+void tapir_replicas__signal(struct tapir_replicas *rs, uint64_t replica_id, bool probe,
+			    uint16_t status, uint64_t end_ns);
 /* Seed listening sockets that predate the daemon into @listeners_fd (socket inode -> cgroup). */
 void tapir_replicas__seed_listeners(struct tapir_replicas *rs, int listeners_fd);
 /* A turn of the main loop: container figures older than a second, a slice at a time. */
