@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 """Turns the runs of tools/bench.sh into build/bench.md and build/bench.json.
 
-Every figure is a median over rounds; each comparison is between medians of runs made in the
-same invocation, alternating. bench.json keeps every run besides the summary."""
+Every figure is a median over rounds. Each comparison is paired: within a round, a run with
+tapir (or behind the proxy) against the run alone just before it, on the same machine minutes
+apart; the median of those per-round differences is the headline, and their range shows how
+much the machine itself moved. bench.json keeps every run besides the summary."""
 import argparse
 import json
 import os
@@ -72,13 +74,24 @@ def summary_of(runs, config):
     return {k: med(runs, config, k) for k in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req")}
 
 
-def compare(base, other):
-    return {
-        "ratio": other["rps"] / base["rps"],
-        "p50_added_ms": other["p50_ms"] - base["p50_ms"],
-        "p99_added_ms": other["p99_ms"] - base["p99_ms"],
-        "cpu_added_us_per_req": other["cpu_us_per_req"] - base["cpu_us_per_req"],
-    }
+def compare(runs, base, other):
+    """Per round: `other`'s run against `base`'s; the median of each difference over rounds,
+    and the range of the throughput ratio."""
+    by = {(r["round"], r["config"]): r for r in runs}
+    per = []
+    for rnd in sorted({r["round"] for r in runs}):
+        b, o = by.get((rnd, base)), by.get((rnd, other))
+        if not b or not o:
+            continue
+        per.append({"ratio": o["rps"] / b["rps"],
+                    "p50_added_ms": o["p50_ms"] - b["p50_ms"],
+                    "p99_added_ms": o["p99_ms"] - b["p99_ms"],
+                    "cpu_added_us_per_req": o["cpu_us_per_req"] - b["cpu_us_per_req"]})
+    out = {k: statistics.median(p[k] for p in per) for k in per[0]}
+    out["ratio_min"] = min(p["ratio"] for p in per)
+    out["ratio_max"] = max(p["ratio"] for p in per)
+    out["per_round"] = per
+    return out
 
 
 def accounting(runs, config):
@@ -165,9 +178,9 @@ def main():
     med_of = {c: summary_of(runs, c) for c in configs}
     n_rounds = max(r["round"] for r in runs)
 
-    nginx_tapir = compare(med_of["nginx"], med_of["nginx+tapir"])
-    nginx_proxy = compare(med_of["nginx"], med_of["nginx+proxy"])
-    uvicorn_tapir = compare(med_of["uvicorn"], med_of["uvicorn+tapir"])
+    nginx_tapir = compare(runs, "nginx", "nginx+tapir")
+    nginx_proxy = compare(runs, "nginx", "nginx+proxy")
+    uvicorn_tapir = compare(runs, "uvicorn", "uvicorn+tapir")
     dd = {"without": med(runs, "nginx", "dd_ns_per_byte"),
           "with_tapir": med(runs, "nginx+tapir", "dd_ns_per_byte")}
     dd["ratio"] = dd["with_tapir"] / dd["without"] if dd["without"] else None
@@ -221,7 +234,8 @@ def main():
 
     L = []
     L.append(f"## tapir overhead ({args.variant}): wrk -t1 -c{args.connections} -d{args.duration}s, "
-             f"median of {n_rounds} alternating rounds")
+             f"{n_rounds} alternating rounds: medians of the runs, and of the per-round "
+             f"comparisons with the run alone (ratio range over rounds in brackets)")
     L.append("")
     L.append("| run | req/s | p50 (ms) | p99 (ms) | server CPU (us / req) | vs. alone: ratio | p99 added (ms) | CPU added (us / req) |")
     L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -234,7 +248,8 @@ def main():
         m = med_of[c]
         L.append(f"| {label} | {fmt(m['rps'], '.0f')} | {fmt(m['p50_ms'], '.3f')} | "
                  f"{fmt(m['p99_ms'], '.3f')} | {fmt(m['cpu_us_per_req'], '.2f')} | "
-                 + (f"{cmp_['ratio']:.3f} | {cmp_['p99_added_ms']:+.3f} | {cmp_['cpu_added_us_per_req']:+.2f} |"
+                 + (f"{cmp_['ratio']:.3f} [{cmp_['ratio_min']:.3f}, {cmp_['ratio_max']:.3f}] | "
+                    f"{cmp_['p99_added_ms']:+.3f} | {cmp_['cpu_added_us_per_req']:+.2f} |"
                     if cmp_ else " | | |"))
     L.append("")
     L.append(f"dd bs=1 of {args.dd_bytes} bytes outside every watched cgroup (a read and a write "

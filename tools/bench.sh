@@ -7,8 +7,8 @@
 # the commit); tools/bench-report.py turns the rounds into both.
 set -euo pipefail
 
-DURATION=${BENCH_DURATION:-10}
-ROUNDS=${BENCH_ROUNDS:-3}
+DURATION=${BENCH_DURATION:-8}
+ROUNDS=${BENCH_ROUNDS:-5}
 CONNS=${BENCH_CONNECTIONS:-32}
 VARIANT=${BENCH_VARIANT:-auto} # build of the HTTP programs: auto, loop or compat
 HOOKS=${BENCH_HOOKS:-auto}     # where they watch: auto, socket or syscall
