@@ -68,6 +68,9 @@ struct tapir_engine_scraper {
 	int own_netns; /* this thread's network namespace, to come back to */
 	ino_t own_netns_ino;
 	char errbuf[CURL_ERROR_SIZE];
+	struct known *known;
+	size_t n_known, cap_known;
+	uint64_t round;
 };
 
 /* A process found in a replica, where its metrics are served. */
@@ -76,6 +79,15 @@ struct target {
 	enum tapir_engine_kind kind;
 	unsigned int port;
 	char host[HOST_MAX];
+};
+
+/* Where a replica's engine was last reached: its listening sockets are looked up again only
+ * when the process changes or a connection is refused (/proc/PID/net/tcp lists every socket of
+ * the namespace, thousands on a busy host's). */
+struct known {
+	uint64_t replica_id;
+	struct target t;
+	uint64_t round;
 };
 
 static uint64_t mono_us(void)
@@ -212,9 +224,61 @@ static bool find_target(const struct tapir_engine_job *job, struct target *t)
 		t->pid = first;
 		t->kind = (enum tapir_engine_kind)forced;
 	}
-	if (!t->pid)
+	if (t->pid && rule && rule->port)
+		t->port = rule->port;
+	return t->pid != 0;
+}
+
+static struct known *known_of(struct tapir_engine_scraper *s, uint64_t replica_id)
+{
+	struct known *k;
+	size_t i;
+
+	for (i = 0; i < s->n_known; i++)
+		if (s->known[i].replica_id == replica_id)
+			return &s->known[i];
+	if (s->n_known == s->cap_known) {
+		k = realloc(s->known, (s->cap_known ? 2 * s->cap_known : 8) * sizeof(*k));
+		if (!k)
+			return NULL;
+		s->known = k;
+		s->cap_known = s->cap_known ? 2 * s->cap_known : 8;
+	}
+	k = &s->known[s->n_known++];
+	memset(k, 0, sizeof(*k));
+	k->replica_id = replica_id;
+	return k;
+}
+
+/* The port and address of @t: remembered while it is the same process, else looked up. */
+static bool locate(struct tapir_engine_scraper *s, uint64_t replica_id, struct target *t)
+{
+	struct known *k = known_of(s, replica_id);
+	unsigned int want = t->port;
+
+	if (k && k->t.pid == t->pid && k->t.kind == t->kind && (!want || want == k->t.port)) {
+		k->round = s->round;
+		*t = k->t;
+		return true;
+	}
+	if (!choose_port(t, want))
 		return false;
-	return choose_port(t, rule && rule->port ? rule->port : t->port);
+	if (k) {
+		k->t = *t;
+		k->round = s->round;
+	}
+	return true;
+}
+
+/* Forget the engines of replicas this round did not ask about. */
+static void forget_unasked(struct tapir_engine_scraper *s)
+{
+	size_t i, j;
+
+	for (i = j = 0; i < s->n_known; i++)
+		if (s->known[i].round == s->round && s->known[i].t.pid)
+			s->known[j++] = s->known[i];
+	s->n_known = j;
 }
 
 /* --- scraping ----------------------------------------------------------------------------- */
@@ -360,16 +424,19 @@ static void scrape_one(struct tapir_engine_scraper *s, const struct tapir_engine
 	const char *path = job->rule ? job->rule->path : "/metrics";
 	uint64_t t0 = mono_us();
 	struct target t;
+	struct known *k;
 	int err;
 
 	memset(o, 0, sizeof(*o));
 	o->replica_id = job->replica_id;
-	if (!find_target(job, &t))
+	if (!find_target(job, &t) || !locate(s, job->replica_id, &t))
 		goto out;
 	o->kind = t.kind;
 	o->pid = t.pid;
 	o->port = t.port;
 	o->error = fetch(s, &t, path);
+	if (o->error == TAPIR_EE_CONNECT && (k = known_of(s, job->replica_id)))
+		k->t.pid = 0; /* look its sockets up again */
 	if (o->error)
 		goto out;
 	err = tapir_engine_metrics__parse(&o->metrics, t.kind, s->body.data, s->body.len,
@@ -402,8 +469,10 @@ static void *run(void *arg)
 		pthread_mutex_unlock(&s->lock);
 
 		out = calloc(n ? n : 1, sizeof(*out));
+		s->round++;
 		for (i = 0; out && i < n && !__atomic_load_n(&s->stop, __ATOMIC_RELAXED); i++)
 			scrape_one(s, &jobs[i], &out[i]);
+		forget_unasked(s);
 		tapir_engine_jobs__free(jobs, n);
 
 		pthread_mutex_lock(&s->lock);
@@ -448,6 +517,8 @@ struct tapir_engine_scraper *tapir_engine_scraper__new(const struct tapir_config
 		pthread_mutex_destroy(&s->lock);
 		goto fail;
 	}
+	/* Named, so that its CPU time can be read apart (/proc/PID/task/TID/schedstat). */
+	pthread_setname_np(s->thread, "engine-scrape");
 	return s;
 
 fail:
@@ -476,6 +547,7 @@ void tapir_engine_scraper__free(struct tapir_engine_scraper *s)
 	curl_slist_free_all(s->headers);
 	curl_global_cleanup();
 	tapir_buf__free(&s->body);
+	free(s->known);
 	close(s->own_netns);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
