@@ -813,9 +813,15 @@ static int parse_rule(struct parse_ctx *c, const yaml_node_t *node, struct tapir
 	return 0;
 }
 
-static int parse_deployments(struct parse_ctx *c, const yaml_node_t *node)
+/*
+ * A list whose items @fn parses, into a new array of @size-byte entries at *@out; @what names it
+ * in messages. The count is set before filling, so tapir_config__free() cleans up a half-built
+ * list.
+ */
+static int parse_list(struct parse_ctx *c, const yaml_node_t *node, const char *what, size_t size,
+		      void **out, size_t *n_out,
+		      int (*fn)(struct parse_ctx *c, const yaml_node_t *node, void *item))
 {
-	struct tapir_config *cfg = c->cfg;
 	yaml_node_item_t *item;
 	size_t n;
 	int err;
@@ -823,25 +829,50 @@ static int parse_deployments(struct parse_ctx *c, const yaml_node_t *node)
 	if (is_null(node))
 		return 0;
 	if (node->type != YAML_SEQUENCE_NODE)
-		return bad(c, node, "deployments must be a list, not %s", kind_name(node));
+		return bad(c, node, "%s must be a list, not %s", what, kind_name(node));
 	n = node->data.sequence.items.top - node->data.sequence.items.start;
 	if (!n)
 		return 0;
-	/* Counted before filling, so tapir_config__free() cleans up a half-built list. */
-	cfg->rules = calloc(n, sizeof(*cfg->rules));
-	if (!cfg->rules)
+	*out = calloc(n, size);
+	if (!*out)
 		return no_mem(c);
-	cfg->n_rules = n;
+	*n_out = n;
 	for (item = node->data.sequence.items.start, n = 0; item < node->data.sequence.items.top;
 	     item++, n++) {
-		yaml_node_t *rule = yaml_document_get_node(c->doc, *item);
+		yaml_node_t *one = yaml_document_get_node(c->doc, *item);
 
-		if (!rule)
-			return bad(c, node, "malformed deployments list");
-		err = parse_rule(c, rule, &cfg->rules[n]);
+		if (!one)
+			return bad(c, node, "malformed %s list", what);
+		err = fn(c, one, (char *)*out + n * size);
 		if (err)
 			return err;
 	}
+	return 0;
+}
+
+static int parse_rule_item(struct parse_ctx *c, const yaml_node_t *node, void *rule)
+{
+	return parse_rule(c, node, rule);
+}
+
+static int parse_deployments(struct parse_ctx *c, const yaml_node_t *node)
+{
+	return parse_list(c, node, "deployments", sizeof(*c->cfg->rules), (void **)&c->cfg->rules,
+			  &c->cfg->n_rules, parse_rule_item);
+}
+
+/* true or false, spelled so: YAML 1.1's yes/no/on/off are refused as ambiguous. */
+static int parse_bool(struct parse_ctx *c, const yaml_node_t *node, const char *what, bool *out)
+{
+	char q[QUOTE_BUF];
+	const char *s;
+	int err = get_string(c, node, what, &s);
+
+	if (err)
+		return err;
+	if (strcmp(s, "true") && strcmp(s, "false"))
+		return bad(c, node, "%s must be true or false, got %s", what, Q(q, s, strlen(s)));
+	*out = !strcmp(s, "true");
 	return 0;
 }
 
@@ -896,7 +927,6 @@ static int parse_kubernetes(struct parse_ctx *c, const yaml_node_t *node)
 	yaml_node_t *vals[ARRAY_SIZE(keys)];
 	unsigned long long v;
 	char q[QUOTE_BUF];
-	const char *s = NULL;
 	int err;
 
 	err = get_fields(c, node, "kubernetes", keys, ARRAY_SIZE(keys), vals);
@@ -916,15 +946,8 @@ static int parse_kubernetes(struct parse_ctx *c, const yaml_node_t *node)
 		return err;
 	if (vals[2] && (err = dup_string(c, vals[2], "ca_file", &cfg->kube_ca_file)))
 		return err;
-	if (vals[3]) {
-		err = get_string(c, vals[3], "insecure", &s);
-		if (err)
-			return err;
-		if (strcmp(s, "true") && strcmp(s, "false"))
-			return bad(c, vals[3], "insecure must be true or false, got %s",
-				   Q(q, s, strlen(s)));
-		cfg->kube_insecure = !strcmp(s, "true");
-	}
+	if (vals[3] && (err = parse_bool(c, vals[3], "insecure", &cfg->kube_insecure)))
+		return err;
 	if (vals[4]) {
 		err = parse_u32(c, vals[4], keys[4], &v);
 		if (err)
@@ -1214,9 +1237,9 @@ static int engine_u32(struct parse_ctx *c, const yaml_node_t *node, const char *
 	return 0;
 }
 
-static int parse_engine_rule(struct parse_ctx *c, const yaml_node_t *node,
-			     struct tapir_engine_rule *rule)
+static int parse_engine_rule(struct parse_ctx *c, const yaml_node_t *node, void *item)
 {
+	struct tapir_engine_rule *rule = item;
 	static const char *const keys[] = { "cgroup", "engine", "port", "path" };
 	yaml_node_t *vals[ARRAY_SIZE(keys)];
 	char q[QUOTE_BUF];
@@ -1267,33 +1290,9 @@ static int parse_engine_rule(struct parse_ctx *c, const yaml_node_t *node,
 
 static int parse_engine_rules(struct parse_ctx *c, const yaml_node_t *node)
 {
-	struct tapir_config *cfg = c->cfg;
-	yaml_node_item_t *item;
-	size_t n;
-	int err;
-
-	if (is_null(node))
-		return 0;
-	if (node->type != YAML_SEQUENCE_NODE)
-		return bad(c, node, "engines.rules must be a list, not %s", kind_name(node));
-	n = node->data.sequence.items.top - node->data.sequence.items.start;
-	if (!n)
-		return 0;
-	cfg->engine_rules = calloc(n, sizeof(*cfg->engine_rules));
-	if (!cfg->engine_rules)
-		return no_mem(c);
-	cfg->n_engine_rules = n;
-	for (item = node->data.sequence.items.start, n = 0; item < node->data.sequence.items.top;
-	     item++, n++) {
-		yaml_node_t *rule = yaml_document_get_node(c->doc, *item);
-
-		if (!rule)
-			return bad(c, node, "malformed engines.rules list");
-		err = parse_engine_rule(c, rule, &cfg->engine_rules[n]);
-		if (err)
-			return err;
-	}
-	return 0;
+	return parse_list(c, node, "engines.rules", sizeof(*c->cfg->engine_rules),
+			  (void **)&c->cfg->engine_rules, &c->cfg->n_engine_rules,
+			  parse_engine_rule);
 }
 
 static int parse_engines(struct parse_ctx *c, const yaml_node_t *node)
@@ -1304,22 +1303,13 @@ static int parse_engines(struct parse_ctx *c, const yaml_node_t *node)
 					    "rules" };
 	struct tapir_config *cfg = c->cfg;
 	yaml_node_t *vals[ARRAY_SIZE(keys)];
-	const char *s;
-	char q[QUOTE_BUF];
 	int err;
 
 	err = get_fields(c, node, "engines", keys, ARRAY_SIZE(keys), vals);
 	if (err)
 		return err;
-	if (vals[0]) {
-		err = get_string(c, vals[0], "enabled", &s);
-		if (err)
-			return err;
-		if (strcmp(s, "true") && strcmp(s, "false"))
-			return bad(c, vals[0], "engines.enabled must be true or false, got %s",
-				   Q(q, s, strlen(s)));
-		cfg->engines_enabled = !strcmp(s, "true");
-	}
+	if (vals[0] && (err = parse_bool(c, vals[0], "engines.enabled", &cfg->engines_enabled)))
+		return err;
 	if (vals[1] && (err = engine_u32(c, vals[1], keys[1], 1, 3600, &cfg->engine_interval_s)))
 		return err;
 	if (vals[2] && (err = engine_u32(c, vals[2], keys[2], 100, 60000, &cfg->engine_timeout_ms)))
