@@ -12,6 +12,7 @@
 
 #include "engine_scrape.h"
 #include "engines.h"
+#include "grow.h"
 #include "identity.h"
 #include "labels.h"
 #include "log.h"
@@ -251,15 +252,8 @@ static struct target *target_of(struct tapir_engines *e, uint64_t replica_id, bo
 			return &e->t[i];
 	if (!add)
 		return NULL;
-	if (e->n == e->cap) {
-		size_t cap = e->cap ? 2 * e->cap : 8;
-
-		t = realloc(e->t, cap * sizeof(*t));
-		if (!t)
-			return NULL;
-		e->t = t;
-		e->cap = cap;
-	}
+	if (tapir_grow_zeroed((void **)&e->t, &e->cap, e->n, sizeof(*e->t)))
+		return NULL;
 	t = &e->t[e->n++];
 	memset(t, 0, sizeof(*t));
 	t->replica_id = replica_id;
@@ -276,7 +270,6 @@ static void remove_target(struct tapir_engines *e, struct target *t)
 
 static int track(struct target *t, struct tapir_family *f, struct tapir_series *s)
 {
-	struct exported *grown;
 	size_t i;
 
 	for (i = 0; i < t->n_series; i++) {
@@ -285,13 +278,8 @@ static int track(struct target *t, struct tapir_family *f, struct tapir_series *
 			return 0;
 		}
 	}
-	if (t->n_series == t->cap) {
-		grown = realloc(t->series, (t->cap ? 2 * t->cap : 32) * sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		t->series = grown;
-		t->cap = t->cap ? 2 * t->cap : 32;
-	}
+	if (tapir_grow_zeroed((void **)&t->series, &t->cap, t->n_series, sizeof(*t->series)))
+		return -ENOMEM;
 	t->series[t->n_series++] = (struct exported){ f, s, true };
 	return 0;
 }
@@ -415,16 +403,8 @@ static double window_mean(struct target *t, uint64_t now_ms, double v, uint64_t 
 		if (now_ms - t->ring[i].ms < window_ms)
 			t->ring[j++] = t->ring[i];
 	t->ring_n = j;
-	if (t->ring_n == t->ring_cap) {
-		size_t cap = t->ring_cap ? 2 * t->ring_cap : 16;
-		struct sample *r = realloc(t->ring, cap * sizeof(*r));
-
-		if (r) {
-			t->ring = r;
-			t->ring_cap = cap;
-		}
-	}
-	if (t->ring_n < t->ring_cap)
+	/* Without memory for one more, the window holds what it has. */
+	if (!tapir_grow_zeroed((void **)&t->ring, &t->ring_cap, t->ring_n, sizeof(*t->ring)))
 		t->ring[t->ring_n++] = (struct sample){ now_ms, v };
 	for (i = 0; i < t->ring_n; i++)
 		sum += t->ring[i].v;

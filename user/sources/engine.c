@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "grow.h"
 #include "promtext.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -379,16 +380,9 @@ static struct tapir_engine_series *series_for(struct norm *nm, const struct sour
 		nm->err = -E2BIG;
 		return NULL;
 	}
-	if (m->n == nm->cap) {
-		size_t cap = nm->cap ? 2 * nm->cap : 32;
-		struct tapir_engine_series *grown = realloc(m->s, cap * sizeof(*grown));
-
-		if (!grown) {
-			nm->err = -ENOMEM;
-			return NULL;
-		}
-		m->s = grown;
-		nm->cap = cap;
+	if (tapir_grow_zeroed((void **)&m->s, &nm->cap, m->n, sizeof(*m->s))) {
+		nm->err = -ENOMEM;
+		return NULL;
 	}
 	e = &m->s[m->n++];
 	memset(e, 0, offsetof(struct tapir_engine_series, bounds));

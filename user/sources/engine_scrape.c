@@ -23,6 +23,7 @@
 
 #include "buf.h"
 #include "engine_scrape.h"
+#include "grow.h"
 #include "log.h"
 #include "procfs.h"
 
@@ -237,13 +238,8 @@ static struct known *known_of(struct tapir_engine_scraper *s, uint64_t replica_i
 	for (i = 0; i < s->n_known; i++)
 		if (s->known[i].replica_id == replica_id)
 			return &s->known[i];
-	if (s->n_known == s->cap_known) {
-		k = realloc(s->known, (s->cap_known ? 2 * s->cap_known : 8) * sizeof(*k));
-		if (!k)
-			return NULL;
-		s->known = k;
-		s->cap_known = s->cap_known ? 2 * s->cap_known : 8;
-	}
+	if (tapir_grow_zeroed((void **)&s->known, &s->cap_known, s->n_known, sizeof(*k)))
+		return NULL;
 	k = &s->known[s->n_known++];
 	memset(k, 0, sizeof(*k));
 	k->replica_id = replica_id;
