@@ -207,6 +207,7 @@ static void test_sglang(void **state)
 	assert_true(tapir_engine_metrics__in_flight_tokens(&m, &tokens));
 	assert_true(tokens == 500);
 	/* vLLM names mean nothing to an SGLang target. */
+	tapir_engine_metrics__clear(&m);
 	assert_int_equal(tapir_engine_metrics__parse(&m, TAPIR_ENGINE_SGLANG, v0, strlen(v0), 0),
 			 0);
 	assert_int_equal(m.n, 0);

@@ -98,7 +98,7 @@ struct tapir_engine_metrics {
  * Parse and normalize the /metrics text of an engine of kind @kind. Returns 0; -EINVAL on a
  * syntax error (the text is refused whole, as Prometheus refuses a scrape); -E2BIG past
  * @max_samples samples or TAPIR_ENGINE_SERIES_MAX normalized series; -ENOMEM. @m is
- * cleared first and empty on error.
+ * overwritten (clear one that holds a result first) and empty on error.
  */
 int tapir_engine_metrics__parse(struct tapir_engine_metrics *m, enum tapir_engine_kind kind,
 				const char *text, size_t len, size_t max_samples);
