@@ -17,6 +17,7 @@
 #include "tapir/http.h"
 #include "cgroups.h"
 #include "daemon.h"
+#include "engines.h"
 #include "health.h"
 #include "http_agg.h"
 #include "http_metrics.h"
@@ -47,6 +48,8 @@ struct tapir_daemon {
 	struct tapir_podmeta *kube; /* NULL without kubernetes.kubelet_url */
 	uint64_t kube_gen;	    /* generation the pending labels were last resolved at */
 	struct tapir_server *server;
+	/* vLLM and SGLang scrapes (engines.c); NULL when off. */
+	struct tapir_engines *engines;
 	volatile sig_atomic_t stop;
 	volatile sig_atomic_t reload; /* SIGHUP: read the web settings again */
 	int rescan;		      /* a cgroup appeared or went since the last scan */
@@ -313,6 +316,7 @@ static void publish(struct tapir_daemon *d)
 	refresh_gauges(d);
 	tapir_replicas__refresh(d->replicas, tapir_loader__listeners_fd(d->loader), d->gpu,
 				now_ms());
+	tapir_engines__refresh(d->engines, now_ms());
 	tapir_health__update(d->health, &in);
 	tapir_buf__reset(&d->building);
 	err = tapir_registry__render(d->reg, &d->building);
@@ -445,6 +449,9 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const cha
 	if (!d->replicas)
 		goto fail;
 	tapir_replicas__set_kube(d->replicas, d->kube);
+	d->engines = tapir_engines__new(d->reg, cfg, d->cgroups, d->replicas);
+	if (!d->engines && errno)
+		goto fail;
 	/* Every family exists now: bound them all (overflow is counted and exported). */
 	tapir_registry__set_max_series(d->reg, cfg->max_series);
 	tapir_replicas__sync(d->replicas, now_ms());
@@ -580,6 +587,7 @@ int tapir_daemon__run(struct tapir_daemon *d)
 		else if (t - d->last_agg_ms >= AGG_MS)
 			read_agg(d); /* readiness and the series' grace periods need no scrape */
 		tapir_replicas__tick(d->replicas, t);
+		tapir_engines__tick(d->engines, t);
 	}
 	return 0;
 }
@@ -600,6 +608,7 @@ void tapir_daemon__free(struct tapir_daemon *d)
 		return;
 	tapir_server__free(d->server);
 	tapir_gpu__free(d->gpu);
+	tapir_engines__free(d->engines); /* before the replicas its figures go to */
 	tapir_replicas__free(d->replicas);
 	tapir_podmeta__free(d->kube);
 	tapir_cgroups__free(d->cgroups);

@@ -533,7 +533,7 @@ static void test_error_unknown_keys(void **state)
 {
 	expect_error("listen: \"0.0.0.0:9464\"\nlisen: x\n", 2,
 		     "unknown key \"lisen\" at the top level (expected one of listen, deployments, "
-		     "buckets, limits, readiness, gpu, kubernetes, web)");
+		     "buckets, limits, readiness, gpu, kubernetes, web, engines)");
 	expect_error("deployments:\n"
 		     "  - cgroup: /x\n"
 		     "    labels:\n"
@@ -902,6 +902,78 @@ static void test_nvml_library(void **state)
 	}
 }
 
+static void test_engines(void **state)
+{
+	struct tapir_config *cfg;
+
+	cfg = parse_ok("");
+	assert_true(cfg->engines_enabled);
+	assert_int_equal(cfg->engine_interval_s, 5);
+	assert_int_equal(cfg->engine_timeout_ms, 3000);
+	assert_int_equal(cfg->engine_max_body, 4 << 20);
+	assert_int_equal(cfg->engine_max_samples, 10000);
+	assert_int_equal(cfg->autoscaling_window_s, 60);
+	assert_int_equal(cfg->n_engine_rules, 0);
+	tapir_config__free(cfg);
+
+	cfg = parse_ok("engines:\n"
+		       "  enabled: false\n"
+		       "  scrape_interval_s: 2\n"
+		       "  timeout_ms: 500\n"
+		       "  max_body_bytes: 65536\n"
+		       "  max_series: 100\n"
+		       "  autoscaling_window_s: 30\n"
+		       "  rules:\n"
+		       "    - cgroup: \"/kubepods/*\"\n"
+		       "      engine: sglang\n"
+		       "      port: 30001\n"
+		       "      path: /engine/metrics\n"
+		       "    - cgroup: /system.slice/*\n"
+		       "      engine: off\n"
+		       "    - cgroup: /\n");
+	assert_false(cfg->engines_enabled);
+	assert_int_equal(cfg->engine_interval_s, 2);
+	assert_int_equal(cfg->engine_timeout_ms, 500);
+	assert_int_equal(cfg->engine_max_body, 65536);
+	assert_int_equal(cfg->engine_max_samples, 100);
+	assert_int_equal(cfg->autoscaling_window_s, 30);
+	assert_int_equal(cfg->n_engine_rules, 3);
+	assert_string_equal(cfg->engine_rules[0].cgroup, "/kubepods/*");
+	assert_int_equal(cfg->engine_rules[0].engine, 2);
+	assert_int_equal(cfg->engine_rules[0].port, 30001);
+	assert_string_equal(cfg->engine_rules[0].path, "/engine/metrics");
+	assert_int_equal(cfg->engine_rules[0].line, 9);
+	assert_int_equal(cfg->engine_rules[1].engine, TAPIR_ENGINE_RULE_OFF);
+	assert_int_equal(cfg->engine_rules[2].engine, TAPIR_ENGINE_RULE_AUTO);
+	assert_int_equal(cfg->engine_rules[2].port, 0);
+	assert_string_equal(cfg->engine_rules[2].path, "/metrics");
+	tapir_config__free(cfg);
+
+	expect_error("engines:\n  enabled: yes\n", 2, "engines.enabled must be true or false");
+	expect_error("engines:\n  scrape_interval_s: 0\n", 2,
+		     "engines.scrape_interval_s must be in 1..3600, got \"0\"");
+	expect_error("engines:\n  timeout_ms: 50\n", 2, "engines.timeout_ms must be in 100..60000");
+	expect_error("engines:\n  scrape_interval_s: 1\n  timeout_ms: 2000\n", 3,
+		     "engines.timeout_ms (2000) must not exceed scrape_interval_s (1 s)");
+	expect_error("engines:\n  max_body_bytes: 10\n", 2, "engines.max_body_bytes must be in");
+	expect_error("engines:\n  max_series: 5\n", 2, "engines.max_series must be in 100..");
+	expect_error("engines:\n  autoscaling_window_s: -1\n", 2, "is not a whole number");
+	expect_error("engines:\n  wibble: 1\n", 2, "unknown key \"wibble\" in engines");
+	expect_error("engines:\n  rules: {}\n", 2, "engines.rules must be a list");
+	expect_error("engines:\n  rules:\n    - engine: vllm\n", 3,
+		     "engines rule is missing the required key \"cgroup\"");
+	expect_error("engines:\n  rules:\n    - cgroup: x\n", 3,
+		     "cgroup \"x\" must be a cgroup v2 path or glob starting with '/'");
+	expect_error("engines:\n  rules:\n    - cgroup: /\n      engine: tgi\n", 4,
+		     "engine must be auto, vllm, sglang or off, got \"tgi\"");
+	expect_error("engines:\n  rules:\n    - cgroup: /\n      port: 70000\n", 4,
+		     "engines.rules.port must be in 1..65535");
+	expect_error("engines:\n  rules:\n    - cgroup: /\n      path: metrics\n", 4,
+		     "path must start with '/'");
+	expect_error("engines:\n  rules:\n    - cgroup: /\n      path: \"/a b\"\n", 4,
+		     "without blanks");
+}
+
 static void test_error_duplicate_keys(void **state)
 {
 	expect_error("listen: \"0.0.0.0:1\"\n# x\nlisten: \"0.0.0.0:2\"\n", 3,
@@ -1059,6 +1131,7 @@ int main(void)
 		cmocka_unit_test(test_probe_paths_invalid),
 		cmocka_unit_test(test_unknown_after_s),
 		cmocka_unit_test(test_nvml_library),
+		cmocka_unit_test(test_engines),
 		cmocka_unit_test(test_error_duplicate_keys),
 		cmocka_unit_test(test_error_truncated_buffer),
 		cmocka_unit_test(test_parse_not_nul_terminated),

@@ -133,6 +133,51 @@ static void test_histogram_buckets(void **state)
 			 "lat_seconds_count 7\n");
 }
 
+/* Buckets copied from an engine: its own bounds per series, replaced whole on each copy. */
+static void test_copied_buckets(void **state)
+{
+	static const char *const names[] = { "replica" };
+	static const char *const a[] = { "a" }, *const b[] = { "b" };
+	static const double bounds[] = { 0.01, 2.5, INFINITY }, cum[] = { 1, 3, 4 };
+	static const double bounds2[] = { 1, INFINITY }, cum2[] = { 0, 2 };
+	static const double unsorted[] = { 2, 1, INFINITY }, no_inf[] = { 1, 2 };
+	struct tapir_registry *r = *state;
+	struct tapir_family *f, *g;
+	struct tapir_series *sa, *sb;
+
+	f = tapir_registry__family(r, "ttft_seconds", NULL, TAPIR_HISTOGRAM, names, 1, NULL, 0);
+	assert_non_null(f);
+	sa = tapir_series__get(f, a);
+	sb = tapir_series__get(f, b);
+	assert_int_equal(tapir_series__set_buckets(sa, bounds, cum, 3, 1.25, 4), 0);
+	assert_int_equal(tapir_series__set_buckets(sb, bounds2, cum2, 2, 3, 2), 0);
+	assert_render(r, "# TYPE ttft_seconds histogram\n"
+			 "ttft_seconds_bucket{replica=\"a\",le=\"0.01\"} 1\n"
+			 "ttft_seconds_bucket{replica=\"a\",le=\"2.5\"} 3\n"
+			 "ttft_seconds_bucket{replica=\"a\",le=\"+Inf\"} 4\n"
+			 "ttft_seconds_sum{replica=\"a\"} 1.25\n"
+			 "ttft_seconds_count{replica=\"a\"} 4\n"
+			 "ttft_seconds_bucket{replica=\"b\",le=\"1\"} 0\n"
+			 "ttft_seconds_bucket{replica=\"b\",le=\"+Inf\"} 2\n"
+			 "ttft_seconds_sum{replica=\"b\"} 3\n"
+			 "ttft_seconds_count{replica=\"b\"} 2\n");
+	/* A new copy replaces the old one, bounds included. */
+	assert_int_equal(tapir_series__set_buckets(sa, bounds2, cum2, 2, 3, 2), 0);
+	tapir_series__remove(f, sb);
+	assert_render(r, "# TYPE ttft_seconds histogram\n"
+			 "ttft_seconds_bucket{replica=\"a\",le=\"1\"} 0\n"
+			 "ttft_seconds_bucket{replica=\"a\",le=\"+Inf\"} 2\n"
+			 "ttft_seconds_sum{replica=\"a\"} 3\n"
+			 "ttft_seconds_count{replica=\"a\"} 2\n");
+	assert_int_equal(tapir_series__set_buckets(sa, unsorted, cum, 3, 0, 0), -EINVAL);
+	assert_int_equal(tapir_series__set_buckets(sa, no_inf, cum, 2, 0, 0), -EINVAL);
+	assert_int_equal(tapir_series__set_buckets(sa, bounds, cum, 0, 0, 0), -EINVAL);
+	g = tapir_registry__family(r, "g", NULL, TAPIR_GAUGE, NULL, 0, NULL, 0);
+	assert_int_equal(
+		tapir_series__set_buckets(tapir_series__get(g, NULL), bounds, cum, 3, 0, 0),
+		-EINVAL);
+}
+
 /* Many observations, spread over every bucket, add up exactly. */
 static void test_histogram_many(void **state)
 {
@@ -511,6 +556,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_render_small, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_histogram_buckets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_histogram_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copied_buckets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_labels_no_buckets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_empty_family_and_help, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_labels, setup, teardown),

@@ -40,6 +40,12 @@ const char *const tapir_label_names[TAPIR_L_COUNT] = {
 #define UNKNOWN_AFTER_S_MAX 86400
 #define PROBE_PATH_MAX	    200
 
+#define DEFAULT_ENGINE_INTERVAL_S    5
+#define DEFAULT_ENGINE_TIMEOUT_MS    3000
+#define DEFAULT_ENGINE_MAX_BODY	     (4u << 20)
+#define DEFAULT_ENGINE_MAX_SAMPLES   10000
+#define DEFAULT_AUTOSCALING_WINDOW_S 60
+
 /* A config is a page or two; anything this big is a mistake, not a config. */
 #define MAX_FILE_BYTES (16 << 20)
 
@@ -190,7 +196,7 @@ static int get_string(struct parse_ctx *c, const yaml_node_t *node, const char *
 static int get_fields(struct parse_ctx *c, const yaml_node_t *map, const char *name,
 		      const char *const *keys, size_t n_keys, yaml_node_t **vals)
 {
-	yaml_node_t *seen[8] = { NULL };
+	yaml_node_t *seen[16] = { NULL };
 	yaml_node_pair_t *pair;
 	char q[QUOTE_BUF], where[64];
 	size_t i;
@@ -820,9 +826,15 @@ static int parse_rule(struct parse_ctx *c, const yaml_node_t *node, struct tapir
 	return 0;
 }
 
-static int parse_deployments(struct parse_ctx *c, const yaml_node_t *node)
+/*
+ * A list whose items @fn parses, into a new array of @size-byte entries at *@out; @what names it
+ * in messages. The count is set before filling, so tapir_config__free() cleans up a half-built
+ * list.
+ */
+static int parse_list(struct parse_ctx *c, const yaml_node_t *node, const char *what, size_t size,
+		      void **out, size_t *n_out,
+		      int (*fn)(struct parse_ctx *c, const yaml_node_t *node, void *item))
 {
-	struct tapir_config *cfg = c->cfg;
 	yaml_node_item_t *item;
 	size_t n;
 	int err;
@@ -830,25 +842,50 @@ static int parse_deployments(struct parse_ctx *c, const yaml_node_t *node)
 	if (is_null(node))
 		return 0;
 	if (node->type != YAML_SEQUENCE_NODE)
-		return bad(c, node, "deployments must be a list, not %s", kind_name(node));
+		return bad(c, node, "%s must be a list, not %s", what, kind_name(node));
 	n = node->data.sequence.items.top - node->data.sequence.items.start;
 	if (!n)
 		return 0;
-	/* Counted before filling, so tapir_config__free() cleans up a half-built list. */
-	cfg->rules = calloc(n, sizeof(*cfg->rules));
-	if (!cfg->rules)
+	*out = calloc(n, size);
+	if (!*out)
 		return no_mem(c);
-	cfg->n_rules = n;
+	*n_out = n;
 	for (item = node->data.sequence.items.start, n = 0; item < node->data.sequence.items.top;
 	     item++, n++) {
-		yaml_node_t *rule = yaml_document_get_node(c->doc, *item);
+		yaml_node_t *one = yaml_document_get_node(c->doc, *item);
 
-		if (!rule)
-			return bad(c, node, "malformed deployments list");
-		err = parse_rule(c, rule, &cfg->rules[n]);
+		if (!one)
+			return bad(c, node, "malformed %s list", what);
+		err = fn(c, one, (char *)*out + n * size);
 		if (err)
 			return err;
 	}
+	return 0;
+}
+
+static int parse_rule_item(struct parse_ctx *c, const yaml_node_t *node, void *rule)
+{
+	return parse_rule(c, node, rule);
+}
+
+static int parse_deployments(struct parse_ctx *c, const yaml_node_t *node)
+{
+	return parse_list(c, node, "deployments", sizeof(*c->cfg->rules), (void **)&c->cfg->rules,
+			  &c->cfg->n_rules, parse_rule_item);
+}
+
+/* true or false, spelled so: YAML 1.1's yes/no/on/off are refused as ambiguous. */
+static int parse_bool(struct parse_ctx *c, const yaml_node_t *node, const char *what, bool *out)
+{
+	char q[QUOTE_BUF];
+	const char *s;
+	int err = get_string(c, node, what, &s);
+
+	if (err)
+		return err;
+	if (strcmp(s, "true") && strcmp(s, "false"))
+		return bad(c, node, "%s must be true or false, got %s", what, Q(q, s, strlen(s)));
+	*out = !strcmp(s, "true");
 	return 0;
 }
 
@@ -903,7 +940,6 @@ static int parse_kubernetes(struct parse_ctx *c, const yaml_node_t *node)
 	yaml_node_t *vals[ARRAY_SIZE(keys)];
 	unsigned long long v;
 	char q[QUOTE_BUF];
-	const char *s = NULL;
 	int err;
 
 	err = get_fields(c, node, "kubernetes", keys, ARRAY_SIZE(keys), vals);
@@ -923,15 +959,8 @@ static int parse_kubernetes(struct parse_ctx *c, const yaml_node_t *node)
 		return err;
 	if (vals[2] && (err = dup_string(c, vals[2], "ca_file", &cfg->kube_ca_file)))
 		return err;
-	if (vals[3]) {
-		err = get_string(c, vals[3], "insecure", &s);
-		if (err)
-			return err;
-		if (strcmp(s, "true") && strcmp(s, "false"))
-			return bad(c, vals[3], "insecure must be true or false, got %s",
-				   Q(q, s, strlen(s)));
-		cfg->kube_insecure = !strcmp(s, "true");
-	}
+	if (vals[3] && (err = parse_bool(c, vals[3], "insecure", &cfg->kube_insecure)))
+		return err;
 	if (vals[4]) {
 		err = parse_u32(c, vals[4], keys[4], &v);
 		if (err)
@@ -1201,10 +1230,124 @@ static int parse_web(struct parse_ctx *c, const yaml_node_t *node, const char *n
 	return 0;
 }
 
+/* --- engines: vLLM and SGLang metrics --------------------------------------------------- */
+
+static const char *const engine_kinds[] = { "auto", "vllm", "sglang", "off" };
+
+static int engine_u32(struct parse_ctx *c, const yaml_node_t *node, const char *what,
+		      unsigned int lo, unsigned int hi, uint32_t *out)
+{
+	unsigned long long v;
+	char q[QUOTE_BUF];
+	int err = parse_u32(c, node, what, &v);
+
+	if (err)
+		return err;
+	if (v < lo || v > hi)
+		return bad(c, node, "engines.%s must be in %u..%u, got %s", what, lo, hi,
+			   QNODE(q, node));
+	*out = v;
+	return 0;
+}
+
+static int parse_engine_rule(struct parse_ctx *c, const yaml_node_t *node, void *item)
+{
+	struct tapir_engine_rule *rule = item;
+	static const char *const keys[] = { "cgroup", "engine", "port", "path" };
+	yaml_node_t *vals[ARRAY_SIZE(keys)];
+	char q[QUOTE_BUF];
+	const char *s;
+	size_t i;
+	int err;
+
+	rule->line = node_line(node);
+	if (node->type != YAML_MAPPING_NODE)
+		return bad(c, node, "each engines rule must be a mapping with cgroup, not %s",
+			   kind_name(node));
+	err = get_fields(c, node, "engines rule", keys, ARRAY_SIZE(keys), vals);
+	if (err)
+		return err;
+	if (!vals[0])
+		return bad(c, node, "engines rule is missing the required key \"cgroup\"");
+	err = dup_string(c, vals[0], "cgroup", &rule->cgroup);
+	if (err)
+		return err;
+	if (rule->cgroup[0] != '/')
+		return bad(c, vals[0],
+			   "cgroup %s must be a cgroup v2 path or glob starting with '/'",
+			   Q(q, rule->cgroup, strlen(rule->cgroup)));
+	if (vals[1]) {
+		err = get_string(c, vals[1], "engine", &s);
+		if (err)
+			return err;
+		for (i = 0; i < ARRAY_SIZE(engine_kinds) && strcmp(s, engine_kinds[i]); i++)
+			;
+		if (i == ARRAY_SIZE(engine_kinds))
+			return bad(c, vals[1], "engine must be auto, vllm, sglang or off, got %s",
+				   Q(q, s, strlen(s)));
+		rule->engine = i == 3 ? TAPIR_ENGINE_RULE_OFF : (int)i;
+	}
+	if (vals[2] && (err = engine_u32(c, vals[2], "rules.port", 1, 65535, &rule->port)))
+		return err;
+	s = "/metrics";
+	if (vals[3] && (err = get_string(c, vals[3], "path", &s)))
+		return err;
+	if (s[0] != '/' || strlen(s) > PROBE_PATH_MAX || !all_printable(s) || strchr(s, ' '))
+		return bad(c, vals[3],
+			   "path must start with '/', be 1..%d bytes, without blanks or "
+			   "control characters, got %s",
+			   PROBE_PATH_MAX, Q(q, s, strlen(s)));
+	rule->path = strdup(s);
+	return rule->path ? 0 : no_mem(c);
+}
+
+static int parse_engine_rules(struct parse_ctx *c, const yaml_node_t *node)
+{
+	return parse_list(c, node, "engines.rules", sizeof(*c->cfg->engine_rules),
+			  (void **)&c->cfg->engine_rules, &c->cfg->n_engine_rules,
+			  parse_engine_rule);
+}
+
+static int parse_engines(struct parse_ctx *c, const yaml_node_t *node)
+{
+	static const char *const keys[] = { "enabled",	  "scrape_interval_s",
+					    "timeout_ms", "max_body_bytes",
+					    "max_series", "autoscaling_window_s",
+					    "rules" };
+	struct tapir_config *cfg = c->cfg;
+	yaml_node_t *vals[ARRAY_SIZE(keys)];
+	int err;
+
+	err = get_fields(c, node, "engines", keys, ARRAY_SIZE(keys), vals);
+	if (err)
+		return err;
+	if (vals[0] && (err = parse_bool(c, vals[0], "engines.enabled", &cfg->engines_enabled)))
+		return err;
+	if (vals[1] && (err = engine_u32(c, vals[1], keys[1], 1, 3600, &cfg->engine_interval_s)))
+		return err;
+	if (vals[2] && (err = engine_u32(c, vals[2], keys[2], 100, 60000, &cfg->engine_timeout_ms)))
+		return err;
+	if (vals[3] &&
+	    (err = engine_u32(c, vals[3], keys[3], 4096, 1u << 30, &cfg->engine_max_body)))
+		return err;
+	if (vals[4] &&
+	    (err = engine_u32(c, vals[4], keys[4], 100, 1000000, &cfg->engine_max_samples)))
+		return err;
+	if (vals[5] &&
+	    (err = engine_u32(c, vals[5], keys[5], 1, 86400, &cfg->autoscaling_window_s)))
+		return err;
+	if (cfg->engine_timeout_ms > cfg->engine_interval_s * 1000)
+		return bad(c, vals[2] ? vals[2] : node,
+			   "engines.timeout_ms (%u) must not exceed scrape_interval_s (%u s)",
+			   cfg->engine_timeout_ms, cfg->engine_interval_s);
+	return vals[6] ? parse_engine_rules(c, vals[6]) : 0;
+}
+
 static int parse_root(struct parse_ctx *c, const yaml_node_t *root)
 {
-	static const char *const keys[] = { "listen",	 "deployments", "buckets",    "limits",
-					    "readiness", "gpu",		"kubernetes", "web" };
+	static const char *const keys[] = { "listen",	  "deployments", "buckets",
+					    "limits",	  "readiness",	 "gpu",
+					    "kubernetes", "web",	 "engines" };
 	yaml_node_t *vals[ARRAY_SIZE(keys)];
 	int err;
 
@@ -1248,6 +1391,11 @@ static int parse_root(struct parse_ctx *c, const yaml_node_t *root)
 	}
 	if (vals[5]) {
 		err = parse_gpu(c, vals[5]);
+		if (err)
+			return err;
+	}
+	if (vals[8]) {
+		err = parse_engines(c, vals[8]);
 		if (err)
 			return err;
 	}
@@ -1312,6 +1460,12 @@ struct tapir_config *tapir_config__new_default(void)
 	cfg->unknown_after_s = DEFAULT_UNKNOWN_AFTER_S;
 	cfg->nvml_library = strdup(DEFAULT_NVML_LIBRARY);
 	tapir_web__init(&cfg->web);
+	cfg->engines_enabled = true;
+	cfg->engine_interval_s = DEFAULT_ENGINE_INTERVAL_S;
+	cfg->engine_timeout_ms = DEFAULT_ENGINE_TIMEOUT_MS;
+	cfg->engine_max_body = DEFAULT_ENGINE_MAX_BODY;
+	cfg->engine_max_samples = DEFAULT_ENGINE_MAX_SAMPLES;
+	cfg->autoscaling_window_s = DEFAULT_AUTOSCALING_WINDOW_S;
 	if (!cfg->listen || !cfg->latency_buckets || !cfg->size_buckets || !cfg->probe_paths ||
 	    !cfg->nvml_library) {
 		tapir_config__free(cfg);
@@ -1520,6 +1674,11 @@ void tapir_config__free(struct tapir_config *cfg)
 		}
 	}
 	free(cfg->rules);
+	for (i = 0; i < cfg->n_engine_rules; i++) {
+		free(cfg->engine_rules[i].cgroup);
+		free(cfg->engine_rules[i].path);
+	}
+	free(cfg->engine_rules);
 	tapir_web__clear(&cfg->web);
 	free(cfg->kubelet_url);
 	free(cfg->kube_token_file);

@@ -75,6 +75,19 @@ struct tapir_web {
 	uint32_t idle_timeout_s;   /* a connection with no traffic is closed after this */
 };
 
+/* struct tapir_engine_rule.engine: -1 turns scraping off; else enum tapir_engine_kind. */
+#define TAPIR_ENGINE_RULE_OFF  (-1)
+#define TAPIR_ENGINE_RULE_AUTO 0
+
+/* engines.rules[]: what to scrape in replicas whose cgroup (or an ancestor) matches. */
+struct tapir_engine_rule {
+	char *cgroup;  /* fnmatch(3) glob, as deployments[].cgroup */
+	int engine;    /* TAPIR_ENGINE_RULE_OFF, _AUTO (detect), or an enum tapir_engine_kind */
+	uint32_t port; /* 0: detected */
+	char *path;    /* never NULL after load: "/metrics" where unset */
+	int line;
+};
+
 struct tapir_config {
 	char *path;	 /* file it came from, NULL for built-in defaults */
 	char *web_path;	 /* --web-config: web settings from there, not from `web:` */
@@ -106,6 +119,15 @@ struct tapir_config {
 	uint32_t kube_refresh_s;
 	char *kube_labels[TAPIR_L_COUNT];
 	struct tapir_web web;
+	/* vLLM and SGLang engines found in watched replicas, scraped inside their pods. */
+	bool engines_enabled;
+	uint32_t engine_interval_s;    /* a scrape of every target this often */
+	uint32_t engine_timeout_ms;    /* one scrape, connection included */
+	uint32_t engine_max_body;      /* bytes of one /metrics answer */
+	uint32_t engine_max_samples;   /* samples of one /metrics answer */
+	uint32_t autoscaling_window_s; /* trailing window of baseten_llm_avg_in_flight_tokens */
+	struct tapir_engine_rule *engine_rules;
+	size_t n_engine_rules;
 	/* "label:KEY", "annotation:KEY", "pod", "namespace" */ /* dlopen() name of NVML */
 };
 

@@ -23,6 +23,10 @@ struct tapir_series {
 	double value;
 	double sum;
 	uint64_t count;
+	/* Copied buckets (tapir_series__set_buckets): n_ext bounds, then n_ext cumulative counts,
+	 * with value as the count; NULL for buckets of the family's own. */
+	double *ext;
+	size_t n_ext;
 	uint64_t counts[]; /* per bucket, not cumulative; the last one is +Inf */
 };
 
@@ -73,6 +77,7 @@ static void family_free(struct tapir_family *f)
 
 	for (s = f->head; s; s = next) {
 		next = s->next;
+		free(s->ext);
 		free(s);
 	}
 	free(f->label_off);
@@ -504,6 +509,7 @@ void tapir_series__remove(struct tapir_family *f, struct tapir_series *s)
 	else
 		f->tail = s->prev;
 	f->n_series--;
+	free(s->ext);
 	free(s);
 }
 
@@ -561,6 +567,32 @@ void tapir_series__merge(struct tapir_series *s, const __u64 *counts, size_t n, 
 	s->sum += sum;
 }
 
+int tapir_series__set_buckets(struct tapir_series *s, const double *bounds,
+			      const double *cumulative, size_t n, double sum, double count)
+{
+	double *ext;
+	size_t i;
+
+	if (!s || s->family->type != TAPIR_HISTOGRAM || !n || !isinf(bounds[n - 1]) ||
+	    bounds[n - 1] < 0)
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		if (isnan(bounds[i]) || (i && !(bounds[i] > bounds[i - 1])))
+			return -EINVAL;
+	if (n != s->n_ext) {
+		ext = realloc(s->ext, 2 * n * sizeof(*ext));
+		if (!ext)
+			return -ENOMEM;
+		s->ext = ext;
+		s->n_ext = n;
+	}
+	memcpy(s->ext, bounds, n * sizeof(*bounds));
+	memcpy(s->ext + n, cumulative, n * sizeof(*cumulative));
+	s->sum = sum;
+	s->value = count;
+	return 0;
+}
+
 double tapir_series__value(const struct tapir_series *s)
 {
 	return s ? s->value : 0;
@@ -591,6 +623,40 @@ static char *put_sample_name(char *p, const struct tapir_family *f, const char *
 	return p;
 }
 
+/* A series with copied buckets: each bound printed here, not taken from the family. */
+static void render_ext(struct tapir_buf *out, const struct tapir_family *f,
+		       const struct tapir_series *s)
+{
+	size_t line =
+		f->name_len + sizeof("_bucket{,le=\"\"} \n") + s->labels_len + 2 * TAPIR_NUM_MAX;
+	char *p, *start;
+	size_t i;
+
+	p = start = tapir_buf__room(out, (s->n_ext + 2) * line);
+	if (!p)
+		return;
+	for (i = 0; i < s->n_ext; i++) {
+		p = mempcpy(p, f->name, f->name_len);
+		p = mempcpy(p, "_bucket{", 8);
+		if (s->labels_len) {
+			p = mempcpy(p, s->labels, s->labels_len);
+			*p++ = ',';
+		}
+		p = mempcpy(p, "le=\"", 4);
+		p += tapir_fmt_double(p, s->ext[i]);
+		p = mempcpy(p, "\"} ", 3);
+		p += tapir_fmt_double(p, s->ext[s->n_ext + i]);
+		*p++ = '\n';
+	}
+	p = put_sample_name(p, f, "_sum", 4, s);
+	p += tapir_fmt_double(p, s->sum);
+	*p++ = '\n';
+	p = put_sample_name(p, f, "_count", 6, s);
+	p += tapir_fmt_double(p, s->value);
+	*p++ = '\n';
+	tapir_buf__commit(out, p - start);
+}
+
 /* A series' lines, written straight into room reserved for all of them at once. */
 static void render_series(struct tapir_buf *out, const struct tapir_family *f,
 			  const struct tapir_series *s)
@@ -609,6 +675,10 @@ static void render_series(struct tapir_buf *out, const struct tapir_family *f,
 		p += tapir_fmt_double(p, s->value);
 		*p++ = '\n';
 		tapir_buf__commit(out, p - start);
+		return;
+	}
+	if (s->ext) {
+		render_ext(out, f, s);
 		return;
 	}
 	p = start = tapir_buf__room(out, (f->n_bounds + 3) * line + f->le_text.len);

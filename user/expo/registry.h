@@ -54,6 +54,14 @@ void tapir_series__observe(struct tapir_series *s, double v); /* histograms */
 /* Histograms: add @counts observations per bucket (not cumulative; the family's bounds, then
  * +Inf at index n_bounds; beyond it ignored, up to @n) whose values sum to @sum. */
 void tapir_series__merge(struct tapir_series *s, const __u64 *counts, size_t n, double sum);
+/*
+ * Histograms copied from elsewhere (an engine's own buckets, whatever the family's): @n upper
+ * bounds, strictly increasing and the last +Inf, with their cumulative counts, then the sum and
+ * count. They replace what the series had and render instead of the family's buckets. 0,
+ * -EINVAL (not a histogram, bad bounds) or -ENOMEM.
+ */
+int tapir_series__set_buckets(struct tapir_series *s, const double *bounds,
+			      const double *cumulative, size_t n, double sum, double count);
 double tapir_series__value(const struct tapir_series *s);
 uint64_t tapir_series__count(const struct tapir_series *s); /* histograms */
 double tapir_series__sum(const struct tapir_series *s);	    /* histograms */

@@ -2,6 +2,7 @@
 /* /proc readers shared by the daemon's modules: a process's TCP sockets and their fds. */
 #include <dirent.h>
 #include <errno.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,29 @@
 struct tcp_row {
 	unsigned long inode;
 	unsigned int state, lport;
+	int family;
+	unsigned char laddr[16];
 };
+
+/* The kernel prints an address as 32-bit words in host order, each as 8 hex digits. */
+static int parse_addr(const char *hex, struct tcp_row *row)
+{
+	size_t n = strlen(hex), w;
+	unsigned int word;
+	char part[9];
+
+	if (n != 8 && n != 32)
+		return -1;
+	row->family = n == 8 ? AF_INET : AF_INET6;
+	for (w = 0; w < n / 8; w++) {
+		memcpy(part, hex + 8 * w, 8);
+		part[8] = '\0';
+		if (sscanf(part, "%x", &word) != 1)
+			return -1;
+		memcpy(row->laddr + 4 * w, &word, 4);
+	}
+	return 0;
+}
 
 static int by_inode(const void *a, const void *b)
 {
@@ -27,7 +50,7 @@ static struct tcp_row *tcp_table(int pid, size_t *n)
 	static const char *const files[] = { "tcp", "tcp6" };
 	struct tcp_row *rows = NULL, *r;
 	size_t cap = 0, i;
-	char path[64], line[512];
+	char path[64], line[512], addr[40];
 	FILE *f;
 
 	*n = 0;
@@ -40,8 +63,10 @@ static struct tcp_row *tcp_table(int pid, size_t *n)
 			struct tcp_row row;
 
 			/* "  0: 0100007F:1F90 00000000:0000 0A ... uid timeout inode" */
-			if (sscanf(line, " %*u: %*[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*s %*s %lu",
-				   &row.lport, &row.state, &row.inode) != 3)
+			memset(&row, 0, sizeof(row));
+			if (sscanf(line, " %*u: %39[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*s %*s %lu",
+				   addr, &row.lport, &row.state, &row.inode) != 4 ||
+			    parse_addr(addr, &row))
 				continue;
 			if (*n == cap) {
 				cap = cap ? 2 * cap : 64;
@@ -95,6 +120,8 @@ int tapir_proc_tcp_fds(int pid, tapir_proc_sock_fn fn, void *ctx)
 		s.inode = row->inode;
 		s.state = row->state;
 		s.lport = row->lport;
+		s.family = row->family;
+		memcpy(s.laddr, row->laddr, sizeof(s.laddr));
 		fn(ctx, &s);
 		seen++;
 	}

@@ -10,8 +10,10 @@
 struct tapir_proc_sock {
 	int fd;
 	unsigned long inode;
-	unsigned int state; /* TAPIR_TCP_* as /proc/net/tcp shows it */
-	unsigned int lport; /* local port */
+	unsigned int state;	 /* TAPIR_TCP_* as /proc/net/tcp shows it */
+	unsigned int lport;	 /* local port */
+	int family;		 /* AF_INET or AF_INET6 */
+	unsigned char laddr[16]; /* local address, network order (4 bytes for AF_INET) */
 };
 
 typedef void (*tapir_proc_sock_fn)(void *ctx, const struct tapir_proc_sock *s);

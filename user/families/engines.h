@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* vLLM and SGLang families: engine metrics re-exported per replica, and the baseten_llm_* ones. */
+#ifndef TAPIR_ENGINES_H
+#define TAPIR_ENGINES_H
+
+#include <stdint.h>
+
+#include "cgroups.h"
+#include "config.h"
+#include "registry.h"
+#include "replicas.h"
+
+struct tapir_engines;
+
+/* NULL with errno 0 when nothing can be scraped (engines.enabled false and no rule names an
+ * engine); NULL with errno set on failure. */
+struct tapir_engines *tapir_engines__new(struct tapir_registry *reg, const struct tapir_config *cfg,
+					 struct tapir_cgroups *cg, struct tapir_replicas *rs);
+void tapir_engines__free(struct tapir_engines *e);
+
+/* A turn of the main loop: take a finished round's figures, start the next round when due.
+ * Never waits on a scrape. NULL-safe. */
+void tapir_engines__tick(struct tapir_engines *e, uint64_t now_ms);
+/* Before the exposition is rendered: a round that finished meanwhile shows in it. NULL-safe. */
+void tapir_engines__refresh(struct tapir_engines *e, uint64_t now_ms);
+
+#endif
