@@ -5,6 +5,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
 
 #ifdef TAPIR_COMPAT
 /* The compat build inlines every parser step COMPAT_STEPS times into one program: its steps
@@ -127,6 +128,15 @@ struct {
 	__type(key, __u64);
 	__type(value, __u64);
 } prestart SEC(".maps");
+
+/* Local ports of the connections tapir itself makes to the servers it watches (its engine
+ * scrapes, user/sources/engine_scrape.c), while they last: not the server's traffic. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u16);
+	__type(value, __u8);
+} own_clients SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -533,6 +543,15 @@ static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key, st
 	return c ? c : untracked_conn(key, cg->labels_id, cgid);
 }
 
+/* Is the peer of socket @sk a connection tapir itself made (own_clients)? Asked once per
+ * connection, at its first request. */
+static __always_inline bool from_tapir(__u64 sk)
+{
+	__u16 port = bpf_ntohs(BPF_CORE_READ((struct sock *)sk, __sk_common.skc_dport));
+
+	return bpf_map_lookup_elem(&own_clients, &port) != NULL;
+}
+
 /* A new connection whose first bytes start a TLS handshake is not followed. */
 static __always_inline bool starts_tls(struct tapir_io *io)
 {
@@ -577,6 +596,10 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 	}
 	if (c->state == TAPIR_CONN_NEW && io->dir == DIR_IN && starts_tls(io)) {
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_TLS); /* a TLS ClientHello record */
+		return 0;
+	}
+	if (c->state == TAPIR_CONN_NEW && io->dir == DIR_IN && from_tapir(key.sock)) {
+		tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_SELF);
 		return 0;
 	}
 	walk(ctx, &key, io, ret, c, tails);

@@ -449,7 +449,8 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const cha
 	if (!d->replicas)
 		goto fail;
 	tapir_replicas__set_kube(d->replicas, d->kube);
-	d->engines = tapir_engines__new(d->reg, cfg, d->cgroups, d->replicas);
+	d->engines = tapir_engines__new(d->reg, cfg, d->cgroups, d->replicas,
+					tapir_loader__own_clients_fd(d->loader));
 	if (!d->engines && errno)
 		goto fail;
 	/* Every family exists now: bound them all (overflow is counted and exported). */

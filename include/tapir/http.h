@@ -131,6 +131,7 @@ struct tapir_lifecycle_event {
 #define TAPIR_STAT_REQ_UNTRACKED     16 /* requests on connections the conns map had no room for */
 #define TAPIR_STAT_BEFORE_START	     17 /* answers to requests that began before tapir started */
 #define TAPIR_STAT_AGG_FULL	     18 /* requests sent as records: no room in http_agg for their series */
+#define TAPIR_STAT_IGNORED_SELF	     19 /* connections from tapir itself (its engine scrapes) */
 #define TAPIR_STAT_MAX		     24
 
 #include "agg.h"

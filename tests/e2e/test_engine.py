@@ -311,6 +311,9 @@ def check_exact(port, eng, at_least=4, no_errors=True):
         assert acc == [] and draft == []  # no speculative decoding counters
     if no_errors:
         assert s.value("tapir_engine_scrape_errors_total") == 0
+    # tapir's own GETs of /metrics are not the engine's traffic: ignored, never counted.
+    assert s.select("baseten_inference_requests_total", deployment_id=f"dep{eng.i}") == []
+    assert s.value("tapir_ignored_connections_total", reason="tapir") >= n
     return s
 
 

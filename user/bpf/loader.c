@@ -1079,6 +1079,11 @@ int tapir_loader__agg_fd(const struct tapir_loader *l)
 	return l->agg_on ? map_fd(http_map(l, "http_agg")) : -1;
 }
 
+int tapir_loader__own_clients_fd(const struct tapir_loader *l)
+{
+	return map_fd(http_map(l, "own_clients"));
+}
+
 int tapir_loader__stats_fd(const struct tapir_loader *l)
 {
 	return map_fd(http_map(l, "stats"));

@@ -67,6 +67,8 @@ int tapir_loader__conns_fd(const struct tapir_loader *l);
 /* The prestart map (socket inode -> cgroup id), -1 when no HTTP variant loaded. */
 int tapir_loader__prestart_fd(const struct tapir_loader *l);
 int tapir_loader__stats_fd(const struct tapir_loader *l);
+/* own_clients: local ports of tapir's own connections to watched servers; -1 without HTTP. */
+int tapir_loader__own_clients_fd(const struct tapir_loader *l);
 /* http_agg (include/tapir/agg.h); -1 when nothing is aggregated in the kernel. */
 int tapir_loader__agg_fd(const struct tapir_loader *l);
 /* Lost lifecycle events (their ring was full); 0 when the feature is off. */

@@ -156,7 +156,8 @@ static bool any_rule_scrapes(const struct tapir_config *cfg)
 }
 
 struct tapir_engines *tapir_engines__new(struct tapir_registry *reg, const struct tapir_config *cfg,
-					 struct tapir_cgroups *cg, struct tapir_replicas *rs)
+					 struct tapir_cgroups *cg, struct tapir_replicas *rs,
+					 int own_clients_fd)
 {
 	struct tapir_engines *e;
 	int err;
@@ -177,7 +178,7 @@ struct tapir_engines *tapir_engines__new(struct tapir_registry *reg, const struc
 		errno = -err;
 		return NULL;
 	}
-	e->scraper = tapir_engine_scraper__new(cfg);
+	e->scraper = tapir_engine_scraper__new(cfg, own_clients_fd);
 	if (!e->scraper) {
 		err = errno;
 		free(e);

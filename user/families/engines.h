@@ -14,8 +14,11 @@ struct tapir_engines;
 
 /* NULL with errno 0 when nothing can be scraped (engines.enabled false and no rule names an
  * engine); NULL with errno set on failure. */
+/* @own_clients_fd: the BPF map where a scrape's local port is put while it lasts, so that the
+ * engine's HTTP families do not count tapir's own requests (-1: none). */
 struct tapir_engines *tapir_engines__new(struct tapir_registry *reg, const struct tapir_config *cfg,
-					 struct tapir_cgroups *cg, struct tapir_replicas *rs);
+					 struct tapir_cgroups *cg, struct tapir_replicas *rs,
+					 int own_clients_fd);
 void tapir_engines__free(struct tapir_engines *e);
 
 /* A turn of the main loop: take a finished round's figures, start the next round when due.

@@ -38,6 +38,7 @@ static const struct {
 	[TAPIR_STAT_REQ_UNTRACKED] = { H_LOST, "connection_table_full" },
 	[TAPIR_STAT_BEFORE_START] = { H_LOST, "before_start" },
 	[TAPIR_STAT_AGG_FULL] = { H_FALLBACK, NULL },
+	[TAPIR_STAT_IGNORED_SELF] = { H_IGNORED, "tapir" },
 };
 
 static const char *const reason[] = { "reason" };

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
 #include <curl/curl.h>
 
 #include "buf.h"
@@ -66,7 +67,9 @@ struct tapir_engine_scraper {
 	struct curl_slist *headers;
 	struct tapir_buf body;
 	bool too_big;
-	int own_netns; /* this thread's network namespace, to come back to */
+	int own_netns;	    /* this thread's network namespace, to come back to */
+	int own_clients_fd; /* BPF own_clients: the local port of the scrape in progress */
+	__u16 own_port;	    /* in own_clients now; 0: none */
 	ino_t own_netns_ino;
 	char errbuf[CURL_ERROR_SIZE];
 	struct known *known;
@@ -312,6 +315,37 @@ static enum tapir_engine_error curl_error(struct tapir_engine_scraper *s, CURLco
 	}
 }
 
+/*
+ * libcurl's socket, before it connects: bound to an ephemeral port now, so that the port can be
+ * put in own_clients before the engine reads a byte; the BPF side then ignores the connection
+ * (tapir_ignored_connections_total{reason="tapir"}) instead of counting tapir's own GET as one
+ * of the engine's requests.
+ */
+static int on_socket(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+	struct tapir_engine_scraper *s = arg;
+	struct sockaddr_storage a = { 0 };
+	socklen_t len = sizeof(a);
+	int domain = 0;
+	socklen_t dlen = sizeof(domain);
+	__u8 one = 1;
+	__u16 port;
+
+	if (purpose != CURLSOCKTYPE_IPCXN || s->own_clients_fd < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen))
+		return CURL_SOCKOPT_OK;
+	a.ss_family = domain;
+	if (bind(fd, (struct sockaddr *)&a,
+		 domain == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) ||
+	    getsockname(fd, (struct sockaddr *)&a, &len))
+		return CURL_SOCKOPT_OK; /* counted as the engine's request, as before */
+	port = ntohs(domain == AF_INET6 ? ((struct sockaddr_in6 *)&a)->sin6_port
+					: ((struct sockaddr_in *)&a)->sin_port);
+	if (!bpf_map_update_elem(s->own_clients_fd, &port, &one, BPF_ANY))
+		s->own_port = port;
+	return CURL_SOCKOPT_OK;
+}
+
 static int setup_curl(struct tapir_engine_scraper *s)
 {
 	long timeout = s->cfg->engine_timeout_ms;
@@ -345,6 +379,8 @@ static int setup_curl(struct tapir_engine_scraper *s)
 	rc = rc ?: curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	rc = rc ?: curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
 	rc = rc ?: curl_easy_setopt(c, CURLOPT_ERRORBUFFER, s->errbuf);
+	rc = rc ?: curl_easy_setopt(c, CURLOPT_SOCKOPTFUNCTION, on_socket);
+	rc = rc ?: curl_easy_setopt(c, CURLOPT_SOCKOPTDATA, s);
 	if (rc) {
 		pr_err("engines: libcurl refused an option: %s", curl_easy_strerror(rc));
 		return rc == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
@@ -394,6 +430,10 @@ static enum tapir_engine_error fetch(struct tapir_engine_scraper *s, const struc
 	}
 	rc = curl_easy_setopt(s->curl, CURLOPT_URL, url);
 	rc = rc ?: curl_easy_perform(s->curl);
+	if (s->own_port) {
+		bpf_map_delete_elem(s->own_clients_fd, &s->own_port);
+		s->own_port = 0;
+	}
 	if (entered && setns(s->own_netns, CLONE_NEWNET)) {
 		/* The thread would scrape the wrong namespace from now on: stop scraping. */
 		pr_err("engines: cannot return to tapir's network namespace: %s; engine scrapes "
@@ -482,7 +522,8 @@ static void *run(void *arg)
 
 /* --- the main loop's side ----------------------------------------------------------------- */
 
-struct tapir_engine_scraper *tapir_engine_scraper__new(const struct tapir_config *cfg)
+struct tapir_engine_scraper *tapir_engine_scraper__new(const struct tapir_config *cfg,
+						       int own_clients_fd)
 {
 	struct tapir_engine_scraper *s = calloc(1, sizeof(*s));
 	struct stat st;
@@ -491,6 +532,7 @@ struct tapir_engine_scraper *tapir_engine_scraper__new(const struct tapir_config
 	if (!s)
 		return NULL;
 	s->cfg = cfg;
+	s->own_clients_fd = own_clients_fd;
 	tapir_buf__init(&s->body);
 	s->own_netns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (s->own_netns < 0 || fstat(s->own_netns, &st)) {

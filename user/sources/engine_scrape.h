@@ -47,7 +47,8 @@ struct tapir_engine_outcome {
 struct tapir_engine_scraper;
 
 /* Starts the scraper's thread. NULL with errno set on failure. */
-struct tapir_engine_scraper *tapir_engine_scraper__new(const struct tapir_config *cfg);
+struct tapir_engine_scraper *tapir_engine_scraper__new(const struct tapir_config *cfg,
+						       int own_clients_fd);
 /* Stops the thread (an answer being read is abandoned at once) and frees everything. */
 void tapir_engine_scraper__free(struct tapir_engine_scraper *s);
 
