@@ -5,6 +5,7 @@ VERSION     := 0.1.0
 GIT_REV     := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 OUT         := build
 CLANG       ?= clang
+LLVM_STRIP  ?= llvm-strip
 CC          ?= gcc
 BPFTOOL     ?= bpftool
 VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
@@ -68,9 +69,12 @@ $(OUT)/vmlinux.h: | $(OUT)
 	$(call msg,GEN,$@)
 	$(Q)$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@
 
+# DWARF goes (BTF and its line info stay): the skeleton embeds the object in the daemon, where
+# 2 MB of debug sections would only cost memory.
 $(OUT)/%.bpf.o: bpf/%.bpf.c $(VMLINUX_H) $(wildcard bpf/*.h include/tapir/*.h) | $(OUT)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(Q)$(LLVM_STRIP) -g $@
 
 # The compat variant is http.bpf.c built again with TAPIR_COMPAT.
 $(OUT)/http_compat.bpf.o: bpf/http.bpf.c
