@@ -169,9 +169,13 @@ matrix:
 	$(Q)$(MAKE) --no-print-directory all $(OUT)/tests/http_client
 	$(Q)tools/kernel-matrix.sh $(MATRIX_KERNELS)
 
-bench: all
+bench: all $(OUT)/pingpong
 	$(Q)tools/install-deps.sh all
 	$(Q)tools/bench.sh
+
+$(OUT)/pingpong: tools/pingpong.c | $(OUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@
 
 # Fuzz targets (tests/fuzz/): libFuzzer with ASan and UBSan, each with the sources it exercises
 # built in. `make fuzz` runs each for FUZZ_SECONDS; `make test` runs each for 30 s.

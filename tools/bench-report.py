@@ -125,6 +125,33 @@ def bpf_summary(rows, server):
     return out
 
 
+def read_pingpong(path, meta_path):
+    """Per round: watched and unwatched ns of CPU per exchange; their medians and the median
+    of the per-round differences and ratios."""
+    if not path or not os.path.exists(path):
+        return None
+    rows = []
+    with open(path) as f:
+        for line in f:
+            w, u = map(float, line.split())
+            rows.append((w, u))
+    if not rows:
+        return None
+    meta = {}
+    if meta_path and os.path.exists(meta_path):
+        with open(meta_path) as f:
+            meta = {k: int(v) for k, v in (line.split() for line in f)}
+    ratios = sorted(w / u for w, u in rows)
+    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    return {"exchanges": meta.get("exchanges", 0), "rounds": len(rows),
+            "seen": meta.get("seen", 0),
+            "watched_ns_median": statistics.median(w for w, _ in rows),
+            "unwatched_ns_median": statistics.median(u for _, u in rows),
+            "added_ns_median": statistics.median(w - u for w, u in rows),
+            "ratio_median": statistics.median(ratios), "ratio_q1": q[0], "ratio_q3": q[2],
+            "per_round": rows}
+
+
 def read_scale(path):
     if not path or not os.path.exists(path):
         return None
@@ -165,7 +192,7 @@ def fmt(v, spec):
 def main():
     ap = argparse.ArgumentParser()
     for a in ("rounds", "bpf", "scale", "md", "json", "commit", "variant", "hooks", "others",
-              "pinned"):
+              "pinned", "pingpong", "pingpong-meta"):
         ap.add_argument("--" + a, default="")
     ap.add_argument("--dd", default="")
     for a in ("duration", "connections", "dd-bytes"):
@@ -200,6 +227,9 @@ def main():
         "nginx_p99_added_lt_50us": nginx_tapir["p99_added_ms"] < TARGET_P99_MS,
         "counts_exact_loss_0": acct["nginx"]["exact"] and acct["uvicorn"]["exact"],
     }
+    pp = read_pingpong(args.pingpong, args.pingpong_meta)
+    if pp:
+        done["pingpong_added_le_1us"] = pp["added_ns_median"] <= TARGET_CPU_US * 1000
     scale = read_scale(args.scale)
     if scale:
         done["daemon_rss_lt_32mib"] = scale["rss_mib"] < 32
@@ -224,6 +254,7 @@ def main():
         "accounting": acct,
         "bpf_programs_warmup": progs,
         "daemon_at_scale": scale,
+        "http_path_pingpong": pp,
         "targets": {"cpu_added_us_per_req": TARGET_CPU_US, "ratio": TARGET_RATIO,
                     "p99_added_ms": TARGET_P99_MS, "met": done},
         "runs": runs,
@@ -284,6 +315,17 @@ def main():
         tx = sum(v["ns_per_req"] for v in progs["nginx"].values())
         ty = sum(v["ns_per_req"] for v in progs["uvicorn"].values())
         L.append(f"| **all programs** | **{tx:.1f}** | | **{ty:.1f}** | |")
+        L.append("")
+    if pp:
+        L.append(f"The HTTP path alone (tools/pingpong.c: one thread plays wrk and nginx over "
+                 f"loopback, {pp['exchanges']} exchanges per half-round in a watched then an "
+                 f"unwatched cgroup, {pp['rounds']} rounds, tapir counting {pp['seen']} of "
+                 f"{pp['exchanges'] * pp['rounds']}): {pp['unwatched_ns_median']:.0f} ns of CPU "
+                 f"per exchange unwatched, {pp['added_ns_median']:+.0f} ns watched (median of "
+                 f"per-round differences; ratio {pp['ratio_median']:.3f}, quartiles "
+                 f"{pp['ratio_q1']:.3f} to {pp['ratio_q3']:.3f}). This is the server's added "
+                 f"CPU per request without the machine's drift, both its calls and the "
+                 f"client's connection lookups included.")
         L.append("")
     if scale:
         L.append(f"Daemon at scale: {scale['watched_cgroups']} watched cgroups, {scale['series']} "

@@ -485,6 +485,40 @@ for r in $(seq "$ROUNDS"); do
 	run_tapir "$r" uvicorn+tapir uvicorn "$UVICORN_URL" "$cg_uvicorn" served_uvicorn
 done
 
+# --- the HTTP path alone: one thread's CPU per exchange, watched against unwatched ----------
+
+# tools/pingpong.c plays wrk and nginx on one loopback connection and moves itself between a
+# watched cgroup and an unwatched one every PP_EXCHANGES exchanges: the per-round ratio does not
+# move with the machine's drift, which the wrk runs above cannot escape on a shared VM.
+PP_EXCHANGES=${BENCH_PP_EXCHANGES:-2000}
+PP_ROUNDS=${BENCH_PP_ROUNDS:-40}
+pingpong_phase() {
+	local w=$cg_parent/pingpong u=$cg_mount${cg_self%/}/tapir-bench-unwatched s0 s1
+
+	mkdir -p "$w" "$u"
+	start_tapir
+	for i in $(seq 100); do
+		scrape
+		grep -q 'model_name="pingpong"' "$tmp/metrics" 2>/dev/null && break
+		[ "$(msum tapir_watched_cgroups)" -ge 4 ] && break
+		sleep 0.1
+	done
+	scrape
+	s0=$(msum baseten_inference_requests_total)
+	"${pin_server[@]}" build/pingpong "$PP_EXCHANGES" "$PP_ROUNDS" "$w" "$u" >"$tmp/pingpong.tsv" ||
+		die "pingpong failed"
+	echo $$ >"$cg_mount$cg_self/cgroup.procs" 2>/dev/null || true
+	sleep 1
+	scrape
+	s1=$(msum baseten_inference_requests_total)
+	stop_tapir
+	rmdir "$w" "$u"
+	printf 'exchanges\t%s\nrounds\t%s\nseen\t%s\n' "$PP_EXCHANGES" "$PP_ROUNDS" "$((s1 - s0))" \
+		>"$tmp/pingpong-meta.tsv"
+	log "pingpong: $(awk '{ r += $1 / $2 } END { printf "mean ratio %.3f", r / NR }' "$tmp/pingpong.tsv"), tapir saw $((s1 - s0)) of $((PP_EXCHANGES * PP_ROUNDS))"
+}
+pingpong_phase
+
 # --- the daemon at scale: 1,000 more watched cgroups, scrapes during load ------------------
 
 SCALE_CGROUPS=${BENCH_SCALE_CGROUPS:-1000}
@@ -556,6 +590,7 @@ commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- bpf user include tools 2>/dev/null || commit="$commit+changes"
 cp "$ROUNDS_TSV" build/bench-rounds.tsv
 $PY tools/bench-report.py --rounds "$ROUNDS_TSV" --bpf "$tmp/bpf.tsv" --scale "$tmp/scale.tsv" \
+	--pingpong "$tmp/pingpong.tsv" --pingpong-meta "$tmp/pingpong-meta.tsv" \
 	--dd "$tmp/dd.tsv" --md "$OUT_MD" --json "$OUT_JSON" \
 	--duration "$DURATION" --connections "$CONNS" --dd-bytes "$DD_BYTES" --commit "$commit" \
 	--variant "${variant:-?}" --hooks "$HOOKS" --others "$others" --pinned "$([ "$(nproc)" -ge 2 ] && echo yes || echo no)"
