@@ -105,8 +105,9 @@ struct tapir_llm_req *tapir_llm_req__new(enum tapir_llm_api api,
 		errno = ENOMEM;
 		return NULL;
 	}
-	/* Strict: what a lenient json-c takes (comments, trailing commas) no server sends. */
-	json_tokener_set_flags(q->tok, JSON_TOKENER_STRICT);
+	/* Strict: what a lenient json-c takes (comments, trailing commas) no server sends. What
+	 * follows a document is ours to judge: refused alike however the bytes are split. */
+	json_tokener_set_flags(q->tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
 	tapir_sse__init(&q->sse, TAPIR_LLM_DOC_MAX);
 	q->r.stream = q->r.include_usage = -1;
 	return q;
@@ -395,9 +396,14 @@ static struct json_object *parse_doc(struct tapir_llm_req *q, const char *data, 
 {
 	struct json_object *o;
 
+	size_t end;
+
 	json_tokener_reset(q->tok);
 	o = json_tokener_parse_ex(q->tok, data, len);
-	if (o && json_tokener_get_parse_end(q->tok) == len)
+	end = o ? json_tokener_get_parse_end(q->tok) : 0;
+	while (end < len && data[end] && strchr(" \t\r\n", data[end]))
+		end++;
+	if (o && end == len)
 		return o;
 	json_object_put(o);
 	return NULL;
@@ -411,7 +417,7 @@ static int on_event(void *ctx, const char *event, const char *data, size_t len)
 
 	if (len == 6 && !memcmp(data, "[DONE]", 6)) {
 		q->body_done = true;
-		return 0;
+		return 1;
 	}
 	o = parse_doc(q, data, len);
 	if (!o)
@@ -425,7 +431,8 @@ static int on_event(void *ctx, const char *event, const char *data, size_t len)
 			token_event(q, deltas);
 	}
 	json_object_put(o);
-	return 0;
+	/* Past the end marker, nothing is read: what a split would keep apart stays apart. */
+	return q->body_done;
 }
 
 /* --- a JSON body -------------------------------------------------------------------------- */
@@ -451,21 +458,23 @@ static int on_json(void *ctx, const char *data, size_t len)
 	struct tapir_llm_req *q = ctx;
 	struct json_object *o;
 	enum json_tokener_error err;
+	size_t take;
 
 	if (q->body_done)
 		return 0; /* whitespace after the document */
-	if (len > TAPIR_LLM_DOC_MAX - q->doc_bytes)
-		return stop(q, TAPIR_LLM_TOO_LARGE);
-	q->doc_bytes += len;
-	o = json_tokener_parse_ex(q->tok, data, len);
+	/* Up to the cap only: a document that ends within it is whole, however it is split. */
+	take = len < TAPIR_LLM_DOC_MAX - q->doc_bytes ? len : TAPIR_LLM_DOC_MAX - q->doc_bytes;
+	q->doc_bytes += take;
+	o = take ? json_tokener_parse_ex(q->tok, data, take) : NULL;
 	err = json_tokener_get_error(q->tok);
-	if (!o && err != json_tokener_continue)
+	if (!o && take && err != json_tokener_continue)
 		return stop(q, TAPIR_LLM_BAD_JSON);
 	if (o) {
 		json_body(q, o);
 		json_object_put(o);
+		return 1; /* the rest, chunk framing included, is not read */
 	}
-	return 0;
+	return take < len ? stop(q, TAPIR_LLM_TOO_LARGE) : 0;
 }
 
 /* --- feeding ------------------------------------------------------------------------------ */
@@ -478,6 +487,7 @@ static int on_body(void *ctx, const char *data, size_t len)
 
 	if (!q->info.sse)
 		return on_json(q, data, len);
+	/* A stop (1) ends the de-chunker's feed too. */
 	ret = tapir_sse__feed(&q->sse, data, len, on_event, q);
 	if (ret == -E2BIG)
 		return stop(q, TAPIR_LLM_TOO_LARGE);
@@ -506,8 +516,8 @@ int tapir_llm_req__response_body(struct tapir_llm_req *q, const void *buf, size_
 	ret = tapir_dechunk__feed(&q->dc, buf, n, on_body, q);
 	if (ret == -EBADMSG)
 		stop(q, TAPIR_LLM_BAD_CHUNKING);
-	else if (ret == 1 && !q->stopped)
-		q->wire_done = true;
+	else if (ret == 1 && !q->stopped && !q->body_done)
+		q->wire_done = true; /* the last chunk */
 	return settled(q);
 }
 
