@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <linux/types.h>
 
 /* The API a request path names; NONE for any other path. */
 enum tapir_llm_api {
@@ -84,7 +85,7 @@ struct tapir_llm_result {
 	/* Output tokens over the time that produced them; 0 when not known. */
 	double tokens_per_s;
 	/* The gaps between consecutive token events, counted by tapir_llm_latency_buckets. */
-	uint64_t gap_counts[TAPIR_LLM_LATENCY_BUCKETS + 1];
+	__u64 gap_counts[TAPIR_LLM_LATENCY_BUCKETS + 1]; /* as tapir_series__merge takes them */
 	double gap_sum_s;
 	/* From the request body's head, when it parsed: -1 unknown, else 0/1 (and n, 0 unknown). */
 	int stream, include_usage;
