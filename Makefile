@@ -202,9 +202,10 @@ $(OUT)/fuzz/fuzz_promtext: tests/fuzz/fuzz_promtext.c user/sources/promtext.c us
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) $(FUZZ_FLAGS) $^ -lm -o $@
 
-$(OUT)/fuzz/fuzz_llm: tests/fuzz/fuzz_llm.c user/sources/llm.c user/sources/llm_wire.c | $(OUT)/fuzz
+$(OUT)/fuzz/fuzz_llm: tests/fuzz/fuzz_llm.c user/sources/llm.c user/sources/llm_wire.c \
+		user/sources/llm.h user/sources/llm_wire.h | $(OUT)/fuzz
 	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) $(FUZZ_FLAGS) $^ -ljson-c -o $@
+	$(Q)$(CLANG) $(FUZZ_FLAGS) $(filter %.c,$^) -ljson-c -o $@
 
 fuzz:
 	$(Q)tools/install-deps.sh all

@@ -654,14 +654,18 @@ static void test_dechunk(void **state)
 		assert_memory_equal(out.p, "Wikipedia", 9);
 		free(out.p);
 	}
+	/* Refusals: a size past 2^40, payload not followed by CRLF, a size line without digits. */
+	memset(&out, 0, sizeof(out));
 	memset(&d, 0, sizeof(d));
 	assert_int_equal(tapir_dechunk__feed(&d, "fffffffffffffffff\r\n", 19, collect, &out),
 			 -EBADMSG);
 	memset(&d, 0, sizeof(d));
-	assert_int_equal(tapir_dechunk__feed(&d, "3\r\nabcX", 7, collect, &(struct wire){ 0 }),
-			 -EBADMSG);
+	assert_int_equal(tapir_dechunk__feed(&d, "3\r\nabcX", 7, collect, &out), -EBADMSG);
+	assert_int_equal(tapir_dechunk__feed(&d, "\r\n", 2, collect, &out), -EBADMSG);
 	memset(&d, 0, sizeof(d));
 	assert_int_equal(tapir_dechunk__feed(&d, ";x\r\n", 4, collect, &out), -EBADMSG);
+	assert_int_equal(out.len, 3);
+	free(out.p);
 }
 
 int main(void)
