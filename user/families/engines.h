@@ -27,4 +27,10 @@ void tapir_engines__tick(struct tapir_engines *e, uint64_t now_ms);
 /* Before the exposition is rendered: a round that finished meanwhile shows in it. NULL-safe. */
 void tapir_engines__refresh(struct tapir_engines *e, uint64_t now_ms);
 
+/*
+ * The baseten_llm_kv_cache_hit_rate family the engines registered (NULL-safe: NULL without
+ * engines), for tapir_llm_metrics__new: one family, whose series these engines own.
+ */
+struct tapir_family *tapir_engines__hit_rate_family(const struct tapir_engines *e);
+
 #endif
