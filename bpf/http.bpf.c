@@ -129,12 +129,12 @@ struct {
 	__type(value, __u64);
 } prestart SEC(".maps");
 
-/* Local ports of the connections tapir itself makes to the servers it watches (its engine
- * scrapes, user/sources/engine_scrape.c), while they last: not the server's traffic. */
+/* Local addresses and ports of the connections tapir itself makes to the servers it watches
+ * (its engine scrapes, user/sources/engine_scrape.c), while they last: not their traffic. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 64);
-	__type(key, __u16);
+	__type(key, struct tapir_peer_key);
 	__type(value, __u8);
 } own_clients SEC(".maps");
 
@@ -543,13 +543,33 @@ static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key, st
 	return c ? c : untracked_conn(key, cg->labels_id, cgid);
 }
 
-/* Is the peer of socket @sk a connection tapir itself made (own_clients)? Asked once per
+/* Is the peer of socket @skp a connection tapir itself made (own_clients)? Asked once per
  * connection, at its first request. */
-static __always_inline bool from_tapir(__u64 sk)
+static __always_inline bool from_tapir(__u64 skp)
 {
-	__u16 port = bpf_ntohs(BPF_CORE_READ((struct sock *)sk, __sk_common.skc_dport));
+	struct sock *sk = (struct sock *)skp;
+	struct tapir_peer_key k = {};
+	__u32 w[4] = {};
+	__u16 family;
 
-	return bpf_map_lookup_elem(&own_clients, &port) != NULL;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	k.port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		w[0] = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+	} else if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(&w, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32);
+		if (!w[0] && !w[1] && w[2] == bpf_htonl(0xffff)) {
+			w[0] = w[3]; /* ::ffff:a.b.c.d: an IPv4 client */
+			w[3] = 0;
+			w[2] = 0;
+			family = AF_INET;
+		}
+	} else {
+		return false;
+	}
+	k.family = family;
+	__builtin_memcpy(k.addr, w, sizeof(w));
+	return bpf_map_lookup_elem(&own_clients, &k) != NULL;
 }
 
 /* A new connection whose first bytes start a TLS handshake is not followed. */

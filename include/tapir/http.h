@@ -65,6 +65,18 @@ struct tapir_conn_pos {
 	__u64 now;  /* syscall exit */
 };
 
+/*
+ * Key of own_clients: the address and port of a connection tapir itself made to a server it
+ * watches (an engine scrape), as the server sees its peer. IPv4 in addr[0..3], the rest 0; an
+ * IPv4 peer of a dual-stack socket (::ffff:a.b.c.d) is written as IPv4 by both sides.
+ */
+struct tapir_peer_key {
+	__u8 addr[16];
+	__u16 port;   /* host order */
+	__u16 family; /* AF_INET or AF_INET6 */
+	__u32 __pad;
+};
+
 /* Value of the watched_cgroups map, keyed by cgroup v2 id: written by the daemon only. What is
  * in flight lives in the conns map, per connection. */
 struct tapir_cgroup_info {
@@ -157,6 +169,7 @@ TAPIR_ASSERT_SIZE(struct tapir_http_event, 96);
 TAPIR_ASSERT_OFF(struct tapir_http_event, line, 64);
 TAPIR_ASSERT_SIZE(struct tapir_lifecycle_event, 32);
 TAPIR_ASSERT_SIZE(struct tapir_agg_key, 16);
+TAPIR_ASSERT_SIZE(struct tapir_peer_key, 24);
 TAPIR_ASSERT_SIZE(struct tapir_agg, 16 + 4 * 8 * (TAPIR_AGG_BOUNDS + 2));
 
 #endif /* TAPIR_HTTP_H */

@@ -22,6 +22,7 @@
 #include <bpf/bpf.h>
 #include <curl/curl.h>
 
+#include "tapir/http.h"
 #include "buf.h"
 #include "engine_scrape.h"
 #include "grow.h"
@@ -68,9 +69,10 @@ struct tapir_engine_scraper {
 	struct tapir_buf body;
 	bool too_big;
 	int own_netns;	    /* this thread's network namespace, to come back to */
-	int own_clients_fd; /* BPF own_clients: the local port of the scrape in progress */
-	__u16 own_port;	    /* in own_clients now; 0: none */
-	bool curl_ready;    /* libcurl set up: at the first fetch */
+	int own_clients_fd; /* BPF own_clients: where the scrape in progress comes from */
+	struct tapir_peer_key own_key; /* in own_clients now, when own_set */
+	bool own_set;
+	bool curl_ready; /* libcurl set up: at the first fetch */
 	ino_t own_netns_ino;
 	char errbuf[CURL_ERROR_SIZE];
 	struct known *known;
@@ -317,34 +319,39 @@ static enum tapir_engine_error curl_error(struct tapir_engine_scraper *s, CURLco
 }
 
 /*
- * libcurl's socket, before it connects: bound to an ephemeral port now, so that the port can be
- * put in own_clients before the engine reads a byte; the BPF side then ignores the connection
+ * libcurl's connection is up and the request not sent yet: its local address and port go in
+ * own_clients, as the engine will see its peer, so that the BPF side ignores the connection
  * (tapir_ignored_connections_total{reason="tapir"}) instead of counting tapir's own GET as one
- * of the engine's requests.
+ * of the engine's requests. A failure here only means the GET is counted, as before.
  */
-static int on_socket(void *arg, curl_socket_t fd, curlsocktype purpose)
+static int on_connected(void *arg, char *primary_ip, char *local_ip, int primary_port,
+			int local_port)
 {
 	struct tapir_engine_scraper *s = arg;
-	struct sockaddr_storage a = { 0 };
-	socklen_t len = sizeof(a);
-	int domain = 0;
-	socklen_t dlen = sizeof(domain);
+	struct tapir_peer_key k = { .port = (__u16)local_port };
 	__u8 one = 1;
-	__u16 port;
 
-	if (purpose != CURLSOCKTYPE_IPCXN || s->own_clients_fd < 0 ||
-	    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen))
-		return CURL_SOCKOPT_OK;
-	a.ss_family = domain;
-	if (bind(fd, (struct sockaddr *)&a,
-		 domain == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) ||
-	    getsockname(fd, (struct sockaddr *)&a, &len))
-		return CURL_SOCKOPT_OK; /* counted as the engine's request, as before */
-	port = ntohs(domain == AF_INET6 ? ((struct sockaddr_in6 *)&a)->sin6_port
-					: ((struct sockaddr_in *)&a)->sin_port);
-	if (!bpf_map_update_elem(s->own_clients_fd, &port, &one, BPF_ANY))
-		s->own_port = port;
-	return CURL_SOCKOPT_OK;
+	(void)primary_ip;
+	(void)primary_port;
+	if (s->own_clients_fd < 0)
+		return CURL_PREREQFUNC_OK;
+	if (inet_pton(AF_INET, local_ip, k.addr) == 1) {
+		k.family = AF_INET;
+	} else if (inet_pton(AF_INET6, local_ip, k.addr) == 1) {
+		k.family = AF_INET6;
+		if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)k.addr)) {
+			memmove(k.addr, k.addr + 12, 4);
+			memset(k.addr + 4, 0, 12);
+			k.family = AF_INET;
+		}
+	} else {
+		return CURL_PREREQFUNC_OK;
+	}
+	if (!bpf_map_update_elem(s->own_clients_fd, &k, &one, BPF_ANY)) {
+		s->own_key = k;
+		s->own_set = true;
+	}
+	return CURL_PREREQFUNC_OK;
 }
 
 static int setup_curl(struct tapir_engine_scraper *s)
@@ -380,8 +387,8 @@ static int setup_curl(struct tapir_engine_scraper *s)
 	rc = rc ?: curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	rc = rc ?: curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
 	rc = rc ?: curl_easy_setopt(c, CURLOPT_ERRORBUFFER, s->errbuf);
-	rc = rc ?: curl_easy_setopt(c, CURLOPT_SOCKOPTFUNCTION, on_socket);
-	rc = rc ?: curl_easy_setopt(c, CURLOPT_SOCKOPTDATA, s);
+	rc = rc ?: curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_connected);
+	rc = rc ?: curl_easy_setopt(c, CURLOPT_PREREQDATA, s);
 	if (rc) {
 		pr_err("engines: libcurl refused an option: %s", curl_easy_strerror(rc));
 		return rc == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
@@ -448,9 +455,9 @@ static enum tapir_engine_error fetch(struct tapir_engine_scraper *s, const struc
 	}
 	rc = curl_easy_setopt(s->curl, CURLOPT_URL, url);
 	rc = rc ?: curl_easy_perform(s->curl);
-	if (s->own_port) {
-		bpf_map_delete_elem(s->own_clients_fd, &s->own_port);
-		s->own_port = 0;
+	if (s->own_set) {
+		bpf_map_delete_elem(s->own_clients_fd, &s->own_key);
+		s->own_set = false;
 	}
 	if (entered && setns(s->own_netns, CLONE_NEWNET)) {
 		/* The thread would scrape the wrong namespace from now on: stop scraping. */
