@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "engine.h"
+#include "engine_scrape.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -265,12 +266,30 @@ static void test_families(void **state)
 	assert_null(tapir_engine_family(TAPIR_ENGINE_NONE, TAPIR_EF_RUNNING));
 }
 
+/* Which failed fetches look the engine's port up again: a wrong guess answers anything but a
+ * refusal; a slow engine, or what it answered, says nothing about its port. */
+static void test_error_relocates(void **state)
+{
+	assert_true(tapir_engine_error__relocates(TAPIR_EE_CONNECT));
+	assert_true(tapir_engine_error__relocates(TAPIR_EE_HTTP_STATUS));
+	assert_true(tapir_engine_error__relocates(TAPIR_EE_PROTOCOL));
+	assert_true(tapir_engine_error__relocates(TAPIR_EE_TOO_LARGE));
+	assert_true(tapir_engine_error__relocates(TAPIR_EE_NETNS));
+	assert_false(tapir_engine_error__relocates(TAPIR_EE_NONE));
+	assert_false(tapir_engine_error__relocates(TAPIR_EE_TIMEOUT));
+	assert_false(tapir_engine_error__relocates(TAPIR_EE_PARSE));
+	assert_false(tapir_engine_error__relocates(TAPIR_EE_TOO_MANY_SERIES));
+	assert_false(tapir_engine_error__relocates(TAPIR_EE_INIT));
+	assert_string_equal(tapir_engine_error_name(TAPIR_EE_INIT), "init");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_classify), cmocka_unit_test(test_vllm_v0),
-		cmocka_unit_test(test_vllm_v1),	 cmocka_unit_test(test_sglang),
-		cmocka_unit_test(test_hostile),	 cmocka_unit_test(test_families),
+		cmocka_unit_test(test_classify),	cmocka_unit_test(test_vllm_v0),
+		cmocka_unit_test(test_vllm_v1),		cmocka_unit_test(test_sglang),
+		cmocka_unit_test(test_hostile),		cmocka_unit_test(test_families),
+		cmocka_unit_test(test_error_relocates),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -455,10 +455,19 @@ static struct tapir_series *series_new(struct tapir_family *f, uint64_t hash)
 
 struct tapir_series *tapir_series__get(struct tapir_family *f, const char *const *values)
 {
+	bool created;
+
+	return tapir_series__get_new(f, values, &created);
+}
+
+struct tapir_series *tapir_series__get_new(struct tapir_family *f, const char *const *values,
+					   bool *created)
+{
 	struct tapir_series *s;
 	uint64_t hash;
 	int err;
 
+	*created = false;
 	if (!f || (f->n_labels && !values)) {
 		errno = EINVAL;
 		return NULL;
@@ -485,6 +494,7 @@ struct tapir_series *tapir_series__get(struct tapir_family *f, const char *const
 	s = series_new(f, hash);
 	if (!s)
 		errno = ENOMEM;
+	*created = s != NULL;
 	return s;
 }
 

@@ -3,6 +3,7 @@
 #ifndef TAPIR_REGISTRY_H
 #define TAPIR_REGISTRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <linux/types.h>
@@ -44,6 +45,11 @@ size_t tapir_registry__n_series(const struct tapir_registry *r);
 
 /* The series for @values (n_labels strings, copied), created at zero on first use. */
 struct tapir_series *tapir_series__get(struct tapir_family *f, const char *const *values);
+/* As __get; *@created says whether this call made the series. Label sets that print alike are
+ * one series, so a caller that removes what it holds takes only what it made: another's is not
+ * its to remove. */
+struct tapir_series *tapir_series__get_new(struct tapir_family *f, const char *const *values,
+					   bool *created);
 /* Forget a series (e.g. its container is gone). */
 void tapir_series__remove(struct tapir_family *f, struct tapir_series *s);
 

@@ -44,7 +44,7 @@ struct target {
 	bool have_prev;
 	struct sample *ring;
 	size_t ring_n, ring_cap;
-	bool seen; /* in the latest round */
+	bool seen; /* asked about in the round being collected */
 };
 
 struct tapir_engines {
@@ -60,6 +60,7 @@ struct tapir_engines {
 	size_t n, cap;
 	uint64_t last_round_ms;
 	bool round_out;
+	bool stopped; /* the scraper's thread has: no more rounds */
 };
 
 static const char *const llm_extra[] = { "_internal_pod_id" };
@@ -261,7 +262,12 @@ static void remove_target(struct tapir_engines *e, struct target *t)
 
 /* --- a round's figures -------------------------------------------------------------------- */
 
-static int track(struct target *t, struct tapir_family *f, struct tapir_series *s)
+/*
+ * Hold @s for @t: one it holds already, or one it has just made. Label sets that print alike are
+ * one series: one another target made (two engines in one pod, or a replica back in a new
+ * cgroup before the old one went) stays that target's, which updates and removes it.
+ */
+static int track(struct target *t, struct tapir_family *f, struct tapir_series *s, bool created)
 {
 	size_t i;
 
@@ -271,6 +277,8 @@ static int track(struct target *t, struct tapir_family *f, struct tapir_series *
 			return 0;
 		}
 	}
+	if (!created)
+		return -EEXIST;
 	if (tapir_grow_zeroed((void **)&t->series, &t->cap, t->n_series, sizeof(*t->series)))
 		return -ENOMEM;
 	t->series[t->n_series++] = (struct exported){ f, s, true };
@@ -284,6 +292,7 @@ static void export(struct tapir_engines *e, struct target *t, const char *deploy
 	const char *v[5] = { deployment_id, t->name };
 	struct tapir_family *f;
 	struct tapir_series *s;
+	bool created;
 	size_t i, j;
 
 	for (i = 0; i < t->n_series; i++)
@@ -295,8 +304,8 @@ static void export(struct tapir_engines *e, struct target *t, const char *deploy
 		v[2] = es->model;
 		v[3] = es->engine;
 		v[4] = es->reason;
-		s = f ? tapir_series__get(f, v) : NULL;
-		if (!s || track(t, f, s))
+		s = f ? tapir_series__get_new(f, v, &created) : NULL;
+		if (!s || track(t, f, s, created))
 			continue;
 		if (tapir_engine_family(m->kind, es->fam)->type == TAPIR_EFT_HISTOGRAM)
 			tapir_series__set_buckets(s, es->bounds, es->cum, es->n_buckets, es->sum,
@@ -385,11 +394,21 @@ static double window_mean(struct target *t, uint64_t now_ms, double v, uint64_t 
 	return t->ring_n ? sum / t->ring_n : v;
 }
 
+/*
+ * The target's series of @f, made on first use. baseten_llm_* carry the pod's labels only, so
+ * two engines in one pod (container-level replicas) would write one series: the first to make
+ * it keeps it, and the other's figures are not exported until it is gone.
+ */
 static struct tapir_series *llm_series(struct tapir_family *f, struct tapir_series **cache,
 				       const char *const *v)
 {
-	if (!*cache)
-		*cache = tapir_series__get(f, v);
+	struct tapir_series *s;
+	bool created;
+
+	if (!*cache) {
+		s = tapir_series__get_new(f, v, &created);
+		*cache = created ? s : NULL;
+	}
 	return *cache;
 }
 
@@ -451,12 +470,12 @@ static void apply(struct tapir_engines *e, const struct tapir_engine_outcome *o,
 		t->have_prev = false;
 		t->ring_n = 0;
 	}
-	t->seen = true;
 	if (o->error) {
-		/* As Prometheus marks a failed target's series stale: nothing old stays. */
+		/* As Prometheus marks a failed target's series stale, the engine's own go; what
+		 * tapir derived (the hit rate's observations, the in-flight average's window) is
+		 * tapir's, and one failed scrape does not undo it. */
 		count_error(e, o->error);
 		drop_exported(t);
-		drop_derived(e, t);
 		return;
 	}
 	export(e, t, l[TAPIR_L_DEPLOYMENT_ID], &o->metrics);
@@ -477,27 +496,58 @@ static void set_target_counts(struct tapir_engines *e)
 	}
 }
 
-static void collect(struct tapir_engines *e, uint64_t now_ms)
+/* Targets not marked seen: replicas that are gone or no longer asked about. */
+static void remove_unseen(struct tapir_engines *e)
 {
-	struct tapir_engine_outcome *out;
-	size_t n, i;
+	size_t i;
 
-	if (!e->round_out)
-		return;
-	n = tapir_engine_scraper__collect(e->scraper, &out);
-	if (!out)
-		return;
-	e->round_out = false;
-	for (i = 0; i < e->n; i++)
-		e->t[i].seen = false;
-	for (i = 0; i < n; i++)
-		apply(e, &out[i], now_ms);
-	/* Targets of replicas that are gone or no longer asked about. */
 	for (i = 0; i < e->n;)
 		if (!e->t[i].seen)
 			remove_target(e, &e->t[i]);
 		else
 			i++;
+}
+
+/* The scraper's thread has stopped: nothing would keep the engines' series current. */
+static void scraper_stopped(struct tapir_engines *e)
+{
+	size_t i;
+
+	count_error(e, TAPIR_EE_STOPPED);
+	for (i = 0; i < e->n; i++)
+		e->t[i].seen = false;
+	remove_unseen(e);
+	set_target_counts(e);
+	e->stopped = true;
+	e->round_out = false;
+}
+
+static void collect(struct tapir_engines *e, uint64_t now_ms)
+{
+	struct tapir_engine_outcome *out;
+	struct target *t;
+	size_t n, i;
+	int err;
+
+	if (!e->round_out)
+		return;
+	err = tapir_engine_scraper__collect(e->scraper, &out, &n);
+	if (err == -ESRCH)
+		scraper_stopped(e);
+	if (err)
+		return;
+	e->round_out = false;
+	/* Targets the round did not ask about go first: a replica back in a new cgroup under
+	 * the same name makes the series its old target held, and takes them only once that
+	 * target has removed them. */
+	for (i = 0; i < e->n; i++)
+		e->t[i].seen = false;
+	for (i = 0; i < n; i++)
+		if ((t = target_of(e, out[i].replica_id, false)))
+			t->seen = true;
+	remove_unseen(e);
+	for (i = 0; i < n; i++)
+		apply(e, &out[i], now_ms);
 	set_target_counts(e);
 	tapir_engine_outcomes__free(out, n);
 }
@@ -571,14 +621,21 @@ void tapir_engines__tick(struct tapir_engines *e, uint64_t now_ms)
 {
 	struct tapir_engine_job *jobs;
 	size_t n;
+	int err;
 
 	if (!e)
 		return;
 	collect(e, now_ms);
-	if (e->round_out || now_ms - e->last_round_ms < (uint64_t)e->cfg->engine_interval_s * 1000)
+	if (e->stopped || e->round_out ||
+	    now_ms - e->last_round_ms < (uint64_t)e->cfg->engine_interval_s * 1000)
 		return;
 	n = build_jobs(e, &jobs);
-	if (jobs && !tapir_engine_scraper__submit(e->scraper, jobs, n)) {
+	if (!jobs)
+		return;
+	err = tapir_engine_scraper__submit(e->scraper, jobs, n);
+	if (err == -ESRCH)
+		scraper_stopped(e);
+	if (!err) {
 		e->round_out = true;
 		e->last_round_ms = now_ms;
 	}

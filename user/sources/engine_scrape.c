@@ -45,11 +45,21 @@ static const char *const error_names[TAPIR_EE_COUNT] = {
 	[TAPIR_EE_PROTOCOL] = "protocol",
 	[TAPIR_EE_PARSE] = "parse",
 	[TAPIR_EE_TOO_MANY_SERIES] = "too_many_series",
+	[TAPIR_EE_INIT] = "init",
+	[TAPIR_EE_STOPPED] = "stopped",
 };
 
 const char *tapir_engine_error_name(enum tapir_engine_error e)
 {
 	return e < TAPIR_EE_COUNT ? error_names[e] : "";
+}
+
+bool tapir_engine_error__relocates(enum tapir_engine_error e)
+{
+	/* Not a timeout: the engine may be busy. Nor what follows an answer it gave (parse, too
+	 * many series), nor failures before anything was sent (init). */
+	return e != TAPIR_EE_NONE && e != TAPIR_EE_TIMEOUT && e != TAPIR_EE_PARSE &&
+	       e != TAPIR_EE_TOO_MANY_SERIES && e != TAPIR_EE_INIT && e != TAPIR_EE_STOPPED;
 }
 
 struct tapir_engine_scraper {
@@ -63,6 +73,7 @@ struct tapir_engine_scraper {
 	struct tapir_engine_outcome *out;
 	size_t n_out;
 	bool busy, done, stop;
+	bool stopped; /* the thread has returned: no round will finish */
 	/* The thread's own. */
 	CURL *curl;
 	struct curl_slist *headers;
@@ -72,7 +83,8 @@ struct tapir_engine_scraper {
 	int own_clients_fd; /* BPF own_clients: where the scrape in progress comes from */
 	struct tapir_peer_key own_key; /* in own_clients now, when own_set */
 	bool own_set;
-	bool curl_ready; /* libcurl set up: at the first fetch */
+	bool curl_ready;  /* libcurl set up: at the first fetch */
+	bool init_failed; /* logged: it is tried again at each fetch, said once */
 	ino_t own_netns_ino;
 	char errbuf[CURL_ERROR_SIZE];
 	struct known *known;
@@ -418,6 +430,15 @@ static int enter_netns(struct tapir_engine_scraper *s, int pid)
 	return ret;
 }
 
+/* Said once: it fails the same way at every fetch until it works. */
+static enum tapir_engine_error init_failed(struct tapir_engine_scraper *s, const char *what)
+{
+	if (!s->init_failed)
+		pr_err("engines: libcurl %s failed; no engine is scraped until it works", what);
+	s->init_failed = true;
+	return TAPIR_EE_INIT;
+}
+
 static enum tapir_engine_error fetch(struct tapir_engine_scraper *s, const struct target *t,
 				     const char *path)
 {
@@ -430,7 +451,7 @@ static enum tapir_engine_error fetch(struct tapir_engine_scraper *s, const struc
 	 * does not carry them (2.4 MB of RSS here). */
 	if (!s->curl_ready) {
 		if (curl_global_init(CURL_GLOBAL_DEFAULT))
-			return TAPIR_EE_CONNECT;
+			return init_failed(s, "global init");
 		s->curl = curl_easy_init();
 		if (!s->curl || setup_curl(s)) {
 			if (s->curl)
@@ -439,7 +460,7 @@ static enum tapir_engine_error fetch(struct tapir_engine_scraper *s, const struc
 			curl_slist_free_all(s->headers);
 			s->headers = NULL;
 			curl_global_cleanup();
-			return TAPIR_EE_CONNECT;
+			return init_failed(s, "handle setup");
 		}
 		s->curl_ready = true;
 	}
@@ -496,8 +517,11 @@ static void scrape_one(struct tapir_engine_scraper *s, const struct tapir_engine
 	o->pid = t.pid;
 	o->port = t.port;
 	o->error = fetch(s, &t, path);
-	if (o->error == TAPIR_EE_CONNECT && (k = known_of(s, job->replica_id)))
-		k->t.pid = 0; /* look its sockets up again */
+	/* Look its sockets up again: the port may be a wrong guess (the only listener while the
+	 * engine loaded), which answers with anything but a refusal. A slow engine is still
+	 * the engine. */
+	if (tapir_engine_error__relocates(o->error) && (k = known_of(s, job->replica_id)))
+		k->t.pid = 0;
 	if (o->error)
 		goto out;
 	err = tapir_engine_metrics__parse(&o->metrics, t.kind, s->body.data, s->body.len,
@@ -541,6 +565,7 @@ static void *run(void *arg)
 		s->n_out = out ? i : 0;
 		s->done = true;
 	}
+	s->stopped = true;
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
 }
@@ -615,7 +640,9 @@ int tapir_engine_scraper__submit(struct tapir_engine_scraper *s, struct tapir_en
 	int ret = 0;
 
 	pthread_mutex_lock(&s->lock);
-	if (s->busy) {
+	if (s->stopped) {
+		ret = -ESRCH;
+	} else if (s->busy) {
 		ret = -EBUSY;
 	} else {
 		s->jobs = jobs;
@@ -629,23 +656,27 @@ int tapir_engine_scraper__submit(struct tapir_engine_scraper *s, struct tapir_en
 	return ret;
 }
 
-size_t tapir_engine_scraper__collect(struct tapir_engine_scraper *s,
-				     struct tapir_engine_outcome **out)
+int tapir_engine_scraper__collect(struct tapir_engine_scraper *s, struct tapir_engine_outcome **out,
+				  size_t *n)
 {
-	size_t n = 0;
+	int ret = -EAGAIN;
 
 	*out = NULL;
+	*n = 0;
 	/* The thread holds the lock only to swap pointers: this never waits on a scrape. */
 	pthread_mutex_lock(&s->lock);
 	if (s->done) {
 		*out = s->out;
-		n = s->n_out;
+		*n = s->n_out;
 		s->out = NULL;
 		s->n_out = 0;
 		s->busy = s->done = false;
+		ret = 0;
+	} else if (s->stopped) {
+		ret = -ESRCH;
 	}
 	pthread_mutex_unlock(&s->lock);
-	return n;
+	return ret;
 }
 
 void tapir_engine_outcomes__free(struct tapir_engine_outcome *o, size_t n)

@@ -3,6 +3,7 @@
 #ifndef TAPIR_ENGINE_SCRAPE_H
 #define TAPIR_ENGINE_SCRAPE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,10 +21,14 @@ enum tapir_engine_error {
 	TAPIR_EE_PROTOCOL,	  /* not HTTP, or the connection broke */
 	TAPIR_EE_PARSE,		  /* not the Prometheus text format */
 	TAPIR_EE_TOO_MANY_SERIES, /* over engines.max_series samples, or too many kept series */
+	TAPIR_EE_INIT,		  /* libcurl could not be set up: nothing was sent */
+	TAPIR_EE_STOPPED,	  /* the scraper's thread stopped: no engine is scraped any more */
 	TAPIR_EE_COUNT,
 };
 
 const char *tapir_engine_error_name(enum tapir_engine_error e);
+/* Whether a fetch that failed with @e should find the engine's port again before the next. */
+bool tapir_engine_error__relocates(enum tapir_engine_error e);
 
 /* A replica to look into, built by the main loop. */
 struct tapir_engine_job {
@@ -53,13 +58,16 @@ struct tapir_engine_scraper *tapir_engine_scraper__new(const struct tapir_config
 void tapir_engine_scraper__free(struct tapir_engine_scraper *s);
 
 /* Start a round over @jobs, which the scraper takes over (whatever the result). -EBUSY while
- * the previous round runs or its outcomes wait to be collected. */
+ * the previous round runs or its outcomes wait to be collected; -ESRCH once its thread has
+ * stopped. */
 int tapir_engine_scraper__submit(struct tapir_engine_scraper *s, struct tapir_engine_job *jobs,
 				 size_t n);
-/* The outcomes of a finished round, taken over by the caller (free with __outcomes_free);
- * 0 and NULL while none is ready. Never blocks on a round in progress. */
-size_t tapir_engine_scraper__collect(struct tapir_engine_scraper *s,
-				     struct tapir_engine_outcome **out);
+/* 0 and the outcomes of a finished round, taken over by the caller (free with
+ * __outcomes_free); a round without memory for them finishes with NULL and 0. -EAGAIN while
+ * none is ready, -ESRCH once the thread has stopped (none will be). Never blocks on a round in
+ * progress. */
+int tapir_engine_scraper__collect(struct tapir_engine_scraper *s, struct tapir_engine_outcome **out,
+				  size_t *n);
 void tapir_engine_outcomes__free(struct tapir_engine_outcome *o, size_t n);
 void tapir_engine_jobs__free(struct tapir_engine_job *jobs, size_t n);
 
