@@ -96,8 +96,13 @@ static void check_metrics(enum tapir_engine_kind kind, const char *text, size_t 
 		    strnlen(e->reason, TAPIR_ENGINE_SHORT_MAX) == TAPIR_ENGINE_SHORT_MAX)
 			abort();
 		for (b = 1; b < e->n_buckets; b++)
-			if (!(e->bounds[b] > e->bounds[b - 1]))
+			if (!(e->bounds[b] > e->bounds[b - 1]) || !(e->cum[b] >= e->cum[b - 1]))
 				abort();
+		/* What the registry takes (tapir_series__set_buckets): +Inf last, or no buckets. */
+		if (e->n_buckets && e->bounds[e->n_buckets - 1] != INFINITY)
+			abort();
+		if (tapir_engine_family(kind, e->fam)->type == TAPIR_EFT_HISTOGRAM && !e->n_buckets)
+			abort();
 	}
 	tapir_engine_metrics__in_flight_tokens(&m, &t);
 	tapir_engine_metrics__clear(&m);

@@ -255,6 +255,61 @@ static void test_hostile(void **state)
 	free(text);
 }
 
+/* Histograms as Prometheus reads them, or not at all (review findings). */
+static void test_histogram_edges(void **state)
+{
+	const struct tapir_engine_series *e;
+	struct tapir_engine_metrics m;
+	char *text, *p;
+	int i;
+
+	(void)state;
+#define E2E "vllm:e2e_request_latency_seconds"
+	/* No _count: the +Inf bucket is the count. */
+	p = E2E "_bucket{le=\"1.0\"} 2\n" E2E "_bucket{le=\"+Inf\"} 5\n" E2E "_sum 3.5\n";
+	assert_int_equal(tapir_engine_metrics__parse(&m, TAPIR_ENGINE_VLLM, p, strlen(p), 0), 0);
+	e = tapir_engine_metrics__find(&m, TAPIR_EF_E2E);
+	assert_non_null(e);
+	assert_int_equal(e->n_buckets, 2);
+	assert_true(e->bounds[1] == INFINITY);
+	assert_true(e->value == 5);
+	tapir_engine_metrics__clear(&m);
+	/* le as strtod would take it, not Prometheus: hex, a leading space; -Inf bounds nothing. */
+	p = E2E "_bucket{le=\"0x10\"} 1\n";
+	assert_int_equal(tapir_engine_metrics__parse(&m, TAPIR_ENGINE_VLLM, p, strlen(p), 0),
+			 -EINVAL);
+	p = E2E "_bucket{le=\" 1\"} 1\n";
+	assert_int_equal(tapir_engine_metrics__parse(&m, TAPIR_ENGINE_VLLM, p, strlen(p), 0),
+			 -EINVAL);
+	p = E2E "_bucket{le=\"-Inf\"} 1\n" E2E "_count 1\n";
+	assert_int_equal(tapir_engine_metrics__parse(&m, TAPIR_ENGINE_VLLM, p, strlen(p), 0),
+			 -EINVAL);
+	/* Cumulative counts that fall (two label sets merged with other bounds): not exported. */
+	p = E2E "_bucket{le=\"1\",x=\"a\"} 10\n" E2E "_bucket{le=\"2\",x=\"b\"} 0\n" E2E
+		"_bucket{le=\"+Inf\",x=\"a\"} 10\n" E2E "_count 10\n";
+	assert_int_equal(tapir_engine_metrics__parse(&m, TAPIR_ENGINE_VLLM, p, strlen(p), 0), 0);
+	assert_null(tapir_engine_metrics__find(&m, TAPIR_EF_E2E));
+	tapir_engine_metrics__clear(&m);
+	/* As many finite bounds as there is room for besides +Inf: +Inf is added, last. */
+	text = malloc(TAPIR_ENGINE_BUCKETS_MAX * 80 + 64);
+	for (p = text, i = 1; i < TAPIR_ENGINE_BUCKETS_MAX; i++)
+		p += sprintf(p, E2E "_bucket{le=\"%d\"} %d\n", i, i);
+	p += sprintf(p, E2E "_count 100\n");
+	assert_int_equal(tapir_engine_metrics__parse(&m, TAPIR_ENGINE_VLLM, text, p - text, 0), 0);
+	e = tapir_engine_metrics__find(&m, TAPIR_EF_E2E);
+	assert_non_null(e);
+	assert_int_equal(e->n_buckets, TAPIR_ENGINE_BUCKETS_MAX);
+	assert_true(e->bounds[TAPIR_ENGINE_BUCKETS_MAX - 1] == INFINITY);
+	assert_true(e->cum[TAPIR_ENGINE_BUCKETS_MAX - 1] == 100);
+	tapir_engine_metrics__clear(&m);
+	/* One finite bound more: refused whole, never exported without +Inf. */
+	p += sprintf(p, E2E "_bucket{le=\"%d\"} 100\n", TAPIR_ENGINE_BUCKETS_MAX);
+	assert_int_equal(tapir_engine_metrics__parse(&m, TAPIR_ENGINE_VLLM, text, p - text, 0),
+			 -E2BIG);
+	free(text);
+#undef E2E
+}
+
 static void test_families(void **state)
 {
 	assert_string_equal(tapir_engine_family(TAPIR_ENGINE_VLLM, TAPIR_EF_KV_USAGE)->name,
@@ -289,7 +344,7 @@ int main(void)
 		cmocka_unit_test(test_classify),	cmocka_unit_test(test_vllm_v0),
 		cmocka_unit_test(test_vllm_v1),		cmocka_unit_test(test_sglang),
 		cmocka_unit_test(test_hostile),		cmocka_unit_test(test_families),
-		cmocka_unit_test(test_error_relocates),
+		cmocka_unit_test(test_error_relocates), cmocka_unit_test(test_histogram_edges),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

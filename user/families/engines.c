@@ -307,10 +307,13 @@ static void export(struct tapir_engines *e, struct target *t, const char *deploy
 		s = f ? tapir_series__get_new(f, v, &created) : NULL;
 		if (!s || track(t, f, s, created))
 			continue;
-		if (tapir_engine_family(m->kind, es->fam)->type == TAPIR_EFT_HISTOGRAM)
-			tapir_series__set_buckets(s, es->bounds, es->cum, es->n_buckets, es->sum,
-						  es->value);
-		else
+		if (tapir_engine_family(m->kind, es->fam)->type == TAPIR_EFT_HISTOGRAM) {
+			/* engine.c hands over only what the registry takes: never, then. */
+			if (tapir_series__set_buckets(s, es->bounds, es->cum, es->n_buckets,
+						      es->sum, es->value))
+				pr_debug("engines: a histogram of %s refused",
+					 tapir_engine_name(m->kind));
+		} else
 			tapir_series__set(s, es->value);
 	}
 	for (i = j = 0; i < t->n_series; i++) {

@@ -415,24 +415,24 @@ static int add_bucket(struct norm *nm, struct tapir_engine_series *e,
 		      const struct tapir_prom_sample *s)
 {
 	const struct tapir_prom_label *le = label(s, "le");
-	char buf[64], *end;
+	const char *why;
 	double bound;
-	size_t i;
+	size_t i, finite = 0;
 
-	if (!le || !le->value_len || le->value_len >= sizeof(buf))
-		return -EINVAL;
-	memcpy(buf, le->value, le->value_len);
-	buf[le->value_len] = '\0';
-	bound = strtod(buf, &end);
-	if (*end || isnan(bound))
+	/* As Prometheus reads le: no hex, no spaces; -Inf and NaN bound nothing. */
+	if (!le || tapir_prom_float(le->value, le->value_len, &bound, &why) || isnan(bound) ||
+	    bound == -INFINITY)
 		return -EINVAL;
 	for (i = 0; i < e->n_buckets; i++) {
 		if (e->bounds[i] == bound) {
 			e->cum[i] += s->value;
 			return 0;
 		}
+		finite += e->bounds[i] != INFINITY;
 	}
-	if (e->n_buckets == TAPIR_ENGINE_BUCKETS_MAX)
+	/* The last slot is kept for +Inf, which finish_histogram() adds when the text has none. */
+	if (e->n_buckets == TAPIR_ENGINE_BUCKETS_MAX ||
+	    (bound != INFINITY && finite == TAPIR_ENGINE_BUCKETS_MAX - 1))
 		return -E2BIG;
 	e->bounds[e->n_buckets] = bound;
 	e->cum[e->n_buckets++] = s->value;
@@ -497,8 +497,13 @@ static int by_bound(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Buckets in order with +Inf last (the count, where the text had no +Inf bucket). */
-static void finish_histogram(struct tapir_engine_series *e)
+/*
+ * Buckets in order with +Inf last (the count, where the text had no +Inf bucket; the +Inf
+ * bucket, where it had no _count). A histogram whose cumulative counts fall from one bound to
+ * the next (buckets of label sets merged with different bounds, or a broken engine) is not
+ * one: @e is emptied and 0 returned, so that it is not exported.
+ */
+static bool finish_histogram(struct tapir_engine_series *e)
 {
 	double pairs[2 * TAPIR_ENGINE_BUCKETS_MAX];
 	size_t i;
@@ -512,11 +517,19 @@ static void finish_histogram(struct tapir_engine_series *e)
 		e->bounds[i] = pairs[2 * i];
 		e->cum[i] = pairs[2 * i + 1];
 	}
-	if ((!e->n_buckets || !isinf(e->bounds[e->n_buckets - 1])) &&
-	    e->n_buckets < TAPIR_ENGINE_BUCKETS_MAX) {
-		e->bounds[e->n_buckets] = INFINITY;
+	if (!e->n_buckets || e->bounds[e->n_buckets - 1] != INFINITY) {
+		e->bounds[e->n_buckets] = INFINITY; /* add_bucket() kept the slot */
 		e->cum[e->n_buckets++] = e->value;
+	} else if (!e->filled) {
+		e->value = e->cum[e->n_buckets - 1];
+		e->filled = true;
 	}
+	for (i = 1; i < e->n_buckets; i++)
+		if (!(e->cum[i] >= e->cum[i - 1])) {
+			e->n_buckets = 0;
+			return false;
+		}
+	return true;
 }
 
 /* Keep each family's newest name only, and put histograms in order. */
@@ -531,8 +544,9 @@ static void finish(struct tapir_engine_metrics *m)
 	for (i = j = 0; i < m->n; i++) {
 		if (m->s[i].prio != best[m->s[i].fam])
 			continue;
-		if (families[m->kind][m->s[i].fam].type == TAPIR_EFT_HISTOGRAM)
-			finish_histogram(&m->s[i]);
+		if (families[m->kind][m->s[i].fam].type == TAPIR_EFT_HISTOGRAM &&
+		    !finish_histogram(&m->s[i]))
+			continue; /* not a histogram: not exported */
 		if (i != j)
 			m->s[j] = m->s[i];
 		j++;

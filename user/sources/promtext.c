@@ -72,21 +72,16 @@ static size_t token(struct parser *ps, const char **s)
 	return ps->p - *s;
 }
 
-/*
- * A float as Go's ParseFloat takes it from Prometheus text: decimal with an optional exponent,
- * or Inf/NaN in any case with an optional sign. Hex floats and trailing junk are refused,
- * which strtod alone would take.
- */
-static int number(struct parser *ps, double *out)
+int tapir_prom_float(const char *s, size_t n, double *out, const char **why)
 {
 	static const char *const words[] = { "inf",	  "+inf",      "-inf", "infinity",
 					     "+infinity", "-infinity", "nan" };
 	char buf[64], *endp;
-	const char *s;
-	size_t n = token(ps, &s), i, digits = 0;
+	size_t i, digits = 0;
 
+	*why = "expected a number";
 	if (!n || n >= sizeof(buf))
-		return fail(ps, "expected a number");
+		return -EINVAL;
 	memcpy(buf, s, n);
 	buf[n] = '\0';
 	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
@@ -99,21 +94,34 @@ static int number(struct parser *ps, double *out)
 		for (i++; buf[i] >= '0' && buf[i] <= '9'; i++)
 			digits++;
 	if (!digits)
-		return fail(ps, "expected a number");
+		return -EINVAL;
 	if (buf[i] == 'e' || buf[i] == 'E') {
 		i++;
 		if (buf[i] == '+' || buf[i] == '-')
 			i++;
-		if (buf[i] < '0' || buf[i] > '9')
-			return fail(ps, "bad exponent");
+		if (buf[i] < '0' || buf[i] > '9') {
+			*why = "bad exponent";
+			return -EINVAL;
+		}
 		while (buf[i] >= '0' && buf[i] <= '9')
 			i++;
 	}
+	*why = "junk in a number";
 	if (buf[i])
-		return fail(ps, "junk in a number");
+		return -EINVAL;
 convert:
+	*why = "bad number";
 	*out = strtod(buf, &endp);
-	return *endp ? fail(ps, "bad number") : 0;
+	return *endp ? -EINVAL : 0;
+}
+
+/* A sample value or timestamp (tapir_prom_float()). */
+static int number(struct parser *ps, double *out)
+{
+	const char *s, *why;
+	size_t n = token(ps, &s);
+
+	return tapir_prom_float(s, n, out, &why) ? fail(ps, why) : 0;
 }
 
 /* A quoted label value, unescaped into the scratch: \\, \" and \n are the only escapes. */

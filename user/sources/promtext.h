@@ -55,6 +55,13 @@ struct tapir_prom_error {
  * a syntax error (@err, if not NULL, says where and why); -E2BIG past @max_samples samples
  * (0: no limit); -ENOMEM; or the first non-zero value a callback returned, which stops the parse.
  */
+/*
+ * A float as Go's ParseFloat takes it from Prometheus text: decimal with an optional exponent,
+ * or Inf/NaN in any case with an optional sign; hex floats, spaces and trailing junk are
+ * refused, which strtod alone would take. 0, or -EINVAL with @why saying what was wrong.
+ */
+int tapir_prom_float(const char *s, size_t n, double *out, const char **why);
+
 int tapir_prom_parse(const char *text, size_t len, size_t max_samples,
 		     const struct tapir_prom_ops *ops, void *ctx, struct tapir_prom_error *err);
 
