@@ -206,11 +206,29 @@ def test_server_closes_without_answering_is_502(daemon, slot, start, how):
     assert s.value(INFLIGHT, model_name=slot.model) == 0
 
 
+def read_by_server(port, n, timeout=10.0):
+    """Wait until `n` established connections to local `port` have nothing left in their
+    receive queue (/proc/net/tcp): the server has read what its clients sent."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            drained = sum(1 for fields in map(str.split, f)
+                          if int(fields[1].split(":")[1], 16) == port and fields[3] == "01"
+                          and int(fields[4].split(":")[1], 16) == 0)
+        if drained >= n:
+            return
+        assert time.monotonic() < deadline, f"the server read {drained} of {n} connections"
+        time.sleep(0.02)
+
+
 def test_server_dies_mid_request_is_502(daemon, slot, start):
     port, proc = start("syscalls")
     keep = [RawConn(port) for _ in range(3)]
     for c in keep:  # three requests in flight on other connections
         c.send(b"GET /recv/write/10 HTTP/1.1\r\nHost: x\r\n")  # headers not finished yet
+    # The server reads them before it dies, or they were never requests it began to serve.
+    read_by_server(port, 3)
     conn = RawConn(port)
     conn.send(get("/recv/die"))
     assert proc.wait(5) == 3
