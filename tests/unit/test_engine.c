@@ -46,6 +46,10 @@ static void test_classify(void **state)
 		{ "python3.12|-u|-X|utf8|-m|vllm.entrypoints.openai.api_server", TAPIR_ENGINE_VLLM,
 		  0 },
 		{ "python|-m|vllm.entrypoints.cli.main|serve|m", TAPIR_ENGINE_VLLM, 0 },
+		{ "python3|-mvllm.entrypoints.openai.api_server|--port|8002", TAPIR_ENGINE_VLLM,
+		  8002 },
+		{ "python3|-msglang.launch_server", TAPIR_ENGINE_SGLANG, 0 },
+		{ "python3|-mvllm.entrypoints.cli.main|serve", TAPIR_ENGINE_VLLM, 0 },
 		{ "python3|-m|sglang.launch_server|--model-path|m|--port|30001",
 		  TAPIR_ENGINE_SGLANG, 30001 },
 		{ "sglang|serve|--model-path|m", TAPIR_ENGINE_SGLANG, 0 },
@@ -289,6 +293,20 @@ static void test_histogram_edges(void **state)
 		"_bucket{le=\"+Inf\",x=\"a\"} 10\n" E2E "_count 10\n";
 	assert_int_equal(tapir_engine_metrics__parse(&m, TAPIR_ENGINE_VLLM, p, strlen(p), 0), 0);
 	assert_null(tapir_engine_metrics__find(&m, TAPIR_EF_E2E));
+	tapir_engine_metrics__clear(&m);
+	/* Values no engine could mean: NaN, infinite or negative; not passed on. */
+	p = "vllm:num_requests_running{model_name=\"a\"} NaN\n"
+	    "vllm:num_requests_waiting -3\n"
+	    "vllm:num_preemptions_total +Inf\n"
+	    "vllm:prompt_tokens_total{model_name=\"a\"} 5\n"
+	    "vllm:prompt_tokens_total{model_name=\"a\",x=\"2\"} NaN\n";
+	assert_int_equal(tapir_engine_metrics__parse(&m, TAPIR_ENGINE_VLLM, p, strlen(p), 0), 0);
+	assert_null(tapir_engine_metrics__find(&m, TAPIR_EF_RUNNING));
+	assert_null(tapir_engine_metrics__find(&m, TAPIR_EF_WAITING));
+	assert_null(tapir_engine_metrics__find(&m, TAPIR_EF_PREEMPTIONS));
+	e = tapir_engine_metrics__find(&m, TAPIR_EF_PROMPT_TOKENS);
+	assert_non_null(e);
+	assert_true(e->value == 5);
 	tapir_engine_metrics__clear(&m);
 	/* As many finite bounds as there is room for besides +Inf: +Inf is added, last. */
 	text = malloc(TAPIR_ENGINE_BUCKETS_MAX * 80 + 64);

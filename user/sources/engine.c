@@ -73,14 +73,12 @@ static enum tapir_engine_kind script(char **argv, int argc, int i)
 	return TAPIR_ENGINE_NONE;
 }
 
-static enum tapir_engine_kind module(char **argv, int argc, int i)
+/* Module @m run by `python -m`, its arguments from argv[@next]. */
+static enum tapir_engine_kind module(const char *m, char **argv, int argc, int next)
 {
-	const char *m = argv[i];
-
 	if (!strcmp(m, "vllm.entrypoints.openai.api_server"))
 		return TAPIR_ENGINE_VLLM;
-	if (!strcmp(m, "vllm.entrypoints.cli.main") && i + 1 < argc &&
-	    !strcmp(argv[i + 1], "serve"))
+	if (!strcmp(m, "vllm.entrypoints.cli.main") && next < argc && !strcmp(argv[next], "serve"))
 		return TAPIR_ENGINE_VLLM;
 	if (!strcmp(m, "sglang.launch_server"))
 		return TAPIR_ENGINE_SGLANG;
@@ -94,9 +92,14 @@ static enum tapir_engine_kind classify_argv(char **argv, int argc, unsigned int 
 
 	if (!strncmp(base_name(argv[0]), "python", 6)) {
 		for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+			if (!strncmp(argv[i], "-m", 2) && argv[i][2]) {
+				/* -mMODULE, as Python takes it too: arguments follow */
+				k = module(argv[i] + 2, argv, argc, i + 1);
+				goto found;
+			}
 			if (!strcmp(argv[i], "-m")) {
 				if (i + 1 < argc)
-					k = module(argv, argc, i + 1);
+					k = module(argv[i + 1], argv, argc, i + 2);
 				i++;
 				goto found;
 			}
@@ -402,6 +405,10 @@ static void merge_value(struct tapir_engine_series *e, double v)
 {
 	bool fraction = e->fam == TAPIR_EF_KV_USAGE || e->fam == TAPIR_EF_PREFIX_HIT_RATE;
 
+	/* Every family here counts or measures something that is never negative: a NaN, an
+	 * infinity or a negative value is a broken engine's, and is not passed on. */
+	if (!isfinite(v) || v < 0)
+		return;
 	if (!e->filled)
 		e->value = v;
 	else if (fraction)
@@ -544,9 +551,12 @@ static void finish(struct tapir_engine_metrics *m)
 	for (i = j = 0; i < m->n; i++) {
 		if (m->s[i].prio != best[m->s[i].fam])
 			continue;
-		if (families[m->kind][m->s[i].fam].type == TAPIR_EFT_HISTOGRAM &&
-		    !finish_histogram(&m->s[i]))
-			continue; /* not a histogram: not exported */
+		if (families[m->kind][m->s[i].fam].type == TAPIR_EFT_HISTOGRAM) {
+			if (!finish_histogram(&m->s[i]))
+				continue; /* not a histogram: not exported */
+		} else if (!m->s[i].filled) {
+			continue; /* no value it could be given (merge_value()) */
+		}
 		if (i != j)
 			m->s[j] = m->s[i];
 		j++;
