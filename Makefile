@@ -216,7 +216,7 @@ fuzz:
 	$(Q)$(MAKE) --no-print-directory $(FUZZ_BINS)
 	$(Q)tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
-FORMAT_SRCS = $(filter-out %/vmlinux.h,$(wildcard bpf/*.c bpf/*.h user/*.c user/*.h user/*/*.c user/*/*.h include/tapir/*.h tests/unit/*.c tests/helpers/*.c tests/bpf/*.c tests/bpf/*.h tests/fuzz/*.c))
+FORMAT_SRCS = $(filter-out %/vmlinux.h,$(wildcard bpf/*.c bpf/*.h user/*.c user/*.h user/*/*.c user/*/*.h include/tapir/*.h tests/unit/*.c tests/helpers/*.c tests/bpf/*.c tests/bpf/*.h tests/fuzz/*.c tools/*.c))
 format:
 	$(Q)clang-format -i $(FORMAT_SRCS)
 

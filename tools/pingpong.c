@@ -97,8 +97,9 @@ int main(int argc, char **argv)
 	double t0;
 
 	if (argc != 5) {
-		fprintf(stderr, "usage: %s EXCHANGES ROUNDS WATCHED_CGROUP_DIR UNWATCHED_CGROUP_DIR\n"
-				"prints per round: watched and unwatched ns of CPU per exchange\n",
+		fprintf(stderr,
+			"usage: %s EXCHANGES ROUNDS WATCHED_CGROUP_DIR UNWATCHED_CGROUP_DIR\n"
+			"prints per round: watched and unwatched ns of CPU per exchange\n",
 			argv[0]);
 		return 2;
 	}
