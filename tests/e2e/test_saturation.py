@@ -229,12 +229,9 @@ def test_connection_table_full_under_wrk_then_room(watched):
     assert (a["parse"], a["ignored"], a["unlabelled"], a["in_flight"]) == ({}, {}, 0, 0), a
 
 
-def test_daemon_stopped_5s_under_wrk(watched):
-    """SIGSTOP for 5 s under wrk, then SIGCONT, every request a record (aggregated_series 0):
-    the BPF side goes on recording while nothing drains the ring (1 MiB here: about 10,000
-    records, fewer than 5 s of wrk), so records are dropped and counted lost{ringbuf_full};
-    the rest are drained after SIGCONT, and observed + lost = what nginx read, exactly."""
-    w = watched("stopped", "limits: {ringbuf_bytes: 1048576, aggregated_series: 0}\n")
+def stopped_5s_under_wrk(w):
+    """wrk for 7 s with the daemon SIGSTOPped for 5 of them: what nginx read (its own
+    count, checked against wrk's) and the daemon's account once it settled."""
     r0 = w.served()
     wrk = w.wrk(duration=7)
     time.sleep(1)
@@ -246,7 +243,16 @@ def test_daemon_stopped_5s_under_wrk(watched):
     made = wrk.wait()
     r1 = w.served()
     assert_wrk_agrees(made, r1 - r0 - 1)
-    a = settled(w.d, w.model, r1)
+    return r1, settled(w.d, w.model, r1)
+
+
+def test_daemon_stopped_5s_under_wrk(watched):
+    """SIGSTOP for 5 s under wrk, then SIGCONT, every request a record (aggregated_series 0):
+    the BPF side goes on recording while nothing drains the ring (1 MiB here: about 10,000
+    records, fewer than 5 s of wrk), so records are dropped and counted lost{ringbuf_full};
+    the rest are drained after SIGCONT, and observed + lost = what nginx read, exactly."""
+    w = watched("stopped", "limits: {ringbuf_bytes: 1048576, aggregated_series: 0}\n")
+    r1, a = stopped_5s_under_wrk(w)
     assert a["lost"].get("ringbuf_full", 0) > 0, a  # the ring filled while stopped
     assert a["observed"] + a["lost"]["ringbuf_full"] == r1, (a, r1)
     assert set(a["lost"]) == {"ringbuf_full"}, a
@@ -260,18 +266,7 @@ def test_daemon_stopped_5s_aggregated(watched):
     which a stopped daemon does not hold back, so nothing is lost at all and, after SIGCONT,
     observed = what nginx read, exactly."""
     w = watched("stoppedagg")
-    r0 = w.served()
-    wrk = w.wrk(duration=7)
-    time.sleep(1)
-    w.d.proc.send_signal(signal.SIGSTOP)
-    try:
-        time.sleep(5)
-    finally:
-        w.d.proc.send_signal(signal.SIGCONT)
-    made = wrk.wait()
-    r1 = w.served()
-    assert_wrk_agrees(made, r1 - r0 - 1)
-    a = settled(w.d, w.model, r1)
+    r1, a = stopped_5s_under_wrk(w)
     assert a["observed"] == r1, (a, r1)
     assert (a["lost"], a["evicted"], a["parse"], a["ignored"], a["unlabelled"],
             a["in_flight"]) == ({}, {}, {}, {}, 0, 0), a
