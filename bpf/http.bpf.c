@@ -51,6 +51,18 @@ const volatile __u64 lat_bounds[TAPIR_AGG_BOUNDS] = {};
 const volatile __u64 size_bounds[TAPIR_AGG_BOUNDS] = {};
 const volatile __u64 probe_word[TAPIR_AGG_PROBES] = {};
 const volatile __u64 probe_mask[TAPIR_AGG_PROBES] = {};
+/* LLM payload: the path table (struct tapir_llm_chunk in include/tapir/http.h), as the loader
+ * writes it: each entry's first TAPIR_LLM_PATH_WORDS * 8 path bytes under a mask, its length,
+ * and the API it names; and the bytes handed over of a request (from its line) and an answer. */
+const volatile __u32 llm_on = 0;
+const volatile __u32 n_llm_paths = 0;
+const volatile __u64 llm_word[TAPIR_LLM_PATHS][TAPIR_LLM_PATH_WORDS] = {};
+const volatile __u64 llm_mask[TAPIR_LLM_PATHS][TAPIR_LLM_PATH_WORDS] = {};
+const volatile __u8 llm_len[TAPIR_LLM_PATHS] = {};
+const volatile __u8 llm_api_of[TAPIR_LLM_PATHS] = {};
+const volatile __u32 llm_req_bytes = 16384;
+const volatile __u32 llm_resp_bytes = 1 << 20;
+const volatile __u64 llm_wakeup_bytes = 1 << 20;
 /* Fault injection for the tests (TAPIR_TEST_VERIFIER_REFUSE=1): a program the verifier must
  * refuse, so the degraded start is tested against a real refusal. */
 const volatile __u32 test_refuse = 0;
@@ -158,6 +170,36 @@ struct {
 	__uint(max_entries, 4 << 20); /* resized by the loader from limits.ringbuf_bytes */
 } events SEC(".maps");
 
+/* LLM payload, apart from the records: its volume must never crowd them out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20); /* llm.ringbuf_bytes */
+} llm_events SEC(".maps");
+
+/* A copy of a syscall's bytes into llm_events, piece by piece. */
+struct llm_copy {
+	struct tapir_llm_chunk hdr;
+	__u8 data[TAPIR_LLM_CHUNK]; /* right after hdr: the two go out as one record */
+	__u64 buf;		    /* user buffer, or iovec array */
+	__u64 seg_base;		    /* the user address of the rest of the current segment */
+	__u64 seg_left;
+	__u64 skip; /* bytes at the start of the syscall that are not the request's */
+	__u64 left; /* bytes of the syscall not yet copied, skipped or counted lost */
+	__u64 seen; /* bytes of the request's direction handed over or lost, this one's too */
+	__u32 budget;
+	__u32 iov_i;
+	__u32 iovcnt;
+	__u8 kind;
+	__u8 __pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct llm_copy);
+} llm_scratch SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, TAPIR_STAT_MAX);
@@ -204,6 +246,14 @@ static __always_inline void stat_inc(__u32 idx)
 		*v += 1;
 }
 
+static __always_inline void stat_add(__u32 idx, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
+
+	if (v)
+		*v += n;
+}
+
 static __always_inline struct tapir_scratch *get_scratch(void)
 {
 	__u32 zero = 0;
@@ -233,8 +283,8 @@ __noinline int agg_record(struct tapir_conn *c, __u32 slot, __u32 status, __u64 
 	struct tapir_agg *a;
 	__u64 start;
 
-	if (!c)
-		return -1;
+	if (!c || c->llm_id[h])
+		return -1; /* an LLM request: its record meets its payload in the daemon */
 	/* Eight bytes from the path's start (at most 8 + 8 of the line's 32) tell a request
 	 * that may be a readiness probe: the daemon compares its whole path. */
 	at = tapir_path_start(c->method[h]);
@@ -307,6 +357,8 @@ static __always_inline void tapir_conn_record(void *env, struct tapir_conn *c, _
 	e->method = c->method[h];
 	e->outcome = outcome;
 	__builtin_memcpy(e->line, c->line[h], TAPIR_LINE_BYTES);
+	e->llm_id = c->llm_id[h];
+	e->llm_out = c->llm_out_off;
 	/* Batch wake-ups: the reader polls on a short timer anyway, and a wake-up per request
 	 * would cost the traced server a context switch per request. */
 	flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
@@ -365,6 +417,249 @@ static __always_inline struct tapir_conn *walk_conn(struct tapir_walk **wp)
 	return bpf_map_lookup_elem(&conns, &key);
 }
 
+/*
+ * --- LLM payload ------------------------------------------------------------------------------
+ *
+ * A request whose line is "POST <a path of the table>" is numbered on its connection (llm_id);
+ * its bytes from its line on (at most llm_req_bytes) and those of its answer (at most
+ * llm_resp_bytes) go to llm_events as they move, with the time they moved. A piece the ring has
+ * no room for, or that cannot be read, is counted and leaves a gap in the offsets; bytes past
+ * the answer's budget are counted in one go. Any other request pays a compare of its line's
+ * first word, and any other answer a load of its request's llm_id.
+ */
+#define LLM_PIECES	  64 /* pieces per syscall at most, 1 MiB (loop build) */
+#define LLM_PIECES_COMPAT 8  /* 128 KiB (compat build: a bounded loop, verified unrolled) */
+#define LLM_POST	  0x2054534f50ULL /* "POST ", little-endian */
+
+static __always_inline void llm_lost(struct llm_copy *s, __u32 why, __u64 n)
+{
+	if (why != TAPIR_STAT_MAX && s->hdr.dir == DIR_OUT)
+		stat_add(why, n);
+	s->seen += n;
+	s->left -= n;
+}
+
+/* The next piece of the copy in @s; 1 when it is over. */
+static __always_inline int llm_piece(struct llm_copy *s)
+{
+	struct tapir_iovec iov;
+	__u64 n;
+
+	if (!s->left)
+		return 1;
+	if (!s->seg_left) {
+		if (s->kind == IO_PLAIN && !s->iov_i) {
+			s->seg_base = s->buf;
+			s->seg_left = s->left;
+		} else if (s->kind == IO_IOV && s->iov_i < s->iovcnt && s->iov_i < TAPIR_MAX_IOV &&
+			   !bpf_probe_read_user(&iov, sizeof(iov),
+						(void *)(s->buf + s->iov_i * sizeof(iov)))) {
+			s->seg_base = iov.base;
+			s->seg_left = iov.len < s->left ? iov.len : s->left;
+		} else {
+			llm_lost(s, TAPIR_STAT_LLM_UNREADABLE, s->left);
+			return 1;
+		}
+		s->iov_i++;
+		return 0;
+	}
+	if (s->skip) {
+		n = s->skip < s->seg_left ? s->skip : s->seg_left;
+		s->skip -= n;
+		s->seg_base += n;
+		s->seg_left -= n;
+		s->left -= n;
+		return 0;
+	}
+	if (!s->budget) {
+		/* The request's head is all its parsers need (TAPIR_STAT_MAX: not a loss). */
+		llm_lost(s, s->hdr.dir == DIR_OUT ? TAPIR_STAT_LLM_CAP : TAPIR_STAT_MAX, s->left);
+		return 1;
+	}
+	n = s->seg_left < s->budget ? s->seg_left : s->budget;
+	if (n > TAPIR_LLM_CHUNK)
+		n = TAPIR_LLM_CHUNK;
+	s->seg_base += n;
+	s->seg_left -= n;
+	s->budget -= n;
+	if (bpf_probe_read_user(s->data, n, (void *)(s->seg_base - n))) {
+		llm_lost(s, TAPIR_STAT_LLM_UNREADABLE, n);
+		return 0;
+	}
+	s->hdr.off = s->seen > 0xffffffffULL ? 0xffffffffU : s->seen;
+	s->hdr.len = n;
+	if (bpf_ringbuf_output(&llm_events, &s->hdr, sizeof(s->hdr) + n,
+			       bpf_ringbuf_query(&llm_events, BPF_RB_AVAIL_DATA) >= llm_wakeup_bytes
+				       ? BPF_RB_FORCE_WAKEUP
+				       : BPF_RB_NO_WAKEUP)) {
+		llm_lost(s, TAPIR_STAT_LLM_DROPPED, n);
+		return 0;
+	}
+	s->seen += n;
+	s->left -= n;
+	return 0;
+}
+
+#ifndef TAPIR_COMPAT
+struct llm_args {
+	struct llm_copy *s;
+};
+
+static long llm_cb(__u32 i, void *arg)
+{
+	struct llm_args *a = arg;
+
+	return llm_piece(a->s);
+}
+#endif
+
+/*
+ * Hand over @len bytes of a syscall (@kind, @buf, @iovcnt as struct tapir_io), from offset @skip,
+ * as request @id's direction @dir, @seen bytes of it before, at most @budget; the bytes of
+ * that direction seen after it, saturated to 32 bits.
+ */
+static __always_inline __u32 llm_copy(struct tapir_conn *c, __u64 sock, __u32 slot, __u8 dir,
+				      __u8 kind, __u64 buf, __u32 iovcnt, __u64 len, __u64 skip,
+				      __u64 ts, __u32 seen, __u32 budget)
+{
+	__u32 zero = 0, h = slot & (TAPIR_MAX_PENDING - 1);
+	struct llm_copy *s = bpf_map_lookup_elem(&llm_scratch, &zero);
+
+	if (!s)
+		return seen;
+	s->hdr.type = TAPIR_REC_LLM;
+	s->hdr.id = c->llm_id[h];
+	s->hdr.sock = sock;
+	s->hdr.cgroup_id = c->cgroup_id;
+	s->hdr.start_ns = c->start_ns[h];
+	s->hdr.ts = ts;
+	s->hdr.labels_id = c->labels_id;
+	s->hdr.dir = dir;
+	s->hdr.api = c->llm_api[h];
+	s->buf = buf;
+	s->kind = kind;
+	s->iovcnt = iovcnt;
+	s->iov_i = 0;
+	s->seg_left = 0;
+	s->skip = skip < len ? skip : len;
+	s->left = len;
+	s->seen = seen;
+	s->budget = budget;
+	if (!budget && !skip) {
+		llm_lost(s, dir == DIR_OUT ? TAPIR_STAT_LLM_CAP : TAPIR_STAT_MAX, len);
+	} else if (kind == IO_BLIND) {
+		llm_lost(s, TAPIR_STAT_LLM_UNREADABLE, len - s->skip);
+	} else {
+#ifdef TAPIR_COMPAT
+		int i;
+
+		for (i = 0; i < LLM_PIECES_COMPAT; i++)
+			if (llm_piece(s))
+				break;
+#else
+		struct llm_args a = { .s = s };
+
+		bpf_loop(LLM_PIECES, llm_cb, &a, 0);
+#endif
+		if (s->left) /* more pieces than a syscall gets */
+			llm_lost(s, TAPIR_STAT_LLM_DROPPED, s->left);
+	}
+	return s->seen > 0xffffffffULL ? 0xffffffffU : s->seen;
+}
+
+/* The path table entry the request line in @slot names, or -1. */
+static __always_inline int llm_match(struct tapir_conn *c, __u32 slot)
+{
+	const __u8 *l = c->line[slot & (TAPIR_MAX_PENDING - 1)];
+	__u64 p0, p1, p2;
+	__u32 i, end;
+	__u8 t;
+
+	if ((TAPIR_LOAD64(l) & 0xffffffffffULL) != LLM_POST)
+		return -1;
+	p0 = TAPIR_LOAD64(l + 5);
+	p1 = TAPIR_LOAD64(l + 13);
+	p2 = TAPIR_LOAD64(l + 21);
+	for (i = 0; i < TAPIR_LLM_PATHS; i++) {
+		if (i >= n_llm_paths)
+			break;
+		if ((p0 & llm_mask[i][0]) != llm_word[i][0] ||
+		    (p1 & llm_mask[i][1]) != llm_word[i][1] ||
+		    (p2 & llm_mask[i][2]) != llm_word[i][2])
+			continue;
+		/* The path ends there: its query, a trailing '/', or the space before the version. */
+		end = 5 + llm_len[i];
+		t = l[end & (TAPIR_LINE_BYTES - 1)];
+		if (end >= TAPIR_LINE_BYTES || t == ' ' || t == '?' || t == '/')
+			return i;
+	}
+	return -1;
+}
+
+/* An answer is being written: the LLM request it answers gets its bytes. */
+static __always_inline void llm_answer(struct tapir_conn *c, struct tapir_io *io, __u64 len)
+{
+	__u32 h = TAPIR_SLOT(c, 0);
+
+	if (!c->count || !c->llm_id[h])
+		return;
+	c->llm_out_off = llm_copy(c, io->sock, h, DIR_OUT, io->kind, io->buf, io->iovcnt, len, 0,
+				  io->ts, c->llm_out_off,
+				  c->llm_out_off < llm_resp_bytes ? llm_resp_bytes - c->llm_out_off
+								  : 0);
+}
+
+/*
+ * A read was walked: an LLM request that began in it is numbered, and the bytes of the one
+ * being read go over, from its line on.
+ */
+static __always_inline void llm_read(struct tapir_conn *c, struct tapir_walk *w)
+{
+	__u32 t = tapir_conn_newest(c) & (TAPIR_MAX_PENDING - 1), i, slot;
+	struct tapir_cgroup_info *cg;
+	__u64 skip = 0, cgid;
+	int e;
+
+	if (c->count && c->start_ns[t] == w->pos.now && !c->llm_id[t] &&
+	    (e = llm_match(c, t)) >= 0) {
+		cgid = c->cgroup_id;
+		cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);
+		if (cg && !(cg->flags & TAPIR_CGI_NO_LLM)) {
+			if (!++c->llm_next)
+				c->llm_next = 1;
+			c->llm_id[t] = c->llm_next;
+			c->llm_api[t] = llm_api_of[e & (TAPIR_LLM_PATHS - 1)];
+			c->llm_in_id = c->llm_next;
+			c->llm_in_off = 0;
+			skip = w->line_at;
+		}
+	}
+	if (!c->llm_in_id)
+		return;
+	slot = TAPIR_MAX_PENDING;
+	for (i = 0; i < TAPIR_MAX_PENDING; i++)
+		if (i < c->count && c->llm_id[TAPIR_SLOT(c, i)] == c->llm_in_id)
+			slot = TAPIR_SLOT(c, i);
+	if (slot == TAPIR_MAX_PENDING) {
+		c->llm_in_id = 0; /* answered and gone already */
+		return;
+	}
+	c->llm_in_off = llm_copy(c, w->key.sock, slot, DIR_IN, w->kind, w->buf, w->iovcnt, w->len,
+				 skip, w->pos.now, c->llm_in_off,
+				 c->llm_in_off < llm_req_bytes ? llm_req_bytes - c->llm_in_off : 0);
+	/* Its whole head is over, or the request itself (the parser waits for the next). */
+	if (c->llm_in_off >= llm_req_bytes ||
+	    (c->req.state == TP_IDLE && slot == tapir_conn_newest(c)))
+		c->llm_in_id = 0;
+}
+
+/* A walk is over: what the payload capture does after it. */
+static __always_inline void walk_done(struct tapir_walk *w, struct tapir_conn *c)
+{
+	if (llm_on && w->dir == DIR_IN && c->state < TAPIR_CONN_IGNORED)
+		llm_read(c, w);
+}
+
 #ifdef TAPIR_COMPAT
 /* Steps of a walk, COMPAT_STEPS per run, each run tail-calling the next (up to 33 in all). */
 static __always_inline int walk_more_body(void *ctx, void *tails)
@@ -377,7 +672,11 @@ static __always_inline int walk_more_body(void *ctx, void *tails)
 		return 0;
 	for (i = 0; i < COMPAT_STEPS; i++)
 		if (walk_step(w, c))
-			return 0;
+			break;
+	if (i < COMPAT_STEPS) {
+		walk_done(w, c);
+		return 0;
+	}
 	bpf_tail_call(ctx, tails, 0);
 	/* Out of tail calls: a syscall longer than this variant can follow. */
 	tapir_conn_abandon(NULL, c, TAPIR_STAT_SCAN_LIMIT);
@@ -417,6 +716,8 @@ static __always_inline void run_walk(void *ctx, struct tapir_walk *w, struct tap
 	bpf_loop(loop_max, walk_cb, &a, 0);
 	if (!w->done)
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_SCAN_LIMIT);
+	else
+		walk_done(w, c);
 }
 #endif
 
@@ -622,6 +923,8 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_SELF);
 		return 0;
 	}
+	if (llm_on && io->dir == DIR_OUT)
+		llm_answer(c, io, ret);
 	walk(ctx, &key, io, ret, c, tails);
 	return 0;
 }

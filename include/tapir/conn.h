@@ -33,6 +33,7 @@ TAPIR_INLINE void tapir_conn_finish(TAPIR_CONN_ENV *env, struct tapir_conn *c, _
 	c->count--;
 	c->first_byte_ns = 0;
 	c->resp_bytes = 0;
+	c->llm_out_off = 0;
 }
 
 /* Give up on a connection: its pending requests are dropped, and @why counted. */
@@ -123,6 +124,7 @@ TAPIR_INLINE int tapir_conn_request(TAPIR_CONN_ENV *env, struct tapir_conn *c, i
 		c->start_ns[t] = a->now;
 		c->req_bytes[t] = 0;
 		c->method[t] = TP_M_UNKNOWN;
+		c->llm_id[t] = 0; /* the payload capture numbers it once its line is read */
 		c->count++;
 		return TAPIR_NEW_REQ;
 	}

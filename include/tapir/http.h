@@ -55,6 +55,15 @@ struct tapir_conn {
 	__u8 state; /* TAPIR_CONN_* */
 	__u8 flags; /* TAPIR_CF_* */
 	__u32 tgid; /* the process that last read or wrote it */
+	/* LLM API requests (bpf/http.bpf.c, "LLM payload"): each pending request's number on
+	 * this connection, 0 for any other request, and the path table entry it matched. */
+	__u32 llm_id[TAPIR_MAX_PENDING];
+	__u8 llm_api[TAPIR_MAX_PENDING];
+	__u32 llm_next;	   /* LLM requests numbered so far */
+	__u32 llm_in_id;   /* the LLM request whose bytes reads still hand over; 0: none */
+	__u32 llm_in_off;  /* bytes of it handed over or lost so far */
+	__u32 llm_out_off; /* bytes of the oldest request's answer handed over or lost so far */
+	__u32 __pad;
 };
 
 /* Where an event happened inside the syscall segment being parsed (include/tapir/conn.h). */
@@ -81,12 +90,15 @@ struct tapir_peer_key {
  * in flight lives in the conns map, per connection. */
 struct tapir_cgroup_info {
 	__u32 labels_id; /* the daemon's label set for this cgroup, as it stands now */
-	__u32 __pad;
+	__u32 flags;	 /* TAPIR_CGI_* */
 };
+
+#define TAPIR_CGI_NO_LLM 0x1 /* its rule turned LLM payload capture off */
 
 /* Ring-buffer record types: every record starts with a __u32 type. */
 #define TAPIR_REC_HTTP	    1
 #define TAPIR_REC_LIFECYCLE 2
+#define TAPIR_REC_LLM	    3 /* struct tapir_llm_chunk, in the llm_events ring */
 
 struct tapir_http_event {
 	__u32 type; /* TAPIR_REC_HTTP */
@@ -102,6 +114,34 @@ struct tapir_http_event {
 	__u8 method;		     /* TP_M_* */
 	__u8 outcome;		     /* TAPIR_OUT_* */
 	__u8 line[TAPIR_LINE_BYTES]; /* start of the request line, NUL-padded */
+	__u32 llm_id;		     /* an LLM API request: its number on the connection; else 0 */
+	__u32 llm_out; /* bytes of its answer the payload capture saw: handed over or lost */
+};
+
+/*
+ * LLM payload: the bytes of LLM API requests (a POST whose path is in the loader's table) and of
+ * their answers, in pieces of up to TAPIR_LLM_CHUNK bytes, through the llm_events ring, for the
+ * daemon's token parsers (user/sources/llm_track.c). A request is (sock, id); its record in the
+ * events ring carries the same id and comes after its last piece.
+ */
+#define TAPIR_LLM_PATHS	     24	   /* entries of the path table */
+#define TAPIR_LLM_PATH_WORDS 3	   /* bytes of a path compared: 8 each */
+#define TAPIR_LLM_CHUNK	     16384 /* bytes of one piece at most; a power of two */
+
+struct tapir_llm_chunk {
+	__u32 type; /* TAPIR_REC_LLM */
+	__u32 id;   /* the request's number on its connection */
+	__u64 sock; /* the connection (struct tapir_conn_key) */
+	__u64 cgroup_id;
+	__u64 start_ns; /* the request's first byte */
+	__u64 ts;	/* when these bytes moved: a write's entry, a read's exit */
+	__u32 off;	/* bytes of this direction of the request before data[0]: handed or lost */
+	__u32 len;	/* bytes in data */
+	__u32 labels_id;
+	__u8 dir; /* TAPIR_DIR_IN (walk.h): the request, from its line; OUT: the answer */
+	__u8 api; /* the path table entry's API (enum tapir_llm_api) */
+	__u8 __pad[2];
+	/* data[len] follows */
 };
 
 /* struct tapir_lifecycle_event.what */
@@ -144,6 +184,9 @@ struct tapir_lifecycle_event {
 #define TAPIR_STAT_BEFORE_START	     17 /* answers to requests that began before tapir started */
 #define TAPIR_STAT_AGG_FULL	     18 /* requests sent as records: no room in http_agg for their series */
 #define TAPIR_STAT_IGNORED_SELF	     19 /* connections from tapir itself (its engine scrapes) */
+#define TAPIR_STAT_LLM_DROPPED	     20 /* LLM payload bytes not handed over: llm_events full */
+#define TAPIR_STAT_LLM_CAP	     21 /* ... past llm.response_bytes of one answer */
+#define TAPIR_STAT_LLM_UNREADABLE    22 /* ... that could not be read (sendfile, a fault) */
 #define TAPIR_STAT_MAX		     24
 
 #include "agg.h"
@@ -159,13 +202,15 @@ struct tapir_lifecycle_event {
 TAPIR_ASSERT_SIZE(struct tapir_conn_key, 8);
 TAPIR_ASSERT_SIZE(struct tapir_http_parser, 32);
 TAPIR_ASSERT_SIZE(struct tapir_conn_pos, 32);
-TAPIR_ASSERT_SIZE(struct tapir_conn, 296);
+TAPIR_ASSERT_SIZE(struct tapir_conn, 336);
+TAPIR_ASSERT_OFF(struct tapir_conn, llm_id, 296);
+TAPIR_ASSERT_SIZE(struct tapir_llm_chunk, 56);
 TAPIR_ASSERT_OFF(struct tapir_conn, cgroup_id, 144);
 TAPIR_ASSERT_OFF(struct tapir_conn, line, 160);
 TAPIR_ASSERT_OFF(struct tapir_conn, head, 288);
 TAPIR_ASSERT_SIZE(struct tapir_cgroup_info, 8);
 TAPIR_ASSERT_OFF(struct tapir_conn, tgid, 292);
-TAPIR_ASSERT_SIZE(struct tapir_http_event, 96);
+TAPIR_ASSERT_SIZE(struct tapir_http_event, 104);
 TAPIR_ASSERT_OFF(struct tapir_http_event, line, 64);
 TAPIR_ASSERT_SIZE(struct tapir_lifecycle_event, 32);
 TAPIR_ASSERT_SIZE(struct tapir_agg_key, 16);

@@ -44,6 +44,9 @@ struct tapir_walk {
 	__u64 seg_len;
 	__u64 off;  /* offset in the segment */
 	__u64 woff; /* segment offset of win[0] */
+	__u64 len;	/* bytes of the syscall */
+	__u64 seg_at;	/* syscall offset of the segment */
+	__u64 line_at;	/* syscall offset of the last request line that began in it */
 	__u32 wlen; /* valid bytes in win */
 	__u32 iov_i;
 	__u32 iovcnt;
@@ -103,6 +106,9 @@ TAPIR_INLINE void tapir_walk_begin(struct tapir_walk *w, const struct tapir_conn
 	w->pos.now = now;
 	w->buf = kind == TAPIR_IO_BLIND ? 0 : buf;
 	w->left = len;
+	w->len = len;
+	w->seg_at = 0;
+	w->line_at = 0;
 	w->seg_ubuf = 0;
 	w->seg_len = 0;
 	w->off = 0;
@@ -122,6 +128,7 @@ TAPIR_INLINE void tapir_walk_keep_line(__u8 *line, struct tapir_walk *w)
 	__u64 at = w->pos.off - 1, n;
 
 	__builtin_memset(line, 0, TAPIR_LINE_BYTES);
+	w->line_at = w->seg_at + at;
 	if (!w->seg_ubuf || at >= w->seg_len)
 		return;
 	n = w->seg_len - at;
@@ -169,6 +176,7 @@ TAPIR_INLINE int tapir_walk_next_segment(TAPIR_CONN_ENV *env, struct tapir_walk 
 		}
 		w->iov_i++;
 	}
+	w->seg_at = w->len - w->left;
 	w->seg_ubuf = base;
 	w->seg_len = n;
 	w->left -= n;

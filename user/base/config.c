@@ -25,6 +25,9 @@ const char *const tapir_label_names[TAPIR_L_COUNT] = {
 #define DEFAULT_LISTEN		  "0.0.0.0:9464"
 #define DEFAULT_MAX_CONNECTIONS	  65536
 #define DEFAULT_RINGBUF_BYTES	  (4u << 20)
+#define DEFAULT_LLM_REQUEST_HEAD_BYTES 16384
+#define DEFAULT_LLM_RESPONSE_BYTES     (1u << 20)
+#define DEFAULT_LLM_RINGBUF_BYTES      (4u << 20)
 #define DEFAULT_AGGREGATED_SERIES 1024
 #define AGGREGATED_SERIES_MAX	  65536
 #define DEFAULT_GC_INTERVAL_MS	  1000
@@ -674,6 +677,7 @@ static int parse_readiness(struct parse_ctx *c, const yaml_node_t *node)
 		if (err)
 			return err;
 		tapir_strv_free(cfg->probe_paths, cfg->n_probe_paths);
+	tapir_strv_free(cfg->llm_paths, cfg->n_llm_paths);
 		cfg->probe_paths = paths;
 		cfg->n_probe_paths = n;
 	}
@@ -1460,6 +1464,10 @@ struct tapir_config *tapir_config__new_default(void)
 	cfg->unknown_after_s = DEFAULT_UNKNOWN_AFTER_S;
 	cfg->nvml_library = strdup(DEFAULT_NVML_LIBRARY);
 	tapir_web__init(&cfg->web);
+	cfg->llm_enabled = true;
+	cfg->llm_request_head_bytes = DEFAULT_LLM_REQUEST_HEAD_BYTES;
+	cfg->llm_response_bytes = DEFAULT_LLM_RESPONSE_BYTES;
+	cfg->llm_ringbuf_bytes = DEFAULT_LLM_RINGBUF_BYTES;
 	cfg->engines_enabled = true;
 	cfg->engine_interval_s = DEFAULT_ENGINE_INTERVAL_S;
 	cfg->engine_timeout_ms = DEFAULT_ENGINE_TIMEOUT_MS;

@@ -24,6 +24,7 @@ struct tapir_rule {
 	char *labels[TAPIR_L_COUNT]; /* never NULL after load: "" where unset */
 	char *env[TAPIR_L_COUNT];    /* environment variable giving the label, NULL if none */
 	int line;		     /* where the rule starts in the file, for messages */
+	bool no_llm;		     /* llm: false: no LLM payload capture for its cgroups */
 };
 
 /* struct tapir_config.bpf_variant: which build of the HTTP programs to load (--bpf-variant). */
@@ -120,6 +121,13 @@ struct tapir_config {
 	char *kube_labels[TAPIR_L_COUNT];
 	struct tapir_web web;
 	/* vLLM and SGLang engines found in watched replicas, scraped inside their pods. */
+	/* LLM token metrics (llm.*): payload capture of LLM API requests in the kernel. */
+	bool llm_enabled;
+	char **llm_paths; /* paths beyond the built-in ones (tapir_llm_api_of_suffix) */
+	size_t n_llm_paths;
+	uint32_t llm_request_head_bytes; /* of each request, from its line */
+	uint32_t llm_response_bytes;	 /* of each answer, headers included */
+	uint32_t llm_ringbuf_bytes;	 /* the llm_events ring */
 	bool engines_enabled;
 	uint32_t engine_interval_s;    /* a scrape of every target this often */
 	uint32_t engine_timeout_ms;    /* one scrape, connection included */

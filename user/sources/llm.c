@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 
 #include "llm.h"
+#include "tapir/http.h"
 #include "llm_wire.h"
 
 const double tapir_llm_latency_buckets[TAPIR_LLM_LATENCY_BUCKETS] = {
@@ -81,6 +82,62 @@ enum tapir_llm_api tapir_llm_api_of_path(const char *path)
 		if (strlen(api_paths[i].path) == len && !memcmp(path, api_paths[i].path, len))
 			return api_paths[i].api;
 	return TAPIR_LLM_NONE;
+}
+
+enum tapir_llm_api tapir_llm_api_of_suffix(const char *path)
+{
+	static const char *const ends[] = { "/generate_stream",	 "/generate",  "/messages",
+					    "/chat/completions", "/completions", "/embeddings",
+					    "/responses" };
+	size_t len = path ? strlen(path) : 0, i, n;
+
+	for (i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+		n = strlen(ends[i]);
+		if (len >= n && !memcmp(path + len - n, ends[i], n))
+			return !strcmp(ends[i], "/messages") ? TAPIR_LLM_ANTHROPIC
+							     : tapir_llm_api_of_path(ends[i]);
+	}
+	return TAPIR_LLM_NONE;
+}
+
+/* The paths the kernel looks for out of the box: tapir_llm_api_of_path's. */
+static const char *const builtin_paths[TAPIR_LLM_BUILTIN] = {
+	"/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions",
+	"/v1/embeddings",	"/embeddings",	     "/v1/responses",	"/responses",
+	"/v1/messages",		"/generate",	     "/generate_stream",
+};
+
+_Static_assert(TAPIR_LLM_TABLE == TAPIR_LLM_PATHS, "the kernel's table");
+
+static void table_entry(struct tapir_llm_path_table *t, size_t i, const char *path,
+			enum tapir_llm_api api)
+{
+	size_t len = strlen(path), k;
+
+	for (k = 0; k < len; k++) {
+		t->word[i][k / 8] |= (uint64_t)(unsigned char)path[k] << (8 * (k % 8));
+		t->mask[i][k / 8] |= 0xffULL << (8 * (k % 8));
+	}
+	t->len[i] = len;
+	t->api[i] = api;
+}
+
+int tapir_llm_path_table(struct tapir_llm_path_table *t, const char *const *extra, size_t n_extra)
+{
+	size_t i, n = 0;
+
+	memset(t, 0, sizeof(*t));
+	if (TAPIR_LLM_BUILTIN + n_extra > TAPIR_LLM_TABLE)
+		return -E2BIG;
+	for (i = 0; i < TAPIR_LLM_BUILTIN; i++)
+		table_entry(t, n++, builtin_paths[i], tapir_llm_api_of_path(builtin_paths[i]));
+	for (i = 0; i < n_extra; i++) {
+		if (strlen(extra[i]) > TAPIR_LLM_PATH_MAX ||
+		    tapir_llm_api_of_suffix(extra[i]) == TAPIR_LLM_NONE)
+			return -EINVAL;
+		table_entry(t, n++, extra[i], tapir_llm_api_of_suffix(extra[i]));
+	}
+	return n;
 }
 
 /* --- objects ------------------------------------------------------------------------------ */

@@ -27,6 +27,23 @@ enum tapir_llm_api {
  */
 enum tapir_llm_api tapir_llm_api_of_path(const char *path);
 
+/* The API of a configured path (llm.paths): the one whose path ends it, e.g. /x/chat/completions. */
+enum tapir_llm_api tapir_llm_api_of_suffix(const char *path);
+
+/*
+ * The kernel's path table (bpf/http.bpf.c, llm_match()): the built-in paths, then @extra (each
+ * at most TAPIR_LLM_PATH_MAX bytes, its API from its suffix), as words of the request line
+ * after "POST " under masks. Returns the entries, or -E2BIG with more than fit.
+ */
+#define TAPIR_LLM_PATH_MAX 24
+#define TAPIR_LLM_TABLE	   24 /* TAPIR_LLM_PATHS of include/tapir/http.h */
+#define TAPIR_LLM_BUILTIN  11 /* built-in entries: the rest of the table is llm.paths' */
+struct tapir_llm_path_table {
+	uint64_t word[TAPIR_LLM_TABLE][3], mask[TAPIR_LLM_TABLE][3];
+	uint8_t len[TAPIR_LLM_TABLE], api[TAPIR_LLM_TABLE];
+};
+int tapir_llm_path_table(struct tapir_llm_path_table *t, const char *const *extra, size_t n_extra);
+
 /* Why a request's tokens are not known. */
 enum tapir_llm_unparsed {
 	TAPIR_LLM_PARSED,
