@@ -357,6 +357,7 @@ static __always_inline void tapir_conn_record(void *env, struct tapir_conn *c, _
 	e->method = c->method[h];
 	e->outcome = outcome;
 	__builtin_memcpy(e->line, c->line[h], TAPIR_LINE_BYTES);
+	e->sock = c->sock;
 	e->llm_id = c->llm_id[h];
 	e->llm_out = c->llm_out_off;
 	/* Batch wake-ups: the reader polls on a short timer anyway, and a wake-up per request
@@ -603,10 +604,10 @@ static __always_inline void llm_answer(struct tapir_conn *c, struct tapir_io *io
 
 	if (!c->count || !c->llm_id[h])
 		return;
-	c->llm_out_off = llm_copy(c, io->sock, h, DIR_OUT, io->kind, io->buf, io->iovcnt, len, 0,
-				  io->ts, c->llm_out_off,
-				  c->llm_out_off < llm_resp_bytes ? llm_resp_bytes - c->llm_out_off
-								  : 0);
+	c->llm_out_off =
+		llm_copy(c, io->sock, h, DIR_OUT, io->kind, io->buf, io->iovcnt, len, 0, io->ts,
+			 c->llm_out_off,
+			 c->llm_out_off < llm_resp_bytes ? llm_resp_bytes - c->llm_out_off : 0);
 }
 
 /*
@@ -757,6 +758,7 @@ static __always_inline struct tapir_conn *new_conn(struct tapir_conn_key *key, _
 	if (!s)
 		return NULL;
 	conn_init(&s->tmpl, labels_id, cgid, state, flags);
+	s->tmpl.sock = key->sock;
 	if (bpf_map_update_elem(&conns, key, &s->tmpl, BPF_ANY))
 		return NULL;
 	return bpf_map_lookup_elem(&conns, key);
@@ -779,6 +781,7 @@ static __always_inline struct tapir_conn *untracked_conn(struct tapir_conn_key *
 		return NULL;
 	}
 	conn_init(c, labels_id, cgid, TAPIR_CONN_NEW, TAPIR_CF_UNTRACKED);
+	c->sock = slot.sock;
 	*key = slot;
 	return c;
 }

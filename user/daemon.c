@@ -21,19 +21,23 @@
 #include "health.h"
 #include "http_agg.h"
 #include "http_metrics.h"
+#include "llm_metrics.h"
+#include "llm_track.h"
 #include "loader.h"
 #include "log.h"
 #include "registry.h"
 #include "replicas.h"
 #include "gpu.h"
+#include "pod_id.h"
 #include "podmeta.h"
 #include "procfs.h"
 #include "server.h"
 
-#define POLL_MS	   50	 /* longest a record waits in the ring before it is counted */
-#define RESCAN_MS  2000	 /* periodic cgroup rescan, a safety net behind cgroup_mkdir events */
-#define PUBLISH_MS 10000 /* exposition rebuilt at least this often without scrapes */
-#define AGG_MS	   1000	 /* the kernel's aggregates read at least this often */
+#define POLL_MS	    50	  /* longest a record waits in the ring before it is counted */
+#define RESCAN_MS   2000  /* periodic cgroup rescan, a safety net behind cgroup_mkdir events */
+#define PUBLISH_MS  10000 /* exposition rebuilt at least this often without scrapes */
+#define AGG_MS	    1000  /* the kernel's aggregates read at least this often */
+#define LLM_IDLE_NS (600 * 1000000000ULL) /* an LLM request with no piece for this long: lost */
 
 struct tapir_daemon {
 	const struct tapir_config *cfg;
@@ -50,6 +54,14 @@ struct tapir_daemon {
 	struct tapir_server *server;
 	/* vLLM and SGLang scrapes (engines.c); NULL when off. */
 	struct tapir_engines *engines;
+	/* LLM token metrics: payload pieces from llm_events, parsed per request; NULL when off. */
+	struct ring_buffer *llm_rb;
+	struct tapir_llm_track *llm;
+	struct tapir_llm_metrics *llm_metrics;
+	struct llm_gauge *llm_gauges; /* (label set, pod) pairs baseten_llm_num_requests showed */
+	size_t n_llm_gauges;
+	uint64_t llm_lost[TAPIR_LLM_LOST_REASONS]; /* the kernel's counts, as last exported */
+	uint64_t last_llm_expire_ms;
 	volatile sig_atomic_t stop;
 	volatile sig_atomic_t reload; /* SIGHUP: read the web settings again */
 	int rescan;		      /* a cgroup appeared or went since the last scan */
@@ -73,6 +85,105 @@ static uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+}
+
+/* A pair of baseten_llm_num_requests, and the requests counted in it this round. */
+struct llm_gauge {
+	uint32_t labels_id;
+	char pod[TAPIR_POD_ID_HEX + 1];
+	double n;
+};
+
+/* _internal_pod_id of cgroup @w: its replica's (as the engine families compute it). */
+static void pod_of(struct tapir_daemon *d, const struct tapir_watched *w, char *pod)
+{
+	const struct tapir_watched *r = w ? tapir_cgroups__find(d->cgroups, w->replica_id) : NULL;
+
+	if (!w) {
+		pod[0] = '\0';
+		return;
+	}
+	tapir_pod_id(r ? r->rel : w->rel, pod);
+}
+
+/* An LLM request is over (llm_track.c): its tokens into the LLM families. */
+static void llm_done(void *ctx, uint32_t labels_id, uint64_t cgroup_id,
+		     const struct tapir_llm_result *res)
+{
+	struct tapir_daemon *d = ctx;
+	const struct tapir_watched *w = tapir_cgroups__find(d->cgroups, cgroup_id);
+	uint32_t id = w ? w->labels_id : labels_id;
+	const char *const *labels = tapir_cgroups__labels(d->cgroups, id);
+	char pod[TAPIR_POD_ID_HEX + 1];
+
+	if (!labels && !(res->flags & TAPIR_LLM_UNPARSED))
+		return; /* counted unlabelled with its request record */
+	pod_of(d, w, pod);
+	tapir_llm_metrics__record(d->llm_metrics, id, labels, pod, res);
+}
+
+static int on_llm_chunk(void *ctx, void *data, size_t size)
+{
+	struct tapir_daemon *d = ctx;
+
+	tapir_llm_track__chunk(d->llm, data, size);
+	return 0;
+}
+
+static void llm_count(void *ctx, uint32_t labels_id, uint64_t cgroup_id)
+{
+	struct tapir_daemon *d = ctx;
+	const struct tapir_watched *w = tapir_cgroups__find(d->cgroups, cgroup_id);
+	uint32_t id = w ? w->labels_id : labels_id;
+	char pod[TAPIR_POD_ID_HEX + 1];
+	struct llm_gauge *g;
+	size_t i;
+
+	pod_of(d, w, pod);
+	for (i = 0; i < d->n_llm_gauges; i++)
+		if (d->llm_gauges[i].labels_id == id && !strcmp(d->llm_gauges[i].pod, pod))
+			break;
+	if (i == d->n_llm_gauges) {
+		g = realloc(d->llm_gauges, (i + 1) * sizeof(*g));
+		if (!g)
+			return;
+		d->llm_gauges = g;
+		d->n_llm_gauges++;
+		g[i].labels_id = id;
+		memcpy(g[i].pod, pod, sizeof(pod));
+		g[i].n = 0;
+	}
+	d->llm_gauges[i].n++;
+}
+
+/* baseten_llm_num_requests from the requests in flight; a pair that had some shows 0 after. */
+static void refresh_llm(struct tapir_daemon *d, const uint64_t *stats)
+{
+	static const __u32 lost_stat[TAPIR_LLM_LOST_REASONS] = {
+		[TAPIR_LLM_LOST_DROPPED] = TAPIR_STAT_LLM_DROPPED,
+		[TAPIR_LLM_LOST_CAP] = TAPIR_STAT_LLM_CAP,
+		[TAPIR_LLM_LOST_UNREADABLE] = TAPIR_STAT_LLM_UNREADABLE,
+	};
+	const char *const *labels;
+	size_t i;
+
+	if (!d->llm)
+		return;
+	for (i = 0; i < d->n_llm_gauges; i++)
+		d->llm_gauges[i].n = 0;
+	tapir_llm_track__each(d->llm, llm_count, d);
+	for (i = 0; i < d->n_llm_gauges; i++) {
+		labels = tapir_cgroups__labels(d->cgroups, d->llm_gauges[i].labels_id);
+		if (labels)
+			tapir_llm_metrics__set_in_flight(d->llm_metrics, labels,
+							 d->llm_gauges[i].pod, d->llm_gauges[i].n);
+	}
+	for (i = 0; i < TAPIR_LLM_LOST_REASONS; i++) {
+		if (stats[lost_stat[i]] > d->llm_lost[i])
+			tapir_llm_metrics__payload_lost(d->llm_metrics, i,
+							stats[lost_stat[i]] - d->llm_lost[i]);
+		d->llm_lost[i] = stats[lost_stat[i]];
+	}
 }
 
 static void account(struct tapir_daemon *d, const struct tapir_http_event *e)
@@ -130,11 +241,20 @@ static void read_agg(struct tapir_daemon *d)
 static void forget(void *ctx, uint32_t id, const char *const *labels)
 {
 	struct tapir_daemon *d = ctx;
+	size_t i;
 
 	/* The kernel's last figures for it first, then its series go. */
 	tapir_http_agg__forget(d->agg, id, account_agg, d);
 	tapir_http_metrics__forget(d->http, id, labels);
 	tapir_replicas__forget(d->replicas, id, labels);
+	for (i = 0; i < d->n_llm_gauges;) {
+		if (d->llm_gauges[i].labels_id != id) {
+			i++;
+			continue;
+		}
+		tapir_llm_metrics__forget(d->llm_metrics, labels, d->llm_gauges[i].pod);
+		d->llm_gauges[i] = d->llm_gauges[--d->n_llm_gauges];
+	}
 }
 
 static int on_record(void *ctx, void *data, size_t size)
@@ -146,7 +266,14 @@ static int on_record(void *ctx, void *data, size_t size)
 		return 0;
 	memcpy(&type, data, sizeof(type));
 	if (type == TAPIR_REC_HTTP && size >= sizeof(struct tapir_http_event)) {
-		account(d, data);
+		const struct tapir_http_event *e = data;
+
+		account(d, e);
+		if (e->llm_id && d->llm) {
+			/* Its pieces went to llm_events before this record was written. */
+			ring_buffer__consume(d->llm_rb);
+			tapir_llm_track__record(d->llm, e);
+		}
 	} else if (type == TAPIR_REC_LIFECYCLE && size >= sizeof(struct tapir_lifecycle_event)) {
 		const struct tapir_lifecycle_event *e = data;
 
@@ -314,6 +441,7 @@ static void publish(struct tapir_daemon *d)
 		tapir_podmeta__counts(d->kube, &in.kube_ok, &in.kube_failed);
 	}
 	refresh_gauges(d);
+	refresh_llm(d, stats);
 	tapir_replicas__refresh(d->replicas, tapir_loader__listeners_fd(d->loader), d->gpu,
 				now_ms());
 	tapir_engines__refresh(d->engines, now_ms());
@@ -390,7 +518,30 @@ static int main_loop_fds(struct tapir_daemon *d)
 	ev.data.fd = d->wake_fd;
 	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->wake_fd, &ev))
 		return -errno;
+	if (d->llm_rb) {
+		ev.data.fd = ring_buffer__epoll_fd(d->llm_rb);
+		if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
+			return -errno;
+	}
 	return 0;
+}
+
+/* LLM token metrics: their families, and a reader of llm_events when the kernel fills it. */
+static int llm_start(struct tapir_daemon *d)
+{
+	int fd = tapir_loader__llm_fd(d->loader);
+
+	if (fd < 0) {
+		if (d->cfg->llm_enabled)
+			pr_info("llm: no payload capture in this BPF build: no LLM token metrics");
+		return 0;
+	}
+	d->llm_metrics = tapir_llm_metrics__new(d->reg, tapir_engines__hit_rate_family(d->engines));
+	d->llm = tapir_llm_track__new(d->cfg->llm_request_head_bytes, llm_done, d);
+	if (!d->llm_metrics || !d->llm)
+		return -ENOMEM;
+	d->llm_rb = ring_buffer__new(fd, on_llm_chunk, d, NULL);
+	return d->llm_rb ? 0 : -errno;
 }
 
 struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const char *pin_dir)
@@ -453,6 +604,9 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const cha
 					tapir_loader__own_clients_fd(d->loader));
 	if (!d->engines && errno)
 		goto fail;
+	err = llm_start(d);
+	if (err)
+		goto fail_err;
 	/* Every family exists now: bound them all (overflow is counted and exported). */
 	tapir_registry__set_max_series(d->reg, cfg->max_series);
 	tapir_replicas__sync(d->replicas, now_ms());
@@ -504,7 +658,9 @@ static int wait_work(struct tapir_daemon *d)
 	for (i = 0; i < n; i++)
 		if (ev[i].data.fd == d->wake_fd && read(d->wake_fd, &v, sizeof(v)) < 0)
 			break;
-	/* Records are mostly submitted without a wake-up: drain on every turn. */
+	/* Records are mostly submitted without a wake-up: drain on every turn, payload first. */
+	if (d->llm_rb)
+		ring_buffer__consume(d->llm_rb);
 	n = tapir_loader__consume(d->loader);
 	return n < 0 && n != -EINTR ? n : 0;
 }
@@ -589,6 +745,10 @@ int tapir_daemon__run(struct tapir_daemon *d)
 			read_agg(d); /* readiness and the series' grace periods need no scrape */
 		tapir_replicas__tick(d->replicas, t);
 		tapir_engines__tick(d->engines, t);
+		if (d->llm && t - d->last_llm_expire_ms >= RESCAN_MS) {
+			tapir_llm_track__expire(d->llm, t * 1000000ULL, LLM_IDLE_NS);
+			d->last_llm_expire_ms = t;
+		}
 	}
 	return 0;
 }
@@ -609,6 +769,10 @@ void tapir_daemon__free(struct tapir_daemon *d)
 		return;
 	tapir_server__free(d->server);
 	tapir_gpu__free(d->gpu);
+	ring_buffer__free(d->llm_rb);
+	tapir_llm_track__free(d->llm);
+	tapir_llm_metrics__free(d->llm_metrics);
+	free(d->llm_gauges);
 	tapir_engines__free(d->engines); /* before the replicas its figures go to */
 	tapir_replicas__free(d->replicas);
 	tapir_podmeta__free(d->kube);

@@ -64,6 +64,7 @@ struct tapir_conn {
 	__u32 llm_in_off;  /* bytes of it handed over or lost so far */
 	__u32 llm_out_off; /* bytes of the oldest request's answer handed over or lost so far */
 	__u32 __pad;
+	__u64 sock; /* its key: records name their connection */
 };
 
 /* Where an event happened inside the syscall segment being parsed (include/tapir/conn.h). */
@@ -114,6 +115,7 @@ struct tapir_http_event {
 	__u8 method;		     /* TP_M_* */
 	__u8 outcome;		     /* TAPIR_OUT_* */
 	__u8 line[TAPIR_LINE_BYTES]; /* start of the request line, NUL-padded */
+	__u64 sock;		     /* the connection (struct tapir_conn_key) */
 	__u32 llm_id;		     /* an LLM API request: its number on the connection; else 0 */
 	__u32 llm_out; /* bytes of its answer the payload capture saw: handed over or lost */
 };
@@ -124,6 +126,8 @@ struct tapir_http_event {
  * daemon's token parsers (user/sources/llm_track.c). A request is (sock, id); its record in the
  * events ring carries the same id and comes after its last piece.
  */
+#define TAPIR_DIR_IN	     0	   /* the server reads: request bytes */
+#define TAPIR_DIR_OUT	     1	   /* the server writes: response bytes */
 #define TAPIR_LLM_PATHS	     24	   /* entries of the path table */
 #define TAPIR_LLM_PATH_WORDS 3	   /* bytes of a path compared: 8 each */
 #define TAPIR_LLM_CHUNK	     16384 /* bytes of one piece at most; a power of two */
@@ -138,7 +142,7 @@ struct tapir_llm_chunk {
 	__u32 off;	/* bytes of this direction of the request before data[0]: handed or lost */
 	__u32 len;	/* bytes in data */
 	__u32 labels_id;
-	__u8 dir; /* TAPIR_DIR_IN (walk.h): the request, from its line; OUT: the answer */
+	__u8 dir; /* TAPIR_DIR_IN: the request, from its line; OUT: the answer */
 	__u8 api; /* the path table entry's API (enum tapir_llm_api) */
 	__u8 __pad[2];
 	/* data[len] follows */
@@ -202,7 +206,7 @@ struct tapir_lifecycle_event {
 TAPIR_ASSERT_SIZE(struct tapir_conn_key, 8);
 TAPIR_ASSERT_SIZE(struct tapir_http_parser, 32);
 TAPIR_ASSERT_SIZE(struct tapir_conn_pos, 32);
-TAPIR_ASSERT_SIZE(struct tapir_conn, 336);
+TAPIR_ASSERT_SIZE(struct tapir_conn, 344);
 TAPIR_ASSERT_OFF(struct tapir_conn, llm_id, 296);
 TAPIR_ASSERT_SIZE(struct tapir_llm_chunk, 56);
 TAPIR_ASSERT_OFF(struct tapir_conn, cgroup_id, 144);
@@ -210,7 +214,7 @@ TAPIR_ASSERT_OFF(struct tapir_conn, line, 160);
 TAPIR_ASSERT_OFF(struct tapir_conn, head, 288);
 TAPIR_ASSERT_SIZE(struct tapir_cgroup_info, 8);
 TAPIR_ASSERT_OFF(struct tapir_conn, tgid, 292);
-TAPIR_ASSERT_SIZE(struct tapir_http_event, 104);
+TAPIR_ASSERT_SIZE(struct tapir_http_event, 112);
 TAPIR_ASSERT_OFF(struct tapir_http_event, line, 64);
 TAPIR_ASSERT_SIZE(struct tapir_lifecycle_event, 32);
 TAPIR_ASSERT_SIZE(struct tapir_agg_key, 16);

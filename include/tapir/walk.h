@@ -21,8 +21,6 @@
 #define TAPIR_IO_PLAIN 0  /* read/write/recvfrom/sendto: one buffer */
 #define TAPIR_IO_IOV   1  /* readv/writev/recvmsg/sendmsg: an iovec array */
 #define TAPIR_IO_BLIND 2  /* sendfile: bytes we cannot see */
-#define TAPIR_DIR_IN   0  /* the server reads: request bytes */
-#define TAPIR_DIR_OUT  1  /* the server writes: response bytes */
 
 /* struct iovec as the kernel lays it out on 64-bit. */
 struct tapir_iovec {
@@ -42,12 +40,12 @@ struct tapir_walk {
 	__u64 left;		   /* bytes of the syscall not yet in a segment */
 	__u64 seg_ubuf;		   /* user address of the segment; 0 when unreadable */
 	__u64 seg_len;
-	__u64 off;  /* offset in the segment */
-	__u64 woff; /* segment offset of win[0] */
-	__u64 len;	/* bytes of the syscall */
-	__u64 seg_at;	/* syscall offset of the segment */
-	__u64 line_at;	/* syscall offset of the last request line that began in it */
-	__u32 wlen; /* valid bytes in win */
+	__u64 off;     /* offset in the segment */
+	__u64 woff;    /* segment offset of win[0] */
+	__u64 len;     /* bytes of the syscall */
+	__u64 seg_at;  /* syscall offset of the segment */
+	__u64 line_at; /* syscall offset of the last request line that began in it */
+	__u32 wlen;    /* valid bytes in win */
 	__u32 iov_i;
 	__u32 iovcnt;
 	__u8 kind;   /* TAPIR_IO_* */

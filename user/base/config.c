@@ -22,17 +22,17 @@ const char *const tapir_label_names[TAPIR_L_COUNT] = {
 	[TAPIR_L_ROLLOUT_PHASE] = "rollout_phase",
 };
 
-#define DEFAULT_LISTEN		  "0.0.0.0:9464"
-#define DEFAULT_MAX_CONNECTIONS	  65536
-#define DEFAULT_RINGBUF_BYTES	  (4u << 20)
+#define DEFAULT_LISTEN		       "0.0.0.0:9464"
+#define DEFAULT_MAX_CONNECTIONS	       65536
+#define DEFAULT_RINGBUF_BYTES	       (4u << 20)
 #define DEFAULT_LLM_REQUEST_HEAD_BYTES 16384
 #define DEFAULT_LLM_RESPONSE_BYTES     (1u << 20)
 #define DEFAULT_LLM_RINGBUF_BYTES      (4u << 20)
-#define DEFAULT_AGGREGATED_SERIES 1024
-#define AGGREGATED_SERIES_MAX	  65536
-#define DEFAULT_GC_INTERVAL_MS	  1000
-#define DEFAULT_UNKNOWN_AFTER_S	  300
-#define DEFAULT_NVML_LIBRARY	  "libnvidia-ml.so.1"
+#define DEFAULT_AGGREGATED_SERIES      1024
+#define AGGREGATED_SERIES_MAX	       65536
+#define DEFAULT_GC_INTERVAL_MS	       1000
+#define DEFAULT_UNKNOWN_AFTER_S	       300
+#define DEFAULT_NVML_LIBRARY	       "libnvidia-ml.so.1"
 
 #define MAX_CONNECTIONS_MAX (1u << 24)
 #define RINGBUF_BYTES_MIN   4096u
@@ -677,7 +677,7 @@ static int parse_readiness(struct parse_ctx *c, const yaml_node_t *node)
 		if (err)
 			return err;
 		tapir_strv_free(cfg->probe_paths, cfg->n_probe_paths);
-	tapir_strv_free(cfg->llm_paths, cfg->n_llm_paths);
+		tapir_strv_free(cfg->llm_paths, cfg->n_llm_paths);
 		cfg->probe_paths = paths;
 		cfg->n_probe_paths = n;
 	}

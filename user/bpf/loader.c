@@ -22,6 +22,7 @@
 #include "http.skel.h"
 #include "http_compat.skel.h"
 #include "lifecycle.skel.h"
+#include "llm.h"
 #include "loader.h"
 #include "log.h"
 
@@ -49,6 +50,7 @@ struct tapir_loader {
 	size_t n_progs;
 	char pin_dir[256]; /* "" when nothing is pinned */
 	int agg_on;	   /* http_agg is in use (http_agg_knobs()) */
+	int llm_on;	   /* LLM payload goes to llm_events (http_llm_knobs()) */
 };
 
 /* The end of the last verifier log libbpf printed, and the program it was about. */
@@ -517,6 +519,46 @@ static int http_agg_knobs(struct http_obj *h, const struct tapir_config *cfg)
 	return 1;
 }
 
+/* The LLM payload knobs of either skeleton (@s), from path table @t. */
+#define LLM_KNOBS(s, cfg, t, n)                                                      \
+	do {                                                                         \
+		(s)->rodata->llm_on = 1;                                             \
+		(s)->rodata->n_llm_paths = (n);                                      \
+		memcpy((void *)(s)->rodata->llm_word, (t)->word, sizeof((t)->word)); \
+		memcpy((void *)(s)->rodata->llm_mask, (t)->mask, sizeof((t)->mask)); \
+		memcpy((void *)(s)->rodata->llm_len, (t)->len, sizeof((t)->len));    \
+		memcpy((void *)(s)->rodata->llm_api_of, (t)->api, sizeof((t)->api)); \
+		(s)->rodata->llm_req_bytes = (cfg)->llm_request_head_bytes;          \
+		(s)->rodata->llm_resp_bytes = (cfg)->llm_response_bytes;             \
+		(s)->rodata->llm_wakeup_bytes = (cfg)->llm_ringbuf_bytes / 8;        \
+	} while (0)
+
+/*
+ * LLM payload capture (bpf/http.bpf.c, "LLM payload"): the path table and budgets, and the size
+ * of llm_events; a page when it is off. Returns whether it is on.
+ */
+static int http_llm_knobs(struct http_obj *h, const struct tapir_config *cfg)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(h->obj, "llm_events");
+	struct tapir_llm_path_table t;
+	int n = -EINVAL;
+
+	if (cfg->llm_enabled)
+		n = tapir_llm_path_table(&t, (const char *const *)cfg->llm_paths, cfg->n_llm_paths);
+	if (n < 0) {
+		if (cfg->llm_enabled) /* the config checked them: this is a bug */
+			pr_warn("llm: the path table does not fit: LLM payload capture is off");
+		bpf_map__set_max_entries(m, 4096);
+		return 0;
+	}
+	bpf_map__set_max_entries(m, cfg->llm_ringbuf_bytes);
+	if (!strcmp(h->variant, "loop"))
+		LLM_KNOBS((struct http_bpf *)h->skel, cfg, &t, n);
+	else
+		LLM_KNOBS((struct http_compat_bpf *)h->skel, cfg, &t, n);
+	return 1;
+}
+
 /*
  * A slot of the connection table per CPU, at keys 1..CPUs (never a socket's address): where a
  * read that starts requests on a connection the table has no room for is walked, so that each
@@ -589,6 +631,7 @@ static int load_http_variant(struct tapir_loader *l, const struct tapir_config *
 	probe_hooks(l, l->http.obj, "http", l->http.variant, hooks);
 	http_size(&l->http, cfg->max_connections, cfg->ringbuf_bytes);
 	l->agg_on = http_agg_knobs(&l->http, cfg);
+	l->llm_on = http_llm_knobs(&l->http, cfg);
 	vlog.prog[0] = vlog.tail[0] = '\0';
 	err = bpf_object__load(l->http.obj);
 	if (!err)
@@ -1027,6 +1070,13 @@ static void unpin(struct tapir_loader *l)
 			unlink(path);
 	}
 	rmdir(l->pin_dir); /* fails, harmlessly, while another instance's pins are there */
+}
+
+static int map_fd(const struct bpf_map *m);
+
+int tapir_loader__llm_fd(const struct tapir_loader *l)
+{
+	return l->llm_on ? map_fd(http_map(l, "llm_events")) : -1;
 }
 
 int tapir_loader__ring_fd(const struct tapir_loader *l)

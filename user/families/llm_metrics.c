@@ -35,7 +35,7 @@ struct tapir_llm_metrics {
 
 static const char *const pod_extra[] = { "_internal_pod_id" };
 static const char *const reason_label[] = { "reason" };
-static const char *const lost_names[TAPIR_LLM_LOST_REASONS] = { "dropped", "cap" };
+static const char *const lost_names[TAPIR_LLM_LOST_REASONS] = { "dropped", "cap", "unreadable" };
 
 static int pod_families(struct tapir_llm_metrics *m, struct tapir_registry *r)
 {

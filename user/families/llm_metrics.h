@@ -14,8 +14,9 @@ extern const double tapir_llm_hit_rate_buckets[TAPIR_LLM_HIT_RATE_BUCKETS];
 
 /* Why payload bytes did not reach user space (tapir_llm_payload_lost_total's reason). */
 enum tapir_llm_lost_reason {
-	TAPIR_LLM_LOST_DROPPED, /* "dropped": the kernel had no room to queue them */
-	TAPIR_LLM_LOST_CAP,	/* "cap": past what the kernel captures of one request */
+	TAPIR_LLM_LOST_DROPPED,	   /* "dropped": the kernel had no room to queue them */
+	TAPIR_LLM_LOST_CAP,	   /* "cap": past what the kernel captures of one request */
+	TAPIR_LLM_LOST_UNREADABLE, /* "unreadable": sendfile, or memory that faulted */
 	TAPIR_LLM_LOST_REASONS,
 };
 

@@ -361,6 +361,12 @@ static struct watched *find(const struct tapir_cgroups *cg, uint64_t id, size_t 
 	return lo < cg->n && cg->w[lo].id == id ? &cg->w[lo] : NULL;
 }
 
+/* What the kernel side needs to know of rule @r (struct tapir_cgroup_info.flags). */
+static __u32 cgi_flags(const struct tapir_cgroups *cg, uint32_t r)
+{
+	return r != RULE_DEFAULT && cg->cfg->rules[r].no_llm ? TAPIR_CGI_NO_LLM : 0;
+}
+
 static int add(struct tapir_cgroups *cg, uint64_t id, uint32_t rule, uint64_t replica_id,
 	       const char *rel)
 {
@@ -392,6 +398,7 @@ static int add(struct tapir_cgroups *cg, uint64_t id, uint32_t rule, uint64_t re
 		return labels_id;
 	ref(cg, labels_id);
 	info.labels_id = labels_id;
+	info.flags = cgi_flags(cg, rule);
 	copy = strdup(rel);
 	if (!copy) {
 		unref(cg, labels_id);
@@ -666,6 +673,7 @@ static void relabel(struct tapir_cgroups *cg, struct watched *w, int pid)
 	w->labels_id = labels_id;
 	/* The daemon is the only writer of these values: keep what bpftool shows true. */
 	info.labels_id = labels_id;
+	info.flags = cgi_flags(cg, w->rule);
 	if (bpf_map_update_elem(cg->watched_fd, &w->id, &info, BPF_EXIST))
 		pr_debug("cgroup %s: cannot update its labels in the BPF map: %s", w->rel,
 			 strerror(errno));

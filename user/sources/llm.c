@@ -86,7 +86,7 @@ enum tapir_llm_api tapir_llm_api_of_path(const char *path)
 
 enum tapir_llm_api tapir_llm_api_of_suffix(const char *path)
 {
-	static const char *const ends[] = { "/generate_stream",	 "/generate",  "/messages",
+	static const char *const ends[] = { "/generate_stream",	 "/generate",	 "/messages",
 					    "/chat/completions", "/completions", "/embeddings",
 					    "/responses" };
 	size_t len = path ? strlen(path) : 0, i, n;
@@ -102,8 +102,8 @@ enum tapir_llm_api tapir_llm_api_of_suffix(const char *path)
 
 /* The paths the kernel looks for out of the box: tapir_llm_api_of_path's. */
 static const char *const builtin_paths[TAPIR_LLM_BUILTIN] = {
-	"/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions",
-	"/v1/embeddings",	"/embeddings",	     "/v1/responses",	"/responses",
+	"/v1/chat/completions", "/chat/completions", "/v1/completions",	 "/completions",
+	"/v1/embeddings",	"/embeddings",	     "/v1/responses",	 "/responses",
 	"/v1/messages",		"/generate",	     "/generate_stream",
 };
 
