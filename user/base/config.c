@@ -25,9 +25,6 @@ const char *const tapir_label_names[TAPIR_L_COUNT] = {
 #define DEFAULT_LISTEN		  "0.0.0.0:9464"
 #define DEFAULT_MAX_CONNECTIONS	  65536
 #define DEFAULT_RINGBUF_BYTES	  (4u << 20)
-#define DEFAULT_LLM_REQUEST_HEAD_BYTES 16384
-#define DEFAULT_LLM_RESPONSE_BYTES     (1u << 20)
-#define DEFAULT_LLM_RINGBUF_BYTES      (4u << 20)
 #define DEFAULT_AGGREGATED_SERIES 1024
 #define AGGREGATED_SERIES_MAX	  65536
 #define DEFAULT_GC_INTERVAL_MS	  1000
@@ -48,6 +45,10 @@ const char *const tapir_label_names[TAPIR_L_COUNT] = {
 #define DEFAULT_ENGINE_MAX_BODY	     (4u << 20)
 #define DEFAULT_ENGINE_MAX_SAMPLES   10000
 #define DEFAULT_AUTOSCALING_WINDOW_S 60
+
+#define DEFAULT_LLM_REQUEST_HEAD_BYTES 16384
+#define DEFAULT_LLM_RESPONSE_BYTES     (1u << 20)
+#define DEFAULT_LLM_RINGBUF_BYTES      (4u << 20)
 
 /* A config is a page or two; anything this big is a mistake, not a config. */
 #define MAX_FILE_BYTES (16 << 20)
@@ -677,7 +678,6 @@ static int parse_readiness(struct parse_ctx *c, const yaml_node_t *node)
 		if (err)
 			return err;
 		tapir_strv_free(cfg->probe_paths, cfg->n_probe_paths);
-	tapir_strv_free(cfg->llm_paths, cfg->n_llm_paths);
 		cfg->probe_paths = paths;
 		cfg->n_probe_paths = n;
 	}
@@ -1699,6 +1699,7 @@ void tapir_config__free(struct tapir_config *cfg)
 	free(cfg->latency_buckets);
 	free(cfg->size_buckets);
 	tapir_strv_free(cfg->probe_paths, cfg->n_probe_paths);
+	tapir_strv_free(cfg->llm_paths, cfg->n_llm_paths);
 	free(cfg->nvml_library);
 	free(cfg);
 }
