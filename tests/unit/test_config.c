@@ -1356,10 +1356,11 @@ static void test_shipped_config(void **state)
 	assert_string_equal(cfg->listen, "0.0.0.0:9464");
 	/* Shipped without rules: the zero-config default watches every cgroup. */
 	assert_int_equal(cfg->n_rules, 0);
-	/* readiness and gpu are documented there with their defaults, commented out. */
+	/* readiness, gpu and llm are documented there with their defaults, commented out. */
 	assert_default_probe_paths(cfg);
 	assert_int_equal(cfg->unknown_after_s, 300);
 	assert_string_equal(cfg->nvml_library, "libnvidia-ml.so.1");
+	assert_default_llm(cfg);
 	tapir_config__free(cfg);
 }
 
