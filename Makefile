@@ -190,9 +190,11 @@ $(OUT)/fuzz:
 $(OUT)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c $(wildcard include/tapir/*.h) | $(OUT)/fuzz
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) $(FUZZ_FLAGS) $< -o $@
-$(OUT)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c user/base/config.c | $(OUT)/fuzz
+# config.c checks llm.paths with llm.c, which needs llm_wire.c and json-c.
+$(OUT)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c user/base/config.c user/sources/llm.c \
+		user/sources/llm_wire.c | $(OUT)/fuzz
 	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) $(FUZZ_FLAGS) $^ -lyaml -lcrypt -o $@
+	$(Q)$(CLANG) $(FUZZ_FLAGS) $^ -lyaml -lcrypt -ljson-c -o $@
 $(OUT)/fuzz/fuzz_kubelet: tests/fuzz/fuzz_kubelet.c user/sources/kubelet.c user/expo/buf.c \
 		user/base/log.c | $(OUT)/fuzz
 	$(call msg,FUZZ,$@)

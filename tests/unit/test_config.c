@@ -83,6 +83,16 @@ static void assert_default_probe_paths(const struct tapir_config *cfg)
 		assert_string_equal(cfg->probe_paths[i], want_probe_paths[i]);
 }
 
+static void assert_default_llm(const struct tapir_config *cfg)
+{
+	assert_true(cfg->llm_enabled);
+	assert_null(cfg->llm_paths);
+	assert_int_equal(cfg->n_llm_paths, 0);
+	assert_int_equal(cfg->llm_request_head_bytes, 16384);
+	assert_int_equal(cfg->llm_response_bytes, 1048576);
+	assert_int_equal(cfg->llm_ringbuf_bytes, 4194304);
+}
+
 static void assert_defaults_except_rules(const struct tapir_config *cfg)
 {
 	assert_string_equal(cfg->listen, "0.0.0.0:9464");
@@ -93,6 +103,7 @@ static void assert_defaults_except_rules(const struct tapir_config *cfg)
 	assert_default_probe_paths(cfg);
 	assert_int_equal(cfg->unknown_after_s, 300);
 	assert_string_equal(cfg->nvml_library, "libnvidia-ml.so.1");
+	assert_default_llm(cfg);
 }
 
 static void test_label_names(void **state)
@@ -282,6 +293,10 @@ static void test_empty_configs(void **state)
 		"buckets: {}\nlimits: {}\n",
 		"readiness:\ngpu:\n",
 		"readiness: {}\ngpu: {}\n",
+		"llm:\n",
+		"llm: {}\n",
+		"llm:\n  paths:\n",
+		"llm: {paths: []}\n",
 	};
 	size_t i;
 
@@ -306,6 +321,7 @@ static void test_missing_keys_default(void **state)
 		assert_non_null(cfg->rules[0].labels[i]);
 		assert_string_equal(cfg->rules[0].labels[i], "");
 	}
+	assert_false(cfg->rules[0].no_llm);
 	tapir_config__free(cfg);
 
 	/* Overriding one bucket list or one limit leaves the others alone. */
@@ -533,7 +549,7 @@ static void test_error_unknown_keys(void **state)
 {
 	expect_error("listen: \"0.0.0.0:9464\"\nlisen: x\n", 2,
 		     "unknown key \"lisen\" at the top level (expected one of listen, deployments, "
-		     "buckets, limits, readiness, gpu, kubernetes, web, engines)");
+		     "buckets, limits, readiness, gpu, kubernetes, web, engines, llm)");
 	expect_error("deployments:\n"
 		     "  - cgroup: /x\n"
 		     "    labels:\n"
@@ -545,7 +561,8 @@ static void test_error_unknown_keys(void **state)
 		     "unknown key \"modle_id\" in labels (expected one of model_id, model_name, "
 		     "deployment_id, environment, rollout_phase)");
 	expect_error("deployments:\n  - cgroup: /x\n    label: {}\n", 3,
-		     "unknown key \"label\" in deployment (expected one of cgroup, labels, env)");
+		     "unknown key \"label\" in deployment (expected one of cgroup, labels, env, "
+		     "llm)");
 	expect_error("buckets:\n  latency: [1]\n", 2,
 		     "unknown key \"latency\" in buckets (expected one of latency_seconds, "
 		     "size_bytes)");
@@ -558,6 +575,9 @@ static void test_error_unknown_keys(void **state)
 		     "unknown_after_s)");
 	expect_error("gpu:\n  nvml: libnvidia-ml.so\n", 2,
 		     "unknown key \"nvml\" in gpu (expected one of nvml_library)");
+	expect_error("llm:\n  path: [/x/chat/completions]\n", 2,
+		     "unknown key \"path\" in llm (expected one of enabled, paths, "
+		     "request_head_bytes, response_bytes, ringbuf_bytes)");
 	expect_error("deployments:\n  - cgroup: /x\n    labels:\n      instance: x\n", 4,
 		     "unknown key \"instance\" in labels");
 	/* Keys are exact: no case folding. */
@@ -974,6 +994,242 @@ static void test_engines(void **state)
 		     "without blanks");
 }
 
+static void test_llm(void **state)
+{
+	struct tapir_config *cfg;
+
+	cfg = parse_ok("llm:\n"
+		       "  enabled: false\n"
+		       "  paths: [/openai/chat/completions]\n"
+		       "  request_head_bytes: 65536\n"
+		       "  response_bytes: 8388608\n"
+		       "  ringbuf_bytes: 16777216\n");
+	assert_false(cfg->llm_enabled);
+	assert_int_equal(cfg->n_llm_paths, 1);
+	assert_string_equal(cfg->llm_paths[0], "/openai/chat/completions");
+	assert_int_equal(cfg->llm_request_head_bytes, 65536);
+	assert_int_equal(cfg->llm_response_bytes, 8388608);
+	assert_int_equal(cfg->llm_ringbuf_bytes, 16777216);
+	/* Other sections keep their defaults. */
+	assert_int_equal(cfg->ringbuf_bytes, 4194304);
+	assert_true(cfg->engines_enabled);
+	tapir_config__free(cfg);
+
+	/* One key leaves the others at their defaults. */
+	cfg = parse_ok("llm:\n  enabled: true\n");
+	assert_default_llm(cfg);
+	tapir_config__free(cfg);
+	cfg = parse_ok("llm: {request_head_bytes: 1024}\n");
+	assert_int_equal(cfg->llm_request_head_bytes, 1024);
+	assert_int_equal(cfg->llm_response_bytes, 1048576);
+	assert_int_equal(cfg->llm_ringbuf_bytes, 4194304);
+	tapir_config__free(cfg);
+
+	/* The bounds themselves are accepted. */
+	cfg = parse_ok("llm:\n  request_head_bytes: 1048576\n  response_bytes: 4096\n"
+		       "  ringbuf_bytes: 4096\n");
+	assert_int_equal(cfg->llm_request_head_bytes, 1048576);
+	assert_int_equal(cfg->llm_response_bytes, 4096);
+	assert_int_equal(cfg->llm_ringbuf_bytes, 4096);
+	tapir_config__free(cfg);
+	cfg = parse_ok("llm:\n  response_bytes: 67108864\n  ringbuf_bytes: 1073741824\n");
+	assert_int_equal(cfg->llm_response_bytes, 67108864);
+	assert_int_equal(cfg->llm_ringbuf_bytes, 1073741824);
+	tapir_config__free(cfg);
+}
+
+static void test_llm_invalid(void **state)
+{
+	static const struct {
+		const char *key, *value, *reason;
+	} cases[] = {
+		{ "enabled", "yes", "llm.enabled must be true or false, got \"yes\"" },
+		{ "enabled", "1", "llm.enabled must be true or false" },
+		{ "enabled", "[true]", "llm.enabled must be a string, not a list" },
+		{ "request_head_bytes", "1023",
+		  "llm.request_head_bytes must be in 1024..1048576, got \"1023\"" },
+		{ "request_head_bytes", "1048577",
+		  "llm.request_head_bytes must be in 1024..1048576, got \"1048577\"" },
+		{ "request_head_bytes", "0", "llm.request_head_bytes must be in 1024..1048576" },
+		{ "request_head_bytes", "-1", "request_head_bytes: \"-1\" is not a whole number" },
+		{ "request_head_bytes", "16k",
+		  "request_head_bytes: \"16k\" is not a whole number" },
+		{ "request_head_bytes", "\"16384\"", "is not a whole number" },
+		{ "response_bytes", "4095",
+		  "llm.response_bytes must be in 4096..67108864, got \"4095\"" },
+		{ "response_bytes", "67108865",
+		  "llm.response_bytes must be in 4096..67108864, got \"67108865\"" },
+		{ "response_bytes", "99999999999999999999",
+		  "llm.response_bytes must be in 4096.." },
+		{ "response_bytes", "{a: 1}", "response_bytes must be an integer, not a mapping" },
+		{ "ringbuf_bytes", "2048",
+		  "llm.ringbuf_bytes must be a power of two in 4096..1073741824, got \"2048\"" },
+		{ "ringbuf_bytes", "2147483648",
+		  "llm.ringbuf_bytes must be a power of two in 4096..1073741824, got \"2147483648\"" },
+		{ "ringbuf_bytes", "12288", "llm.ringbuf_bytes must be a power of two" },
+		{ "ringbuf_bytes", "4194305", "llm.ringbuf_bytes must be a power of two" },
+		{ "ringbuf_bytes", "0", "llm.ringbuf_bytes must be a power of two" },
+		{ "paths", "/x/chat/completions",
+		  "llm.paths must be a list of strings, not a scalar" },
+		{ "paths", "{a: /x/generate}",
+		  "llm.paths must be a list of strings, not a mapping" },
+	};
+	char text[256];
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		snprintf(text, sizeof(text), "listen: \"0.0.0.0:9464\"\nllm:\n  %s: %s\n",
+			 cases[i].key, cases[i].value);
+		expect_error(text, 3, cases[i].reason);
+	}
+	expect_error("llm: [enabled]\n", 1, "llm must be a mapping, not a list");
+	expect_error("llm: false\n", 1, "llm must be a mapping, not a scalar");
+}
+
+static void test_llm_paths_valid(void **state)
+{
+	/* Each suffix, 24 bytes at most, under any prefix. */
+	static const char *const want[] = {
+		"/openai/chat/completions", "/x/completions",
+		"/api/embeddings",	    "/api/v2/responses",
+		"/anthropic/messages",	    "/tgi/generate",
+		"/tgi/generate_stream",	    "/messages",
+		"/v1/chat/completions",	    "//generate",
+		"/caf\xc3\xa9/completions", "/a%20b/embeddings",
+		"/a;b=1/generate",
+	};
+	struct tapir_config *cfg;
+	char text[1024];
+	size_t i, off;
+
+	/* As many as the table has room for: 13. */
+	off = snprintf(text, sizeof(text), "llm:\n  paths:\n");
+	for (i = 0; i < ARRAY_SIZE(want); i++)
+		off += snprintf(text + off, sizeof(text) - off, "    - \"%s\"\n", want[i]);
+	cfg = parse_ok(text);
+	assert_int_equal(cfg->n_llm_paths, ARRAY_SIZE(want));
+	for (i = 0; i < ARRAY_SIZE(want); i++)
+		assert_string_equal(cfg->llm_paths[i], want[i]);
+	assert_true(cfg->llm_enabled);
+	assert_int_equal(cfg->llm_request_head_bytes, 16384);
+	tapir_config__free(cfg);
+
+	/* Flow style, plain and quoted scalars. */
+	cfg = parse_ok("llm: {paths: [/a/generate, '/b/responses', \"/c/embeddings\"]}\n");
+	assert_int_equal(cfg->n_llm_paths, 3);
+	assert_string_equal(cfg->llm_paths[0], "/a/generate");
+	assert_string_equal(cfg->llm_paths[1], "/b/responses");
+	assert_string_equal(cfg->llm_paths[2], "/c/embeddings");
+	tapir_config__free(cfg);
+
+	/* Null and empty: none beyond the built-in ones. */
+	cfg = parse_ok("llm:\n  paths: ~\n");
+	assert_null(cfg->llm_paths);
+	assert_int_equal(cfg->n_llm_paths, 0);
+	tapir_config__free(cfg);
+}
+
+static void test_llm_paths_invalid(void **state)
+{
+	static const struct {
+		const char *value;
+		const char *reason;
+	} cases[] = {
+		{ "[[/x/generate]]", "llm.paths[0] must be a string, not a list" },
+		{ "[/x/generate, {a: b}]", "llm.paths[1] must be a string, not a mapping" },
+		{ "[\"/x\\0/generate\"]", "llm.paths[0] contains a NUL character" },
+		{ "[x/generate]",
+		  "llm.paths[0]: \"x/generate\" must be a request path starting with '/', e.g. "
+		  "\"/openai/chat/completions\"" },
+		{ "[\"\"]", "llm.paths[0]: \"\" must be a request path starting with '/'" },
+		{ "[~]", "llm.paths[0]: \"~\" must be a request path starting with '/'" },
+		{ "[\"http://h/generate\"]", "\"http://h/generate\" must be a request path" },
+		{ "[/openai/v1/chat/completions]",
+		  "llm.paths[0]: \"/openai/v1/chat/completions\" is 27 bytes long, more than 24" },
+		/* 25 bytes: one too many for the kernel's three words. */
+		{ "[/abcdefg/chat/completions]", "is 25 bytes long, more than 24" },
+		{ "[\"/a b/generate\"]",
+		  "llm.paths[0]: \"/a b/generate\" contains whitespace or a control character" },
+		{ "[\"/a\\tb/generate\"]", "\"/a\\x09b/generate\" contains whitespace" },
+		{ "[\"/x/generate\\n\"]", "\"/x/generate\\n\" contains whitespace" },
+		{ "[\"/a\\x7f/generate\"]", "contains whitespace or a control character" },
+		{ "[\"/a?b=1/generate\"]",
+		  "llm.paths[0]: \"/a?b=1/generate\" contains '?': a path only, without query or "
+		  "fragment" },
+		{ "[\"/a#b/generate\"]", "\"/a#b/generate\" contains '#'" },
+		{ "[/x/generate, /x/chat]",
+		  "llm.paths[1]: \"/x/chat\" must end in /chat/completions, /completions, "
+		  "/embeddings, /responses, /messages, /generate or /generate_stream" },
+		{ "[/]", "\"/\" must end in /chat/completions" },
+		{ "[/x/generate/]", "\"/x/generate/\" must end in" },
+		{ "[/x/chat_completions]", "must end in" },
+		{ "[/x/generatex]", "must end in" },
+		{ "[/x/Generate]", "must end in" },
+		{ "[/a/generate, /b/generate, /a/generate]",
+		  "llm.paths[2]: \"/a/generate\" is given twice (llm.paths[0])" },
+	};
+	char text[1024];
+	size_t i, off;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		snprintf(text, sizeof(text), "llm:\n  enabled: true\n  paths: %s\n",
+			 cases[i].value);
+		expect_error(text, 3, cases[i].reason);
+	}
+
+	/* A block list points at the offending item's own line. */
+	expect_error("llm:\n  paths:\n    - /a/generate\n    - /a/messages\n    - /a/generate\n", 5,
+		     "llm.paths[2]: \"/a/generate\" is given twice (llm.paths[0])");
+	expect_error("llm:\n  paths:\n    - /a/generate\n    - /a/msgs\n", 4,
+		     "llm.paths[1]: \"/a/msgs\" must end in");
+
+	/* 14 paths: the 14th is one more than the table holds beyond the built-in 11. */
+	off = snprintf(text, sizeof(text), "llm:\n  paths:\n");
+	for (i = 0; i < 14; i++)
+		off += snprintf(text + off, sizeof(text) - off, "    - /p%zu/generate\n", i);
+	expect_error(text, 16, "llm.paths: at most 13 paths beyond the 11 built-in ones, got 14");
+	/* One fewer is fine. */
+	off = snprintf(text, sizeof(text), "llm:\n  paths:\n");
+	for (i = 0; i < 13; i++)
+		off += snprintf(text + off, sizeof(text) - off, "    - /p%zu/generate\n", i);
+	{
+		struct tapir_config *cfg = parse_ok(text);
+
+		assert_int_equal(cfg->n_llm_paths, 13);
+		assert_string_equal(cfg->llm_paths[12], "/p12/generate");
+		tapir_config__free(cfg);
+	}
+}
+
+/* deployments[].llm: false turns payload capture off for that rule's cgroups. */
+static void test_deployment_llm(void **state)
+{
+	struct tapir_config *cfg;
+
+	cfg = parse_ok("deployments:\n"
+		       "  - cgroup: /batch/*\n"
+		       "    llm: false\n"
+		       "  - cgroup: /chat/*\n"
+		       "    llm: true\n"
+		       "    labels: {model_id: m}\n"
+		       "  - cgroup: /other/*\n");
+	assert_int_equal(cfg->n_rules, 3);
+	assert_true(cfg->rules[0].no_llm);
+	assert_false(cfg->rules[1].no_llm);
+	assert_string_equal(cfg->rules[1].labels[TAPIR_L_MODEL_ID], "m");
+	assert_false(cfg->rules[2].no_llm);
+	/* The global switch is separate. */
+	assert_true(cfg->llm_enabled);
+	tapir_config__free(cfg);
+
+	expect_error("deployments:\n  - cgroup: /a\n  - cgroup: /b\n    llm: no\n", 4,
+		     "deployments[].llm must be true or false, got \"no\"");
+	expect_error("deployments:\n  - cgroup: /a\n    llm: \"off\"\n", 3,
+		     "deployments[].llm must be true or false, got \"off\"");
+	expect_error("deployments:\n  - cgroup: /a\n    llm: {enabled: false}\n", 3,
+		     "deployments[].llm must be a string, not a mapping");
+}
+
 static void test_error_duplicate_keys(void **state)
 {
 	expect_error("listen: \"0.0.0.0:1\"\n# x\nlisten: \"0.0.0.0:2\"\n", 3,
@@ -996,6 +1252,10 @@ static void test_error_duplicate_keys(void **state)
 		     "duplicate key \"nvml_library\" in gpu");
 	expect_error("gpu: {}\nreadiness: {}\ngpu: {}\n", 3,
 		     "duplicate key \"gpu\" at the top level (first set at line 1)");
+	expect_error("llm:\n  enabled: true\n  paths: []\n  enabled: false\n", 4,
+		     "duplicate key \"enabled\" in llm (first set at line 2)");
+	expect_error("deployments:\n  - cgroup: /x\n    llm: false\n    llm: true\n", 4,
+		     "duplicate key \"llm\" in deployment (first set at line 3)");
 }
 
 static void test_error_truncated_buffer(void **state)
@@ -1096,10 +1356,11 @@ static void test_shipped_config(void **state)
 	assert_string_equal(cfg->listen, "0.0.0.0:9464");
 	/* Shipped without rules: the zero-config default watches every cgroup. */
 	assert_int_equal(cfg->n_rules, 0);
-	/* readiness and gpu are documented there with their defaults, commented out. */
+	/* readiness, gpu and llm are documented there with their defaults, commented out. */
 	assert_default_probe_paths(cfg);
 	assert_int_equal(cfg->unknown_after_s, 300);
 	assert_string_equal(cfg->nvml_library, "libnvidia-ml.so.1");
+	assert_default_llm(cfg);
 	tapir_config__free(cfg);
 }
 
@@ -1132,6 +1393,11 @@ int main(void)
 		cmocka_unit_test(test_unknown_after_s),
 		cmocka_unit_test(test_nvml_library),
 		cmocka_unit_test(test_engines),
+		cmocka_unit_test(test_llm),
+		cmocka_unit_test(test_llm_invalid),
+		cmocka_unit_test(test_llm_paths_valid),
+		cmocka_unit_test(test_llm_paths_invalid),
+		cmocka_unit_test(test_deployment_llm),
 		cmocka_unit_test(test_error_duplicate_keys),
 		cmocka_unit_test(test_error_truncated_buffer),
 		cmocka_unit_test(test_parse_not_nul_terminated),

@@ -15,6 +15,7 @@
 
 #include "strv.h"
 #include "config.h"
+#include "llm.h"
 
 const char *const tapir_label_names[TAPIR_L_COUNT] = {
 	[TAPIR_L_MODEL_ID] = "model_id",	   [TAPIR_L_MODEL_NAME] = "model_name",
@@ -22,17 +23,14 @@ const char *const tapir_label_names[TAPIR_L_COUNT] = {
 	[TAPIR_L_ROLLOUT_PHASE] = "rollout_phase",
 };
 
-#define DEFAULT_LISTEN		       "0.0.0.0:9464"
-#define DEFAULT_MAX_CONNECTIONS	       65536
-#define DEFAULT_RINGBUF_BYTES	       (4u << 20)
-#define DEFAULT_LLM_REQUEST_HEAD_BYTES 16384
-#define DEFAULT_LLM_RESPONSE_BYTES     (1u << 20)
-#define DEFAULT_LLM_RINGBUF_BYTES      (4u << 20)
-#define DEFAULT_AGGREGATED_SERIES      1024
-#define AGGREGATED_SERIES_MAX	       65536
-#define DEFAULT_GC_INTERVAL_MS	       1000
-#define DEFAULT_UNKNOWN_AFTER_S	       300
-#define DEFAULT_NVML_LIBRARY	       "libnvidia-ml.so.1"
+#define DEFAULT_LISTEN		  "0.0.0.0:9464"
+#define DEFAULT_MAX_CONNECTIONS	  65536
+#define DEFAULT_RINGBUF_BYTES	  (4u << 20)
+#define DEFAULT_AGGREGATED_SERIES 1024
+#define AGGREGATED_SERIES_MAX	  65536
+#define DEFAULT_GC_INTERVAL_MS	  1000
+#define DEFAULT_UNKNOWN_AFTER_S	  300
+#define DEFAULT_NVML_LIBRARY	  "libnvidia-ml.so.1"
 
 #define MAX_CONNECTIONS_MAX (1u << 24)
 #define RINGBUF_BYTES_MIN   4096u
@@ -48,6 +46,10 @@ const char *const tapir_label_names[TAPIR_L_COUNT] = {
 #define DEFAULT_ENGINE_MAX_BODY	     (4u << 20)
 #define DEFAULT_ENGINE_MAX_SAMPLES   10000
 #define DEFAULT_AUTOSCALING_WINDOW_S 60
+
+#define DEFAULT_LLM_REQUEST_HEAD_BYTES 16384
+#define DEFAULT_LLM_RESPONSE_BYTES     (1u << 20)
+#define DEFAULT_LLM_RINGBUF_BYTES      (4u << 20)
 
 /* A config is a page or two; anything this big is a mistake, not a config. */
 #define MAX_FILE_BYTES (16 << 20)
@@ -188,6 +190,21 @@ static int get_string(struct parse_ctx *c, const yaml_node_t *node, const char *
 	if (strlen((const char *)node->data.scalar.value) != node->data.scalar.length)
 		return bad(c, node, "%s contains a NUL character", what);
 	*out = (const char *)node->data.scalar.value;
+	return 0;
+}
+
+/* true or false, spelled so: YAML 1.1's yes/no/on/off are refused as ambiguous. */
+static int parse_bool(struct parse_ctx *c, const yaml_node_t *node, const char *what, bool *out)
+{
+	char q[QUOTE_BUF];
+	const char *s;
+	int err = get_string(c, node, what, &s);
+
+	if (err)
+		return err;
+	if (strcmp(s, "true") && strcmp(s, "false"))
+		return bad(c, node, "%s must be true or false, got %s", what, Q(q, s, strlen(s)));
+	*out = !strcmp(s, "true");
 	return 0;
 }
 
@@ -677,7 +694,6 @@ static int parse_readiness(struct parse_ctx *c, const yaml_node_t *node)
 		if (err)
 			return err;
 		tapir_strv_free(cfg->probe_paths, cfg->n_probe_paths);
-		tapir_strv_free(cfg->llm_paths, cfg->n_llm_paths);
 		cfg->probe_paths = paths;
 		cfg->n_probe_paths = n;
 	}
@@ -782,10 +798,11 @@ static int parse_env(struct parse_ctx *c, const yaml_node_t *node, struct tapir_
 
 static int parse_rule(struct parse_ctx *c, const yaml_node_t *node, struct tapir_rule *rule)
 {
-	static const char *const keys[] = { "cgroup", "labels", "env" };
+	static const char *const keys[] = { "cgroup", "labels", "env", "llm" };
 	yaml_node_t *vals[ARRAY_SIZE(keys)];
 	char q[QUOTE_BUF];
 	const char *s;
+	bool llm;
 	int err, i;
 
 	rule->line = node_line(node);
@@ -819,6 +836,12 @@ static int parse_rule(struct parse_ctx *c, const yaml_node_t *node, struct tapir
 		err = parse_env(c, vals[2], rule);
 		if (err)
 			return err;
+	}
+	if (vals[3]) {
+		err = parse_bool(c, vals[3], "deployments[].llm", &llm);
+		if (err)
+			return err;
+		rule->no_llm = !llm;
 	}
 	for (i = 0; i < TAPIR_L_COUNT; i++) {
 		if (rule->labels[i])
@@ -876,21 +899,6 @@ static int parse_deployments(struct parse_ctx *c, const yaml_node_t *node)
 {
 	return parse_list(c, node, "deployments", sizeof(*c->cfg->rules), (void **)&c->cfg->rules,
 			  &c->cfg->n_rules, parse_rule_item);
-}
-
-/* true or false, spelled so: YAML 1.1's yes/no/on/off are refused as ambiguous. */
-static int parse_bool(struct parse_ctx *c, const yaml_node_t *node, const char *what, bool *out)
-{
-	char q[QUOTE_BUF];
-	const char *s;
-	int err = get_string(c, node, what, &s);
-
-	if (err)
-		return err;
-	if (strcmp(s, "true") && strcmp(s, "false"))
-		return bad(c, node, "%s must be true or false, got %s", what, Q(q, s, strlen(s)));
-	*out = !strcmp(s, "true");
-	return 0;
 }
 
 static int dup_string(struct parse_ctx *c, const yaml_node_t *node, const char *what, char **out)
@@ -1238,8 +1246,9 @@ static int parse_web(struct parse_ctx *c, const yaml_node_t *node, const char *n
 
 static const char *const engine_kinds[] = { "auto", "vllm", "sglang", "off" };
 
-static int engine_u32(struct parse_ctx *c, const yaml_node_t *node, const char *what,
-		      unsigned int lo, unsigned int hi, uint32_t *out)
+/* An integer of section @section (engines, llm) in lo..hi; messages name it "SECTION.WHAT". */
+static int section_u32(struct parse_ctx *c, const yaml_node_t *node, const char *section,
+		       const char *what, unsigned int lo, unsigned int hi, uint32_t *out)
 {
 	unsigned long long v;
 	char q[QUOTE_BUF];
@@ -1248,10 +1257,16 @@ static int engine_u32(struct parse_ctx *c, const yaml_node_t *node, const char *
 	if (err)
 		return err;
 	if (v < lo || v > hi)
-		return bad(c, node, "engines.%s must be in %u..%u, got %s", what, lo, hi,
+		return bad(c, node, "%s.%s must be in %u..%u, got %s", section, what, lo, hi,
 			   QNODE(q, node));
 	*out = v;
 	return 0;
+}
+
+static int engine_u32(struct parse_ctx *c, const yaml_node_t *node, const char *what,
+		      unsigned int lo, unsigned int hi, uint32_t *out)
+{
+	return section_u32(c, node, "engines", what, lo, hi, out);
 }
 
 static int parse_engine_rule(struct parse_ctx *c, const yaml_node_t *node, void *item)
@@ -1347,11 +1362,158 @@ static int parse_engines(struct parse_ctx *c, const yaml_node_t *node)
 	return vals[6] ? parse_engine_rules(c, vals[6]) : 0;
 }
 
+/* --- llm: token metrics from the payload of LLM API requests ----------------------------- */
+
+#define LLM_REQUEST_HEAD_MIN 1024u
+#define LLM_REQUEST_HEAD_MAX (1u << 20)
+#define LLM_RESPONSE_MIN     4096u
+#define LLM_RESPONSE_MAX     (64u << 20)
+/* The kernel's path table holds the built-in paths first; llm.paths get the rest. */
+#define LLM_PATHS_MAX (TAPIR_LLM_TABLE - TAPIR_LLM_BUILTIN)
+
+/*
+ * The kernel compares these with the path of a POST's request line, byte for byte in three
+ * 8-byte words (up to its query, a trailing '/' or the space before the version), and the
+ * request's API is the one the path ends in (tapir_llm_api_of_suffix).
+ */
+static int check_llm_path(struct parse_ctx *c, const yaml_node_t *node, size_t idx, const char *s)
+{
+	size_t len = strlen(s), i;
+	char q[QUOTE_BUF];
+
+	if (s[0] != '/')
+		return bad(c, node,
+			   "llm.paths[%zu]: %s must be a request path starting with '/', "
+			   "e.g. \"/openai/chat/completions\"",
+			   idx, Q(q, s, len));
+	if (len > TAPIR_LLM_PATH_MAX)
+		return bad(c, node, "llm.paths[%zu]: %s is %zu bytes long, more than %d", idx,
+			   Q(q, s, len), len, TAPIR_LLM_PATH_MAX);
+	for (i = 0; i < len; i++) {
+		unsigned char ch = s[i];
+
+		if (ch <= ' ' || ch == 0x7f)
+			return bad(c, node,
+				   "llm.paths[%zu]: %s contains whitespace or a control character",
+				   idx, Q(q, s, len));
+		if (ch == '?' || ch == '#')
+			return bad(c, node,
+				   "llm.paths[%zu]: %s contains '%c': a path only, without query "
+				   "or fragment",
+				   idx, Q(q, s, len), ch);
+	}
+	if (tapir_llm_api_of_suffix(s) == TAPIR_LLM_NONE)
+		return bad(c, node,
+			   "llm.paths[%zu]: %s must end in /chat/completions, /completions, "
+			   "/embeddings, /responses, /messages, /generate or /generate_stream",
+			   idx, Q(q, s, len));
+	return 0;
+}
+
+/* llm.paths: may be empty (the default); null counts as empty. */
+static int parse_llm_paths(struct parse_ctx *c, const yaml_node_t *node)
+{
+	struct tapir_config *cfg = c->cfg;
+	yaml_node_item_t *item;
+	char what[64], q[QUOTE_BUF];
+	char **v;
+	size_t n = 0, count, j;
+	int err = 0;
+
+	if (is_null(node))
+		return 0;
+	if (node->type != YAML_SEQUENCE_NODE)
+		return bad(c, node, "llm.paths must be a list of strings, not %s", kind_name(node));
+	count = node->data.sequence.items.top - node->data.sequence.items.start;
+	if (!count)
+		return 0;
+	v = calloc(count, sizeof(*v));
+	if (!v)
+		return no_mem(c);
+	for (item = node->data.sequence.items.start; item < node->data.sequence.items.top;
+	     item++, n++) {
+		yaml_node_t *p = yaml_document_get_node(c->doc, *item);
+		const char *s;
+
+		if (!p) {
+			err = bad(c, node, "malformed list in llm.paths");
+			break;
+		}
+		if (n == LLM_PATHS_MAX) {
+			err = bad(
+				c, p,
+				"llm.paths: at most %d paths beyond the %d built-in ones, got %zu",
+				LLM_PATHS_MAX, TAPIR_LLM_BUILTIN, count);
+			break;
+		}
+		snprintf(what, sizeof(what), "llm.paths[%zu]", n);
+		err = get_string(c, p, what, &s);
+		if (!err)
+			err = check_llm_path(c, p, n, s);
+		for (j = 0; !err && j < n; j++)
+			if (!strcmp(v[j], s))
+				err = bad(c, p,
+					  "llm.paths[%zu]: %s is given twice (llm.paths[%zu])", n,
+					  Q(q, s, strlen(s)), j);
+		if (err)
+			break;
+		v[n] = strdup(s);
+		if (!v[n]) {
+			err = no_mem(c);
+			break;
+		}
+	}
+	if (err) {
+		tapir_strv_free(v, count);
+		return err;
+	}
+	tapir_strv_free(cfg->llm_paths, cfg->n_llm_paths);
+	cfg->llm_paths = v;
+	cfg->n_llm_paths = n;
+	return 0;
+}
+
+static int parse_llm(struct parse_ctx *c, const yaml_node_t *node)
+{
+	static const char *const keys[] = { "enabled", "paths", "request_head_bytes",
+					    "response_bytes", "ringbuf_bytes" };
+	struct tapir_config *cfg = c->cfg;
+	yaml_node_t *vals[ARRAY_SIZE(keys)];
+	unsigned long long v;
+	char q[QUOTE_BUF];
+	int err;
+
+	err = get_fields(c, node, "llm", keys, ARRAY_SIZE(keys), vals);
+	if (err)
+		return err;
+	if (vals[0] && (err = parse_bool(c, vals[0], "llm.enabled", &cfg->llm_enabled)))
+		return err;
+	if (vals[1] && (err = parse_llm_paths(c, vals[1])))
+		return err;
+	if (vals[2] && (err = section_u32(c, vals[2], "llm", keys[2], LLM_REQUEST_HEAD_MIN,
+					  LLM_REQUEST_HEAD_MAX, &cfg->llm_request_head_bytes)))
+		return err;
+	if (vals[3] && (err = section_u32(c, vals[3], "llm", keys[3], LLM_RESPONSE_MIN,
+					  LLM_RESPONSE_MAX, &cfg->llm_response_bytes)))
+		return err;
+	if (vals[4]) {
+		err = parse_u32(c, vals[4], keys[4], &v);
+		if (err)
+			return err;
+		if (v < RINGBUF_BYTES_MIN || v > RINGBUF_BYTES_MAX || (v & (v - 1)))
+			return bad(c, vals[4],
+				   "llm.ringbuf_bytes must be a power of two in %u..%u, got %s",
+				   RINGBUF_BYTES_MIN, RINGBUF_BYTES_MAX, QNODE(q, vals[4]));
+		cfg->llm_ringbuf_bytes = v;
+	}
+	return 0;
+}
+
 static int parse_root(struct parse_ctx *c, const yaml_node_t *root)
 {
-	static const char *const keys[] = { "listen",	  "deployments", "buckets",
-					    "limits",	  "readiness",	 "gpu",
-					    "kubernetes", "web",	 "engines" };
+	static const char *const keys[] = { "listen",	 "deployments", "buckets",    "limits",
+					    "readiness", "gpu",		"kubernetes", "web",
+					    "engines",	 "llm" };
 	yaml_node_t *vals[ARRAY_SIZE(keys)];
 	int err;
 
@@ -1400,6 +1562,11 @@ static int parse_root(struct parse_ctx *c, const yaml_node_t *root)
 	}
 	if (vals[8]) {
 		err = parse_engines(c, vals[8]);
+		if (err)
+			return err;
+	}
+	if (vals[9]) {
+		err = parse_llm(c, vals[9]);
 		if (err)
 			return err;
 	}
@@ -1699,6 +1866,7 @@ void tapir_config__free(struct tapir_config *cfg)
 	free(cfg->latency_buckets);
 	free(cfg->size_buckets);
 	tapir_strv_free(cfg->probe_paths, cfg->n_probe_paths);
+	tapir_strv_free(cfg->llm_paths, cfg->n_llm_paths);
 	free(cfg->nvml_library);
 	free(cfg);
 }

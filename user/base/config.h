@@ -120,7 +120,6 @@ struct tapir_config {
 	uint32_t kube_refresh_s;
 	char *kube_labels[TAPIR_L_COUNT];
 	struct tapir_web web;
-	/* vLLM and SGLang engines found in watched replicas, scraped inside their pods. */
 	/* LLM token metrics (llm.*): payload capture of LLM API requests in the kernel. */
 	bool llm_enabled;
 	char **llm_paths; /* paths beyond the built-in ones (tapir_llm_api_of_suffix) */
@@ -128,6 +127,7 @@ struct tapir_config {
 	uint32_t llm_request_head_bytes; /* of each request, from its line */
 	uint32_t llm_response_bytes;	 /* of each answer, headers included */
 	uint32_t llm_ringbuf_bytes;	 /* the llm_events ring */
+	/* vLLM and SGLang engines found in watched replicas, scraped inside their pods. */
 	bool engines_enabled;
 	uint32_t engine_interval_s;    /* a scrape of every target this often */
 	uint32_t engine_timeout_ms;    /* one scrape, connection included */
