@@ -177,7 +177,7 @@ def assert_wrk_agrees(made, served):
 
 
 def test_ringbuf_at_its_minimum_under_wrk(watched):
-    """limits.ringbuf_bytes at its minimum (4096: 39 records) under wrk, every request a record
+    """limits.ringbuf_bytes at its minimum (4096: 34 records) under wrk, every request a record
     (aggregated_series 0): records are dropped, and every one is counted in
     lost{ringbuf_full}: observed + lost = what nginx read."""
     w = watched("ringmin", "limits: {ringbuf_bytes: 4096, aggregated_series: 0}\n")
