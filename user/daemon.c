@@ -122,6 +122,40 @@ static void llm_done(void *ctx, uint32_t labels_id, uint64_t cgroup_id,
 	tapir_llm_metrics__record(d->llm_metrics, id, labels, pod, res);
 }
 
+/*
+ * Is the path of LLM request @e one its cgroup's rule follows? The kernel's table is one for
+ * all rules: a path only another rule's llm list names is not this deployment's.
+ */
+static bool llm_path_ours(struct tapir_daemon *d, const struct tapir_http_event *e)
+{
+	const struct tapir_watched *w = tapir_cgroups__find(d->cgroups, e->cgroup_id);
+	char path[TAPIR_LINE_BYTES + 1];
+	const struct tapir_rule *r;
+	size_t len, i;
+
+	memcpy(path, e->line, TAPIR_LINE_BYTES);
+	path[TAPIR_LINE_BYTES] = '\0';
+	if (strncmp(path, "POST /", 6))
+		return false;
+	memmove(path, path + 5, strlen(path + 5) + 1);
+	len = strcspn(path, " ?#");
+	path[len] = '\0';
+	if (tapir_llm_api_of_path(path) != TAPIR_LLM_NONE)
+		return true;
+	if (len > 1 && path[len - 1] == '/')
+		path[--len] = '\0';
+	for (i = 0; i < d->cfg->n_llm_paths; i++)
+		if (!strcmp(path, d->cfg->llm_paths[i]))
+			return true;
+	if (!w || w->rule >= d->cfg->n_rules)
+		return false;
+	r = &d->cfg->rules[w->rule];
+	for (i = 0; i < r->n_llm_paths; i++)
+		if (!strcmp(path, r->llm_paths[i]))
+			return true;
+	return false;
+}
+
 static int on_llm_chunk(void *ctx, void *data, size_t size)
 {
 	struct tapir_daemon *d = ctx;
@@ -272,7 +306,7 @@ static int on_record(void *ctx, void *data, size_t size)
 		if (e->llm_id && d->llm) {
 			/* Its pieces went to llm_events before this record was written. */
 			ring_buffer__consume(d->llm_rb);
-			tapir_llm_track__record(d->llm, e);
+			tapir_llm_track__record(d->llm, e, llm_path_ours(d, e));
 		}
 	} else if (type == TAPIR_REC_LIFECYCLE && size >= sizeof(struct tapir_lifecycle_event)) {
 		const struct tapir_lifecycle_event *e = data;

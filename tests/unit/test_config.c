@@ -1230,6 +1230,53 @@ static void test_deployment_llm(void **state)
 		     "deployments[].llm must be a string, not a mapping");
 }
 
+/* deployments[].llm as a list: on, with paths of its own; the kernel's table holds every list. */
+static void test_deployment_llm_paths(void **state)
+{
+	struct tapir_config *cfg;
+	char yaml[4096];
+	size_t n = 0;
+	int i;
+
+	cfg = parse_ok("llm:\n  paths: [/a/chat/completions]\n"
+		       "deployments:\n"
+		       "  - cgroup: /x/*\n"
+		       "    llm: [/x/v1/chat/completions, /a/chat/completions]\n"
+		       "  - cgroup: /y/*\n"
+		       "    llm: []\n");
+	assert_int_equal(cfg->rules[0].n_llm_paths, 2);
+	assert_string_equal(cfg->rules[0].llm_paths[0], "/x/v1/chat/completions");
+	assert_false(cfg->rules[0].no_llm);
+	assert_int_equal(cfg->rules[1].n_llm_paths, 0);
+	assert_false(cfg->rules[1].no_llm);
+	tapir_config__free(cfg);
+
+	expect_error("deployments:\n  - cgroup: /a\n    llm: [/predict]\n", 3,
+		     "deployments[].llm[0]: \"/predict\" must end in /chat/completions, "
+		     "/completions, /embeddings, /responses, /messages, /generate or "
+		     "/generate_stream");
+	expect_error("deployments:\n  - cgroup: /a\n    llm:\n      - /b/completions\n"
+		     "      - /b/completions\n",
+		     5,
+		     "deployments[].llm[1]: \"/b/completions\" is given twice "
+		     "(deployments[].llm[0])");
+	/* 13 paths fit beside the built-in ones, counted once however many lists name them:
+	 * 7 in llm.paths, 6 more in two rules that share 3, then one too many in a third rule. */
+	n += snprintf(yaml + n, sizeof(yaml) - n, "llm:\n  paths:\n");
+	for (i = 0; i < 7; i++)
+		n += snprintf(yaml + n, sizeof(yaml) - n, "    - /g%d/completions\n", i);
+	n += snprintf(yaml + n, sizeof(yaml) - n,
+		      "deployments:\n  - cgroup: /a\n    llm: [/g0/completions, /r0/completions, "
+		      "/r1/completions, /r2/completions]\n  - cgroup: /b\n    llm: "
+		      "[/r0/completions, /r3/completions, /r4/completions, /r5/completions]\n");
+	cfg = parse_ok(yaml);
+	tapir_config__free(cfg);
+	snprintf(yaml + n, sizeof(yaml) - n, "  - cgroup: /c\n    llm: [/r6/completions]\n");
+	expect_error(yaml, 16,
+		     "llm.paths and the rules' llm lists name more than 13 paths beyond the 11 "
+		     "built-in ones");
+}
+
 static void test_error_duplicate_keys(void **state)
 {
 	expect_error("listen: \"0.0.0.0:1\"\n# x\nlisten: \"0.0.0.0:2\"\n", 3,
@@ -1398,6 +1445,7 @@ int main(void)
 		cmocka_unit_test(test_llm_paths_valid),
 		cmocka_unit_test(test_llm_paths_invalid),
 		cmocka_unit_test(test_deployment_llm),
+		cmocka_unit_test(test_deployment_llm_paths),
 		cmocka_unit_test(test_error_duplicate_keys),
 		cmocka_unit_test(test_error_truncated_buffer),
 		cmocka_unit_test(test_parse_not_nul_terminated),

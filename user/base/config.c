@@ -77,6 +77,7 @@ struct parse_ctx {
 	struct tapir_config *cfg;
 	char *err;
 	size_t errlen;
+	int llm_line; /* of llm.paths, for check_llm_table() */
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -796,6 +797,9 @@ static int parse_env(struct parse_ctx *c, const yaml_node_t *node, struct tapir_
 	return 0;
 }
 
+static int parse_llm_paths(struct parse_ctx *c, const yaml_node_t *node, const char *what_list,
+			   char ***out, size_t *n_out);
+
 static int parse_rule(struct parse_ctx *c, const yaml_node_t *node, struct tapir_rule *rule)
 {
 	static const char *const keys[] = { "cgroup", "labels", "env", "llm" };
@@ -838,10 +842,16 @@ static int parse_rule(struct parse_ctx *c, const yaml_node_t *node, struct tapir
 			return err;
 	}
 	if (vals[3]) {
-		err = parse_bool(c, vals[3], "deployments[].llm", &llm);
+		/* false: off; a list: on, with paths of its own. */
+		rule->llm_line = node_line(vals[3]);
+		if (vals[3]->type == YAML_SEQUENCE_NODE)
+			err = parse_llm_paths(c, vals[3], "deployments[].llm", &rule->llm_paths,
+					      &rule->n_llm_paths);
+		else
+			err = parse_bool(c, vals[3], "deployments[].llm", &llm);
 		if (err)
 			return err;
-		rule->no_llm = !llm;
+		rule->no_llm = vals[3]->type != YAML_SEQUENCE_NODE && !llm;
 	}
 	for (i = 0; i < TAPIR_L_COUNT; i++) {
 		if (rule->labels[i])
@@ -1376,44 +1386,45 @@ static int parse_engines(struct parse_ctx *c, const yaml_node_t *node)
  * 8-byte words (up to its query, a trailing '/' or the space before the version), and the
  * request's API is the one the path ends in (tapir_llm_api_of_suffix).
  */
-static int check_llm_path(struct parse_ctx *c, const yaml_node_t *node, size_t idx, const char *s)
+static int check_llm_path(struct parse_ctx *c, const yaml_node_t *node, const char *what,
+			  size_t idx, const char *s)
 {
 	size_t len = strlen(s), i;
 	char q[QUOTE_BUF];
 
 	if (s[0] != '/')
 		return bad(c, node,
-			   "llm.paths[%zu]: %s must be a request path starting with '/', "
+			   "%s[%zu]: %s must be a request path starting with '/', "
 			   "e.g. \"/openai/chat/completions\"",
-			   idx, Q(q, s, len));
+			   what, idx, Q(q, s, len));
 	if (len > TAPIR_LLM_PATH_MAX)
-		return bad(c, node, "llm.paths[%zu]: %s is %zu bytes long, more than %d", idx,
+		return bad(c, node, "%s[%zu]: %s is %zu bytes long, more than %d", what, idx,
 			   Q(q, s, len), len, TAPIR_LLM_PATH_MAX);
 	for (i = 0; i < len; i++) {
 		unsigned char ch = s[i];
 
 		if (ch <= ' ' || ch == 0x7f)
 			return bad(c, node,
-				   "llm.paths[%zu]: %s contains whitespace or a control character",
+				   "%s[%zu]: %s contains whitespace or a control character", what,
 				   idx, Q(q, s, len));
 		if (ch == '?' || ch == '#')
 			return bad(c, node,
-				   "llm.paths[%zu]: %s contains '%c': a path only, without query "
+				   "%s[%zu]: %s contains '%c': a path only, without query "
 				   "or fragment",
-				   idx, Q(q, s, len), ch);
+				   what, idx, Q(q, s, len), ch);
 	}
 	if (tapir_llm_api_of_suffix(s) == TAPIR_LLM_NONE)
 		return bad(c, node,
-			   "llm.paths[%zu]: %s must end in /chat/completions, /completions, "
+			   "%s[%zu]: %s must end in /chat/completions, /completions, "
 			   "/embeddings, /responses, /messages, /generate or /generate_stream",
-			   idx, Q(q, s, len));
+			   what, idx, Q(q, s, len));
 	return 0;
 }
 
-/* llm.paths: may be empty (the default); null counts as empty. */
-static int parse_llm_paths(struct parse_ctx *c, const yaml_node_t *node)
+/* llm.paths, or a rule's llm list (@what): may be empty (the default); null counts as empty. */
+static int parse_llm_paths(struct parse_ctx *c, const yaml_node_t *node, const char *what_list,
+			   char ***out, size_t *n_out)
 {
-	struct tapir_config *cfg = c->cfg;
 	yaml_node_item_t *item;
 	char what[64], q[QUOTE_BUF];
 	char **v;
@@ -1423,7 +1434,8 @@ static int parse_llm_paths(struct parse_ctx *c, const yaml_node_t *node)
 	if (is_null(node))
 		return 0;
 	if (node->type != YAML_SEQUENCE_NODE)
-		return bad(c, node, "llm.paths must be a list of strings, not %s", kind_name(node));
+		return bad(c, node, "%s must be a list of strings, not %s", what_list,
+			   kind_name(node));
 	count = node->data.sequence.items.top - node->data.sequence.items.start;
 	if (!count)
 		return 0;
@@ -1436,25 +1448,22 @@ static int parse_llm_paths(struct parse_ctx *c, const yaml_node_t *node)
 		const char *s;
 
 		if (!p) {
-			err = bad(c, node, "malformed list in llm.paths");
+			err = bad(c, node, "malformed list in %s", what_list);
 			break;
 		}
 		if (n == LLM_PATHS_MAX) {
-			err = bad(
-				c, p,
-				"llm.paths: at most %d paths beyond the %d built-in ones, got %zu",
-				LLM_PATHS_MAX, TAPIR_LLM_BUILTIN, count);
+			err = bad(c, p, "%s: at most %d paths beyond the %d built-in ones, got %zu",
+				  what_list, LLM_PATHS_MAX, TAPIR_LLM_BUILTIN, count);
 			break;
 		}
-		snprintf(what, sizeof(what), "llm.paths[%zu]", n);
+		snprintf(what, sizeof(what), "%s[%zu]", what_list, n);
 		err = get_string(c, p, what, &s);
 		if (!err)
-			err = check_llm_path(c, p, n, s);
+			err = check_llm_path(c, p, what_list, n, s);
 		for (j = 0; !err && j < n; j++)
 			if (!strcmp(v[j], s))
-				err = bad(c, p,
-					  "llm.paths[%zu]: %s is given twice (llm.paths[%zu])", n,
-					  Q(q, s, strlen(s)), j);
+				err = bad(c, p, "%s[%zu]: %s is given twice (%s[%zu])", what_list,
+					  n, Q(q, s, strlen(s)), what_list, j);
 		if (err)
 			break;
 		v[n] = strdup(s);
@@ -1467,9 +1476,46 @@ static int parse_llm_paths(struct parse_ctx *c, const yaml_node_t *node)
 		tapir_strv_free(v, count);
 		return err;
 	}
-	tapir_strv_free(cfg->llm_paths, cfg->n_llm_paths);
-	cfg->llm_paths = v;
-	cfg->n_llm_paths = n;
+	tapir_strv_free(*out, *n_out);
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
+/*
+ * The kernel's table holds llm.paths and every rule's paths once each: they must fit together.
+ * Checked when the whole file is read; the message points at the list that overflows it.
+ */
+static int check_llm_table(struct parse_ctx *c)
+{
+	const struct tapir_config *cfg = c->cfg;
+	const char *const *all[1 + cfg->n_rules];
+	size_t n_all[1 + cfg->n_rules], i, k, j, n = 0;
+	const char *seen[LLM_PATHS_MAX];
+	bool dup;
+
+	all[0] = (const char *const *)cfg->llm_paths;
+	n_all[0] = cfg->n_llm_paths;
+	for (i = 0; i < cfg->n_rules; i++) {
+		all[i + 1] = (const char *const *)cfg->rules[i].llm_paths;
+		n_all[i + 1] = cfg->rules[i].n_llm_paths;
+	}
+	for (i = 0; i <= cfg->n_rules; i++)
+		for (k = 0; k < n_all[i]; k++) {
+			for (j = 0, dup = false; j < n && !dup; j++)
+				dup = !strcmp(seen[j], all[i][k]);
+			if (dup)
+				continue;
+			if (n == LLM_PATHS_MAX) {
+				set_err(c->err, c->errlen,
+					"%s:%d: llm.paths and the rules' llm lists name more than %d "
+					"paths beyond the %d built-in ones",
+					c->name, i ? cfg->rules[i - 1].llm_line : c->llm_line,
+					LLM_PATHS_MAX, TAPIR_LLM_BUILTIN);
+				return -EINVAL;
+			}
+			seen[n++] = all[i][k];
+		}
 	return 0;
 }
 
@@ -1488,8 +1534,12 @@ static int parse_llm(struct parse_ctx *c, const yaml_node_t *node)
 		return err;
 	if (vals[0] && (err = parse_bool(c, vals[0], "llm.enabled", &cfg->llm_enabled)))
 		return err;
-	if (vals[1] && (err = parse_llm_paths(c, vals[1])))
-		return err;
+	if (vals[1]) {
+		c->llm_line = node_line(vals[1]);
+		err = parse_llm_paths(c, vals[1], "llm.paths", &cfg->llm_paths, &cfg->n_llm_paths);
+		if (err)
+			return err;
+	}
 	if (vals[2] && (err = section_u32(c, vals[2], "llm", keys[2], LLM_REQUEST_HEAD_MIN,
 					  LLM_REQUEST_HEAD_MAX, &cfg->llm_request_head_bytes)))
 		return err;
@@ -1570,6 +1620,9 @@ static int parse_root(struct parse_ctx *c, const yaml_node_t *root)
 		if (err)
 			return err;
 	}
+	err = check_llm_table(c);
+	if (err)
+		return err;
 	if (vals[7])
 		return parse_web(c, vals[7], "web", &c->cfg->web);
 	return 0;
@@ -1843,6 +1896,7 @@ void tapir_config__free(struct tapir_config *cfg)
 		return;
 	for (i = 0; i < cfg->n_rules; i++) {
 		free(cfg->rules[i].cgroup);
+		tapir_strv_free(cfg->rules[i].llm_paths, cfg->rules[i].n_llm_paths);
 		for (j = 0; j < TAPIR_L_COUNT; j++) {
 			free(cfg->rules[i].labels[j]);
 			free(cfg->rules[i].env[j]);

@@ -25,6 +25,9 @@ struct tapir_rule {
 	char *env[TAPIR_L_COUNT];    /* environment variable giving the label, NULL if none */
 	int line;		     /* where the rule starts in the file, for messages */
 	bool no_llm;		     /* llm: false: no LLM payload capture for its cgroups */
+	char **llm_paths;	     /* llm: [paths]: LLM paths of its cgroups beyond llm.paths */
+	size_t n_llm_paths;
+	int llm_line; /* where its llm key is, for messages */
 };
 
 /* struct tapir_config.bpf_variant: which build of the HTTP programs to load (--bpf-variant). */

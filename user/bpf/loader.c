@@ -540,11 +540,24 @@ static int http_agg_knobs(struct http_obj *h, const struct tapir_config *cfg)
 static int http_llm_knobs(struct http_obj *h, const struct tapir_config *cfg)
 {
 	struct bpf_map *m = bpf_object__find_map_by_name(h->obj, "llm_events");
+	const char *extra[TAPIR_LLM_TABLE];
 	struct tapir_llm_path_table t;
+	size_t n_extra = 0, i, k, j;
 	int n = -EINVAL;
 
+	/* llm.paths, then the rules' own lists: each path once (the config checked they fit). */
+	for (i = 0; i < cfg->n_llm_paths && n_extra < TAPIR_LLM_TABLE; i++)
+		extra[n_extra++] = cfg->llm_paths[i];
+	for (i = 0; i < cfg->n_rules; i++)
+		for (k = 0; k < cfg->rules[i].n_llm_paths && n_extra < TAPIR_LLM_TABLE; k++) {
+			for (j = 0; j < n_extra && strcmp(extra[j], cfg->rules[i].llm_paths[k]);
+			     j++)
+				;
+			if (j == n_extra)
+				extra[n_extra++] = cfg->rules[i].llm_paths[k];
+		}
 	if (cfg->llm_enabled)
-		n = tapir_llm_path_table(&t, (const char *const *)cfg->llm_paths, cfg->n_llm_paths);
+		n = tapir_llm_path_table(&t, extra, n_extra);
 	if (n < 0) {
 		if (cfg->llm_enabled) /* the config checked them: this is a bug */
 			pr_warn("llm: the path table does not fit: LLM payload capture is off");

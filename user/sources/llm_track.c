@@ -335,11 +335,17 @@ static void unlink_req(struct tapir_llm_track *t, struct req **p)
 	req_free(r);
 }
 
-void tapir_llm_track__record(struct tapir_llm_track *t, const struct tapir_http_event *e)
+void tapir_llm_track__record(struct tapir_llm_track *t, const struct tapir_http_event *e,
+			     bool count)
 {
 	struct tapir_llm_result res;
 	struct req **p = slot_of(t, e->sock, e->llm_id), *r = *p;
 
+	if (!count) {
+		if (r)
+			unlink_req(t, p);
+		return;
+	}
 	if (!r) {
 		/* Every piece of it was lost: it is known only as unparsed. */
 		memset(&res, 0, sizeof(res));

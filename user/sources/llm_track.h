@@ -3,6 +3,7 @@
 #ifndef TAPIR_LLM_TRACK_H
 #define TAPIR_LLM_TRACK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,9 +29,11 @@ int tapir_llm_track__chunk(struct tapir_llm_track *t, const void *data, size_t s
 
 /*
  * The request record of LLM request @e (e->llm_id != 0): after every piece of it (the caller
- * drains llm_events first). Its result goes to the done callback, then it is forgotten.
+ * drains llm_events first). Its result goes to the done callback unless @count is false (a path
+ * another rule asked for), then it is forgotten.
  */
-void tapir_llm_track__record(struct tapir_llm_track *t, const struct tapir_http_event *e);
+void tapir_llm_track__record(struct tapir_llm_track *t, const struct tapir_http_event *e,
+			     bool count);
 
 /* Requests whose record never came (lost with a full ring) are dropped after @idle_ns without a
  * piece; each counts as unparsed, reason "lost". */
