@@ -41,6 +41,7 @@ const volatile __u32 loop_max = 65536;	     /* parser steps per syscall */
 const volatile __u64 wakeup_bytes = 1 << 20; /* wake the reader once this much is queued */
 const volatile __u32 self_tgid = 0;	     /* the daemon: never traced (its own /metrics) */
 const volatile __u32 have_destroy_tp = 0;    /* tcp:tcp_destroy_sock is attached */
+const volatile __u32 outbound_on = 0;	     /* follow the connections watched processes open */
 /* Aggregation in the kernel (include/tapir/agg.h); off in the compat build and when the
  * configured buckets do not fit. Bounds in nanoseconds and bytes. */
 const volatile __u32 agg_on = 0;
@@ -283,8 +284,8 @@ __noinline int agg_record(struct tapir_conn *c, __u32 slot, __u32 status, __u64 
 	struct tapir_agg *a;
 	__u64 start;
 
-	if (!c || c->llm_id[h])
-		return -1; /* an LLM request: its record meets its payload in the daemon */
+	if (!c || c->llm_id[h] || (c->flags & TAPIR_CF_CLIENT))
+		return -1; /* an LLM request (its record meets its payload) or an outbound one */
 	/* Eight bytes from the path's start (at most 8 + 8 of the line's 32) tell a request
 	 * that may be a readiness probe: the daemon compares its whole path. */
 	at = tapir_path_start(c->method[h]);
@@ -344,7 +345,7 @@ static __always_inline void tapir_conn_record(void *env, struct tapir_conn *c, _
 		stat_inc(TAPIR_STAT_RINGBUF_LOST);
 		return;
 	}
-	e->type = TAPIR_REC_HTTP;
+	e->type = (c->flags & TAPIR_CF_CLIENT) ? TAPIR_REC_HTTP_OUT : TAPIR_REC_HTTP;
 	e->labels_id = c->labels_id;
 	e->cgroup_id = c->cgroup_id;
 	e->start_ns = c->start_ns[h];
@@ -657,7 +658,8 @@ static __always_inline void llm_read(struct tapir_conn *c, struct tapir_walk *w)
 /* A walk is over: what the payload capture does after it. */
 static __always_inline void walk_done(struct tapir_walk *w, struct tapir_conn *c)
 {
-	if (llm_on && w->dir == DIR_IN && c->state < TAPIR_CONN_IGNORED)
+	if (llm_on && w->dir == DIR_IN && c->state < TAPIR_CONN_IGNORED &&
+	    !(c->flags & TAPIR_CF_CLIENT))
 		llm_read(c, w);
 }
 
@@ -722,17 +724,27 @@ static __always_inline void run_walk(void *ctx, struct tapir_walk *w, struct tap
 }
 #endif
 
-/* Start walking a syscall's @len bytes through connection @c. */
+/*
+ * Start walking a syscall's @len bytes through connection @c. On an outbound connection the roles
+ * swap: its writes are requests, which start when the write does, and its reads answers, whose
+ * first byte came when the read returned it (a client waits inside its read).
+ */
 static __always_inline void walk(void *ctx, struct tapir_conn_key *key, struct tapir_io *io,
-				 __u64 len, struct tapir_conn *c, void *tails)
+				 __u8 dir, __u64 len, struct tapir_conn *c, void *tails)
 {
 	struct tapir_scratch *s = get_scratch();
+	/* One clock read per call where the hook runs inside it (socket hooks). */
+	__u64 ts = io->ts, now = io->at_call ? io->ts : bpf_ktime_get_ns();
 
 	if (!s)
 		return;
-	/* One clock read per call where the hook runs inside it (socket hooks). */
-	tapir_walk_begin(&s->w, key, io->kind, io->dir, io->buf, io->iovcnt, len, io->ts,
-			 io->at_call ? io->ts : bpf_ktime_get_ns());
+	if (c->flags & TAPIR_CF_CLIENT) {
+		if (io->dir == DIR_OUT)
+			now = ts;
+		else
+			ts = now;
+	}
+	tapir_walk_begin(&s->w, key, io->kind, dir, io->buf, io->iovcnt, len, ts, now);
 	run_walk(ctx, &s->w, c, tails);
 }
 
@@ -847,17 +859,15 @@ static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key, st
 	return c ? c : untracked_conn(key, cg->labels_id, cgid);
 }
 
-/* Is the peer of socket @skp a connection tapir itself made (own_clients)? Asked once per
- * connection, at its first request. */
-static __always_inline bool from_tapir(__u64 skp)
+/* The peer of socket @skp, IPv4-mapped IPv6 as IPv4; false for another family. */
+static __always_inline bool peer_of(__u64 skp, struct tapir_peer_key *k)
 {
 	struct sock *sk = (struct sock *)skp;
-	struct tapir_peer_key k = {};
 	__u32 w[4] = {};
 	__u16 family;
 
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	k.port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	k->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (family == AF_INET) {
 		w[0] = BPF_CORE_READ(sk, __sk_common.skc_daddr);
 	} else if (family == AF_INET6) {
@@ -871,9 +881,35 @@ static __always_inline bool from_tapir(__u64 skp)
 	} else {
 		return false;
 	}
-	k.family = family;
-	__builtin_memcpy(k.addr, w, sizeof(w));
-	return bpf_map_lookup_elem(&own_clients, &k) != NULL;
+	k->family = family;
+	__builtin_memcpy(k->addr, w, sizeof(w));
+	return true;
+}
+
+/* Is the peer of socket @skp a connection tapir itself made (own_clients)? Asked once per
+ * connection, at its first request. */
+static __always_inline bool from_tapir(__u64 skp)
+{
+	struct tapir_peer_key k = {};
+
+	return peer_of(skp, &k) && bpf_map_lookup_elem(&own_clients, &k) != NULL;
+}
+
+/* An outbound connection began (@begin) or ended: for the daemon, where its requests go. */
+static __always_inline void conn_out_event(__u64 skp, __u32 begin)
+{
+	struct tapir_conn_out_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		stat_inc(TAPIR_STAT_RINGBUF_LOST);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->type = TAPIR_REC_CONN_OUT;
+	e->begin = begin;
+	e->sock = skp;
+	peer_of(skp, &e->peer);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
 /* A new connection whose first bytes start a TLS handshake is not followed. */
@@ -897,6 +933,7 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 				 void *tails)
 {
 	struct tapir_conn_key key = { .sock = io->sock };
+	__u8 dir; /* the parser's: DIR_IN for requests, whichever side sends them */
 
 	if (ret <= 0) {
 		if (c && ((ret == 0 && io->dir == DIR_IN) || ret == -ECONNRESET || ret == -EPIPE))
@@ -913,22 +950,24 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 	if (c->state >= TAPIR_CONN_IGNORED)
 		return 0;
 	c->tgid = bpf_get_current_pid_tgid() >> 32;
-	if (c->state == TAPIR_CONN_NEW && io->dir == DIR_OUT && !(c->flags & TAPIR_CF_PRESTART)) {
+	dir = (c->flags & TAPIR_CF_CLIENT) ? !io->dir : io->dir;
+	if (c->state == TAPIR_CONN_NEW && dir == DIR_OUT && !(c->flags & TAPIR_CF_PRESTART)) {
 		tapir_conn_abandon(NULL, c,
 				   TAPIR_STAT_IGNORED_NOT_HTTP); /* the server spoke first */
 		return 0;
 	}
-	if (c->state == TAPIR_CONN_NEW && io->dir == DIR_IN && starts_tls(io)) {
+	if (c->state == TAPIR_CONN_NEW && dir == DIR_IN && starts_tls(io)) {
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_TLS); /* a TLS ClientHello record */
 		return 0;
 	}
-	if (c->state == TAPIR_CONN_NEW && io->dir == DIR_IN && from_tapir(key.sock)) {
+	if (c->state == TAPIR_CONN_NEW && io->dir == DIR_IN && !(c->flags & TAPIR_CF_CLIENT) &&
+	    from_tapir(key.sock)) {
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_SELF);
 		return 0;
 	}
-	if (llm_on && io->dir == DIR_OUT)
+	if (llm_on && io->dir == DIR_OUT && !(c->flags & TAPIR_CF_CLIENT))
 		llm_answer(c, io, ret);
-	walk(ctx, &key, io, ret, c, tails);
+	walk(ctx, &key, io, dir, ret, c, tails);
 	return 0;
 }
 
@@ -966,11 +1005,15 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			stat_inc(TAPIR_STAT_CONN_REPLACED);
 			tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
 		}
-		if (ctx->oldstate == TCP_SYN_RECV)
+		if (ctx->oldstate == TCP_SYN_RECV) {
 			c = new_conn(&key, cg->labels_id, cgid, TAPIR_CONN_NEW, 0);
-		else
-			c = new_conn(&key, cg->labels_id, cgid, TAPIR_CONN_IGNORED,
+		} else {
+			c = new_conn(&key, cg->labels_id, cgid,
+				     outbound_on ? TAPIR_CONN_NEW : TAPIR_CONN_IGNORED,
 				     TAPIR_CF_CLIENT);
+			if (c && outbound_on)
+				conn_out_event(key.sock, 1);
+		}
 		if (!c)
 			stat_inc(TAPIR_STAT_CONN_TABLE_FULL);
 		return 0;
@@ -998,6 +1041,8 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			return 0;
 	}
 	tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
+	if (outbound_on && (c->flags & TAPIR_CF_CLIENT))
+		conn_out_event(key.sock, 0);
 	bpf_map_delete_elem(&conns, &key);
 	return 0;
 }
@@ -1012,6 +1057,8 @@ int http_sock_destroy(struct trace_event_raw_tcp_event_sk *ctx)
 	if (!c)
 		return 0;
 	tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
+	if (outbound_on && (c->flags & TAPIR_CF_CLIENT))
+		conn_out_event(key.sock, 0);
 	bpf_map_delete_elem(&conns, &key);
 	return 0;
 }

@@ -22,6 +22,7 @@
 #include "http_agg.h"
 #include "http_metrics.h"
 #include "llm_metrics.h"
+#include "outbound.h"
 #include "llm_track.h"
 #include "loader.h"
 #include "log.h"
@@ -62,6 +63,7 @@ struct tapir_daemon {
 	size_t n_llm_gauges;
 	uint64_t llm_lost[TAPIR_LLM_LOST_REASONS]; /* the kernel's counts, as last exported */
 	uint64_t last_llm_expire_ms;
+	struct tapir_outbound *outbound; /* requests the watched processes send */
 	volatile sig_atomic_t stop;
 	volatile sig_atomic_t reload; /* SIGHUP: read the web settings again */
 	int rescan;		      /* a cgroup appeared or went since the last scan */
@@ -241,6 +243,21 @@ static void account(struct tapir_daemon *d, const struct tapir_http_event *e)
 		tapir_replicas__request(d->replicas, w->replica_id, e);
 }
 
+/* A request a watched process sent. */
+static void account_out(struct tapir_daemon *d, const struct tapir_http_event *e)
+{
+	const struct tapir_watched *w = tapir_cgroups__find(d->cgroups, e->cgroup_id);
+	uint32_t id = w ? w->labels_id : e->labels_id;
+	const char *const *labels = tapir_cgroups__labels(d->cgroups, id);
+
+	d->records++;
+	if (!labels) {
+		d->unlabelled++;
+		return;
+	}
+	tapir_outbound__record(d->outbound, e, id, labels);
+}
+
 /* What the kernel aggregated for a series since the last read: as many records at once. */
 static void account_agg(void *ctx, const struct tapir_agg_key *k, const struct tapir_agg *delta)
 {
@@ -281,6 +298,7 @@ static void forget(void *ctx, uint32_t id, const char *const *labels)
 	tapir_http_agg__forget(d->agg, id, account_agg, d);
 	tapir_http_metrics__forget(d->http, id, labels);
 	tapir_replicas__forget(d->replicas, id, labels);
+	tapir_outbound__forget(d->outbound, id, labels);
 	for (i = 0; i < d->n_llm_gauges;) {
 		if (d->llm_gauges[i].labels_id != id) {
 			i++;
@@ -308,6 +326,10 @@ static int on_record(void *ctx, void *data, size_t size)
 			ring_buffer__consume(d->llm_rb);
 			tapir_llm_track__record(d->llm, e, llm_path_ours(d, e));
 		}
+	} else if (type == TAPIR_REC_HTTP_OUT && size >= sizeof(struct tapir_http_event)) {
+		account_out(d, data);
+	} else if (type == TAPIR_REC_CONN_OUT && size >= sizeof(struct tapir_conn_out_event)) {
+		tapir_outbound__conn(d->outbound, data);
 	} else if (type == TAPIR_REC_LIFECYCLE && size >= sizeof(struct tapir_lifecycle_event)) {
 		const struct tapir_lifecycle_event *e = data;
 
@@ -608,6 +630,9 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const cha
 	d->health = tapir_health__new(d->reg);
 	if (!d->http || !d->health)
 		goto fail;
+	d->outbound = tapir_outbound__new(d->reg, cfg);
+	if (!d->outbound)
+		goto fail;
 	d->loader = tapir_loader__new(cfg, on_record, d);
 	if (!d->loader)
 		goto fail;
@@ -815,6 +840,7 @@ void tapir_daemon__free(struct tapir_daemon *d)
 	tapir_loader__free(d->loader);
 	tapir_health__free(d->health);
 	tapir_http_metrics__free(d->http);
+	tapir_outbound__free(d->outbound);
 	tapir_registry__free(d->reg);
 	if (d->pin_lock >= 0)
 		close(d->pin_lock);

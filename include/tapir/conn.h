@@ -39,6 +39,11 @@ TAPIR_INLINE void tapir_conn_finish(TAPIR_CONN_ENV *env, struct tapir_conn *c, _
 /* Give up on a connection: its pending requests are dropped, and @why counted. */
 TAPIR_INLINE void tapir_conn_abandon(TAPIR_CONN_ENV *env, struct tapir_conn *c, __u32 why)
 {
+	/* An outbound connection that is no HTTP/1.x is counted apart from the servers'. */
+	if ((c->flags & TAPIR_CF_CLIENT) &&
+	    (why == TAPIR_STAT_IGNORED_NOT_HTTP || why == TAPIR_STAT_IGNORED_TLS ||
+	     why == TAPIR_STAT_IGNORED_HTTP2))
+		why = TAPIR_STAT_IGNORED_OUTBOUND;
 	tapir_conn_stat(env, why);
 	c->count = 0;
 	c->state = TAPIR_CONN_IGNORED;
@@ -49,7 +54,8 @@ TAPIR_INLINE void tapir_conn_abandon(TAPIR_CONN_ENV *env, struct tapir_conn *c, 
  *
  * The server's FIN (close or shutdown), the socket destroyed, or its address reused. A close-delimited response ends here and
  * is complete; every other pending request was cut off: by the client when it was seen to go
- * away (499), else by the server (502).
+ * away (499), else by the server (502). On an outbound connection the peer is the server: its
+ * going away cut the answer off (502), and this side's own close gave up on it (499).
  */
 TAPIR_INLINE void tapir_conn_finalize(TAPIR_CONN_ENV *env, struct tapir_conn *c, __u64 now)
 {
@@ -65,10 +71,10 @@ TAPIR_INLINE void tapir_conn_finalize(TAPIR_CONN_ENV *env, struct tapir_conn *c,
 			break;
 		if (c->resp.state == TP_BODY_CLOSE)
 			outcome = TAPIR_OUT_COMPLETE;
-		else if (c->flags & TAPIR_CF_PEER_GONE)
-			outcome = TAPIR_OUT_CLIENT_ABORT;
-		else
+		else if (!(c->flags & TAPIR_CF_PEER_GONE) == !(c->flags & TAPIR_CF_CLIENT))
 			outcome = TAPIR_OUT_SERVER_ABORT;
+		else
+			outcome = TAPIR_OUT_CLIENT_ABORT;
 		tapir_conn_finish(env, c, outcome, c->resp.status, now);
 		tapir_http_init(&c->resp, TP_KIND_RESPONSE);
 	}

@@ -21,7 +21,7 @@
 #define TAPIR_CF_SPOKE_HTTP  0x02 /* a whole request line was seen: this is HTTP/1.x */
 #define TAPIR_CF_NO_MORE_REQ 0x04 /* an ambiguous request: later bytes are not requests */
 #define TAPIR_CF_PRESTART    0x08 /* open before tapir started: maybe mid-request (seeded) */
-#define TAPIR_CF_CLIENT	     0x10 /* this side connected out: not a server connection */
+#define TAPIR_CF_CLIENT	     0x10 /* this side connected out: its writes are requests */
 #define TAPIR_CF_UNTRACKED   0x20 /* a reserved slot: one read of a connection without an entry */
 
 /* Outcome of a request (struct tapir_http_event.outcome). */
@@ -100,6 +100,9 @@ struct tapir_cgroup_info {
 #define TAPIR_REC_HTTP	    1
 #define TAPIR_REC_LIFECYCLE 2
 #define TAPIR_REC_LLM	    3 /* struct tapir_llm_chunk, in the llm_events ring */
+#define TAPIR_REC_HTTP_OUT  4 /* struct tapir_http_event of a request this side sent */
+#define TAPIR_REC_CONN_OUT \
+	5 /* struct tapir_conn_out_event: an outbound connection began or ended */
 
 struct tapir_http_event {
 	__u32 type; /* TAPIR_REC_HTTP */
@@ -148,6 +151,17 @@ struct tapir_llm_chunk {
 	/* data[len] follows */
 };
 
+/*
+ * An outbound connection of a watched cgroup: its server, when it was established (begin 1), and
+ * its end (begin 0), so that the daemon knows where a TAPIR_REC_HTTP_OUT record on it went.
+ */
+struct tapir_conn_out_event {
+	__u32 type; /* TAPIR_REC_CONN_OUT */
+	__u32 begin;
+	__u64 sock;
+	struct tapir_peer_key peer;
+};
+
 /* struct tapir_lifecycle_event.what */
 #define TAPIR_LC_MKDIR	1 /* a cgroup appeared (aux: level) */
 #define TAPIR_LC_RMDIR	2 /* a cgroup went away */
@@ -191,6 +205,7 @@ struct tapir_lifecycle_event {
 #define TAPIR_STAT_LLM_DROPPED	     20 /* LLM payload bytes not handed over: llm_events full */
 #define TAPIR_STAT_LLM_CAP	     21 /* ... past llm.response_bytes of one answer */
 #define TAPIR_STAT_LLM_UNREADABLE    22 /* ... that could not be read (sendfile, a fault) */
+#define TAPIR_STAT_IGNORED_OUTBOUND  23 /* outbound connections not HTTP/1.x (TLS, a database) */
 #define TAPIR_STAT_MAX		     24
 
 #include "agg.h"
@@ -219,6 +234,7 @@ TAPIR_ASSERT_OFF(struct tapir_http_event, line, 64);
 TAPIR_ASSERT_SIZE(struct tapir_lifecycle_event, 32);
 TAPIR_ASSERT_SIZE(struct tapir_agg_key, 16);
 TAPIR_ASSERT_SIZE(struct tapir_peer_key, 24);
+TAPIR_ASSERT_SIZE(struct tapir_conn_out_event, 40);
 TAPIR_ASSERT_SIZE(struct tapir_agg, 16 + 4 * 8 * (TAPIR_AGG_BOUNDS + 2));
 
 #endif /* TAPIR_HTTP_H */

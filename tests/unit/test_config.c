@@ -549,7 +549,7 @@ static void test_error_unknown_keys(void **state)
 {
 	expect_error("listen: \"0.0.0.0:9464\"\nlisen: x\n", 2,
 		     "unknown key \"lisen\" at the top level (expected one of listen, deployments, "
-		     "buckets, limits, readiness, gpu, kubernetes, web, engines, llm)");
+		     "buckets, limits, readiness, gpu, kubernetes, web, engines, llm, outbound)");
 	expect_error("deployments:\n"
 		     "  - cgroup: /x\n"
 		     "    labels:\n"

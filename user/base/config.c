@@ -2,6 +2,7 @@
 /* Reads tapir.yaml with libyaml into a struct tapir_config, rejecting anything it does not know. */
 #include <arpa/inet.h>
 #include <crypt.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -1372,6 +1373,80 @@ static int parse_engines(struct parse_ctx *c, const yaml_node_t *node)
 	return vals[6] ? parse_engine_rules(c, vals[6]) : 0;
 }
 
+/* --- outbound: requests the watched processes send ------------------------------------- */
+
+#define DESTINATION_NAME_MAX 64
+
+static int parse_destination(struct parse_ctx *c, const yaml_node_t *node, void *item)
+{
+	static const char *const keys[] = { "name", "address", "port", "path" };
+	struct tapir_destination *d = item;
+	yaml_node_t *vals[ARRAY_SIZE(keys)];
+	char q[QUOTE_BUF];
+	size_t i, len;
+	int err;
+
+	d->line = node_line(node);
+	if (node->type != YAML_MAPPING_NODE)
+		return bad(c, node, "each outbound destination must be a mapping with name, not %s",
+			   kind_name(node));
+	err = get_fields(c, node, "outbound destination", keys, ARRAY_SIZE(keys), vals);
+	if (err)
+		return err;
+	if (!vals[0])
+		return bad(c, node, "outbound destination is missing the required key \"name\"");
+	err = dup_string(c, vals[0], "name", &d->name);
+	if (err)
+		return err;
+	len = strlen(d->name);
+	for (i = 0; i < len && (isalnum((unsigned char)d->name[i]) || strchr("_.-", d->name[i]));
+	     i++)
+		;
+	if (!len || len > DESTINATION_NAME_MAX || i < len || !strcmp(d->name, "other"))
+		return bad(c, vals[0],
+			   "destination name %s must be 1..%d letters, digits, '_', '.' or '-', "
+			   "and not \"other\" (what matches no destination)",
+			   Q(q, d->name, len), DESTINATION_NAME_MAX);
+	if (vals[1] && (err = dup_string(c, vals[1], "address", &d->address)))
+		return err;
+	if (d->address && (!d->address[0] || !all_printable(d->address) || strchr(d->address, ' ')))
+		return bad(c, vals[1],
+			   "address must be a glob on the server's address, e.g. \"10.0.*\" or "
+			   "\"::1\", got %s",
+			   Q(q, d->address, strlen(d->address)));
+	if (vals[2] &&
+	    (err = section_u32(c, vals[2], "outbound", "destinations.port", 1, 65535, &d->port)))
+		return err;
+	if (vals[3] && (err = dup_string(c, vals[3], "path", &d->path)))
+		return err;
+	if (d->path && (d->path[0] != '/' || strlen(d->path) > PROBE_PATH_MAX ||
+			!all_printable(d->path) || strchr(d->path, ' ')))
+		return bad(
+			c, vals[3],
+			"path must be a prefix of request paths: start with '/', be 1..%d bytes, "
+			"without blanks or control characters, got %s",
+			PROBE_PATH_MAX, Q(q, d->path, strlen(d->path)));
+	return 0;
+}
+
+static int parse_outbound(struct parse_ctx *c, const yaml_node_t *node)
+{
+	static const char *const keys[] = { "enabled", "destinations" };
+	struct tapir_config *cfg = c->cfg;
+	yaml_node_t *vals[ARRAY_SIZE(keys)];
+	int err;
+
+	err = get_fields(c, node, "outbound", keys, ARRAY_SIZE(keys), vals);
+	if (err)
+		return err;
+	if (vals[0] && (err = parse_bool(c, vals[0], "outbound.enabled", &cfg->outbound_enabled)))
+		return err;
+	return vals[1] ? parse_list(c, vals[1], "outbound.destinations", sizeof(*cfg->destinations),
+				    (void **)&cfg->destinations, &cfg->n_destinations,
+				    parse_destination)
+		       : 0;
+}
+
 /* --- llm: token metrics from the payload of LLM API requests ----------------------------- */
 
 #define LLM_REQUEST_HEAD_MIN 1024u
@@ -1563,7 +1638,7 @@ static int parse_root(struct parse_ctx *c, const yaml_node_t *root)
 {
 	static const char *const keys[] = { "listen",	 "deployments", "buckets",    "limits",
 					    "readiness", "gpu",		"kubernetes", "web",
-					    "engines",	 "llm" };
+					    "engines",	 "llm",		"outbound" };
 	yaml_node_t *vals[ARRAY_SIZE(keys)];
 	int err;
 
@@ -1617,6 +1692,11 @@ static int parse_root(struct parse_ctx *c, const yaml_node_t *root)
 	}
 	if (vals[9]) {
 		err = parse_llm(c, vals[9]);
+		if (err)
+			return err;
+	}
+	if (vals[10]) {
+		err = parse_outbound(c, vals[10]);
 		if (err)
 			return err;
 	}
@@ -1685,6 +1765,7 @@ struct tapir_config *tapir_config__new_default(void)
 	cfg->nvml_library = strdup(DEFAULT_NVML_LIBRARY);
 	tapir_web__init(&cfg->web);
 	cfg->llm_enabled = true;
+	cfg->outbound_enabled = true;
 	cfg->llm_request_head_bytes = DEFAULT_LLM_REQUEST_HEAD_BYTES;
 	cfg->llm_response_bytes = DEFAULT_LLM_RESPONSE_BYTES;
 	cfg->llm_ringbuf_bytes = DEFAULT_LLM_RINGBUF_BYTES;
@@ -1908,6 +1989,12 @@ void tapir_config__free(struct tapir_config *cfg)
 		free(cfg->engine_rules[i].path);
 	}
 	free(cfg->engine_rules);
+	for (i = 0; i < cfg->n_destinations; i++) {
+		free(cfg->destinations[i].name);
+		free(cfg->destinations[i].address);
+		free(cfg->destinations[i].path);
+	}
+	free(cfg->destinations);
 	tapir_web__clear(&cfg->web);
 	free(cfg->kubelet_url);
 	free(cfg->kube_token_file);

@@ -92,6 +92,15 @@ struct tapir_engine_rule {
 	int line;
 };
 
+/* outbound.destinations[]: what a request this side sent is labelled with (destination). */
+struct tapir_destination {
+	char *name;    /* the label value */
+	char *address; /* fnmatch(3) glob on the server's address as text; NULL: any */
+	uint32_t port; /* 0: any */
+	char *path;    /* prefix of the request path; NULL: any */
+	int line;
+};
+
 struct tapir_config {
 	char *path;	 /* file it came from, NULL for built-in defaults */
 	char *web_path;	 /* --web-config: web settings from there, not from `web:` */
@@ -131,6 +140,10 @@ struct tapir_config {
 	uint32_t llm_response_bytes;	 /* of each answer, headers included */
 	uint32_t llm_ringbuf_bytes;	 /* the llm_events ring */
 	/* vLLM and SGLang engines found in watched replicas, scraped inside their pods. */
+	/* Requests the watched processes send (outbound.*). */
+	bool outbound_enabled;
+	struct tapir_destination *destinations;
+	size_t n_destinations;
 	bool engines_enabled;
 	uint32_t engine_interval_s;    /* a scrape of every target this often */
 	uint32_t engine_timeout_ms;    /* one scrape, connection included */

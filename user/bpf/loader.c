@@ -645,6 +645,11 @@ static int load_http_variant(struct tapir_loader *l, const struct tapir_config *
 	http_size(&l->http, cfg->max_connections, cfg->ringbuf_bytes);
 	l->agg_on = http_agg_knobs(&l->http, cfg);
 	l->llm_on = http_llm_knobs(&l->http, cfg);
+	if (!strcmp(l->http.variant, "loop"))
+		((struct http_bpf *)l->http.skel)->rodata->outbound_on = cfg->outbound_enabled;
+	else
+		((struct http_compat_bpf *)l->http.skel)->rodata->outbound_on =
+			cfg->outbound_enabled;
 	vlog.prog[0] = vlog.tail[0] = '\0';
 	err = bpf_object__load(l->http.obj);
 	if (!err)

@@ -39,6 +39,7 @@ static const struct {
 	[TAPIR_STAT_BEFORE_START] = { H_LOST, "before_start" },
 	[TAPIR_STAT_AGG_FULL] = { H_FALLBACK, NULL },
 	[TAPIR_STAT_IGNORED_SELF] = { H_IGNORED, "tapir" },
+	[TAPIR_STAT_IGNORED_OUTBOUND] = { H_IGNORED, "outbound" },
 };
 
 static const char *const reason[] = { "reason" };
