@@ -290,8 +290,8 @@ static void add_chunk(struct answer *a, uint64_t ts, const char *data)
 	add(a, ts, "%zx\r\n%s\r\n", strlen(data), data);
 }
 
-/* The vLLM stream: its head at 200 ms, an event every 20 ms from 250 ms, the last chunk with
- * [DONE]. Writes: 0 head, 1 role, 2-4 content, 5 usage, 6 [DONE], 7 last chunk. */
+/* The vLLM stream: its head at 200 ms, an event every 20 ms from 250 ms, a chunk each, then the
+ * last chunk. Writes: 0 head, 1 role, 2-4 content, 5 usage, 6 [DONE], 7 last chunk. */
 #define STREAM_END (T0 + 351 * MS)
 static void vllm_stream(struct answer *a)
 {
@@ -328,14 +328,20 @@ static struct tapir_llm_result vllm_stream_result(void)
 }
 
 /* The non-streaming answer at 400 ms, head and body written apart; @interim: a 100 Continue at
- * 1 ms first (the request's body is read after it). */
+ * 1 ms first (the request's body is read after it); @lf: heads whose lines end in bare LFs. */
 #define JSON_END (T0 + 400 * MS)
-static void vllm_json(struct answer *a, bool interim)
+static void vllm_json(struct answer *a, bool interim, bool lf)
 {
 	memset(a, 0, sizeof(*a));
 	if (interim)
-		add(a, T0 + 1 * MS, "HTTP/1.1 100 Continue\r\n\r\n");
-	add(a, T0 + 400 * MS, HEAD_JSON, strlen(VLLM_JSON));
+		add(a, T0 + 1 * MS,
+		    lf ? "HTTP/1.1 100 Continue\n\n" : "HTTP/1.1 100 Continue\r\n\r\n");
+	if (lf)
+		add(a, T0 + 400 * MS,
+		    "HTTP/1.1 200 OK\nserver: x\ncontent-length: %zu\ncontent-type: application/json\n\n",
+		    strlen(VLLM_JSON));
+	else
+		add(a, T0 + 400 * MS, HEAD_JSON, strlen(VLLM_JSON));
 	add(a, T0 + 400 * MS, "%s", VLLM_JSON);
 }
 
@@ -374,7 +380,7 @@ static void read_request(struct fix *f, struct kreq *k, const char *body)
 	move(f, k, TAPIR_DIR_IN, buf, n, k->start_ns + 50000);
 }
 
-/* Writes [@from, @to) of @a; each also cut at @cut when it falls inside, or byte by byte. */
+/* Writes [@from_w, @to_w) of @a; each also cut at @cut when it falls inside, or byte by byte. */
 static void write_answer(struct fix *f, struct kreq *k, const struct answer *a, size_t from_w,
 			 size_t to_w, size_t cut, bool bytewise)
 {
@@ -390,7 +396,7 @@ static void write_answer(struct fix *f, struct kreq *k, const struct answer *a, 
 		}
 }
 
-/* Writes [@from, @to) of @a lost whole. */
+/* Writes [@from_w, @to_w) of @a lost whole. */
 static void lose_writes(struct kreq *k, const struct answer *a, size_t from_w, size_t to_w)
 {
 	lose(k, TAPIR_DIR_OUT, a->end[to_w - 1] - (from_w ? a->end[from_w - 1] : 0));
@@ -431,7 +437,7 @@ static void test_json(void **state)
 	struct kreq k = kreq(SOCK_A, 1, 7);
 	struct answer a;
 
-	vllm_json(&a, false);
+	vllm_json(&a, false, false);
 	read_request(f, &k, BODY_JSON);
 	write_answer(f, &k, &a, 0, a.n, 0, false);
 	record(f, &k, TAPIR_OUT_COMPLETE, 200, JSON_END, 0);
@@ -449,7 +455,7 @@ static void test_interim(void **state)
 	size_t body = n - strlen(BODY_JSON);
 	struct answer a;
 
-	vllm_json(&a, true);
+	vllm_json(&a, true, false);
 	move(f, &k, TAPIR_DIR_IN, buf, body, T0);
 	write_answer(f, &k, &a, 0, 1, 0, false);
 	move(f, &k, TAPIR_DIR_IN, buf + body, n - body, T0 + 2 * MS);
@@ -477,11 +483,12 @@ static void test_every_split(void **state)
 {
 	static const struct {
 		const char *name, *body;
-		int kind; /* 0 stream, 1 json, 2 json after 100 Continue */
+		int kind; /* 0 stream, 1 json, 2 json after 100 Continue, 3 the same in bare LFs */
 	} cases[] = {
 		{ "vllm stream", BODY_STREAM, 0 },
 		{ "vllm json", BODY_JSON, 1 },
 		{ "vllm json, 100 continue", BODY_JSON, 2 },
+		{ "vllm json, 100 continue, bare LFs", BODY_JSON, 3 },
 	};
 	struct tapir_llm_result want, whole;
 	struct fix *f = *state;
@@ -493,7 +500,7 @@ static void test_every_split(void **state)
 		if (cases[c].kind == 0)
 			vllm_stream(&a);
 		else
-			vllm_json(&a, cases[c].kind == 2);
+			vllm_json(&a, cases[c].kind >= 2, cases[c].kind == 3);
 		want = cases[c].kind ? vllm_json_result() : vllm_stream_result();
 		for (i = 0; i <= a.len + 1; i++) {
 			reset(f, 16384);
@@ -747,7 +754,7 @@ static void test_same_connection(void **state)
 	struct answer s, j;
 
 	vllm_stream(&s);
-	vllm_json(&j, false);
+	vllm_json(&j, false, false);
 	read_request(f, &k1, BODY_STREAM);
 	write_answer(f, &k1, &s, 0, 3, 0, false);
 	read_request(f, &k2, BODY_JSON);
@@ -773,7 +780,7 @@ static void test_two_connections(void **state)
 	size_t w;
 
 	vllm_stream(&s);
-	vllm_json(&j, false);
+	vllm_json(&j, false, false);
 	read_request(f, &kb, BODY_JSON);
 	read_request(f, &ka, BODY_STREAM);
 	for (w = 0; w < s.n; w++) {
@@ -804,7 +811,7 @@ static void test_expire(void **state)
 	struct answer a;
 
 	/* The old one's last piece is its answer's head, 100 s in: idle counts from there. */
-	vllm_json(&a, false);
+	vllm_json(&a, false, false);
 	read_request(f, &old, BODY_JSON);
 	move(f, &old, TAPIR_DIR_OUT, a.p, a.end[0], last);
 	recent.start_ns = T0 + 300000 * MS;
@@ -929,7 +936,7 @@ static void test_bad_pieces(void **state)
 	assert_int_equal(tapir_llm_track__chunk(f->t, &c, sizeof(c)), -EINVAL);
 	assert_int_equal(tapir_llm_track__in_flight(f->t), 0);
 
-	vllm_json(&a, false);
+	vllm_json(&a, false, false);
 	read_request(f, &k, BODY_JSON);
 	write_answer(f, &k, &a, 0, 1, 0, false);
 	assert_int_equal(piece(f, &k, TAPIR_DIR_OUT, 0, "HTTP/1.1 500 No\r\n\r\n", 19, T0), 0);
