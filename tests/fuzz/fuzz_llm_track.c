@@ -201,7 +201,7 @@ static void record(struct run *run, struct tapir_http_event *e)
 {
 	size_t before = tapir_llm_track__in_flight(run->t), n_got = run->n_got;
 
-	tapir_llm_track__record(run->t, e);
+	tapir_llm_track__record(run->t, e, true);
 	if (run->n_got != n_got + 1)
 		abort();
 	if (tapir_llm_track__in_flight(run->t) + 1 < before ||

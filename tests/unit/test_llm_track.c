@@ -253,7 +253,7 @@ static void record(struct fix *f, const struct kreq *k, uint8_t outcome, uint16_
 	};
 
 	memcpy(e.line, "POST /v1/chat/completions HTTP/1", TAPIR_LINE_BYTES);
-	tapir_llm_track__record(f->t, &e);
+	tapir_llm_track__record(f->t, &e, true);
 }
 
 /* --- exchanges ---------------------------------------------------------------------------- */
