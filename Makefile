@@ -184,7 +184,8 @@ FUZZ_FLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude $(addprefix -I,$(USER_D
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                $(shell pkg-config --cflags yaml-0.1 libcurl json-c 2>/dev/null)
 FUZZ_BINS   := $(OUT)/fuzz/fuzz_http $(OUT)/fuzz/fuzz_config $(OUT)/fuzz/fuzz_kubelet \
-               $(OUT)/fuzz/fuzz_expo $(OUT)/fuzz/fuzz_promtext $(OUT)/fuzz/fuzz_llm
+               $(OUT)/fuzz/fuzz_expo $(OUT)/fuzz/fuzz_promtext $(OUT)/fuzz/fuzz_llm \
+               $(OUT)/fuzz/fuzz_llm_track
 $(OUT)/fuzz:
 	$(Q)mkdir -p $@
 $(OUT)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c $(wildcard include/tapir/*.h) | $(OUT)/fuzz
@@ -210,6 +211,12 @@ $(OUT)/fuzz/fuzz_promtext: tests/fuzz/fuzz_promtext.c user/sources/promtext.c us
 
 $(OUT)/fuzz/fuzz_llm: tests/fuzz/fuzz_llm.c user/sources/llm.c user/sources/llm_wire.c \
 		user/sources/llm.h user/sources/llm_wire.h | $(OUT)/fuzz
+	$(call msg,FUZZ,$@)
+	$(Q)$(CLANG) $(FUZZ_FLAGS) $(filter %.c,$^) -ljson-c -o $@
+
+$(OUT)/fuzz/fuzz_llm_track: tests/fuzz/fuzz_llm_track.c user/sources/llm_track.c \
+		user/sources/llm.c user/sources/llm_wire.c user/sources/llm_track.h \
+		user/sources/llm.h user/sources/llm_wire.h $(wildcard include/tapir/*.h) | $(OUT)/fuzz
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) $(FUZZ_FLAGS) $(filter %.c,$^) -ljson-c -o $@
 

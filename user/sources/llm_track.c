@@ -192,7 +192,20 @@ static void in_bytes(struct tapir_llm_track *t, struct req *r, const char *buf, 
 	r->body_len += n;
 }
 
-/* The answer's head is complete: its parser starts, with the request's body head. */
+/* The parser of @r starts, with @info: the request's body head kept so far is its now. */
+static void parser_start(struct req *r, const struct tapir_llm_resp_info *info)
+{
+	r->q = tapir_llm_req__new(r->api, info);
+	if (!r->q)
+		return;
+	if (r->body_len && !r->in_broken)
+		tapir_llm_req__request_body(r->q, r->body, r->body_len);
+	free(r->body);
+	r->body = NULL;
+	r->body_len = 0;
+}
+
+/* The answer's head is complete: its parser starts. */
 static void out_start(struct req *r)
 {
 	struct tapir_llm_resp_info info = {
@@ -202,14 +215,9 @@ static void out_start(struct req *r)
 		.req_start_ns = r->start_ns,
 	};
 
-	r->q = tapir_llm_req__new(r->api, &info);
+	parser_start(r, &info);
 	if (!r->q)
 		return;
-	if (r->body_len && !r->in_broken)
-		tapir_llm_req__request_body(r->q, r->body, r->body_len);
-	free(r->body);
-	r->body = NULL;
-	r->body_len = 0;
 	if (r->out_lost)
 		tapir_llm_req__lost(r->q, r->out_lost);
 }
@@ -311,7 +319,7 @@ static void finish(struct req *r, uint64_t end_ns, bool aborted, bool client_gon
 		 * abort is the 499 or 502 the HTTP families count it as). */
 		if (!info.status && aborted)
 			info.status = client_gone ? 499 : 502;
-		r->q = tapir_llm_req__new(r->api, &info);
+		parser_start(r, &info);
 	}
 	if (!r->q) {
 		memset(res, 0, sizeof(*res));
