@@ -396,6 +396,228 @@ static void test_every_split_point_gives_the_same_records(void **state)
 	assert_int_equal(ref.rec[3].method, TP_M_HEAD);
 }
 
+/*
+ * One syscall of a process on a connection it opened, as on_io() and walk() in bpf/http.bpf.c
+ * take it (TAPIR_CF_CLIENT): the parser's direction swaps, so its writes (@io_dir OUT) carry
+ * requests and its reads answers; a write's bytes are stamped at its entry and a read's at its
+ * return, both @at; a server that speaks first, or a TLS ClientHello, is no HTTP/1.x.
+ */
+static void client_io(struct env *e, struct tapir_conn *c, __u8 io_dir, const char *buf, size_t len,
+		      __u64 at)
+{
+	__u8 dir = !io_dir;
+
+	if (c->state >= TAPIR_CONN_IGNORED)
+		return;
+	if (c->state == TAPIR_CONN_NEW && dir == TAPIR_DIR_OUT) {
+		tapir_conn_abandon(e, c, TAPIR_STAT_IGNORED_NOT_HTTP);
+		return;
+	}
+	if (c->state == TAPIR_CONN_NEW && dir == TAPIR_DIR_IN && len && buf[0] == 0x16) {
+		tapir_conn_abandon(e, c, TAPIR_STAT_IGNORED_TLS);
+		return;
+	}
+	walk(e, c, TAPIR_IO_PLAIN, dir, (uintptr_t)buf, 0, len, at, at);
+}
+
+#define SEND(e, c, s, at) client_io(e, c, TAPIR_DIR_OUT, s, LEN(s), at)
+#define RECV(e, c, s, at) client_io(e, c, TAPIR_DIR_IN, s, LEN(s), at)
+
+static struct tapir_conn client_new(void)
+{
+	struct tapir_conn c = conn_new();
+
+	c.flags = TAPIR_CF_CLIENT;
+	return c;
+}
+
+static void test_outbound_requests_are_writes_and_answers_reads(void **state)
+{
+	struct tapir_conn c = client_new();
+	struct env e = { 0 };
+
+	SEND(&e, &c, GET_A, 100); /* the write's entry */
+	assert_int_equal(c.count, 1);
+	RECV(&e, &c, OK_2, 300); /* the read's return */
+	SEND(&e, &c, POST_B, 400);
+	RECV(&e, &c, NF_0, 450);
+	SEND(&e, &c, GET_C, 500);
+	RECV(&e, &c, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\n", 600);
+	assert_int_equal(e.n, 2);
+	RECV(&e, &c, "oops", 700);
+	assert_int_equal(e.n, 3);
+	assert_int_equal(c.count, 0);
+	assert_int_equal(c.state, TAPIR_CONN_HTTP);
+
+	assert_int_equal(e.rec[0].outcome, TAPIR_OUT_COMPLETE);
+	assert_int_equal(e.rec[0].status, 200);
+	assert_int_equal(e.rec[0].method, TP_M_GET);
+	assert_string_equal(e.rec[0].line, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(e.rec[0].start_ns, 100);
+	assert_int_equal(e.rec[0].first_byte_ns, 300);
+	assert_int_equal(e.rec[0].end_ns, 300);
+	assert_int_equal(e.rec[0].req_bytes, LEN(GET_A));
+	assert_int_equal(e.rec[0].resp_bytes, LEN(OK_2));
+	assert_int_equal(e.rec[1].status, 404);
+	assert_int_equal(e.rec[1].method, TP_M_POST);
+	assert_int_equal(e.rec[1].req_bytes, LEN(POST_B));
+	assert_int_equal(e.rec[1].start_ns, 400);
+	assert_int_equal(e.rec[1].end_ns, 450);
+	/* An answer in two reads: its first byte came with the first, its end with the second. */
+	assert_int_equal(e.rec[2].status, 500);
+	assert_int_equal(e.rec[2].start_ns, 500);
+	assert_int_equal(e.rec[2].first_byte_ns, 600);
+	assert_int_equal(e.rec[2].end_ns, 700);
+	for (size_t i = 0; i < TAPIR_STAT_MAX; i++)
+		assert_int_equal(e.stats[i], 0);
+}
+
+static void test_outbound_server_gone_is_502(void **state)
+{
+	static const char cut[] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
+	struct tapir_conn c = client_new();
+	struct env e = { 0 };
+
+	/* The server closed with its answer a third written (the read of 0, or CLOSE_WAIT). */
+	SEND(&e, &c, GET_A, 10);
+	RECV(&e, &c, cut, 20);
+	c.flags |= TAPIR_CF_PEER_GONE;
+	tapir_conn_finalize(&e, &c, 30);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.rec[0].outcome, TAPIR_OUT_SERVER_ABORT);
+	assert_int_equal(tapir_status_label(e.rec[0].outcome, e.rec[0].status), 502);
+	assert_int_equal(e.rec[0].resp_bytes, LEN(cut));
+	assert_int_equal(e.rec[0].end_ns, 30);
+
+	/* Two pipelined requests, no answer at all: both cut off by the server. */
+	c = client_new();
+	e.n = 0;
+	SEND(&e, &c, GET_A GET_C, 10);
+	assert_int_equal(c.count, 2);
+	c.flags |= TAPIR_CF_PEER_GONE;
+	tapir_conn_finalize(&e, &c, 20);
+	assert_int_equal(e.n, 2);
+	assert_int_equal(tapir_status_label(e.rec[0].outcome, e.rec[0].status), 502);
+	assert_int_equal(tapir_status_label(e.rec[1].outcome, e.rec[1].status), 502);
+	assert_string_equal(e.rec[1].line, "GET /c HTTP/1.1\r\nHost: x\r\nConnec");
+
+	/* An answer delimited by the server's close is complete, not cut off. */
+	c = client_new();
+	e.n = 0;
+	SEND(&e, &c, "GET /a HTTP/1.0\r\n\r\n", 10);
+	RECV(&e, &c, "HTTP/1.0 200 OK\r\n\r\nuntil the end", 20);
+	assert_int_equal(e.n, 0);
+	c.flags |= TAPIR_CF_PEER_GONE;
+	tapir_conn_finalize(&e, &c, 30);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.rec[0].outcome, TAPIR_OUT_COMPLETE);
+	assert_int_equal(e.rec[0].status, 200);
+	for (size_t i = 0; i < TAPIR_STAT_MAX; i++)
+		assert_int_equal(e.stats[i], 0);
+}
+
+static void test_outbound_own_close_is_499(void **state)
+{
+	struct tapir_conn c = client_new();
+	struct env e = { 0 };
+
+	/* This side closed while its request waited: it gave up (a client's timeout). */
+	SEND(&e, &c, GET_A, 10);
+	RECV(&e, &c, OK_2, 20);
+	SEND(&e, &c, POST_B, 30);
+	RECV(&e, &c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab", 40);
+	tapir_conn_finalize(&e, &c, 50);
+	assert_int_equal(e.n, 2);
+	assert_int_equal(e.rec[0].outcome, TAPIR_OUT_COMPLETE);
+	assert_int_equal(e.rec[1].outcome, TAPIR_OUT_CLIENT_ABORT);
+	assert_int_equal(tapir_status_label(e.rec[1].outcome, e.rec[1].status), 499);
+	assert_int_equal(e.rec[1].method, TP_M_POST);
+	assert_int_equal(e.rec[1].start_ns, 30);
+	assert_int_equal(e.rec[1].end_ns, 50);
+	assert_int_equal(c.count, 0);
+
+	/* Nothing pending: a close settles nothing. */
+	tapir_conn_finalize(&e, &c, 60);
+	assert_int_equal(e.n, 2);
+}
+
+static void test_outbound_reads_never_start_requests(void **state)
+{
+	struct tapir_conn c = client_new();
+	struct env e = { 0 };
+
+	/* What this side reads never starts a request: an answer it did not ask for is a
+	 * stray, as an unasked answer is on a server connection. */
+	SEND(&e, &c, GET_A, 10);
+	RECV(&e, &c, OK_2, 20);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.stats[TAPIR_STAT_STRAY_RESPONSE], 0);
+	RECV(&e, &c, OK_2, 30); /* an answer nobody asked for */
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.stats[TAPIR_STAT_STRAY_RESPONSE], 1);
+
+	/* The server connection's view of the same bytes is the other way round. */
+	c = conn_new();
+	memset(&e, 0, sizeof(e));
+	IN(&e, &c, GET_A, 10);
+	OUT(&e, &c, OK_2, 20);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.rec[0].start_ns, 11);
+	assert_int_equal(e.rec[0].first_byte_ns, 20);
+}
+
+/* Bytes of an outbound connection that are no HTTP/1.x request: ignored, as "outbound". */
+static void assert_outbound_ignored(const char *first, size_t len, __u8 io_dir)
+{
+	struct tapir_conn c = client_new();
+	struct env e = { 0 };
+
+	client_io(&e, &c, io_dir, first, len, 10);
+	assert_int_equal(c.state, TAPIR_CONN_IGNORED);
+	for (size_t i = 0; i < TAPIR_STAT_MAX; i++)
+		assert_int_equal(e.stats[i], i == TAPIR_STAT_IGNORED_OUTBOUND);
+	/* Never looked at again, HTTP or not. */
+	SEND(&e, &c, GET_A, 20);
+	RECV(&e, &c, OK_2, 30);
+	tapir_conn_finalize(&e, &c, 40);
+	assert_int_equal(e.n, 0);
+	assert_int_equal(e.stats[TAPIR_STAT_IGNORED_OUTBOUND], 1);
+}
+
+static void test_outbound_not_http_is_ignored_as_outbound(void **state)
+{
+	static const char tls[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
+	static const char redis[] = "*1\r\n$4\r\nPING\r\n";
+	static const char h2[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	static const char greeting[] = "220 mail.example ESMTP\r\n";
+	struct tapir_conn c;
+	struct env e = { 0 };
+
+	assert_outbound_ignored(tls, LEN(tls), TAPIR_DIR_OUT);
+	assert_outbound_ignored(redis, LEN(redis), TAPIR_DIR_OUT);
+	assert_outbound_ignored(h2, LEN(h2), TAPIR_DIR_OUT);
+	assert_outbound_ignored(greeting, LEN(greeting), TAPIR_DIR_IN); /* the server first */
+
+	/* A server connection keeps its reasons. */
+	c = conn_new();
+	IN(&e, &c, redis, 10);
+	assert_int_equal(e.stats[TAPIR_STAT_IGNORED_NOT_HTTP], 1);
+	c = conn_new();
+	IN(&e, &c, h2, 10);
+	assert_int_equal(e.stats[TAPIR_STAT_IGNORED_HTTP2], 1);
+	assert_int_equal(e.stats[TAPIR_STAT_IGNORED_OUTBOUND], 0);
+
+	/* HTTP that outbound parsing fails to follow, once spoken, is a parse failure. */
+	c = client_new();
+	memset(&e, 0, sizeof(e));
+	SEND(&e, &c, GET_A, 10);
+	RECV(&e, &c, "SSH-2.0-OpenSSH\r\n\r\n", 20);
+	assert_int_equal(c.state, TAPIR_CONN_IGNORED);
+	assert_int_equal(e.stats[TAPIR_STAT_PARSE_RESPONSE], 1);
+	assert_int_equal(e.stats[TAPIR_STAT_IGNORED_OUTBOUND], 0);
+	assert_int_equal(e.n, 0);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -410,6 +632,11 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_untracked_read_counts_every_request_it_starts),
 		cmocka_unit_test(test_iovecs_and_blind_bytes),
 		cmocka_unit_test(test_every_split_point_gives_the_same_records),
+		cmocka_unit_test(test_outbound_requests_are_writes_and_answers_reads),
+		cmocka_unit_test(test_outbound_server_gone_is_502),
+		cmocka_unit_test(test_outbound_own_close_is_499),
+		cmocka_unit_test(test_outbound_reads_never_start_requests),
+		cmocka_unit_test(test_outbound_not_http_is_ignored_as_outbound),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
