@@ -206,6 +206,14 @@ class Daemon:
                 "      model_id: TAPIR_TEST_MODEL_ID",
                 "      deployment_id: TAPIR_TEST_DEPLOYMENT_ID",
             ]
+        # test_outbound.py: its server on 127.0.0.3 at this port is "model-api" (address and
+        # port), any server's /v1/predict... is "predict" (a path), any on ::1 "loopback6".
+        self.outbound_port = free_port()
+        lines += ["outbound:", "  destinations:",
+                  '    - name: "model-api"', '      address: "127.0.0.3"',
+                  f"      port: {self.outbound_port}",
+                  '    - name: "predict"', '      path: "/v1/predict"',
+                  '    - name: "loopback6"', '      address: "::1"']
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
         self.log_path = os.path.join(workdir, "tapir.log")
