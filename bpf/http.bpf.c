@@ -1028,6 +1028,10 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		c->flags |= TAPIR_CF_PEER_GONE; /* the client sent its FIN */
 		return 0;
 	}
+	/* This side's FIN on an outbound connection may be a half-close (shutdown(SHUT_WR) after
+	 * the request): its answer may still come. It is settled when the socket ends. */
+	if (newstate == TCP_FIN_WAIT1 && (c->flags & TAPIR_CF_CLIENT))
+		return 0;
 	if (newstate == TCP_CLOSE) {
 		if (BPF_CORE_READ(sk, sk_err) == ECONNRESET)
 			c->flags |= TAPIR_CF_PEER_GONE; /* reset by the client */

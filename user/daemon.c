@@ -444,8 +444,8 @@ static void refresh_gauges(struct tapir_daemon *d)
 		prev = &key;
 		if (bpf_map_lookup_elem(fd, &key, &c))
 			continue;
-		if (!c.count && c.state != TAPIR_CONN_UPGRADED)
-			continue;
+		if ((!c.count && c.state != TAPIR_CONN_UPGRADED) || (c.flags & TAPIR_CF_CLIENT))
+			continue; /* nothing in flight, or not served: its own outbound requests */
 		w = tapir_cgroups__find(d->cgroups, c.cgroup_id);
 		if (!w || w->labels_id >= n)
 			continue;

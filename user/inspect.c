@@ -134,6 +134,8 @@ int tapir_inspect(const char *pin_dir, const struct tapir_config *cfg, FILE *out
 		    !(r = row(c.cgroup_id)))
 			continue; /* a reserved slot is no connection */
 		r->conns++;
+		if (c.flags & TAPIR_CF_CLIENT)
+			continue; /* its own outbound requests: not in flight as served ones */
 		r->inflight += c.count;
 		r->websockets += c.state == TAPIR_CONN_UPGRADED;
 	}
