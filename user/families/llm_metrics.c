@@ -97,8 +97,8 @@ static int tapir_families(struct tapir_llm_metrics *m, struct tapir_registry *r)
 				       TAPIR_COUNTER, reason_label, 1, NULL, 0);
 	m->lost = tapir_registry__family(
 		r, "tapir_llm_payload_lost_total",
-		"Bytes of LLM request and response bodies the kernel could not hand over, by reason.",
-		TAPIR_COUNTER, reason_label, 1, NULL, 0);
+		"Bytes of LLM answers the kernel could not hand over, by reason.", TAPIR_COUNTER,
+		reason_label, 1, NULL, 0);
 	if (!m->dep[D_TTFT] || !m->dep[D_ITL] || !m->dep[D_ESTIMATED] || !m->unparsed || !m->lost)
 		return -errno;
 	return 0;
