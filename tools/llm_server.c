@@ -76,7 +76,7 @@ struct conn {
 	bool keep_alive, eof;
 	bool continued; /* 100 Continue sent for the request being read */
 	/* The stream being sent. */
-	bool streaming, role_sent, usage, counting;
+	bool streaming, usage, counting;
 	enum api api;
 	uint32_t left, sent, prompt;
 	unsigned long id;
@@ -105,8 +105,8 @@ static uint64_t now_ns(void)
 	return (uint64_t)t.tv_sec * 1000000000ULL + t.tv_nsec;
 }
 
-/* Streams wait in one FIFO: every interval is the same, so appending at now + interval keeps
- * the queue ordered by due time. */
+/* Streams wait in one FIFO: every wait is the same interval, so appending at now + interval
+ * keeps the queue ordered by due time. */
 static void enqueue(struct conn *c, uint64_t due)
 {
 	c->due = due;
@@ -245,7 +245,7 @@ static const char *id_prefix(const struct conn *c)
 	return c->api == API_CHAT ? "chatcmpl" : "cmpl";
 }
 
-/* The next event of a stream: the role, a token, or the last token with what follows it. */
+/* The next event of a stream: a token, or the last token with what follows it. */
 static int stream_step(struct conn *c)
 {
 	static const struct tally none, one = { .events = 1 };
@@ -253,15 +253,6 @@ static int stream_step(struct conn *c)
 	const char *fin = c->left == 1 ? "\"length\"" : "null";
 	static const char done[] = "e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n";
 
-	if (!c->role_sent) {
-		c->role_sent = true;
-		return send_event(c, &none,
-				  "{\"id\":\"chatcmpl-%lu\",\"object\":\"chat.completion.chunk\","
-				  "\"created\":%ld,\"model\":\"%s\",\"choices\":[{\"index\":0,"
-				  "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
-				  "\"logprobs\":null,\"finish_reason\":null}]}",
-				  c->id, c->created, model);
-	}
 	if (c->api == API_CHAT) {
 		if (send_event(c, &one,
 			       "{\"id\":\"chatcmpl-%lu\",\"object\":\"chat.completion.chunk\","
@@ -315,7 +306,7 @@ static int advance(struct conn *c, uint64_t now)
 		return 0; /* EPOLLOUT brings it back */
 	if (c->streaming) {
 		if (!c->queued)
-			enqueue(c, now + (c->role_sent ? interval_ns : 0));
+			enqueue(c, now + interval_ns);
 		return 0;
 	}
 	return c->finishing ? response_done(c) : 0;
@@ -381,9 +372,18 @@ static int start_stream(struct conn *c, bool usage)
 	atomic_fetch_add(&stats->streams, 1);
 	c->usage = usage;
 	c->streaming = c->counting = true;
-	c->role_sent = c->api != API_CHAT; /* completions streams have no role event */
 	c->events_done = c->usages_done = 0;
-	return send_piece(c, head, k, &none);
+	if (send_piece(c, head, k, &none))
+		return -1;
+	if (c->api != API_CHAT)
+		return 0; /* completions streams have no role event */
+	/* The role event at once, the first token an interval later. */
+	return send_event(c, &none,
+			  "{\"id\":\"chatcmpl-%lu\",\"object\":\"chat.completion.chunk\","
+			  "\"created\":%ld,\"model\":\"%s\",\"choices\":[{\"index\":0,"
+			  "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+			  "\"logprobs\":null,\"finish_reason\":null}]}",
+			  c->id, c->created, model);
 }
 
 /* A whole answer: the tokens as one text, "usage" last. */
