@@ -221,3 +221,15 @@ void tapir_llm_metrics__forget(struct tapir_llm_metrics *m, const char *const *l
 		if (m->pod[i])
 			tapir_series__remove(m->pod[i], tapir_series__get(m->pod[i], v));
 }
+
+void tapir_llm_metrics__forget_deployment(struct tapir_llm_metrics *m, const char *const *labels)
+{
+	const char *v[TAPIR_LABELS_MAX];
+	size_t i;
+
+	if (!m)
+		return;
+	tapir_labels(v, labels, NULL, 0);
+	for (i = 0; i < D_COUNT; i++)
+		tapir_series__remove(m->dep[i], tapir_series__get(m->dep[i], v));
+}

@@ -278,6 +278,8 @@ int tapir_llm_track__chunk(struct tapir_llm_track *t, const void *data, size_t s
 	if (!r) {
 		if (c->api <= TAPIR_LLM_NONE || c->api > TAPIR_LLM_TGI_STREAM)
 			return -EINVAL;
+		if (t->n >= TAPIR_LLM_TRACK_MAX)
+			return -ENOSPC;
 		r = calloc(1, sizeof(*r));
 		if (!r)
 			return -ENOMEM;
@@ -384,7 +386,8 @@ void tapir_llm_track__record(struct tapir_llm_track *t, const struct tapir_http_
 	unlink_req(t, p);
 }
 
-void tapir_llm_track__expire(struct tapir_llm_track *t, uint64_t now_ns, uint64_t idle_ns)
+void tapir_llm_track__expire(struct tapir_llm_track *t, uint64_t now_ns, uint64_t idle_ns,
+			     tapir_llm_alive_fn alive, void *ctx)
 {
 	struct tapir_llm_result res;
 	struct req **p;
@@ -393,7 +396,8 @@ void tapir_llm_track__expire(struct tapir_llm_track *t, uint64_t now_ns, uint64_
 	for (i = 0; i < BUCKETS; i++) {
 		p = &t->chain[i];
 		while (*p) {
-			if (now_ns < (*p)->last_ns || now_ns - (*p)->last_ns < idle_ns) {
+			if (now_ns < (*p)->last_ns || now_ns - (*p)->last_ns < idle_ns ||
+			    (alive && alive(ctx, (*p)->sock, (*p)->id, (*p)->start_ns))) {
 				p = &(*p)->next;
 				continue;
 			}
