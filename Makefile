@@ -166,15 +166,21 @@ asan:
 MATRIX_KERNELS ?=
 matrix:
 	$(Q)tools/install-deps.sh all
-	$(Q)$(MAKE) --no-print-directory all $(OUT)/tests/http_client
+	$(Q)$(MAKE) --no-print-directory all $(OUT)/tests/http_client $(OUT)/tools/llm_server
 	$(Q)tools/kernel-matrix.sh $(MATRIX_KERNELS)
 
-bench: all $(OUT)/pingpong
+bench: all $(OUT)/pingpong $(OUT)/tools/llm_server
 	$(Q)tools/install-deps.sh all
 	$(Q)tools/bench.sh
 
 $(OUT)/pingpong: tools/pingpong.c | $(OUT)
 	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@
+
+# A stand-in vLLM (OpenAI chat and text completions, streamed) for the matrix and the benchmark.
+$(OUT)/tools/llm_server: tools/llm_server.c | $(OUT)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@
 
 # Fuzz targets (tests/fuzz/): libFuzzer with ASan and UBSan, each with the sources it exercises

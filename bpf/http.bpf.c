@@ -563,8 +563,8 @@ static __always_inline __u32 llm_copy(struct tapir_conn *c, __u64 sock, __u32 sl
 
 		bpf_loop(LLM_PIECES, llm_cb, &a, 0);
 #endif
-		if (s->left) /* more pieces than a syscall gets */
-			llm_lost(s, TAPIR_STAT_LLM_DROPPED, s->left);
+		if (s->left) /* more pieces than one syscall gets: a budget too */
+			llm_lost(s, TAPIR_STAT_LLM_CAP, s->left);
 	}
 	return s->seen > 0xffffffffULL ? 0xffffffffU : s->seen;
 }
@@ -589,10 +589,15 @@ static __always_inline int llm_match(struct tapir_conn *c, __u32 slot)
 		    (p1 & llm_mask[i][1]) != llm_word[i][1] ||
 		    (p2 & llm_mask[i][2]) != llm_word[i][2])
 			continue;
-		/* The path ends there: its query, a trailing '/', or the space before the version. */
+		/* The path ends there: its query, the space before the version, or a trailing '/'
+		 * before either (not /v1/messages/count_tokens nor /v1/responses/ID/cancel). */
 		end = 5 + llm_len[i];
+		if (end >= TAPIR_LINE_BYTES)
+			return i;
 		t = l[end & (TAPIR_LINE_BYTES - 1)];
-		if (end >= TAPIR_LINE_BYTES || t == ' ' || t == '?' || t == '/')
+		if (t == '/' && end + 1 < TAPIR_LINE_BYTES)
+			t = l[(end + 1) & (TAPIR_LINE_BYTES - 1)];
+		if (t == ' ' || t == '?')
 			return i;
 	}
 	return -1;
@@ -630,7 +635,8 @@ static __always_inline void llm_read(struct tapir_conn *c, struct tapir_walk *w)
 			if (!++c->llm_next)
 				c->llm_next = 1;
 			c->llm_id[t] = c->llm_next;
-			c->llm_api[t] = llm_api_of[e & (TAPIR_LLM_PATHS - 1)];
+			/* A bound, not a mask: the table is not a power of two long. */
+			c->llm_api[t] = (__u32)e < TAPIR_LLM_PATHS ? llm_api_of[e] : 0;
 			c->llm_in_id = c->llm_next;
 			c->llm_in_off = 0;
 			skip = w->line_at;
@@ -649,9 +655,10 @@ static __always_inline void llm_read(struct tapir_conn *c, struct tapir_walk *w)
 	c->llm_in_off = llm_copy(c, w->key.sock, slot, DIR_IN, w->kind, w->buf, w->iovcnt, w->len,
 				 skip, w->pos.now, c->llm_in_off,
 				 c->llm_in_off < llm_req_bytes ? llm_req_bytes - c->llm_in_off : 0);
-	/* Its whole head is over, or the request itself (the parser waits for the next). */
-	if (c->llm_in_off >= llm_req_bytes ||
-	    (c->req.state == TP_IDLE && slot == tapir_conn_newest(c)))
+	/* Its whole head is over, or the request itself: the parser waits for the next, or a
+	 * newer request began (pipelined). */
+	if (c->llm_in_off >= llm_req_bytes || slot != tapir_conn_newest(c) ||
+	    c->req.state == TP_IDLE)
 		c->llm_in_id = 0;
 }
 

@@ -189,30 +189,180 @@ def fmt(v, spec):
     return "" if v is None else format(v, spec)
 
 
+LLM_COLUMNS = ["round", "config", "seconds", "events", "streams", "errors", "server_cpu_s",
+               "tapir_cpu_s", "in", "out", "est", "tapir_in", "tapir_out", "tapir_est", "losses"]
+
+
+def read_llm(path):
+    """Runs of the LLM case: token events and streams the server wrote in each, and the token
+    counts it wrote (usage figures; content events of streams without one) against tapir's."""
+    rows = []
+    if not path or not os.path.exists(path):
+        return rows
+    with open(path) as f:
+        for line in f:
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != len(LLM_COLUMNS):
+                raise SystemExit(f"bench-report: {path}: bad line {line!r}")
+            row = {}
+            for k, v in zip(LLM_COLUMNS, fields):
+                if k == "config":
+                    row[k] = v
+                elif k == "losses":
+                    row[k] = ({p.split("=")[0]: int(p.split("=")[1]) for p in v.split(",") if p}
+                              if v != "-" else None)
+                elif v == "-":
+                    row[k] = None
+                else:
+                    row[k] = float(v) if "." in v else int(v)
+            row["events_per_s"] = row["events"] / row["seconds"]
+            row["streams_per_s"] = row["streams"] / row["seconds"]
+            row["server_cpu_us_per_event"] = (row["server_cpu_s"] / row["events"] * 1e6
+                                              if row["events"] else None)
+            rows.append(row)
+    return rows
+
+
+def read_llm_bpf(path):
+    rows = []
+    if path and os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                rnd, prog, ns, runs = line.split()
+                rows.append((int(rnd), prog, float(ns), float(runs)))
+    return rows
+
+
+def llm_report(rows, bpf_rows, pp_off, pp_on):
+    """The LLM case: throughput with tapir against without, paired by round; tapir's CPU per
+    token event (BPF in the warm-ups, the daemon in the measured runs); the token accounting."""
+    by = {(r["round"], r["config"]): r for r in rows}
+    per = []
+    for rnd in sorted({r["round"] for r in rows}):
+        b, o = by.get((rnd, "llm")), by.get((rnd, "llm+tapir"))
+        if b and o and b["events"] and o["events"]:
+            per.append({"ratio": o["events_per_s"] / b["events_per_s"],
+                        "server_cpu_added_us_per_event":
+                            o["server_cpu_us_per_event"] - b["server_cpu_us_per_event"]})
+    if not per:
+        return None
+    withs = [r for r in rows if r["config"] == "llm+tapir"]
+    events = sum(r["events"] for r in withs)
+    progs = {}
+    for p in sorted({p for _, p, _, _ in bpf_rows}):
+        progs[p] = {"ns_per_event": statistics.median(v for _, q, v, _ in bpf_rows if q == p),
+                    "runs_per_event": statistics.median(v for _, q, _, v in bpf_rows if q == p)}
+    bpf_ns = sum(v["ns_per_event"] for v in progs.values()) if progs else None
+    daemon_ns = sum(r["tapir_cpu_s"] for r in withs) / events * 1e9 if events else None
+    losses = {}
+    for r in withs:
+        for k, v in (r["losses"] or {}).items():
+            losses[k] = losses.get(k, 0) + v
+    acct = {k: {"server": sum(r[k] for r in withs), "tapir": sum(r["tapir_" + k] for r in withs)}
+            for k in ("in", "out", "est")}
+    return {
+        "medians": {c: {k: statistics.median(r[k] for r in rows if r["config"] == c)
+                        for k in ("events_per_s", "streams_per_s", "server_cpu_us_per_event")}
+                    for c in ("llm", "llm+tapir")},
+        "ratio": statistics.median(p["ratio"] for p in per),
+        "ratio_min": min(p["ratio"] for p in per),
+        "ratio_max": max(p["ratio"] for p in per),
+        "server_cpu_added_us_per_event": statistics.median(
+            p["server_cpu_added_us_per_event"] for p in per),
+        "per_round": per,
+        "bpf_programs_warmup": progs,
+        "bpf_ns_per_event": bpf_ns,
+        "daemon_ns_per_event": daemon_ns,
+        "tapir_ns_per_event": bpf_ns + daemon_ns if bpf_ns is not None and daemon_ns is not None
+        else None,
+        "accounting": acct,
+        "losses": losses,
+        "exact": all(a["server"] == a["tapir"] for a in acct.values()) and not any(losses.values()),
+        "non_llm_pingpong": {"llm_off": pp_off, "llm_on": pp_on},
+        "runs": rows,
+    }
+
+
+def llm_lines(llm, args):
+    L = []
+    m0, m1 = llm["medians"]["llm"], llm["medians"]["llm+tapir"]
+    n_rounds = max(r["round"] for r in llm["runs"])
+    pace = (f"a token event every {args.llm_interval_us} us" if args.llm_interval_us
+            else "token events as fast as the server writes them")
+    L.append(f"## LLM token streams ({args.llm_variant}): tools/llm_server.c in a watched cgroup, wrk -t1 "
+             f"-c{args.llm_connections} -d{args.llm_duration}s POSTing streaming chat requests "
+             f"({args.llm_tokens} tokens each, include_usage), {pace}; {n_rounds} alternating "
+             f"rounds: medians, and of the per-round ratios (range in brackets)")
+    L.append("")
+    L.append("| run | token events/s | streams/s | server CPU (us / event) | vs. alone: ratio | server CPU added (us / event) |")
+    L.append("|---|---:|---:|---:|---:|---:|")
+    L.append(f"| llm_server alone | {m0['events_per_s']:.0f} | {m0['streams_per_s']:.0f} | "
+             f"{m0['server_cpu_us_per_event']:.2f} | | |")
+    L.append(f"| llm_server with tapir | {m1['events_per_s']:.0f} | {m1['streams_per_s']:.0f} | "
+             f"{m1['server_cpu_us_per_event']:.2f} | {llm['ratio']:.3f} [{llm['ratio_min']:.3f}, "
+             f"{llm['ratio_max']:.3f}] | {llm['server_cpu_added_us_per_event']:+.2f} |")
+    L.append("")
+    L.append(f"tapir's CPU per token event: BPF {fmt(llm['bpf_ns_per_event'], '.0f')} ns (all its "
+             f"programs, `kernel.bpf_stats_enabled` in the warm-ups) + daemon "
+             f"{fmt(llm['daemon_ns_per_event'], '.0f')} ns (utime + stime over the events of the "
+             f"measured runs) = {fmt(llm['tapir_ns_per_event'], '.0f')} ns.")
+    L.append("")
+    a = llm["accounting"]
+    L.append("| accounting, with-tapir runs | written by the server | counted by tapir |")
+    L.append("|---|---:|---:|")
+    L.append(f"| input tokens (usage) | {a['in']['server']} | {a['in']['tapir']} |")
+    L.append(f"| output tokens (usage; content events of streams cut before it) | "
+             f"{a['out']['server']} | {a['out']['tapir']} |")
+    L.append(f"| streams without usage (`tapir_llm_usage_estimated_total`) | {a['est']['server']} | "
+             f"{a['est']['tapir']} |")
+    for fam in sorted(llm["losses"]):
+        L.append(f"| {fam} | | {llm['losses'][fam]} |")
+    L.append("")
+    if llm["bpf_programs_warmup"]:
+        L.append("| BPF program (warm-up runs) | ns / token event | runs / token event |")
+        L.append("|---|---:|---:|")
+        for p, v in sorted(llm["bpf_programs_warmup"].items(), key=lambda kv: -kv[1]["ns_per_event"]):
+            L.append(f"| {p} | {v['ns_per_event']:.1f} | {v['runs_per_event']:.3f} |")
+        L.append("")
+    off, on = llm["non_llm_pingpong"]["llm_off"], llm["non_llm_pingpong"]["llm_on"]
+    if off and on:
+        L.append(f"Non-LLM traffic (tools/pingpong.c, {off['rounds']} rounds of {off['exchanges']} "
+                 f"exchanges each way): tapir adds {off['added_ns_median']:+.0f} ns per exchange "
+                 f"with `llm.enabled: false` (ratio {off['ratio_median']:.3f}) and "
+                 f"{on['added_ns_median']:+.0f} ns with it on (ratio {on['ratio_median']:.3f}).")
+        L.append("")
+    L.append("Token counts exact, no loss: " + ("yes" if llm["exact"] else "**no**") + ".")
+    L.append("")
+    return L
+
+
 def main():
     ap = argparse.ArgumentParser()
     for a in ("rounds", "bpf", "scale", "md", "json", "commit", "variant", "hooks", "others",
               "pinned", "pingpong", "pingpong-meta"):
         ap.add_argument("--" + a, default="")
-    ap.add_argument("--dd", default="")
-    for a in ("duration", "connections", "dd-bytes"):
+    for a in ("dd", "llm", "llm-bpf", "llm-pingpong-off", "llm-pingpong-on", "llm-variant"):
+        ap.add_argument("--" + a, default="")
+    for a in ("duration", "connections", "dd-bytes", "llm-duration", "llm-connections",
+              "llm-tokens", "llm-interval-us"):
         ap.add_argument("--" + a, type=int, default=0)
     args = ap.parse_args()
 
-    runs = read_runs(args.rounds)
+    # Each part is there when its case ran (BENCH_CASES): http, pingpong, scale, dd, llm.
+    runs = read_runs(args.rounds) if args.rounds and os.path.exists(args.rounds) else []
     bpf = read_bpf(args.bpf)
     configs = ["nginx", "nginx+tapir", "nginx+proxy", "uvicorn", "uvicorn+tapir"]
     med_of = {c: summary_of(runs, c) for c in configs}
-    n_rounds = max(r["round"] for r in runs)
+    n_rounds = max((r["round"] for r in runs), default=0)
 
-    nginx_tapir = compare(runs, "nginx", "nginx+tapir")
-    nginx_proxy = compare(runs, "nginx", "nginx+proxy")
-    uvicorn_tapir = compare(runs, "uvicorn", "uvicorn+tapir")
+    nginx_tapir = compare(runs, "nginx", "nginx+tapir") if runs else None
+    nginx_proxy = compare(runs, "nginx", "nginx+proxy") if runs else None
+    uvicorn_tapir = compare(runs, "uvicorn", "uvicorn+tapir") if runs else None
     dd = {"without": med(runs, "nginx", "dd_ns_per_byte"),
           "with_tapir": med(runs, "nginx+tapir", "dd_ns_per_byte")}
     dd["ratio"] = dd["with_tapir"] / dd["without"] if dd["without"] else None
     # The syscall hooks, forced, against dd alone in the same rounds of the dd phase.
-    dd_rows = read_dd(args.dd) if args.dd else []
+    dd_rows = read_dd(args.dd) if args.dd and os.path.exists(args.dd) else []
     alone = [v for _, c, v in dd_rows if c == "alone"]
     sysc = [v for _, c, v in dd_rows if c == "syscall"]
     dd["syscall_hooks"] = statistics.median(sysc) if sysc else None
@@ -226,7 +376,7 @@ def main():
         "nginx_ratio_ge_0_95": nginx_tapir["ratio"] >= TARGET_RATIO,
         "nginx_p99_added_lt_50us": nginx_tapir["p99_added_ms"] < TARGET_P99_MS,
         "counts_exact_loss_0": acct["nginx"]["exact"] and acct["uvicorn"]["exact"],
-    }
+    } if runs else {}
     pp = read_pingpong(args.pingpong, args.pingpong_meta)
     if pp:
         done["pingpong_added_le_1us"] = pp["added_ns_median"] <= TARGET_CPU_US * 1000
@@ -234,6 +384,11 @@ def main():
     if scale:
         done["daemon_rss_lt_32mib"] = scale["rss_mib"] < 32
         done["scrape_lt_20ms"] = scale["scrape_ms_median"] < 20
+    llm = llm_report(read_llm(args.llm), read_llm_bpf(args.llm_bpf),
+                     read_pingpong(args.llm_pingpong_off, args.llm_pingpong_off.replace(".tsv", "-meta.tsv")),
+                     read_pingpong(args.llm_pingpong_on, args.llm_pingpong_on.replace(".tsv", "-meta.tsv")))
+    if llm:
+        done["llm_counts_exact_loss_0"] = llm["exact"]
     mach = machine()
     report = {
         "schema": 1,
@@ -244,7 +399,11 @@ def main():
                      "connections": args.connections, "wrk_threads": 1,
                      "dd_bytes": args.dd_bytes, "servers_pinned_cpu0_wrk_cpu1": args.pinned == "yes",
                      "tapir_pinned": False, "bpf_hooks_asked": args.hooks,
-                     "tapir_variant": args.variant},
+                     "tapir_variant": args.variant,
+                     "llm": {"duration_s": args.llm_duration, "connections": args.llm_connections,
+                             "tokens_per_stream": args.llm_tokens,
+                             "interval_us": args.llm_interval_us,
+                             "tapir_variant": args.llm_variant}},
         "disturbed_by_other_tapirs": args.others or None,
         "medians": med_of,
         "nginx_with_tapir": nginx_tapir,
@@ -255,6 +414,7 @@ def main():
         "bpf_programs_warmup": progs,
         "daemon_at_scale": scale,
         "http_path_pingpong": pp,
+        "llm_streams": llm,
         "targets": {"cpu_added_us_per_req": TARGET_CPU_US, "ratio": TARGET_RATIO,
                     "p99_added_ms": TARGET_P99_MS, "met": done},
         "runs": runs,
@@ -264,58 +424,61 @@ def main():
         f.write("\n")
 
     L = []
-    L.append(f"## tapir overhead ({args.variant}): wrk -t1 -c{args.connections} -d{args.duration}s, "
-             f"{n_rounds} alternating rounds: medians of the runs, and of the per-round "
-             f"comparisons with the run alone (ratio range over rounds in brackets)")
-    L.append("")
-    L.append("| run | req/s | p50 (ms) | p99 (ms) | server CPU (us / req) | vs. alone: ratio | p99 added (ms) | CPU added (us / req) |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
-    rows = [("nginx, 1 KiB static file", "nginx", None),
-            ("nginx with tapir", "nginx+tapir", nginx_tapir),
-            ("nginx behind an nginx proxy (CPU: both)", "nginx+proxy", nginx_proxy),
-            ("uvicorn + FastAPI, JSON", "uvicorn", None),
-            ("uvicorn with tapir", "uvicorn+tapir", uvicorn_tapir)]
-    for label, c, cmp_ in rows:
-        m = med_of[c]
-        L.append(f"| {label} | {fmt(m['rps'], '.0f')} | {fmt(m['p50_ms'], '.3f')} | "
-                 f"{fmt(m['p99_ms'], '.3f')} | {fmt(m['cpu_us_per_req'], '.2f')} | "
-                 + (f"{cmp_['ratio']:.3f} [{cmp_['ratio_min']:.3f}, {cmp_['ratio_max']:.3f}] | "
-                    f"{cmp_['p99_added_ms']:+.3f} | {cmp_['cpu_added_us_per_req']:+.2f} |"
-                    if cmp_ else " | | |"))
-    L.append("")
-    L.append(f"dd bs=1 of {args.dd_bytes} bytes outside every watched cgroup (a read and a write "
-             f"per byte): {fmt(dd['without'], '.1f')} ns/byte alone, {fmt(dd['with_tapir'], '.1f')} "
-             f"with tapir, ratio {fmt(dd['ratio'], '.3f')}. The same with tapir forced onto "
-             f"syscall hooks (what kernels without socket tracepoints or trampolines run): "
-             f"{fmt(dd['syscall_hooks'], '.1f')} ns/byte against {fmt(dd['alone_in_syscall_phase'], '.1f')} "
-             f"alone in the same rounds, ratio {fmt(dd['syscall_hooks_ratio'], '.3f')}.")
-    L.append("")
-    L.append("| accounting, with-tapir runs | nginx | uvicorn |")
-    L.append("|---|---:|---:|")
-    a, b = acct["nginx"], acct["uvicorn"]
-    L.append(f"| requests made (wrk) | {a['made']} | {b['made']} |")
-    L.append(f"| requests served (nginx stub_status; the app's own count) | {a['served']} | {b['served']} |")
-    L.append(f"| requests observed by tapir | {a['seen']} | {b['seen']} |")
-    L.append(f"| observed / served | {fmt(a['seen_over_served'], '.6f')} | {fmt(b['seen_over_served'], '.6f')} |")
-    L.append(f"| wrk socket errors + non-2xx | {a['client_errors']} | {b['client_errors']} |")
-    for fam in sorted(set(a["losses"]) | set(b["losses"])):
-        L.append(f"| {fam} | {a['losses'].get(fam, 0)} | {b['losses'].get(fam, 0)} |")
-    L.append(f"| tapir daemon CPU (us / req) | {fmt(a['daemon_cpu_us_per_req'], '.3f')} | "
-             f"{fmt(b['daemon_cpu_us_per_req'], '.3f')} |")
-    L.append("")
-    if progs["nginx"] or progs["uvicorn"]:
-        L.append("| BPF program (kernel.bpf_stats_enabled, warm-up runs) | nginx ns / req | runs / req | uvicorn ns / req | runs / req |")
-        L.append("|---|---:|---:|---:|---:|")
-        names = sorted(set(progs["nginx"]) | set(progs["uvicorn"]),
-                       key=lambda p: -progs["nginx"].get(p, {"ns_per_req": 0})["ns_per_req"])
-        for p in names:
-            x, y = progs["nginx"].get(p), progs["uvicorn"].get(p)
-            L.append(f"| {p} | {fmt(x and x['ns_per_req'], '.1f')} | {fmt(x and x['runs_per_req'], '.3f')} | "
-                     f"{fmt(y and y['ns_per_req'], '.1f')} | {fmt(y and y['runs_per_req'], '.3f')} |")
-        tx = sum(v["ns_per_req"] for v in progs["nginx"].values())
-        ty = sum(v["ns_per_req"] for v in progs["uvicorn"].values())
-        L.append(f"| **all programs** | **{tx:.1f}** | | **{ty:.1f}** | |")
+    if runs:
+        L.append(f"## tapir overhead ({args.variant}): wrk -t1 -c{args.connections} -d{args.duration}s, "
+                 f"{n_rounds} alternating rounds: medians of the runs, and of the per-round "
+                 f"comparisons with the run alone (ratio range over rounds in brackets)")
         L.append("")
+        L.append("| run | req/s | p50 (ms) | p99 (ms) | server CPU (us / req) | vs. alone: ratio | p99 added (ms) | CPU added (us / req) |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        rows = [("nginx, 1 KiB static file", "nginx", None),
+                ("nginx with tapir", "nginx+tapir", nginx_tapir),
+                ("nginx behind an nginx proxy (CPU: both)", "nginx+proxy", nginx_proxy),
+                ("uvicorn + FastAPI, JSON", "uvicorn", None),
+                ("uvicorn with tapir", "uvicorn+tapir", uvicorn_tapir)]
+        for label, c, cmp_ in rows:
+            m = med_of[c]
+            L.append(f"| {label} | {fmt(m['rps'], '.0f')} | {fmt(m['p50_ms'], '.3f')} | "
+                     f"{fmt(m['p99_ms'], '.3f')} | {fmt(m['cpu_us_per_req'], '.2f')} | "
+                     + (f"{cmp_['ratio']:.3f} [{cmp_['ratio_min']:.3f}, {cmp_['ratio_max']:.3f}] | "
+                        f"{cmp_['p99_added_ms']:+.3f} | {cmp_['cpu_added_us_per_req']:+.2f} |"
+                        if cmp_ else " | | |"))
+        L.append("")
+    if runs or dd_rows:
+        L.append(f"dd bs=1 of {args.dd_bytes} bytes outside every watched cgroup (a read and a write "
+                 f"per byte): {fmt(dd['without'], '.1f')} ns/byte alone, {fmt(dd['with_tapir'], '.1f')} "
+                 f"with tapir, ratio {fmt(dd['ratio'], '.3f')}. The same with tapir forced onto "
+                 f"syscall hooks (what kernels without socket tracepoints or trampolines run): "
+                 f"{fmt(dd['syscall_hooks'], '.1f')} ns/byte against {fmt(dd['alone_in_syscall_phase'], '.1f')} "
+                 f"alone in the same rounds, ratio {fmt(dd['syscall_hooks_ratio'], '.3f')}.")
+        L.append("")
+    if runs:
+        L.append("| accounting, with-tapir runs | nginx | uvicorn |")
+        L.append("|---|---:|---:|")
+        a, b = acct["nginx"], acct["uvicorn"]
+        L.append(f"| requests made (wrk) | {a['made']} | {b['made']} |")
+        L.append(f"| requests served (nginx stub_status; the app's own count) | {a['served']} | {b['served']} |")
+        L.append(f"| requests observed by tapir | {a['seen']} | {b['seen']} |")
+        L.append(f"| observed / served | {fmt(a['seen_over_served'], '.6f')} | {fmt(b['seen_over_served'], '.6f')} |")
+        L.append(f"| wrk socket errors + non-2xx | {a['client_errors']} | {b['client_errors']} |")
+        for fam in sorted(set(a["losses"]) | set(b["losses"])):
+            L.append(f"| {fam} | {a['losses'].get(fam, 0)} | {b['losses'].get(fam, 0)} |")
+        L.append(f"| tapir daemon CPU (us / req) | {fmt(a['daemon_cpu_us_per_req'], '.3f')} | "
+                 f"{fmt(b['daemon_cpu_us_per_req'], '.3f')} |")
+        L.append("")
+        if progs["nginx"] or progs["uvicorn"]:
+            L.append("| BPF program (kernel.bpf_stats_enabled, warm-up runs) | nginx ns / req | runs / req | uvicorn ns / req | runs / req |")
+            L.append("|---|---:|---:|---:|---:|")
+            names = sorted(set(progs["nginx"]) | set(progs["uvicorn"]),
+                           key=lambda p: -progs["nginx"].get(p, {"ns_per_req": 0})["ns_per_req"])
+            for p in names:
+                x, y = progs["nginx"].get(p), progs["uvicorn"].get(p)
+                L.append(f"| {p} | {fmt(x and x['ns_per_req'], '.1f')} | {fmt(x and x['runs_per_req'], '.3f')} | "
+                         f"{fmt(y and y['ns_per_req'], '.1f')} | {fmt(y and y['runs_per_req'], '.3f')} |")
+            tx = sum(v["ns_per_req"] for v in progs["nginx"].values())
+            ty = sum(v["ns_per_req"] for v in progs["uvicorn"].values())
+            L.append(f"| **all programs** | **{tx:.1f}** | | **{ty:.1f}** | |")
+            L.append("")
     if pp:
         L.append(f"The HTTP path alone (tools/pingpong.c: one thread plays wrk and nginx over "
                  f"loopback, {pp['exchanges']} exchanges per half-round in a watched then an "
@@ -334,18 +497,22 @@ def main():
                  f"{fmt(scale['scrape_ms_max'], '.1f')} ms; requests served {scale['served']}, "
                  f"observed {scale['seen']}, records lost {scale['records_lost']}.")
         L.append("")
-    L.append("Targets on nginx: CPU added <= 1 us/req: " + ("met" if done["nginx_cpu_added_le_1us"] else "**not met**")
-             + "; ratio >= 0.95: " + ("met" if done["nginx_ratio_ge_0_95"] else "**not met**")
-             + "; p99 added < 50 us: " + ("met" if done["nginx_p99_added_lt_50us"] else "**not met**")
-             + "; counts exact, loss 0: " + ("met" if done["counts_exact_loss_0"] else "**not met**")
-             + ("; daemon RSS < 32 MiB with 1,000 cgroups: " + ("met" if done["daemon_rss_lt_32mib"] else "**not met**")
-                + "; scrape < 20 ms: " + ("met" if done["scrape_lt_20ms"] else "**not met**") if scale else "")
-             + ".")
-    L.append("")
+    if llm:
+        L += llm_lines(llm, args)
+    if runs:
+        L.append("Targets on nginx: CPU added <= 1 us/req: " + ("met" if done["nginx_cpu_added_le_1us"] else "**not met**")
+                 + "; ratio >= 0.95: " + ("met" if done["nginx_ratio_ge_0_95"] else "**not met**")
+                 + "; p99 added < 50 us: " + ("met" if done["nginx_p99_added_lt_50us"] else "**not met**")
+                 + "; counts exact, loss 0: " + ("met" if done["counts_exact_loss_0"] else "**not met**")
+                 + ("; daemon RSS < 32 MiB with 1,000 cgroups: " + ("met" if done["daemon_rss_lt_32mib"] else "**not met**")
+                    + "; scrape < 20 ms: " + ("met" if done["scrape_lt_20ms"] else "**not met**") if scale else "")
+                 + ".")
+        L.append("")
     if args.others:
         L.append(f"**Disturbed:** other tapir processes ran during the runs (pids {args.others}).")
         L.append("")
-    pin = ("servers (nginx, the proxy, uvicorn) pinned to CPU 0, wrk to CPU 1, tapir unpinned"
+    pin = ("servers (nginx, the proxy, uvicorn, llm_server) pinned to CPU 0, wrk to CPU 1, tapir "
+           "unpinned"
            if args.pinned == "yes" else "nothing pinned (one CPU)")
     L.append(f"Machine: {mach['cpus']} CPUs, {mach['cpu_model']}, {mach['memory_gib']} GiB, Linux "
              f"{mach['kernel']}; {pin}; commit {args.commit}; {report['date']}.")

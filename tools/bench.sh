@@ -3,8 +3,11 @@
 # Measures what tapir costs the servers it watches, side by side with the alternative, at
 # saturation under wrk. Every round runs, in turn: nginx alone; nginx with tapir; nginx behind an
 # nginx reverse proxy (how proxy-based metrics are taken); a uvicorn model server alone; uvicorn
-# with tapir. Writes build/bench.md and build/bench.json (every figure, the machine, the kernel,
-# the commit); tools/bench-report.py turns the rounds into both.
+# with tapir. Then the HTTP path alone (pingpong), 1,000 watched cgroups (scale), the syscall
+# hooks' tax on file I/O (dd), and token streams of a stand-in vLLM with and without tapir (llm).
+# BENCH_CASES picks some of them ("http pingpong scale dd llm", the default: all). Writes
+# build/bench.md and build/bench.json (every figure, the machine, the kernel, the commit);
+# tools/bench-report.py turns the runs into both.
 set -euo pipefail
 
 DURATION=${BENCH_DURATION:-8}
@@ -13,6 +16,7 @@ CONNS=${BENCH_CONNECTIONS:-32}
 VARIANT=${BENCH_VARIANT:-auto} # build of the HTTP programs: auto, loop or compat
 HOOKS=${BENCH_HOOKS:-auto}     # where they watch: auto, socket or syscall
 DD_BYTES=${BENCH_DD_BYTES:-500000}
+CASES=${BENCH_CASES:-http pingpong scale dd llm}
 WARMUP=2
 
 cd "$(dirname "$0")/.."
@@ -27,12 +31,21 @@ die() {
 }
 log() { echo "bench: $*" >&2; }
 
+want() { case " $CASES " in *" $1 "*) return 0 ;; esac; return 1; }
+for c in $CASES; do
+	case $c in
+	http | pingpong | scale | dd | llm) ;;
+	*) die "BENCH_CASES: unknown case $c (http pingpong scale dd llm)" ;;
+	esac
+done
+
 [ "$(id -u)" -eq 0 ] || die "needs root (BPF, cgroups)"
 [ -x "$TAPIR" ] || die "$TAPIR is missing; run make first"
 for t in nginx wrk curl taskset awk dd bpftool git; do
 	command -v "$t" >/dev/null || die "$t is not installed"
 done
 $PY -c 'import fastapi, uvicorn' 2>/dev/null || die "python3-fastapi and python3-uvicorn are missing"
+! want llm || [ -x build/tools/llm_server ] || die "build/tools/llm_server is missing; run make bench"
 
 # --- where things live ---------------------------------------------------------------------
 
@@ -45,6 +58,7 @@ cg_parent=$cg_mount$cg_rel
 cg_nginx=$cg_parent/nginx
 cg_proxy=$cg_parent/proxy
 cg_uvicorn=$cg_parent/uvicorn
+cg_llm=$cg_parent/llm
 
 free_port() {
 	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -64,6 +78,7 @@ tmp=$(mktemp -d /tmp/tapir-bench.XXXXXX)
 nginx_pid=
 proxy_pid=
 uvicorn_pid=
+llm_pid=
 tapir_pid=
 
 # --- cleanup -------------------------------------------------------------------------------
@@ -94,7 +109,8 @@ cleanup() {
 	stop_pid "$nginx_pid"
 	stop_pid "$proxy_pid"
 	stop_pid "$uvicorn_pid"
-	for cg in "$cg_nginx" "$cg_proxy" "$cg_uvicorn"; do
+	stop_pid "$llm_pid"
+	for cg in "$cg_nginx" "$cg_proxy" "$cg_uvicorn" "$cg_llm"; do
 		[ -d "$cg" ] || continue
 		# Workers that outlived their master: kill whatever is left in the cgroup.
 		for i in $(seq 50); do
@@ -314,9 +330,13 @@ msum() {
 LOSS_FAMILIES=(tapir_records_lost_total tapir_connections_evicted_total tapir_parse_failures_total
 	tapir_records_unlabelled_total tapir_ignored_connections_total)
 
+# tapir with a rule for every cgroup under ours, and $tapir_yaml_extra (YAML) after it; it must
+# have attached its programs and watch every cgroup there is.
+tapir_yaml_extra=
 start_tapir() {
-	local i
+	local i n
 
+	n=$(find "$cg_parent" -mindepth 1 -maxdepth 1 -type d | wc -l)
 	TAPIR_PORT=$(free_port)
 	cat >"$tmp/tapir.yaml" <<EOF
 listen: "127.0.0.1:$TAPIR_PORT"
@@ -327,6 +347,7 @@ deployments:
       deployment_id: "bench"
       environment: "bench"
       rollout_phase: "stable"
+$tapir_yaml_extra
 EOF
 	"$TAPIR" --config "$tmp/tapir.yaml" --pin-dir none --bpf-variant "$VARIANT" --bpf-hooks "$HOOKS" >>"$tmp/tapir.log" 2>&1 &
 	tapir_pid=$!
@@ -339,14 +360,14 @@ EOF
 		fi
 		if curl -sf --max-time 2 "http://127.0.0.1:$TAPIR_PORT/metrics" >"$tmp/metrics" 2>/dev/null &&
 			grep -Eq '^tapir_bpf_program_attached\{.*\} 1$' "$tmp/metrics" &&
-			[ "$(msum tapir_watched_cgroups)" -ge 3 ]; then
+			[ "$(msum tapir_watched_cgroups)" -ge "$n" ]; then
 			break
 		fi
 		sleep 0.2
 	done
 	if [ "$i" -eq 300 ]; then
 		cat "$tmp/tapir.log" >&2
-		die "tapir did not come up in 60 s (BPF programs attached, 3 cgroups watched)"
+		die "tapir did not come up in 60 s (BPF programs attached, $n cgroups watched)"
 	fi
 	if grep -Eq '^tapir_bpf_program_attached\{.*\} 0$' "$tmp/metrics"; then
 		log "programs not attached: $(grep -E '^tapir_bpf_program_attached\{.*\} 0$' "$tmp/metrics" |
@@ -476,8 +497,9 @@ run_tapir() {
 }
 
 log "nginx :$NGINX_PORT, proxy :$PROXY_PORT, uvicorn :$UVICORN_PORT under $cg_parent;" \
-	"wrk -t1 -c$CONNS -d${DURATION}s, $ROUNDS rounds of 5 runs"
+	"wrk -t1 -c$CONNS -d${DURATION}s, $ROUNDS rounds of 5 runs; cases: $CASES"
 for r in $(seq "$ROUNDS"); do
+	want http || break
 	run_plain "$r" nginx nginx "$URL" "$cg_nginx"
 	run_tapir "$r" nginx+tapir nginx "$URL" "$cg_nginx" served_nginx
 	run_plain "$r" nginx+proxy nginx "$PROXY_URL" "$cg_nginx" "$cg_proxy"
@@ -492,8 +514,9 @@ done
 # move with the machine's drift, which the wrk runs above cannot escape on a shared VM.
 PP_EXCHANGES=${BENCH_PP_EXCHANGES:-2000}
 PP_ROUNDS=${BENCH_PP_ROUNDS:-40}
-pingpong_phase() {
+pingpong_phase() { # [NAME [ROUNDS]]: into $tmp/NAME.tsv and $tmp/NAME-meta.tsv
 	local w=$cg_parent/pingpong u=$cg_mount${cg_self%/}/tapir-bench-unwatched s0 s1
+	local name=${1:-pingpong} rounds=${2:-$PP_ROUNDS}
 
 	mkdir -p "$w" "$u"
 	start_tapir
@@ -505,7 +528,7 @@ pingpong_phase() {
 	done
 	scrape
 	s0=$(msum baseten_inference_requests_total)
-	"${pin_server[@]}" build/pingpong "$PP_EXCHANGES" "$PP_ROUNDS" "$w" "$u" >"$tmp/pingpong.tsv" ||
+	"${pin_server[@]}" build/pingpong "$PP_EXCHANGES" "$rounds" "$w" "$u" >"$tmp/$name.tsv" ||
 		die "pingpong failed"
 	echo $$ >"$cg_mount$cg_self/cgroup.procs" 2>/dev/null || true
 	sleep 1
@@ -513,11 +536,11 @@ pingpong_phase() {
 	s1=$(msum baseten_inference_requests_total)
 	stop_tapir
 	rmdir "$w" "$u"
-	printf 'exchanges\t%s\nrounds\t%s\nseen\t%s\n' "$PP_EXCHANGES" "$PP_ROUNDS" "$((s1 - s0))" \
-		>"$tmp/pingpong-meta.tsv"
-	log "pingpong: $(awk '{ r += $1 / $2 } END { printf "mean ratio %.3f", r / NR }' "$tmp/pingpong.tsv"), tapir saw $((s1 - s0)) of $((PP_EXCHANGES * PP_ROUNDS))"
+	printf 'exchanges\t%s\nrounds\t%s\nseen\t%s\n' "$PP_EXCHANGES" "$rounds" "$((s1 - s0))" \
+		>"$tmp/$name-meta.tsv"
+	log "$name: $(awk '{ r += $1 / $2 } END { printf "mean ratio %.3f", r / NR }' "$tmp/$name.tsv"), tapir saw $((s1 - s0)) of $((PP_EXCHANGES * rounds))"
 }
-pingpong_phase
+! want pingpong || pingpong_phase
 
 # --- the daemon at scale: 1,000 more watched cgroups, scrapes during load ------------------
 
@@ -560,13 +583,13 @@ scale_phase() {
 	for i in $(seq "$SCALE_CGROUPS"); do rmdir "$cg_parent/scale$i"; done
 	log "scale: $(tr '\n' ' ' <"$tmp/scale.tsv" | cut -c1-200)"
 }
-scale_phase
+! want scale || scale_phase
 
 # --- the syscall hooks' tax on file I/O, for comparison: what kernels without socket tracepoints
 # or trampolines pay (alternating with dd alone) ------------------------------------------------
 
 # What the measured rounds ran (the dd phase below starts tapir on other hooks).
-variant=$(grep -o 'http: [a-z]* variant loaded[^;]*' "$tmp/tapir.log" | tail -1 || true)
+variant=$(grep -o 'http: [a-z]* variant loaded[^;]*' "$tmp/tapir.log" 2>/dev/null | tail -1 || true)
 
 dd_phase() {
 	local r hooks=$HOOKS
@@ -582,7 +605,168 @@ dd_phase() {
 	done
 	log "dd: $(tr '\n' ' ' <"$tmp/dd.tsv")"
 }
-dd_phase
+! want dd || dd_phase
+
+# --- LLM token streams: a stand-in vLLM, as fast as its CPU writes them, with and without tapir
+
+# tools/llm_server.c in a watched cgroup, pinned with the servers; wrk POSTs a streaming chat
+# request with include_usage per request and reads each stream to its end (one request per
+# stream). The server counts what it wrote (GET /stats): content events, and the usage figures
+# tapir must count exactly. Rounds alternate a run without tapir and one with it.
+LLM_DURATION=${BENCH_LLM_DURATION:-6}
+LLM_ROUNDS=${BENCH_LLM_ROUNDS:-3}
+LLM_CONNS=${BENCH_LLM_CONNECTIONS:-256}
+LLM_TOKENS=${BENCH_LLM_TOKENS:-64}
+LLM_INTERVAL_US=${BENCH_LLM_INTERVAL_US:-0}
+LLM_PP_ROUNDS=${BENCH_LLM_PP_ROUNDS:-15}
+: >"$tmp/llm.tsv"
+: >"$tmp/llm-bpf.tsv"
+
+# The server's counts: token_events streams usages usage_prompt_tokens usage_completion_tokens
+# unreported_streams unreported_events (see tools/llm_server.c).
+llm_stats() {
+	curl -sf --max-time 5 "http://127.0.0.1:$LLM_PORT/stats" | $PY -c '
+import json, sys
+d = json.load(sys.stdin)
+print(*(d[k] for k in ("token_events", "streams", "usages", "usage_prompt_tokens",
+                       "usage_completion_tokens", "unreported_streams", "unreported_events")))' ||
+		die "llm_server's /stats does not answer"
+}
+
+llm_wrk() { # SECONDS: token streams from every connection; wrk's output
+	"${pin_client[@]}" wrk -t1 -c"$LLM_CONNS" -d"$1s" -s "$tmp/llm.lua" "$LLM_URL"
+}
+
+# A with-tapir run's warm-up with kernel.bpf_stats_enabled: each of tapir's programs' run time
+# and runs per token event, as "round name ns_per_event runs_per_event" lines.
+llm_bpf_warmup() { # ROUND
+	local e0 e1
+
+	sysctl -qw kernel.bpf_stats_enabled=1
+	bpf_prog_stats "$tapir_pid" >"$tmp/bpf0"
+	e0=$(llm_stats | cut -d' ' -f1)
+	llm_wrk "$WARMUP" >/dev/null
+	bpf_prog_stats "$tapir_pid" >"$tmp/bpf1"
+	e1=$(llm_stats | cut -d' ' -f1)
+	sysctl -qw kernel.bpf_stats_enabled=0
+	awk -v n=$((e1 - e0)) -v r="$1" 'NR == FNR { t[$1] = $2; c[$1] = $3; next }
+		{ dt = $2 - t[$1]; dc = $3 - c[$1]
+		  if (dc > 0 && n > 0) printf "%s\t%s\t%.1f\t%.3f\n", r, $1, dt / n, dc / n }' \
+		"$tmp/bpf0" "$tmp/bpf1" >>"$tmp/llm-bpf.tsv"
+}
+
+# One run: ROUND CONFIG (llm, or llm+tapir). A line of $tmp/llm.tsv: round config seconds
+# token_events streams_done(wrk) errors server_cpu_s tapir_cpu_s, then the server's and
+# tapir's in, out and estimated counts, then the losses ("-" without tapir).
+llm_run() {
+	local r=$1 config=$2 s0 s1 t0 t1 n0 n1 c0=0 c1=0 out reqs errs i v f
+	local tin=- tout=- tst=- losses=- a b
+
+	if [ "$config" = llm+tapir ]; then
+		start_tapir
+		# One stream must show in tapir's token counts before the run.
+		curl -sf -o /dev/null -H 'Content-Type: application/json' -d "$LLM_BODY" "$LLM_URL"
+		for i in $(seq 50); do
+			scrape
+			[ "$(msum baseten_llm_output_tokens_total)" -ge "$LLM_TOKENS" ] && break
+			sleep 0.1
+		done
+		[ "$i" -lt 50 ] || { cat "$tmp/tapir.log" >&2; die "tapir did not count a stream's tokens within 5 s"; }
+		llm_bpf_warmup "$r"
+	else
+		llm_wrk "$WARMUP" >/dev/null
+	fi
+	sleep 1 # the streams wrk left: the server sees them die, tapir settles them
+	note_other_tapirs
+	if [ -n "$tapir_pid" ]; then
+		scrape
+		a="$(msum baseten_llm_input_tokens_total) $(msum baseten_llm_output_tokens_total) $(msum tapir_llm_usage_estimated_total)"
+		c0=$(cpu_of_pid "$tapir_pid")
+	fi
+	read -ra s0 <<<"$(llm_stats)"
+	n0=$(cpu_of_cg "$cg_llm")
+	t0=$(date +%s%N)
+	out=$(llm_wrk "$LLM_DURATION")
+	t1=$(date +%s%N)
+	n1=$(cpu_of_cg "$cg_llm")
+	echo "$out" >>"$tmp/wrk-llm.log"
+	reqs=$(awk '/ requests in / { print $1 }' <<<"$out")
+	errs=$(awk '/Socket errors:/ { gsub(",", ""); n += $4 + $6 + $8 + $10 }
+		/Non-2xx or 3xx responses:/ { n += $NF } END { print n + 0 }' <<<"$out")
+	sleep 1
+	read -ra s1 <<<"$(llm_stats)"
+	if [ -n "$tapir_pid" ]; then
+		# Until tapir's count stops moving.
+		scrape
+		v=$(msum baseten_llm_output_tokens_total)
+		for i in $(seq 10); do
+			sleep 0.5
+			scrape
+			[ "$(msum baseten_llm_output_tokens_total)" = "$v" ] && break
+			v=$(msum baseten_llm_output_tokens_total)
+		done
+		c1=$(cpu_of_pid "$tapir_pid")
+		read -r tin tout tst <<<"$a"
+		b="$(msum baseten_llm_input_tokens_total) $(msum baseten_llm_output_tokens_total) $(msum tapir_llm_usage_estimated_total)"
+		read -r i v f <<<"$b"
+		tin=$((i - tin)) tout=$((v - tout)) tst=$((f - tst))
+		losses=
+		for f in "${LOSS_FAMILIES[@]}" tapir_llm_requests_unparsed_total tapir_llm_payload_lost_total; do
+			losses+="${losses:+,}$f=$(msum "$f")"
+		done
+		stop_tapir
+	fi
+	# Expected: the usage figures written, and the content events of streams without one.
+	record_llm "$r" "$config" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')" \
+		$((s1[0] - s0[0])) "$reqs" "$errs" \
+		"$(awk -v a="$n0" -v b="$n1" 'BEGIN { printf "%.6f", b - a }')" \
+		"$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }')" \
+		$((s1[3] - s0[3])) $((s1[4] - s0[4] + s1[6] - s0[6])) $((s1[5] - s0[5])) \
+		"$tin" "$tout" "$tst" "$losses"
+	log "llm round $r $config: $((s1[0] - s0[0])) token events in $(((t1 - t0) / 1000000)) ms," \
+		"$reqs streams read whole; tokens in/out/estimated: server $((s1[3] - s0[3]))/$((s1[4] - s0[4] + s1[6] - s0[6]))/$((s1[5] - s0[5])), tapir $tin/$tout/$tst"
+}
+record_llm() {
+	local IFS=$'\t'
+
+	echo "$*" >>"$tmp/llm.tsv"
+}
+
+llm_phase() {
+	local r
+
+	mkdir -p "$cg_llm"
+	LLM_PORT=$(free_port)
+	start_in "$cg_llm" build/tools/llm_server -p "$LLM_PORT" -i "$LLM_INTERVAL_US" -m bench \
+		2>"$tmp/llm_server.log"
+	llm_pid=$!
+	LLM_URL=http://127.0.0.1:$LLM_PORT/v1/chat/completions
+	LLM_BODY='{"model":"bench","messages":[{"role":"user","content":"Tell me about tapirs."}],"max_tokens":'$LLM_TOKENS',"stream":true,"stream_options":{"include_usage":true}}'
+	cat >"$tmp/llm.lua" <<EOF
+-- One streaming chat completion per request, usage asked; wrk reads each to its last chunk.
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '$LLM_BODY'
+EOF
+	wait_url "http://127.0.0.1:$LLM_PORT/health" "$llm_pid" "$tmp/llm_server.log"
+	log "llm_server :$LLM_PORT (a token event every $LLM_INTERVAL_US us), wrk -t1 -c$LLM_CONNS" \
+		"-d${LLM_DURATION}s, $LLM_TOKENS tokens per stream, $LLM_ROUNDS rounds of 2 runs"
+	for r in $(seq "$LLM_ROUNDS"); do
+		llm_run "$r" llm
+		llm_run "$r" llm+tapir
+	done
+	llm_variant=$(grep -o 'http: [a-z]* variant loaded[^;]*' "$tmp/tapir.log" | tail -1 || true)
+	stop_pid "$llm_pid"
+	llm_pid=
+	rmdir "$cg_llm" 2>/dev/null || true
+	# Non-LLM traffic pays nothing for the payload capture: the HTTP path alone (pingpong) with
+	# llm.enabled false, then true.
+	tapir_yaml_extra='llm: {enabled: false}'
+	pingpong_phase llm-pingpong-off "$LLM_PP_ROUNDS"
+	tapir_yaml_extra=
+	pingpong_phase llm-pingpong-on "$LLM_PP_ROUNDS"
+}
+! want llm || llm_phase
 
 # --- report --------------------------------------------------------------------------------
 
@@ -592,6 +776,10 @@ cp "$ROUNDS_TSV" build/bench-rounds.tsv
 $PY tools/bench-report.py --rounds "$ROUNDS_TSV" --bpf "$tmp/bpf.tsv" --scale "$tmp/scale.tsv" \
 	--pingpong "$tmp/pingpong.tsv" --pingpong-meta "$tmp/pingpong-meta.tsv" \
 	--dd "$tmp/dd.tsv" --md "$OUT_MD" --json "$OUT_JSON" \
+	--llm "$tmp/llm.tsv" --llm-bpf "$tmp/llm-bpf.tsv" --llm-pingpong-off "$tmp/llm-pingpong-off.tsv" \
+	--llm-pingpong-on "$tmp/llm-pingpong-on.tsv" --llm-duration "$LLM_DURATION" \
+	--llm-connections "$LLM_CONNS" --llm-tokens "$LLM_TOKENS" --llm-interval-us "$LLM_INTERVAL_US" \
+	--llm-variant "${llm_variant:-?}" \
 	--duration "$DURATION" --connections "$CONNS" --dd-bytes "$DD_BYTES" --commit "$commit" \
 	--variant "${variant:-?}" --hooks "$HOOKS" --others "$others" --pinned "$([ "$(nproc)" -ge 2 ] && echo yes || echo no)"
 echo

@@ -7,7 +7,7 @@
 #   VERSION: a prefix of a Debian kernel version (5.10, 6.1, 6.12, 7), "newest" or "host".
 #   Default: 5.10 6.1 6.12 newest host, and 5.15 and 6.8 where a Debian suite carries them.
 # Environment: MATRIX_TIMEOUT (seconds per guest, 300), MATRIX_JOBS (guests at once: CPUs / 2),
-#   MATRIX_SMP (vCPUs per guest, 2), MATRIX_SERVERS (servers driven, "nginx httpd"),
+#   MATRIX_SMP (vCPUs per guest, 2), MATRIX_SERVERS (servers driven, "nginx httpd llm"),
 #   MATRIX_HOST_PORT (first port on the host, 19464).
 # Kernel packages come from the Debian mirror this machine's apt sources name, through a private
 # apt configuration under build/kernel-matrix/apt (the machine's own apt state is not touched),
@@ -26,7 +26,8 @@ SMP=${MATRIX_SMP:-2}
 JOBS=${MATRIX_JOBS:-$(($(nproc) / SMP > 0 ? $(nproc) / SMP : 1))}
 # busybox httpd answers on a dup2()ed copy of the socket (inetd style): connections are keyed by
 # socket, so that copy is the same connection.
-export MATRIX_SERVERS=${MATRIX_SERVERS:-nginx httpd}
+# llm: tools/llm_server.c, a stand-in vLLM, through busybox wget.
+export MATRIX_SERVERS=${MATRIX_SERVERS:-nginx httpd llm}
 # Debian suites searched for kernels, oldest first; a suite the mirror lacks is skipped.
 SUITES=(bullseye bookworm bookworm-backports trixie trixie-backports)
 # Kernels run where Debian has them; the GPU fleet runs them (Ubuntu 22.04 and COS: 5.15,
@@ -48,8 +49,8 @@ note() { # a line for README's kernel reach, printed too
 for t in qemu-system-x86_64 busybox cpio gzip dpkg-deb apt-get nginx ldd timeout; do
 	command -v "$t" >/dev/null || die "$t is missing (tools/install-deps.sh test)"
 done
-[ -x build/tapir ] && [ -x build/tests/http_client ] ||
-	die "build first: make all build/tests/http_client"
+[ -x build/tapir ] && [ -x build/tests/http_client ] && [ -x build/tools/llm_server ] ||
+	die "build first: make all build/tests/http_client build/tools/llm_server"
 mkdir -p "$OUT"
 : >"$OUT/NOTES"
 rm -f "$OUT"/*.timed-out.log "$OUT"/*.died.log
@@ -211,7 +212,7 @@ fetch_kernel() {
 	return 1
 }
 
-# --- the initramfs: busybox, tapir, nginx, the client, their libraries, the guest script --------
+# --- the initramfs: busybox, tapir, nginx, the client, llm_server, their libraries, the guest ---
 
 build_initramfs() {
 	local dir=$OUT/initramfs bin lib
@@ -219,12 +220,13 @@ build_initramfs() {
 	mkdir -p "$dir"/{bin,proc,sys,dev,tmp,etc}
 	cp "$(command -v busybox)" "$dir/bin/busybox"
 	ln -s busybox "$dir/bin/sh" # the interpreter of /init; it installs the other applets
-	cp build/tapir build/tests/http_client "$(command -v nginx)" "$(command -v bpftool)" "$dir/"
+	cp build/tapir build/tests/http_client build/tools/llm_server "$(command -v nginx)" \
+		"$(command -v bpftool)" "$dir/"
 	cp tools/matrix-guest.sh "$dir/init"
 	chmod +x "$dir/init"
 	# Every library they load, the dynamic loader included (busybox-static needs none).
-	for bin in build/tapir build/tests/http_client "$(command -v nginx)" "$(command -v busybox)" \
-		"$(command -v bpftool)"; do
+	for bin in build/tapir build/tests/http_client build/tools/llm_server "$(command -v nginx)" \
+		"$(command -v busybox)" "$(command -v bpftool)"; do
 		{ ldd "$bin" 2>/dev/null || true; } | awk '/=> \// { print $3 } /^\t\/[^ ]*ld-linux/ { print $1 }'
 	done | sort -u | while read -r lib; do
 		mkdir -p "$dir$(dirname "$lib")"
@@ -297,8 +299,8 @@ host() { # the guest script on this kernel, in cgroups under our own, both build
 	mkdir "$tmp/bin"
 	# busybox's applets first in PATH, as in the guest; nginx is this machine's.
 	busybox --install -s "$tmp/bin"
-	ln -s "$ROOT/build/tests/http_client" "$ROOT/build/tapir" "$(command -v nginx)" \
-		"$(command -v bpftool)" "$tmp/bin/"
+	ln -s "$ROOT/build/tests/http_client" "$ROOT/build/tools/llm_server" "$ROOT/build/tapir" \
+		"$(command -v nginx)" "$(command -v bpftool)" "$tmp/bin/"
 	for v in auto auto+syscall compat; do
 		if [ -z "$mount" ]; then
 			echo "MATRIX-RESULT kernel=$(uname -r) variant=none forced=$v attached=0/0" \
@@ -332,6 +334,7 @@ dd_tax() {
 # report NAME LABEL LOG: one "matrix:" line for the kernel (its runs), and a table row per run.
 report() {
 	local name=$1 label=$2 file=$3 line secs rc k builds="" sent="" counted="" whys="" result=PASS
+	local llm_sent="" llm_counted=""
 	local n=0 kernel=$name last_why="" last_forced=""
 	secs=$(sed -n 's/^MATRIX-BOOT seconds=\([0-9]*\).*/\1/p' "$file" | tail -n 1)
 	rc=$(sed -n 's/^MATRIX-BOOT .*qemu_rc=\([0-9]*\).*/\1/p' "$file" | tail -n 1)
@@ -343,6 +346,8 @@ report() {
 		builds+="${builds:+, }$(kv forced)=$(kv variant) $(kv attached)"
 		sent+="${sent:+/}$(kv sent)"
 		counted+="${counted:+/}$(kv counted)"
+		llm_sent+="${llm_sent:+, }$(kv llm_sent)"
+		llm_counted+="${llm_counted:+, }$(kv llm_counted)"
 		if [ "$(kv result)" != PASS ]; then
 			result=FAIL
 			# A reason both builds give is said once.
@@ -355,7 +360,8 @@ report() {
 		fi
 		echo "| $kernel$([ -z "$label" ] || echo " ($label)") | $(kv variant) ($(kv forced)) |" \
 			"$(kv attached)$([ "$k" = none ] || echo " (not: ${k//,/, })") | $(kv sent) |" \
-			"$(kv counted) | $(dd_tax "$(kv dd_cs)" "$(kv dd_runs)") |" \
+			"$(kv counted) | $(kv llm_sent) / $(kv llm_counted) |" \
+			"$(dd_tax "$(kv dd_cs)" "$(kv dd_runs)") |" \
 			"$(kv nginx_cpu_us | sed 's|,| / |') | $(kv result) |" >>"$OUT/table.md"
 	done < <(grep -a '^MATRIX-RESULT' "$file" | tr -d '\r')
 	if [ "$n" -lt "$RUNS" ]; then
@@ -369,13 +375,14 @@ report() {
 		[ -n "$k" ] || k=$(grep -a -E 'Kernel panic|Failed to execute|Oops|BUG:' "$file" | tail -n 1)
 		why+=" (last: $(tr -d '\r' <<<"${k:-nothing}" | sed 's/^\[ *[0-9.]*\] //'))"
 		whys+="${whys:+; }$why"
-		echo "| $kernel$([ -z "$label" ] || echo " ($label)") | - | - | - | - | - | - | FAIL: ${why//|/\\|} |" >>"$OUT/table.md"
+		echo "| $kernel$([ -z "$label" ] || echo " ($label)") | - | - | - | - | - | - | - | FAIL: ${why//|/\\|} |" >>"$OUT/table.md"
 	fi
 	[ ! -f "${file%.log}.timed-out.log" ] || whys+="${whys:+; }booted twice: the first guest stalled without a result"
 	[ ! -f "${file%.log}.died.log" ] ||
 		whys+="${whys:+; }booted twice: the first guest died ($(grep -a -E 'Kernel panic|Oops|BUG:|general protection|Attempted to kill init' "${file%.log}.died.log" | head -n 1 | tr -d '\r' | sed 's/^\[ *[0-9.]*\] //' || true))"
 	echo "matrix: $kernel${label:+ ($label)} in ${secs:-?} s: builds ${builds:-none}; requests" \
-		"sent ${sent:-0}, counted ${counted:-0}: $result${whys:+ ($whys)}"
+		"sent ${sent:-0}, counted ${counted:-0}; LLM tokens in/out/estimated received" \
+		"${llm_sent:--}, counted ${llm_counted:--}: $result${whys:+ ($whys)}"
 	[ "$result" = PASS ]
 }
 
@@ -426,8 +433,8 @@ main() {
 	ACCEL=$(accel)
 	log "qemu: $ACCEL, $SMP vCPUs, $JOBS guests at once, $TIMEOUT s each"
 	{
-		echo "| kernel | HTTP build/hooks (forced) | programs attached | requests sent | counted | dd bs=1 with / without tapir | nginx CPU us/req with / without | result |"
-		echo "|---|---|---|---:|---:|---:|---:|---|"
+		echo "| kernel | HTTP build/hooks (forced) | programs attached | requests sent | counted | LLM tokens in/out/estimated: wget / tapir | dd bs=1 with / without tapir | nginx CPU us/req with / without | result |"
+		echo "|---|---|---|---:|---:|---:|---:|---:|---|"
 	} >"$OUT/table.md"
 	for id in "${ids[@]}"; do
 		[ "$id" != host ] || continue

@@ -1,21 +1,22 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# One kernel of the matrix: tapir watching nginx and busybox httpd in test cgroups, known traffic
-# from counting clients, tapir's figures compared with the clients' own. /init of the matrix's
-# initramfs; tools/kernel-matrix.sh runs it as it is on the host too.
+# One kernel of the matrix: tapir watching nginx, busybox httpd and a stand-in vLLM
+# (tools/llm_server.c) in test cgroups, known traffic from counting clients, tapir's figures
+# compared with the clients' own. /init of the matrix's initramfs; tools/kernel-matrix.sh runs it
+# as it is on the host too.
 #
 # Environment (the VM's defaults in brackets):
-#   MATRIX_ROOT     where tapir, http_client and nginx are [/]
+#   MATRIX_ROOT     where tapir, http_client, llm_server and nginx are [/]
 #   MATRIX_CGROOT   the cgroup v2 mount [/sys/fs/cgroup, mounted here]
 #   MATRIX_CGREL    nginx's test cgroup, relative to the mount [/matrix]; busybox httpd runs in
-#                   MATRIX_CGREL-httpd
+#                   MATRIX_CGREL-httpd, llm_server in MATRIX_CGREL-llm
 #   MATRIX_TMP      scratch directory [/tmp]
-#   MATRIX_PORT0    first of the three ports used (tapir, nginx, httpd) [9464]
+#   MATRIX_PORT0    first of the four ports used (tapir, nginx, httpd, llm_server) [9464]
 #   MATRIX_VARIANT  tapir --bpf-variant [auto]
 #   MATRIX_HOOKS    tapir --bpf-hooks [auto]
 #   MATRIX_DD_BYTES bytes of the dd bs=1 runs that time the tax on file I/O [400000]
 #   MATRIX_CPU_REQUESTS keep-alive requests that time nginx's CPU per request [1000]
-#   MATRIX_SERVERS  the servers driven, separated by spaces or commas [nginx httpd]
+#   MATRIX_SERVERS  the servers driven, separated by spaces or commas [nginx httpd llm]
 #   MATRIX_START_S  seconds tapir may take to serve /metrics [240]: TCG verifies slowly
 # busybox's applets come first in PATH on both sides, so the VM and the host run the same tools.
 # Prints "MATRIX-RESULT kernel=K variant=V forced=F attached=A/T notattached=PROG:REASON,...
@@ -24,6 +25,9 @@
 # outside every watched cgroup) before tapir starts (B1), while it runs after the traffic (T1),
 # while its daemon is paused with its programs attached (T2: the hooks' tax alone), and after
 # it stopped (B2). dd_runs: how many times tapir's BPF programs ran during T2's dd.
+# llm_sent=IN/OUT/EST and llm_counted=IN/OUT/EST: the LLM tokens in and out and the requests
+# counted by estimate, as busybox wget received them from llm_server (its usage figures, and its
+# content events where a stream has no usage) and as tapir counts them ("-": llm not driven).
 # nginx_cpu_us=WITH,WITHOUT: nginx's CPU per keep-alive request with tapir's programs attached
 # and after tapir stopped.
 # As /init it checks the build tapir picks, the loop build on syscall hooks (the socket-layer
@@ -62,12 +66,13 @@ FORCED=$VARIANT
 DD_BYTES=${MATRIX_DD_BYTES:-400000}
 CPU_REQUESTS=${MATRIX_CPU_REQUESTS:-1000}
 # Commas too: the kernel command line that carries it into the VM splits words at spaces.
-SERVERS=$(echo "${MATRIX_SERVERS:-nginx httpd}" | tr ',' ' ')
+SERVERS=$(echo "${MATRIX_SERVERS:-nginx httpd llm}" | tr ',' ' ')
 START_S=${MATRIX_START_S:-240}
 P0=${MATRIX_PORT0:-9464}
-TP=$P0 NGX=$((P0 + 1)) HTTPD=$((P0 + 2))
+TP=$P0 NGX=$((P0 + 1)) HTTPD=$((P0 + 2)) LLM=$((P0 + 3))
 CG_NGX=$CGROOT$CGREL
 CG_HTTPD=$CGROOT$CGREL-httpd
+CG_LLM=$CGROOT$CGREL-llm
 CLIENT=$ROOT/http_client
 KERNEL=$(uname -r)
 why=""
@@ -150,18 +155,20 @@ finish() {
 	fi
 	drop_cgroup "$CG_NGX"
 	drop_cgroup "$CG_HTTPD"
+	drop_cgroup "$CG_LLM"
 	# The console relay ends with tapir's output.
 	[ -z "$relay_pid" ] || wait "$relay_pid"
 	result=PASS
 	[ -n "$why" ] && result=FAIL
 	if [ "$result" != PASS ] && [ -s "$TMP/metrics" ]; then
 		echo "---- last scrape: series of the test cgroups and loss counters above 0"
-		grep -E '^(baseten_(inference_requests_total|re(quest|sponse)_size_bytes_(sum|count))\{.*model_name="matrix|tapir_(records_lost|parse_failures|connections_evicted|records_unlabelled)_total)' \
+		grep -E '^(baseten_(inference_requests_total|re(quest|sponse)_size_bytes_(sum|count)|llm_(in|out)put_tokens_total)\{.*model_name="matrix|tapir_llm_usage_estimated_total\{.*model_name="matrix|tapir_(records_lost|parse_failures|connections_evicted|records_unlabelled|llm_requests_unparsed|llm_payload_lost)_total)' \
 			"$TMP/metrics" | grep -v ' 0$'
 	fi
 	echo "MATRIX-RESULT kernel=$KERNEL variant=${variant:-none} forced=$FORCED" \
 		"attached=${attached:-0}/${total:-0} notattached=${notattached:-none}" \
 		"sent=${sent:-0} counted=${counted:-0}" \
+		"llm_sent=${llm_sent:--} llm_counted=${llm_counted:--}" \
 		"dd_cs=${dd_b1:-0},${dd_t1:-0},${dd_t2:-0},${dd_b2:-0} dd_runs=${dd_runs:--}" \
 		"nginx_cpu_us=${cpu_with:--},${cpu_without:--}" \
 		"result=$result why=${why:-none}"
@@ -192,7 +199,7 @@ metric() {
 
 # --- tapir, with a rule per server cgroup, its log relayed to the console -----------------------
 
-mkdir -p "$CG_NGX" "$CG_HTTPD" || {
+mkdir -p "$CG_NGX" "$CG_HTTPD" "$CG_LLM" || {
 	fail "cannot create the test cgroups under $CGROOT"
 	finish
 }
@@ -203,6 +210,8 @@ deployments:
     labels: {model_name: "matrix"}
   - cgroup: "$CGREL-httpd"
     labels: {model_name: "matrix-httpd"}
+  - cgroup: "$CGREL-llm"
+    labels: {model_name: "matrix-llm"}
 EOF
 dd_b1=$(dd_cs)
 say "kernel $KERNEL: dd bs=1 of $DD_BYTES bytes without tapir: ${dd_b1}0 ms"
@@ -314,6 +323,11 @@ if serving httpd; then
 	(echo 0 >"$CG_HTTPD/cgroup.procs" &&
 		exec httpd -f -p "127.0.0.1:$HTTPD" -h "$TMP/www" -c "$TMP/httpd.conf") &
 fi
+if serving llm; then
+	# A token event every 2 ms: real gaps between events, short streams even under TCG.
+	(echo 0 >"$CG_LLM/cgroup.procs" && exec "$ROOT/llm_server" -p "$LLM" -i 2000 -m matrix) \
+		2>"$TMP/llm_server.log" &
+fi
 
 # --- known traffic, each client's own tally added up per server ---------------------------------
 
@@ -376,16 +390,57 @@ if serving httpd; then
 	run htd close -c 127.0.0.1 "$HTTPD" /1k.html /index.html /missing /1k.html
 fi
 
+# The stand-in vLLM, through busybox wget: one POST per connection, the answer's body (chunked
+# coding undone) in $TMP/llm-NAME. What wget received is the ground truth: the usage figures in
+# it, and the content events of the stream that has none, which tapir must count by estimate.
+llm_post() { # llm_post NAME PATH BODY
+	if timeout 60 wget -q -O "$TMP/llm-$1" --header 'Content-Type: application/json' \
+		--post-data "$3" "http://127.0.0.1:$LLM$2" 2>"$TMP/llm-$1.err"; then
+		add llm "wget $1" "requests=1 status_200=1"
+	else
+		fail "wget $1: $(tail -n 1 "$TMP/llm-$1.err")"
+	fi
+}
+usage_of() { # usage_of NAME KEY: the last figure KEY in the answer NAME, 0 without one
+	v=$(grep -o "\"$2\":[0-9]*" "$TMP/llm-$1" | tail -n 1 | cut -d: -f2)
+	echo "${v:-0}"
+}
+content_events() { # content_events NAME: events of the answer NAME whose choice has content
+	grep -cE '^data: \{.*"choices":\[\{.*"(content|text)":"[^"]' "$TMP/llm-$1"
+}
+if serving llm; then
+	ready llm "$LLM" /health
+	prompt='Where do tapirs live, what do they eat, and how long do they sleep?'
+	ask="\"model\":\"matrix\",\"messages\":[{\"role\":\"user\",\"content\":\"$prompt\"}]"
+	llm_post stream-usage /v1/chat/completions \
+		"{$ask,\"max_tokens\":50,\"stream\":true,\"stream_options\":{\"include_usage\":true}}"
+	llm_post stream /v1/chat/completions "{$ask,\"max_tokens\":37,\"stream\":true}"
+	# 4000 tokens: a body over 16 KiB, which the kernel hands over in two pieces.
+	llm_post whole /v1/completions "{\"model\":\"matrix\",\"prompt\":\"$prompt\",\"max_tokens\":4000}"
+	for f in stream-usage stream; do
+		grep -q '^data: \[DONE\]' "$TMP/llm-$f" || fail "harness: llm $f: no [DONE] in what wget received"
+	done
+	! grep -q '"usage"' "$TMP/llm-stream" || fail "harness: llm stream: a usage where none was asked"
+	[ "$(usage_of stream-usage completion_tokens)" -eq "$(content_events stream-usage)" ] &&
+		[ "$(content_events stream)" -gt 0 ] && [ "$(usage_of whole prompt_tokens)" -gt 0 ] ||
+		fail "harness: llm_server's answers do not add up: $(tail -c 300 "$TMP/llm-stream-usage" | tr '\n' ' ')"
+	llm_in=$(($(usage_of stream-usage prompt_tokens) + $(usage_of whole prompt_tokens)))
+	llm_out=$(($(usage_of stream-usage completion_tokens) + $(content_events stream) +
+		$(usage_of whole completion_tokens)))
+	llm_sent="$llm_in/$llm_out/1"
+fi
+
 # --- the figures --------------------------------------------------------------------------------
 
-sent=$((${ngx_requests:-0} + ${htd_requests:-0}))
+sent=$((${ngx_requests:-0} + ${htd_requests:-0} + ${llm_requests:-0}))
 # tapir drains its ring every 50 ms and settles what a dead process left every second: poll until
 # everything is in, then once more a little later to catch anything counted twice.
 i=0
 while :; do
 	scrape
 	counted=$(metric baseten_inference_requests_total 'model_name="matrix')
-	[ "$counted" -lt "$sent" ] && [ "$i" -lt 50 ] || break
+	llm_got=$(metric baseten_llm_output_tokens_total 'model_name="matrix-llm"')
+	{ [ "$counted" -lt "$sent" ] || [ "$llm_got" -lt "${llm_out:-0}" ]; } && [ "$i" -lt 50 ] || break
 	i=$((i + 1))
 	sleep 0.2
 done
@@ -435,10 +490,23 @@ check() { # check MODEL GROUP: tapir's series of model_name MODEL against the ta
 	v=$(metric baseten_response_size_bytes_sum "$m")
 	[ "$v" -eq "$in" ] || fail "$1: response bytes: tapir $v, clients $in"
 }
+# The LLM server: its requests, and its tokens as wget received them (bytes: wget counts none).
+check_llm() {
+	m='model_name="matrix-llm"'
+	got=$(metric baseten_inference_requests_total "$m")
+	[ "$got" -eq "$llm_requests" ] || fail "matrix-llm: counted $got of $llm_requests requests"
+	got=$(metric baseten_inference_requests_total "$m" 'status_code="200"')
+	[ "$got" -eq "$llm_requests" ] || fail "matrix-llm: status 200: tapir $got, clients $llm_requests"
+	llm_counted="$(metric baseten_llm_input_tokens_total "$m")/$(metric baseten_llm_output_tokens_total "$m")/$(metric tapir_llm_usage_estimated_total "$m")"
+	say "matrix-llm: wget received tokens in/out/estimated $llm_sent; tapir counted $llm_counted"
+	[ "$llm_counted" = "$llm_sent" ] ||
+		fail "matrix-llm: tokens in/out/estimated: wget received $llm_sent, tapir counted $llm_counted"
+}
 ! serving nginx || check matrix ngx
 ! serving httpd || check matrix-httpd htd
+! serving llm || check_llm
 for fam in tapir_records_lost_total tapir_parse_failures_total tapir_connections_evicted_total \
-	tapir_records_unlabelled_total; do
+	tapir_records_unlabelled_total tapir_llm_requests_unparsed_total tapir_llm_payload_lost_total; do
 	v=$(metric "$fam")
 	[ "$v" -eq 0 ] || fail "$fam $v: $(grep "^$fam" "$TMP/metrics" | grep -v ' 0$' | sed 's/^[a-z_]*//' | tr '\n' ' ' | sed 's/ $//')"
 done

@@ -34,11 +34,12 @@
 #include "procfs.h"
 #include "server.h"
 
-#define POLL_MS	    50	  /* longest a record waits in the ring before it is counted */
-#define RESCAN_MS   2000  /* periodic cgroup rescan, a safety net behind cgroup_mkdir events */
-#define PUBLISH_MS  10000 /* exposition rebuilt at least this often without scrapes */
-#define AGG_MS	    1000  /* the kernel's aggregates read at least this often */
-#define LLM_IDLE_NS (600 * 1000000000ULL) /* an LLM request with no piece for this long: lost */
+#define POLL_MS	   50	 /* longest a record waits in the ring before it is counted */
+#define RESCAN_MS  2000	 /* periodic cgroup rescan, a safety net behind cgroup_mkdir events */
+#define PUBLISH_MS 10000 /* exposition rebuilt at least this often without scrapes */
+#define AGG_MS	   1000	 /* the kernel's aggregates read at least this often */
+/* An LLM request with no piece for this long is looked for in the conns map: gone, it is lost. */
+#define LLM_IDLE_NS (5 * 1000000000ULL)
 
 struct tapir_daemon {
 	const struct tapir_config *cfg;
@@ -108,6 +109,26 @@ static void pod_of(struct tapir_daemon *d, const struct tapir_watched *w, char *
 	tapir_pod_id(r ? r->rel : w->rel, pod);
 }
 
+/* The pair (@id, @pod) of the LLM families' series, remembered so that forget() finds it. */
+static struct llm_gauge *llm_pair(struct tapir_daemon *d, uint32_t id, const char *pod)
+{
+	struct llm_gauge *g;
+	size_t i;
+
+	for (i = 0; i < d->n_llm_gauges; i++)
+		if (d->llm_gauges[i].labels_id == id && !strcmp(d->llm_gauges[i].pod, pod))
+			return &d->llm_gauges[i];
+	g = realloc(d->llm_gauges, (i + 1) * sizeof(*g));
+	if (!g)
+		return NULL;
+	d->llm_gauges = g;
+	d->n_llm_gauges++;
+	g[i].labels_id = id;
+	snprintf(g[i].pod, sizeof(g[i].pod), "%s", pod);
+	g[i].n = 0;
+	return &g[i];
+}
+
 /* An LLM request is over (llm_track.c): its tokens into the LLM families. */
 static void llm_done(void *ctx, uint32_t labels_id, uint64_t cgroup_id,
 		     const struct tapir_llm_result *res)
@@ -121,6 +142,8 @@ static void llm_done(void *ctx, uint32_t labels_id, uint64_t cgroup_id,
 	if (!labels && !(res->flags & TAPIR_LLM_UNPARSED))
 		return; /* counted unlabelled with its request record */
 	pod_of(d, w, pod);
+	if (labels)
+		llm_pair(d, id, pod);
 	tapir_llm_metrics__record(d->llm_metrics, id, labels, pod, res);
 }
 
@@ -158,6 +181,25 @@ static bool llm_path_ours(struct tapir_daemon *d, const struct tapir_http_event 
 	return false;
 }
 
+/* Does the connection of socket @sock still hold LLM request (@id, @start_ns)? A request that
+ * waits long for its answer is still there; one given up on (a parse failure) is not. */
+static bool llm_alive(void *ctx, uint64_t sock, uint32_t id, uint64_t start_ns)
+{
+	struct tapir_daemon *d = ctx;
+	struct tapir_conn_key key = { .sock = sock };
+	struct tapir_conn c;
+	__u32 i, slot;
+
+	if (bpf_map_lookup_elem(tapir_loader__conns_fd(d->loader), &key, &c))
+		return false;
+	for (i = 0; i < c.count && i < TAPIR_MAX_PENDING; i++) {
+		slot = (c.head + i) & (TAPIR_MAX_PENDING - 1);
+		if (c.llm_id[slot] == id && c.start_ns[slot] == start_ns)
+			return true;
+	}
+	return false;
+}
+
 static int on_llm_chunk(void *ctx, void *data, size_t size)
 {
 	struct tapir_daemon *d = ctx;
@@ -170,26 +212,13 @@ static void llm_count(void *ctx, uint32_t labels_id, uint64_t cgroup_id)
 {
 	struct tapir_daemon *d = ctx;
 	const struct tapir_watched *w = tapir_cgroups__find(d->cgroups, cgroup_id);
-	uint32_t id = w ? w->labels_id : labels_id;
 	char pod[TAPIR_POD_ID_HEX + 1];
 	struct llm_gauge *g;
-	size_t i;
 
 	pod_of(d, w, pod);
-	for (i = 0; i < d->n_llm_gauges; i++)
-		if (d->llm_gauges[i].labels_id == id && !strcmp(d->llm_gauges[i].pod, pod))
-			break;
-	if (i == d->n_llm_gauges) {
-		g = realloc(d->llm_gauges, (i + 1) * sizeof(*g));
-		if (!g)
-			return;
-		d->llm_gauges = g;
-		d->n_llm_gauges++;
-		g[i].labels_id = id;
-		memcpy(g[i].pod, pod, sizeof(pod));
-		g[i].n = 0;
-	}
-	d->llm_gauges[i].n++;
+	g = llm_pair(d, w ? w->labels_id : labels_id, pod);
+	if (g)
+		g->n++;
 }
 
 /* baseten_llm_num_requests from the requests in flight; a pair that had some shows 0 after. */
@@ -307,6 +336,7 @@ static void forget(void *ctx, uint32_t id, const char *const *labels)
 		tapir_llm_metrics__forget(d->llm_metrics, labels, d->llm_gauges[i].pod);
 		d->llm_gauges[i] = d->llm_gauges[--d->n_llm_gauges];
 	}
+	tapir_llm_metrics__forget_deployment(d->llm_metrics, labels);
 }
 
 static int on_record(void *ctx, void *data, size_t size)
@@ -805,7 +835,7 @@ int tapir_daemon__run(struct tapir_daemon *d)
 		tapir_replicas__tick(d->replicas, t);
 		tapir_engines__tick(d->engines, t);
 		if (d->llm && t - d->last_llm_expire_ms >= RESCAN_MS) {
-			tapir_llm_track__expire(d->llm, t * 1000000ULL, LLM_IDLE_NS);
+			tapir_llm_track__expire(d->llm, t * 1000000ULL, LLM_IDLE_NS, llm_alive, d);
 			d->last_llm_expire_ms = t;
 		}
 	}

@@ -126,8 +126,9 @@ struct tapir_http_event {
 /*
  * LLM payload: the bytes of LLM API requests (a POST whose path is in the loader's table) and of
  * their answers, in pieces of up to TAPIR_LLM_CHUNK bytes, through the llm_events ring, for the
- * daemon's token parsers (user/sources/llm_track.c). A request is (sock, id); its record in the
- * events ring carries the same id and comes after its last piece.
+ * daemon's token parsers (user/sources/llm_track.c). A request is (sock, id, start_ns): the next
+ * connection may reuse a socket's memory and numbers from 1 again. Its record in the events ring
+ * carries the same three and comes after its last piece.
  */
 #define TAPIR_DIR_IN	     0	   /* the server reads: request bytes */
 #define TAPIR_DIR_OUT	     1	   /* the server writes: response bytes */

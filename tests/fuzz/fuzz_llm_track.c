@@ -213,7 +213,7 @@ static void expire(struct run *run, uint64_t now, uint64_t idle)
 {
 	size_t before = tapir_llm_track__in_flight(run->t), n_got = run->n_got;
 
-	tapir_llm_track__expire(run->t, now, idle);
+	tapir_llm_track__expire(run->t, now, idle, NULL, NULL);
 	if (run->n_got - n_got != before - tapir_llm_track__in_flight(run->t))
 		abort();
 }

@@ -90,7 +90,7 @@ static void assert_default_llm(const struct tapir_config *cfg)
 	assert_int_equal(cfg->n_llm_paths, 0);
 	assert_int_equal(cfg->llm_request_head_bytes, 16384);
 	assert_int_equal(cfg->llm_response_bytes, 1048576);
-	assert_int_equal(cfg->llm_ringbuf_bytes, 4194304);
+	assert_int_equal(cfg->llm_ringbuf_bytes, 1048576);
 }
 
 static void assert_defaults_except_rules(const struct tapir_config *cfg)
@@ -98,7 +98,7 @@ static void assert_defaults_except_rules(const struct tapir_config *cfg)
 	assert_string_equal(cfg->listen, "0.0.0.0:9464");
 	assert_default_buckets(cfg);
 	assert_int_equal(cfg->max_connections, 65536);
-	assert_int_equal(cfg->ringbuf_bytes, 4194304);
+	assert_int_equal(cfg->ringbuf_bytes, 2097152);
 	assert_int_equal(cfg->gc_interval_ms, 1000);
 	assert_default_probe_paths(cfg);
 	assert_int_equal(cfg->unknown_after_s, 300);
@@ -331,7 +331,7 @@ static void test_missing_keys_default(void **state)
 	assert_int_equal(cfg->n_latency_buckets, ARRAY_SIZE(want_latency));
 	assert_int_equal(cfg->gc_interval_ms, 10);
 	assert_int_equal(cfg->max_connections, 65536);
-	assert_int_equal(cfg->ringbuf_bytes, 4194304);
+	assert_int_equal(cfg->ringbuf_bytes, 2097152);
 	tapir_config__free(cfg);
 
 	/* Null and empty label values count as unset. */
@@ -1011,7 +1011,7 @@ static void test_llm(void **state)
 	assert_int_equal(cfg->llm_response_bytes, 8388608);
 	assert_int_equal(cfg->llm_ringbuf_bytes, 16777216);
 	/* Other sections keep their defaults. */
-	assert_int_equal(cfg->ringbuf_bytes, 4194304);
+	assert_int_equal(cfg->ringbuf_bytes, 2097152);
 	assert_true(cfg->engines_enabled);
 	tapir_config__free(cfg);
 
@@ -1022,7 +1022,7 @@ static void test_llm(void **state)
 	cfg = parse_ok("llm: {request_head_bytes: 1024}\n");
 	assert_int_equal(cfg->llm_request_head_bytes, 1024);
 	assert_int_equal(cfg->llm_response_bytes, 1048576);
-	assert_int_equal(cfg->llm_ringbuf_bytes, 4194304);
+	assert_int_equal(cfg->llm_ringbuf_bytes, 1048576);
 	tapir_config__free(cfg);
 
 	/* The bounds themselves are accepted. */

@@ -816,12 +816,12 @@ static void test_expire(void **state)
 	move(f, &old, TAPIR_DIR_OUT, a.p, a.end[0], last);
 	recent.start_ns = T0 + 300000 * MS;
 	move(f, &recent, TAPIR_DIR_IN, line, strlen(line), recent.start_ns);
-	tapir_llm_track__expire(f->t, last + idle - 1, idle);
+	tapir_llm_track__expire(f->t, last + idle - 1, idle, NULL, NULL);
 	assert_int_equal(tapir_llm_track__in_flight(f->t), 2);
 	/* A clock behind the last piece expires nothing. */
-	tapir_llm_track__expire(f->t, 0, 0);
+	tapir_llm_track__expire(f->t, 0, 0, NULL, NULL);
 	assert_int_equal(tapir_llm_track__in_flight(f->t), 2);
-	tapir_llm_track__expire(f->t, last + idle, idle);
+	tapir_llm_track__expire(f->t, last + idle, idle, NULL, NULL);
 	assert_int_equal(tapir_llm_track__in_flight(f->t), 1);
 	expect(only(f, &old), &want, "expired");
 
@@ -835,6 +835,49 @@ static void test_expire(void **state)
 	wj.stream = -1; /* its body, {}, says nothing */
 	expect(&f->done[1].res, &wj, "recent");
 	assert_int_equal(tapir_llm_track__in_flight(f->t), 0);
+}
+
+/* The connection still holds it (a long wait for an answer): kept however idle. */
+static bool holds_a(void *ctx, uint64_t sock, uint32_t id, uint64_t start_ns)
+{
+	(void)ctx;
+	return sock == SOCK_A && id == 1 && start_ns == T0;
+}
+
+static void test_expire_asks_the_connection(void **state)
+{
+	struct tapir_llm_result want = lost_result();
+	struct fix *f = *state;
+	struct kreq a = kreq(SOCK_A, 1, 7), b = kreq(SOCK_B, 1, 8);
+	uint64_t idle = 5000 * MS;
+
+	read_request(f, &a, BODY_JSON);
+	read_request(f, &b, BODY_JSON);
+	tapir_llm_track__expire(f->t, T0 + 3600000 * MS, idle, holds_a, NULL);
+	assert_int_equal(tapir_llm_track__in_flight(f->t), 1);
+	expect(only(f, &b), &want, "given up on");
+	assert_int_equal(f->done[0].labels_id, 8);
+}
+
+/* A socket's memory serves a new connection, whose first LLM request is number 1 again: its
+ * pieces come before the old request's record, and neither takes the other's. */
+static void test_socket_reused_by_a_new_connection(void **state)
+{
+	struct tapir_llm_result wj = vllm_json_result();
+	struct fix *f = *state;
+	struct kreq old = kreq(SOCK_A, 1, 7), next = kreq(SOCK_A, 1, 7);
+	struct answer a;
+
+	vllm_json(&a, false, false);
+	read_request(f, &old, BODY_JSON);
+	write_answer(f, &old, &a, 0, a.n, 0, false);
+	next.start_ns = T0 + 500 * MS;
+	read_request(f, &next, BODY_JSON);
+	assert_int_equal(tapir_llm_track__in_flight(f->t), 2);
+	record(f, &old, TAPIR_OUT_COMPLETE, 200, JSON_END, 0);
+	assert_int_equal(f->n_done, 1);
+	expect(&f->done[0].res, &wj, "the old connection's");
+	assert_int_equal(tapir_llm_track__in_flight(f->t), 1);
 }
 
 struct census {
@@ -961,6 +1004,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_all_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_same_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_connections, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expire_asks_the_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_socket_reused_by_a_new_connection, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_head_too_large, setup, teardown),

@@ -26,7 +26,7 @@ const char *const tapir_label_names[TAPIR_L_COUNT] = {
 
 #define DEFAULT_LISTEN		  "0.0.0.0:9464"
 #define DEFAULT_MAX_CONNECTIONS	  65536
-#define DEFAULT_RINGBUF_BYTES	  (4u << 20)
+#define DEFAULT_RINGBUF_BYTES	  (2u << 20)
 #define DEFAULT_AGGREGATED_SERIES 1024
 #define AGGREGATED_SERIES_MAX	  65536
 #define DEFAULT_GC_INTERVAL_MS	  1000
@@ -50,7 +50,7 @@ const char *const tapir_label_names[TAPIR_L_COUNT] = {
 
 #define DEFAULT_LLM_REQUEST_HEAD_BYTES 16384
 #define DEFAULT_LLM_RESPONSE_BYTES     (1u << 20)
-#define DEFAULT_LLM_RINGBUF_BYTES      (4u << 20)
+#define DEFAULT_LLM_RINGBUF_BYTES      (1u << 20)
 
 /* A config is a page or two; anything this big is a mistake, not a config. */
 #define MAX_FILE_BYTES (16 << 20)

@@ -97,8 +97,8 @@ static int tapir_families(struct tapir_llm_metrics *m, struct tapir_registry *r)
 				       TAPIR_COUNTER, reason_label, 1, NULL, 0);
 	m->lost = tapir_registry__family(
 		r, "tapir_llm_payload_lost_total",
-		"Bytes of LLM request and response bodies the kernel could not hand over, by reason.",
-		TAPIR_COUNTER, reason_label, 1, NULL, 0);
+		"Bytes of LLM answers the kernel could not hand over, by reason.", TAPIR_COUNTER,
+		reason_label, 1, NULL, 0);
 	if (!m->dep[D_TTFT] || !m->dep[D_ITL] || !m->dep[D_ESTIMATED] || !m->unparsed || !m->lost)
 		return -errno;
 	return 0;
@@ -220,4 +220,16 @@ void tapir_llm_metrics__forget(struct tapir_llm_metrics *m, const char *const *l
 	for (i = 0; i < F_POD_COUNT; i++)
 		if (m->pod[i])
 			tapir_series__remove(m->pod[i], tapir_series__get(m->pod[i], v));
+}
+
+void tapir_llm_metrics__forget_deployment(struct tapir_llm_metrics *m, const char *const *labels)
+{
+	const char *v[TAPIR_LABELS_MAX];
+	size_t i;
+
+	if (!m)
+		return;
+	tapir_labels(v, labels, NULL, 0);
+	for (i = 0; i < D_COUNT; i++)
+		tapir_series__remove(m->dep[i], tapir_series__get(m->dep[i], v));
 }

@@ -50,6 +50,10 @@ void tapir_llm_metrics__set_in_flight(struct tapir_llm_metrics *m, const char *c
 void tapir_llm_metrics__payload_lost(struct tapir_llm_metrics *m, enum tapir_llm_lost_reason reason,
 				     uint64_t bytes);
 
+/* Drop the series of @labels without a pod (time to first token, inter-token latency, the
+ * estimated count): its label set is gone. */
+void tapir_llm_metrics__forget_deployment(struct tapir_llm_metrics *m, const char *const *labels);
+
 /* Drop the series of (@labels, @pod_id): its pod is gone. */
 void tapir_llm_metrics__forget(struct tapir_llm_metrics *m, const char *const *labels,
 			       const char *pod_id);

@@ -54,11 +54,18 @@ static size_t bucket(uint64_t sock, uint32_t id)
 	return h >> 54 & (BUCKETS - 1);
 }
 
-static struct req **slot_of(struct tapir_llm_track *t, uint64_t sock, uint32_t id)
+/*
+ * A request is its socket, its number on the connection and the time of its first byte: the next
+ * connection accepted may reuse a closed one's socket memory and numbers from 1 again, and the
+ * daemon reads every piece waiting in llm_events before a record, the next connection's too
+ * (seen with a connection per request: busybox wget in the kernel matrix).
+ */
+static struct req **slot_of(struct tapir_llm_track *t, uint64_t sock, uint32_t id,
+			    uint64_t start_ns)
 {
 	struct req **p = &t->chain[bucket(sock, id)];
 
-	while (*p && ((*p)->sock != sock || (*p)->id != id))
+	while (*p && ((*p)->sock != sock || (*p)->id != id || (*p)->start_ns != start_ns))
 		p = &(*p)->next;
 	return p;
 }
@@ -266,11 +273,13 @@ int tapir_llm_track__chunk(struct tapir_llm_track *t, const void *data, size_t s
 
 	if (size < sizeof(*c) || c->len > size - sizeof(*c))
 		return -EINVAL;
-	p = slot_of(t, c->sock, c->id);
+	p = slot_of(t, c->sock, c->id, c->start_ns);
 	r = *p;
 	if (!r) {
 		if (c->api <= TAPIR_LLM_NONE || c->api > TAPIR_LLM_TGI_STREAM)
 			return -EINVAL;
+		if (t->n >= TAPIR_LLM_TRACK_MAX)
+			return -ENOSPC;
 		r = calloc(1, sizeof(*r));
 		if (!r)
 			return -ENOMEM;
@@ -347,7 +356,7 @@ void tapir_llm_track__record(struct tapir_llm_track *t, const struct tapir_http_
 			     bool count)
 {
 	struct tapir_llm_result res;
-	struct req **p = slot_of(t, e->sock, e->llm_id), *r = *p;
+	struct req **p = slot_of(t, e->sock, e->llm_id, e->start_ns), *r = *p;
 
 	if (!count) {
 		if (r)
@@ -377,7 +386,8 @@ void tapir_llm_track__record(struct tapir_llm_track *t, const struct tapir_http_
 	unlink_req(t, p);
 }
 
-void tapir_llm_track__expire(struct tapir_llm_track *t, uint64_t now_ns, uint64_t idle_ns)
+void tapir_llm_track__expire(struct tapir_llm_track *t, uint64_t now_ns, uint64_t idle_ns,
+			     tapir_llm_alive_fn alive, void *ctx)
 {
 	struct tapir_llm_result res;
 	struct req **p;
@@ -386,7 +396,8 @@ void tapir_llm_track__expire(struct tapir_llm_track *t, uint64_t now_ns, uint64_
 	for (i = 0; i < BUCKETS; i++) {
 		p = &t->chain[i];
 		while (*p) {
-			if (now_ns < (*p)->last_ns || now_ns - (*p)->last_ns < idle_ns) {
+			if (now_ns < (*p)->last_ns || now_ns - (*p)->last_ns < idle_ns ||
+			    (alive && alive(ctx, (*p)->sock, (*p)->id, (*p)->start_ns))) {
 				p = &(*p)->next;
 				continue;
 			}

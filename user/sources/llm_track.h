@@ -35,9 +35,17 @@ int tapir_llm_track__chunk(struct tapir_llm_track *t, const void *data, size_t s
 void tapir_llm_track__record(struct tapir_llm_track *t, const struct tapir_http_event *e,
 			     bool count);
 
-/* Requests whose record never came (lost with a full ring) are dropped after @idle_ns without a
- * piece; each counts as unparsed, reason "lost". */
-void tapir_llm_track__expire(struct tapir_llm_track *t, uint64_t now_ns, uint64_t idle_ns);
+/*
+ * Requests with no piece for @idle_ns whose connection no longer holds them (@alive says, for
+ * the request (@sock, @id, @start_ns); NULL: none does) are dropped, each unparsed "lost": their
+ * record was lost with a full ring, or their connection was given up on (a parse failure).
+ */
+typedef bool (*tapir_llm_alive_fn)(void *ctx, uint64_t sock, uint32_t id, uint64_t start_ns);
+void tapir_llm_track__expire(struct tapir_llm_track *t, uint64_t now_ns, uint64_t idle_ns,
+			     tapir_llm_alive_fn alive, void *ctx);
+
+/* Requests followed at once at most: beyond, a new one is not (its record counts it "lost"). */
+#define TAPIR_LLM_TRACK_MAX 8192
 
 /* Each request in flight: its label set and cgroup, for baseten_llm_num_requests. */
 void tapir_llm_track__each(const struct tapir_llm_track *t,
