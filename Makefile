@@ -131,7 +131,7 @@ run: deps
 test:
 	$(Q)tools/install-deps.sh all
 	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(TBPF_BINS) $(HELPER_BINS) $(FAKE_NVML) \
-		$(FUZZ_BINS) asan-bins
+		$(FUZZ_BINS) $(OUT)/tools/llm_server asan-bins
 	$(Q)tests/run-all.sh
 
 test-unit: $(UNIT_BINS)

@@ -17,7 +17,7 @@ from client import RawConn
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # TAPIR_BIN: another build of the daemon under test (make tsan runs the suite on one).
 TAPIR = os.environ.get("TAPIR_BIN") or os.path.join(ROOT, "build", "tapir")
-SLOTS = 48  # deployment rules in the session daemon; one per test that needs isolation
+SLOTS = 96  # deployment rules in the session daemon; one per test that needs isolation
 
 
 def cgroup2_mount():
