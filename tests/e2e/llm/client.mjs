@@ -5,16 +5,19 @@
 // Usage: node client.mjs BASE_URL < scenarios
 // stdin holds scenarios as JSON, one per line or a JSON array on a line; each runs as its line
 // arrives, one after the other, on the client's own keep-alive connections:
-//   {"name": "...", "api": "chat" | "completions" | "embeddings",
+//   {"name": "...", "api": "chat" | "completions" | "embeddings" | "responses",
 //    "body": {...the request's fields, "model" defaulting to "standin"},
 //    "abort_after": K}  // optional: abort the stream with an AbortController after K
 //                       // content-bearing chunks
 // The request carries the header X-Scenario: NAME. Output: one JSON line per request:
 //   name, api, stream, status (HTTP status; null when no response came), error (message),
-//   aborted, usage ({prompt_tokens, completion_tokens, total_tokens, cached_tokens} or null),
-//   content (streams: content-bearing choice deltas per choice index), events (streams: chunks
-//   that carry content, tapir's token events), chunks (all chunks of a stream), choices (of a
-//   JSON answer), embeddings (vectors), t_start, t_first_content, t_end (ms since the epoch,
+//   aborted, usage ({prompt_tokens, completion_tokens, total_tokens, cached_tokens} or null;
+//   the responses API's input_tokens, output_tokens and input_tokens_details.cached_tokens under
+//   these names), content (streams: content-bearing choice deltas per choice index; the
+//   responses API's non-empty *.delta events per output_index), events (streams: chunks that
+//   carry content, tapir's token events), chunks (all chunks or events of a stream), choices (of
+//   a JSON answer; the responses API's output items), embeddings (vectors), t_start,
+//   t_first_content, t_end (ms since the epoch,
 //   fractional), client ("openai@VERSION").
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
@@ -36,15 +39,20 @@ const client = new OpenAI({
 function usageOf(u) {
   if (!u) return null;
   return {
-    prompt_tokens: u.prompt_tokens ?? null,
-    completion_tokens: u.completion_tokens ?? null,
+    prompt_tokens: u.prompt_tokens ?? u.input_tokens ?? null,
+    completion_tokens: u.completion_tokens ?? u.output_tokens ?? null,
     total_tokens: u.total_tokens ?? null,
-    cached_tokens: u.prompt_tokens_details?.cached_tokens ?? null,
+    cached_tokens: (u.prompt_tokens_details ?? u.input_tokens_details)?.cached_tokens ?? null,
   };
 }
 
-// The choices of a chunk that carry content, as tapir counts token events.
+// The choices of a chunk that carry content, as tapir counts token events; a responses API
+// event: itself, indexed by its output item, when it is a non-empty delta.
 function bearing(api, chunk) {
+  if (api === "responses")
+    return chunk.type?.endsWith(".delta") && chunk.delta
+      ? [{ index: chunk.output_index ?? 0 }]
+      : [];
   return (chunk.choices ?? []).filter((c) =>
     api === "chat" ? c.delta?.content || c.delta?.reasoning_content : c.text,
   );
@@ -76,6 +84,7 @@ async function run(sc) {
     chat: client.chat.completions,
     completions: client.completions,
     embeddings: client.embeddings,
+    responses: client.responses,
   }[sc.api];
   try {
     if (!out.stream) {
@@ -83,6 +92,7 @@ async function run(sc) {
       out.status = 200;
       out.usage = usageOf(res.usage);
       if (sc.api === "embeddings") out.embeddings = res.data.length;
+      else if (sc.api === "responses") out.choices = res.output.length;
       else out.choices = res.choices.length;
     } else {
       const stream = await endpoint.create(body, opts);
@@ -93,7 +103,8 @@ async function run(sc) {
       let seen = 0;
       for await (const chunk of stream) {
         out.chunks++;
-        if (chunk.usage) out.usage = usageOf(chunk.usage);
+        const u = sc.api === "responses" ? chunk.response?.usage : chunk.usage;
+        if (u) out.usage = usageOf(u);
         const hits = bearing(sc.api, chunk);
         if (hits.length) out.events++;
         if (hits.length && out.t_first_content === null) out.t_first_content = now();
