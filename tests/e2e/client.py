@@ -77,6 +77,22 @@ class RawConn:
             wire += len(body)
         return status, headers, body, wire
 
+    def chunks(self):
+        """The payloads of a chunked body as they arrive, after read_response(head=True); the
+        caller may stop early (and close)."""
+        while True:
+            while b"\r\n" not in self.buf:
+                self._fill()
+            i = self.buf.index(b"\r\n")
+            size = int(self.buf[:i].split(b";")[0], 16)
+            need = i + 2 + size + 2
+            while len(self.buf) < need:
+                self._fill()
+            data, self.buf = self.buf[i + 2:i + 2 + size], self.buf[need:]
+            if not size:
+                return
+            yield data
+
     def close(self):
         self.sock.close()
 
