@@ -3,6 +3,9 @@
 version) drives an OpenAI-compatible stand-in (servers/llm_standin.py) that speaks vLLM's wire
 format, or SGLang's, from a watched cgroup: chat and completions, streamed with and without
 usage and as JSON, n = 2, cached prompt tokens, embeddings, a 400 and a stream the client aborts.
+The other APIs tapir reads come from the same stand-in: OpenAI's responses API through the same
+client, Anthropic's Messages API and TGI's /generate and /generate_stream from a raw socket (no
+official OpenAI client speaks them), whose usage the test reads from the bytes it received.
 
 The truth is what the client itself saw of each request (its usage, the content-bearing choice
 deltas of each stream, the status, whether it aborted), and for times the stand-in's own log
@@ -70,6 +73,7 @@ class Scenario:
         self.usage = usage  # (prompt, completion, cached) the client must get, or None
         self.content = content  # content-bearing deltas per choice of a stream
         self.status = status
+        self.stream = api == "tgi_stream" or bool(body.get("stream"))  # TGI's is its path
 
     def request(self):
         r = {"name": self.name, "api": self.api, "body": self.body}
@@ -130,6 +134,68 @@ SCENARIOS = [
 ]
 CACHED = [s for s in SCENARIOS if s.usage and s.usage[2] is not None]
 
+# The other APIs, usage in OpenAI's terms as README defines it: inputs the words (the responses
+# API: instructions and input; Anthropic: system and messages, its input_tokens plus the cache's
+# writes and reads, cached the reads), none for TGI; outputs the requested tokens, one token
+# event each. All of them: input tokens 39 (7 requests), output tokens 36 (10 requests, 6
+# estimated from the events of the 2 streams without a final count), 6 first tokens, 18 gaps, 1
+# unparsed (TGI's JSON without details); the 400 adds nothing. Cached rates 4/9, 5/5 and 2/6
+# where tapir owns the hit-rate family (the responses API's others report 0 cached).
+SHAPES = [
+    Scenario("responses_stream", "responses",
+             {"instructions": "Be terse.",
+              "input": [{"role": "user",
+                         "content": [{"type": "input_text", "text": "four words of input"}]}],
+              "max_output_tokens": 4, "stream": True},
+             usage=(6, 4, 0), content=[4]),
+    Scenario("responses_json", "responses",
+             {"input": "six words in one plain string", "max_output_tokens": 3,
+              "user": "cached:2"},
+             usage=(6, 3, 2)),
+    Scenario("anthropic_stream", "anthropic",
+             {"model": "standin", "system": "Be brief.",
+              "messages": [user("Tell me about the sea")], "max_tokens": 5, "stream": True},
+             usage=(7, 5, None), content=[5]),
+    Scenario("anthropic_stream_cached", "anthropic",
+             {"model": "standin",
+              "messages": [user([{"type": "text",
+                                  "text": "nine words of which four are read two written"}])],
+              "max_tokens": 4, "metadata": {"user_id": "cached:4,written:2"}, "stream": True},
+             usage=(9, 4, 4), content=[4]),
+    Scenario("anthropic_json", "anthropic",
+             {"model": "standin", "messages": [user("three plain words")], "max_tokens": 2},
+             usage=(3, 2, None)),
+    Scenario("anthropic_json_cached", "anthropic",
+             {"model": "standin", "messages": [user("five words all read here")], "max_tokens": 3,
+              "metadata": {"user_id": "cached:5"}},
+             usage=(5, 3, 5)),
+    Scenario("anthropic_400", "anthropic",
+             {"model": "standin", "messages": [user("far too long")], "max_tokens": 5000},
+             status=400),
+    # Cut after 3 deltas (150 ms apart): the usage seen, message_start's (output 1), lags behind
+    # them, so the output is the 3 deltas, estimated, and the input message_start's.
+    Scenario("anthropic_abort", "anthropic",
+             {"model": "standin", "messages": [user("abort me please")], "max_tokens": 20,
+              "itl_ms": 150, "stream": True},
+             usage=(3, 1, None), content=[3], abort_after=3),
+    Scenario("tgi_generate", "tgi",
+             {"inputs": "What is deep learning", "parameters": {"max_new_tokens": 4,
+                                                                "details": True}},
+             usage=(None, 4, None)),
+    # Without parameters.details (TGI's default) no count: the JSON is unparsed, the stream's
+    # events are its tokens.
+    Scenario("tgi_generate_no_details", "tgi",
+             {"inputs": "no details asked", "parameters": {"max_new_tokens": 3}}),
+    Scenario("tgi_stream", "tgi_stream",
+             {"inputs": "stream five tokens", "parameters": {"max_new_tokens": 5,
+                                                             "details": True}},
+             usage=(None, 5, None), content=[5]),
+    Scenario("tgi_stream_no_details", "tgi_stream",
+             {"inputs": "no details", "parameters": {"max_new_tokens": 3}},
+             content=[3]),
+]
+SHAPES_CACHED = [s for s in SHAPES if s.usage and s.usage[2]]
+
 
 def check_client(sc, r):
     """The client saw what the scenario was designed to give it (set-up, not tapir)."""
@@ -139,7 +205,7 @@ def check_client(sc, r):
     got = r["usage"] and (r["usage"]["prompt_tokens"], r["usage"]["completion_tokens"],
                           r["usage"]["cached_tokens"])
     assert got == sc.usage, r
-    if sc.body.get("stream"):
+    if sc.stream:
         assert r["content"] == {str(i): n for i, n in enumerate(sc.content)}, r
         assert r["events"] == sum(sc.content), r  # one choice per chunk
     assert r["aborted"] == bool(sc.abort_after), r
@@ -205,10 +271,112 @@ class Standin:
         stop_proc(self.proc)
 
 
+RAW_PATHS = {"anthropic": "/v1/messages", "tgi": "/generate", "tgi_stream": "/generate_stream"}
+
+
+def sse_split(text):
+    """The (event, data) of each whole event in SSE @text (LF line ends, as the stand-in writes
+    them), and the rest."""
+    *whole, rest = text.split("\n\n")
+    events = []
+    for block in whole:
+        event, data = None, []
+        for line in block.split("\n"):
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "event":
+                event = value
+            elif field == "data":
+                data.append(value)
+        if data:
+            events.append((event, "\n".join(data)))
+    return events, rest
+
+
+def anthropic_usage(u):
+    """README's Anthropic counts in OpenAI's terms: the input is input_tokens and the cache's
+    writes and reads, the cached tokens the reads."""
+    return {"prompt_tokens": u["input_tokens"] + u.get("cache_creation_input_tokens", 0)
+            + u.get("cache_read_input_tokens", 0),
+            "completion_tokens": u["output_tokens"],
+            "cached_tokens": u.get("cache_read_input_tokens")}
+
+
+def tgi_usage(details):
+    """TGI counts only what it generated: no prompt count."""
+    return details and {"prompt_tokens": None, "completion_tokens": details["generated_tokens"],
+                        "cached_tokens": None}
+
+
+class RawClient:
+    """Anthropic's and TGI's APIs, which the openai client does not speak, on one keep-alive
+    socket: the result line client.mjs would give, read from the bytes received. Usage as
+    anthropic_usage and tgi_usage make it (a stream's: Anthropic's message_start usage updated
+    by message_delta's, TGI's details); events are README's token events (a content_block_delta
+    with text, a TGI event with a token). abort_after closes the socket after that many."""
+
+    def __init__(self, port):
+        self.port, self.conn = port, None
+
+    def run(self, sc):
+        body = json.dumps(sc.body).encode()
+        head = (f"POST {RAW_PATHS[sc.api]} HTTP/1.1\r\nHost: localhost\r\n"
+                f"Content-Type: application/json\r\nX-Scenario: {sc.name}\r\n"
+                f"Content-Length: {len(body)}\r\n")
+        if sc.api == "anthropic":
+            head += "anthropic-version: 2023-06-01\r\nx-api-key: x\r\n"
+        self.conn = self.conn or RawConn(self.port)
+        self.conn.send(head.encode() + b"\r\n" + body)
+        out = {"name": sc.name, "api": sc.api, "stream": sc.stream, "status": None,
+               "aborted": False, "usage": None, "content": None, "events": None}
+        if not sc.stream:
+            out["status"], _, raw, _ = self.conn.read_response()
+            if out["status"] == 200:
+                doc = json.loads(raw)
+                out["usage"] = (anthropic_usage(doc["usage"]) if sc.api == "anthropic"
+                                else tgi_usage(doc.get("details")))
+            return out
+        out["status"], headers, _, _ = self.conn.read_response(head=True)
+        assert out["status"] == 200 and headers.get("transfer-encoding") == "chunked", headers
+        out["content"], out["events"] = {}, 0
+        usage, text = None, ""
+        for piece in self.conn.chunks():
+            events, text = sse_split(text + piece.decode())
+            for event, data in events:
+                doc = json.loads(data)
+                if sc.api == "anthropic":
+                    assert event == doc["type"], (event, data)
+                    if doc["type"] == "message_start":
+                        usage = dict(doc["message"]["usage"])
+                    elif doc["type"] == "message_delta":
+                        usage.update(doc["usage"])
+                    out["usage"] = usage and anthropic_usage(usage)
+                    bearing = doc["type"] == "content_block_delta" and doc["delta"].get("text")
+                else:
+                    if doc.get("details"):
+                        out["usage"] = tgi_usage(doc["details"])
+                    bearing = isinstance(doc.get("token"), dict)
+                if bearing:
+                    out["events"] += 1
+                    out["content"]["0"] = out["content"].get("0", 0) + 1
+                if sc.abort_after and out["events"] >= sc.abort_after:
+                    self.close()
+                    out["aborted"] = True
+                    return out
+        return out
+
+    def close(self):
+        if self.conn:
+            self.conn.close()
+            self.conn = None
+
+
 class Client:
-    """client.mjs: scenarios in on stdin, one result line out per request."""
+    """client.mjs: scenarios in on stdin, one result line out per request; Anthropic and TGI
+    scenarios go through a RawClient instead."""
 
     def __init__(self, port, tmp):
+        self.port, self.raw = port, None
         self.err = os.path.join(tmp, f"client-{port}.err")
         self.proc = subprocess.Popen(["node", CLIENT, f"http://127.0.0.1:{port}/v1"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -225,10 +393,15 @@ class Client:
         return json.loads(line)
 
     def run(self, sc):
+        if sc.api in RAW_PATHS:
+            self.raw = self.raw or RawClient(self.port)
+            return self.raw.run(sc)
         self.send(sc)
         return self.result()
 
     def close(self):
+        if self.raw:
+            self.raw.close()
         self.proc.stdin.close()
         try:
             self.proc.wait(10)
@@ -244,7 +417,7 @@ class View:
 
     def __init__(self, r, srv):
         self.input = self.output = self.hit = self.ttft = self.span = self.tps = None
-        self.estimated = False
+        self.estimated = self.unparsed = False
         self.events = 0
         self.itl_schedule = 0.0
         if r["status"] != 200:
@@ -260,15 +433,18 @@ class View:
                 self.span = (srv["token_ms"][-1] - srv["token_ms"][0]) / 1000
                 p = srv["params"]  # steps seen: each step has a token of every choice
                 self.itl_schedule = (self.events // p["n"] - 1) * p["itl_ms"] / 1000
-        if u and not r["aborted"]:
+        if u:
             self.input, self.output = u["prompt_tokens"], u["completion_tokens"]
             if u["cached_tokens"] is not None and self.input:
                 self.hit = min(1.0, u["cached_tokens"] / self.input)
-        else:
-            # Streamed without usage (or cut before it): one token per content-bearing delta.
-            assert r["stream"], r
-            self.output = sum(r["content"].values())
-            self.estimated = True
+        if not r["stream"]:
+            self.unparsed = not u  # a JSON answer without a count: counted nowhere else
+        elif not u or r["aborted"]:
+            # Streamed without usage, or cut: one token per content-bearing delta, unless the
+            # usage seen before the cut says more (its input stands: Anthropic's message_start).
+            seen = sum(r["content"].values())
+            if self.output is None or seen > self.output:
+                self.output, self.estimated = seen, True
         if self.output:
             self.tps = self.output / (self.span if self.span else srv["end_ms"] / 1000)
 
@@ -318,6 +494,8 @@ class Figures:
             self.hit += view.hit
         if view.estimated:
             self.add(ESTIMATED, "dep", 1)
+        if view.unparsed:
+            self.add(UNPARSED, "all", 1)
         if view.events:
             self.add(TTFT + "_count", "dep", 1)
             self.ttft += view.ttft
@@ -423,6 +601,21 @@ def run_scenarios(scrape, target, standin, client, scenarios, hit_rates, what):
 
 # --- tests -------------------------------------------------------------------------------------
 
+def check_standin_stream(sc, r, e):
+    """The stand-in's log of stream @sc agrees with what the client saw of it, @r, and kept its
+    pacing."""
+    p = e["params"]
+    assert e["content"] == r["content"]
+    assert e["done"] == (not sc.abort_after) and e["disconnected"] == bool(sc.abort_after)
+    assert len(e["token_ms"]) == r["events"]
+    # Step k of every choice goes when due (TTFT + k * ITL), never before, and late only by
+    # what a loaded machine may stall the stand-in's loop.
+    steps = [t for i, t in enumerate(e["token_ms"]) if i % p["n"] == 0]
+    for k, t in enumerate(steps):
+        due = p["ttft_ms"] + k * p["itl_ms"]
+        assert due <= t <= due + 50, f"step {k} at {t:.1f} ms, due {due} ms: {e}"
+
+
 @pytest.mark.parametrize("flavor", ["vllm", "sglang"])
 def test_llm_standin_selfcheck(flavor, openai_js, tmp_path):
     """No tapir: the client sees exactly the designed usage and chunks, over the wire the
@@ -436,18 +629,8 @@ def test_llm_standin_selfcheck(flavor, openai_js, tmp_path):
             check_client(sc, r)
             e = standin.entry(sc.name)
             assert e["status"] == sc.status and e["flavor"] == flavor
-            if not sc.body.get("stream") or sc.status != 200:
-                continue
-            p = e["params"]
-            assert e["content"] == r["content"]
-            assert e["done"] == (not sc.abort_after) and e["disconnected"] == bool(sc.abort_after)
-            assert len(e["token_ms"]) == r["events"]
-            # Step k of every choice goes when due (TTFT + k * ITL), never before, and late
-            # only by what a loaded machine may stall the stand-in's loop.
-            steps = [t for i, t in enumerate(e["token_ms"]) if i % p["n"] == 0]
-            for k, t in enumerate(steps):
-                due = p["ttft_ms"] + k * p["itl_ms"]
-                assert due <= t <= due + 50, f"step {k} at {t:.1f} ms, due {due} ms: {e}"
+            if sc.stream and sc.status == 200:
+                check_standin_stream(sc, r, e)
         # The wire: SSE in chunked transfer coding, the usage chunk (no choices) and [DONE]
         # last; in a JSON body usage last (vLLM's chat: then prompt_logprobs).
         conn = RawConn(standin.port)
@@ -471,6 +654,49 @@ def test_llm_standin_selfcheck(flavor, openai_js, tmp_path):
         standin.stop()
 
 
+def test_llm_standin_selfcheck_shapes(openai_js, tmp_path):
+    """No tapir: the responses API (through the openai client), Anthropic and TGI give their
+    clients the designed counts and token events, in the wire shapes of tests/unit/test_llm.c,
+    and the stand-in logs them at its pace."""
+    standin = Standin(str(tmp_path))
+    client = Client(standin.port, str(tmp_path))
+    try:
+        for sc in SHAPES:
+            r = client.run(sc)
+            check_client(sc, r)
+            e = standin.entry(sc.name)
+            assert e["status"] == sc.status
+            if sc.stream and sc.status == 200:
+                check_standin_stream(sc, r, e)
+        # The wire: Anthropic's typed events in order, TGI's "data:" without the space and its
+        # details last, the responses API's usage in response.completed.
+        conn = RawConn(standin.port)
+        conn.send(post("/v1/messages", json.dumps(
+            {"messages": [user("a b")], "max_tokens": 2, "stream": True, "ttft_ms": 0}).encode()))
+        st, headers, raw, _ = conn.read_response()
+        assert st == 200 and headers["transfer-encoding"] == "chunked"
+        assert [e for e, _ in sse_split(raw.decode())[0]] == [
+            "message_start", "content_block_start", "ping", "content_block_delta",
+            "content_block_delta", "content_block_stop", "message_delta", "message_stop"]
+        conn.send(post("/generate_stream", json.dumps(
+            {"inputs": "a", "parameters": {"max_new_tokens": 2, "details": True},
+             "ttft_ms": 0}).encode()))
+        st, headers, raw, _ = conn.read_response()
+        events = raw.decode().split("\n\n")
+        assert st == 200 and events[-1] == "" and all(e.startswith("data:{") for e in events[:-1])
+        assert [json.loads(e[5:])["details"] is not None for e in events[:-1]] == [False, True]
+        conn.send(post("/v1/responses", json.dumps(
+            {"input": "a b", "max_output_tokens": 2, "stream": True, "ttft_ms": 0}).encode()))
+        st, headers, raw, _ = conn.read_response()
+        event, data = sse_split(raw.decode())[0][-1]
+        assert st == 200 and event == "response.completed"
+        assert json.loads(data)["response"]["usage"]["input_tokens"] == 2
+        conn.close()
+    finally:
+        client.close()
+        standin.stop()
+
+
 @pytest.mark.parametrize("flavor", ["vllm", "sglang"])
 def test_llm_tokens_match_client(flavor, daemon, slot, openai_js, tmp_path):
     """Every scenario on its own, then all of them: tapir's token counts, per-request
@@ -482,6 +708,22 @@ def test_llm_tokens_match_client(flavor, daemon, slot, openai_js, tmp_path):
     client = Client(standin.port, str(tmp_path))
     try:
         run_scenarios(daemon.scrape, target, standin, client, SCENARIOS, False, flavor)
+    finally:
+        client.close()
+        standin.stop()
+
+
+def test_llm_shapes_match_client(daemon, slot, openai_js, tmp_path):
+    """The responses API, Anthropic's Messages API and TGI, each request on its own, then all:
+    tapir's token counts, per-request distributions, estimated and unparsed counts equal what
+    the client read from the bytes it received, by README's definitions (Anthropic's input with
+    the cache's reads and writes, TGI's without input); TTFT and inter-token latency within
+    5 ms per request of the stand-in's log."""
+    target = Target(slot_rel(slot), f"mid-{slot.index}", slot.model, f"dep-{slot.index}")
+    standin = Standin(str(tmp_path), "vllm", slot)
+    client = Client(standin.port, str(tmp_path))
+    try:
+        run_scenarios(daemon.scrape, target, standin, client, SHAPES, False, "other APIs")
     finally:
         client.close()
         standin.stop()
@@ -572,7 +814,8 @@ def test_llm_not_llm_traffic_adds_nothing(daemon, slot, openai_js, tmp_path):
 
 def test_llm_hit_rate_per_request(cgroot, openai_js, tmp_path):
     """With engines off nobody else owns baseten_llm_kv_cache_hit_rate: each request that
-    reports cached tokens adds its cached / prompt rate (6/8, 5/5, 0/3), others none."""
+    reports cached tokens adds its cached / prompt rate (6/8, 5/5, 0/3; Anthropic's reads over
+    its whole input 4/9 and 5/5, the responses API's 2/6), others none."""
     mount, rel = cgroot
     port = free_port()
     cfg = tmp_path / "tapir.yaml"
@@ -597,8 +840,8 @@ def test_llm_hit_rate_per_request(cgroot, openai_js, tmp_path):
         standin = Standin(str(tmp_path), "vllm", cg)
         client = Client(standin.port, str(tmp_path))
         try:
-            run_scenarios(scrape, target, standin, client, SCENARIOS[:1] + CACHED, True,
-                          "engines off")
+            run_scenarios(scrape, target, standin, client,
+                          SCENARIOS[:1] + CACHED + SHAPES_CACHED, True, "engines off")
         finally:
             client.close()
             standin.stop()
