@@ -570,7 +570,9 @@ def check_figures(target, before, after, fig, what, schedule=False):
     itl = target.value(after, ITL + "_sum", "dep") - target.value(before, ITL + "_sum", "dep")
     assert abs(itl - fig.itl) <= 0.005 * fig.streams, (
         f"{what}: inter-token latency sum {itl:.4f} s, server {fig.itl:.4f} s")
-    if schedule:  # over many streams, a stall of the stand-in's loop weighs little
+    # Over many streams a stall of the stand-in's loop weighs little; over one (a seed request)
+    # a token written 25 ms late is 25% of the schedule: the stand-in's log is the truth there.
+    if schedule and fig.streams >= 5:
         assert abs(itl - fig.itl_schedule) <= 0.1 * fig.itl_schedule, (
             f"{what}: inter-token latency sum {itl:.4f} s, schedule {fig.itl_schedule:.4f} s")
     tps = target.value(after, TPS + "_sum", "pod") - target.value(before, TPS + "_sum", "pod")
