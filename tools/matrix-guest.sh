@@ -275,7 +275,7 @@ esac
 
 # --- servers in the watched cgroups --------------------------------------------------------------
 
-mkdir -p "$TMP/www" "$TMP/nginx"
+mkdir -p "$TMP/www"
 # A page that compresses well (the gzip'd answers to HTTP/1.0) and a 1 KiB file.
 i=0
 while [ "$i" -lt 64 ]; do
@@ -284,38 +284,42 @@ while [ "$i" -lt 64 ]; do
 done >"$TMP/www/index.html"
 awk 'BEGIN { for (i = 0; i < 16; i++) printf "%063d\n", i }' >"$TMP/www/1k.html"
 
-if serving nginx; then
-	cat >"$TMP/nginx/nginx.conf" <<EOF
+NGINX=$ROOT/nginx
+[ -x "$NGINX" ] || NGINX=$(command -v nginx)
+# nginx_in DIR PORT CGROUP: an nginx serving $TMP/www on PORT from CGROUP, its files in DIR.
+nginx_in() {
+	mkdir -p "$1"
+	cat >"$1/nginx.conf" <<EOF
 user root;
 worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log;
+pid $1/nginx.pid;
+error_log $1/error.log;
 events { worker_connections 64; }
 http {
 	# nginx's own count of every request's bytes: the ground truth for busybox wget, which
 	# counts nothing itself.
 	log_format matrix '\$status \$request_length \$bytes_sent \$http_user_agent';
-	access_log $TMP/nginx/access.log matrix;
-	client_body_temp_path $TMP/nginx;
-	proxy_temp_path $TMP/nginx;
-	fastcgi_temp_path $TMP/nginx;
-	uwsgi_temp_path $TMP/nginx;
-	scgi_temp_path $TMP/nginx;
+	access_log $1/access.log matrix;
+	client_body_temp_path $1;
+	proxy_temp_path $1;
+	fastcgi_temp_path $1;
+	uwsgi_temp_path $1;
+	scgi_temp_path $1;
 	keepalive_requests 100000;
 	gzip on;
 	gzip_http_version 1.0;
 	gzip_min_length 0;
 	server {
-		listen 127.0.0.1:$NGX;
+		listen 127.0.0.1:$2;
 		root $TMP/www;
 	}
 }
 EOF
-	NGINX=$ROOT/nginx
-	[ -x "$NGINX" ] || NGINX=$(command -v nginx)
-	(echo 0 >"$CG_NGX/cgroup.procs" &&
-		exec "$NGINX" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" -g 'daemon off;') &
-fi
+	(echo 0 >"$3/cgroup.procs" &&
+		exec "$NGINX" -e "$1/error.log" -c "$1/nginx.conf" -g 'daemon off;') &
+}
+
+! serving nginx || nginx_in "$TMP/nginx" "$NGX" "$CG_NGX"
 if serving httpd; then
 	# busybox httpd answers one request per connection, from a child forked for it that reads
 	# the socket as fd 0 and writes it as fd 1 (inetd style).
