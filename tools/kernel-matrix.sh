@@ -7,7 +7,7 @@
 #   VERSION: a prefix of a Debian kernel version (5.10, 6.1, 6.12, 7), "newest" or "host".
 #   Default: 5.10 6.1 6.12 newest host, and 5.15 and 6.8 where a Debian suite carries them.
 # Environment: MATRIX_TIMEOUT (seconds per guest, 300), MATRIX_JOBS (guests at once: CPUs / 2),
-#   MATRIX_SMP (vCPUs per guest, 2), MATRIX_SERVERS (servers driven, "nginx httpd llm"),
+#   MATRIX_SMP (vCPUs per guest, 2), MATRIX_SERVERS (servers driven, "nginx httpd llm out"),
 #   MATRIX_HOST_PORT (first port on the host, 19464).
 # Kernel packages come from the Debian mirror this machine's apt sources name, through a private
 # apt configuration under build/kernel-matrix/apt (the machine's own apt state is not touched),
@@ -27,7 +27,8 @@ JOBS=${MATRIX_JOBS:-$(($(nproc) / SMP > 0 ? $(nproc) / SMP : 1))}
 # busybox httpd answers on a dup2()ed copy of the socket (inetd style): connections are keyed by
 # socket, so that copy is the same connection.
 # llm: tools/llm_server.c, a stand-in vLLM, through busybox wget.
-export MATRIX_SERVERS=${MATRIX_SERVERS:-nginx httpd llm}
+# out: outbound requests, from http_client in a watched cgroup to an nginx outside them.
+export MATRIX_SERVERS=${MATRIX_SERVERS:-nginx httpd llm out}
 # Debian suites searched for kernels, oldest first; a suite the mirror lacks is skipped.
 SUITES=(bullseye bookworm bookworm-backports trixie trixie-backports)
 # Kernels run where Debian has them; the GPU fleet runs them (Ubuntu 22.04 and COS: 5.15,
@@ -334,7 +335,7 @@ dd_tax() {
 # report NAME LABEL LOG: one "matrix:" line for the kernel (its runs), and a table row per run.
 report() {
 	local name=$1 label=$2 file=$3 line secs rc k builds="" sent="" counted="" whys="" result=PASS
-	local llm_sent="" llm_counted=""
+	local llm_sent="" llm_counted="" out_sent="" out_counted=""
 	local n=0 kernel=$name last_why="" last_forced=""
 	secs=$(sed -n 's/^MATRIX-BOOT seconds=\([0-9]*\).*/\1/p' "$file" | tail -n 1)
 	rc=$(sed -n 's/^MATRIX-BOOT .*qemu_rc=\([0-9]*\).*/\1/p' "$file" | tail -n 1)
@@ -348,6 +349,8 @@ report() {
 		counted+="${counted:+/}$(kv counted)"
 		llm_sent+="${llm_sent:+, }$(kv llm_sent)"
 		llm_counted+="${llm_counted:+, }$(kv llm_counted)"
+		out_sent+="${out_sent:+, }$(kv out_sent)"
+		out_counted+="${out_counted:+, }$(kv out_counted)"
 		if [ "$(kv result)" != PASS ]; then
 			result=FAIL
 			# A reason both builds give is said once.
@@ -361,6 +364,7 @@ report() {
 		echo "| $kernel$([ -z "$label" ] || echo " ($label)") | $(kv variant) ($(kv forced)) |" \
 			"$(kv attached)$([ "$k" = none ] || echo " (not: ${k//,/, })") | $(kv sent) |" \
 			"$(kv counted) | $(kv llm_sent) / $(kv llm_counted) |" \
+			"$(kv out_sent) / $(kv out_counted) |" \
 			"$(dd_tax "$(kv dd_cs)" "$(kv dd_runs)") |" \
 			"$(kv nginx_cpu_us | sed 's|,| / |') | $(kv result) |" >>"$OUT/table.md"
 	done < <(grep -a '^MATRIX-RESULT' "$file" | tr -d '\r')
@@ -375,14 +379,15 @@ report() {
 		[ -n "$k" ] || k=$(grep -a -E 'Kernel panic|Failed to execute|Oops|BUG:' "$file" | tail -n 1)
 		why+=" (last: $(tr -d '\r' <<<"${k:-nothing}" | sed 's/^\[ *[0-9.]*\] //'))"
 		whys+="${whys:+; }$why"
-		echo "| $kernel$([ -z "$label" ] || echo " ($label)") | - | - | - | - | - | - | - | FAIL: ${why//|/\\|} |" >>"$OUT/table.md"
+		echo "| $kernel$([ -z "$label" ] || echo " ($label)") | - | - | - | - | - | - | - | - | FAIL: ${why//|/\\|} |" >>"$OUT/table.md"
 	fi
 	[ ! -f "${file%.log}.timed-out.log" ] || whys+="${whys:+; }booted twice: the first guest stalled without a result"
 	[ ! -f "${file%.log}.died.log" ] ||
 		whys+="${whys:+; }booted twice: the first guest died ($(grep -a -E 'Kernel panic|Oops|BUG:|general protection|Attempted to kill init' "${file%.log}.died.log" | head -n 1 | tr -d '\r' | sed 's/^\[ *[0-9.]*\] //' || true))"
 	echo "matrix: $kernel${label:+ ($label)} in ${secs:-?} s: builds ${builds:-none}; requests" \
 		"sent ${sent:-0}, counted ${counted:-0}; LLM tokens in/out/estimated received" \
-		"${llm_sent:--}, counted ${llm_counted:--}: $result${whys:+ ($whys)}"
+		"${llm_sent:--}, counted ${llm_counted:--}; outbound requests/404/named sent" \
+		"${out_sent:--}, counted ${out_counted:--}: $result${whys:+ ($whys)}"
 	[ "$result" = PASS ]
 }
 
@@ -433,8 +438,8 @@ main() {
 	ACCEL=$(accel)
 	log "qemu: $ACCEL, $SMP vCPUs, $JOBS guests at once, $TIMEOUT s each"
 	{
-		echo "| kernel | HTTP build/hooks (forced) | programs attached | requests sent | counted | LLM tokens in/out/estimated: wget / tapir | dd bs=1 with / without tapir | nginx CPU us/req with / without | result |"
-		echo "|---|---|---|---:|---:|---:|---:|---:|---|"
+		echo "| kernel | HTTP build/hooks (forced) | programs attached | requests sent | counted | LLM tokens in/out/estimated: wget / tapir | outbound requests/404/named: client / tapir | dd bs=1 with / without tapir | nginx CPU us/req with / without | result |"
+		echo "|---|---|---|---:|---:|---:|---:|---:|---:|---|"
 	} >"$OUT/table.md"
 	for id in "${ids[@]}"; do
 		[ "$id" != host ] || continue

@@ -1,22 +1,27 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # One kernel of the matrix: tapir watching nginx, busybox httpd and a stand-in vLLM
-# (tools/llm_server.c) in test cgroups, known traffic from counting clients, tapir's figures
-# compared with the clients' own. /init of the matrix's initramfs; tools/kernel-matrix.sh runs it
+# (tools/llm_server.c) in test cgroups, and a client in a test cgroup calling an nginx outside
+# them (outbound requests); known traffic from counting clients, tapir's figures compared with
+# the clients' own. /init of the matrix's initramfs; tools/kernel-matrix.sh runs it
 # as it is on the host too.
 #
 # Environment (the VM's defaults in brackets):
 #   MATRIX_ROOT     where tapir, http_client, llm_server and nginx are [/]
 #   MATRIX_CGROOT   the cgroup v2 mount [/sys/fs/cgroup, mounted here]
 #   MATRIX_CGREL    nginx's test cgroup, relative to the mount [/matrix]; busybox httpd runs in
-#                   MATRIX_CGREL-httpd, llm_server in MATRIX_CGREL-llm
+#                   MATRIX_CGREL-httpd, llm_server in MATRIX_CGREL-llm, the outbound client in
+#                   MATRIX_CGREL-out, and the nginx it calls in MATRIX_CGREL-remote, which no
+#                   rule watches
 #   MATRIX_TMP      scratch directory [/tmp]
-#   MATRIX_PORT0    first of the four ports used (tapir, nginx, httpd, llm_server) [9464]
+#   MATRIX_PORT0    first of the five ports used (tapir, nginx, httpd, llm_server, the remote
+#                   nginx) [9464]
 #   MATRIX_VARIANT  tapir --bpf-variant [auto]
 #   MATRIX_HOOKS    tapir --bpf-hooks [auto]
 #   MATRIX_DD_BYTES bytes of the dd bs=1 runs that time the tax on file I/O [400000]
 #   MATRIX_CPU_REQUESTS keep-alive requests that time nginx's CPU per request [1000]
-#   MATRIX_SERVERS  the servers driven, separated by spaces or commas [nginx httpd llm]
+#   MATRIX_SERVERS  the servers driven, separated by spaces or commas [nginx httpd llm out]
+#                   (out: the outbound case)
 #   MATRIX_START_S  seconds tapir may take to serve /metrics [240]: TCG verifies slowly
 # busybox's applets come first in PATH on both sides, so the VM and the host run the same tools.
 # Prints "MATRIX-RESULT kernel=K variant=V forced=F attached=A/T notattached=PROG:REASON,...
@@ -28,6 +33,9 @@
 # llm_sent=IN/OUT/EST and llm_counted=IN/OUT/EST: the LLM tokens in and out and the requests
 # counted by estimate, as busybox wget received them from llm_server (its usage figures, and its
 # content events where a stream has no usage) and as tapir counts them ("-": llm not driven).
+# out_sent=REQ/404/NAMED and out_counted=...: the outbound requests, those answered 404 and those
+# to the destination a rule names, as the client counted them and as tapir counts them ("-": out
+# not driven); tapir's figures must equal the client's for every status and destination.
 # nginx_cpu_us=WITH,WITHOUT: nginx's CPU per keep-alive request with tapir's programs attached
 # and after tapir stopped.
 # As /init it checks the build tapir picks, the loop build on syscall hooks (the socket-layer
@@ -66,13 +74,16 @@ FORCED=$VARIANT
 DD_BYTES=${MATRIX_DD_BYTES:-400000}
 CPU_REQUESTS=${MATRIX_CPU_REQUESTS:-1000}
 # Commas too: the kernel command line that carries it into the VM splits words at spaces.
-SERVERS=$(echo "${MATRIX_SERVERS:-nginx httpd llm}" | tr ',' ' ')
+SERVERS=$(echo "${MATRIX_SERVERS:-nginx httpd llm out}" | tr ',' ' ')
 START_S=${MATRIX_START_S:-240}
 P0=${MATRIX_PORT0:-9464}
-TP=$P0 NGX=$((P0 + 1)) HTTPD=$((P0 + 2)) LLM=$((P0 + 3))
+TP=$P0 NGX=$((P0 + 1)) HTTPD=$((P0 + 2)) LLM=$((P0 + 3)) REMOTE=$((P0 + 4))
 CG_NGX=$CGROOT$CGREL
 CG_HTTPD=$CGROOT$CGREL-httpd
 CG_LLM=$CGROOT$CGREL-llm
+CG_OUT=$CGROOT$CGREL-out
+# A sibling of the watched cgroups that no rule names: a rule watches its cgroup and those below.
+CG_REMOTE=$CGROOT$CGREL-remote
 CLIENT=$ROOT/http_client
 KERNEL=$(uname -r)
 why=""
@@ -156,19 +167,22 @@ finish() {
 	drop_cgroup "$CG_NGX"
 	drop_cgroup "$CG_HTTPD"
 	drop_cgroup "$CG_LLM"
+	drop_cgroup "$CG_OUT"
+	drop_cgroup "$CG_REMOTE"
 	# The console relay ends with tapir's output.
 	[ -z "$relay_pid" ] || wait "$relay_pid"
 	result=PASS
 	[ -n "$why" ] && result=FAIL
 	if [ "$result" != PASS ] && [ -s "$TMP/metrics" ]; then
 		echo "---- last scrape: series of the test cgroups and loss counters above 0"
-		grep -E '^(baseten_(inference_requests_total|re(quest|sponse)_size_bytes_(sum|count)|llm_(in|out)put_tokens_total)\{.*model_name="matrix|tapir_llm_usage_estimated_total\{.*model_name="matrix|tapir_(records_lost|parse_failures|connections_evicted|records_unlabelled|llm_requests_unparsed|llm_payload_lost)_total)' \
+		grep -E '^(baseten_(inference_requests_total|re(quest|sponse)_size_bytes_(sum|count)|llm_(in|out)put_tokens_total)\{.*model_name="matrix|tapir_llm_usage_estimated_total\{.*model_name="matrix|tapir_outbound_requests_total\{.*model_name="matrix|tapir_(records_lost|parse_failures|connections_evicted|records_unlabelled|llm_requests_unparsed|llm_payload_lost)_total)' \
 			"$TMP/metrics" | grep -v ' 0$'
 	fi
 	echo "MATRIX-RESULT kernel=$KERNEL variant=${variant:-none} forced=$FORCED" \
 		"attached=${attached:-0}/${total:-0} notattached=${notattached:-none}" \
 		"sent=${sent:-0} counted=${counted:-0}" \
 		"llm_sent=${llm_sent:--} llm_counted=${llm_counted:--}" \
+		"out_sent=${out_sent:--} out_counted=${out_counted:--}" \
 		"dd_cs=${dd_b1:-0},${dd_t1:-0},${dd_t2:-0},${dd_b2:-0} dd_runs=${dd_runs:--}" \
 		"nginx_cpu_us=${cpu_with:--},${cpu_without:--}" \
 		"result=$result why=${why:-none}"
@@ -183,7 +197,9 @@ scrape() { timeout 10 wget -q -O "$TMP/metrics" "http://127.0.0.1:$TP/metrics" 2
 
 # metric NAME [SELECTOR...]: the sum of the samples of NAME whose labels contain every SELECTOR.
 metric() {
-	awk -v name="$1" -v sels="$2 $3" '
+	name=$1
+	shift
+	awk -v name="$name" -v sels="$*" '
 		BEGIN { n = split(sels, sel, " ") }
 		/^[^#]/ {
 			split($0, a, /[{ ]/)
@@ -199,7 +215,7 @@ metric() {
 
 # --- tapir, with a rule per server cgroup, its log relayed to the console -----------------------
 
-mkdir -p "$CG_NGX" "$CG_HTTPD" "$CG_LLM" || {
+mkdir -p "$CG_NGX" "$CG_HTTPD" "$CG_LLM" "$CG_OUT" "$CG_REMOTE" || {
 	fail "cannot create the test cgroups under $CGROOT"
 	finish
 }
@@ -212,6 +228,15 @@ deployments:
     labels: {model_name: "matrix-httpd"}
   - cgroup: "$CGREL-llm"
     labels: {model_name: "matrix-llm"}
+  - cgroup: "$CGREL-out"
+    labels: {model_name: "matrix-out"}
+outbound:
+  enabled: true
+  destinations:
+    - name: "matrix-api"
+      address: "127.0.0.1"
+      port: $REMOTE
+      path: "/api/"
 EOF
 dd_b1=$(dd_cs)
 say "kernel $KERNEL: dd bs=1 of $DD_BYTES bytes without tapir: ${dd_b1}0 ms"
@@ -273,9 +298,9 @@ auto/auto/*/syscall) fail "the default picked syscall hooks: no socket-layer hoo
 esac
 
 
-# --- servers in the watched cgroups --------------------------------------------------------------
+# --- servers: in the watched cgroups, and the remote one outside them ---------------------------
 
-mkdir -p "$TMP/www" "$TMP/nginx"
+mkdir -p "$TMP/www/api"
 # A page that compresses well (the gzip'd answers to HTTP/1.0) and a 1 KiB file.
 i=0
 while [ "$i" -lt 64 ]; do
@@ -283,39 +308,47 @@ while [ "$i" -lt 64 ]; do
 	i=$((i + 1))
 done >"$TMP/www/index.html"
 awk 'BEGIN { for (i = 0; i < 16; i++) printf "%063d\n", i }' >"$TMP/www/1k.html"
+# What the outbound client asks of the destination rule "matrix-api" names (path "/api/").
+echo '{"status":"ok"}' >"$TMP/www/api/status.json"
 
-if serving nginx; then
-	cat >"$TMP/nginx/nginx.conf" <<EOF
+NGINX=$ROOT/nginx
+[ -x "$NGINX" ] || NGINX=$(command -v nginx)
+# nginx_in DIR PORT CGROUP: an nginx serving $TMP/www on PORT from CGROUP, its files in DIR.
+nginx_in() {
+	mkdir -p "$1"
+	cat >"$1/nginx.conf" <<EOF
 user root;
 worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log;
+pid $1/nginx.pid;
+error_log $1/error.log;
 events { worker_connections 64; }
 http {
 	# nginx's own count of every request's bytes: the ground truth for busybox wget, which
 	# counts nothing itself.
 	log_format matrix '\$status \$request_length \$bytes_sent \$http_user_agent';
-	access_log $TMP/nginx/access.log matrix;
-	client_body_temp_path $TMP/nginx;
-	proxy_temp_path $TMP/nginx;
-	fastcgi_temp_path $TMP/nginx;
-	uwsgi_temp_path $TMP/nginx;
-	scgi_temp_path $TMP/nginx;
+	access_log $1/access.log matrix;
+	client_body_temp_path $1;
+	proxy_temp_path $1;
+	fastcgi_temp_path $1;
+	uwsgi_temp_path $1;
+	scgi_temp_path $1;
 	keepalive_requests 100000;
 	gzip on;
 	gzip_http_version 1.0;
 	gzip_min_length 0;
 	server {
-		listen 127.0.0.1:$NGX;
+		listen 127.0.0.1:$2;
 		root $TMP/www;
 	}
 }
 EOF
-	NGINX=$ROOT/nginx
-	[ -x "$NGINX" ] || NGINX=$(command -v nginx)
-	(echo 0 >"$CG_NGX/cgroup.procs" &&
-		exec "$NGINX" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" -g 'daemon off;') &
-fi
+	(echo 0 >"$3/cgroup.procs" &&
+		exec "$NGINX" -e "$1/error.log" -c "$1/nginx.conf" -g 'daemon off;') &
+}
+
+! serving nginx || nginx_in "$TMP/nginx" "$NGX" "$CG_NGX"
+# The server of the outbound case, in a cgroup no rule watches (nginx: keep-alive).
+! serving out || nginx_in "$TMP/nginx-remote" "$REMOTE" "$CG_REMOTE"
 if serving httpd; then
 	# busybox httpd answers one request per connection, from a child forked for it that reads
 	# the socket as fd 0 and writes it as fd 1 (inetd style).
@@ -430,6 +463,30 @@ if serving llm; then
 	llm_sent="$llm_in/$llm_out/1"
 fi
 
+# The outbound case: http_client in the watched cgroup CG_OUT calls the remote nginx, which no
+# rule watches. Its own tallies are the ground truth: "other" for the paths no rule names, "api"
+# for the one the rule "matrix-api" names; the readiness GET runs from this script's cgroup, which
+# no rule watches either, so tapir sees it nowhere.
+run_out() { # run_out GROUP NAME ARGS...: one http_client run from inside CG_OUT
+	g=$1 name=$2
+	shift 2
+	if out=$(echo 0 >"$CG_OUT/cgroup.procs" && exec "$CLIENT" "$@"); then
+		add "$g" "outbound $name" "$out"
+	else
+		fail "outbound client $name failed"
+	fi
+}
+if serving out; then
+	ready remote "$REMOTE" /1k.html
+	run_out other keepalive 127.0.0.1 "$REMOTE" /1k.html /missing1 /index.html /1k.html \
+		/missing2 /1k.html /index.html /missing3 /1k.html /1k.html
+	run_out other close -c 127.0.0.1 "$REMOTE" /1k.html /missing /index.html
+	run_out other close_delimited -0 127.0.0.1 "$REMOTE" /index.html /missing
+	run_out api named 127.0.0.1 "$REMOTE" /api/status.json
+	out_total=$((${other_requests:-0} + ${api_requests:-0}))
+	out_sent="$out_total/$((${other_status_404:-0} + ${api_status_404:-0}))/${api_requests:-0}"
+fi
+
 # --- the figures --------------------------------------------------------------------------------
 
 sent=$((${ngx_requests:-0} + ${htd_requests:-0} + ${llm_requests:-0}))
@@ -440,7 +497,9 @@ while :; do
 	scrape
 	counted=$(metric baseten_inference_requests_total 'model_name="matrix')
 	llm_got=$(metric baseten_llm_output_tokens_total 'model_name="matrix-llm"')
-	{ [ "$counted" -lt "$sent" ] || [ "$llm_got" -lt "${llm_out:-0}" ]; } && [ "$i" -lt 50 ] || break
+	out_got=$(metric tapir_outbound_requests_total 'model_name="matrix-out"')
+	{ [ "$counted" -lt "$sent" ] || [ "$llm_got" -lt "${llm_out:-0}" ] ||
+		[ "$out_got" -lt "${out_total:-0}" ]; } && [ "$i" -lt 50 ] || break
 	i=$((i + 1))
 	sleep 0.2
 done
@@ -502,9 +561,47 @@ check_llm() {
 	[ "$llm_counted" = "$llm_sent" ] ||
 		fail "matrix-llm: tokens in/out/estimated: wget received $llm_sent, tapir counted $llm_counted"
 }
+# The outbound client: tapir's requests by destination and status ("DEST CODE N" lines) must be
+# the client's, series for series; a missing family or an extra series is a difference too.
+out_tally() { # out_tally GROUP DEST: "DEST CODE N" for each status the client got in GROUP
+	for c in $(set | sed -n "s/^${1}_status_\([0-9]*\)=.*/\1/p"); do
+		eval "echo \"$2 $c \${${1}_status_$c}\""
+	done
+}
+check_out() {
+	m='model_name="matrix-out"'
+	want=$( (out_tally other other; out_tally api matrix-api) | sort | tr '\n' ',' | sed 's/,$//')
+	got=$(awk -v m="$m" '/^tapir_outbound_requests_total\{/ && index($0, m) && $NF > 0 {
+			d = $0; sub(/.*destination="/, "", d); sub(/".*/, "", d)
+			c = $0; sub(/.*status_code="/, "", c); sub(/".*/, "", c)
+			s[d " " c] += $NF
+		}
+		END { for (k in s) print k, s[k] }' "$TMP/metrics" | sort | tr '\n' ',' | sed 's/,$//')
+	f=tapir_outbound_requests_total
+	out_counted="$(metric $f "$m")/$(metric $f "$m" 'status_code="404"')"
+	out_counted="$out_counted/$(metric $f "$m" 'destination="matrix-api"')"
+	say "matrix-out: the client sent $out_sent requests/404s/to matrix-api, tapir counted $out_counted"
+	[ "$got" = "$want" ] ||
+		fail "matrix-out: outbound requests by destination and status: client $want, tapir ${got:-none}"
+	for d in other:other matrix-api:api; do
+		eval "n=\${${d#*:}_requests:-0}"
+		v=$(metric tapir_outbound_request_duration_seconds_count "$m" "destination=\"${d%:*}\"")
+		[ "$v" -eq "$n" ] || fail "matrix-out: ${d%:*}: duration count $v, client $n"
+	done
+	# The remote nginx's log checks the harness: every request the client counted reached it.
+	log_r=0 log_o=0 log_i=0
+	eval "$(awk '$4 == "tapir-matrix" { r++; o += $2; i += $3 }
+		END { printf "log_r=%d log_o=%d log_i=%d\n", r, o, i }' "$TMP/nginx-remote/access.log" 2>/dev/null)"
+	want="$((${remote_requests:-0} + out_total))"
+	want="$want $((${remote_bytes_out:-0} + ${other_bytes_out:-0} + ${api_bytes_out:-0}))"
+	want="$want $((${remote_bytes_in:-0} + ${other_bytes_in:-0} + ${api_bytes_in:-0}))"
+	[ "$log_r $log_o $log_i" = "$want" ] ||
+		fail "harness: the remote nginx logged requests/bytes out/in $log_r $log_o $log_i, http_client counted $want"
+}
 ! serving nginx || check matrix ngx
 ! serving httpd || check matrix-httpd htd
 ! serving llm || check_llm
+! serving out || check_out
 for fam in tapir_records_lost_total tapir_parse_failures_total tapir_connections_evicted_total \
 	tapir_records_unlabelled_total tapir_llm_requests_unparsed_total tapir_llm_payload_lost_total; do
 	v=$(metric "$fam")
