@@ -251,19 +251,36 @@ static void refresh_llm(struct tapir_daemon *d, const uint64_t *stats)
 	}
 }
 
+/*
+ * The labels of @n requests of cgroup @cgroup_id recorded under label set @labels_id: the
+ * cgroup's current ones (they may have been resolved from its environment since the connection
+ * began), the record's own for a cgroup already gone; NULL, counted unlabelled, for none. Sets
+ * *@wp to the cgroup (NULL when gone) and *@idp to the label set used.
+ */
+static const char *const *record_labels(struct tapir_daemon *d, uint64_t cgroup_id,
+					uint32_t labels_id, uint64_t n,
+					const struct tapir_watched **wp, uint32_t *idp)
+{
+	const struct tapir_watched *w = tapir_cgroups__find(d->cgroups, cgroup_id);
+	const char *const *labels;
+
+	*wp = w;
+	*idp = w ? w->labels_id : labels_id;
+	labels = tapir_cgroups__labels(d->cgroups, *idp);
+	d->records += n;
+	if (!labels)
+		d->unlabelled += n;
+	return labels;
+}
+
 static void account(struct tapir_daemon *d, const struct tapir_http_event *e)
 {
-	/* The cgroup's current labels (they may have been resolved from its environment since
-	 * the connection began); the record's own for a cgroup already gone. */
-	const struct tapir_watched *w = tapir_cgroups__find(d->cgroups, e->cgroup_id);
-	uint32_t id = w ? w->labels_id : e->labels_id;
-	const char *const *labels = tapir_cgroups__labels(d->cgroups, id);
+	const struct tapir_watched *w;
+	uint32_t id;
+	const char *const *labels = record_labels(d, e->cgroup_id, e->labels_id, 1, &w, &id);
 
-	d->records++;
-	if (!labels) {
-		d->unlabelled++;
+	if (!labels)
 		return;
-	}
 	/* One label set id for the series cache and the label text, so replicas of one rule
 	 * with different environments are never merged. */
 	tapir_http_metrics__record(d->http, e, id, labels);
@@ -275,31 +292,25 @@ static void account(struct tapir_daemon *d, const struct tapir_http_event *e)
 /* A request a watched process sent. */
 static void account_out(struct tapir_daemon *d, const struct tapir_http_event *e)
 {
-	const struct tapir_watched *w = tapir_cgroups__find(d->cgroups, e->cgroup_id);
-	uint32_t id = w ? w->labels_id : e->labels_id;
-	const char *const *labels = tapir_cgroups__labels(d->cgroups, id);
+	const struct tapir_watched *w;
+	uint32_t id;
+	const char *const *labels = record_labels(d, e->cgroup_id, e->labels_id, 1, &w, &id);
 
-	d->records++;
-	if (!labels) {
-		d->unlabelled++;
-		return;
-	}
-	tapir_outbound__record(d->outbound, e, id, labels);
+	if (labels)
+		tapir_outbound__record(d->outbound, e, id, labels);
 }
 
 /* What the kernel aggregated for a series since the last read: as many records at once. */
 static void account_agg(void *ctx, const struct tapir_agg_key *k, const struct tapir_agg *delta)
 {
 	struct tapir_daemon *d = ctx;
-	const struct tapir_watched *w = tapir_cgroups__find(d->cgroups, k->cgroup_id);
-	uint32_t id = w ? w->labels_id : k->labels_id;
-	const char *const *labels = tapir_cgroups__labels(d->cgroups, id);
+	const struct tapir_watched *w;
+	uint32_t id;
+	const char *const *labels =
+		record_labels(d, k->cgroup_id, k->labels_id, delta->requests, &w, &id);
 
-	d->records += delta->requests;
-	if (!labels) {
-		d->unlabelled += delta->requests;
+	if (!labels)
 		return;
-	}
 	tapir_http_metrics__merge(d->http, id, labels, k->status, delta);
 	tapir_cgroups__mark_served(d->cgroups, id);
 	/* Possible probes never aggregate: these are requests, the latest at last_ns. */
