@@ -13,6 +13,7 @@
 
 #include "llm.h"
 #include "llm_wire.h"
+#include "llm_samples.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MS	      1000000ULL
@@ -32,21 +33,9 @@ struct sample {
 };
 
 /* vLLM 0.8 chat stream, no usage asked: three content chunks after the role chunk. */
-#define VLLM_CHUNK(c, fin)                                                                          \
-	"data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\",\"created\":1718000000," \
-	"\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" c "\"},"              \
-	"\"logprobs\":null,\"finish_reason\":" fin "}]}\n\n"
-#define VLLM_ROLE                                                                                   \
-	"data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\",\"created\":1718000000," \
-	"\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":"  \
-	"\"\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
 #define VLLM_BODY                                                          \
 	VLLM_ROLE VLLM_CHUNK("Hello", "null") VLLM_CHUNK(" world", "null") \
 		VLLM_CHUNK("!", "\"stop\"")
-#define VLLM_USAGE                                                                                  \
-	"data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\",\"created\":1718000000," \
-	"\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"total_tokens\":15,"       \
-	"\"completion_tokens\":3,\"prompt_tokens_details\":null}}\n\n"
 
 /* vLLM with continuous_usage_stats: usage in every chunk, the last one final. */
 #define VLLM_CONT(c, fin, k)                                                                        \

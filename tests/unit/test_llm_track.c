@@ -13,6 +13,7 @@
 
 #include "llm_track.h"
 #include "tapir/http.h"
+#include "llm_samples.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MS	      1000000ULL
@@ -23,20 +24,7 @@
 #define F_EXACT (TAPIR_LLM_INPUT | TAPIR_LLM_OUTPUT | TAPIR_LLM_EXACT)
 #define F_EST	(TAPIR_LLM_OUTPUT | TAPIR_LLM_ESTIMATED)
 
-/* vLLM 0.8 chat stream with include_usage (as in test_llm.c): a role chunk, three content
- * chunks, the usage chunk, [DONE]. */
-#define VLLM_CHUNK(c, fin)                                                                          \
-	"data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\",\"created\":1718000000," \
-	"\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" c "\"},"              \
-	"\"logprobs\":null,\"finish_reason\":" fin "}]}\n\n"
-#define VLLM_ROLE                                                                                   \
-	"data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\",\"created\":1718000000," \
-	"\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":"  \
-	"\"\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
-#define VLLM_USAGE                                                                                  \
-	"data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\",\"created\":1718000000," \
-	"\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"total_tokens\":15,"       \
-	"\"completion_tokens\":3,\"prompt_tokens_details\":null}}\n\n"
+/* vLLM 0.8's streams come from llm_samples.h; its non-streaming chat answer, usage last: */
 #define VLLM_JSON                                                                                 \
 	"{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"m\","    \
 	"\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hi\","       \
