@@ -55,17 +55,10 @@ class RawConn:
             wire += n
         elif headers.get("transfer-encoding", "").lower().endswith("chunked"):
             while True:
-                while b"\r\n" not in self.buf:
-                    self._fill()
-                i = self.buf.index(b"\r\n")
-                size = int(self.buf[:i].split(b";")[0], 16)
-                need = i + 2 + size + 2
-                while len(self.buf) < need:
-                    self._fill()
-                body += self.buf[i + 2:i + 2 + size]
+                data, need = self._chunk()
+                body += data
                 wire += need
-                self.buf = self.buf[need:]
-                if size == 0:
+                if not data:  # the last chunk
                     break
         else:  # close-delimited
             try:
@@ -77,19 +70,25 @@ class RawConn:
             wire += len(body)
         return status, headers, body, wire
 
+    def _chunk(self):
+        """The next chunk of a chunked body: its payload (empty for the last one) and its bytes
+        on the wire, size line and CRLFs included."""
+        while b"\r\n" not in self.buf:
+            self._fill()
+        i = self.buf.index(b"\r\n")
+        size = int(self.buf[:i].split(b";")[0], 16)
+        need = i + 2 + size + 2
+        while len(self.buf) < need:
+            self._fill()
+        data, self.buf = self.buf[i + 2:i + 2 + size], self.buf[need:]
+        return data, need
+
     def chunks(self):
         """The payloads of a chunked body as they arrive, after read_response(head=True); the
         caller may stop early (and close)."""
         while True:
-            while b"\r\n" not in self.buf:
-                self._fill()
-            i = self.buf.index(b"\r\n")
-            size = int(self.buf[:i].split(b";")[0], 16)
-            need = i + 2 + size + 2
-            while len(self.buf) < need:
-                self._fill()
-            data, self.buf = self.buf[i + 2:i + 2 + size], self.buf[need:]
-            if not size:
+            data, _ = self._chunk()
+            if not data:
                 return
             yield data
 
