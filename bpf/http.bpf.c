@@ -520,9 +520,9 @@ static long llm_cb(__u32 i, void *arg)
  * as request @id's direction @dir, @seen bytes of it before, at most @budget; the bytes of
  * that direction seen after it, saturated to 32 bits.
  */
-static __always_inline __u32 llm_copy(struct tapir_conn *c, __u64 sock, __u32 slot, __u8 dir,
-				      __u8 kind, __u64 buf, __u32 iovcnt, __u64 len, __u64 skip,
-				      __u64 ts, __u32 seen, __u32 budget)
+static __always_inline __u32 llm_copy(struct tapir_conn *c, __u32 slot, __u8 dir, __u8 kind,
+				      __u64 buf, __u32 iovcnt, __u64 len, __u64 skip, __u64 ts,
+				      __u32 seen, __u32 budget)
 {
 	__u32 zero = 0, h = slot & (TAPIR_MAX_PENDING - 1);
 	struct llm_copy *s = bpf_map_lookup_elem(&llm_scratch, &zero);
@@ -531,7 +531,7 @@ static __always_inline __u32 llm_copy(struct tapir_conn *c, __u64 sock, __u32 sl
 		return seen;
 	s->hdr.type = TAPIR_REC_LLM;
 	s->hdr.id = c->llm_id[h];
-	s->hdr.sock = sock;
+	s->hdr.sock = c->sock;
 	s->hdr.cgroup_id = c->cgroup_id;
 	s->hdr.start_ns = c->start_ns[h];
 	s->hdr.ts = ts;
@@ -610,10 +610,9 @@ static __always_inline void llm_answer(struct tapir_conn *c, struct tapir_io *io
 
 	if (!c->count || !c->llm_id[h])
 		return;
-	c->llm_out_off =
-		llm_copy(c, io->sock, h, DIR_OUT, io->kind, io->buf, io->iovcnt, len, 0, io->ts,
-			 c->llm_out_off,
-			 c->llm_out_off < llm_resp_bytes ? llm_resp_bytes - c->llm_out_off : 0);
+	c->llm_out_off = llm_copy(
+		c, h, DIR_OUT, io->kind, io->buf, io->iovcnt, len, 0, io->ts, c->llm_out_off,
+		c->llm_out_off < llm_resp_bytes ? llm_resp_bytes - c->llm_out_off : 0);
 }
 
 /*
@@ -652,8 +651,8 @@ static __always_inline void llm_read(struct tapir_conn *c, struct tapir_walk *w)
 		c->llm_in_id = 0; /* answered and gone already */
 		return;
 	}
-	c->llm_in_off = llm_copy(c, w->key.sock, slot, DIR_IN, w->kind, w->buf, w->iovcnt, w->len,
-				 skip, w->pos.now, c->llm_in_off,
+	c->llm_in_off = llm_copy(c, slot, DIR_IN, w->kind, w->buf, w->iovcnt, w->len, skip,
+				 w->pos.now, c->llm_in_off,
 				 c->llm_in_off < llm_req_bytes ? llm_req_bytes - c->llm_in_off : 0);
 	/* Its whole head is over, or the request itself: the parser waits for the next, or a
 	 * newer request began (pipelined). */

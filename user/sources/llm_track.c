@@ -222,11 +222,8 @@ static void out_start(struct req *r)
 		.req_start_ns = r->start_ns,
 	};
 
+	/* No bytes were lost before it: after such a gap no answer byte reaches here. */
 	parser_start(r, &info);
-	if (!r->q)
-		return;
-	if (r->out_lost)
-		tapir_llm_req__lost(r->q, r->out_lost);
 }
 
 /* Answer bytes at @ts: interim heads skipped, the final head read, the body parsed. */
