@@ -429,6 +429,11 @@ static __always_inline struct tapir_conn *walk_conn(struct tapir_walk **wp)
  * no room for, or that cannot be read, is counted and leaves a gap in the offsets; bytes past
  * the answer's budget are counted in one go. Any other request pays a compare of its line's
  * first word, and any other answer a load of its request's llm_id.
+ *
+ * The same capture hands over request heads for async rules: in a cgroup with TAPIR_CGI_HEADS
+ * (heads_on: some rule has them), a request that is no LLM request is numbered all the same,
+ * with TAPIR_API_HEAD, and its bytes go over until its head is complete (TAPIR_HEAD_BYTES at
+ * most); its answer's never.
  */
 #define LLM_PIECES	  64 /* pieces per syscall at most, 1 MiB (loop build) */
 #define LLM_PIECES_COMPAT 8  /* 128 KiB (compat build: a bounded loop, verified unrolled) */
