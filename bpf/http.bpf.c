@@ -544,6 +544,7 @@ static __always_inline __u32 llm_copy(struct tapir_conn *c, __u32 slot, __u8 dir
 	s->hdr.labels_id = c->labels_id;
 	s->hdr.dir = dir;
 	s->hdr.api = c->llm_api[h];
+	s->hdr.flags = (c->flags & TAPIR_CF_CLIENT) ? TAPIR_LLM_F_CLIENT : 0;
 	s->buf = buf;
 	s->kind = kind;
 	s->iovcnt = iovcnt;
@@ -609,16 +610,22 @@ static __always_inline int llm_match(struct tapir_conn *c, __u32 slot)
 	return -1;
 }
 
-/* An answer is being written: the LLM request it answers gets its bytes. */
+/*
+ * An answer is being written (a server's write), or read (a client's read, at its return): the
+ * LLM request it answers gets its bytes, with the time they moved.
+ */
 static __always_inline void llm_answer(struct tapir_conn *c, struct tapir_io *io, __u64 len)
 {
 	__u32 h = TAPIR_SLOT(c, 0);
+	__u64 ts = io->ts;
 
 	if (!c->count || !c->llm_id[h] || c->llm_api[h] == TAPIR_API_HEAD)
 		return;
-	c->llm_out_off = llm_copy(
-		c, h, DIR_OUT, io->kind, io->buf, io->iovcnt, len, 0, io->ts, c->llm_out_off,
-		c->llm_out_off < llm_resp_bytes ? llm_resp_bytes - c->llm_out_off : 0);
+	if ((c->flags & TAPIR_CF_CLIENT) && !io->at_call)
+		ts = bpf_ktime_get_ns();
+	c->llm_out_off =
+		llm_copy(c, h, DIR_OUT, io->kind, io->buf, io->iovcnt, len, 0, ts, c->llm_out_off,
+			 c->llm_out_off < llm_resp_bytes ? llm_resp_bytes - c->llm_out_off : 0);
 }
 
 /*
@@ -641,8 +648,8 @@ static __always_inline void llm_read(struct tapir_conn *c, struct tapir_walk *w)
 		/* A bound, not a mask: the table is not a power of two long. */
 		if (cg && e >= 0 && (__u32)e < TAPIR_LLM_PATHS && !(cg->flags & TAPIR_CGI_NO_LLM))
 			api = llm_api_of[e];
-		else if (cg && (cg->flags & TAPIR_CGI_HEADS))
-			api = TAPIR_API_HEAD;
+		else if (cg && (cg->flags & TAPIR_CGI_HEADS) && !(c->flags & TAPIR_CF_CLIENT))
+			api = TAPIR_API_HEAD; /* async rules are about the requests it serves */
 		if (api) {
 			if (!++c->llm_next)
 				c->llm_next = 1;
@@ -675,11 +682,11 @@ static __always_inline void llm_read(struct tapir_conn *c, struct tapir_walk *w)
 		c->llm_in_id = 0;
 }
 
-/* A walk is over: what the payload capture does after it. */
+/* A walk is over: what the payload capture does after it (w->dir is the request's side: a
+ * server's reads, a client's writes). */
 static __always_inline void walk_done(struct tapir_walk *w, struct tapir_conn *c)
 {
-	if (llm_on && w->dir == DIR_IN && c->state < TAPIR_CONN_IGNORED &&
-	    !(c->flags & TAPIR_CF_CLIENT))
+	if (llm_on && w->dir == DIR_IN && c->state < TAPIR_CONN_IGNORED)
 		llm_read(c, w);
 }
 
@@ -985,7 +992,7 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_SELF);
 		return 0;
 	}
-	if (llm_on && io->dir == DIR_OUT && !(c->flags & TAPIR_CF_CLIENT))
+	if (llm_on && dir == DIR_OUT)
 		llm_answer(c, io, ret);
 	walk(ctx, &key, io, dir, ret, c, tails);
 	return 0;

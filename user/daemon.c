@@ -132,15 +132,20 @@ static struct llm_gauge *llm_pair(struct tapir_daemon *d, uint32_t id, const cha
 }
 
 /* An LLM request is over (llm_track.c): its tokens into the LLM families. */
-static void llm_done(void *ctx, uint32_t labels_id, uint64_t cgroup_id,
-		     const struct tapir_llm_result *res)
+static void llm_done(void *ctx, const struct tapir_llm_who *who, const struct tapir_llm_result *res)
 {
 	struct tapir_daemon *d = ctx;
-	const struct tapir_watched *w = tapir_cgroups__find(d->cgroups, cgroup_id);
-	uint32_t id = w ? w->labels_id : labels_id;
+	const struct tapir_watched *w = tapir_cgroups__find(d->cgroups, who->cgroup_id);
+	uint32_t id = w ? w->labels_id : who->labels_id;
 	const char *const *labels = tapir_cgroups__labels(d->cgroups, id);
 	char pod[TAPIR_POD_ID_HEX + 1];
 
+	if (who->outbound) {
+		/* A request the deployment sent: not its own tokens, the destination's. */
+		if (labels)
+			tapir_outbound__llm(d->outbound, id, labels, who->sock, who->head, res);
+		return;
+	}
 	if (!labels && !(res->flags & TAPIR_LLM_UNPARSED))
 		return; /* counted unlabelled with its request record */
 	pod_of(d, w, pod);
@@ -421,7 +426,13 @@ static int on_record(void *ctx, void *data, size_t size)
 		if (e->llm_id && d->llm)
 			tapir_llm_track__record(d->llm, e, llm_path_ours(d, e));
 	} else if (type == TAPIR_REC_HTTP_OUT && size >= sizeof(struct tapir_http_event)) {
-		account_out(d, data);
+		const struct tapir_http_event *e = data;
+
+		if (e->llm_id && d->llm)
+			ring_buffer__consume(d->llm_rb);
+		account_out(d, e);
+		if (e->llm_id && d->llm)
+			tapir_llm_track__record(d->llm, e, llm_path_ours(d, e));
 	} else if (type == TAPIR_REC_CONN_OUT && size >= sizeof(struct tapir_conn_out_event)) {
 		tapir_outbound__conn(d->outbound, data);
 	} else if (type == TAPIR_REC_LIFECYCLE && size >= sizeof(struct tapir_lifecycle_event)) {

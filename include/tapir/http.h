@@ -138,8 +138,9 @@ struct tapir_http_event {
 #define TAPIR_LLM_CHUNK	     16384 /* bytes of one piece at most; a power of two */
 /* The API of a request numbered only for its head (a cgroup with TAPIR_CGI_HEADS): its bytes go
  * over until its head is complete, at most TAPIR_HEAD_BYTES; its answer's never. */
-#define TAPIR_API_HEAD	 0xff
-#define TAPIR_HEAD_BYTES 16384
+#define TAPIR_LLM_F_CLIENT 0x1 /* struct tapir_llm_chunk.flags: a request this side sent */
+#define TAPIR_API_HEAD	   0xff
+#define TAPIR_HEAD_BYTES   16384
 
 struct tapir_llm_chunk {
 	__u32 type; /* TAPIR_REC_LLM */
@@ -151,9 +152,10 @@ struct tapir_llm_chunk {
 	__u32 off;	/* bytes of this direction of the request before data[0]: handed or lost */
 	__u32 len;	/* bytes in data */
 	__u32 labels_id;
-	__u8 dir; /* TAPIR_DIR_IN: the request, from its line; OUT: the answer */
-	__u8 api; /* the path table entry's API (enum tapir_llm_api) */
-	__u8 __pad[2];
+	__u8 dir;   /* TAPIR_DIR_IN: the request, from its line; OUT: the answer */
+	__u8 api;   /* the path table entry's API (enum tapir_llm_api) */
+	__u8 flags; /* TAPIR_LLM_F_* */
+	__u8 __pad;
 	/* data[len] follows */
 };
 

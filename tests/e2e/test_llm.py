@@ -15,6 +15,7 @@ counts, within 5 ms per request for times. Also: baseten_llm_num_requests while 
 flight and after; per-request KV cache hit rates where no engine owns baseten_llm_kv_cache_hit_rate
 (a daemon with engines off); and traffic that is not an LLM API adds nothing. A self-check runs
 the stand-in and the client without tapir."""
+import collections
 import hashlib
 import json
 import os
@@ -375,12 +376,13 @@ class Client:
     """client.mjs: scenarios in on stdin, one result line out per request; Anthropic and TGI
     scenarios go through a RawClient instead."""
 
-    def __init__(self, port, tmp):
+    def __init__(self, port, tmp, cg=None):
         self.port, self.raw = port, None
         self.err = os.path.join(tmp, f"client-{port}.err")
-        self.proc = subprocess.Popen(["node", CLIENT, f"http://127.0.0.1:{port}/v1"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=open(self.err, "w"), text=True, cwd=LLM_DIR)
+        spawn = cg.popen if cg else subprocess.Popen
+        self.proc = spawn(["node", CLIENT, f"http://127.0.0.1:{port}/v1"],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=open(self.err, "w"), text=True, cwd=LLM_DIR)
 
     def send(self, sc):
         self.proc.stdin.write(json.dumps(sc.request()) + "\n")
@@ -729,6 +731,57 @@ def test_llm_shapes_match_client(daemon, slot, openai_js, tmp_path):
     finally:
         client.close()
         standin.stop()
+
+
+def test_llm_outbound_tokens_match_client(daemon, slot, openai_js, tmp_path):
+    """The openai client in a watched cgroup calls the stand-in, which is in none (a router
+    calling its engine, an agent calling a hosted model): tapir_outbound_llm_* by destination
+    and by how the tokens are known equal what the client itself saw, per README's rules; the
+    first token's time within 5 ms per request of the stand-in's own; and the deployment's own
+    LLM and request families never move."""
+    labels = dict(model_id=f"mid-{slot.index}", deployment_id=f"dep-{slot.index}")
+    standin = Standin(str(tmp_path), "vllm")  # in the test's cgroup: not watched
+    client = Client(standin.port, str(tmp_path), cg=slot)
+    want_req, want_in, want_out, ttfts = collections.Counter(), 0, 0, []
+    sent = [sc for sc in SCENARIOS if sc.api not in RAW_PATHS]
+    try:
+        for sc in sent:
+            v = View(client.run(sc), standin.entry(sc.name))
+            kind = ("unknown" if v.unparsed else "estimated" if v.estimated
+                    else "usage" if v.input is not None or v.output is not None else "none")
+            want_req[kind] += 1
+            want_in += v.input or 0
+            want_out += v.output or 0
+            if v.ttft is not None:
+                ttfts.append(v.ttft)
+    finally:
+        client.close()
+        standin.stop()
+    deadline = time.monotonic() + 15
+    while True:
+        s = daemon.scrape()
+        got = {k: s.value("tapir_outbound_llm_requests_total", destination="other", tokens=k,
+                          **labels) for k in ("usage", "estimated", "none", "unknown")}
+        if sum(got.values()) >= len(sent) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert {k: v for k, v in got.items() if v} == dict(want_req)
+    assert s.value("tapir_outbound_llm_input_tokens_total", destination="other",
+                   **labels) == want_in
+    assert s.value("tapir_outbound_llm_output_tokens_total", destination="other",
+                   **labels) == want_out
+    ttft = "tapir_outbound_llm_time_to_first_token_seconds"
+    assert s.value(ttft + "_count", destination="other", **labels) == len(ttfts)
+    # The client's first token: the server's, plus the loopback and the client's read.
+    got_sum = s.value(ttft + "_sum", destination="other", **labels)
+    assert sum(ttfts) - 0.001 * len(ttfts) <= got_sum <= sum(ttfts) + 0.005 * len(ttfts), \
+        (got_sum, ttfts)
+    # Not the deployment's own tokens, nor requests it served.
+    for fam in ("baseten_llm_input_tokens_total", "baseten_llm_output_tokens_total",
+                "baseten_inference_requests_total"):
+        assert s.value(fam, **labels) == 0, fam
+    assert s.value("tapir_outbound_requests_total", destination="other",
+                   **labels) == len(sent)
 
 
 def test_llm_in_flight(daemon, slot, openai_js, tmp_path):

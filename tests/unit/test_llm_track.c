@@ -52,6 +52,8 @@
 struct done {
 	uint32_t labels_id;
 	uint64_t cgroup_id;
+	bool outbound;
+	char head[64]; /* its request head's start, "" when none arrived whole */
 	struct tapir_llm_result res;
 };
 
@@ -61,14 +63,16 @@ struct fix {
 	size_t n_done;
 };
 
-static void on_done(void *ctx, uint32_t labels_id, uint64_t cgroup_id,
-		    const struct tapir_llm_result *res)
+static void on_done(void *ctx, const struct tapir_llm_who *who, const struct tapir_llm_result *res)
 {
 	struct fix *f = ctx;
 
 	assert_true(f->n_done < ARRAY_SIZE(f->done));
-	f->done[f->n_done].labels_id = labels_id;
-	f->done[f->n_done].cgroup_id = cgroup_id;
+	f->done[f->n_done].labels_id = who->labels_id;
+	f->done[f->n_done].cgroup_id = who->cgroup_id;
+	f->done[f->n_done].outbound = who->outbound;
+	snprintf(f->done[f->n_done].head, sizeof(f->done[f->n_done].head), "%s",
+		 who->head ? who->head : "");
 	memcpy(&f->done[f->n_done].res, res, sizeof(*res));
 	f->n_done++;
 }
@@ -162,7 +166,7 @@ static struct tapir_llm_result lost_result(void)
 struct kreq {
 	uint64_t sock, cgroup_id, start_ns;
 	uint32_t id, labels_id, in_off, out_off;
-	uint8_t api;
+	uint8_t api, flags;
 };
 
 static struct kreq kreq(uint64_t sock, uint32_t id, uint32_t labels_id)
@@ -194,6 +198,7 @@ static int piece(struct fix *f, const struct kreq *k, uint8_t dir, uint32_t off,
 	c->labels_id = k->labels_id;
 	c->dir = dir;
 	c->api = k->api;
+	c->flags = k->flags;
 	memcpy(c + 1, data, len);
 	ret = tapir_llm_track__chunk(f->t, c, sizeof(*c) + len);
 	free(c);
@@ -1000,6 +1005,47 @@ static void test_head_only(void **state)
 	assert_int_equal(h.n, 2);
 }
 
+/*
+ * A request a watched process sent (TAPIR_LLM_F_CLIENT): parsed alike, reported as outbound with
+ * its head (for its destination), and not in flight for baseten_llm_num_requests.
+ */
+static void test_outbound(void **state)
+{
+	struct fix *f = *state;
+	struct kreq k = kreq(SOCK_A, 1, 7), lost = kreq(SOCK_B, 1, 7);
+	struct tapir_http_event e = { .type = TAPIR_REC_HTTP_OUT,
+				      .sock = SOCK_B,
+				      .llm_id = 3,
+				      .start_ns = T0,
+				      .labels_id = 7,
+				      .cgroup_id = 0x4000 + 7 };
+	struct tapir_llm_result want = vllm_json_result();
+	struct census c = { 0 };
+	struct answer a;
+
+	vllm_json(&a, false, false);
+	k.flags = lost.flags = TAPIR_LLM_F_CLIENT;
+	read_request(f, &k, BODY_JSON);
+	read_request(f, &lost, BODY_JSON);
+	tapir_llm_track__each(f->t, count, &c);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(tapir_llm_track__in_flight(f->t), 2);
+	write_answer(f, &k, &a, 0, a.n, 0, false);
+	record(f, &k, TAPIR_OUT_COMPLETE, 200, JSON_END, 0);
+	assert_int_equal(f->n_done, 1);
+	assert_true(f->done[0].outbound);
+	assert_int_equal(strncmp(f->done[0].head, "POST /v1/chat/completions HTTP/1.1", 34), 0);
+	expect(&f->done[0].res, &want, "outbound");
+	/* Expired: still outbound. A record of nothing at all: its type says. */
+	tapir_llm_track__expire(f->t, T0 + 10000 * MS, 5000 * MS, NULL, NULL);
+	assert_int_equal(f->n_done, 2);
+	assert_true(f->done[1].outbound);
+	tapir_llm_track__record(f->t, &e, true);
+	assert_int_equal(f->n_done, 3);
+	assert_true(f->done[2].outbound);
+	assert_string_equal(f->done[2].head, "");
+}
+
 /* An answer head past 16 KiB is not read; one just under is. */
 static void test_head_too_large(void **state)
 {
@@ -1084,6 +1130,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_head_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outbound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_head_too_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_pieces, setup, teardown),
 	};

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "labels.h"
+#include "llm.h"
 #include "outbound.h"
 
 #define PEER_BUCKETS 4096      /* a power of two */
@@ -30,9 +31,21 @@ struct combo {
 	struct tapir_series *requests, *duration;
 };
 
+/* A series of the outbound LLM families, remembered for its label set's end. */
+struct llm_series {
+	uint32_t labels_id;
+	struct tapir_family *f;
+	struct tapir_series *s;
+};
+
+enum { L_REQUESTS, L_INPUT, L_OUTPUT, L_TTFT, L_COUNT };
+
 struct tapir_outbound {
 	const struct tapir_config *cfg;
 	struct tapir_family *requests, *duration;
+	struct tapir_family *llm[L_COUNT];
+	struct llm_series *llm_series;
+	size_t n_llm_series, llm_cap;
 	struct peer *peers[PEER_BUCKETS];
 	size_t n_peers;
 	struct combo *combos;
@@ -41,6 +54,7 @@ struct tapir_outbound {
 
 static const char *const req_extra[] = { "status_code", "destination" };
 static const char *const dur_extra[] = { "destination" };
+static const char *const llm_req_extra[] = { "destination", "tokens" };
 
 struct tapir_outbound *tapir_outbound__new(struct tapir_registry *r, const struct tapir_config *cfg)
 {
@@ -61,7 +75,27 @@ struct tapir_outbound *tapir_outbound__new(struct tapir_registry *r, const struc
 		r, "tapir_outbound_request_duration_seconds",
 		"Time from the start of an outbound request to the end of its answer.",
 		TAPIR_HISTOGRAM, l, n, cfg->latency_buckets, cfg->n_latency_buckets);
-	if (!o->requests || !o->duration) {
+	n = tapir_labels(l, tapir_label_names, llm_req_extra, 2);
+	o->llm[L_REQUESTS] = tapir_registry__family(
+		r, "tapir_outbound_llm_requests_total",
+		"LLM API requests the deployment's processes sent, by destination and how their "
+		"tokens are known.",
+		TAPIR_COUNTER, l, n, NULL, 0);
+	n = tapir_labels(l, tapir_label_names, dur_extra, 1);
+	o->llm[L_INPUT] = tapir_registry__family(
+		r, "tapir_outbound_llm_input_tokens_total",
+		"Input tokens of the LLM API requests the deployment's processes sent.",
+		TAPIR_COUNTER, l, n, NULL, 0);
+	o->llm[L_OUTPUT] = tapir_registry__family(
+		r, "tapir_outbound_llm_output_tokens_total",
+		"Output tokens of the answers to the LLM API requests the deployment's processes sent.",
+		TAPIR_COUNTER, l, n, NULL, 0);
+	o->llm[L_TTFT] = tapir_registry__family(
+		r, "tapir_outbound_llm_time_to_first_token_seconds",
+		"From the write of an outbound LLM request to the read of its first token event.",
+		TAPIR_HISTOGRAM, l, n, tapir_llm_latency_buckets, TAPIR_LLM_LATENCY_BUCKETS);
+	if (!o->requests || !o->duration || !o->llm[L_REQUESTS] || !o->llm[L_INPUT] ||
+	    !o->llm[L_OUTPUT] || !o->llm[L_TTFT]) {
 		free(o);
 		return NULL;
 	}
@@ -81,6 +115,7 @@ void tapir_outbound__free(struct tapir_outbound *o)
 			free(p);
 		}
 	free(o->combos);
+	free(o->llm_series);
 	free(o);
 }
 
@@ -229,6 +264,64 @@ const char *tapir_outbound__record(struct tapir_outbound *o, const struct tapir_
 	return dest;
 }
 
+/* Series @v of LLM family @f for label set @labels_id, remembered the first time. */
+static struct tapir_series *llm_series(struct tapir_outbound *o, int f, uint32_t labels_id,
+				       const char *const *v)
+{
+	struct tapir_series *s = tapir_series__get(o->llm[f], v);
+	size_t i;
+
+	if (!s)
+		return NULL; /* series cap: counted by the family's overflow */
+	for (i = 0; i < o->n_llm_series; i++)
+		if (o->llm_series[i].s == s)
+			return s;
+	if (o->n_llm_series == o->llm_cap) {
+		size_t cap = o->llm_cap ? 2 * o->llm_cap : 32;
+		struct llm_series *n = realloc(o->llm_series, cap * sizeof(*n));
+
+		if (!n)
+			return s; /* counted; forgotten with the registry only */
+		o->llm_series = n;
+		o->llm_cap = cap;
+	}
+	o->llm_series[o->n_llm_series++] = (struct llm_series){ labels_id, o->llm[f], s };
+	return s;
+}
+
+void tapir_outbound__llm(struct tapir_outbound *o, uint32_t labels_id, const char *const *labels,
+			 uint64_t sock, const char *head, const struct tapir_llm_result *res)
+{
+	const struct peer *p = *peer_slot(o, sock);
+	__u8 line[TAPIR_LINE_BYTES] = { 0 };
+	char path[TAPIR_LINE_BYTES + 1];
+	const char *v[TAPIR_LABELS_MAX], *extra[2], *dest;
+
+	if (head)
+		memcpy(line, head, strnlen(head, sizeof(line)));
+	line_path(line, path);
+	dest = destination(o, p ? &p->key : NULL, p ? p->addr : NULL, path);
+	extra[0] = dest;
+	/* How its tokens are known: unparsed; counted from events without usage; from the usage;
+	 * none at all (an error answer). */
+	extra[1] = (res->flags & TAPIR_LLM_UNPARSED)				? "unknown"
+		   : (res->flags & TAPIR_LLM_ESTIMATED)				? "estimated"
+		   : (res->flags & (TAPIR_LLM_INPUT | TAPIR_LLM_OUTPUT)) ? "usage"
+									: "none";
+	tapir_labels(v, labels, extra, 2);
+	tapir_series__add(llm_series(o, L_REQUESTS, labels_id, v), 1);
+	if (res->flags & TAPIR_LLM_UNPARSED)
+		return;
+	tapir_labels(v, labels, extra, 1);
+	if (res->flags & TAPIR_LLM_INPUT)
+		tapir_series__add(llm_series(o, L_INPUT, labels_id, v), (double)res->input_tokens);
+	if (res->flags & TAPIR_LLM_OUTPUT)
+		tapir_series__add(llm_series(o, L_OUTPUT, labels_id, v),
+				  (double)res->output_tokens);
+	if (res->token_events)
+		tapir_series__observe(llm_series(o, L_TTFT, labels_id, v), res->ttft_ns / 1e9);
+}
+
 void tapir_outbound__forget(struct tapir_outbound *o, uint32_t labels_id, const char *const *labels)
 {
 	size_t i = 0, j;
@@ -252,5 +345,13 @@ void tapir_outbound__forget(struct tapir_outbound *o, uint32_t labels_id, const 
 			tapir_series__remove(o->duration, c->duration);
 		}
 		o->combos[i] = o->combos[--o->n_combos];
+	}
+	for (i = 0; i < o->n_llm_series;) {
+		if (o->llm_series[i].labels_id != labels_id) {
+			i++;
+			continue;
+		}
+		tapir_series__remove(o->llm_series[i].f, o->llm_series[i].s);
+		o->llm_series[i] = o->llm_series[--o->n_llm_series];
 	}
 }

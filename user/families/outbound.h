@@ -29,6 +29,15 @@ const char *tapir_outbound__destination(const struct tapir_outbound *o,
 const char *tapir_outbound__record(struct tapir_outbound *o, const struct tapir_http_event *e,
 				   uint32_t labels_id, const char *const *labels);
 
+/*
+ * An LLM API request of label set @labels_id sent on connection @sock is over (llm_track.c):
+ * its tokens into tapir_outbound_llm_*, by the destination of @head (its request head as it
+ * arrived, NULL when it did not: then only rules without a path can match).
+ */
+struct tapir_llm_result;
+void tapir_outbound__llm(struct tapir_outbound *o, uint32_t labels_id, const char *const *labels,
+			 uint64_t sock, const char *head, const struct tapir_llm_result *res);
+
 /* Drop the series of label set @labels_id (values @labels): its cgroups are gone. */
 void tapir_outbound__forget(struct tapir_outbound *o, uint32_t labels_id,
 			    const char *const *labels);

@@ -38,7 +38,8 @@ struct req {
 	enum tapir_llm_unparsed out_bad; /* the head could not be read */
 	uint16_t status;
 	bool sse, chunked;
-	int mark; /* the head callback's, -1 until then */
+	int mark;      /* the head callback's, -1 until then */
+	bool outbound; /* sent by a watched process (TAPIR_LLM_F_CLIENT) */
 };
 
 struct tapir_llm_track {
@@ -295,6 +296,7 @@ int tapir_llm_track__chunk(struct tapir_llm_track *t, const void *data, size_t s
 		r->labels_id = c->labels_id;
 		r->start_ns = c->start_ns;
 		r->mark = -1;
+		r->outbound = c->flags & TAPIR_LLM_F_CLIENT;
 		*p = r;
 		t->n++;
 	}
@@ -349,6 +351,26 @@ static void finish(struct req *r, uint64_t end_ns, bool aborted, bool client_gon
 	tapir_llm_req__finish(r->q, end_ns, aborted, res);
 }
 
+/* Report result @res of request @r (NULL: known only from record @e). */
+static void report(struct tapir_llm_track *t, const struct req *r, const struct tapir_http_event *e,
+		   const struct tapir_llm_result *res)
+{
+	struct tapir_llm_who who = {
+		.labels_id = r ? r->labels_id : e->labels_id,
+		.cgroup_id = r ? r->cgroup_id : e->cgroup_id,
+		.sock = r ? r->sock : e->sock,
+		.outbound = r ? r->outbound : e->type == TAPIR_REC_HTTP_OUT,
+		.head = r && r->in.done ? r->in.buf : NULL,
+	};
+
+	/* The record's own labels win over the first piece's (the same unless relabelled). */
+	if (e) {
+		who.labels_id = e->labels_id;
+		who.cgroup_id = e->cgroup_id;
+	}
+	t->done(t->ctx, &who, res);
+}
+
 static void unlink_req(struct tapir_llm_track *t, struct req **p)
 {
 	struct req *r = *p;
@@ -375,7 +397,7 @@ void tapir_llm_track__record(struct tapir_llm_track *t, const struct tapir_http_
 		res.flags = TAPIR_LLM_UNPARSED;
 		res.unparsed = TAPIR_LLM_LOST;
 		res.stream = res.include_usage = -1;
-		t->done(t->ctx, e->labels_id, e->cgroup_id, &res);
+		report(t, NULL, e, &res);
 		return;
 	}
 	/* The end of the answer that never came over. */
@@ -388,7 +410,7 @@ void tapir_llm_track__record(struct tapir_llm_track *t, const struct tapir_http_
 	finish(r, e->end_ns,
 	       e->outcome == TAPIR_OUT_CLIENT_ABORT || e->outcome == TAPIR_OUT_SERVER_ABORT,
 	       e->outcome == TAPIR_OUT_CLIENT_ABORT, e->status, &res);
-	t->done(t->ctx, e->labels_id, e->cgroup_id, &res);
+	report(t, r, e, &res);
 	unlink_req(t, p);
 }
 
@@ -412,7 +434,7 @@ void tapir_llm_track__expire(struct tapir_llm_track *t, uint64_t now_ns, uint64_
 				res.flags = TAPIR_LLM_UNPARSED;
 				res.unparsed = TAPIR_LLM_LOST;
 				res.stream = res.include_usage = -1;
-				t->done(t->ctx, (*p)->labels_id, (*p)->cgroup_id, &res);
+				report(t, *p, NULL, &res);
 			}
 			unlink_req(t, p);
 		}
@@ -427,7 +449,7 @@ void tapir_llm_track__each(const struct tapir_llm_track *t,
 
 	for (i = 0; i < BUCKETS; i++)
 		for (r = t->chain[i]; r; r = r->next)
-			if (r->api != TAPIR_API_HEAD)
+			if (r->api != TAPIR_API_HEAD && !r->outbound)
 				fn(ctx, r->labels_id, r->cgroup_id);
 }
 

@@ -12,8 +12,17 @@
 struct tapir_http_event;
 struct tapir_llm_track;
 
-/* A request is over: its label set and cgroup as the kernel recorded them, and what it said. */
-typedef void (*tapir_llm_done_fn)(void *ctx, uint32_t labels_id, uint64_t cgroup_id,
+/* Whose a finished request was: as the kernel recorded it. */
+struct tapir_llm_who {
+	uint32_t labels_id;
+	uint64_t cgroup_id;
+	uint64_t sock;
+	bool outbound;	  /* a request a watched process sent (TAPIR_LLM_F_CLIENT) */
+	const char *head; /* its request head as it arrived (NUL-terminated), NULL: none did */
+};
+
+/* A request is over: whose it was, and what it said. */
+typedef void (*tapir_llm_done_fn)(void *ctx, const struct tapir_llm_who *who,
 				  const struct tapir_llm_result *res);
 
 /*
@@ -62,8 +71,8 @@ void tapir_llm_track__expire(struct tapir_llm_track *t, uint64_t now_ns, uint64_
 /* Requests followed at once at most: beyond, a new one is not (its record counts it "lost"). */
 #define TAPIR_LLM_TRACK_MAX 8192
 
-/* Each LLM request in flight (not head-only ones): its label set and cgroup, for
- * baseten_llm_num_requests. */
+/* Each LLM request in flight that a watched process serves (not head-only ones, not the ones it
+ * sent): its label set and cgroup, for baseten_llm_num_requests. */
 void tapir_llm_track__each(const struct tapir_llm_track *t,
 			   void (*fn)(void *ctx, uint32_t labels_id, uint64_t cgroup_id),
 			   void *ctx);
