@@ -386,7 +386,7 @@ report() {
 		whys+="${whys:+; }booted twice: the first guest died ($(grep -a -E 'Kernel panic|Oops|BUG:|general protection|Attempted to kill init' "${file%.log}.died.log" | head -n 1 | tr -d '\r' | sed 's/^\[ *[0-9.]*\] //' || true))"
 	echo "matrix: $kernel${label:+ ($label)} in ${secs:-?} s: builds ${builds:-none}; requests" \
 		"sent ${sent:-0}, counted ${counted:-0}; LLM tokens in/out/estimated received" \
-		"${llm_sent:--}, counted ${llm_counted:--}; outbound requests/404/named sent" \
+		"${llm_sent:--}, counted ${llm_counted:--}; outbound requests/404/named/LLM in/out sent" \
 		"${out_sent:--}, counted ${out_counted:--}: $result${whys:+ ($whys)}"
 	[ "$result" = PASS ]
 }
@@ -438,7 +438,7 @@ main() {
 	ACCEL=$(accel)
 	log "qemu: $ACCEL, $SMP vCPUs, $JOBS guests at once, $TIMEOUT s each"
 	{
-		echo "| kernel | HTTP build/hooks (forced) | programs attached | requests sent | counted | LLM tokens in/out/estimated: wget / tapir | outbound requests/404/named: client / tapir | dd bs=1 with / without tapir | nginx CPU us/req with / without | result |"
+		echo "| kernel | HTTP build/hooks (forced) | programs attached | requests sent | counted | LLM tokens in/out/estimated: wget / tapir | outbound requests/404/named/LLM tokens in/out: client / tapir | dd bs=1 with / without tapir | nginx CPU us/req with / without | result |"
 		echo "|---|---|---|---:|---:|---:|---:|---:|---:|---|"
 	} >"$OUT/table.md"
 	for id in "${ids[@]}"; do

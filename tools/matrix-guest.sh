@@ -33,9 +33,10 @@
 # llm_sent=IN/OUT/EST and llm_counted=IN/OUT/EST: the LLM tokens in and out and the requests
 # counted by estimate, as busybox wget received them from llm_server (its usage figures, and its
 # content events where a stream has no usage) and as tapir counts them ("-": llm not driven).
-# out_sent=REQ/404/NAMED and out_counted=...: the outbound requests, those answered 404 and those
-# to the destination a rule names, as the client counted them and as tapir counts them ("-": out
-# not driven); tapir's figures must equal the client's for every status and destination.
+# out_sent=REQ/404/NAMED/IN/OUT and out_counted=...: the outbound requests to nginx, those
+# answered 404 and those to the destination a rule names, and the tokens in and out of an LLM
+# request sent to a second llm_server, as the clients counted them and as tapir counts them ("-":
+# out not driven); tapir's figures must equal the clients' for every status and destination.
 # nginx_cpu_us=WITH,WITHOUT: nginx's CPU per keep-alive request with tapir's programs attached
 # and after tapir stopped.
 # As /init it checks the build tapir picks, the loop build on syscall hooks (the socket-layer
@@ -77,7 +78,7 @@ CPU_REQUESTS=${MATRIX_CPU_REQUESTS:-1000}
 SERVERS=$(echo "${MATRIX_SERVERS:-nginx httpd llm out}" | tr ',' ' ')
 START_S=${MATRIX_START_S:-240}
 P0=${MATRIX_PORT0:-9464}
-TP=$P0 NGX=$((P0 + 1)) HTTPD=$((P0 + 2)) LLM=$((P0 + 3)) REMOTE=$((P0 + 4))
+TP=$P0 NGX=$((P0 + 1)) HTTPD=$((P0 + 2)) LLM=$((P0 + 3)) REMOTE=$((P0 + 4)) REMOTE_LLM=$((P0 + 5))
 CG_NGX=$CGROOT$CGREL
 CG_HTTPD=$CGROOT$CGREL-httpd
 CG_LLM=$CGROOT$CGREL-llm
@@ -349,6 +350,11 @@ EOF
 ! serving nginx || nginx_in "$TMP/nginx" "$NGX" "$CG_NGX"
 # The server of the outbound case, in a cgroup no rule watches (nginx: keep-alive).
 ! serving out || nginx_in "$TMP/nginx-remote" "$REMOTE" "$CG_REMOTE"
+# ... and a stand-in vLLM there, which the outbound client asks for tokens.
+if serving out; then
+	(echo 0 >"$CG_REMOTE/cgroup.procs" && exec "$ROOT/llm_server" -p "$REMOTE_LLM" -i 2000 -m matrix) \
+		2>"$TMP/llm_remote.log" &
+fi
 if serving httpd; then
 	# busybox httpd answers one request per connection, from a child forked for it that reads
 	# the socket as fd 0 and writes it as fd 1 (inetd style).
@@ -484,7 +490,21 @@ if serving out; then
 	run_out other close_delimited -0 127.0.0.1 "$REMOTE" /index.html /missing
 	run_out api named 127.0.0.1 "$REMOTE" /api/status.json
 	out_total=$((${other_requests:-0} + ${api_requests:-0}))
-	out_sent="$out_total/$((${other_status_404:-0} + ${api_status_404:-0}))/${api_requests:-0}"
+	# An LLM API request from inside CG_OUT (the roles swapped for the payload capture too):
+	# its usage, as wget received it, is what tapir_outbound_llm_* must say.
+	ready remote_llm "$REMOTE_LLM" /health
+	ask='"model":"matrix","messages":[{"role":"user","content":"Are tapirs related to horses?"}]'
+	if (echo 0 >"$CG_OUT/cgroup.procs" && exec timeout 60 wget -q -O "$TMP/llm-out" \
+		--header 'Content-Type: application/json' --post-data \
+		"{$ask,\"max_tokens\":40,\"stream\":true,\"stream_options\":{\"include_usage\":true}}" \
+		"http://127.0.0.1:$REMOTE_LLM/v1/chat/completions") 2>"$TMP/llm-out.err"; then
+		add llmout "outbound wget llm" "requests=1 status_200=1"
+		out_llm_sent="$(usage_of out prompt_tokens)/$(usage_of out completion_tokens)"
+	else
+		fail "outbound wget llm: $(tail -n 1 "$TMP/llm-out.err")"
+	fi
+	out_sent="$((out_total + ${llmout_requests:-0}))/$((${other_status_404:-0} + ${api_status_404:-0}))"
+	out_sent="$out_sent/${api_requests:-0}/${out_llm_sent:--}"
 fi
 
 # --- the figures --------------------------------------------------------------------------------
@@ -498,8 +518,10 @@ while :; do
 	counted=$(metric baseten_inference_requests_total 'model_name="matrix')
 	llm_got=$(metric baseten_llm_output_tokens_total 'model_name="matrix-llm"')
 	out_got=$(metric tapir_outbound_requests_total 'model_name="matrix-out"')
+	out_llm_got=$(metric tapir_outbound_llm_requests_total 'model_name="matrix-out"')
 	{ [ "$counted" -lt "$sent" ] || [ "$llm_got" -lt "${llm_out:-0}" ] ||
-		[ "$out_got" -lt "${out_total:-0}" ]; } && [ "$i" -lt 50 ] || break
+		[ "$out_got" -lt "$((${out_total:-0} + ${llmout_requests:-0}))" ] ||
+		[ "$out_llm_got" -lt "${llmout_requests:-0}" ]; } && [ "$i" -lt 50 ] || break
 	i=$((i + 1))
 	sleep 0.2
 done
@@ -570,7 +592,9 @@ out_tally() { # out_tally GROUP DEST: "DEST CODE N" for each status the client g
 }
 check_out() {
 	m='model_name="matrix-out"'
-	want=$( (out_tally other other; out_tally api matrix-api) | sort | tr '\n' ',' | sed 's/,$//')
+	want=$( (out_tally other other; out_tally llmout other; out_tally api matrix-api) |
+		awk '{ s[$1 " " $2] += $3 } END { for (k in s) print k, s[k] }' | sort | tr '\n' ',' |
+		sed 's/,$//')
 	got=$(awk -v m="$m" '/^tapir_outbound_requests_total\{/ && index($0, m) && $NF > 0 {
 			d = $0; sub(/.*destination="/, "", d); sub(/".*/, "", d)
 			c = $0; sub(/.*status_code="/, "", c); sub(/".*/, "", c)
@@ -585,9 +609,21 @@ check_out() {
 		fail "matrix-out: outbound requests by destination and status: client $want, tapir ${got:-none}"
 	for d in other:other matrix-api:api; do
 		eval "n=\${${d#*:}_requests:-0}"
+		[ "${d#*:}" = other ] && n=$((n + ${llmout_requests:-0}))
 		v=$(metric tapir_outbound_request_duration_seconds_count "$m" "destination=\"${d%:*}\"")
 		[ "$v" -eq "$n" ] || fail "matrix-out: ${d%:*}: duration count $v, client $n"
 	done
+	# The outbound LLM request: its tokens, from the answer's usage, by destination.
+	f=tapir_outbound_llm_
+	d='destination="other"'
+	out_llm_counted="$(metric ${f}input_tokens_total "$m" "$d")/$(metric ${f}output_tokens_total "$m" "$d")"
+	say "matrix-out: LLM tokens in/out wget received ${out_llm_sent:--}, tapir counted $out_llm_counted"
+	[ "$out_llm_counted" = "${out_llm_sent:-}" ] ||
+		fail "matrix-out: outbound LLM tokens in/out: wget received ${out_llm_sent:--}, tapir counted $out_llm_counted"
+	out_counted="$out_counted/$out_llm_counted"
+	v=$(metric ${f}requests_total "$m" 'tokens="usage"')
+	[ "$v" -eq "${llmout_requests:-0}" ] ||
+		fail "matrix-out: outbound LLM requests with usage: tapir $v, wget ${llmout_requests:-0}"
 	# The remote nginx's log checks the harness: every request the client counted reached it.
 	log_r=0 log_o=0 log_i=0
 	eval "$(awk '$4 == "tapir-matrix" { r++; o += $2; i += $3 }
