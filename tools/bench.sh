@@ -73,6 +73,8 @@ else
 	pin_server=()
 	pin_client=()
 fi
+# What wrk runs under, after the pinning: nothing, or (the outbound case) a move into a cgroup.
+client_in=()
 
 tmp=$(mktemp -d /tmp/tapir-bench.XXXXXX)
 nginx_pid=
@@ -249,7 +251,7 @@ to_ms() { # wrk prints 812.00us, 1.23ms, 2.00s
 run_wrk() {
 	local out
 
-	out=$("${pin_client[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$1")
+	out=$("${pin_client[@]}" "${client_in[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$1")
 	echo "$out" >>"$tmp/wrk.log"
 	rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
 	p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
@@ -263,7 +265,7 @@ run_wrk() {
 }
 
 warmup() {
-	"${pin_client[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$1" >/dev/null
+	"${pin_client[@]}" "${client_in[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$1" >/dev/null
 }
 
 # Run time and run count of each BPF program tapir loaded (kernel.bpf_stats_enabled), as
@@ -289,7 +291,7 @@ warmup_bpf_stats() { # SERVER ROUND URL
 
 	sysctl -qw kernel.bpf_stats_enabled=1
 	bpf_prog_stats "$tapir_pid" >"$tmp/bpf0"
-	out=$("${pin_client[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$3")
+	out=$("${pin_client[@]}" "${client_in[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$3")
 	bpf_prog_stats "$tapir_pid" >"$tmp/bpf1"
 	sysctl -qw kernel.bpf_stats_enabled=0
 	n=$(awk '/ requests in / { print $1 }' <<<"$out")
@@ -321,27 +323,29 @@ served_uvicorn() {
 	curl -sf --max-time 5 "http://127.0.0.1:$UVICORN_PORT/count" | $PY -c 'import json, sys; print(json.load(sys.stdin)["served"])'
 }
 
-# Sum of every series of one family in the last scrape.
-msum() {
-	awk -v f="$1" '$1 == f || index($1, f "{") == 1 { s += $NF } END { printf "%.0f", s }' \
-		"$tmp/metrics"
+# Sum of every series of one family in the last scrape, or of those whose name and labels hold
+# the string $2.
+msum() { # FAMILY [STRING]
+	awk -v f="$1" -v m="${2:-}" '($1 == f || index($1, f "{") == 1) && (m == "" || index($1, m)) {
+		s += $NF } END { printf "%.0f", s }' "$tmp/metrics"
 }
 
 LOSS_FAMILIES=(tapir_records_lost_total tapir_connections_evicted_total tapir_parse_failures_total
 	tapir_records_unlabelled_total tapir_ignored_connections_total)
 
-# tapir with a rule for every cgroup under ours, and $tapir_yaml_extra (YAML) after it; it must
-# have attached its programs and watch every cgroup there is.
+# tapir with one rule, for the cgroups GLOB matches (by default every cgroup under ours), and
+# $tapir_yaml_extra (YAML) after it; it must have attached its programs and watch CGROUPS cgroups
+# (by default every cgroup there is).
 tapir_yaml_extra=
-start_tapir() {
-	local i n
+start_tapir() { # [GLOB [CGROUPS]]
+	local glob=${1:-$cg_rel/*} n=${2:-} i
 
-	n=$(find "$cg_parent" -mindepth 1 -maxdepth 1 -type d | wc -l)
+	[ -n "$n" ] || n=$(find "$cg_parent" -mindepth 1 -maxdepth 1 -type d | wc -l)
 	TAPIR_PORT=$(free_port)
 	cat >"$tmp/tapir.yaml" <<EOF
 listen: "127.0.0.1:$TAPIR_PORT"
 deployments:
-  - cgroup: "$cg_rel/*"
+  - cgroup: "$glob"
     labels:
       model_id: "bench"
       deployment_id: "bench"
