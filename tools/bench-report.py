@@ -336,19 +336,170 @@ def llm_lines(llm, args):
     return L
 
 
+OUTBOUND_COLUMNS = ["round", "config", "rps", "p50_ms", "p99_ms", "client_cpu_s", "nginx_cpu_s",
+                    "requests", "errors", "served", "seen", "seen_499", "tapir_cpu_s", "losses"]
+
+
+def read_outbound(path):
+    """Runs of the outbound case: wrk in the one watched cgroup, nginx unwatched. `requests` is
+    wrk's count of the answers it read, `served` nginx's count of the requests it answered,
+    `seen` tapir's outbound requests and `seen_499` those of them closed unanswered."""
+    rows = []
+    if not path or not os.path.exists(path):
+        return rows
+    with open(path) as f:
+        for line in f:
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != len(OUTBOUND_COLUMNS):
+                raise SystemExit(f"bench-report: {path}: bad line {line!r}")
+            row = {}
+            for k, v in zip(OUTBOUND_COLUMNS, fields):
+                if k == "config":
+                    row[k] = v
+                elif k == "losses":
+                    row[k] = ({p.split("=")[0]: int(p.split("=")[1]) for p in v.split(",") if p}
+                              if v != "-" else None)
+                elif v == "-":
+                    row[k] = None
+                else:
+                    row[k] = float(v) if "." in v else int(v)
+            n = row["requests"]
+            row["client_cpu_us_per_req"] = row["client_cpu_s"] / n * 1e6 if n else None
+            row["nginx_cpu_us_per_req"] = row["nginx_cpu_s"] / n * 1e6 if n else None
+            rows.append(row)
+    return rows
+
+
+def outbound_report(rows, bpf_rows, connections):
+    """The outbound case: wrk watched against wrk alone, paired by round; tapir's CPU per request
+    (BPF in the warm-ups, the daemon in the measured runs); tapir's count against wrk's and
+    nginx's."""
+    by = {(r["round"], r["config"]): r for r in rows}
+    per = []
+    for rnd in sorted({r["round"] for r in rows}):
+        b, o = by.get((rnd, "outbound")), by.get((rnd, "outbound+tapir"))
+        if b and o and b["requests"] and o["requests"]:
+            per.append({"ratio": o["rps"] / b["rps"],
+                        "p50_added_ms": o["p50_ms"] - b["p50_ms"],
+                        "p99_added_ms": o["p99_ms"] - b["p99_ms"],
+                        "client_cpu_added_us_per_req":
+                            o["client_cpu_us_per_req"] - b["client_cpu_us_per_req"],
+                        "nginx_cpu_added_us_per_req":
+                            o["nginx_cpu_us_per_req"] - b["nginx_cpu_us_per_req"]})
+    if not per:
+        return None
+    withs = [r for r in rows if r["config"] == "outbound+tapir"]
+    made = sum(r["requests"] for r in withs)
+    served = sum(r["served"] for r in withs)
+    seen = sum(r["seen"] for r in withs)
+    cut = sum(r["seen_499"] for r in withs)
+    progs = bpf_summary(bpf_rows, "outbound")
+    bpf_ns = sum(v["ns_per_req"] for v in progs.values()) if progs else None
+    daemon_ns = sum(r["tapir_cpu_s"] for r in withs) / made * 1e9 if made else None
+    losses = {}
+    for r in withs:
+        for k, v in (r["losses"] or {}).items():
+            losses[k] = losses.get(k, 0) + v
+    # Exact: every answer wrk read observed as answered, and each request tapir saw closed
+    # unanswered one that wrk left in flight when it stopped (at most one per connection).
+    exact = (seen - cut == made and cut <= connections * len(withs)
+             and not any(losses.values()))
+    keys = ("rps", "p50_ms", "p99_ms", "client_cpu_us_per_req", "nginx_cpu_us_per_req")
+    out = {
+        "medians": {c: {k: statistics.median(r[k] for r in rows if r["config"] == c) for k in keys}
+                    for c in ("outbound", "outbound+tapir")},
+        "ratio_min": min(p["ratio"] for p in per),
+        "ratio_max": max(p["ratio"] for p in per),
+    }
+    out.update({k: statistics.median(p[k] for p in per) for k in per[0]})
+    out.update({
+        "per_round": per,
+        "bpf_programs_warmup": progs,
+        "bpf_ns_per_req": bpf_ns,
+        "daemon_ns_per_req": daemon_ns,
+        "tapir_ns_per_req": bpf_ns + daemon_ns if bpf_ns is not None and daemon_ns is not None
+        else None,
+        "accounting": {
+            "answers_read_by_wrk": made,
+            "served_by_nginx": served,
+            "observed": seen,
+            "observed_answered": seen - cut,
+            "observed_499": cut,
+            "observed_answered_over_wrk": (seen - cut) / made if made else None,
+            "observed_over_served": seen / served if served else None,
+            "client_errors": sum(r["errors"] for r in withs),
+        },
+        "losses": losses,
+        "exact": exact,
+        "runs": rows,
+    })
+    return out
+
+
+def outbound_lines(ob, args):
+    L = []
+    m0, m1 = ob["medians"]["outbound"], ob["medians"]["outbound+tapir"]
+    n_rounds = max(r["round"] for r in ob["runs"])
+    L.append(f"## Outbound requests ({args.outbound_variant}): wrk -t1 -c{args.connections} "
+             f"-d{args.duration}s inside the one watched cgroup, keep-alive GETs of nginx's 1 KiB "
+             f"file (nginx not watched); {n_rounds} alternating rounds: medians, and of the "
+             f"per-round comparisons with wrk alone (ratio range in brackets)")
+    L.append("")
+    L.append("| run | req/s | p50 (ms) | p99 (ms) | client CPU (us / req) | nginx CPU (us / req) | vs. alone: ratio | p99 added (ms) | client CPU added (us / req) |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    L.append(f"| wrk alone | {m0['rps']:.0f} | {m0['p50_ms']:.3f} | {m0['p99_ms']:.3f} | "
+             f"{m0['client_cpu_us_per_req']:.2f} | {m0['nginx_cpu_us_per_req']:.2f} | | | |")
+    L.append(f"| wrk watched by tapir (outbound) | {m1['rps']:.0f} | {m1['p50_ms']:.3f} | "
+             f"{m1['p99_ms']:.3f} | {m1['client_cpu_us_per_req']:.2f} | "
+             f"{m1['nginx_cpu_us_per_req']:.2f} | {ob['ratio']:.3f} [{ob['ratio_min']:.3f}, "
+             f"{ob['ratio_max']:.3f}] | {ob['p99_added_ms']:+.3f} | "
+             f"{ob['client_cpu_added_us_per_req']:+.2f} |")
+    L.append("")
+    L.append(f"tapir's CPU per outbound request: BPF {fmt(ob['bpf_ns_per_req'], '.0f')} ns (all its "
+             f"programs, in wrk and in nginx, `kernel.bpf_stats_enabled` in the warm-ups) + daemon "
+             f"{fmt(ob['daemon_ns_per_req'], '.0f')} ns (utime + stime over the requests of the "
+             f"measured runs) = {fmt(ob['tapir_ns_per_req'], '.0f')} ns.")
+    L.append("")
+    a = ob["accounting"]
+    L.append("| accounting, with-tapir runs | requests |")
+    L.append("|---|---:|")
+    L.append(f"| answers read by wrk (its own count) | {a['answers_read_by_wrk']} |")
+    L.append(f"| requests answered by nginx (`stub_status`) | {a['served_by_nginx']} |")
+    L.append(f"| outbound requests observed by tapir (`tapir_outbound_requests_total`) | {a['observed']} |")
+    L.append(f"| of them answered | {a['observed_answered']} |")
+    L.append(f"| of them `499`: in flight when wrk stopped, closed unanswered | {a['observed_499']} |")
+    L.append(f"| observed answered / read by wrk | {fmt(a['observed_answered_over_wrk'], '.6f')} |")
+    L.append(f"| observed / answered by nginx | {fmt(a['observed_over_served'], '.6f')} |")
+    L.append(f"| wrk socket errors + non-2xx | {a['client_errors']} |")
+    for fam in sorted(ob["losses"]):
+        L.append(f"| {fam} | {ob['losses'][fam]} |")
+    L.append("")
+    if ob["bpf_programs_warmup"]:
+        L.append("| BPF program (warm-up runs) | ns / req | runs / req |")
+        L.append("|---|---:|---:|")
+        for p, v in sorted(ob["bpf_programs_warmup"].items(), key=lambda kv: -kv[1]["ns_per_req"]):
+            L.append(f"| {p} | {v['ns_per_req']:.1f} | {v['runs_per_req']:.3f} |")
+        L.append("")
+    L.append("Outbound counts exact, no loss: " + ("yes" if ob["exact"] else "**no**") + ".")
+    L.append("")
+    return L
+
+
 def main():
     ap = argparse.ArgumentParser()
     for a in ("rounds", "bpf", "scale", "md", "json", "commit", "variant", "hooks", "others",
               "pinned", "pingpong", "pingpong-meta"):
         ap.add_argument("--" + a, default="")
-    for a in ("dd", "llm", "llm-bpf", "llm-pingpong-off", "llm-pingpong-on", "llm-variant"):
+    for a in ("dd", "llm", "llm-bpf", "llm-pingpong-off", "llm-pingpong-on", "llm-variant",
+              "outbound", "outbound-variant"):
         ap.add_argument("--" + a, default="")
     for a in ("duration", "connections", "dd-bytes", "llm-duration", "llm-connections",
               "llm-tokens", "llm-interval-us"):
         ap.add_argument("--" + a, type=int, default=0)
     args = ap.parse_args()
 
-    # Each part is there when its case ran (BENCH_CASES): http, pingpong, scale, dd, llm.
+    # Each part is there when its case ran (BENCH_CASES): http, pingpong, scale, dd, llm,
+    # outbound.
     runs = read_runs(args.rounds) if args.rounds and os.path.exists(args.rounds) else []
     bpf = read_bpf(args.bpf)
     configs = ["nginx", "nginx+tapir", "nginx+proxy", "uvicorn", "uvicorn+tapir"]
@@ -389,6 +540,9 @@ def main():
                      read_pingpong(args.llm_pingpong_on, args.llm_pingpong_on.replace(".tsv", "-meta.tsv")))
     if llm:
         done["llm_counts_exact_loss_0"] = llm["exact"]
+    outbound = outbound_report(read_outbound(args.outbound), bpf, args.connections)
+    if outbound:
+        done["outbound_counts_exact_loss_0"] = outbound["exact"]
     mach = machine()
     report = {
         "schema": 1,
@@ -403,7 +557,9 @@ def main():
                      "llm": {"duration_s": args.llm_duration, "connections": args.llm_connections,
                              "tokens_per_stream": args.llm_tokens,
                              "interval_us": args.llm_interval_us,
-                             "tapir_variant": args.llm_variant}},
+                             "tapir_variant": args.llm_variant},
+                     "outbound": {"duration_s": args.duration, "connections": args.connections,
+                                  "tapir_variant": args.outbound_variant}},
         "disturbed_by_other_tapirs": args.others or None,
         "medians": med_of,
         "nginx_with_tapir": nginx_tapir,
@@ -415,6 +571,7 @@ def main():
         "daemon_at_scale": scale,
         "http_path_pingpong": pp,
         "llm_streams": llm,
+        "outbound_requests": outbound,
         "targets": {"cpu_added_us_per_req": TARGET_CPU_US, "ratio": TARGET_RATIO,
                     "p99_added_ms": TARGET_P99_MS, "met": done},
         "runs": runs,
@@ -499,6 +656,8 @@ def main():
         L.append("")
     if llm:
         L += llm_lines(llm, args)
+    if outbound:
+        L += outbound_lines(outbound, args)
     if runs:
         L.append("Targets on nginx: CPU added <= 1 us/req: " + ("met" if done["nginx_cpu_added_le_1us"] else "**not met**")
                  + "; ratio >= 0.95: " + ("met" if done["nginx_ratio_ge_0_95"] else "**not met**")

@@ -4,8 +4,9 @@
 # saturation under wrk. Every round runs, in turn: nginx alone; nginx with tapir; nginx behind an
 # nginx reverse proxy (how proxy-based metrics are taken); a uvicorn model server alone; uvicorn
 # with tapir. Then the HTTP path alone (pingpong), 1,000 watched cgroups (scale), the syscall
-# hooks' tax on file I/O (dd), and token streams of a stand-in vLLM with and without tapir (llm).
-# BENCH_CASES picks some of them ("http pingpong scale dd llm", the default: all). Writes
+# hooks' tax on file I/O (dd), token streams of a stand-in vLLM with and without tapir (llm), and
+# wrk as a watched client, its requests to nginx followed as outbound requests or not (outbound).
+# BENCH_CASES picks some of them ("http pingpong scale dd llm outbound", the default: all). Writes
 # build/bench.md and build/bench.json (every figure, the machine, the kernel, the commit);
 # tools/bench-report.py turns the runs into both.
 set -euo pipefail
@@ -16,7 +17,7 @@ CONNS=${BENCH_CONNECTIONS:-32}
 VARIANT=${BENCH_VARIANT:-auto} # build of the HTTP programs: auto, loop or compat
 HOOKS=${BENCH_HOOKS:-auto}     # where they watch: auto, socket or syscall
 DD_BYTES=${BENCH_DD_BYTES:-500000}
-CASES=${BENCH_CASES:-http pingpong scale dd llm}
+CASES=${BENCH_CASES:-http pingpong scale dd llm outbound}
 WARMUP=2
 
 cd "$(dirname "$0")/.."
@@ -34,8 +35,8 @@ log() { echo "bench: $*" >&2; }
 want() { case " $CASES " in *" $1 "*) return 0 ;; esac; return 1; }
 for c in $CASES; do
 	case $c in
-	http | pingpong | scale | dd | llm) ;;
-	*) die "BENCH_CASES: unknown case $c (http pingpong scale dd llm)" ;;
+	http | pingpong | scale | dd | llm | outbound) ;;
+	*) die "BENCH_CASES: unknown case $c (http pingpong scale dd llm outbound)" ;;
 	esac
 done
 
@@ -59,6 +60,7 @@ cg_nginx=$cg_parent/nginx
 cg_proxy=$cg_parent/proxy
 cg_uvicorn=$cg_parent/uvicorn
 cg_llm=$cg_parent/llm
+cg_client=$cg_parent/client
 
 free_port() {
 	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -73,6 +75,8 @@ else
 	pin_server=()
 	pin_client=()
 fi
+# What wrk runs under, after the pinning: nothing, or (the outbound case) a move into a cgroup.
+client_in=()
 
 tmp=$(mktemp -d /tmp/tapir-bench.XXXXXX)
 nginx_pid=
@@ -110,7 +114,7 @@ cleanup() {
 	stop_pid "$proxy_pid"
 	stop_pid "$uvicorn_pid"
 	stop_pid "$llm_pid"
-	for cg in "$cg_nginx" "$cg_proxy" "$cg_uvicorn" "$cg_llm"; do
+	for cg in "$cg_nginx" "$cg_proxy" "$cg_uvicorn" "$cg_llm" "$cg_client"; do
 		[ -d "$cg" ] || continue
 		# Workers that outlived their master: kill whatever is left in the cgroup.
 		for i in $(seq 50); do
@@ -249,7 +253,7 @@ to_ms() { # wrk prints 812.00us, 1.23ms, 2.00s
 run_wrk() {
 	local out
 
-	out=$("${pin_client[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$1")
+	out=$("${pin_client[@]}" "${client_in[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$1")
 	echo "$out" >>"$tmp/wrk.log"
 	rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
 	p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
@@ -263,7 +267,7 @@ run_wrk() {
 }
 
 warmup() {
-	"${pin_client[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$1" >/dev/null
+	"${pin_client[@]}" "${client_in[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$1" >/dev/null
 }
 
 # Run time and run count of each BPF program tapir loaded (kernel.bpf_stats_enabled), as
@@ -289,7 +293,7 @@ warmup_bpf_stats() { # SERVER ROUND URL
 
 	sysctl -qw kernel.bpf_stats_enabled=1
 	bpf_prog_stats "$tapir_pid" >"$tmp/bpf0"
-	out=$("${pin_client[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$3")
+	out=$("${pin_client[@]}" "${client_in[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$3")
 	bpf_prog_stats "$tapir_pid" >"$tmp/bpf1"
 	sysctl -qw kernel.bpf_stats_enabled=0
 	n=$(awk '/ requests in / { print $1 }' <<<"$out")
@@ -321,27 +325,29 @@ served_uvicorn() {
 	curl -sf --max-time 5 "http://127.0.0.1:$UVICORN_PORT/count" | $PY -c 'import json, sys; print(json.load(sys.stdin)["served"])'
 }
 
-# Sum of every series of one family in the last scrape.
-msum() {
-	awk -v f="$1" '$1 == f || index($1, f "{") == 1 { s += $NF } END { printf "%.0f", s }' \
-		"$tmp/metrics"
+# Sum of every series of one family in the last scrape, or of those whose name and labels hold
+# the string $2.
+msum() { # FAMILY [STRING]
+	awk -v f="$1" -v m="${2:-}" '($1 == f || index($1, f "{") == 1) && (m == "" || index($1, m)) {
+		s += $NF } END { printf "%.0f", s }' "$tmp/metrics"
 }
 
 LOSS_FAMILIES=(tapir_records_lost_total tapir_connections_evicted_total tapir_parse_failures_total
 	tapir_records_unlabelled_total tapir_ignored_connections_total)
 
-# tapir with a rule for every cgroup under ours, and $tapir_yaml_extra (YAML) after it; it must
-# have attached its programs and watch every cgroup there is.
+# tapir with one rule, for the cgroups GLOB matches (by default every cgroup under ours), and
+# $tapir_yaml_extra (YAML) after it; it must have attached its programs and watch CGROUPS cgroups
+# (by default every cgroup there is).
 tapir_yaml_extra=
-start_tapir() {
-	local i n
+start_tapir() { # [GLOB [CGROUPS]]
+	local glob=${1:-$cg_rel/*} n=${2:-} i
 
-	n=$(find "$cg_parent" -mindepth 1 -maxdepth 1 -type d | wc -l)
+	[ -n "$n" ] || n=$(find "$cg_parent" -mindepth 1 -maxdepth 1 -type d | wc -l)
 	TAPIR_PORT=$(free_port)
 	cat >"$tmp/tapir.yaml" <<EOF
 listen: "127.0.0.1:$TAPIR_PORT"
 deployments:
-  - cgroup: "$cg_rel/*"
+  - cgroup: "$glob"
     labels:
       model_id: "bench"
       deployment_id: "bench"
@@ -768,6 +774,114 @@ EOF
 }
 ! want llm || llm_phase
 
+# --- outbound requests: wrk as a watched client of nginx, with and without tapir -------------
+
+# wrk runs inside $cg_client, pinned as ever, and tapir's one rule matches that cgroup alone:
+# nginx is not watched, so what tapir adds is its outbound path (wrk's writes are requests, its
+# reads their answers; every request a record, never an aggregate). Rounds alternate wrk alone
+# and wrk with tapir. wrk's count of the answers it read is the ground truth; the requests still
+# in flight when wrk stops die unanswered with its sockets, and tapir counts them as 499 (this
+# side closed first), so they are counted apart. nginx's own count (stub_status) is there too.
+: >"$tmp/outbound.tsv"
+
+# One request from the client's cgroup must show up in tapir before we measure.
+outbound_sees() {
+	local before i
+
+	scrape
+	before=$(msum tapir_outbound_requests_total)
+	"${client_in[@]}" curl -sf -o /dev/null "$URL" || die "curl in $cg_client: no answer from $URL"
+	for i in $(seq 50); do
+		scrape
+		[ "$(msum tapir_outbound_requests_total)" -gt "$before" ] && return 0
+		sleep 0.1
+	done
+	cat "$tmp/tapir.log" >&2
+	die "tapir did not count an outbound request from $cg_client within 5 s"
+}
+
+# One run: ROUND CONFIG (outbound, or outbound+tapir). A line of $tmp/outbound.tsv: round config
+# rps p50_ms p99_ms client_cpu_s nginx_cpu_s requests(wrk, answered) errors served(nginx)
+# seen(tapir, all) seen_499 tapir_cpu_s losses ("-" without tapir).
+outbound_run() {
+	local r=$1 config=$2 o0=0 o1=- x0=0 x1=- c0=0 c1=0 n0 n1 m0 m1 q0 q1 s i f losses=-
+
+	if [ "$config" = outbound+tapir ]; then
+		start_tapir "$cg_rel/client" 1
+		outbound_sees
+		warmup_bpf_stats outbound "$r" "$URL"
+		sleep 1
+		scrape
+		o0=$(msum tapir_outbound_requests_total)
+		x0=$(msum tapir_outbound_requests_total 'status_code="499"')
+		c0=$(cpu_of_pid "$tapir_pid")
+	else
+		warmup "$URL"
+	fi
+	note_other_tapirs
+	q0=$(served_nginx)
+	n0=$(cpu_of_cg "$cg_client")
+	m0=$(cpu_of_cg "$cg_nginx")
+	run_wrk "$URL"
+	m1=$(cpu_of_cg "$cg_nginx")
+	n1=$(cpu_of_cg "$cg_client")
+	q1=$(($(served_nginx) - 1)) # the second status request counted itself
+	note_other_tapirs
+	if [ -n "$tapir_pid" ]; then
+		# The last records, and the requests wrk's exit cut, may still be on their way: until
+		# the count stops moving.
+		sleep 1
+		scrape
+		o1=$(msum tapir_outbound_requests_total)
+		for i in $(seq 10); do
+			sleep 0.5
+			scrape
+			s=$(msum tapir_outbound_requests_total)
+			[ "$s" = "$o1" ] && break
+			o1=$s
+		done
+		x1=$(msum tapir_outbound_requests_total 'status_code="499"')
+		c1=$(cpu_of_pid "$tapir_pid")
+		losses=
+		for f in "${LOSS_FAMILIES[@]}"; do
+			losses+="${losses:+,}$f=$(msum "$f")"
+		done
+		grep -E '^tapir_(records_lost|connections_evicted|parse_failures|ignored_connections)_total\{' \
+			"$tmp/metrics" | awk -v c="$config" -v r="$r" '$NF != 0 { print "round " r " " c ": " $0 }' >>"$tmp/losses" || true
+		stop_tapir
+		o1=$((o1 - o0)) x1=$((x1 - x0))
+	fi
+	record_outbound "$r" "$config" "$rps" "$p50" "$p99" \
+		"$(awk -v a="$n0" -v b="$n1" 'BEGIN { printf "%.6f", b - a }')" \
+		"$(awk -v a="$m0" -v b="$m1" 'BEGIN { printf "%.6f", b - a }')" \
+		"$wrk_reqs" "$wrk_errs" "$((q1 - q0))" "$o1" "$x1" \
+		"$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }')" "$losses"
+	log "outbound round $r $config: $rps req/s, p50 $p50 ms, p99 $p99 ms, wrk read $wrk_reqs answers," \
+		"nginx served $((q1 - q0)), tapir saw $o1 ($x1 of them 499)"
+}
+record_outbound() {
+	local IFS=$'\t'
+
+	echo "$*" >>"$tmp/outbound.tsv"
+}
+
+outbound_phase() {
+	local r
+
+	mkdir -p "$cg_client"
+	client_in=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg_client")
+	log "outbound: wrk -t1 -c$CONNS -d${DURATION}s in $cg_client, the only cgroup tapir watches," \
+		"$ROUNDS rounds of 2 runs"
+	for r in $(seq "$ROUNDS"); do
+		outbound_run "$r" outbound
+		outbound_run "$r" outbound+tapir
+	done
+	client_in=()
+	outbound_variant=$(grep -o 'http: [a-z]* variant loaded[^;]*' "$tmp/tapir.log" | tail -1 || true)
+	rmdir "$cg_client"
+}
+! want outbound || outbound_phase
+
 # --- report --------------------------------------------------------------------------------
 
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
@@ -780,6 +894,7 @@ $PY tools/bench-report.py --rounds "$ROUNDS_TSV" --bpf "$tmp/bpf.tsv" --scale "$
 	--llm-pingpong-on "$tmp/llm-pingpong-on.tsv" --llm-duration "$LLM_DURATION" \
 	--llm-connections "$LLM_CONNS" --llm-tokens "$LLM_TOKENS" --llm-interval-us "$LLM_INTERVAL_US" \
 	--llm-variant "${llm_variant:-?}" \
+	--outbound "$tmp/outbound.tsv" --outbound-variant "${outbound_variant:-?}" \
 	--duration "$DURATION" --connections "$CONNS" --dd-bytes "$DD_BYTES" --commit "$commit" \
 	--variant "${variant:-?}" --hooks "$HOOKS" --others "$others" --pinned "$([ "$(nproc)" -ge 2 ] && echo yes || echo no)"
 echo
