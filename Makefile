@@ -102,6 +102,11 @@ $(OUT)/tests/test_%: tests/unit/test_%.c $(OUT)/libtapir.a | $(OUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< $(OUT)/libtapir.a $(LDLIBS) -lcmocka -o $@
 
+# HPACK is libnghttp2's; only the HTTP/2 tests (and fuzz_h2) link it until the daemon decodes
+# HTTP/2 itself.
+H2_TESTS    := $(OUT)/tests/test_h2 $(OUT)/tests/test_h2_frame $(OUT)/tests/test_h2_run
+$(H2_TESTS) $(patsubst $(OUT)/%,build-asan/%,$(H2_TESTS)): LDLIBS += -lnghttp2
+
 $(OUT)/tests/%.bpf.o: tests/bpf/%.bpf.c $(VMLINUX_H) $(wildcard include/tapir/*.h tests/bpf/*.h) | $(OUT)/tests
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -Itests/bpf -c $< -o $@
