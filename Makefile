@@ -53,7 +53,8 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
-.SECONDARY: $(BPF_OBJS) $(patsubst tests/bpf/%.c,$(OUT)/tests/%.o,$(TBPF_SRCS))
+.SECONDARY: $(BPF_OBJS) $(patsubst tests/bpf/%.c,$(OUT)/tests/%.o,$(TBPF_SRCS)) \
+	$(patsubst tests/bpf/%.bpf.c,$(OUT)/tests/%.skel.h,$(TBPF_SRCS))
 .PHONY: all deps run test test-unit test-bpf test-e2e matrix tsan asan asan-bins bench fuzz format \
 	format-check clean
 
@@ -115,9 +116,10 @@ $(OUT)/tests/%.skel.h: $(OUT)/tests/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
 
-$(OUT)/tests/test_walk_run: tests/bpf/test_walk_run.c $(OUT)/tests/walk_run.skel.h $(OUT)/libtapir.a
+$(OUT)/tests/test_%_run: tests/bpf/test_%_run.c $(OUT)/tests/%_run.skel.h $(OUT)/libtapir.a
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -I$(OUT)/tests -Itests/bpf $< $(OUT)/libtapir.a $(LDLIBS) -lcmocka -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -I$(OUT)/tests -Itests/bpf -Itests/unit $< $(OUT)/libtapir.a $(LDLIBS) \
+		-lcmocka -o $@
 
 $(OUT)/tests/test_gpu: | $(FAKE_NVML)
 
