@@ -248,4 +248,4 @@ format-check:
 clean:
 	$(Q)rm -rf $(OUT)
 
--include $(USER_OBJS:.o=.d) $(UNIT_BINS:=.d)
+-include $(USER_OBJS:.o=.d) $(UNIT_BINS:=.d) $(TBPF_BINS:=.d)

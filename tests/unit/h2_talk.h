@@ -22,7 +22,7 @@ struct talk_buf {
 	size_t len, cap;
 };
 
-static void talk_put(struct talk_buf *b, const void *data, size_t n)
+static inline void talk_put(struct talk_buf *b, const void *data, size_t n)
 {
 	if (b->len + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 4096;
@@ -59,14 +59,19 @@ struct talk {
 	nghttp2_session *client, *server;
 	struct talk_dir dir[2]; /* 0: client to server (the preface first), 1: server to client */
 	int pad;		/* pad frames (HEADERS and DATA) to a multiple of 64 */
+	struct {
+		uint8_t dir;
+		size_t end;
+	} order[2 * TALK_MAX_CHUNKS]; /* every write of either side, in the order they came */
+	size_t norder;
 };
 
-static int talk_dir_of(struct talk *t, nghttp2_session *s)
+static inline int talk_dir_of(struct talk *t, nghttp2_session *s)
 {
 	return s == t->server ? 0 : 1; /* the receiving session's direction */
 }
 
-static int talk_on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *ud)
+static inline int talk_on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *ud)
 {
 	struct talk_dir *d = &((struct talk *)ud)->dir[talk_dir_of(ud, s)];
 
@@ -77,16 +82,16 @@ static int talk_on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, v
 	return 0;
 }
 
-static int talk_on_data(nghttp2_session *s, uint8_t flags, int32_t stream_id, const uint8_t *data,
-			size_t len, void *ud)
+static inline int talk_on_data(nghttp2_session *s, uint8_t flags, int32_t stream_id,
+			       const uint8_t *data, size_t len, void *ud)
 {
 	talk_put(&((struct talk *)ud)->dir[talk_dir_of(ud, s)].data, data, len);
 	return 0;
 }
 
-static int talk_on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name,
-			  size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
-			  void *ud)
+static inline int talk_on_header(nghttp2_session *s, const nghttp2_frame *frame,
+				 const uint8_t *name, size_t namelen, const uint8_t *value,
+				 size_t valuelen, uint8_t flags, void *ud)
 {
 	struct talk_buf *b = &((struct talk *)ud)->dir[talk_dir_of(ud, s)].headers;
 
@@ -97,15 +102,15 @@ static int talk_on_header(nghttp2_session *s, const nghttp2_frame *frame, const 
 	return 0;
 }
 
-static int talk_on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
+static inline int talk_on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
 {
 	if (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_PUSH_PROMISE)
 		talk_put(&((struct talk *)ud)->dir[talk_dir_of(ud, s)].headers, "--\n", 3);
 	return 0;
 }
 
-static ssize_t talk_padding(nghttp2_session *s, const nghttp2_frame *frame, size_t max_payload,
-			    void *ud)
+static inline ssize_t talk_padding(nghttp2_session *s, const nghttp2_frame *frame,
+				   size_t max_payload, void *ud)
 {
 	size_t want = (frame->hd.length + 64) / 64 * 64;
 
@@ -113,9 +118,9 @@ static ssize_t talk_padding(nghttp2_session *s, const nghttp2_frame *frame, size
 }
 
 /* DATA frames as long as the peer allows, not 16 KiB: frames beyond the default maximum. */
-static ssize_t talk_read_length(nghttp2_session *s, uint8_t type, int32_t stream_id,
-				int32_t conn_window, int32_t stream_window,
-				uint32_t remote_max_frame, void *ud)
+static inline ssize_t talk_read_length(nghttp2_session *s, uint8_t type, int32_t stream_id,
+				       int32_t conn_window, int32_t stream_window,
+				       uint32_t remote_max_frame, void *ud)
 {
 	int32_t w = conn_window < stream_window ? conn_window : stream_window;
 
@@ -126,10 +131,12 @@ static ssize_t talk_read_length(nghttp2_session *s, uint8_t type, int32_t stream
 struct talk_body {
 	size_t len, off;
 	uint8_t seed;
+	const nghttp2_nv *trailers; /* sent after the body, as gRPC does */
+	size_t ntrailers;
 };
 
-static ssize_t talk_read(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t len,
-			 uint32_t *flags, nghttp2_data_source *src, void *ud)
+static inline ssize_t talk_read(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t len,
+				uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
 	struct talk_body *b = src->ptr;
 	size_t i, n = b->len - b->off < len ? b->len - b->off : len;
@@ -137,12 +144,18 @@ static ssize_t talk_read(nghttp2_session *s, int32_t stream_id, uint8_t *buf, si
 	for (i = 0; i < n; i++)
 		buf[i] = (uint8_t)(b->seed + (b->off + i) * 7);
 	b->off += n;
-	if (b->off == b->len)
+	if (b->off == b->len) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (b->ntrailers) {
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+			if (nghttp2_submit_trailer(s, stream_id, b->trailers, b->ntrailers))
+				abort();
+		}
+	}
 	return (ssize_t)n;
 }
 
-static void talk_init(struct talk *t, int pad)
+static inline void talk_init(struct talk *t, int pad)
 {
 	nghttp2_session_callbacks *cb;
 	nghttp2_option *opt;
@@ -167,7 +180,7 @@ static void talk_init(struct talk *t, int pad)
 	nghttp2_session_callbacks_del(cb);
 }
 
-static void talk_free(struct talk *t)
+static inline void talk_free(struct talk *t)
 {
 	int d;
 
@@ -181,7 +194,7 @@ static void talk_free(struct talk *t)
 }
 
 /* Everything each side wants to send, to the other, until both are quiet. */
-static void talk_pump(struct talk *t)
+static inline void talk_pump(struct talk *t)
 {
 	int busy = 1, d;
 
@@ -198,6 +211,10 @@ static void talk_pump(struct talk *t)
 				talk_put(&dir->bytes, p, (size_t)n);
 				if (dir->nchunks < TALK_MAX_CHUNKS)
 					dir->chunk_end[dir->nchunks++] = dir->bytes.len;
+				if (t->norder < 2 * TALK_MAX_CHUNKS) {
+					t->order[t->norder].dir = (uint8_t)d;
+					t->order[t->norder++].end = dir->bytes.len;
+				}
 				if (nghttp2_session_mem_recv(to, p, (size_t)n) != n)
 					abort();
 				busy = 1;
@@ -221,7 +238,7 @@ static void talk_pump(struct talk *t)
  * CONTINUATION and a trailers-only answer (5), a call the client cancels (7) and one the server
  * refuses (9), PINGs, and a GOAWAY with debug data. With @pad, HEADERS and DATA are PADDED.
  */
-static void talk_grpc(struct talk *t, int pad)
+static inline void talk_grpc(struct talk *t, int pad)
 {
 	static char big[40000];
 	static struct talk_body req1 = { 0 }, resp1, resp3, resp2;
@@ -257,7 +274,7 @@ static void talk_grpc(struct talk *t, int pad)
 		TALK_NV("content-type", "application/grpc"),
 		TALK_NV("grpc-accept-encoding", "identity,deflate,gzip"),
 	};
-	nghttp2_nv trailers[] = {
+	static nghttp2_nv trailers[] = {
 		TALK_NV("grpc-status", "0"),
 		TALK_NV("grpc-message", ""),
 	};
@@ -286,10 +303,10 @@ static void talk_grpc(struct talk *t, int pad)
 	talk_init(t, pad);
 	for (size_t i = 0; i < sizeof(big); i++)
 		big[i] = (char)('!' + i * 13 % 90);
-	req1 = (struct talk_body){ 300, 0, 1 };
-	resp1 = (struct talk_body){ 1200, 0, 2 };
-	resp3 = (struct talk_body){ 100000, 0, 3 };
-	resp2 = (struct talk_body){ 50, 0, 4 };
+	req1 = (struct talk_body){ 300, 0, 1, NULL, 0 };
+	resp1 = (struct talk_body){ 1200, 0, 2, trailers, 2 };
+	resp3 = (struct talk_body){ 100000, 0, 3, NULL, 0 };
+	resp2 = (struct talk_body){ 50, 0, 4, NULL, 0 };
 
 	if (nghttp2_submit_settings(t->client, NGHTTP2_FLAG_NONE, set, 3) ||
 	    nghttp2_submit_settings(t->server, NGHTTP2_FLAG_NONE, set, 1))
@@ -312,8 +329,7 @@ static void talk_grpc(struct talk *t, int pad)
 	if (s2 != 2)
 		abort();
 	prov.source.ptr = &resp1;
-	if (nghttp2_submit_response(t->server, s1, ok, 3, &prov) ||
-	    nghttp2_submit_trailer(t->server, s1, trailers, 2))
+	if (nghttp2_submit_response(t->server, s1, ok, 3, &prov))
 		abort();
 	prov.source.ptr = &resp3;
 	if (nghttp2_submit_response(t->server, s3, page, 3, &prov) ||

@@ -36,7 +36,7 @@ struct walk_out {
 	struct tapir_h2_walker w;
 };
 
-static void walk_push(struct walk_out *o, const struct walk_item *it)
+static inline void walk_push(struct walk_out *o, const struct walk_item *it)
 {
 	struct walk_item *last = o->n ? &o->item[o->n - 1] : NULL;
 
@@ -51,7 +51,7 @@ static void walk_push(struct walk_out *o, const struct walk_item *it)
 }
 
 /* What the caller does with one step's event, at @at (the step's first byte). */
-static void walk_record(struct walk_out *o, const struct tapir_h2_event *ev, uint64_t at)
+static inline void walk_record(struct walk_out *o, const struct tapir_h2_event *ev, uint64_t at)
 {
 	struct walk_item it = { .type = ev->type,
 				.flags = ev->flags,
@@ -88,8 +88,8 @@ static void walk_record(struct walk_out *o, const struct tapir_h2_event *ev, uin
  * @o->w was set up as. @wide: the window holds up to TH2_WIN bytes, not only what the step
  * asks for (both must give the same walk).
  */
-static void walk_cuts(struct walk_out *o, const uint8_t *p, size_t len, const size_t *cuts,
-		      size_t ncuts, int wide)
+static inline void walk_cuts(struct walk_out *o, const uint8_t *p, size_t len, const size_t *cuts,
+			     size_t ncuts, int wide)
 {
 	size_t seg, start = 0, end;
 
@@ -124,13 +124,13 @@ static void walk_cuts(struct walk_out *o, const uint8_t *p, size_t len, const si
 	o->stop = len;
 }
 
-static void walk_init(struct walk_out *o, __u32 preface_seen, __u32 max_frame)
+static inline void walk_init(struct walk_out *o, __u32 preface_seen, __u32 max_frame)
 {
 	tapir_h2_init(&o->w, preface_seen, max_frame);
 }
 
 /* Two walks said the same, and left their walkers alike. */
-static int walk_same(const struct walk_out *a, const struct walk_out *b)
+static inline int walk_same(const struct walk_out *a, const struct walk_out *b)
 {
 	size_t i;
 
