@@ -439,6 +439,10 @@ static int inflater_get(struct h2_dir *d)
  * (the fields before the refusal are in @f). */
 static int inflate_block(struct h2_dir *d, const uint8_t *in, size_t len, struct fields *f)
 {
+	static const uint8_t none[1];
+
+	if (!in)
+		in = none; /* an empty block never got a buffer */
 	for (;;) {
 		nghttp2_nv nv;
 		int fl = 0;
