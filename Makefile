@@ -198,7 +198,7 @@ FUZZ_FLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude $(addprefix -I,$(USER_D
                $(shell pkg-config --cflags yaml-0.1 libcurl json-c 2>/dev/null)
 FUZZ_BINS   := $(OUT)/fuzz/fuzz_http $(OUT)/fuzz/fuzz_config $(OUT)/fuzz/fuzz_kubelet \
                $(OUT)/fuzz/fuzz_expo $(OUT)/fuzz/fuzz_promtext $(OUT)/fuzz/fuzz_llm \
-               $(OUT)/fuzz/fuzz_llm_track
+               $(OUT)/fuzz/fuzz_llm_track $(OUT)/fuzz/fuzz_h2
 $(OUT)/fuzz:
 	$(Q)mkdir -p $@
 $(OUT)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c $(wildcard include/tapir/*.h) | $(OUT)/fuzz
@@ -232,6 +232,11 @@ $(OUT)/fuzz/fuzz_llm_track: tests/fuzz/fuzz_llm_track.c user/sources/llm_track.c
 		user/sources/llm.h user/sources/llm_wire.h $(wildcard include/tapir/*.h) | $(OUT)/fuzz
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) $(FUZZ_FLAGS) $(filter %.c,$^) -ljson-c -o $@
+
+$(OUT)/fuzz/fuzz_h2: tests/fuzz/fuzz_h2.c user/sources/h2.c user/sources/h2.h tests/unit/h2_walk.h \
+		$(wildcard include/tapir/*.h) | $(OUT)/fuzz
+	$(call msg,FUZZ,$@)
+	$(Q)$(CLANG) $(FUZZ_FLAGS) -Itests/unit $(filter %.c,$^) -lnghttp2 -o $@
 
 fuzz:
 	$(Q)tools/install-deps.sh all
