@@ -278,7 +278,7 @@ static void test_mid_connection(void **state)
 	static struct done d;
 	nghttp2_hd_deflater *req, *resp;
 	struct tapir_h2_conn *c;
-	char ctype[64], code[8];
+	char ctype[64], code[16];
 	uint8_t buf[512];
 	uint32_t i, skip = 5, n = 60;
 	size_t undecoded = 0;
@@ -543,7 +543,7 @@ static void test_grpc_status(void **state)
 					   "OK",
 					   "4294967297",
 					   "00000000000000000000017" };
-	char v[8];
+	char v[16];
 	int i;
 
 	for (i = 0; i <= 16; i++) {
