@@ -53,7 +53,8 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
-.SECONDARY: $(BPF_OBJS) $(patsubst tests/bpf/%.c,$(OUT)/tests/%.o,$(TBPF_SRCS))
+.SECONDARY: $(BPF_OBJS) $(patsubst tests/bpf/%.c,$(OUT)/tests/%.o,$(TBPF_SRCS)) \
+	$(patsubst tests/bpf/%.bpf.c,$(OUT)/tests/%.skel.h,$(TBPF_SRCS))
 .PHONY: all deps run test test-unit test-bpf test-e2e matrix tsan asan asan-bins bench fuzz format \
 	format-check clean
 
@@ -102,6 +103,11 @@ $(OUT)/tests/test_%: tests/unit/test_%.c $(OUT)/libtapir.a | $(OUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< $(OUT)/libtapir.a $(LDLIBS) -lcmocka -o $@
 
+# HPACK is libnghttp2's; only the HTTP/2 tests (and fuzz_h2) link it until the daemon decodes
+# HTTP/2 itself.
+H2_TESTS    := $(OUT)/tests/test_h2 $(OUT)/tests/test_h2_frame $(OUT)/tests/test_h2_run
+$(H2_TESTS) $(patsubst $(OUT)/%,build-asan/%,$(H2_TESTS)): LDLIBS += -lnghttp2
+
 $(OUT)/tests/%.bpf.o: tests/bpf/%.bpf.c $(VMLINUX_H) $(wildcard include/tapir/*.h tests/bpf/*.h) | $(OUT)/tests
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -Itests/bpf -c $< -o $@
@@ -110,9 +116,10 @@ $(OUT)/tests/%.skel.h: $(OUT)/tests/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
 
-$(OUT)/tests/test_walk_run: tests/bpf/test_walk_run.c $(OUT)/tests/walk_run.skel.h $(OUT)/libtapir.a
+$(OUT)/tests/test_%_run: tests/bpf/test_%_run.c $(OUT)/tests/%_run.skel.h $(OUT)/libtapir.a
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -I$(OUT)/tests -Itests/bpf $< $(OUT)/libtapir.a $(LDLIBS) -lcmocka -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -I$(OUT)/tests -Itests/bpf -Itests/unit $< $(OUT)/libtapir.a $(LDLIBS) \
+		-lcmocka -o $@
 
 $(OUT)/tests/test_gpu: | $(FAKE_NVML)
 
@@ -191,7 +198,7 @@ FUZZ_FLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude $(addprefix -I,$(USER_D
                $(shell pkg-config --cflags yaml-0.1 libcurl json-c 2>/dev/null)
 FUZZ_BINS   := $(OUT)/fuzz/fuzz_http $(OUT)/fuzz/fuzz_config $(OUT)/fuzz/fuzz_kubelet \
                $(OUT)/fuzz/fuzz_expo $(OUT)/fuzz/fuzz_promtext $(OUT)/fuzz/fuzz_llm \
-               $(OUT)/fuzz/fuzz_llm_track
+               $(OUT)/fuzz/fuzz_llm_track $(OUT)/fuzz/fuzz_h2
 $(OUT)/fuzz:
 	$(Q)mkdir -p $@
 $(OUT)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c $(wildcard include/tapir/*.h) | $(OUT)/fuzz
@@ -226,6 +233,11 @@ $(OUT)/fuzz/fuzz_llm_track: tests/fuzz/fuzz_llm_track.c user/sources/llm_track.c
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) $(FUZZ_FLAGS) $(filter %.c,$^) -ljson-c -o $@
 
+$(OUT)/fuzz/fuzz_h2: tests/fuzz/fuzz_h2.c user/sources/h2.c user/sources/h2.h tests/unit/h2_walk.h \
+		$(wildcard include/tapir/*.h) | $(OUT)/fuzz
+	$(call msg,FUZZ,$@)
+	$(Q)$(CLANG) $(FUZZ_FLAGS) -Itests/unit $(filter %.c,$^) -lnghttp2 -o $@
+
 fuzz:
 	$(Q)tools/install-deps.sh all
 	$(Q)$(MAKE) --no-print-directory $(FUZZ_BINS)
@@ -241,4 +253,4 @@ format-check:
 clean:
 	$(Q)rm -rf $(OUT)
 
--include $(USER_OBJS:.o=.d) $(UNIT_BINS:=.d)
+-include $(USER_OBJS:.o=.d) $(UNIT_BINS:=.d) $(TBPF_BINS:=.d)

@@ -5,7 +5,8 @@
 set -euo pipefail
 
 build=(clang llvm make gcc pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
-       libmicrohttpd-dev libgnutls28-dev libcrypt-dev libyaml-dev libcurl4-openssl-dev libjson-c-dev)
+       libmicrohttpd-dev libgnutls28-dev libcrypt-dev libyaml-dev libcurl4-openssl-dev libjson-c-dev
+       libnghttp2-dev)
 test=(libcmocka-dev python3 python3-pytest python3-prometheus-client python3-fastapi
       python3-uvicorn python3-uvloop python3-httptools python3-websockets nginx-light curl wrk apache2-utils hey prometheus
       nodejs iproute2 procps clang-format qemu-system-x86 busybox-static cpio libclang-rt-dev
