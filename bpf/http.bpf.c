@@ -64,6 +64,7 @@ const volatile __u8 llm_api_of[TAPIR_LLM_PATHS] = {};
 const volatile __u32 llm_req_bytes = 16384;
 const volatile __u32 llm_resp_bytes = 1 << 20;
 const volatile __u64 llm_wakeup_bytes = 1 << 20;
+const volatile __u32 heads_on = 0; /* some cgroup may have TAPIR_CGI_HEADS (async rules) */
 /* Fault injection for the tests (TAPIR_TEST_VERIFIER_REFUSE=1): a program the verifier must
  * refuse, so the degraded start is tested against a real refusal. */
 const volatile __u32 test_refuse = 0;
@@ -428,6 +429,11 @@ static __always_inline struct tapir_conn *walk_conn(struct tapir_walk **wp)
  * no room for, or that cannot be read, is counted and leaves a gap in the offsets; bytes past
  * the answer's budget are counted in one go. Any other request pays a compare of its line's
  * first word, and any other answer a load of its request's llm_id.
+ *
+ * The same capture hands over request heads for async rules: in a cgroup with TAPIR_CGI_HEADS
+ * (heads_on: some rule has them), a request that is no LLM request is numbered all the same,
+ * with TAPIR_API_HEAD, and its bytes go over until its head is complete (TAPIR_HEAD_BYTES at
+ * most); its answer's never.
  */
 #define LLM_PIECES	  64 /* pieces per syscall at most, 1 MiB (loop build) */
 #define LLM_PIECES_COMPAT 8  /* 128 KiB (compat build: a bounded loop, verified unrolled) */
@@ -608,7 +614,7 @@ static __always_inline void llm_answer(struct tapir_conn *c, struct tapir_io *io
 {
 	__u32 h = TAPIR_SLOT(c, 0);
 
-	if (!c->count || !c->llm_id[h])
+	if (!c->count || !c->llm_id[h] || c->llm_api[h] == TAPIR_API_HEAD)
 		return;
 	c->llm_out_off = llm_copy(
 		c, h, DIR_OUT, io->kind, io->buf, io->iovcnt, len, 0, io->ts, c->llm_out_off,
@@ -621,21 +627,27 @@ static __always_inline void llm_answer(struct tapir_conn *c, struct tapir_io *io
  */
 static __always_inline void llm_read(struct tapir_conn *c, struct tapir_walk *w)
 {
-	__u32 t = tapir_conn_newest(c) & (TAPIR_MAX_PENDING - 1), i, slot;
+	__u32 t = tapir_conn_newest(c) & (TAPIR_MAX_PENDING - 1), i, slot, budget;
 	struct tapir_cgroup_info *cg;
+	bool head;
 	__u64 skip = 0, cgid;
+	__u8 api = 0;
 	int e;
 
 	if (c->count && c->start_ns[t] == w->pos.now && !c->llm_id[t] &&
-	    (e = llm_match(c, t)) >= 0) {
+	    ((e = llm_match(c, t)) >= 0 || heads_on)) {
 		cgid = c->cgroup_id;
 		cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);
-		if (cg && !(cg->flags & TAPIR_CGI_NO_LLM)) {
+		/* A bound, not a mask: the table is not a power of two long. */
+		if (cg && e >= 0 && (__u32)e < TAPIR_LLM_PATHS && !(cg->flags & TAPIR_CGI_NO_LLM))
+			api = llm_api_of[e];
+		else if (cg && (cg->flags & TAPIR_CGI_HEADS))
+			api = TAPIR_API_HEAD;
+		if (api) {
 			if (!++c->llm_next)
 				c->llm_next = 1;
 			c->llm_id[t] = c->llm_next;
-			/* A bound, not a mask: the table is not a power of two long. */
-			c->llm_api[t] = (__u32)e < TAPIR_LLM_PATHS ? llm_api_of[e] : 0;
+			c->llm_api[t] = api;
 			c->llm_in_id = c->llm_next;
 			c->llm_in_off = 0;
 			skip = w->line_at;
@@ -651,13 +663,15 @@ static __always_inline void llm_read(struct tapir_conn *c, struct tapir_walk *w)
 		c->llm_in_id = 0; /* answered and gone already */
 		return;
 	}
-	c->llm_in_off = llm_copy(c, slot, DIR_IN, w->kind, w->buf, w->iovcnt, w->len, skip,
-				 w->pos.now, c->llm_in_off,
-				 c->llm_in_off < llm_req_bytes ? llm_req_bytes - c->llm_in_off : 0);
+	head = c->llm_api[slot & (TAPIR_MAX_PENDING - 1)] == TAPIR_API_HEAD;
+	budget = head ? TAPIR_HEAD_BYTES : llm_req_bytes;
+	c->llm_in_off =
+		llm_copy(c, slot, DIR_IN, w->kind, w->buf, w->iovcnt, w->len, skip, w->pos.now,
+			 c->llm_in_off, c->llm_in_off < budget ? budget - c->llm_in_off : 0);
 	/* Its whole head is over, or the request itself: the parser waits for the next, or a
-	 * newer request began (pipelined). */
-	if (c->llm_in_off >= llm_req_bytes || slot != tapir_conn_newest(c) ||
-	    c->req.state == TP_IDLE)
+	 * newer request began (pipelined); a head-only request is over with its head. */
+	if (c->llm_in_off >= budget || slot != tapir_conn_newest(c) || c->req.state == TP_IDLE ||
+	    (head && c->req.state >= TP_BODY_CL))
 		c->llm_in_id = 0;
 }
 

@@ -23,6 +23,7 @@
 #include "http_metrics.h"
 #include "llm_metrics.h"
 #include "outbound.h"
+#include "async.h"
 #include "llm_track.h"
 #include "loader.h"
 #include "log.h"
@@ -65,6 +66,7 @@ struct tapir_daemon {
 	uint64_t llm_lost[TAPIR_LLM_LOST_REASONS]; /* the kernel's counts, as last exported */
 	uint64_t last_llm_expire_ms;
 	struct tapir_outbound *outbound; /* requests the watched processes send */
+	struct tapir_async *async;	 /* deployments[].async: jobs, queue, webhooks */
 	volatile sig_atomic_t stop;
 	volatile sig_atomic_t reload; /* SIGHUP: read the web settings again */
 	int rescan;		      /* a cgroup appeared or went since the last scan */
@@ -158,6 +160,10 @@ static bool llm_path_ours(struct tapir_daemon *d, const struct tapir_http_event 
 	const struct tapir_rule *r;
 	size_t len, i;
 
+	/* LLM capture off (request heads only, for async rules): no LLM request at all. */
+	if (!d->cfg->llm_enabled ||
+	    (w && w->rule < d->cfg->n_rules && d->cfg->rules[w->rule].no_llm))
+		return false;
 	memcpy(path, e->line, TAPIR_LINE_BYTES);
 	path[TAPIR_LINE_BYTES] = '\0';
 	if (strncmp(path, "POST /", 6))
@@ -273,17 +279,57 @@ static const char *const *record_labels(struct tapir_daemon *d, uint64_t cgroup_
 	return labels;
 }
 
+/* The async rules of cgroup @w, NULL for none. */
+static const struct tapir_async_rule *async_of(struct tapir_daemon *d,
+					       const struct tapir_watched *w)
+{
+	return w && w->rule < d->cfg->n_rules ? d->cfg->rules[w->rule].async : NULL;
+}
+
+/*
+ * A request's head arrived whole (llm_track.c): an async rule's job or submit is seen now, when
+ * it arrives, not when it is answered. Returns its mark (TAPIR_ASYNC_*) for the record.
+ */
+static int on_head(void *ctx, uint32_t labels_id, uint64_t cgroup_id, uint64_t start_ns,
+		   const char *head, size_t len)
+{
+	struct tapir_daemon *d = ctx;
+	const struct tapir_watched *w = tapir_cgroups__find(d->cgroups, cgroup_id);
+	const struct tapir_async_rule *rule = async_of(d, w);
+	const char *const *labels;
+	struct timespec real, mono;
+
+	(void)labels_id;
+	if (!rule || !(labels = tapir_cgroups__labels(d->cgroups, w->labels_id)))
+		return 0;
+	/* The kernel's clock is CLOCK_MONOTONIC; enqueue times are wall-clock times. */
+	clock_gettime(CLOCK_REALTIME, &real);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	return tapir_async__head(d->async, rule, w->labels_id, labels,
+				 (double)start_ns / 1e9 + (double)(real.tv_sec - mono.tv_sec) +
+					 (double)(real.tv_nsec - mono.tv_nsec) / 1e9,
+				 head, len);
+}
+
 static void account(struct tapir_daemon *d, const struct tapir_http_event *e)
 {
 	const struct tapir_watched *w;
 	uint32_t id;
 	const char *const *labels = record_labels(d, e->cgroup_id, e->labels_id, 1, &w, &id);
+	const struct tapir_async_rule *rule = async_of(d, w);
+	int mark = 0;
 
 	if (!labels)
 		return;
+	if (rule) {
+		mark = e->llm_id && d->llm ? tapir_llm_track__mark(d->llm, e) : -1;
+		mark = tapir_async__record(d->async, rule, id, labels, e, mark);
+	}
 	/* One label set id for the series cache and the label text, so replicas of one rule
-	 * with different environments are never merged. */
-	tapir_http_metrics__record(d->http, e, id, labels);
+	 * with different environments are never merged. A submit is a job queued, not an
+	 * inference. */
+	if (!(mark & TAPIR_ASYNC_SUBMIT))
+		tapir_http_metrics__record(d->http, e, mark & TAPIR_ASYNC_JOB, id, labels);
 	tapir_cgroups__mark_served(d->cgroups, id);
 	if (w) /* the cgroup is looked up once per record: here */
 		tapir_replicas__request(d->replicas, w->replica_id, e);
@@ -295,9 +341,14 @@ static void account_out(struct tapir_daemon *d, const struct tapir_http_event *e
 	const struct tapir_watched *w;
 	uint32_t id;
 	const char *const *labels = record_labels(d, e->cgroup_id, e->labels_id, 1, &w, &id);
+	const struct tapir_async_rule *rule = async_of(d, w);
+	const char *dest;
 
-	if (labels)
-		tapir_outbound__record(d->outbound, e, id, labels);
+	if (!labels)
+		return;
+	dest = tapir_outbound__record(d->outbound, e, id, labels);
+	if (rule)
+		tapir_async__outbound(d->async, rule, id, labels, e, dest);
 }
 
 /* What the kernel aggregated for a series since the last read: as many records at once. */
@@ -339,6 +390,7 @@ static void forget(void *ctx, uint32_t id, const char *const *labels)
 	tapir_http_metrics__forget(d->http, id, labels);
 	tapir_replicas__forget(d->replicas, id, labels);
 	tapir_outbound__forget(d->outbound, id, labels);
+	tapir_async__forget(d->async, id, labels);
 	for (i = 0; i < d->n_llm_gauges;) {
 		if (d->llm_gauges[i].labels_id != id) {
 			i++;
@@ -361,12 +413,13 @@ static int on_record(void *ctx, void *data, size_t size)
 	if (type == TAPIR_REC_HTTP && size >= sizeof(struct tapir_http_event)) {
 		const struct tapir_http_event *e = data;
 
-		account(d, e);
-		if (e->llm_id && d->llm) {
-			/* Its pieces went to llm_events before this record was written. */
+		/* Its pieces went to llm_events before this record was written: its head (and
+		 * its async mark) is known before it is counted. */
+		if (e->llm_id && d->llm)
 			ring_buffer__consume(d->llm_rb);
+		account(d, e);
+		if (e->llm_id && d->llm)
 			tapir_llm_track__record(d->llm, e, llm_path_ours(d, e));
-		}
 	} else if (type == TAPIR_REC_HTTP_OUT && size >= sizeof(struct tapir_http_event)) {
 		account_out(d, data);
 	} else if (type == TAPIR_REC_CONN_OUT && size >= sizeof(struct tapir_conn_out_event)) {
@@ -634,7 +687,7 @@ static int llm_start(struct tapir_daemon *d)
 		return 0;
 	}
 	d->llm_metrics = tapir_llm_metrics__new(d->reg, tapir_engines__hit_rate_family(d->engines));
-	d->llm = tapir_llm_track__new(d->cfg->llm_request_head_bytes, llm_done, d);
+	d->llm = tapir_llm_track__new(d->cfg->llm_request_head_bytes, llm_done, on_head, d);
 	if (!d->llm_metrics || !d->llm)
 		return -ENOMEM;
 	d->llm_rb = ring_buffer__new(fd, on_llm_chunk, d, NULL);
@@ -672,7 +725,8 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const cha
 	if (!d->http || !d->health)
 		goto fail;
 	d->outbound = tapir_outbound__new(d->reg, cfg);
-	if (!d->outbound)
+	d->async = tapir_async__new(d->reg, cfg);
+	if (!d->outbound || !d->async)
 		goto fail;
 	d->loader = tapir_loader__new(cfg, on_record, d);
 	if (!d->loader)
@@ -882,6 +936,7 @@ void tapir_daemon__free(struct tapir_daemon *d)
 	tapir_health__free(d->health);
 	tapir_http_metrics__free(d->http);
 	tapir_outbound__free(d->outbound);
+	tapir_async__free(d->async);
 	tapir_registry__free(d->reg);
 	if (d->pin_lock >= 0)
 		close(d->pin_lock);

@@ -95,6 +95,7 @@ struct tapir_cgroup_info {
 };
 
 #define TAPIR_CGI_NO_LLM 0x1 /* its rule turned LLM payload capture off */
+#define TAPIR_CGI_HEADS	 0x2 /* its rule has async rules: every request's head is handed over */
 
 /* Ring-buffer record types: every record starts with a __u32 type. */
 #define TAPIR_REC_HTTP	    1
@@ -135,6 +136,10 @@ struct tapir_http_event {
 #define TAPIR_LLM_PATHS	     24	   /* entries of the path table */
 #define TAPIR_LLM_PATH_WORDS 3	   /* bytes of a path compared: 8 each */
 #define TAPIR_LLM_CHUNK	     16384 /* bytes of one piece at most; a power of two */
+/* The API of a request numbered only for its head (a cgroup with TAPIR_CGI_HEADS): its bytes go
+ * over until its head is complete, at most TAPIR_HEAD_BYTES; its answer's never. */
+#define TAPIR_API_HEAD	 0xff
+#define TAPIR_HEAD_BYTES 16384
 
 struct tapir_llm_chunk {
 	__u32 type; /* TAPIR_REC_LLM */

@@ -562,7 +562,7 @@ static void test_error_unknown_keys(void **state)
 		     "deployment_id, environment, rollout_phase)");
 	expect_error("deployments:\n  - cgroup: /x\n    label: {}\n", 3,
 		     "unknown key \"label\" in deployment (expected one of cgroup, labels, env, "
-		     "llm)");
+		     "llm, async)");
 	expect_error("buckets:\n  latency: [1]\n", 2,
 		     "unknown key \"latency\" in buckets (expected one of latency_seconds, "
 		     "size_bytes)");
@@ -1230,6 +1230,92 @@ static void test_deployment_llm(void **state)
 		     "deployments[].llm must be a string, not a mapping");
 }
 
+/* deployments[].async: every key, the defaults, and what needs request heads. */
+static void test_deployment_async(void **state)
+{
+	struct tapir_config *cfg;
+	const struct tapir_async_rule *a;
+
+	cfg = parse_ok("outbound:\n"
+		       "  destinations: [{name: hooks, port: 9000}]\n"
+		       "deployments:\n"
+		       "  - cgroup: /model/*\n"
+		       "    async:\n"
+		       "      paths: [\"/predict\", \"/v1/*/run\"]\n"
+		       "      header: \"X-Async: yes please\"\n"
+		       "      submit_paths: [\"/async/*\"]\n"
+		       "      webhook: {destination: hooks}\n"
+		       "  - cgroup: /gw/*\n"
+		       "    async:\n"
+		       "      header: X-Job-Id\n"
+		       "      enqueue_headers: [X-Enqueued-At]\n"
+		       "      webhook: {destination: hooks, method: PUT}\n"
+		       "  - cgroup: /hooks-only/*\n"
+		       "    async: {webhook: {destination: hooks}}\n"
+		       "  - cgroup: /plain/*\n");
+	a = cfg->rules[0].async;
+	assert_non_null(a);
+	assert_int_equal(a->n_paths, 2);
+	assert_string_equal(a->paths[1], "/v1/*/run");
+	assert_string_equal(a->header, "X-Async");
+	assert_string_equal(a->header_value, "yes please");
+	assert_int_equal(a->n_enqueue_headers, 2); /* the default pair */
+	assert_string_equal(a->enqueue_headers[0], "X-Request-Start");
+	assert_string_equal(a->enqueue_headers[1], "X-Queue-Start");
+	assert_string_equal(a->submit_paths[0], "/async/*");
+	assert_string_equal(a->webhook_destination, "hooks");
+	assert_string_equal(a->webhook_method, "POST");
+	a = cfg->rules[1].async;
+	assert_null(a->header_value);
+	assert_int_equal(a->n_enqueue_headers, 1);
+	assert_string_equal(a->enqueue_headers[0], "X-Enqueued-At");
+	assert_string_equal(a->webhook_method, "PUT");
+	assert_true(tapir_rule__wants_heads(&cfg->rules[0]));
+	assert_true(tapir_rule__wants_heads(&cfg->rules[1]));
+	/* Webhooks are outbound records: no request head is needed for them. */
+	assert_false(tapir_rule__wants_heads(&cfg->rules[2]));
+	assert_null(cfg->rules[3].async);
+	assert_false(tapir_rule__wants_heads(&cfg->rules[3]));
+	assert_true(tapir_config__wants_heads(cfg));
+	tapir_config__free(cfg);
+
+	cfg = parse_ok("deployments:\n  - cgroup: /a\n    async:\n");
+	assert_null(cfg->rules[0].async);
+	assert_false(tapir_config__wants_heads(cfg));
+	tapir_config__free(cfg);
+
+	expect_error("deployments:\n  - cgroup: /a\n    async: {}\n", 3,
+		     "async needs at least one of paths, header, submit_paths and webhook");
+	expect_error("deployments:\n  - cgroup: /a\n    async: [/x]\n", 3,
+		     "deployments[].async must be a mapping, not a list");
+	expect_error("deployments:\n  - cgroup: /a\n    async:\n      paths: [predict]\n", 4,
+		     "async.paths[0] must be a glob on request paths");
+	expect_error("deployments:\n  - cgroup: /a\n    async:\n      paths: []\n", 4,
+		     "async.paths must name 1..16 entries, got 0");
+	expect_error("deployments:\n  - cgroup: /a\n    async:\n      paths: \"/x\"\n", 4,
+		     "async.paths must be a list of strings, not a scalar");
+	expect_error("deployments:\n  - cgroup: /a\n    async:\n      header: \"X Async\"\n", 4,
+		     "async.header must be a field name");
+	expect_error("deployments:\n  - cgroup: /a\n    async:\n      header: \"X-Async:\"\n", 4,
+		     "async.header must be a field name");
+	expect_error("deployments:\n  - cgroup: /a\n    async:\n      paths: [/p]\n"
+		     "      enqueue_headers: [\"X-Start:\"]\n",
+		     5, "async.enqueue_headers[0] must be a field name");
+	expect_error("deployments:\n  - cgroup: /a\n    async:\n      webhook: {method: POST}\n", 4,
+		     "async.webhook is missing the required key \"destination\"");
+	expect_error("outbound: {destinations: [{name: hooks}]}\n"
+		     "deployments:\n  - cgroup: /a\n    async:\n"
+		     "      webhook: {destination: hooks, method: post}\n",
+		     5, "async.webhook.method must be an upper-case method, got \"post\"");
+	expect_error("deployments:\n  - cgroup: /a\n    async:\n      webhook: {destination: x}\n",
+		     4,
+		     "async.webhook.destination \"x\" is not the name of an outbound.destinations "
+		     "entry");
+	expect_error(
+		"deployments:\n  - cgroup: /a\n    async:\n      paths: [/p]\n      queue: 1\n", 5,
+		"unknown key \"queue\" in async");
+}
+
 /* deployments[].llm as a list: on, with paths of its own; the kernel's table holds every list. */
 static void test_deployment_llm_paths(void **state)
 {
@@ -1452,6 +1538,7 @@ int main(void)
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_load_errors),
 		cmocka_unit_test(test_shipped_config),
+		cmocka_unit_test(test_deployment_async),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

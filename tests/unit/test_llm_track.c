@@ -79,7 +79,7 @@ static int setup(void **state)
 
 	if (!f)
 		return -1;
-	f->t = tapir_llm_track__new(16384, on_done, f);
+	f->t = tapir_llm_track__new(16384, on_done, NULL, f);
 	if (!f->t) {
 		free(f);
 		return -1;
@@ -101,7 +101,7 @@ static int teardown(void **state)
 static void reset(struct fix *f, size_t request_head_bytes)
 {
 	tapir_llm_track__free(f->t);
-	f->t = tapir_llm_track__new(request_head_bytes, on_done, f);
+	f->t = tapir_llm_track__new(request_head_bytes, on_done, NULL, f);
 	assert_non_null(f->t);
 	f->n_done = 0;
 }
@@ -914,6 +914,92 @@ static void test_in_flight(void **state)
 	assert_int_equal(f->n_done, 2);
 }
 
+/* The head callback's view: each head it was given, and the marks it handed back. */
+struct heads {
+	size_t n;
+	char last[256];
+	uint64_t start_ns;
+};
+
+static int on_head(void *ctx, uint32_t labels_id, uint64_t cgroup_id, uint64_t start_ns,
+		   const char *head, size_t len)
+{
+	struct heads *h = ctx;
+
+	assert_int_equal(cgroup_id, 0x4000 + labels_id);
+	assert_true(len < sizeof(h->last));
+	assert_int_equal(head[len], '\0');
+	memcpy(h->last, head, len + 1);
+	h->start_ns = start_ns;
+	return 0x100 + (int)++h->n; /* only 0..255 is kept */
+}
+
+/*
+ * Head-only requests (async rules, TAPIR_API_HEAD): the callback sees each whole head once, the
+ * mark waits for the record, and nothing else happens: no LLM result, no answer parsed, not in
+ * flight for baseten_llm_num_requests, dropped silently when idle.
+ */
+static void test_head_only(void **state)
+{
+	static const char h1[] = "POST /predict HTTP/1.1\r\nX-Request-Start: t=1.5\r\n\r\n";
+	static const char h2[] = "GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+	struct fix *f = *state;
+	struct kreq k1 = kreq(SOCK_A, 1, 7), k2 = kreq(SOCK_A, 2, 7), k3 = kreq(SOCK_B, 1, 8),
+		    k4 = kreq(SOCK_B, 2, 8);
+	struct tapir_http_event e = { .sock = SOCK_A, .llm_id = 1, .start_ns = T0 };
+	struct census c = { 0 };
+	struct heads h = { 0 };
+
+	tapir_llm_track__free(f->t);
+	f->t = tapir_llm_track__new(16384, on_done, on_head, &h);
+	assert_non_null(f->t);
+	/* The callback's context is the tracker's; on_done is never reached here. */
+	k1.api = k2.api = k3.api = k4.api = TAPIR_API_HEAD;
+	/* Split anywhere, then a body: the head is given once, whole. */
+	move(f, &k1, TAPIR_DIR_IN, h1, 10, T0);
+	assert_int_equal(h.n, 0);
+	move(f, &k1, TAPIR_DIR_IN, h1 + 10, sizeof(h1) - 1 - 10, T0 + MS);
+	move(f, &k1, TAPIR_DIR_IN, "{\"x\":1}", 7, T0 + 2 * MS);
+	assert_int_equal(h.n, 1);
+	assert_string_equal(h.last, h1);
+	assert_int_equal(h.start_ns, T0);
+	assert_int_equal(tapir_llm_track__mark(f->t, &e), 0x01);
+	/* Answer bytes of a head-only request are ignored. */
+	move(f, &k1, TAPIR_DIR_OUT, "HTTP/1.1 200 OK\r\n\r\n", 19, T0 + 3 * MS);
+	/* A gap in the head: no callback, no mark. */
+	lose(&k2, TAPIR_DIR_IN, 5);
+	move(f, &k2, TAPIR_DIR_IN, h2 + 5, sizeof(h2) - 1 - 5, T0);
+	assert_int_equal(h.n, 1);
+	e.llm_id = 2;
+	assert_int_equal(tapir_llm_track__mark(f->t, &e), -1);
+	/* Not whole yet: no mark either. */
+	move(f, &k3, TAPIR_DIR_IN, h2, 8, T0);
+	e.sock = SOCK_B;
+	e.llm_id = 1;
+	assert_int_equal(tapir_llm_track__mark(f->t, &e), -1);
+	move(f, &k4, TAPIR_DIR_IN, h2, sizeof(h2) - 1, T0);
+	assert_int_equal(h.n, 2);
+	e.llm_id = 2;
+	assert_int_equal(tapir_llm_track__mark(f->t, &e), 0x02);
+	/* Unknown requests have no mark. */
+	e.llm_id = 9;
+	assert_int_equal(tapir_llm_track__mark(f->t, &e), -1);
+	assert_int_equal(tapir_llm_track__in_flight(f->t), 4);
+	tapir_llm_track__each(f->t, count, &c);
+	assert_int_equal(c.n, 0);
+	/* Records end them without a result, counted or not. */
+	record(f, &k1, TAPIR_OUT_COMPLETE, 200, T0 + 5 * MS, 0);
+	e.sock = SOCK_A;
+	e.llm_id = 2;
+	tapir_llm_track__record(f->t, &e, false);
+	assert_int_equal(tapir_llm_track__in_flight(f->t), 2);
+	/* Idle and gone: dropped without a result. */
+	tapir_llm_track__expire(f->t, T0 + 10000 * MS, 5000 * MS, NULL, NULL);
+	assert_int_equal(tapir_llm_track__in_flight(f->t), 0);
+	assert_int_equal(f->n_done, 0);
+	assert_int_equal(h.n, 2);
+}
+
 /* An answer head past 16 KiB is not read; one just under is. */
 static void test_head_too_large(void **state)
 {
@@ -997,6 +1083,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_head_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_head_too_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_pieces, setup, teardown),
 	};

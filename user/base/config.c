@@ -801,9 +801,11 @@ static int parse_env(struct parse_ctx *c, const yaml_node_t *node, struct tapir_
 static int parse_llm_paths(struct parse_ctx *c, const yaml_node_t *node, const char *what_list,
 			   char ***out, size_t *n_out);
 
+static int parse_async(struct parse_ctx *c, const yaml_node_t *node, struct tapir_rule *rule);
+
 static int parse_rule(struct parse_ctx *c, const yaml_node_t *node, struct tapir_rule *rule)
 {
-	static const char *const keys[] = { "cgroup", "labels", "env", "llm" };
+	static const char *const keys[] = { "cgroup", "labels", "env", "llm", "async" };
 	yaml_node_t *vals[ARRAY_SIZE(keys)];
 	char q[QUOTE_BUF];
 	const char *s;
@@ -853,6 +855,11 @@ static int parse_rule(struct parse_ctx *c, const yaml_node_t *node, struct tapir
 		if (err)
 			return err;
 		rule->no_llm = vals[3]->type != YAML_SEQUENCE_NODE && !llm;
+	}
+	if (vals[4] && !is_null(vals[4])) {
+		err = parse_async(c, vals[4], rule);
+		if (err)
+			return err;
 	}
 	for (i = 0; i < TAPIR_L_COUNT; i++) {
 		if (rule->labels[i])
@@ -1447,6 +1454,230 @@ static int parse_outbound(struct parse_ctx *c, const yaml_node_t *node)
 		       : 0;
 }
 
+/* --- deployments[].async: async jobs, their queue and their webhooks ---------------------- */
+
+#define ASYNC_LIST_MAX	  16 /* entries of each async list */
+#define FIELD_NAME_MAX	  64
+#define FIELD_VALUE_MAX	  256
+#define METHOD_MAX	  16
+#define DEFAULT_ENQUEUE_0 "X-Request-Start"
+#define DEFAULT_ENQUEUE_1 "X-Queue-Start"
+
+/* An HTTP field name: RFC 9110's token characters. */
+static bool is_token(const char *s, size_t max)
+{
+	size_t n = strlen(s), i;
+
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("!#$%&'*+-.^_`|~", s[i]))
+			return false;
+	return n && n <= max;
+}
+
+static bool is_path_glob(const char *s)
+{
+	return s[0] == '/' && strlen(s) <= PROBE_PATH_MAX && all_printable(s) && !strchr(s, ' ') &&
+	       !strchr(s, '?');
+}
+
+/* A list of 1..ASYNC_LIST_MAX strings that @ok accepts (@want says what they must be). */
+static int parse_async_list(struct parse_ctx *c, const yaml_node_t *node, const char *what,
+			    bool (*ok)(const char *s), const char *want, char ***out, size_t *n_out)
+{
+	yaml_node_item_t *item;
+	char q[QUOTE_BUF], name[64];
+	size_t n, i;
+	const char *s;
+	int err;
+
+	if (node->type != YAML_SEQUENCE_NODE)
+		return bad(c, node, "async.%s must be a list of strings, not %s", what,
+			   kind_name(node));
+	n = node->data.sequence.items.top - node->data.sequence.items.start;
+	if (!n || n > ASYNC_LIST_MAX)
+		return bad(c, node, "async.%s must name 1..%d entries, got %zu", what,
+			   ASYNC_LIST_MAX, n);
+	*out = calloc(n, sizeof(**out));
+	if (!*out)
+		return no_mem(c);
+	*n_out = n;
+	for (item = node->data.sequence.items.start, i = 0; i < n; item++, i++) {
+		yaml_node_t *one = yaml_document_get_node(c->doc, *item);
+
+		if (!one)
+			return bad(c, node, "malformed list in async.%s", what);
+		snprintf(name, sizeof(name), "async.%s[%zu]", what, i);
+		err = get_string(c, one, name, &s);
+		if (err)
+			return err;
+		if (!ok(s))
+			return bad(c, one, "%s must be %s, got %s", name, want, Q(q, s, strlen(s)));
+		(*out)[i] = strdup(s);
+		if (!(*out)[i])
+			return no_mem(c);
+	}
+	return 0;
+}
+
+static bool ok_field(const char *s)
+{
+	return is_token(s, FIELD_NAME_MAX);
+}
+
+/* header: "Name" (any value) or "Name: value" (that whole value, case-insensitive). */
+static int parse_async_header(struct parse_ctx *c, const yaml_node_t *node,
+			      struct tapir_async_rule *a)
+{
+	const char *s, *colon, *v;
+	char q[QUOTE_BUF];
+	int err = get_string(c, node, "async.header", &s);
+
+	if (err)
+		return err;
+	colon = strchr(s, ':');
+	a->header = colon ? strndup(s, colon - s) : strdup(s);
+	if (!a->header)
+		return no_mem(c);
+	if (colon) {
+		for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+			;
+		a->header_value = strdup(v);
+		if (!a->header_value)
+			return no_mem(c);
+	}
+	if (!is_token(a->header, FIELD_NAME_MAX) ||
+	    (a->header_value && (!*a->header_value || strlen(a->header_value) > FIELD_VALUE_MAX ||
+				 !all_printable(a->header_value))))
+		return bad(c, node,
+			   "async.header must be a field name (1..%d token characters) or "
+			   "\"Name: value\" (a value of 1..%d printable bytes), got %s",
+			   FIELD_NAME_MAX, FIELD_VALUE_MAX, Q(q, s, strlen(s)));
+	return 0;
+}
+
+/* webhook: {destination: NAME, method: POST}; the name is checked against outbound's later. */
+static int parse_async_webhook(struct parse_ctx *c, const yaml_node_t *node,
+			       struct tapir_async_rule *a)
+{
+	static const char *const keys[] = { "destination", "method" };
+	yaml_node_t *vals[ARRAY_SIZE(keys)];
+	char q[QUOTE_BUF];
+	size_t i;
+	int err;
+
+	if (node->type != YAML_MAPPING_NODE)
+		return bad(c, node, "async.webhook must be a mapping with destination, not %s",
+			   kind_name(node));
+	err = get_fields(c, node, "async.webhook", keys, ARRAY_SIZE(keys), vals);
+	if (err)
+		return err;
+	if (!vals[0])
+		return bad(c, node, "async.webhook is missing the required key \"destination\"");
+	if ((err = dup_string(c, vals[0], "async.webhook.destination", &a->webhook_destination)))
+		return err;
+	if (vals[1] && (err = dup_string(c, vals[1], "async.webhook.method", &a->webhook_method)))
+		return err;
+	if (!a->webhook_method && !(a->webhook_method = strdup("POST")))
+		return no_mem(c);
+	for (i = 0; a->webhook_method[i] >= 'A' && a->webhook_method[i] <= 'Z'; i++)
+		;
+	if (!i || i > METHOD_MAX || a->webhook_method[i])
+		return bad(c, vals[1], "async.webhook.method must be an upper-case method, got %s",
+			   Q(q, a->webhook_method, strlen(a->webhook_method)));
+	return 0;
+}
+
+static int parse_async(struct parse_ctx *c, const yaml_node_t *node, struct tapir_rule *rule)
+{
+	static const char *const keys[] = { "paths", "header", "enqueue_headers", "submit_paths",
+					    "webhook" };
+	static const char *const want_path =
+		"a glob on request paths: start with '/', at most 200 bytes, no blank, '?' or "
+		"control character";
+	yaml_node_t *vals[ARRAY_SIZE(keys)];
+	struct tapir_async_rule *a;
+	int err;
+
+	if (node->type != YAML_MAPPING_NODE)
+		return bad(c, node, "deployments[].async must be a mapping, not %s",
+			   kind_name(node));
+	err = get_fields(c, node, "async", keys, ARRAY_SIZE(keys), vals);
+	if (err)
+		return err;
+	a = rule->async = calloc(1, sizeof(*a));
+	if (!a)
+		return no_mem(c);
+	a->line = node_line(node);
+	if (!vals[0] && !vals[1] && !vals[3] && !vals[4])
+		return bad(c, node,
+			   "async needs at least one of paths, header, submit_paths and webhook");
+	if (vals[0] && (err = parse_async_list(c, vals[0], "paths", is_path_glob, want_path,
+					       &a->paths, &a->n_paths)))
+		return err;
+	if (vals[1] && (err = parse_async_header(c, vals[1], a)))
+		return err;
+	if (vals[2] && (err = parse_async_list(c, vals[2], "enqueue_headers", ok_field,
+					       "a field name (1..64 token characters)",
+					       &a->enqueue_headers, &a->n_enqueue_headers)))
+		return err;
+	if (vals[3] && (err = parse_async_list(c, vals[3], "submit_paths", is_path_glob, want_path,
+					       &a->submit_paths, &a->n_submit_paths)))
+		return err;
+	if (vals[4] && (err = parse_async_webhook(c, vals[4], a)))
+		return err;
+	if (!a->enqueue_headers) {
+		a->enqueue_headers = calloc(2, sizeof(char *));
+		if (!a->enqueue_headers)
+			return no_mem(c);
+		a->n_enqueue_headers = 2;
+		a->enqueue_headers[0] = strdup(DEFAULT_ENQUEUE_0);
+		a->enqueue_headers[1] = strdup(DEFAULT_ENQUEUE_1);
+		if (!a->enqueue_headers[0] || !a->enqueue_headers[1])
+			return no_mem(c);
+	}
+	return 0;
+}
+
+/* Each rule's webhook names a destination of outbound.destinations (parsed after the rules). */
+static int check_webhooks(struct parse_ctx *c)
+{
+	const struct tapir_config *cfg = c->cfg;
+	size_t i, j;
+
+	for (i = 0; i < cfg->n_rules; i++) {
+		const struct tapir_async_rule *a = cfg->rules[i].async;
+
+		if (!a || !a->webhook_destination)
+			continue;
+		for (j = 0; j < cfg->n_destinations; j++)
+			if (!strcmp(cfg->destinations[j].name, a->webhook_destination))
+				break;
+		if (j == cfg->n_destinations) {
+			set_err(c->err, c->errlen,
+				"%s:%d: async.webhook.destination \"%s\" is not the name of an "
+				"outbound.destinations entry",
+				c->name, a->line, a->webhook_destination);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+bool tapir_rule__wants_heads(const struct tapir_rule *r)
+{
+	return r->async && (r->async->n_paths || r->async->header || r->async->n_submit_paths);
+}
+
+bool tapir_config__wants_heads(const struct tapir_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_rules; i++)
+		if (tapir_rule__wants_heads(&cfg->rules[i]))
+			return true;
+	return false;
+}
+
 /* --- llm: token metrics from the payload of LLM API requests ----------------------------- */
 
 #define LLM_REQUEST_HEAD_MIN 1024u
@@ -1701,6 +1932,8 @@ static int parse_root(struct parse_ctx *c, const yaml_node_t *root)
 			return err;
 	}
 	err = check_llm_table(c);
+	if (!err)
+		err = check_webhooks(c);
 	if (err)
 		return err;
 	if (vals[7])
@@ -1968,6 +2201,20 @@ int tapir_config__load(const char *path, struct tapir_config **out, char *err, s
 	return 0;
 }
 
+static void async_free(struct tapir_async_rule *a)
+{
+	if (!a)
+		return;
+	tapir_strv_free(a->paths, a->n_paths);
+	tapir_strv_free(a->enqueue_headers, a->n_enqueue_headers);
+	tapir_strv_free(a->submit_paths, a->n_submit_paths);
+	free(a->header);
+	free(a->header_value);
+	free(a->webhook_destination);
+	free(a->webhook_method);
+	free(a);
+}
+
 void tapir_config__free(struct tapir_config *cfg)
 {
 	size_t i;
@@ -1978,6 +2225,7 @@ void tapir_config__free(struct tapir_config *cfg)
 	for (i = 0; i < cfg->n_rules; i++) {
 		free(cfg->rules[i].cgroup);
 		tapir_strv_free(cfg->rules[i].llm_paths, cfg->rules[i].n_llm_paths);
+		async_free(cfg->rules[i].async);
 		for (j = 0; j < TAPIR_L_COUNT; j++) {
 			free(cfg->rules[i].labels[j]);
 			free(cfg->rules[i].env[j]);

@@ -19,6 +19,25 @@ enum tapir_label {
 
 extern const char *const tapir_label_names[TAPIR_L_COUNT];
 
+/*
+ * deployments[].async: which requests of the rule's cgroups are async jobs reaching the model
+ * server, where their enqueue time is, and, for a gateway, its submit paths and webhook
+ * deliveries (user/families/async.c).
+ */
+struct tapir_async_rule {
+	char **paths; /* fnmatch(3) globs on the request path (no query): async requests */
+	size_t n_paths;
+	char *header;		/* a request field that marks async requests; NULL: none */
+	char *header_value;	/* its whole value, case-insensitive; NULL: any */
+	char **enqueue_headers; /* fields with the enqueue time, the first present wins */
+	size_t n_enqueue_headers;
+	char **submit_paths; /* globs: a gateway's submit requests, 2xx: a job queued */
+	size_t n_submit_paths;
+	char *webhook_destination; /* an outbound.destinations name; NULL: no webhooks */
+	char *webhook_method;	   /* of webhook deliveries */
+	int line;
+};
+
 struct tapir_rule {
 	char *cgroup;		     /* fnmatch(3) glob on the cgroup v2 path, FNM_PATHNAME */
 	char *labels[TAPIR_L_COUNT]; /* never NULL after load: "" where unset */
@@ -27,7 +46,8 @@ struct tapir_rule {
 	bool no_llm;		     /* llm: false: no LLM payload capture for its cgroups */
 	char **llm_paths;	     /* llm: [paths]: LLM paths of its cgroups beyond llm.paths */
 	size_t n_llm_paths;
-	int llm_line; /* where its llm key is, for messages */
+	int llm_line;			/* where its llm key is, for messages */
+	struct tapir_async_rule *async; /* NULL: no async rules */
 };
 
 /* struct tapir_config.bpf_variant: which build of the HTTP programs to load (--bpf-variant). */
@@ -169,6 +189,11 @@ int tapir_config__parse(const char *name, const char *text, size_t len, struct t
 			char *err, size_t errlen);
 
 void tapir_config__free(struct tapir_config *cfg);
+
+/* Does rule @r need each request's head (its fields) from the kernel: async rules that match
+ * requests? Does any rule of @cfg? */
+bool tapir_rule__wants_heads(const struct tapir_rule *r);
+bool tapir_config__wants_heads(const struct tapir_config *cfg);
 
 /* Built-in web settings: no TLS, no auth, default limits. */
 void tapir_web__init(struct tapir_web *w);

@@ -531,11 +531,13 @@ static int http_agg_knobs(struct http_obj *h, const struct tapir_config *cfg)
 		(s)->rodata->llm_req_bytes = (cfg)->llm_request_head_bytes;          \
 		(s)->rodata->llm_resp_bytes = (cfg)->llm_response_bytes;             \
 		(s)->rodata->llm_wakeup_bytes = (cfg)->llm_ringbuf_bytes / 8;        \
+		(s)->rodata->heads_on = tapir_config__wants_heads(cfg);              \
 	} while (0)
 
 /*
  * LLM payload capture (bpf/http.bpf.c, "LLM payload"): the path table and budgets, and the size
- * of llm_events; a page when it is off. Returns whether it is on.
+ * of llm_events; a page when it is off. The same capture hands over request heads for async
+ * rules (deployments[].async), with LLM off too. Returns whether it is on.
  */
 static int http_llm_knobs(struct http_obj *h, const struct tapir_config *cfg)
 {
@@ -558,11 +560,15 @@ static int http_llm_knobs(struct http_obj *h, const struct tapir_config *cfg)
 		}
 	if (cfg->llm_enabled)
 		n = tapir_llm_path_table(&t, extra, n_extra);
-	if (n < 0) {
-		if (cfg->llm_enabled) /* the config checked them: this is a bug */
-			pr_warn("llm: the path table does not fit: LLM payload capture is off");
+	if (n < 0 && cfg->llm_enabled) /* the config checked them: this is a bug */
+		pr_warn("llm: the path table does not fit: LLM payload capture is off");
+	if (n < 0 && !tapir_config__wants_heads(cfg)) {
 		bpf_map__set_max_entries(m, 4096);
 		return 0;
+	}
+	if (n < 0) { /* request heads only: an empty table */
+		memset(&t, 0, sizeof(t));
+		n = 0;
 	}
 	bpf_map__set_max_entries(m, cfg->llm_ringbuf_bytes);
 	if (!strcmp(h->variant, "loop"))

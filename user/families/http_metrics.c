@@ -16,7 +16,7 @@ static const char *const req_extra[] = { "status_code", "is_async" };
 
 /* Series of one (label set, status) pair, so a record costs no string hashing. */
 struct slot {
-	uint64_t key; /* labels_id << 16 | status label code; 0 = empty */
+	uint64_t key; /* (labels_id + 1) << 17 | is_async << 16 | status label code; 0 = empty */
 	struct tapir_series *s[F_COUNT];
 };
 
@@ -120,10 +120,10 @@ static int grow(struct tapir_http_metrics *m)
 	return 0;
 }
 
-static struct slot *lookup(struct tapir_http_metrics *m, uint16_t code, uint32_t labels_id,
-			   const char *const *labels)
+static struct slot *lookup(struct tapir_http_metrics *m, uint16_t code, bool is_async,
+			   uint32_t labels_id, const char *const *labels)
 {
-	uint64_t key = ((uint64_t)labels_id + 1) << 16 | code;
+	uint64_t key = ((uint64_t)labels_id + 1) << 17 | (uint64_t)is_async << 16 | code;
 	const char *values[TAPIR_LABELS_MAX], *extra[2];
 	char status[8];
 	struct slot *s;
@@ -139,7 +139,7 @@ static struct slot *lookup(struct tapir_http_metrics *m, uint16_t code, uint32_t
 	}
 	snprintf(status, sizeof(status), "%u", code);
 	extra[0] = status;
-	extra[1] = "false"; /* is_async: async routing is not observed yet */
+	extra[1] = is_async ? "true" : "false";
 	tapir_labels(values, labels, extra, 2);
 	for (i = 0; i < F_COUNT; i++) {
 		s->s[i] = tapir_series__get(m->f[i], values);
@@ -152,9 +152,10 @@ static struct slot *lookup(struct tapir_http_metrics *m, uint16_t code, uint32_t
 }
 
 void tapir_http_metrics__record(struct tapir_http_metrics *m, const struct tapir_http_event *e,
-				uint32_t labels_id, const char *const *labels)
+				bool is_async, uint32_t labels_id, const char *const *labels)
 {
-	struct slot *s = lookup(m, tapir_status_label(e->outcome, e->status), labels_id, labels);
+	struct slot *s =
+		lookup(m, tapir_status_label(e->outcome, e->status), is_async, labels_id, labels);
 
 	if (!s)
 		return;
@@ -171,7 +172,7 @@ void tapir_http_metrics__merge(struct tapir_http_metrics *m, uint32_t labels_id,
 			       const char *const *labels, uint16_t status,
 			       const struct tapir_agg *a)
 {
-	struct slot *s = lookup(m, status, labels_id, labels);
+	struct slot *s = lookup(m, status, false, labels_id, labels); /* async: never aggregated */
 
 	if (!s)
 		return;
@@ -195,7 +196,7 @@ void tapir_http_metrics__forget(struct tapir_http_metrics *m, uint32_t labels_id
 
 	tapir_labels(values, labels, NULL, 0);
 	for (i = 0; i < n; i++) {
-		if (!old[i].key || (old[i].key >> 16) != (uint64_t)labels_id + 1)
+		if (!old[i].key || (old[i].key >> 17) != (uint64_t)labels_id + 1)
 			continue;
 		for (f = 0; f < F_COUNT; f++)
 			tapir_series__remove(m->f[f], old[i].s[f]);

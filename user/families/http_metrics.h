@@ -3,6 +3,7 @@
 #ifndef TAPIR_HTTP_METRICS_H
 #define TAPIR_HTTP_METRICS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <linux/types.h>
 
@@ -19,10 +20,10 @@ void tapir_http_metrics__free(struct tapir_http_metrics *m);
 /*
  * Account one request under label set @labels_id, whose TAPIR_L_COUNT values are @labels: the
  * cgroup's label set now, not the one its connection started with (the environment may have
- * been read since).
+ * been read since). @is_async: an async job (deployments[].async), for the is_async label.
  */
 void tapir_http_metrics__record(struct tapir_http_metrics *m, const struct tapir_http_event *e,
-				uint32_t labels_id, const char *const *labels);
+				bool is_async, uint32_t labels_id, const char *const *labels);
 
 /* Add @a, what the kernel aggregated for series (@labels_id, @status) since the last read
  * (include/tapir/agg.h): its buckets are those of the config, each followed by +Inf. */

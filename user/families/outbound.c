@@ -210,8 +210,8 @@ static struct combo *combo_of(struct tapir_outbound *o, uint32_t labels_id, uint
 	return c;
 }
 
-void tapir_outbound__record(struct tapir_outbound *o, const struct tapir_http_event *e,
-			    uint32_t labels_id, const char *const *labels)
+const char *tapir_outbound__record(struct tapir_outbound *o, const struct tapir_http_event *e,
+				   uint32_t labels_id, const char *const *labels)
 {
 	const struct peer *p = *peer_slot(o, e->sock);
 	char path[TAPIR_LINE_BYTES + 1];
@@ -222,10 +222,11 @@ void tapir_outbound__record(struct tapir_outbound *o, const struct tapir_http_ev
 	dest = destination(o, p ? &p->key : NULL, p ? p->addr : NULL, path);
 	c = combo_of(o, labels_id, tapir_status_label(e->outcome, e->status), dest, labels);
 	if (!c)
-		return;
+		return dest;
 	tapir_series__add(c->requests, 1);
 	if (e->end_ns >= e->start_ns)
 		tapir_series__observe(c->duration, (double)(e->end_ns - e->start_ns) / 1e9);
+	return dest;
 }
 
 void tapir_outbound__forget(struct tapir_outbound *o, uint32_t labels_id, const char *const *labels)

@@ -25,9 +25,9 @@ const char *tapir_outbound__destination(const struct tapir_outbound *o,
 					const struct tapir_peer_key *peer, const __u8 *line);
 
 /* A request of label set @labels_id (values @labels) sent on connection e->sock
- * (TAPIR_REC_HTTP_OUT). */
-void tapir_outbound__record(struct tapir_outbound *o, const struct tapir_http_event *e,
-			    uint32_t labels_id, const char *const *labels);
+ * (TAPIR_REC_HTTP_OUT). Returns its destination label. */
+const char *tapir_outbound__record(struct tapir_outbound *o, const struct tapir_http_event *e,
+				   uint32_t labels_id, const char *const *labels);
 
 /* Drop the series of label set @labels_id (values @labels): its cgroups are gone. */
 void tapir_outbound__forget(struct tapir_outbound *o, uint32_t labels_id,

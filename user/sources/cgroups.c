@@ -364,7 +364,10 @@ static struct watched *find(const struct tapir_cgroups *cg, uint64_t id, size_t 
 /* What the kernel side needs to know of rule @r (struct tapir_cgroup_info.flags). */
 static __u32 cgi_flags(const struct tapir_cgroups *cg, uint32_t r)
 {
-	return r != RULE_DEFAULT && cg->cfg->rules[r].no_llm ? TAPIR_CGI_NO_LLM : 0;
+	const struct tapir_rule *rule = r != RULE_DEFAULT ? &cg->cfg->rules[r] : NULL;
+
+	return (rule && rule->no_llm ? TAPIR_CGI_NO_LLM : 0) |
+	       (rule && tapir_rule__wants_heads(rule) ? TAPIR_CGI_HEADS : 0);
 }
 
 static int add(struct tapir_cgroups *cg, uint64_t id, uint32_t rule, uint64_t replica_id,

@@ -38,12 +38,14 @@ struct req {
 	enum tapir_llm_unparsed out_bad; /* the head could not be read */
 	uint16_t status;
 	bool sse, chunked;
+	int mark; /* the head callback's, -1 until then */
 };
 
 struct tapir_llm_track {
 	struct req *chain[BUCKETS];
 	size_t n, head_bytes;
 	tapir_llm_done_fn done;
+	tapir_llm_head_fn head;
 	void *ctx;
 };
 
@@ -71,7 +73,7 @@ static struct req **slot_of(struct tapir_llm_track *t, uint64_t sock, uint32_t i
 }
 
 struct tapir_llm_track *tapir_llm_track__new(size_t request_head_bytes, tapir_llm_done_fn done,
-					     void *ctx)
+					     tapir_llm_head_fn head, void *ctx)
 {
 	struct tapir_llm_track *t = calloc(1, sizeof(*t));
 
@@ -79,6 +81,7 @@ struct tapir_llm_track *tapir_llm_track__new(size_t request_head_bytes, tapir_ll
 		return NULL;
 	t->head_bytes = request_head_bytes;
 	t->done = done;
+	t->head = head;
 	t->ctx = ctx;
 	return t;
 }
@@ -179,12 +182,16 @@ static void in_bytes(struct tapir_llm_track *t, struct req *r, const char *buf, 
 	if (!r->in.done) {
 		took = head_feed(&r->in, buf, n);
 		if (took < 0 || !r->in.done) {
-			r->in_broken = took < 0;
+			r->in_broken |= took < 0;
 			return;
 		}
+		if (!r->in_broken && t->head)
+			r->mark = t->head(t->ctx, r->labels_id, r->cgroup_id, r->start_ns,
+					  r->in.buf, r->in.len) &
+				  0xff;
 		/* A chunked body's head would have to be de-chunked: not worth it for a head. */
-		r->in_broken = field_has(&r->in, "transfer-encoding", "chunked");
-		r->body_max = t->head_bytes;
+		r->in_broken |= field_has(&r->in, "transfer-encoding", "chunked");
+		r->body_max = r->api == TAPIR_API_HEAD ? 0 : t->head_bytes;
 	}
 	n -= took;
 	if (r->in_broken || r->q || !n || r->body_len >= r->body_max)
@@ -273,7 +280,8 @@ int tapir_llm_track__chunk(struct tapir_llm_track *t, const void *data, size_t s
 	p = slot_of(t, c->sock, c->id, c->start_ns);
 	r = *p;
 	if (!r) {
-		if (c->api <= TAPIR_LLM_NONE || c->api > TAPIR_LLM_TGI_STREAM)
+		if ((c->api <= TAPIR_LLM_NONE || c->api > TAPIR_LLM_TGI_STREAM) &&
+		    c->api != TAPIR_API_HEAD)
 			return -EINVAL;
 		if (t->n >= TAPIR_LLM_TRACK_MAX)
 			return -ENOSPC;
@@ -286,6 +294,7 @@ int tapir_llm_track__chunk(struct tapir_llm_track *t, const void *data, size_t s
 		r->cgroup_id = c->cgroup_id;
 		r->labels_id = c->labels_id;
 		r->start_ns = c->start_ns;
+		r->mark = -1;
 		*p = r;
 		t->n++;
 	}
@@ -298,7 +307,7 @@ int tapir_llm_track__chunk(struct tapir_llm_track *t, const void *data, size_t s
 		in_bytes(t, r, buf, c->len);
 		return 0;
 	}
-	if (c->off < r->out_off)
+	if (c->off < r->out_off || r->api == TAPIR_API_HEAD)
 		return 0; /* never sent twice; a record from before is ignored */
 	gap = c->off - r->out_off;
 	if (gap) {
@@ -355,7 +364,7 @@ void tapir_llm_track__record(struct tapir_llm_track *t, const struct tapir_http_
 	struct tapir_llm_result res;
 	struct req **p = slot_of(t, e->sock, e->llm_id, e->start_ns), *r = *p;
 
-	if (!count) {
+	if (!count || (r && r->api == TAPIR_API_HEAD)) {
 		if (r)
 			unlink_req(t, p);
 		return;
@@ -398,11 +407,13 @@ void tapir_llm_track__expire(struct tapir_llm_track *t, uint64_t now_ns, uint64_
 				p = &(*p)->next;
 				continue;
 			}
-			memset(&res, 0, sizeof(res));
-			res.flags = TAPIR_LLM_UNPARSED;
-			res.unparsed = TAPIR_LLM_LOST;
-			res.stream = res.include_usage = -1;
-			t->done(t->ctx, (*p)->labels_id, (*p)->cgroup_id, &res);
+			if ((*p)->api != TAPIR_API_HEAD) {
+				memset(&res, 0, sizeof(res));
+				res.flags = TAPIR_LLM_UNPARSED;
+				res.unparsed = TAPIR_LLM_LOST;
+				res.stream = res.include_usage = -1;
+				t->done(t->ctx, (*p)->labels_id, (*p)->cgroup_id, &res);
+			}
 			unlink_req(t, p);
 		}
 	}
@@ -416,7 +427,16 @@ void tapir_llm_track__each(const struct tapir_llm_track *t,
 
 	for (i = 0; i < BUCKETS; i++)
 		for (r = t->chain[i]; r; r = r->next)
-			fn(ctx, r->labels_id, r->cgroup_id);
+			if (r->api != TAPIR_API_HEAD)
+				fn(ctx, r->labels_id, r->cgroup_id);
+}
+
+int tapir_llm_track__mark(const struct tapir_llm_track *t, const struct tapir_http_event *e)
+{
+	const struct req *r =
+		*slot_of((struct tapir_llm_track *)t, e->sock, e->llm_id, e->start_ns);
+
+	return r ? r->mark : -1;
 }
 
 size_t tapir_llm_track__in_flight(const struct tapir_llm_track *t)
