@@ -5,8 +5,8 @@
 every answer with a Content-Length). POST (any path): a delivery; its JSON body's "job_id" seeds
 what the answer is, so that a job always gets the same one whatever the order of deliveries: a
 delay drawn from 50..150 ms, then 500 for about one job in four, else 200. GET (any path): 200 at
-once. Every request is logged to LOG (JSON lines) once its answer is written: method, path, job
-(null for a GET or a body without one), status, delay_ms, body_bytes."""
+once. Every request is logged to LOG (JSON lines) just before its answer is written: method,
+path, job (null for a GET or a body without one), status, delay_ms, body_bytes."""
 import json
 import random
 import socketserver
@@ -44,16 +44,17 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(job, delay_ms, status, len(body))
 
     def answer(self, job, delay_ms, status, body_bytes):
+        # Logged first: once the client has its answer, the log has the request.
+        rec = {"method": self.command, "path": self.path, "job": job, "status": status,
+               "delay_ms": delay_ms, "body_bytes": body_bytes}
+        with LOCK, open(self.server.log_path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
         out = json.dumps({"received": job, "status": status}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(out)))
         self.end_headers()
         self.wfile.write(out)
-        rec = {"method": self.command, "path": self.path, "job": job, "status": status,
-               "delay_ms": delay_ms, "body_bytes": body_bytes}
-        with LOCK, open(self.server.log_path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
 
     def log_message(self, *args):
         pass
