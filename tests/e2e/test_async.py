@@ -12,12 +12,17 @@ test's cgroup, which no rule watches.
 The truth is what the servers and the test's own clients logged or saw: the gateway's enqueue
 and dispatch time of every job, its queue length at every change, its webhook latencies (from
 just before its write to the end of its read) and statuses, the bytes its small HTTP client put
-on and took off the wire; the test's status and bytes of each request it sent itself. tapir
-must add exactly: each request served by the deployment to the six request families under
-is_async "true" or "false" (submits under neither), each async request to
-baseten_time_in_async_queue_seconds (count exact, sum within 5 ms per job, each job in its
-bucket unless it is within 5 ms of a bound) or, with its enqueue header absent, malformed or in
-the future, to tapir_async_queue_time_unknown_total under that reason; each webhook to
+on and took off the wire; when the model's app got each request; the receiver's delay and
+status of each delivery; the test's status and bytes of each request it sent itself. A time
+tapir measures lies between two the servers logged: a job's arrival between the gateway's
+dispatch (or the test's send) and the model app's arrival, a webhook's latency between the
+receiver's delay and the gateway's own measure; a millisecond or two apart on an idle machine,
+more when a loaded one stalls a server. tapir must add exactly: each request served by the
+deployment to the six request families under is_async "true" or "false" (submits under
+neither), each async request to baseten_time_in_async_queue_seconds (count exact, sum within
+5 ms per job of those bounds, each job in its bucket unless it is within 5 ms of a bound) or,
+with its enqueue header absent, malformed or in the future, to
+tapir_async_queue_time_unknown_total under that reason; each webhook to
 baseten_async_webhook_requests_total and _latency_seconds (sum within 5 ms per webhook) and, like
 every request the gateway sends, to tapir_outbound_requests_total. baseten_async_queue_size must
 equal the gateway's queue length where both are quiescent: N jobs held by paused workers, and 0
@@ -30,6 +35,7 @@ import math
 import os
 import subprocess
 import time
+import types
 
 import pytest
 
@@ -48,8 +54,12 @@ HOOKS = "baseten_async_webhook_requests_total"
 HOOK_LAT = "baseten_async_webhook_latency_seconds"
 UNKNOWN = "tapir_async_queue_time_unknown_total"
 OUT = "tapir_outbound_requests_total"
+PARSE = "tapir_parse_failures_total"
 
 LABELS = dict(model_id="am-1", model_name="async-model", deployment_id="ad-1",
+              environment="production", rollout_phase="stable")
+# A second deployment: a model server alone, whose rule marks async jobs by a field's value only.
+VALUED = dict(model_id="am-2", model_name="async-valued", deployment_id="ad-2",
               environment="production", rollout_phase="stable")
 # Not the default buckets: the queue-time and webhook histograms must take the config's.
 BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 30]
@@ -156,17 +166,24 @@ class Servers:
         return changes[-1]["qlen"] if changes else 0
 
     def wait_done(self, jobs):
-        """Wait until the gateway logged the webhook of every job in @jobs; its events of them."""
+        """Wait until the gateway and the receiver logged the webhook of every job in @jobs.
+        Returns the gateway's events of them by kind and job, and under "served" the model
+        server's log of each job, under "delivered" the receiver's."""
         jobs = set(jobs)
 
         def finished():
             errors = self.gateway("error")
             assert not errors, errors
-            return jobs <= {e["job"] for e in self.gateway("webhook")}
+            return (jobs <= {e["job"] for e in self.gateway("webhook")}
+                    and jobs <= {e["job"] for e in self.sink()})
 
         wait_until(finished, f"the webhooks of jobs {sorted(jobs)}")
-        return {ev: {e["job"]: e for e in self.gateway(ev) if e.get("job") in jobs}
+        done = {ev: {e["job"]: e for e in self.gateway(ev) if e.get("job") in jobs}
                 for ev in ("accepted", "taken", "model", "webhook")}
+        done["served"] = {int(e["job"]): e for e in self.model()
+                          if e["job"] is not None and int(e["job"]) in jobs}
+        done["delivered"] = {e["job"]: e for e in self.sink() if e["job"] in jobs}
+        return done
 
     def model(self, tag=None):
         return [e for e in read_log(self.model_log) if tag is None or e["tag"] == tag]
@@ -176,18 +193,27 @@ class Servers:
 
 
 def queue_times(done):
-    """Each job's time in the queue by the gateway: from its enqueue time (as X-Request-Start
-    carried it) to just before the gateway began writing it to the model server."""
-    return [e["dispatch"] - float(e["enqueue"]) for e in done["model"].values()]
+    """Each job's time in the queue, as an interval: from its enqueue time (as X-Request-Start
+    carried it) to just before the gateway began writing it to the model server, and to when
+    the model's app got it (after the model server read it)."""
+    return [(m["dispatch"] - float(m["enqueue"]), done["served"][job]["arrival"] - float(
+        m["enqueue"])) for job, m in done["model"].items()]
+
+
+def webhook_latencies(done):
+    """Each webhook's latency, as an interval: from the receiver's delay (it answers that long
+    after it read the delivery) to what the gateway measured (from just before its write to
+    after its read of the answer's end)."""
+    return [(done["delivered"][job]["delay_ms"] / 1000, w["latency"])
+            for job, w in done["webhook"].items()]
 
 
 def check_servers(srv, done, paused_jobs=(), paused_s=0.0):
     """The servers' logs agree with each other about @done's jobs."""
-    model = {int(e["job"]): e for e in srv.model() if e["job"] is not None}
     sink = collections.Counter((e["job"], e["status"]) for e in srv.sink()
                                if e["method"] == "POST")
     for job, m in done["model"].items():
-        served = model[job]
+        served = done["served"][job]
         assert served["x-request-start"] == f"t={m['enqueue']}"
         assert served["status"] == m["status"]
         assert m["dispatch"] <= served["arrival"] <= m["end"]
@@ -201,20 +227,21 @@ def check_servers(srv, done, paused_jobs=(), paused_s=0.0):
 
 # --- what tapir must show ---------------------------------------------------------------------
 
-def series(s, name, keys, **labels):
-    """{tuple of @keys' label values: value} of the deployment's samples of @name."""
+def series(s, name, keys, labels=LABELS, **more):
+    """{tuple of @keys' label values: value} of the samples of @name of the deployment whose
+    labels are @labels."""
     out = collections.Counter()
-    for l, v in s.select(name, **LABELS, **labels):
+    for l, v in s.select(name, **labels, **more):
         out[tuple(l[k] for k in keys)] += v
     return out
 
 
-def delta(before, after, name, keys=(), **labels):
+def delta(before, after, name, keys=(), labels=LABELS, **more):
     """What @name gained from @before to @after, per @keys, zeros left out; @after must have
     the family, @before need not have had it yet."""
     after.value(name)
-    got = series(after, name, keys, **labels)
-    got.subtract(series(before, name, keys, **labels))
+    got = series(after, name, keys, labels, **more)
+    got.subtract(series(before, name, keys, labels, **more))
     return {k: v for k, v in got.items() if v}
 
 
@@ -222,26 +249,34 @@ def one(d):
     return d.get((), 0)
 
 
-def buckets(s, name):
-    return {float(l["le"]): v for l, v in s.select(name + "_bucket", **LABELS)}
+def buckets(s, name, labels=LABELS):
+    return {float(l["le"]): v for l, v in s.select(name + "_bucket", **labels)}
 
 
-def check_histogram(before, after, name, values, what):
-    """@name gained one observation per value in @values: the count exactly, the sum within
-    TOL each, every cumulative bucket at least the values TOL below its bound and at most those
-    up to TOL above it."""
-    n = len(values)
-    assert one(delta(before, after, name + "_count")) == n, f"{what}: count, want {n}"
-    got = one(delta(before, after, name + "_sum"))
-    assert abs(got - sum(values)) <= TOL * n + 1e-9, (
-        f"{what}: sum {got:.6f} s, truth {sum(values):.6f} s over {n}")
-    b0, b1 = buckets(before, name), buckets(after, name)
+def check_histogram(before, after, name, spans, what, labels=LABELS):
+    """@name gained one observation per (lo, hi) in @spans, each a time the servers bound from
+    both sides (an instant tapir sees falls between two that the servers logged; on an idle
+    machine they are a millisecond or two apart): the count exactly, the sum within TOL per
+    observation of the bounds' sums, every cumulative bucket at least the observations whose
+    upper bound is TOL below its bound, at most those whose lower bound is up to TOL above."""
+    n = len(spans)
+    assert one(delta(before, after, name + "_count", labels=labels)) == n, (
+        f"{what}: count, want {n}")
+    got = one(delta(before, after, name + "_sum", labels=labels))
+    lo, hi = sum(a for a, _ in spans), sum(b for _, b in spans)
+    assert lo - TOL * n - 1e-9 <= got <= hi + TOL * n + 1e-9, (
+        f"{what}: sum {got:.6f} s, truth {lo:.6f}..{hi:.6f} s over {n}")
+    b0, b1 = buckets(before, name, labels), buckets(after, name, labels)
+    if not spans and not b1:
+        return  # no series: nothing observed yet
     assert sorted(b1) == BUCKETS + [math.inf], f"{what}: bounds {sorted(b1)}"
     for b in sorted(b1):
         got = b1[b] - b0.get(b, 0)
-        lo, hi = sum(v <= b - TOL for v in values), sum(v <= b + TOL for v in values)
-        assert lo <= got <= hi, (f"{what}: le={b:g} gained {got:g}, want {lo}..{hi}; "
-                                 f"values {sorted(round(v, 4) for v in values)}")
+        least = sum(h <= b - TOL for _, h in spans)
+        most = sum(a <= b + TOL for a, _ in spans)
+        assert least <= got <= most, (
+            f"{what}: le={b:g} gained {got:g}, want {least}..{most}; "
+            f"truth {sorted((round(a, 4), round(h, 4)) for a, h in spans)}")
 
 
 def queue_size(s, strict=True):
@@ -258,14 +293,16 @@ class Expect:
     """What tapir must add to the deployment's families, from the servers' and clients' own
     account."""
 
-    def __init__(self):
+    def __init__(self, labels=LABELS):
+        self.labels = labels
         self.requests = collections.Counter()  # (status, is_async): requests
         self.req_bytes = collections.Counter()  # is_async: bytes
         self.resp_bytes = collections.Counter()
-        self.queue = []  # seconds
+        self.queue = []  # (seconds at least, at most)
         self.unknown = collections.Counter()  # reason: requests
-        self.hooks = []  # seconds
+        self.hooks = []  # (seconds at least, at most)
         self.outbound = collections.Counter()  # (status, destination): requests
+        self.parse_failures = collections.Counter()  # reason: requests (not the deployment's)
 
     def served(self, status, is_async, sent, received):
         a = "true" if is_async else "false"
@@ -279,8 +316,8 @@ class Expect:
             self.served(m["status"], True, m["req_bytes"], m["resp_bytes"])
             self.outbound[(str(m["status"]), "other")] += 1
         self.queue += queue_times(done)
+        self.hooks += webhook_latencies(done)
         for w in done["webhook"].values():
-            self.hooks.append(w["latency"])
             self.outbound[(str(w["status"]), "hooks")] += 1
 
     def shown(self, before, s):
@@ -289,7 +326,10 @@ class Expect:
                   (UNKNOWN, sum(self.unknown.values())), (HOOKS, len(self.hooks)),
                   (OUT, sum(self.outbound.values()))]
         try:
-            return all(one(delta(before, s, n)) >= want for n, want in checks)
+            return (all(one(delta(before, s, n, labels=self.labels)) >= want
+                        for n, want in checks)
+                    and s.value(PARSE) - before.value(PARSE) >= sum(
+                        self.parse_failures.values()))
         except KeyError:  # a family not there yet
             return False
 
@@ -306,31 +346,40 @@ class Expect:
         return scrape()
 
     def check(self, before, after, what):
-        st = ("status_code", "is_async")
+        st, lab = ("status_code", "is_async"), self.labels
         want = dict(self.requests)
         for fam in (REQ, E2E + "_count", TTFB + "_count", REQ_SIZE + "_count",
                     RESP_SIZE + "_count"):
-            assert delta(before, after, fam, st) == want, f"{what}: {fam}"
+            assert delta(before, after, fam, st, lab) == want, f"{what}: {fam}"
         for fam, sizes in ((REQ_SIZE, self.req_bytes), (RESP_SIZE, self.resp_bytes)):
-            got = delta(before, after, fam + "_sum", ("is_async",))
+            got = delta(before, after, fam + "_sum", ("is_async",), lab)
             assert got == {(a,): v for a, v in sizes.items() if v}, f"{what}: {fam}_sum"
-        check_histogram(before, after, QTIME, self.queue, f"{what}: queue time")
-        assert delta(before, after, UNKNOWN, ("reason",)) == {
+        check_histogram(before, after, QTIME, self.queue, f"{what}: queue time", lab)
+        assert delta(before, after, UNKNOWN, ("reason",), lab) == {
             (r,): v for r, v in self.unknown.items() if v}, f"{what}: unknown queue times"
-        assert one(delta(before, after, HOOKS)) == len(self.hooks), f"{what}: webhooks"
-        check_histogram(before, after, HOOK_LAT, self.hooks, f"{what}: webhook latency")
-        assert delta(before, after, OUT, ("status_code", "destination")) == dict(
+        assert one(delta(before, after, HOOKS, labels=lab)) == len(self.hooks), (
+            f"{what}: webhooks")
+        check_histogram(before, after, HOOK_LAT, self.hooks, f"{what}: webhook latency", lab)
+        assert delta(before, after, OUT, ("status_code", "destination"), lab) == dict(
             self.outbound), f"{what}: outbound requests"
+        failures = {l["reason"]: v - before.value(PARSE, reason=l["reason"])
+                    for l, v in after.select(PARSE)}
+        assert {r: v for r, v in failures.items() if v} == dict(self.parse_failures), (
+            f"{what}: {PARSE}")
 
 
 def check_labels(s):
-    """Every series of the async families (and the request families) is the deployment's."""
+    """Every series of the async families (and the request families) is one of the two
+    deployments'; only the one with submit_paths has a queue, only the one with a webhook
+    webhooks."""
     extra = {UNKNOWN: {"reason"}, REQ: {"status_code", "is_async"}}
     for name in (QTIME + "_count", QSIZE, HOOKS, HOOK_LAT + "_count", UNKNOWN, REQ):
         s.value(name)
-        for l, _ in s.select(name):
+        for l, v in s.select(name):
             base = {k: v for k, v in l.items() if k not in extra.get(name, ())}
-            assert base == LABELS, (name, l)
+            assert base == LABELS or (base == VALUED and name != QSIZE), (name, l)
+            if base == VALUED and name in (HOOKS, HOOK_LAT + "_count"):
+                assert v == 0, (name, l, v)
             if name == REQ:
                 assert l["is_async"] in ("true", "false"), l
 
@@ -340,7 +389,7 @@ def check_labels(s):
 class Stack:
     def __init__(self, tmp, cgroot):
         mount, rel = cgroot
-        self.tmp, self.cgs, self.proc, self.servers = tmp, [], None, None
+        self.tmp, self.cgs, self.proc, self.servers, self.valued = tmp, [], None, None, None
         self.sink_port = free_port()
         self.port = free_port()
         cfg = tmp / "tapir.yaml"
@@ -360,21 +409,36 @@ class Stack:
             '      header: "X-Async-Job"',
             '      submit_paths: ["/async/*"]',
             '      webhook: {destination: "hooks", method: "POST"}',
+            f'  - cgroup: "{rel}/asyncvalued"',
+            "    labels:",
+            *[f'      {k}: "{v}"' for k, v in VALUED.items()],
+            "    async:",
+            '      header: "X-Async-Job: yes"',
         ]) + "\n")
         variant = os.environ.get("TAPIR_E2E_BPF_VARIANT", "auto")
         hooks = os.environ.get("TAPIR_E2E_BPF_HOOKS", "auto")
         self.proc = spawn_tapir(tmp, cfg, "--bpf-variant", variant, "--bpf-hooks", hooks)
         try:
             wait_serving(self.port, self.proc, tmp / "log")
-            watched = self.scrape().value("tapir_watched_cgroups")
+            s = self.scrape()
+            self.compat = s.value("tapir_bpf_program_attached", feature="http",
+                                  variant="compat") > 0
+            watched = s.value("tapir_watched_cgroups")
             # The rule names the parent; the gateway and the model server are watched as its
             # children, and share its labels.
-            for sub in ("", "/gateway", "/model"):
-                self.cgs.append(Cgroup(f"{mount}{rel}/asyncdep{sub}"))
-            wait_until(lambda: self.scrape().value("tapir_watched_cgroups") >= watched + 3,
-                       "the deployment's cgroups watched")
+            for sub in ("asyncdep", "asyncdep/gateway", "asyncdep/model", "asyncvalued"):
+                self.cgs.append(Cgroup(f"{mount}{rel}/{sub}"))
+            wait_until(lambda: self.scrape().value("tapir_watched_cgroups") >= watched + 4,
+                       "the deployments' cgroups watched")
             self.servers = Servers(str(tmp), model_cg=self.cgs[2], gateway_cg=self.cgs[1],
                                    sink_port=self.sink_port)
+            self.valued_port = free_port()
+            self.valued_log = str(tmp / "valued.jsonl")
+            self.valued = self.cgs[3].popen(
+                Servers.uvicorn("async_model", self.valued_port),
+                env=dict(os.environ, TAPIR_ASYNC_MODEL_LOG=self.valued_log),
+                stdout=open(tmp / "valued.out", "w"), stderr=subprocess.STDOUT)
+            wait_port(self.valued_port, proc=self.valued)
             # One job through every layer first, so that no first-time cost falls in a test.
             st, answer, _, _ = self.servers.submit({"input": "warm up"})
             assert st == 202, answer
@@ -385,6 +449,12 @@ class Stack:
 
     def scrape(self):
         return Scrape(metrics_text(self.port))
+
+    def walks(self, r):
+        """Whether the HTTP programs follow request @r (read in one syscall): not, in the
+        compat build, one with a 10 KB head (beyond its 33 x 32 parser steps: README, "Where
+        every loss goes" and tapir_parse_failures_total)."""
+        return not (self.compat and r.sent > 8192)
 
     def alive(self):
         assert self.proc.poll() is None, (
@@ -403,6 +473,8 @@ class Stack:
         return s
 
     def stop(self):
+        if self.valued:
+            stop_proc(self.valued)
         if self.servers:
             self.servers.stop()
         for cg in reversed(self.cgs):
@@ -465,10 +537,10 @@ def test_async_servers_selfcheck(tmp_path):
         assert srv.control("/probe-hooks")[1] == {"status": 200}
         assert [e["method"] for e in srv.sink()].count("GET") == 1
         assert len(srv.sink()) == 5 and len(srv.model()) == 4
-        # The receiver's delay is in each latency the gateway saw, and not much more.
-        delays = {e["job"]: e["delay_ms"] / 1000 for e in srv.sink() if e["job"]}
-        for job, hook in done["webhook"].items():
-            assert delays[job] <= hook["latency"] < delays[job] + 0.03, (job, hook)
+        # The receiver's delay is in each latency the gateway saw, and (but for a stall of a
+        # loaded machine) not much more: no delayed ACK of its own.
+        over = sorted(b - a for a, b in webhook_latencies(done))
+        assert over[0] >= 0 and over[len(over) // 2] < 0.02, over
     finally:
         srv.stop()
 
@@ -478,13 +550,20 @@ def test_queue_time_queue_size_and_webhooks(stack):
     before = stack.scrape()
     assert queue_size(before, strict=False) == 0 and srv.qlen() == 0
     control(srv, exp, "/pause")
+    accepted = len(srv.gateway("accepted"))
     paused = [accept(srv, job) for job in PAUSED_JOBS]
     rejected = len(srv.gateway("rejected"))
     assert srv.submit(NOT_A_JOB)[0] == 422
     assert len(srv.gateway("rejected")) == rejected + 1
-    # Paused: the submits are all in the queue, the 422 is not.
+    # A submit cut short: its head and part of its body, then its client leaves.
+    conn = RawConn(srv.gateway_port)
+    conn.send(b"POST /async/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+              b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"input\": ")
+    time.sleep(0.1)
+    conn.close()
+    # Paused: the submits are all in the queue, the 422 and the one cut short are not.
     stack.wait_queue_size(len(paused))
-    assert srv.qlen() == len(paused)
+    assert srv.qlen() == len(paused) == len(srv.gateway("accepted")) - accepted
     time.sleep(max(0.0, PAUSE_S - QUIET))
     control(srv, exp, "/resume")
     later = []
@@ -551,34 +630,39 @@ def denoted(text):
     return n / 1e9
 
 
-def send_direct(srv, name, path, headers, enqueue=None):
-    """@name's request, from this process straight to the model server; the header values
-    that are functions get @enqueue (default: now). Returns time.time() just before the send,
-    the status, the bytes sent and received, and {header: value sent}."""
+def send_direct(srv, name, path, headers, enqueue=None, port=None, log=None):
+    """@name's request, from this process straight to the model server (of @srv, or on @port,
+    logging to @log); the header values
+    that are functions get @enqueue (default: now). Returns what this process and the model
+    server saw of it: sent_at (time.time() just before the send), arrival (when the model's app
+    got it), status, sent and received (bytes), values ({header: value sent})."""
     if enqueue is None:
         enqueue = time.time()
     values = [(h, v(enqueue) if callable(v) else v) for h, v in headers]
     body = json.dumps({"input": name, "sleep_ms": 5}).encode()
-    st, _, sent, received, t = call(srv.model_port, "POST", path,
+    st, _, sent, received, t = call(port or srv.model_port, "POST", path,
                                     values + [("X-Test-Tag", name)], body)
     assert st == 200, name
-    (served,) = srv.model(tag=name)
+    (served,) = [e for e in read_log(log or srv.model_log) if e["tag"] == name]
     for h, v in values:
         if h.lower() in served:
-            assert served[h.lower()] == v[:80], (name, h)
-    return t, st, sent, received, dict(values)
+            assert served[h.lower()].strip() == v[:80].strip(), (name, h)
+    return types.SimpleNamespace(sent_at=t, arrival=served["arrival"], status=st, sent=sent,
+                                 received=received, values=dict(values))
 
 
 def test_enqueue_header_formats(stack):
     srv, exp = stack.servers, Expect()
     before = stack.scrape()
     for name, path, headers, offset in FORMATS:
-        t, st, sent, received, values = send_direct(srv, name, path, headers,
-                                                    time.time() - offset)
-        exp.served(st, True, sent, received)
-        first = next(values[h] for h in ("X-Request-Start", "x-request-start", "X-Queue-Start")
-                     if h in values)
-        exp.queue.append(t - denoted(first))
+        r = send_direct(srv, name, path, headers, time.time() - offset)
+        if not stack.walks(r):
+            exp.parse_failures["scan_limit"] += 1
+            continue
+        exp.served(r.status, True, r.sent, r.received)
+        first = next(r.values[h] for h in ("X-Request-Start", "x-request-start",
+                                           "X-Queue-Start") if h in r.values)
+        exp.queue.append((r.sent_at - denoted(first), r.arrival - denoted(first)))
     after = exp.settle(before, stack.scrape, "formats")
     exp.check(before, after, "formats")
     # Arrivals that no submit preceded.
@@ -616,8 +700,11 @@ def test_hostile_enqueue_headers(stack):
     srv, exp = stack.servers, Expect()
     before = stack.scrape()
     for name, path, headers, reason in HOSTILE:
-        _, st, sent, received, _ = send_direct(srv, name, path, headers)
-        exp.served(st, reason is not None, sent, received)
+        r = send_direct(srv, name, path, headers)
+        if not stack.walks(r):
+            exp.parse_failures["scan_limit"] += 1
+            continue
+        exp.served(r.status, reason is not None, r.sent, r.received)
         if reason:
             exp.unknown[reason] += 1
     after = exp.settle(before, stack.scrape, "hostile")
@@ -634,10 +721,11 @@ def test_queue_size_never_below_zero(stack):
     before = stack.scrape()
     for i in range(3):
         name = f"unsubmitted {i}"
-        t, st, sent, received, values = send_direct(
-            srv, name, "/predict", [("X-Request-Start", t_form)], time.time() - 0.03)
-        exp.served(st, True, sent, received)
-        exp.queue.append(t - denoted(values["X-Request-Start"]))
+        r = send_direct(srv, name, "/predict", [("X-Request-Start", t_form)],
+                        time.time() - 0.03)
+        exp.served(r.status, True, r.sent, r.received)
+        enqueue = denoted(r.values["X-Request-Start"])
+        exp.queue.append((r.sent_at - enqueue, r.arrival - enqueue))
     s = exp.settle(before, stack.scrape, "unsubmitted")
     assert queue_size(s) == 0
     control(srv, exp, "/pause")
@@ -650,4 +738,43 @@ def test_queue_size_never_below_zero(stack):
     exp.check(before, after, "after unsubmitted")
     stack.wait_queue_size(0)
     assert srv.qlen() == 0
+    stack.alive()
+
+
+# (name, path, headers, whether async) to a model server whose rule has only
+# header: "X-Async-Job: yes" (the whole value, in any case)
+VALUED_CASES = [
+    ("value", "/sync", [("X-Async-Job", "yes"), ("X-Request-Start", t_form)], True),
+    ("value_in_upper_case", "/sync", [("X-Async-Job", "YES"), ("X-Request-Start", t_form)],
+     True),
+    ("value_spaced", "/sync", [("X-Async-Job", "  yes  "), ("X-Request-Start", t_form)], True),
+    ("name_in_lower_case", "/sync", [("x-async-job", "Yes")], True),
+    ("another_value", "/sync", [("X-Async-Job", "no"), ("X-Request-Start", t_form)], False),
+    ("longer_value", "/sync", [("X-Async-Job", "yes please"), ("X-Request-Start", t_form)],
+     False),
+    ("no_field", "/sync", [("X-Request-Start", t_form)], False),
+    ("predict_without_field", "/predict", [("X-Request-Start", t_form)], False),
+]
+
+
+def test_header_with_a_value(stack):
+    """A rule with only `header: "Name: value"`: that whole value marks a job, in any case;
+    another value, or none, does not, nor does /predict (the rule has no paths). No queue and
+    no webhooks for it, and the other deployment moves not."""
+    exp = Expect(VALUED)
+    before = stack.scrape()
+    for name, path, headers, is_async in VALUED_CASES:
+        r = send_direct(None, name, path, headers, time.time() - 0.05, stack.valued_port,
+                        stack.valued_log)
+        exp.served(r.status, is_async, r.sent, r.received)
+        if is_async and "X-Request-Start" in r.values:
+            enqueue = denoted(r.values["X-Request-Start"])
+            exp.queue.append((r.sent_at - enqueue, r.arrival - enqueue))
+        elif is_async:
+            exp.unknown["absent"] += 1
+    after = exp.settle(before, stack.scrape, "header value")
+    exp.check(before, after, "header value")
+    assert not after.select(QSIZE, model_name=VALUED["model_name"])
+    assert delta(before, after, REQ, ("status_code", "is_async")) == {}
+    check_labels(after)
     stack.alive()
