@@ -26,8 +26,15 @@ tapir_async_queue_time_unknown_total under that reason; each webhook to
 baseten_async_webhook_requests_total and _latency_seconds (sum within 5 ms per webhook) and, like
 every request the gateway sends, to tapir_outbound_requests_total. baseten_async_queue_size must
 equal the gateway's queue length where both are quiescent: N jobs held by paused workers, and 0
-once they drained; a submit answered 422 never enters it; async requests that no submit
-preceded never take it below 0. A self-check runs the three servers without tapir."""
+once they drained; a submit answered 422, or cut short by its client, never enters it; async
+requests that no submit preceded never take it below 0. Enqueue times in every format README
+names (t= or bare, seconds to nanoseconds by magnitude, spaced, either field, any case) are
+observed; hostile ones (garbage, 10 KB, exponents, signs, year 2100, fields only named alike or
+written in the body) are counted by reason, and the daemon lives on. In the compat build, a
+request with a 10 KB head is beyond its parser steps: tapir_parse_failures_total{reason=
+"scan_limit"} instead. A second rule, on a model server alone, marks jobs by a field's whole
+value (`header: "X-Async-Job: yes"`) and has no queue. A self-check runs the three servers
+without tapir."""
 import calendar
 import collections
 import json
@@ -615,40 +622,67 @@ FORMATS = [
     ("marked_by_header", "/sync", [("X-Async-Job", "1"), ("X-Request-Start", t_form)], 0.15),
     ("after_10k_header", "/predict", [("X-Pad", "p" * 10240), ("X-Request-Start", t_form)],
      0.07),
+    ("milliseconds_fraction", "/predict", [("X-Request-Start", lambda e: f"{e * 1e3:.3f}")],
+     0.3),
+    # Apache's "t=%t": microseconds after t=, the magnitude tells as for a bare number
+    ("t_microseconds_apache", "/predict",
+     [("X-Request-Start", lambda e: f"t={int(e * 1e6)}")], 0.018),
+    ("value_spaced", "/predict", [("X-Request-Start", lambda e: f"  {t_form(e)}  ")], 0.04),
+    ("upper_case_name", "/predict", [("X-REQUEST-START", t_form)], 0.6),
+    # a clock up to 1 ms ahead of the server's: 0 s in the queue, not the future
+    ("ahead_within_a_millisecond", "/predict", [("X-Request-Start", t_form)], -0.0008),
 ]
 
 
 def denoted(text):
-    """The enqueue time (seconds since the epoch) a header value denotes: t=<seconds>, or a
-    bare number whose unit its magnitude tells."""
-    if text.startswith("t="):
-        return float(text[2:])
-    n = float(text)
+    """The enqueue time (seconds since the epoch) a header value denotes: t= and a number, or
+    a number, whose unit its magnitude tells."""
+    text = text.strip()
+    n = float(text[2:] if text.startswith("t=") else text)
     for limit, unit in ((1e11, 1.0), (1e14, 1e3), (1e17, 1e6)):
         if n < limit:
             return n / unit
     return n / 1e9
 
 
-def send_direct(srv, name, path, headers, enqueue=None, port=None, log=None):
+def enqueue_value(values):
+    """The value of the first of enqueue_headers (the default) that @values has."""
+    for name in ("x-request-start", "x-queue-start"):
+        for h, v in values.items():
+            if h.lower() == name:
+                return v
+    return None
+
+
+def in_queue(r):
+    """Request @r's time in the queue, as an interval: from enqueue time to its send, and to
+    its arrival at the model's app; a time up to 1 ms ahead of arrival counts as 0."""
+    e = denoted(enqueue_value(r.values))
+    return max(0.0, r.sent_at - e), max(0.0, r.arrival - e)
+
+
+def send_direct(srv, name, path, headers, enqueue=None, port=None, log=None, body=None,
+                status=200):
     """@name's request, from this process straight to the model server (of @srv, or on @port,
-    logging to @log); the header values
-    that are functions get @enqueue (default: now). Returns what this process and the model
-    server saw of it: sent_at (time.time() just before the send), arrival (when the model's app
-    got it), status, sent and received (bytes), values ({header: value sent})."""
+    logging to @log), answered @status; the header values that are functions get @enqueue
+    (default: now). Returns what this process and the model server saw of it: sent_at
+    (time.time() just before the send), arrival (when the model's app got it; None for a
+    path it has no route for), status, sent and received (bytes), values ({header: value})."""
     if enqueue is None:
         enqueue = time.time()
     values = [(h, v(enqueue) if callable(v) else v) for h, v in headers]
-    body = json.dumps({"input": name, "sleep_ms": 5}).encode()
+    if body is None:
+        body = json.dumps({"input": name, "sleep_ms": 5}).encode()
     st, _, sent, received, t = call(port or srv.model_port, "POST", path,
                                     values + [("X-Test-Tag", name)], body)
-    assert st == 200, name
-    (served,) = [e for e in read_log(log or srv.model_log) if e["tag"] == name]
+    assert st == status, name
+    served = [e for e in read_log(log or srv.model_log) if e["tag"] == name]
+    assert len(served) == (st != 404), (name, served)
     for h, v in values:
-        if h.lower() in served:
-            assert served[h.lower()].strip() == v[:80].strip(), (name, h)
-    return types.SimpleNamespace(sent_at=t, arrival=served["arrival"], status=st, sent=sent,
-                                 received=received, values=dict(values))
+        if served and h.lower() in served[0]:
+            assert served[0][h.lower()].strip() == v[:80].strip(), (name, h)
+    return types.SimpleNamespace(sent_at=t, arrival=served[0]["arrival"] if served else None,
+                                 status=st, sent=sent, received=received, values=dict(values))
 
 
 def test_enqueue_header_formats(stack):
@@ -660,9 +694,7 @@ def test_enqueue_header_formats(stack):
             exp.parse_failures["scan_limit"] += 1
             continue
         exp.served(r.status, True, r.sent, r.received)
-        first = next(r.values[h] for h in ("X-Request-Start", "x-request-start",
-                                           "X-Queue-Start") if h in r.values)
-        exp.queue.append((r.sent_at - denoted(first), r.arrival - denoted(first)))
+        exp.queue.append(in_queue(r))
     after = exp.settle(before, stack.scrape, "formats")
     exp.check(before, after, "formats")
     # Arrivals that no submit preceded.
@@ -691,19 +723,39 @@ HOSTILE = [
     ("year_2100_ms", "/predict",
      [("X-Request-Start", lambda e: str(int(year_2100() * 1000)))], "future"),
     ("seconds_ahead", "/predict", [("X-Request-Start", lambda e: t_form(e + 3))], "future"),
+    ("exponent", "/predict", [("X-Request-Start", lambda e: f"{e:.3e}")], "malformed"),
+    ("signed", "/predict", [("X-Request-Start", lambda e: f"+{e:.3f}")], "malformed"),
+    ("negative", "/predict", [("X-Request-Start", "-5")], "malformed"),
+    ("two_dots", "/predict", [("X-Request-Start", lambda e: f"t={e - 1:.3f}.5")], "malformed"),
+    ("t_twice", "/predict", [("X-Request-Start", lambda e: f"t=t={e - 1:.3f}")], "malformed"),
+    # names that only begin like the configured ones
+    ("longer_name", "/predict", [("X-Request-Starts", lambda e: t_form(e - 1))], "absent"),
+    ("sync_longer_async_name", "/sync", [("X-Async-Jobs", "1")], None),
     ("sync_garbage", "/sync", [("X-Request-Start", "garbage")], None),
     ("sync_2100", "/sync", [("X-Request-Start", lambda e: t_form(year_2100()))], None),
+    # /predict exactly: not a path that only begins or ends like it
+    ("predictions", "/predictions", [("X-Request-Start", "garbage")], None),
+    ("v1_predict", "/v1/predict", [("X-Request-Start", "garbage")], None),
 ]
+# Fields in the body are no fields.
+IN_BODY = b"X-Request-Start: t=1000000000.000000\r\nX-Async-Job: 1\r\n\r\n"
 
 
 def test_hostile_enqueue_headers(stack):
     srv, exp = stack.servers, Expect()
     before = stack.scrape()
     for name, path, headers, reason in HOSTILE:
-        r = send_direct(srv, name, path, headers)
+        r = send_direct(srv, name, path, headers, status=200 if path in ("/predict", "/sync")
+                        else 404)
         if not stack.walks(r):
             exp.parse_failures["scan_limit"] += 1
             continue
+        exp.served(r.status, reason is not None, r.sent, r.received)
+        if reason:
+            exp.unknown[reason] += 1
+    for name, path, reason in (("body_fields", "/predict", "absent"),
+                               ("sync_body_fields", "/sync", None)):
+        r = send_direct(srv, name, path, [], body=IN_BODY)
         exp.served(r.status, reason is not None, r.sent, r.received)
         if reason:
             exp.unknown[reason] += 1
@@ -724,8 +776,7 @@ def test_queue_size_never_below_zero(stack):
         r = send_direct(srv, name, "/predict", [("X-Request-Start", t_form)],
                         time.time() - 0.03)
         exp.served(r.status, True, r.sent, r.received)
-        enqueue = denoted(r.values["X-Request-Start"])
-        exp.queue.append((r.sent_at - enqueue, r.arrival - enqueue))
+        exp.queue.append(in_queue(r))
     s = exp.settle(before, stack.scrape, "unsubmitted")
     assert queue_size(s) == 0
     control(srv, exp, "/pause")
@@ -767,9 +818,8 @@ def test_header_with_a_value(stack):
         r = send_direct(None, name, path, headers, time.time() - 0.05, stack.valued_port,
                         stack.valued_log)
         exp.served(r.status, is_async, r.sent, r.received)
-        if is_async and "X-Request-Start" in r.values:
-            enqueue = denoted(r.values["X-Request-Start"])
-            exp.queue.append((r.sent_at - enqueue, r.arrival - enqueue))
+        if is_async and enqueue_value(r.values):
+            exp.queue.append(in_queue(r))
         elif is_async:
             exp.unknown["absent"] += 1
     after = exp.settle(before, stack.scrape, "header value")
