@@ -91,17 +91,21 @@ def wait_until(pred, what, timeout=15.0):
         time.sleep(0.02)
 
 
-def call(port, method, path, headers=(), body=b""):
-    """One request on a connection of its own. Returns (status, body, bytes sent, bytes
-    received, time.time() just before the send)."""
+def request(method, path, headers=(), body=b""):
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
     lines += [f"{k}: {v}" for k, v in headers]
     lines.append(f"Content-Length: {len(body)}")
-    data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def call(port, method, path, headers=(), body=b"", pieces=1):
+    """One request on a connection of its own, written in @pieces 20 ms apart. Returns
+    (status, body, bytes sent, bytes received, time.time() just before the first write)."""
+    data = request(method, path, headers, body)
     conn = RawConn(port)
     try:
         t = time.time()
-        conn.send(data)
+        conn.send(data, pieces=pieces, gap=0.02)
         status, _, answer, wire = conn.read_response()
     finally:
         conn.close()
@@ -662,9 +666,10 @@ def in_queue(r):
 
 
 def send_direct(srv, name, path, headers, enqueue=None, port=None, log=None, body=None,
-                status=200):
+                status=200, pieces=1):
     """@name's request, from this process straight to the model server (of @srv, or on @port,
-    logging to @log), answered @status; the header values that are functions get @enqueue
+    logging to @log), written in @pieces, answered @status; the header values that are
+    functions get @enqueue
     (default: now). Returns what this process and the model server saw of it: sent_at
     (time.time() just before the send), arrival (when the model's app got it; None for a
     path it has no route for), status, sent and received (bytes), values ({header: value})."""
@@ -674,7 +679,7 @@ def send_direct(srv, name, path, headers, enqueue=None, port=None, log=None, bod
     if body is None:
         body = json.dumps({"input": name, "sleep_ms": 5}).encode()
     st, _, sent, received, t = call(port or srv.model_port, "POST", path,
-                                    values + [("X-Test-Tag", name)], body)
+                                    values + [("X-Test-Tag", name)], body, pieces)
     assert st == status, name
     served = [e for e in read_log(log or srv.model_log) if e["tag"] == name]
     assert len(served) == (st != 404), (name, served)
@@ -685,6 +690,30 @@ def send_direct(srv, name, path, headers, enqueue=None, port=None, log=None, bod
                                  status=st, sent=sent, received=received, values=dict(values))
 
 
+def pipelined(srv, names, offsets):
+    """Requests @names to the model server's /predict in one write, each enqueued @offsets
+    seconds before it; what send_direct returns of each."""
+    t0 = time.time()
+    reqs = [request("POST", "/predict", [("X-Request-Start", t_form(t0 - o)),
+                                         ("X-Test-Tag", n)],
+                    json.dumps({"input": n, "sleep_ms": 5}).encode())
+            for n, o in zip(names, offsets)]
+    conn = RawConn(srv.model_port)
+    try:
+        t = time.time()
+        conn.send(b"".join(reqs))
+        answers = [conn.read_response() for _ in reqs]
+    finally:
+        conn.close()
+    out = []
+    for n, o, req, (st, _, _, wire) in zip(names, offsets, reqs, answers):
+        (served,) = srv.model(tag=n)
+        out.append(types.SimpleNamespace(sent_at=t, arrival=served["arrival"], status=st,
+                                         sent=len(req), received=wire,
+                                         values={"X-Request-Start": t_form(t0 - o)}))
+    return out
+
+
 def test_enqueue_header_formats(stack):
     srv, exp = stack.servers, Expect()
     before = stack.scrape()
@@ -693,6 +722,14 @@ def test_enqueue_header_formats(stack):
         if not stack.walks(r):
             exp.parse_failures["scan_limit"] += 1
             continue
+        exp.served(r.status, True, r.sent, r.received)
+        exp.queue.append(in_queue(r))
+    # Heads in 7 pieces 20 ms apart: the fields, and the path, cut across writes.
+    for name, path, headers in (
+            ("seven_pieces", "/predict", [("X-Request-Start", t_form)]),
+            ("seven_pieces_marked", "/sync", [("X-Async-Job", "1"),
+                                              ("X-Request-Start", t_form)])):
+        r = send_direct(srv, name, path, headers, time.time() - 0.45, pieces=7)
         exp.served(r.status, True, r.sent, r.received)
         exp.queue.append(in_queue(r))
     after = exp.settle(before, stack.scrape, "formats")
@@ -827,4 +864,18 @@ def test_header_with_a_value(stack):
     assert not after.select(QSIZE, model_name=VALUED["model_name"])
     assert delta(before, after, REQ, ("status_code", "is_async")) == {}
     check_labels(after)
+    stack.alive()
+
+
+def test_pipelined_jobs(stack):
+    """Three jobs in one write on one connection (README: up to 4 pipelined requests are
+    followed, each on its own): each is async, each with its own enqueue time."""
+    srv, exp = stack.servers, Expect()
+    before = stack.scrape()
+    for r in pipelined(srv, ["pipelined_0", "pipelined_1", "pipelined_2"], [0.03, 0.3, 0.65]):
+        assert r.status == 200
+        exp.served(r.status, True, r.sent, r.received)
+        exp.queue.append(in_queue(r))
+    after = exp.settle(before, stack.scrape, "pipelined")
+    exp.check(before, after, "pipelined")
     stack.alive()
