@@ -754,6 +754,9 @@ HOSTILE = [
     ("trailing_junk", "/predict", [("X-Request-Start", lambda e: f"{e - 1:.3f}abc")],
      "malformed"),
     ("garbage_10k", "/predict", [("X-Request-Start", "x" * 10240)], "malformed"),
+    # README: a head over 16 KiB does not reach the daemon whole; its path still says async
+    ("head_over_16k", "/predict", [("X-Pad", "p" * 17000), ("X-Request-Start", t_form)],
+     "lost"),
     ("first_header_malformed", "/predict",
      [("X-Request-Start", "garbage"), ("X-Queue-Start", lambda e: t_form(e - 1))], "malformed"),
     ("year_2100", "/predict", [("X-Request-Start", lambda e: t_form(year_2100()))], "future"),
@@ -878,4 +881,38 @@ def test_pipelined_jobs(stack):
         exp.queue.append(in_queue(r))
     after = exp.settle(before, stack.scrape, "pipelined")
     exp.check(before, after, "pipelined")
+    stack.alive()
+
+
+def test_one_connection_many_kinds(stack):
+    """One kept-alive connection, one request after another: each is classified on its own."""
+    srv, exp = stack.servers, Expect()
+    before = stack.scrape()
+    conn = RawConn(srv.model_port)
+    try:
+        for path, headers, is_async in (
+                ("/sync", [], False),
+                ("/predict", [("X-Request-Start", lambda e: t_form(e - 0.2))], True),
+                ("/sync", [("X-Async-Job", "1"), ("X-Request-Start", lambda e: t_form(e - 0.4))],
+                 True),
+                ("/sync", [], False),
+                ("/predict", [], True)):
+            now = time.time()
+            values = {h: v(now) for h, v in headers if callable(v)}
+            data = request("POST", path, [(h, values.get(h, v)) for h, v in headers],
+                           json.dumps({"input": path, "sleep_ms": 5}).encode())
+            t = time.time()
+            conn.send(data)
+            st, _, _, wire = conn.read_response()
+            arrival = srv.model()[-1]["arrival"]
+            exp.served(st, is_async, len(data), wire)
+            if is_async and values:
+                r = types.SimpleNamespace(sent_at=t, arrival=arrival, values=values)
+                exp.queue.append(in_queue(r))
+            elif is_async:
+                exp.unknown["absent"] += 1
+    finally:
+        conn.close()
+    after = exp.settle(before, stack.scrape, "one connection")
+    exp.check(before, after, "one connection")
     stack.alive()
