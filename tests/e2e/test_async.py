@@ -509,6 +509,8 @@ PAUSED_JOBS = [{"input": f"paused job {i}", "sleep_ms": 20 + 5 * i, "fail": i in
                for i in range(8)]
 LATER_JOBS = [{"input": f"later job {i}", "sleep_ms": 25, "fail": i == 1} for i in range(4)]
 IDLE_JOBS = [{"input": f"idle job {i}", "sleep_ms": 10} for i in range(2)]
+# Answered 202 only after an idle worker has dispatched it, and the model answered it.
+EARLY_JOB = {"input": "dispatched before its 202", "sleep_ms": 10, "ack_delay_ms": 150}
 NOT_A_JOB = {"sleep_ms": 10}  # no input: 422
 PAUSE_S = 0.3
 
@@ -557,6 +559,12 @@ def test_async_servers_selfcheck(tmp_path):
 
 
 def test_queue_time_queue_size_and_webhooks(stack):
+    """Jobs held by paused workers (the gauge equals the gateway's queue; a 422 and a submit
+    cut short are not in it), then drained by two workers with more arriving behind them,
+    then jobs to idle workers, one of them dispatched and answered before its 202: each
+    job's model request async, its time in the queue, its webhook; the gateway's control
+    requests sync, its submits nowhere in the request families; a GET of the webhook path an
+    outbound request to the destination but no webhook; the gauge back to 0."""
     srv, exp = stack.servers, Expect()
     before = stack.scrape()
     assert queue_size(before, strict=False) == 0 and srv.qlen() == 0
@@ -586,7 +594,10 @@ def test_queue_time_queue_size_and_webhooks(stack):
     for job in IDLE_JOBS:  # to idle workers: out of the queue at once
         idle.append(accept(srv, job))
         srv.wait_done(idle)
-    done = srv.wait_done(paused + later + idle)
+    early = accept(srv, EARLY_JOB)
+    done = srv.wait_done(paused + later + idle + [early])
+    (acked,) = [e for e in srv.gateway("acked") if e["job"] == early]
+    assert done["model"][early]["end"] < acked["t"]
     check_servers(srv, done, paused, PAUSE_S)
     assert {w["status"] for w in done["webhook"].values()} == {200, 500}
     assert {m["status"] for m in done["model"].values()} == {200, 500}

@@ -10,8 +10,10 @@ and TAPIR_ASYNC_WORKERS (default 2).
 
 Routes:
 - POST /async/predict: a job, JSON {"input": non-empty string, "sleep_ms": 0..5000 (the model's
-  sleep, default 30), "fail": bool (the model answers 500)}. Answered 202 {"job_id": N} once the
-  job is in the queue; a body that fails validation is answered 422 and never queued.
+  sleep, default 30), "fail": bool (the model answers 500), "ack_delay_ms": 0..5000 (default 0)}.
+  Answered 202 {"job_id": N} once the job is in the queue and ack_delay_ms more have passed (so
+  that an idle worker dispatches it before the answer goes); a body that fails validation is
+  answered 422 and never queued.
 - POST /pause: workers take no job from the queue until POST /resume (a job being worked on is
   finished).
 - POST /probe-hooks: a GET of the webhook path, on a connection of its own: a request to the
@@ -26,6 +28,7 @@ X-Job-Id; then its result is POSTed to the webhook path as JSON {"job_id", "stat
 Log, one JSON line per event ("ev"), "t" the wall clock (time.time()) when it was written:
 - accepted: job, enqueue (the enqueue time exactly as X-Request-Start carries it), qlen (the queue's
   length after the job went in);
+- acked: job (just before its 202 is handed to uvicorn);
 - rejected: errors (a submit answered 422);
 - taken: job, worker, qlen (after the job left the queue);
 - model: job, worker, enqueue, dispatch (time.time() just before the request's first write),
@@ -108,6 +111,7 @@ class Job(BaseModel):
     input: constr(min_length=1)
     sleep_ms: conint(ge=0, le=5000) = 30
     fail: bool = False
+    ack_delay_ms: conint(ge=0, le=5000) = 0
 
 
 class Queue:
@@ -188,7 +192,11 @@ async def rejected(request: Request, exc: RequestValidationError):
 
 @app.post("/async/predict", status_code=202)
 async def submit(job: Job):
-    return {"job_id": await QUEUE.put(job)}
+    n = await QUEUE.put(job)
+    if job.ack_delay_ms:
+        await asyncio.sleep(job.ack_delay_ms / 1000)
+    log("acked", job=n)
+    return {"job_id": n}
 
 
 @app.post("/pause")
