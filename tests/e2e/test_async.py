@@ -882,14 +882,20 @@ def test_header_with_a_value(stack):
 
 
 def test_pipelined_jobs(stack):
-    """Three jobs in one write on one connection (README: up to 4 pipelined requests are
-    followed, each on its own): each is async, each with its own enqueue time."""
+    """Three jobs in one write on one connection, read by the model server in one read (README:
+    up to 4 pipelined requests are followed, each on its own; the kernel hands over the head of
+    the newest request that begins in a read): each is an async job by its path, the newest
+    with its time in queue, the two before it counted not_captured."""
     srv, exp = stack.servers, Expect()
     before = stack.scrape()
-    for r in pipelined(srv, ["pipelined_0", "pipelined_1", "pipelined_2"], [0.03, 0.3, 0.65]):
+    rs = pipelined(srv, ["pipelined_0", "pipelined_1", "pipelined_2"], [0.03, 0.3, 0.65])
+    for i, r in enumerate(rs):
         assert r.status == 200
         exp.served(r.status, True, r.sent, r.received)
-        exp.queue.append(in_queue(r))
+        if i == len(rs) - 1:
+            exp.queue.append(in_queue(r))
+        else:
+            exp.unknown["not_captured"] += 1
     after = exp.settle(before, stack.scrape, "pipelined")
     exp.check(before, after, "pipelined")
     stack.alive()
