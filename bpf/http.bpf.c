@@ -18,6 +18,7 @@
 #endif
 
 #include "tapir/http.h"
+#include "tapir/h2_frame.h"
 #include "tapir.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -65,6 +66,7 @@ const volatile __u32 llm_req_bytes = 16384;
 const volatile __u32 llm_resp_bytes = 1 << 20;
 const volatile __u64 llm_wakeup_bytes = 1 << 20;
 const volatile __u32 heads_on = 0; /* some cgroup may have TAPIR_CGI_HEADS (async rules) */
+const volatile __u64 h2_wakeup_bytes = 1 << 20; /* h2_events: wake the reader this full */
 /* Fault injection for the tests (TAPIR_TEST_VERIFIER_REFUSE=1): a program the verifier must
  * refuse, so the degraded start is tested against a real refusal. */
 const volatile __u32 test_refuse = 0;
@@ -215,6 +217,28 @@ struct {
 	__type(key, __u32);
 	__type(value, struct tapir_scratch);
 } scratch SEC(".maps");
+
+/* HTTP/2: each direction's frame walker, per connection in TAPIR_CONN_H2 (see "HTTP/2"). */
+struct h2_conn {
+	struct tapir_h2_walker w[2]; /* by TAPIR_DIR_*: the client's frames, the server's */
+	__u32 block_bytes[2];	     /* bytes of the current header block handed over */
+	__u8 block_flags[2];	     /* END_STREAM, PUSH of the block begun (TAPIR_H2R_F_*) */
+	__u8 cut[2];		     /* the rest of the current block is not handed over */
+	__u8 lost[2];		     /* block bytes were lost: the next record says so */
+	__u8 __pad[2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384); /* limits.max_connections (the loader) */
+	__type(key, __u64);	    /* struct tapir_conn_key */
+	__type(value, struct h2_conn);
+} h2_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20); /* limits.ringbuf_bytes (the loader) */
+} h2_events SEC(".maps");
 
 #ifdef TAPIR_COMPAT
 /*
@@ -775,6 +799,354 @@ static __always_inline void walk(void *ctx, struct tapir_conn_key *key, struct t
 	run_walk(ctx, &s->w, c, tails);
 }
 
+/*
+ * --- HTTP/2 -----------------------------------------------------------------------------------
+ *
+ * A server connection whose first bytes are the client preface is TAPIR_CONN_H2: the HTTP/1.x
+ * parsers never see it again, and each read and write steps that direction's frame walker
+ * (include/tapir/h2_frame.h, in h2_conns), one step per iteration of a bpf_loop, through a global
+ * function the verifier checks once. What user/sources/h2.c needs goes to h2_events as it is
+ * found; DATA payload is counted by length and never read. The compat build has no bpf_loop and
+ * cannot afford the walker inlined (one step costs 10,000 to 20,000 verifier instructions): there
+ * the HTTP/1.x parser still refuses the preface and counts the connection ignored (http2).
+ */
+#define H2_PRI 0x5448202a20495250ULL /* "PRI * HT", little-endian */
+
+/* A frame walker's window as a type of its own, so the step function's verifier knows its size. */
+struct h2_win {
+	__u8 b[TH2_WIN];
+};
+
+/* A syscall's bytes through one direction's walker, and the record being built. */
+struct h2_scratch {
+	struct tapir_h2_rec hdr;
+	__u8 data[TAPIR_H2_BLOCK_BYTES]; /* right after hdr: the two go out as one record */
+	struct h2_win win;
+	struct tapir_h2_event ev;
+	struct h2_conn tmpl; /* a new connection, built here rather than on the stack */
+	__u64 buf;	     /* user buffer, or iovec array */
+	__u64 seg_base;	     /* user address of the rest of the current segment */
+	__u64 seg_left;
+	__u64 left; /* bytes of the syscall not yet in a segment */
+	__u64 ts;
+	__u32 iov_i;
+	__u32 iovcnt;
+	__u32 err; /* TH2_ERR_* that stopped the walk */
+	__u8 kind;
+	__u8 dir;
+	__u8 done; /* every byte walked */
+	__u8 __pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct h2_scratch);
+} h2_scratch SEC(".maps");
+
+static __always_inline struct h2_scratch *h2_get_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&h2_scratch, &zero);
+}
+
+/* Do the first bytes of @io start the HTTP/2 client preface? */
+static __always_inline bool starts_h2(struct tapir_io *io, __u64 len)
+{
+	__u64 ubuf = io->buf, word = 0;
+
+	if (io->kind == IO_BLIND || len < 8)
+		return false;
+	if (io->kind == IO_IOV && bpf_probe_read_user(&ubuf, sizeof(ubuf), (void *)io->buf))
+		return false;
+	return !bpf_probe_read_user(&word, sizeof(word), (void *)ubuf) && word == H2_PRI;
+}
+
+/* Do the first bytes of @io look like a server's first HTTP/2 frame, SETTINGS (not an ACK)? */
+static __always_inline bool starts_h2_settings(struct tapir_io *io, __u64 len)
+{
+	__u64 ubuf = io->buf;
+	__u8 h[TH2_HEADER_LEN];
+	__u32 n;
+
+	if (io->kind == IO_BLIND || len < TH2_HEADER_LEN)
+		return false;
+	if (io->kind == IO_IOV && bpf_probe_read_user(&ubuf, sizeof(ubuf), (void *)io->buf))
+		return false;
+	if (bpf_probe_read_user(h, sizeof(h), (void *)ubuf))
+		return false;
+	n = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
+	return n % 6 == 0 && n <= 16 * 6 && h[3] == TH2_SETTINGS && h[4] == 0 && !h[5] && !h[6] &&
+	       !h[7] && !h[8];
+}
+
+/*
+ * Do the first bytes of @io look like an HTTP/2 frame header (a length within the default
+ * maximum, a known type, the reserved bit clear)? Asked of connections open before tapir
+ * started, whose frame boundaries it cannot know: they are counted and left alone.
+ */
+static __always_inline bool looks_h2_frame(struct tapir_io *io, __u64 len)
+{
+	__u64 ubuf = io->buf;
+	__u8 h[TH2_HEADER_LEN];
+
+	if (io->kind == IO_BLIND || len < TH2_HEADER_LEN)
+		return false;
+	if (io->kind == IO_IOV && bpf_probe_read_user(&ubuf, sizeof(ubuf), (void *)io->buf))
+		return false;
+	if (bpf_probe_read_user(h, sizeof(h), (void *)ubuf))
+		return false;
+	return h[0] == 0 && h[1] <= 0x40 && h[3] <= TH2_CONTINUATION && !(h[5] & 0x80);
+}
+
+/* A record of direction @d into h2_events: @len bytes of s->data follow the header. */
+static __always_inline int h2_rec(struct h2_scratch *s, struct h2_conn *h, struct tapir_conn *c,
+				  __u32 d, __u8 kind, __u32 sid, __u32 value, __u32 value2,
+				  __u8 flags, __u32 len)
+{
+	d &= 1;
+	s->hdr.type = TAPIR_REC_H2;
+	s->hdr.labels_id = c->labels_id;
+	s->hdr.sock = c->sock;
+	s->hdr.cgroup_id = c->cgroup_id;
+	s->hdr.ts = s->ts;
+	s->hdr.stream_id = sid;
+	s->hdr.value = value;
+	s->hdr.value2 = value2;
+	s->hdr.tgid = c->tgid;
+	s->hdr.kind = kind;
+	s->hdr.dir = d;
+	s->hdr.flags = flags | (h->lost[d] ? TAPIR_H2R_F_LOST : 0);
+	if (len > TAPIR_H2_BLOCK_BYTES)
+		len = TAPIR_H2_BLOCK_BYTES;
+	s->hdr.len = len;
+	if (bpf_ringbuf_output(&h2_events, &s->hdr, sizeof(s->hdr) + len,
+			       bpf_ringbuf_query(&h2_events, BPF_RB_AVAIL_DATA) >= h2_wakeup_bytes
+				       ? BPF_RB_FORCE_WAKEUP
+				       : BPF_RB_NO_WAKEUP)) {
+		stat_inc(TAPIR_STAT_H2_RINGBUF);
+		h->lost[d] = 1;
+		return -1;
+	}
+	h->lost[d] = 0;
+	return 0;
+}
+
+/* The connection ended, or its frames were lost (@kind, @err): the daemon is told, the walkers
+ * go. */
+static __always_inline void h2_end(struct tapir_conn *c, __u8 kind, __u32 err)
+{
+	struct tapir_h2_rec *e;
+	__u64 sock = c->sock;
+
+	if (c->state != TAPIR_CONN_H2)
+		return;
+	c->state = TAPIR_CONN_IGNORED;
+	bpf_map_delete_elem(&h2_conns, &sock);
+	e = bpf_ringbuf_reserve(&h2_events, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(TAPIR_STAT_H2_RINGBUF);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->type = TAPIR_REC_H2;
+	e->labels_id = c->labels_id;
+	e->sock = sock;
+	e->cgroup_id = c->cgroup_id;
+	e->ts = bpf_ktime_get_ns();
+	e->tgid = c->tgid;
+	e->kind = kind;
+	e->value = err;
+	bpf_ringbuf_submit(e, 0);
+}
+
+#ifndef TAPIR_COMPAT
+/* One step of a walker: a global function, verified once (see h2_frame.h). */
+__noinline int h2_step(struct tapir_h2_walker *w, struct h2_win *win, __u32 wlen, __u64 left,
+		       struct tapir_h2_event *ev)
+{
+	if (!w || !win || !ev)
+		return 0;
+	return tapir_h2_step(w, win->b, wlen, left, ev);
+}
+
+/* A header block fragment of direction @d (or the end of a block), at s->seg_base + ev->off. */
+static __always_inline void h2_block(struct h2_scratch *s, struct h2_conn *h, struct tapir_conn *c,
+				     __u32 d)
+{
+	struct tapir_h2_event *ev = &s->ev;
+	__u32 n = ev->what == TH2_P_BLOCK ? ev->len : 0, have;
+	__u8 flags;
+
+	d &= 1;
+	if (h->cut[d])
+		return; /* the daemon gave this block up already */
+	flags = h->block_flags[d];
+	if (ev->end && (ev->flags & TH2_F_END_HEADERS))
+		flags |= TAPIR_H2R_F_END_HEADERS;
+	have = h->block_bytes[d];
+	if (have > TAPIR_H2_BLOCK_BYTES || n > TAPIR_H2_BLOCK_BYTES - have ||
+	    (n && bpf_probe_read_user(s->data, n & (2 * TAPIR_H2_BLOCK_BYTES - 1),
+				      (void *)(s->seg_base + ev->off)))) {
+		/* Beyond the budget, or unreadable: the block is given up, and the daemon told. */
+		stat_inc(TAPIR_STAT_H2_BLOCK_CAP);
+		h->cut[d] = 1;
+		h->lost[d] = 1;
+		h2_rec(s, h, c, d, TAPIR_H2R_BLOCK, ev->stream_id, 0, 0, 0, 0);
+		return;
+	}
+	h->block_bytes[d] = have + n;
+	if (h2_rec(s, h, c, d, TAPIR_H2R_BLOCK, ev->stream_id, 0, 0, flags, n))
+		h->cut[d] = 1;
+}
+
+/* What a step of direction @d found. */
+static __always_inline void h2_event(struct h2_scratch *s, struct h2_conn *h, struct tapir_conn *c,
+				     __u32 d)
+{
+	struct tapir_h2_event *ev = &s->ev;
+	__u8 type = ev->type, kind = ev->kind;
+
+	d &= 1;
+	if (kind == TH2_EV_FRAME && (type == TH2_HEADERS || type == TH2_PUSH_PROMISE)) {
+		h->block_flags[d] = type == TH2_PUSH_PROMISE	     ? TAPIR_H2R_F_PUSH
+				    : (ev->flags & TH2_F_END_STREAM) ? TAPIR_H2R_F_END_STREAM
+								     : 0;
+		h->block_bytes[d] = 0;
+		h->cut[d] = 0;
+	} else if (kind == TH2_EV_SETTING && ev->value2 == TH2_SET_MAX_FRAME_SIZE) {
+		/* What this side may receive: the other side's frames. */
+		tapir_h2_set_max_frame(&h->w[d ^ 1], ev->value);
+	} else if (kind == TH2_EV_RST) {
+		h2_rec(s, h, c, d, TAPIR_H2R_RST, ev->stream_id, ev->value, 0, 0, 0);
+	} else if (kind == TH2_EV_GOAWAY) {
+		h2_rec(s, h, c, d, TAPIR_H2R_GOAWAY, 0, ev->value, ev->value2, 0, 0);
+	}
+	if ((ev->what == TH2_P_DATA && ev->len) || (ev->end && type == TH2_DATA))
+		h2_rec(s, h, c, d, TAPIR_H2R_DATA, ev->stream_id,
+		       ev->what == TH2_P_DATA ? ev->len : 0, 0,
+		       ev->end && (ev->flags & TH2_F_END_STREAM) ? TAPIR_H2R_F_END_STREAM : 0, 0);
+	if ((ev->what == TH2_P_BLOCK && ev->len) ||
+	    (ev->end && (ev->flags & TH2_F_END_HEADERS) &&
+	     (type == TH2_HEADERS || type == TH2_PUSH_PROMISE || type == TH2_CONTINUATION)))
+		h2_block(s, h, c, d);
+}
+
+/* The next segment of the syscall; 1 when there is none (every byte walked, or unreadable). */
+static __always_inline int h2_next_seg(struct h2_scratch *s)
+{
+	struct tapir_iovec iov;
+
+	if (s->kind == IO_PLAIN && !s->iov_i) {
+		s->seg_base = s->buf;
+		s->seg_left = s->left;
+	} else if (s->kind == IO_IOV && s->iov_i < s->iovcnt && s->iov_i < TAPIR_MAX_IOV &&
+		   !bpf_probe_read_user(&iov, sizeof(iov),
+					(void *)(s->buf + s->iov_i * sizeof(iov)))) {
+		s->seg_base = iov.base;
+		s->seg_left = iov.len < s->left ? iov.len : s->left;
+	} else {
+		return 1;
+	}
+	s->left -= s->seg_left;
+	s->iov_i++;
+	return 0;
+}
+
+struct h2_args {
+	struct h2_scratch *s;
+	struct h2_conn *h;
+	struct tapir_conn *c;
+};
+
+static long h2_cb(__u32 i, void *arg)
+{
+	struct h2_args *a = arg;
+	struct h2_scratch *s = a->s;
+	struct h2_conn *h = a->h;
+	__u32 d = s->dir & 1, n;
+	__u64 used;
+
+	if (!s->seg_left) {
+		if (!s->left) {
+			s->done = 1;
+			return 1;
+		}
+		return h2_next_seg(s);
+	}
+	n = tapir_h2_need(&h->w[d]);
+	if (n > s->seg_left)
+		n = s->seg_left;
+	if (n > TH2_WIN)
+		n = TH2_WIN;
+	if (n && bpf_probe_read_user(s->win.b, n, (void *)s->seg_base))
+		return 1;
+	used = (__u32)h2_step(&h->w[d], &s->win, n, s->seg_left, &s->ev);
+	h2_event(s, h, a->c, d);
+	if (s->ev.kind == TH2_EV_ERROR || !used) {
+		s->err = s->ev.kind == TH2_EV_ERROR ? s->ev.value : 0;
+		return 1;
+	}
+	if (used > s->seg_left)
+		used = s->seg_left;
+	s->seg_base += used;
+	s->seg_left -= used;
+	return 0;
+}
+
+/* A new HTTP/2 connection: its walkers, before its first read is walked. */
+static __always_inline int h2_begin(struct tapir_conn *c)
+{
+	struct h2_scratch *s = h2_get_scratch();
+	__u64 sock = c->sock;
+
+	if (!s)
+		return -1;
+	__builtin_memset(&s->tmpl, 0, sizeof(s->tmpl));
+	tapir_h2_init(&s->tmpl.w[DIR_IN], 0, TH2_MAX_FRAME_DEFAULT);
+	tapir_h2_init(&s->tmpl.w[DIR_OUT], TH2_PREFACE_LEN, TH2_MAX_FRAME_DEFAULT);
+	if (bpf_map_update_elem(&h2_conns, &sock, &s->tmpl, BPF_ANY)) {
+		tapir_conn_abandon(NULL, c, TAPIR_STAT_H2_UNTRACKED);
+		return -1;
+	}
+	c->state = TAPIR_CONN_H2;
+	return 0;
+}
+
+/* @len bytes read or written on HTTP/2 connection @c, through its walker of that direction. */
+static __always_inline void h2_io(struct tapir_conn *c, struct tapir_io *io, __u64 len)
+{
+	struct h2_scratch *s = h2_get_scratch();
+	__u64 sock = c->sock;
+	struct h2_conn *h = bpf_map_lookup_elem(&h2_conns, &sock);
+	struct h2_args a = { .s = s, .h = h, .c = c };
+
+	if (!s || !h)
+		return;
+	s->buf = io->buf;
+	s->kind = io->kind;
+	s->iovcnt = io->iovcnt;
+	s->iov_i = 0;
+	s->left = len;
+	s->seg_left = 0;
+	s->dir = io->dir;
+	s->done = 0;
+	s->err = 0;
+	/* A request's bytes count when read, an answer's when its write began. */
+	s->ts = io->dir == DIR_IN && !io->at_call ? bpf_ktime_get_ns() : io->ts;
+	if (io->kind != IO_BLIND)
+		bpf_loop(loop_max, h2_cb, &a, 0);
+	if (!s->done) {
+		/* No client preface after all: not HTTP/2 (a server that spoke first). */
+		stat_inc(s->err == TH2_ERR_PREFACE ? TAPIR_STAT_IGNORED_NOT_HTTP
+						   : TAPIR_STAT_H2_FRAMING);
+		h2_end(c, TAPIR_H2R_ERROR, s->err);
+	}
+}
+#endif
+
 /* A connection of cgroup @cgid, nothing read yet, in @t. */
 static __always_inline void conn_init(struct tapir_conn *t, __u32 labels_id, __u64 cgid, __u8 state,
 				      __u8 flags)
@@ -974,10 +1346,32 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		if (!c)
 			return 0;
 	}
+	c->tgid = bpf_get_current_pid_tgid() >> 32;
+#ifndef TAPIR_COMPAT
+	if (c->state == TAPIR_CONN_H2) {
+		h2_io(c, io, ret);
+		return 0;
+	}
+#endif
 	if (c->state >= TAPIR_CONN_IGNORED)
 		return 0;
-	c->tgid = bpf_get_current_pid_tgid() >> 32;
 	dir = (c->flags & TAPIR_CF_CLIENT) ? !io->dir : io->dir;
+	if (c->state == TAPIR_CONN_NEW && !(c->flags & TAPIR_CF_CLIENT)) {
+		/* Open before tapir started: where its frames begin is unknown. */
+		if ((c->flags & TAPIR_CF_PRESTART) && looks_h2_frame(io, ret)) {
+			tapir_conn_abandon(NULL, c, TAPIR_STAT_H2_PRESTART);
+			return 0;
+		}
+#ifndef TAPIR_COMPAT
+		/* The client's preface, or the server's SETTINGS, which it may send first. */
+		if (!(c->flags & TAPIR_CF_PRESTART) &&
+		    (dir == DIR_IN ? starts_h2(io, ret) : starts_h2_settings(io, ret))) {
+			if (!h2_begin(c))
+				h2_io(c, io, ret);
+			return 0;
+		}
+#endif
+	}
 	if (c->state == TAPIR_CONN_NEW && dir == DIR_OUT && !(c->flags & TAPIR_CF_PRESTART)) {
 		tapir_conn_abandon(NULL, c,
 				   TAPIR_STAT_IGNORED_NOT_HTTP); /* the server spoke first */
@@ -992,6 +1386,7 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_SELF);
 		return 0;
 	}
+
 	if (llm_on && dir == DIR_OUT)
 		llm_answer(c, io, ret);
 	walk(ctx, &key, io, dir, ret, c, tails);
@@ -1030,6 +1425,7 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		if (c) {
 			/* The address of a socket whose end we did not see: settle it. */
 			stat_inc(TAPIR_STAT_CONN_REPLACED);
+			h2_end(c, TAPIR_H2R_CLOSE, 0);
 			tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
 		}
 		if (ctx->oldstate == TCP_SYN_RECV) {
@@ -1071,6 +1467,7 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		if (have_destroy_tp)
 			return 0;
 	}
+	h2_end(c, TAPIR_H2R_CLOSE, 0);
 	tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
 	if (outbound_on && (c->flags & TAPIR_CF_CLIENT))
 		conn_out_event(key.sock, 0);
@@ -1087,6 +1484,7 @@ int http_sock_destroy(struct trace_event_raw_tcp_event_sk *ctx)
 
 	if (!c)
 		return 0;
+	h2_end(c, TAPIR_H2R_CLOSE, 0);
 	tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
 	if (outbound_on && (c->flags & TAPIR_CF_CLIENT))
 		conn_out_event(key.sock, 0);
@@ -1112,7 +1510,7 @@ static __always_inline int enter_io(__u32 fd, __u64 buf, __u32 iovcnt, __u8 kind
 		return 0; /* a file, a pipe: not a socket */
 	key.sock = (__u64)sk;
 	c = bpf_map_lookup_elem(&conns, &key);
-	if (c && c->state >= TAPIR_CONN_IGNORED)
+	if (c && c->state >= TAPIR_CONN_IGNORED && c->state != TAPIR_CONN_H2)
 		return 0; /* not HTTP/1.x, or no longer */
 	io.buf = buf;
 	io.ts = bpf_ktime_get_ns();
@@ -1315,7 +1713,7 @@ static __always_inline int sock_io(void *ctx, struct sock *sk, long ret, int fla
 	if ((__u32)(id >> 32) == self_tgid || !current_watched())
 		return 0;
 	c = bpf_map_lookup_elem(&conns, &key);
-	if (c && c->state >= TAPIR_CONN_IGNORED)
+	if (c && c->state >= TAPIR_CONN_IGNORED && c->state != TAPIR_CONN_H2)
 		return 0;
 	if (ret <= 0) {
 		if (c && ((ret == 0 && dir == DIR_IN) || ret == -ECONNRESET || ret == -EPIPE))
