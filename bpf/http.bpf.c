@@ -65,7 +65,6 @@ const volatile __u8 llm_api_of[TAPIR_LLM_PATHS] = {};
 const volatile __u32 llm_req_bytes = 16384;
 const volatile __u32 llm_resp_bytes = 1 << 20;
 const volatile __u64 llm_wakeup_bytes = 1 << 20;
-const volatile __u32 heads_on = 0; /* some cgroup may have TAPIR_CGI_HEADS (async rules) */
 const volatile __u64 h2_wakeup_bytes = 1 << 20; /* h2_events: wake the reader this full */
 /* Fault injection for the tests (TAPIR_TEST_VERIFIER_REFUSE=1): a program the verifier must
  * refuse, so the degraded start is tested against a real refusal. */
@@ -309,8 +308,10 @@ __noinline int agg_record(struct tapir_conn *c, __u32 slot, __u32 status, __u64 
 	struct tapir_agg *a;
 	__u64 start;
 
-	if (!c || c->llm_id[h] || (c->flags & TAPIR_CF_CLIENT))
-		return -1; /* an LLM request (its record meets its payload) or an outbound one */
+	/* An LLM request (its record meets its payload), an outbound one, or any request of an
+	 * async rule's cgroup (the daemon classifies each, even one whose head it did not get). */
+	if (!c || c->llm_id[h] || (c->flags & (TAPIR_CF_CLIENT | TAPIR_CF_HEADS)))
+		return -1;
 	/* Eight bytes from the path's start (at most 8 + 8 of the line's 32) tell a request
 	 * that may be a readiness probe: the daemon compares its whole path. */
 	at = tapir_path_start(c->method[h]);
@@ -454,10 +455,11 @@ static __always_inline struct tapir_conn *walk_conn(struct tapir_walk **wp)
  * the answer's budget are counted in one go. Any other request pays a compare of its line's
  * first word, and any other answer a load of its request's llm_id.
  *
- * The same capture hands over request heads for async rules: in a cgroup with TAPIR_CGI_HEADS
- * (heads_on: some rule has them), a request that is no LLM request is numbered all the same,
- * with TAPIR_API_HEAD, and its bytes go over until its head is complete (TAPIR_HEAD_BYTES at
- * most); its answer's never.
+ * The same capture hands over request heads for async rules: on a server connection of a cgroup
+ * with TAPIR_CGI_HEADS (TAPIR_CF_HEADS), a request that is no LLM request is numbered all the
+ * same, with TAPIR_API_HEAD, and its bytes go over until its head is complete (TAPIR_HEAD_BYTES
+ * at most); its answer's never. Such requests never aggregate. Only the newest request that
+ * begins in a read is numbered: one pipelined behind it in the same read has no head.
  */
 #define LLM_PIECES	  64 /* pieces per syscall at most, 1 MiB (loop build) */
 #define LLM_PIECES_COMPAT 8  /* 128 KiB (compat build: a bounded loop, verified unrolled) */
@@ -665,15 +667,18 @@ static __always_inline void llm_read(struct tapir_conn *c, struct tapir_walk *w)
 	__u8 api = 0;
 	int e;
 
-	if (c->count && c->start_ns[t] == w->pos.now && !c->llm_id[t] &&
-	    ((e = llm_match(c, t)) >= 0 || heads_on)) {
-		cgid = c->cgroup_id;
-		cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);
-		/* A bound, not a mask: the table is not a power of two long. */
-		if (cg && e >= 0 && (__u32)e < TAPIR_LLM_PATHS && !(cg->flags & TAPIR_CGI_NO_LLM))
-			api = llm_api_of[e];
-		else if (cg && (cg->flags & TAPIR_CGI_HEADS) && !(c->flags & TAPIR_CF_CLIENT))
-			api = TAPIR_API_HEAD; /* async rules are about the requests it serves */
+	if (c->count && c->start_ns[t] == w->pos.now && !c->llm_id[t]) {
+		e = llm_match(c, t);
+		if (e >= 0) {
+			cgid = c->cgroup_id;
+			cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);
+			/* A bound, not a mask: the table is not a power of two long. */
+			if (cg && (__u32)e < TAPIR_LLM_PATHS && !(cg->flags & TAPIR_CGI_NO_LLM))
+				api = llm_api_of[e];
+		}
+		/* Async rules are about the requests a server reads (no client has the flag). */
+		if (!api && (c->flags & TAPIR_CF_HEADS))
+			api = TAPIR_API_HEAD;
 		if (api) {
 			if (!++c->llm_next)
 				c->llm_next = 1;
@@ -1160,6 +1165,12 @@ static __always_inline void conn_init(struct tapir_conn *t, __u32 labels_id, __u
 	tapir_http_init(&t->resp, TP_KIND_RESPONSE);
 }
 
+/* The flag a server connection of cgroup @cg starts with for its async rules. */
+static __always_inline __u8 heads_flag(const struct tapir_cgroup_info *cg)
+{
+	return (cg->flags & TAPIR_CGI_HEADS) ? TAPIR_CF_HEADS : 0;
+}
+
 /* Track a new connection of socket @key; NULL when the conns map has no room. */
 static __always_inline struct tapir_conn *new_conn(struct tapir_conn_key *key, __u32 labels_id,
 						   __u64 cgid, __u8 state, __u8 flags)
@@ -1241,7 +1252,8 @@ static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key, st
 		ino = tapir_sock_inode(sk);
 		if (ino && bpf_map_lookup_elem(&prestart, &ino)) {
 			bpf_map_delete_elem(&prestart, &ino);
-			c = new_conn(key, cg->labels_id, cgid, TAPIR_CONN_NEW, TAPIR_CF_PRESTART);
+			c = new_conn(key, cg->labels_id, cgid, TAPIR_CONN_NEW,
+				     TAPIR_CF_PRESTART | heads_flag(cg));
 			if (!c) /* whatever this I/O is, it stands for one record */
 				stat_inc(TAPIR_STAT_REQ_UNTRACKED);
 			return c;
@@ -1254,7 +1266,7 @@ static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key, st
 		return NULL;
 	}
 	/* A request starts here: followed from now on, or at least counted. */
-	c = new_conn(key, cg->labels_id, cgid, TAPIR_CONN_NEW, 0);
+	c = new_conn(key, cg->labels_id, cgid, TAPIR_CONN_NEW, heads_flag(cg));
 	return c ? c : untracked_conn(key, cg->labels_id, cgid);
 }
 
@@ -1429,7 +1441,7 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
 		}
 		if (ctx->oldstate == TCP_SYN_RECV) {
-			c = new_conn(&key, cg->labels_id, cgid, TAPIR_CONN_NEW, 0);
+			c = new_conn(&key, cg->labels_id, cgid, TAPIR_CONN_NEW, heads_flag(cg));
 		} else {
 			c = new_conn(&key, cg->labels_id, cgid,
 				     outbound_on ? TAPIR_CONN_NEW : TAPIR_CONN_IGNORED,

@@ -333,7 +333,9 @@ static void account(struct tapir_daemon *d, const struct tapir_http_event *e)
 	if (!labels)
 		return;
 	if (rule) {
-		mark = e->llm_id && d->llm ? tapir_llm_track__mark(d->llm, e) : -1;
+		mark = !e->llm_id ? TAPIR_ASYNC_NO_HEAD
+		       : d->llm	  ? tapir_llm_track__mark(d->llm, e)
+				  : TAPIR_ASYNC_LOST;
 		mark = tapir_async__record(d->async, rule, id, labels, e, mark);
 	}
 	/* One label set id for the series cache and the label text, so replicas of one rule

@@ -24,6 +24,8 @@
 #define TAPIR_CF_PRESTART    0x08 /* open before tapir started: maybe mid-request (seeded) */
 #define TAPIR_CF_CLIENT	     0x10 /* this side connected out: its writes are requests */
 #define TAPIR_CF_UNTRACKED   0x20 /* a reserved slot: one read of a connection without an entry */
+#define TAPIR_CF_HEADS \
+	0x40 /* its cgroup has TAPIR_CGI_HEADS: every request's head is handed over */
 
 /* Outcome of a request (struct tapir_http_event.outcome). */
 #define TAPIR_OUT_COMPLETE     0 /* response complete */

@@ -316,7 +316,13 @@ static void test_queue(void **state)
 	assert_int_equal(tapir_async__record(f->a, f->gw, 0, labels, &e, -1), TAPIR_ASYNC_JOB);
 	HAS(f->reg, "baseten_async_queue_size{" SET "} 3");
 	HAS(f->reg, "tapir_async_queue_time_unknown_total{" REASON("lost") "} 1");
-	for (i = 0; i < 5; i++)
+	/* No head handed over at all (pipelined behind another request in one read). */
+	e = rec("POST /predict", 200, TAPIR_OUT_COMPLETE);
+	assert_int_equal(tapir_async__record(f->a, f->gw, 0, labels, &e, TAPIR_ASYNC_NO_HEAD),
+			 TAPIR_ASYNC_JOB);
+	HAS(f->reg, "baseten_async_queue_size{" SET "} 2");
+	HAS(f->reg, "tapir_async_queue_time_unknown_total{" REASON("not_captured") "} 1");
+	for (i = 0; i < 4; i++)
 		head(f, f->gw, 0, labels, now, "POST /predict", "");
 	HAS(f->reg, "baseten_async_queue_size{" SET "} 0");
 }

@@ -16,8 +16,9 @@
  * millisecond clock, not a clock from the future. */
 #define FUTURE_SLACK_S 0.001
 
-enum reason { R_ABSENT, R_MALFORMED, R_FUTURE, R_LOST, R_COUNT };
-static const char *const reason_names[R_COUNT] = { "absent", "malformed", "future", "lost" };
+enum reason { R_ABSENT, R_MALFORMED, R_FUTURE, R_LOST, R_NOT_CAPTURED, R_COUNT };
+static const char *const reason_names[R_COUNT] = { "absent", "malformed", "future", "lost",
+						   "not_captured" };
 
 /* The series of one label set, made when first needed. */
 struct set {
@@ -60,7 +61,8 @@ struct tapir_async *tapir_async__new(struct tapir_registry *r, const struct tapi
 	n = tapir_labels(l, tapir_label_names, reason_extra, 1);
 	a->unknown = tapir_registry__family(
 		r, "tapir_async_queue_time_unknown_total",
-		"Async requests whose enqueue time was absent, malformed, in the future or lost.",
+		"Async requests whose enqueue time was absent, malformed, in the future, lost or not "
+		"captured.",
 		TAPIR_COUNTER, l, n, NULL, 0);
 	if (!a->queue_time || !a->queue_size || !a->hooks || !a->hook_latency || !a->unknown) {
 		free(a);
@@ -278,6 +280,7 @@ int tapir_async__record(struct tapir_async *a, const struct tapir_async_rule *ru
 {
 	char path[TAPIR_LINE_BYTES + 1];
 	struct set *s = set_of(a, labels_id);
+	enum reason why;
 
 	if (mark >= 0) {
 		/* Counted when it arrived: a submit refused or cut short leaves again. */
@@ -287,13 +290,14 @@ int tapir_async__record(struct tapir_async *a, const struct tapir_async_rule *ru
 	}
 	line_path((const char *)e->line, strnlen((const char *)e->line, TAPIR_LINE_BYTES), path,
 		  sizeof(path));
+	why = mark == TAPIR_ASYNC_NO_HEAD ? R_NOT_CAPTURED : R_LOST;
 	mark = classify(rule, path, NULL, 0);
 	if (!s)
 		return mark;
 	if ((mark & TAPIR_ASYNC_SUBMIT) && accepted(e))
 		queue_move(a, s, labels, 1);
 	if (mark & TAPIR_ASYNC_JOB) {
-		unknown(a, s, labels, R_LOST);
+		unknown(a, s, labels, why);
 		if (rule->n_submit_paths)
 			queue_move(a, s, labels, -1);
 	}

@@ -33,11 +33,14 @@ int tapir_async__head(struct tapir_async *a, const struct tapir_async_rule *rule
 		      const char *head, size_t len);
 
 /*
- * The record of a request of that cgroup, @mark the head's (-1: the head did not arrive whole;
- * the record's line then decides, and a job's queue time counts unknown "lost"). Returns the
- * mark: a submit is not an inference (the request families skip it), and one that was not
- * answered 2xx leaves the queue again.
+ * The record of a request of that cgroup, @mark the head's: TAPIR_ASYNC_LOST, the head did not
+ * arrive whole; TAPIR_ASYNC_NO_HEAD, none was handed over (a request pipelined behind another in
+ * one read). The record's line then decides, and a job's queue time counts unknown ("lost",
+ * "not_captured"). Returns the mark: a submit is not an inference (the request families skip
+ * it), and one that was not answered 2xx leaves the queue again.
  */
+#define TAPIR_ASYNC_LOST    (-1)
+#define TAPIR_ASYNC_NO_HEAD (-2)
 int tapir_async__record(struct tapir_async *a, const struct tapir_async_rule *rule,
 			uint32_t labels_id, const char *const *labels,
 			const struct tapir_http_event *e, int mark);

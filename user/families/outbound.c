@@ -304,10 +304,10 @@ void tapir_outbound__llm(struct tapir_outbound *o, uint32_t labels_id, const cha
 	extra[0] = dest;
 	/* How its tokens are known: unparsed; counted from events without usage; from the usage;
 	 * none at all (an error answer). */
-	extra[1] = (res->flags & TAPIR_LLM_UNPARSED)				? "unknown"
-		   : (res->flags & TAPIR_LLM_ESTIMATED)				? "estimated"
+	extra[1] = (res->flags & TAPIR_LLM_UNPARSED)			 ? "unknown"
+		   : (res->flags & TAPIR_LLM_ESTIMATED)			 ? "estimated"
 		   : (res->flags & (TAPIR_LLM_INPUT | TAPIR_LLM_OUTPUT)) ? "usage"
-									: "none";
+									 : "none";
 	tapir_labels(v, labels, extra, 2);
 	tapir_series__add(llm_series(o, L_REQUESTS, labels_id, v), 1);
 	if (res->flags & TAPIR_LLM_UNPARSED)
