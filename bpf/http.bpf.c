@@ -217,21 +217,21 @@ struct {
 	__type(value, struct tapir_scratch);
 } scratch SEC(".maps");
 
-/* HTTP/2: each direction's frame walker, per connection in TAPIR_CONN_H2 (see "HTTP/2"). */
-struct h2_conn {
-	struct tapir_h2_walker w[2]; /* by TAPIR_DIR_*: the client's frames, the server's */
-	__u32 block_bytes[2];	     /* bytes of the current header block handed over */
-	__u8 block_flags[2];	     /* END_STREAM, PUSH of the block begun (TAPIR_H2R_F_*) */
-	__u8 cut[2];		     /* the rest of the current block is not handed over */
-	__u8 lost[2];		     /* block bytes were lost: the next record says so */
-	__u8 __pad[2];
-};
+/* HTTP/2 (see "HTTP/2"): both frame walkers of a connection in TAPIR_CONN_H2, and the hook of
+ * include/tapir/h2_conn.h that hands what they find to h2_events. */
+struct h2_args;
+struct tapir_h2_conn_state;
+#define TAPIR_H2_ENV struct h2_args
+static __always_inline int tapir_h2_emit(struct h2_args *a, struct tapir_h2_conn_state *h, __u32 d,
+					 __u8 kind, __u32 sid, __u32 value, __u32 value2,
+					 __u8 flags, __u32 off, __u32 len);
+#include "tapir/h2_conn.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384); /* limits.max_connections (the loader) */
 	__type(key, __u64);	    /* struct tapir_conn_key */
-	__type(value, struct h2_conn);
+	__type(value, struct tapir_h2_conn_state);
 } h2_conns SEC(".maps");
 
 struct {
@@ -813,7 +813,7 @@ static __always_inline void walk(void *ctx, struct tapir_conn_key *key, struct t
  * function the verifier checks once. What user/sources/h2.c needs goes to h2_events as it is
  * found; DATA payload is counted by length and never read. The compat build has no bpf_loop and
  * cannot afford the walker inlined (one step costs 10,000 to 20,000 verifier instructions): there
- * the HTTP/1.x parser still refuses the preface and counts the connection ignored (http2).
+ * such a connection is counted ignored (http2) and left alone.
  */
 #define H2_PRI 0x5448202a20495250ULL /* "PRI * HT", little-endian */
 
@@ -828,9 +828,9 @@ struct h2_scratch {
 	__u8 data[TAPIR_H2_BLOCK_BYTES]; /* right after hdr: the two go out as one record */
 	struct h2_win win;
 	struct tapir_h2_event ev;
-	struct h2_conn tmpl; /* a new connection, built here rather than on the stack */
-	__u64 buf;	     /* user buffer, or iovec array */
-	__u64 seg_base;	     /* user address of the rest of the current segment */
+	struct tapir_h2_conn_state tmpl; /* a new connection, built here, not on the stack */
+	__u64 buf;			 /* user buffer, or iovec array */
+	__u64 seg_base;			 /* user address of the rest of the current segment */
 	__u64 seg_left;
 	__u64 left; /* bytes of the syscall not yet in a segment */
 	__u64 ts;
@@ -906,39 +906,6 @@ static __always_inline bool looks_h2_frame(struct tapir_io *io, __u64 len)
 	return h[0] == 0 && h[1] <= 0x40 && h[3] <= TH2_CONTINUATION && !(h[5] & 0x80);
 }
 
-/* A record of direction @d into h2_events: @len bytes of s->data follow the header. */
-static __always_inline int h2_rec(struct h2_scratch *s, struct h2_conn *h, struct tapir_conn *c,
-				  __u32 d, __u8 kind, __u32 sid, __u32 value, __u32 value2,
-				  __u8 flags, __u32 len)
-{
-	d &= 1;
-	s->hdr.type = TAPIR_REC_H2;
-	s->hdr.labels_id = c->labels_id;
-	s->hdr.sock = c->sock;
-	s->hdr.cgroup_id = c->cgroup_id;
-	s->hdr.ts = s->ts;
-	s->hdr.stream_id = sid;
-	s->hdr.value = value;
-	s->hdr.value2 = value2;
-	s->hdr.tgid = c->tgid;
-	s->hdr.kind = kind;
-	s->hdr.dir = d;
-	s->hdr.flags = flags | (h->lost[d] ? TAPIR_H2R_F_LOST : 0);
-	if (len > TAPIR_H2_BLOCK_BYTES)
-		len = TAPIR_H2_BLOCK_BYTES;
-	s->hdr.len = len;
-	if (bpf_ringbuf_output(&h2_events, &s->hdr, sizeof(s->hdr) + len,
-			       bpf_ringbuf_query(&h2_events, BPF_RB_AVAIL_DATA) >= h2_wakeup_bytes
-				       ? BPF_RB_FORCE_WAKEUP
-				       : BPF_RB_NO_WAKEUP)) {
-		stat_inc(TAPIR_STAT_H2_RINGBUF);
-		h->lost[d] = 1;
-		return -1;
-	}
-	h->lost[d] = 0;
-	return 0;
-}
-
 /* The connection ended, or its frames were lost (@kind, @err): the daemon is told, the walkers
  * go. */
 static __always_inline void h2_end(struct tapir_conn *c, __u8 kind, __u32 err)
@@ -967,6 +934,52 @@ static __always_inline void h2_end(struct tapir_conn *c, __u8 kind, __u32 err)
 	bpf_ringbuf_submit(e, 0);
 }
 
+struct h2_args {
+	struct h2_scratch *s;
+	struct tapir_h2_conn_state *h;
+	struct tapir_conn *c;
+};
+
+/* A record of direction @d into h2_events, with @len bytes at @off of the step's for a block. */
+static __always_inline int tapir_h2_emit(struct h2_args *a, struct tapir_h2_conn_state *h, __u32 d,
+					 __u8 kind, __u32 sid, __u32 value, __u32 value2,
+					 __u8 flags, __u32 off, __u32 len)
+{
+	struct h2_scratch *s = a->s;
+	struct tapir_conn *c = a->c;
+
+	d &= 1;
+	if (len > TAPIR_H2_BLOCK_BYTES)
+		len = TAPIR_H2_BLOCK_BYTES;
+	if (len && bpf_probe_read_user(s->data, len, (void *)(s->seg_base + off))) {
+		h->lost[d] = 1;
+		return -1;
+	}
+	s->hdr.type = TAPIR_REC_H2;
+	s->hdr.labels_id = c->labels_id;
+	s->hdr.sock = c->sock;
+	s->hdr.cgroup_id = c->cgroup_id;
+	s->hdr.ts = s->ts;
+	s->hdr.stream_id = sid;
+	s->hdr.value = value;
+	s->hdr.value2 = value2;
+	s->hdr.tgid = c->tgid;
+	s->hdr.kind = kind;
+	s->hdr.dir = d;
+	s->hdr.flags = flags | (h->lost[d] ? TAPIR_H2R_F_LOST : 0);
+	s->hdr.len = len;
+	if (bpf_ringbuf_output(&h2_events, &s->hdr, sizeof(s->hdr) + len,
+			       bpf_ringbuf_query(&h2_events, BPF_RB_AVAIL_DATA) >= h2_wakeup_bytes
+				       ? BPF_RB_FORCE_WAKEUP
+				       : BPF_RB_NO_WAKEUP)) {
+		stat_inc(TAPIR_STAT_H2_RINGBUF);
+		h->lost[d] = 1;
+		return -1;
+	}
+	h->lost[d] = 0;
+	return 0;
+}
+
 #ifndef TAPIR_COMPAT
 /* One step of a walker: a global function, verified once (see h2_frame.h). */
 __noinline int h2_step(struct tapir_h2_walker *w, struct h2_win *win, __u32 wlen, __u64 left,
@@ -975,68 +988,6 @@ __noinline int h2_step(struct tapir_h2_walker *w, struct h2_win *win, __u32 wlen
 	if (!w || !win || !ev)
 		return 0;
 	return tapir_h2_step(w, win->b, wlen, left, ev);
-}
-
-/* A header block fragment of direction @d (or the end of a block), at s->seg_base + ev->off. */
-static __always_inline void h2_block(struct h2_scratch *s, struct h2_conn *h, struct tapir_conn *c,
-				     __u32 d)
-{
-	struct tapir_h2_event *ev = &s->ev;
-	__u32 n = ev->what == TH2_P_BLOCK ? ev->len : 0, have;
-	__u8 flags;
-
-	d &= 1;
-	if (h->cut[d])
-		return; /* the daemon gave this block up already */
-	flags = h->block_flags[d];
-	if (ev->end && (ev->flags & TH2_F_END_HEADERS))
-		flags |= TAPIR_H2R_F_END_HEADERS;
-	have = h->block_bytes[d];
-	if (have > TAPIR_H2_BLOCK_BYTES || n > TAPIR_H2_BLOCK_BYTES - have ||
-	    (n && bpf_probe_read_user(s->data, n & (2 * TAPIR_H2_BLOCK_BYTES - 1),
-				      (void *)(s->seg_base + ev->off)))) {
-		/* Beyond the budget, or unreadable: the block is given up, and the daemon told. */
-		stat_inc(TAPIR_STAT_H2_BLOCK_CAP);
-		h->cut[d] = 1;
-		h->lost[d] = 1;
-		h2_rec(s, h, c, d, TAPIR_H2R_BLOCK, ev->stream_id, 0, 0, 0, 0);
-		return;
-	}
-	h->block_bytes[d] = have + n;
-	if (h2_rec(s, h, c, d, TAPIR_H2R_BLOCK, ev->stream_id, 0, 0, flags, n))
-		h->cut[d] = 1;
-}
-
-/* What a step of direction @d found. */
-static __always_inline void h2_event(struct h2_scratch *s, struct h2_conn *h, struct tapir_conn *c,
-				     __u32 d)
-{
-	struct tapir_h2_event *ev = &s->ev;
-	__u8 type = ev->type, kind = ev->kind;
-
-	d &= 1;
-	if (kind == TH2_EV_FRAME && (type == TH2_HEADERS || type == TH2_PUSH_PROMISE)) {
-		h->block_flags[d] = type == TH2_PUSH_PROMISE	     ? TAPIR_H2R_F_PUSH
-				    : (ev->flags & TH2_F_END_STREAM) ? TAPIR_H2R_F_END_STREAM
-								     : 0;
-		h->block_bytes[d] = 0;
-		h->cut[d] = 0;
-	} else if (kind == TH2_EV_SETTING && ev->value2 == TH2_SET_MAX_FRAME_SIZE) {
-		/* What this side may receive: the other side's frames. */
-		tapir_h2_set_max_frame(&h->w[d ^ 1], ev->value);
-	} else if (kind == TH2_EV_RST) {
-		h2_rec(s, h, c, d, TAPIR_H2R_RST, ev->stream_id, ev->value, 0, 0, 0);
-	} else if (kind == TH2_EV_GOAWAY) {
-		h2_rec(s, h, c, d, TAPIR_H2R_GOAWAY, 0, ev->value, ev->value2, 0, 0);
-	}
-	if ((ev->what == TH2_P_DATA && ev->len) || (ev->end && type == TH2_DATA))
-		h2_rec(s, h, c, d, TAPIR_H2R_DATA, ev->stream_id,
-		       ev->what == TH2_P_DATA ? ev->len : 0, 0,
-		       ev->end && (ev->flags & TH2_F_END_STREAM) ? TAPIR_H2R_F_END_STREAM : 0, 0);
-	if ((ev->what == TH2_P_BLOCK && ev->len) ||
-	    (ev->end && (ev->flags & TH2_F_END_HEADERS) &&
-	     (type == TH2_HEADERS || type == TH2_PUSH_PROMISE || type == TH2_CONTINUATION)))
-		h2_block(s, h, c, d);
 }
 
 /* The next segment of the syscall; 1 when there is none (every byte walked, or unreadable). */
@@ -1060,17 +1011,11 @@ static __always_inline int h2_next_seg(struct h2_scratch *s)
 	return 0;
 }
 
-struct h2_args {
-	struct h2_scratch *s;
-	struct h2_conn *h;
-	struct tapir_conn *c;
-};
-
 static long h2_cb(__u32 i, void *arg)
 {
 	struct h2_args *a = arg;
 	struct h2_scratch *s = a->s;
-	struct h2_conn *h = a->h;
+	struct tapir_h2_conn_state *h = a->h;
 	__u32 d = s->dir & 1, n;
 	__u64 used;
 
@@ -1089,7 +1034,8 @@ static long h2_cb(__u32 i, void *arg)
 	if (n && bpf_probe_read_user(s->win.b, n, (void *)s->seg_base))
 		return 1;
 	used = (__u32)h2_step(&h->w[d], &s->win, n, s->seg_left, &s->ev);
-	h2_event(s, h, a->c, d);
+	if (tapir_h2_on_step(a, h, d, &s->ev))
+		stat_inc(TAPIR_STAT_H2_BLOCK_CAP);
 	if (s->ev.kind == TH2_EV_ERROR || !used) {
 		s->err = s->ev.kind == TH2_EV_ERROR ? s->ev.value : 0;
 		return 1;
@@ -1109,9 +1055,7 @@ static __always_inline int h2_begin(struct tapir_conn *c)
 
 	if (!s)
 		return -1;
-	__builtin_memset(&s->tmpl, 0, sizeof(s->tmpl));
-	tapir_h2_init(&s->tmpl.w[DIR_IN], 0, TH2_MAX_FRAME_DEFAULT);
-	tapir_h2_init(&s->tmpl.w[DIR_OUT], TH2_PREFACE_LEN, TH2_MAX_FRAME_DEFAULT);
+	tapir_h2_conn_init(&s->tmpl);
 	if (bpf_map_update_elem(&h2_conns, &sock, &s->tmpl, BPF_ANY)) {
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_H2_UNTRACKED);
 		return -1;
@@ -1125,7 +1069,7 @@ static __always_inline void h2_io(struct tapir_conn *c, struct tapir_io *io, __u
 {
 	struct h2_scratch *s = h2_get_scratch();
 	__u64 sock = c->sock;
-	struct h2_conn *h = bpf_map_lookup_elem(&h2_conns, &sock);
+	struct tapir_h2_conn_state *h = bpf_map_lookup_elem(&h2_conns, &sock);
 	struct h2_args a = { .s = s, .h = h, .c = c };
 
 	if (!s || !h)
@@ -1374,15 +1318,17 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 			tapir_conn_abandon(NULL, c, TAPIR_STAT_H2_PRESTART);
 			return 0;
 		}
-#ifndef TAPIR_COMPAT
 		/* The client's preface, or the server's SETTINGS, which it may send first. */
 		if (!(c->flags & TAPIR_CF_PRESTART) &&
 		    (dir == DIR_IN ? starts_h2(io, ret) : starts_h2_settings(io, ret))) {
+#ifndef TAPIR_COMPAT
 			if (!h2_begin(c))
 				h2_io(c, io, ret);
+#else
+			tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_HTTP2);
+#endif
 			return 0;
 		}
-#endif
 	}
 	if (c->state == TAPIR_CONN_NEW && dir == DIR_OUT && !(c->flags & TAPIR_CF_PRESTART)) {
 		tapir_conn_abandon(NULL, c,
