@@ -553,8 +553,8 @@ if serving h2; then
 		}
 		sleep 0.2
 	done
-	# Two connections, 50 streams in flight on each; one connection, one stream at a time.
-	h2run concurrent 2 -n 300 -c 2 -m 50 "http://127.0.0.1:$H2/1k.html" \
+	# Two connections, 100 streams in flight on each; one connection, one stream at a time.
+	h2run concurrent 2 -n 300 -c 2 -m 100 "http://127.0.0.1:$H2/1k.html" \
 		"http://127.0.0.1:$H2/index.html" "http://127.0.0.1:$H2/missing" ||
 		fail "h2load concurrent: $(echo "$out" | tail -n 2 | tr '\n' ' ')"
 	h2run serial 1 -n 20 -c 1 -m 1 "http://127.0.0.1:$H2/index.html" \
