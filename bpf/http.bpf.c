@@ -816,6 +816,20 @@ static __always_inline void walk(void *ctx, struct tapir_conn_key *key, struct t
  * such a connection is counted ignored (http2) and left alone.
  */
 #define H2_PRI 0x5448202a20495250ULL /* "PRI * HT", little-endian */
+/* iovecs walked per syscall: all a syscall takes (UIO_MAXIOV). gRPC's sendmsg gathers many
+ * frames; each iovec costs an iteration of the bpf_loop, not verifier time. */
+#define H2_MAX_IOV 1024
+/*
+ * @n (1..@max, a power of two) in a form whose bound the verifier of every kernel keeps: masked
+ * where it is used (6.1's loses a bound that a compare set on another register). The barrier
+ * keeps the compiler from proving the mask useless and dropping it.
+ */
+#define H2_BOUNDED(n, max)             \
+	({                             \
+		__u32 __n = (n)-1;     \
+		TAPIR_OPAQUE(__n);     \
+		(__n & ((max)-1)) + 1; \
+	})
 
 /* A frame walker's window as a type of its own, so the step function's verifier knows its size. */
 struct h2_win {
@@ -906,18 +920,11 @@ static __always_inline bool looks_h2_frame(struct tapir_io *io, __u64 len)
 	return h[0] == 0 && h[1] <= 0x40 && h[3] <= TH2_CONTINUATION && !(h[5] & 0x80);
 }
 
-/* The connection ended, or its frames were lost (@kind, @err): the daemon is told, the walkers
- * go. */
-static __always_inline void h2_end(struct tapir_conn *c, __u8 kind, __u32 err)
+/* A record of connection @c with no stream: its start, its end (@kind), or its frames lost. */
+static __always_inline void h2_notify(struct tapir_conn *c, __u8 kind, __u32 err)
 {
-	struct tapir_h2_rec *e;
-	__u64 sock = c->sock;
+	struct tapir_h2_rec *e = bpf_ringbuf_reserve(&h2_events, sizeof(*e), 0);
 
-	if (c->state != TAPIR_CONN_H2)
-		return;
-	c->state = TAPIR_CONN_IGNORED;
-	bpf_map_delete_elem(&h2_conns, &sock);
-	e = bpf_ringbuf_reserve(&h2_events, sizeof(*e), 0);
 	if (!e) {
 		stat_inc(TAPIR_STAT_H2_RINGBUF);
 		return;
@@ -925,13 +932,26 @@ static __always_inline void h2_end(struct tapir_conn *c, __u8 kind, __u32 err)
 	__builtin_memset(e, 0, sizeof(*e));
 	e->type = TAPIR_REC_H2;
 	e->labels_id = c->labels_id;
-	e->sock = sock;
+	e->sock = c->sock;
 	e->cgroup_id = c->cgroup_id;
 	e->ts = bpf_ktime_get_ns();
 	e->tgid = c->tgid;
 	e->kind = kind;
 	e->value = err;
 	bpf_ringbuf_submit(e, 0);
+}
+
+/* The connection ended, or its frames were lost (@kind, @err): the daemon is told, the walkers
+ * go. */
+static __always_inline void h2_end(struct tapir_conn *c, __u8 kind, __u32 err)
+{
+	__u64 sock = c->sock;
+
+	if (c->state != TAPIR_CONN_H2)
+		return;
+	c->state = TAPIR_CONN_IGNORED;
+	bpf_map_delete_elem(&h2_conns, &sock);
+	h2_notify(c, kind, err);
 }
 
 struct h2_args {
@@ -951,7 +971,8 @@ static __always_inline int tapir_h2_emit(struct h2_args *a, struct tapir_h2_conn
 	d &= 1;
 	if (len > TAPIR_H2_BLOCK_BYTES)
 		len = TAPIR_H2_BLOCK_BYTES;
-	if (len && bpf_probe_read_user(s->data, len, (void *)(s->seg_base + off))) {
+	if (len && bpf_probe_read_user(s->data, H2_BOUNDED(len, TAPIR_H2_BLOCK_BYTES),
+				       (void *)(s->seg_base + off))) {
 		h->lost[d] = 1;
 		return -1;
 	}
@@ -968,7 +989,9 @@ static __always_inline int tapir_h2_emit(struct h2_args *a, struct tapir_h2_conn
 	s->hdr.dir = d;
 	s->hdr.flags = flags | (h->lost[d] ? TAPIR_H2R_F_LOST : 0);
 	s->hdr.len = len;
-	if (bpf_ringbuf_output(&h2_events, &s->hdr, sizeof(s->hdr) + len,
+	if (bpf_ringbuf_output(&h2_events, &s->hdr,
+			       len ? sizeof(s->hdr) + H2_BOUNDED(len, TAPIR_H2_BLOCK_BYTES)
+				   : sizeof(s->hdr),
 			       bpf_ringbuf_query(&h2_events, BPF_RB_AVAIL_DATA) >= h2_wakeup_bytes
 				       ? BPF_RB_FORCE_WAKEUP
 				       : BPF_RB_NO_WAKEUP)) {
@@ -998,7 +1021,7 @@ static __always_inline int h2_next_seg(struct h2_scratch *s)
 	if (s->kind == IO_PLAIN && !s->iov_i) {
 		s->seg_base = s->buf;
 		s->seg_left = s->left;
-	} else if (s->kind == IO_IOV && s->iov_i < s->iovcnt && s->iov_i < TAPIR_MAX_IOV &&
+	} else if (s->kind == IO_IOV && s->iov_i < s->iovcnt && s->iov_i < H2_MAX_IOV &&
 		   !bpf_probe_read_user(&iov, sizeof(iov),
 					(void *)(s->buf + s->iov_i * sizeof(iov)))) {
 		s->seg_base = iov.base;
@@ -1031,7 +1054,7 @@ static long h2_cb(__u32 i, void *arg)
 		n = s->seg_left;
 	if (n > TH2_WIN)
 		n = TH2_WIN;
-	if (n && bpf_probe_read_user(s->win.b, n, (void *)s->seg_base))
+	if (n && bpf_probe_read_user(s->win.b, H2_BOUNDED(n, TH2_WIN), (void *)s->seg_base))
 		return 1;
 	used = (__u32)h2_step(&h->w[d], &s->win, n, s->seg_left, &s->ev);
 	if (tapir_h2_on_step(a, h, d, &s->ev))
@@ -1061,6 +1084,8 @@ static __always_inline int h2_begin(struct tapir_conn *c)
 		return -1;
 	}
 	c->state = TAPIR_CONN_H2;
+	/* Whatever the daemon still holds of a socket at this address is over. */
+	h2_notify(c, TAPIR_H2R_OPEN, 0);
 	return 0;
 }
 

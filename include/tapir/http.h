@@ -188,6 +188,7 @@ struct tapir_conn_out_event {
 #define TAPIR_H2R_GOAWAY 4 /* value: last stream id, value2: error code */
 #define TAPIR_H2R_ERROR	 5 /* frames lost (value: TH2_ERR_*; 0: not walked): the end */
 #define TAPIR_H2R_CLOSE	 6 /* the connection ended */
+#define TAPIR_H2R_OPEN	 7 /* a connection began: one still held at its address is over */
 
 #define TAPIR_H2R_F_END_HEADERS 0x01 /* the same values as user/sources/h2.h's */
 #define TAPIR_H2R_F_END_STREAM	0x02

@@ -279,6 +279,37 @@ static void test_framing_lost_drops_open_streams(void **state)
 	talk_free(&t);
 }
 
+/* A connection begins where one is still held (its end record was lost to a full ring): the old
+ * one's streams are dropped and counted, never reported as the new one's. */
+static void test_open_drops_a_stale_connection(void **state)
+{
+	static struct talk t;
+	struct done d = { 0 };
+	struct env env = { 0 };
+	uint64_t lost[TAPIR_H2_LOST_REASONS];
+	size_t k;
+
+	(void)state;
+	talk_grpc(&t, 0);
+	env.t = tapir_h2_track__new(16, on_done, &d);
+	assert_non_null(env.t);
+	for (k = 0; k < t.norder && t.order[k].dir == 0; k++)
+		;
+	replay(&env, &t, 0, k);
+	assert_int_equal(tapir_h2_track__conns(env.t), 1);
+	send_end(env.t, TAPIR_H2R_OPEN);
+	assert_int_equal(d.n, 0);
+	assert_int_equal(tapir_h2_track__conns(env.t), 0);
+	tapir_h2_track__lost(env.t, lost);
+	assert_int_equal(lost[TAPIR_H2_LOST_FRAMING], 4);
+	/* The new connection starts from nothing: its whole conversation comes out right. */
+	replay(&env, &t, 0, SIZE_MAX);
+	send_end(env.t, TAPIR_H2R_CLOSE);
+	check_conversation(&d);
+	tapir_h2_track__free(env.t);
+	talk_free(&t);
+}
+
 /* A record the ring had no room for: the next one of that direction says so, and the header
  * block it belonged to is given up, not decoded from half its bytes. */
 static void test_lost_record_gives_the_block_up(void **state)
@@ -365,6 +396,7 @@ int main(void)
 		cmocka_unit_test(test_conversation_to_requests),
 		cmocka_unit_test(test_framing_lost_drops_open_streams),
 		cmocka_unit_test(test_lost_record_gives_the_block_up),
+		cmocka_unit_test(test_open_drops_a_stale_connection),
 		cmocka_unit_test(test_connection_limit),
 		cmocka_unit_test(test_event_of_odd_results),
 	};

@@ -131,7 +131,9 @@ int tapir_h2_track__record(struct tapir_h2_track *t, const void *data, size_t si
 
 	if (size < sizeof(*e) || e->len > size - sizeof(*e))
 		return -EINVAL;
-	if (e->kind == TAPIR_H2R_CLOSE || e->kind == TAPIR_H2R_ERROR) {
+	if (e->kind == TAPIR_H2R_CLOSE || e->kind == TAPIR_H2R_ERROR || e->kind == TAPIR_H2R_OPEN) {
+		/* A connection still held where a new one begins lost its end record (a full
+		 * ring): its streams are dropped, never reported as the new one's. */
 		p = find(t, e->sock);
 		if (*p)
 			drop(t, p, e->kind == TAPIR_H2R_CLOSE, e->ts);
