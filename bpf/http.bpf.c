@@ -1089,16 +1089,27 @@ static __always_inline int h2_begin(struct tapir_conn *c)
 	return 0;
 }
 
-/* @len bytes read or written on HTTP/2 connection @c, through its walker of that direction. */
-static __always_inline void h2_io(struct tapir_conn *c, struct tapir_io *io, __u64 len)
+/*
+ * @len bytes read or written on HTTP/2 connection @c, through its walker of that direction. A
+ * global function: the verifier checks it, and its bpf_loop callback, once per program instead
+ * of once per path into it (Debian 6.1's budget is what the HTTP/1.x walk leaves).
+ */
+__noinline int h2_io(struct tapir_conn *c, struct tapir_io *io, __u64 len)
 {
 	struct h2_scratch *s = h2_get_scratch();
-	__u64 sock = c->sock;
-	struct tapir_h2_conn_state *h = bpf_map_lookup_elem(&h2_conns, &sock);
-	struct h2_args a = { .s = s, .h = h, .c = c };
+	struct tapir_h2_conn_state *h;
+	struct h2_args a;
+	__u64 sock;
 
-	if (!s || !h)
-		return;
+	if (!c || !io || !s)
+		return 0;
+	sock = c->sock;
+	h = bpf_map_lookup_elem(&h2_conns, &sock);
+	if (!h)
+		return 0;
+	a.s = s;
+	a.h = h;
+	a.c = c;
 	s->buf = io->buf;
 	s->kind = io->kind;
 	s->iovcnt = io->iovcnt;
@@ -1118,6 +1129,7 @@ static __always_inline void h2_io(struct tapir_conn *c, struct tapir_io *io, __u
 						   : TAPIR_STAT_H2_FRAMING);
 		h2_end(c, TAPIR_H2R_ERROR, s->err);
 	}
+	return 0;
 }
 #endif
 
@@ -1328,14 +1340,6 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 			return 0;
 	}
 	c->tgid = bpf_get_current_pid_tgid() >> 32;
-#ifndef TAPIR_COMPAT
-	if (c->state == TAPIR_CONN_H2) {
-		h2_io(c, io, ret);
-		return 0;
-	}
-#endif
-	if (c->state >= TAPIR_CONN_IGNORED)
-		return 0;
 	dir = (c->flags & TAPIR_CF_CLIENT) ? !io->dir : io->dir;
 	if (c->state == TAPIR_CONN_NEW && !(c->flags & TAPIR_CF_CLIENT)) {
 		/* Open before tapir started: where its frames begin is unknown. */
@@ -1347,14 +1351,22 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		if (!(c->flags & TAPIR_CF_PRESTART) &&
 		    (dir == DIR_IN ? starts_h2(io, ret) : starts_h2_settings(io, ret))) {
 #ifndef TAPIR_COMPAT
-			if (!h2_begin(c))
-				h2_io(c, io, ret);
+			if (h2_begin(c))
+				return 0;
 #else
 			tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_HTTP2);
-#endif
 			return 0;
+#endif
 		}
 	}
+#ifndef TAPIR_COMPAT
+	if (c->state == TAPIR_CONN_H2) {
+		h2_io(c, io, ret); /* one call site: its bpf_loop callback is verified once */
+		return 0;
+	}
+#endif
+	if (c->state >= TAPIR_CONN_IGNORED)
+		return 0;
 	if (c->state == TAPIR_CONN_NEW && dir == DIR_OUT && !(c->flags & TAPIR_CF_PRESTART)) {
 		tapir_conn_abandon(NULL, c,
 				   TAPIR_STAT_IGNORED_NOT_HTTP); /* the server spoke first */
