@@ -66,6 +66,9 @@ const volatile __u32 llm_req_bytes = 16384;
 const volatile __u32 llm_resp_bytes = 1 << 20;
 const volatile __u64 llm_wakeup_bytes = 1 << 20;
 const volatile __u64 h2_wakeup_bytes = 1 << 20; /* h2_events: wake the reader this full */
+/* Some rule has async rules (TAPIR_CF_HEADS connections may exist): without, the verifier drops
+ * the head capture's branch (the compat build's walk is near the 1M-instruction limit). */
+const volatile __u32 heads_on = 0;
 /* Fault injection for the tests (TAPIR_TEST_VERIFIER_REFUSE=1): a program the verifier must
  * refuse, so the degraded start is tested against a real refusal. */
 const volatile __u32 test_refuse = 0;
@@ -677,7 +680,7 @@ static __always_inline void llm_read(struct tapir_conn *c, struct tapir_walk *w)
 				api = llm_api_of[e];
 		}
 		/* Async rules are about the requests a server reads (no client has the flag). */
-		if (!api && (c->flags & TAPIR_CF_HEADS))
+		if (!api && heads_on && (c->flags & TAPIR_CF_HEADS))
 			api = TAPIR_API_HEAD;
 		if (api) {
 			if (!++c->llm_next)

@@ -544,6 +544,7 @@ static int http_agg_knobs(struct http_obj *h, const struct tapir_config *cfg)
 		(s)->rodata->llm_req_bytes = (cfg)->llm_request_head_bytes;          \
 		(s)->rodata->llm_resp_bytes = (cfg)->llm_response_bytes;             \
 		(s)->rodata->llm_wakeup_bytes = (cfg)->llm_ringbuf_bytes / 8;        \
+		(s)->rodata->heads_on = tapir_config__wants_heads(cfg);              \
 	} while (0)
 
 /*
