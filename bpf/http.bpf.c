@@ -1127,8 +1127,11 @@ __noinline int h2_io(struct tapir_conn *c, struct tapir_io *io, __u64 len)
 	if (io->kind != IO_BLIND)
 		bpf_loop(loop_max, h2_cb, &a, 0);
 	if (!s->done) {
-		/* No client preface after all: not HTTP/2 (a server that spoke first). */
+		/* No client preface after all: not HTTP/2 (a server that spoke first); a side whose
+		 * first frame is none: a connection that began HTTP/2 and left it (an echo server);
+		 * else frames lost. */
 		stat_inc(s->err == TH2_ERR_PREFACE ? TAPIR_STAT_IGNORED_NOT_HTTP
+			 : !h->seen[s->dir & 1]	   ? TAPIR_STAT_IGNORED_HTTP2
 						   : TAPIR_STAT_H2_FRAMING);
 		h2_end(c, TAPIR_H2R_ERROR, s->err);
 	}

@@ -26,7 +26,7 @@ struct tapir_h2_conn_state {
 	__u8 block_flags[2];  /* END_STREAM, PUSH of the block begun (TAPIR_H2R_F_*) */
 	__u8 cut[2];	      /* the rest of the current block is not handed over */
 	__u8 lost[2];	      /* block bytes were lost: the next record says so */
-	__u8 __pad[2];
+	__u8 seen[2];	      /* a whole, valid frame header came: this side speaks HTTP/2 */
 };
 
 /* A connection whose client preface is still to come, its server's frames from their start. */
@@ -80,6 +80,8 @@ TAPIR_INLINE int tapir_h2_on_step(TAPIR_H2_ENV *env, struct tapir_h2_conn_state 
 	__u8 type = ev->type, kind = ev->kind;
 
 	d &= 1;
+	if (kind == TH2_EV_FRAME)
+		h->seen[d] = 1;
 	if (kind == TH2_EV_FRAME && (type == TH2_HEADERS || type == TH2_PUSH_PROMISE)) {
 		h->block_flags[d] = type == TH2_PUSH_PROMISE	     ? TAPIR_H2R_F_PUSH
 				    : (ev->flags & TH2_F_END_STREAM) ? TAPIR_H2R_F_END_STREAM
