@@ -17,13 +17,13 @@ CONFIG      ?= config/tapir.yaml
 # user/ by role: the command and its wiring at the top, then bpf/ (loading), sources/ (where
 # figures come from), families/ (metric families), expo/ (exposition, endpoint), base/.
 USER_DIRS   := user user/bpf user/sources user/families user/expo user/base
-PKGS        := libbpf libelf zlib libmicrohttpd yaml-0.1 libcurl json-c gnutls libcrypt
+PKGS        := libbpf libelf zlib libmicrohttpd yaml-0.1 libcurl json-c gnutls libcrypt libnghttp2
 CFLAGS      ?= -O2 -g
 WARN        := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2
 ALL_CFLAGS  := $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -MMD -MP -Iinclude $(addprefix -I,$(USER_DIRS)) -I$(OUT) \
                -DTAPIR_VERSION='"$(VERSION)"' -DTAPIR_GIT_REV='"$(GIT_REV)"' \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -lmicrohttpd -lyaml -lcurl -ljson-c -lgnutls -lcrypt) \
+LDLIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -lmicrohttpd -lyaml -lcurl -ljson-c -lgnutls -lcrypt -lnghttp2) \
                -lpthread -lm -ldl
 BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unused-function \
                -Iinclude -I$(OUT) -mcpu=v3
@@ -103,10 +103,7 @@ $(OUT)/tests/test_%: tests/unit/test_%.c $(OUT)/libtapir.a | $(OUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< $(OUT)/libtapir.a $(LDLIBS) -lcmocka -o $@
 
-# HPACK is libnghttp2's; only the HTTP/2 tests (and fuzz_h2) link it until the daemon decodes
-# HTTP/2 itself.
-H2_TESTS    := $(OUT)/tests/test_h2 $(OUT)/tests/test_h2_frame $(OUT)/tests/test_h2_run
-$(H2_TESTS) $(patsubst $(OUT)/%,build-asan/%,$(H2_TESTS)): LDLIBS += -lnghttp2
+# HPACK is libnghttp2's (in PKGS: the daemon decodes HTTP/2 header blocks with it).
 
 $(OUT)/tests/%.bpf.o: tests/bpf/%.bpf.c $(VMLINUX_H) $(wildcard include/tapir/*.h tests/bpf/*.h) | $(OUT)/tests
 	$(call msg,BPF,$@)

@@ -18,6 +18,7 @@
 #endif
 
 #include "tapir/http.h"
+#include "tapir/h2_frame.h"
 #include "tapir.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -64,6 +65,7 @@ const volatile __u8 llm_api_of[TAPIR_LLM_PATHS] = {};
 const volatile __u32 llm_req_bytes = 16384;
 const volatile __u32 llm_resp_bytes = 1 << 20;
 const volatile __u64 llm_wakeup_bytes = 1 << 20;
+const volatile __u64 h2_wakeup_bytes = 1 << 20; /* h2_events: wake the reader this full */
 /* Some rule has async rules (TAPIR_CF_HEADS connections may exist): without, the verifier drops
  * the head capture's branch (the compat build's walk is near the 1M-instruction limit). */
 const volatile __u32 heads_on = 0;
@@ -217,6 +219,28 @@ struct {
 	__type(key, __u32);
 	__type(value, struct tapir_scratch);
 } scratch SEC(".maps");
+
+/* HTTP/2 (see "HTTP/2"): both frame walkers of a connection in TAPIR_CONN_H2, and the hook of
+ * include/tapir/h2_conn.h that hands what they find to h2_events. */
+struct h2_args;
+struct tapir_h2_conn_state;
+#define TAPIR_H2_ENV struct h2_args
+static __always_inline int tapir_h2_emit(struct h2_args *a, struct tapir_h2_conn_state *h, __u32 d,
+					 __u8 kind, __u32 sid, __u32 value, __u32 value2,
+					 __u8 flags, __u32 off, __u32 len);
+#include "tapir/h2_conn.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384); /* limits.max_connections (the loader) */
+	__type(key, __u64);	    /* struct tapir_conn_key */
+	__type(value, struct tapir_h2_conn_state);
+} h2_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20); /* limits.ringbuf_bytes (the loader) */
+} h2_events SEC(".maps");
 
 #ifdef TAPIR_COMPAT
 /*
@@ -783,6 +807,338 @@ static __always_inline void walk(void *ctx, struct tapir_conn_key *key, struct t
 	run_walk(ctx, &s->w, c, tails);
 }
 
+/*
+ * --- HTTP/2 -----------------------------------------------------------------------------------
+ *
+ * A server connection whose first bytes are the client preface is TAPIR_CONN_H2: the HTTP/1.x
+ * parsers never see it again, and each read and write steps that direction's frame walker
+ * (include/tapir/h2_frame.h, in h2_conns), one step per iteration of a bpf_loop, through a global
+ * function the verifier checks once. What user/sources/h2.c needs goes to h2_events as it is
+ * found; DATA payload is counted by length and never read. The compat build has no bpf_loop and
+ * cannot afford the walker inlined (one step costs 10,000 to 20,000 verifier instructions): there
+ * such a connection is counted ignored (http2) and left alone.
+ */
+#define H2_PRI 0x5448202a20495250ULL /* "PRI * HT", little-endian */
+/* iovecs walked per syscall: all a syscall takes (UIO_MAXIOV). gRPC's sendmsg gathers many
+ * frames; each iovec costs an iteration of the bpf_loop, not verifier time. */
+#define H2_MAX_IOV 1024
+/*
+ * @n (1..@max, a power of two) in a form whose bound the verifier of every kernel keeps: masked
+ * where it is used (6.1's loses a bound that a compare set on another register). The barrier
+ * keeps the compiler from proving the mask useless and dropping it.
+ */
+#define H2_BOUNDED(n, max)             \
+	({                             \
+		__u32 __n = (n)-1;     \
+		TAPIR_OPAQUE(__n);     \
+		(__n & ((max)-1)) + 1; \
+	})
+
+/* A frame walker's window as a type of its own, so the step function's verifier knows its size. */
+struct h2_win {
+	__u8 b[TH2_WIN];
+};
+
+/* A syscall's bytes through one direction's walker, and the record being built. */
+struct h2_scratch {
+	struct tapir_h2_rec hdr;
+	__u8 data[TAPIR_H2_BLOCK_BYTES]; /* right after hdr: the two go out as one record */
+	struct h2_win win;
+	struct tapir_h2_event ev;
+	struct tapir_h2_conn_state tmpl; /* a new connection, built here, not on the stack */
+	__u64 buf;			 /* user buffer, or iovec array */
+	__u64 seg_base;			 /* user address of the rest of the current segment */
+	__u64 seg_left;
+	__u64 left; /* bytes of the syscall not yet in a segment */
+	__u64 ts;
+	__u32 iov_i;
+	__u32 iovcnt;
+	__u32 err; /* TH2_ERR_* that stopped the walk */
+	__u8 kind;
+	__u8 dir;
+	__u8 done; /* every byte walked */
+	__u8 __pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct h2_scratch);
+} h2_scratch SEC(".maps");
+
+static __always_inline struct h2_scratch *h2_get_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&h2_scratch, &zero);
+}
+
+/* Do the first bytes of @io start the HTTP/2 client preface? */
+static __always_inline bool starts_h2(struct tapir_io *io, __u64 len)
+{
+	__u64 ubuf = io->buf, word = 0;
+
+	if (io->kind == IO_BLIND || len < 8)
+		return false;
+	if (io->kind == IO_IOV && bpf_probe_read_user(&ubuf, sizeof(ubuf), (void *)io->buf))
+		return false;
+	return !bpf_probe_read_user(&word, sizeof(word), (void *)ubuf) && word == H2_PRI;
+}
+
+/* Do the first bytes of @io look like a server's first HTTP/2 frame, SETTINGS (not an ACK)? */
+static __always_inline bool starts_h2_settings(struct tapir_io *io, __u64 len)
+{
+	__u64 ubuf = io->buf;
+	__u8 h[TH2_HEADER_LEN];
+	__u32 n;
+
+	if (io->kind == IO_BLIND || len < TH2_HEADER_LEN)
+		return false;
+	if (io->kind == IO_IOV && bpf_probe_read_user(&ubuf, sizeof(ubuf), (void *)io->buf))
+		return false;
+	if (bpf_probe_read_user(h, sizeof(h), (void *)ubuf))
+		return false;
+	n = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
+	return n % 6 == 0 && n <= 16 * 6 && h[3] == TH2_SETTINGS && h[4] == 0 && !h[5] && !h[6] &&
+	       !h[7] && !h[8];
+}
+
+/*
+ * Do the first bytes of @io look like an HTTP/2 frame header (a length within the default
+ * maximum, a known type, the reserved bit clear)? Asked of connections open before tapir
+ * started, whose frame boundaries it cannot know: they are counted and left alone.
+ */
+static __always_inline bool looks_h2_frame(struct tapir_io *io, __u64 len)
+{
+	__u64 ubuf = io->buf;
+	__u8 h[TH2_HEADER_LEN];
+
+	if (io->kind == IO_BLIND || len < TH2_HEADER_LEN)
+		return false;
+	if (io->kind == IO_IOV && bpf_probe_read_user(&ubuf, sizeof(ubuf), (void *)io->buf))
+		return false;
+	if (bpf_probe_read_user(h, sizeof(h), (void *)ubuf))
+		return false;
+	return h[0] == 0 && h[1] <= 0x40 && h[3] <= TH2_CONTINUATION && !(h[5] & 0x80);
+}
+
+/* A record of connection @c with no stream: its start, its end (@kind), or its frames lost. */
+static __always_inline void h2_notify(struct tapir_conn *c, __u8 kind, __u32 err)
+{
+	struct tapir_h2_rec *e = bpf_ringbuf_reserve(&h2_events, sizeof(*e), 0);
+
+	if (!e) {
+		stat_inc(TAPIR_STAT_H2_RINGBUF);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->type = TAPIR_REC_H2;
+	e->labels_id = c->labels_id;
+	e->sock = c->sock;
+	e->cgroup_id = c->cgroup_id;
+	e->ts = bpf_ktime_get_ns();
+	e->tgid = c->tgid;
+	e->kind = kind;
+	e->value = err;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* The connection ended, or its frames were lost (@kind, @err): the daemon is told, the walkers
+ * go. */
+static __always_inline void h2_end(struct tapir_conn *c, __u8 kind, __u32 err)
+{
+	__u64 sock = c->sock;
+
+	if (c->state != TAPIR_CONN_H2)
+		return;
+	c->state = TAPIR_CONN_IGNORED;
+	bpf_map_delete_elem(&h2_conns, &sock);
+	h2_notify(c, kind, err);
+}
+
+struct h2_args {
+	struct h2_scratch *s;
+	struct tapir_h2_conn_state *h;
+	struct tapir_conn *c;
+};
+
+/* A record of direction @d into h2_events, with @len bytes at @off of the step's for a block. */
+static __always_inline int tapir_h2_emit(struct h2_args *a, struct tapir_h2_conn_state *h, __u32 d,
+					 __u8 kind, __u32 sid, __u32 value, __u32 value2,
+					 __u8 flags, __u32 off, __u32 len)
+{
+	struct h2_scratch *s = a->s;
+	struct tapir_conn *c = a->c;
+
+	d &= 1;
+	if (len > TAPIR_H2_BLOCK_BYTES)
+		len = TAPIR_H2_BLOCK_BYTES;
+	if (len && bpf_probe_read_user(s->data, H2_BOUNDED(len, TAPIR_H2_BLOCK_BYTES),
+				       (void *)(s->seg_base + off))) {
+		h->lost[d] = 1;
+		return -1;
+	}
+	s->hdr.type = TAPIR_REC_H2;
+	s->hdr.labels_id = c->labels_id;
+	s->hdr.sock = c->sock;
+	s->hdr.cgroup_id = c->cgroup_id;
+	s->hdr.ts = s->ts;
+	s->hdr.stream_id = sid;
+	s->hdr.value = value;
+	s->hdr.value2 = value2;
+	s->hdr.tgid = c->tgid;
+	s->hdr.kind = kind;
+	s->hdr.dir = d;
+	s->hdr.flags = flags | (h->lost[d] ? TAPIR_H2R_F_LOST : 0);
+	s->hdr.len = len;
+	if (bpf_ringbuf_output(&h2_events, &s->hdr,
+			       len ? sizeof(s->hdr) + H2_BOUNDED(len, TAPIR_H2_BLOCK_BYTES)
+				   : sizeof(s->hdr),
+			       bpf_ringbuf_query(&h2_events, BPF_RB_AVAIL_DATA) >= h2_wakeup_bytes
+				       ? BPF_RB_FORCE_WAKEUP
+				       : BPF_RB_NO_WAKEUP)) {
+		stat_inc(TAPIR_STAT_H2_RINGBUF);
+		h->lost[d] = 1;
+		return -1;
+	}
+	h->lost[d] = 0;
+	return 0;
+}
+
+#ifndef TAPIR_COMPAT
+/* One step of a walker: a global function, verified once (see h2_frame.h). */
+__noinline int h2_step(struct tapir_h2_walker *w, struct h2_win *win, __u32 wlen, __u64 left,
+		       struct tapir_h2_event *ev)
+{
+	if (!w || !win || !ev)
+		return 0;
+	return tapir_h2_step(w, win->b, wlen, left, ev);
+}
+
+/* The next segment of the syscall; 1 when there is none (every byte walked, or unreadable). */
+static __always_inline int h2_next_seg(struct h2_scratch *s)
+{
+	struct tapir_iovec iov;
+
+	if (s->kind == IO_PLAIN && !s->iov_i) {
+		s->seg_base = s->buf;
+		s->seg_left = s->left;
+	} else if (s->kind == IO_IOV && s->iov_i < s->iovcnt && s->iov_i < H2_MAX_IOV &&
+		   !bpf_probe_read_user(&iov, sizeof(iov),
+					(void *)(s->buf + s->iov_i * sizeof(iov)))) {
+		s->seg_base = iov.base;
+		s->seg_left = iov.len < s->left ? iov.len : s->left;
+	} else {
+		return 1;
+	}
+	s->left -= s->seg_left;
+	s->iov_i++;
+	return 0;
+}
+
+static long h2_cb(__u32 i, void *arg)
+{
+	struct h2_args *a = arg;
+	struct h2_scratch *s = a->s;
+	struct tapir_h2_conn_state *h = a->h;
+	__u32 d = s->dir & 1, n;
+	__u64 used;
+
+	if (!s->seg_left) {
+		if (!s->left) {
+			s->done = 1;
+			return 1;
+		}
+		return h2_next_seg(s);
+	}
+	n = tapir_h2_need(&h->w[d]);
+	if (n > s->seg_left)
+		n = s->seg_left;
+	if (n > TH2_WIN)
+		n = TH2_WIN;
+	if (n && bpf_probe_read_user(s->win.b, H2_BOUNDED(n, TH2_WIN), (void *)s->seg_base))
+		return 1;
+	used = (__u32)h2_step(&h->w[d], &s->win, n, s->seg_left, &s->ev);
+	if (tapir_h2_on_step(a, h, d, &s->ev))
+		stat_inc(TAPIR_STAT_H2_BLOCK_CAP);
+	if (s->ev.kind == TH2_EV_ERROR || !used) {
+		s->err = s->ev.kind == TH2_EV_ERROR ? s->ev.value : 0;
+		return 1;
+	}
+	if (used > s->seg_left)
+		used = s->seg_left;
+	s->seg_base += used;
+	s->seg_left -= used;
+	return 0;
+}
+
+/* A new HTTP/2 connection: its walkers, before its first read is walked. */
+static __always_inline int h2_begin(struct tapir_conn *c)
+{
+	struct h2_scratch *s = h2_get_scratch();
+	__u64 sock = c->sock;
+
+	if (!s)
+		return -1;
+	tapir_h2_conn_init(&s->tmpl);
+	if (bpf_map_update_elem(&h2_conns, &sock, &s->tmpl, BPF_ANY)) {
+		tapir_conn_abandon(NULL, c, TAPIR_STAT_H2_UNTRACKED);
+		return -1;
+	}
+	c->state = TAPIR_CONN_H2;
+	/* Whatever the daemon still holds of a socket at this address is over. */
+	h2_notify(c, TAPIR_H2R_OPEN, 0);
+	return 0;
+}
+
+/*
+ * @len bytes read or written on HTTP/2 connection @c, through its walker of that direction. A
+ * global function: the verifier checks it, and its bpf_loop callback, once per program instead
+ * of once per path into it (Debian 6.1's budget is what the HTTP/1.x walk leaves).
+ */
+__noinline int h2_io(struct tapir_conn *c, struct tapir_io *io, __u64 len)
+{
+	struct h2_scratch *s = h2_get_scratch();
+	struct tapir_h2_conn_state *h;
+	struct h2_args a;
+	__u64 sock;
+
+	if (!c || !io || !s)
+		return 0;
+	sock = c->sock;
+	h = bpf_map_lookup_elem(&h2_conns, &sock);
+	if (!h)
+		return 0;
+	a.s = s;
+	a.h = h;
+	a.c = c;
+	s->buf = io->buf;
+	s->kind = io->kind;
+	s->iovcnt = io->iovcnt;
+	s->iov_i = 0;
+	s->left = len;
+	s->seg_left = 0;
+	s->dir = io->dir;
+	s->done = 0;
+	s->err = 0;
+	/* A request's bytes count when read, an answer's when its write began. */
+	s->ts = io->dir == DIR_IN && !io->at_call ? bpf_ktime_get_ns() : io->ts;
+	if (io->kind != IO_BLIND)
+		bpf_loop(loop_max, h2_cb, &a, 0);
+	if (!s->done) {
+		/* No client preface after all: not HTTP/2 (a server that spoke first); a side whose
+		 * first frame is none: a connection that began HTTP/2 and left it (an echo server);
+		 * else frames lost. */
+		stat_inc(s->err == TH2_ERR_PREFACE ? TAPIR_STAT_IGNORED_NOT_HTTP
+			 : !h->seen[s->dir & 1]	   ? TAPIR_STAT_IGNORED_HTTP2
+						   : TAPIR_STAT_H2_FRAMING);
+		h2_end(c, TAPIR_H2R_ERROR, s->err);
+	}
+	return 0;
+}
+#endif
+
 /* A connection of cgroup @cgid, nothing read yet, in @t. */
 static __always_inline void conn_init(struct tapir_conn *t, __u32 labels_id, __u64 cgid, __u8 state,
 				      __u8 flags)
@@ -989,10 +1345,34 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		if (!c)
 			return 0;
 	}
-	if (c->state >= TAPIR_CONN_IGNORED)
-		return 0;
 	c->tgid = bpf_get_current_pid_tgid() >> 32;
 	dir = (c->flags & TAPIR_CF_CLIENT) ? !io->dir : io->dir;
+	if (c->state == TAPIR_CONN_NEW && !(c->flags & TAPIR_CF_CLIENT)) {
+		/* Open before tapir started: where its frames begin is unknown. */
+		if ((c->flags & TAPIR_CF_PRESTART) && looks_h2_frame(io, ret)) {
+			tapir_conn_abandon(NULL, c, TAPIR_STAT_H2_PRESTART);
+			return 0;
+		}
+		/* The client's preface, or the server's SETTINGS, which it may send first. */
+		if (!(c->flags & TAPIR_CF_PRESTART) &&
+		    (dir == DIR_IN ? starts_h2(io, ret) : starts_h2_settings(io, ret))) {
+#ifndef TAPIR_COMPAT
+			if (h2_begin(c))
+				return 0;
+#else
+			tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_HTTP2);
+			return 0;
+#endif
+		}
+	}
+#ifndef TAPIR_COMPAT
+	if (c->state == TAPIR_CONN_H2) {
+		h2_io(c, io, ret); /* one call site: its bpf_loop callback is verified once */
+		return 0;
+	}
+#endif
+	if (c->state >= TAPIR_CONN_IGNORED)
+		return 0;
 	if (c->state == TAPIR_CONN_NEW && dir == DIR_OUT && !(c->flags & TAPIR_CF_PRESTART)) {
 		tapir_conn_abandon(NULL, c,
 				   TAPIR_STAT_IGNORED_NOT_HTTP); /* the server spoke first */
@@ -1007,6 +1387,7 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_SELF);
 		return 0;
 	}
+
 	if (llm_on && dir == DIR_OUT)
 		llm_answer(c, io, ret);
 	walk(ctx, &key, io, dir, ret, c, tails);
@@ -1045,6 +1426,7 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		if (c) {
 			/* The address of a socket whose end we did not see: settle it. */
 			stat_inc(TAPIR_STAT_CONN_REPLACED);
+			h2_end(c, TAPIR_H2R_CLOSE, 0);
 			tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
 		}
 		if (ctx->oldstate == TCP_SYN_RECV) {
@@ -1086,6 +1468,7 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		if (have_destroy_tp)
 			return 0;
 	}
+	h2_end(c, TAPIR_H2R_CLOSE, 0);
 	tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
 	if (outbound_on && (c->flags & TAPIR_CF_CLIENT))
 		conn_out_event(key.sock, 0);
@@ -1102,6 +1485,7 @@ int http_sock_destroy(struct trace_event_raw_tcp_event_sk *ctx)
 
 	if (!c)
 		return 0;
+	h2_end(c, TAPIR_H2R_CLOSE, 0);
 	tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
 	if (outbound_on && (c->flags & TAPIR_CF_CLIENT))
 		conn_out_event(key.sock, 0);
@@ -1127,7 +1511,7 @@ static __always_inline int enter_io(__u32 fd, __u64 buf, __u32 iovcnt, __u8 kind
 		return 0; /* a file, a pipe: not a socket */
 	key.sock = (__u64)sk;
 	c = bpf_map_lookup_elem(&conns, &key);
-	if (c && c->state >= TAPIR_CONN_IGNORED)
+	if (c && c->state >= TAPIR_CONN_IGNORED && c->state != TAPIR_CONN_H2)
 		return 0; /* not HTTP/1.x, or no longer */
 	io.buf = buf;
 	io.ts = bpf_ktime_get_ns();
@@ -1330,7 +1714,7 @@ static __always_inline int sock_io(void *ctx, struct sock *sk, long ret, int fla
 	if ((__u32)(id >> 32) == self_tgid || !current_watched())
 		return 0;
 	c = bpf_map_lookup_elem(&conns, &key);
-	if (c && c->state >= TAPIR_CONN_IGNORED)
+	if (c && c->state >= TAPIR_CONN_IGNORED && c->state != TAPIR_CONN_H2)
 		return 0;
 	if (ret <= 0) {
 		if (c && ((ret == 0 && dir == DIR_IN) || ret == -ECONNRESET || ret == -EPIPE))

@@ -7,7 +7,7 @@
 #   VERSION: a prefix of a Debian kernel version (5.10, 6.1, 6.12, 7), "newest" or "host".
 #   Default: 5.10 6.1 6.12 newest host, and 5.15 and 6.8 where a Debian suite carries them.
 # Environment: MATRIX_TIMEOUT (seconds per guest, 300), MATRIX_JOBS (guests at once: CPUs / 2),
-#   MATRIX_SMP (vCPUs per guest, 2), MATRIX_SERVERS (servers driven, "nginx httpd llm out"),
+#   MATRIX_SMP (vCPUs per guest, 2), MATRIX_SERVERS (servers driven, "nginx httpd llm out h2"),
 #   MATRIX_HOST_PORT (first port on the host, 19464).
 # Kernel packages come from the Debian mirror this machine's apt sources name, through a private
 # apt configuration under build/kernel-matrix/apt (the machine's own apt state is not touched),
@@ -28,7 +28,7 @@ JOBS=${MATRIX_JOBS:-$(($(nproc) / SMP > 0 ? $(nproc) / SMP : 1))}
 # socket, so that copy is the same connection.
 # llm: tools/llm_server.c, a stand-in vLLM, through busybox wget.
 # out: outbound requests, from http_client in a watched cgroup to an nginx outside them.
-export MATRIX_SERVERS=${MATRIX_SERVERS:-nginx httpd llm out}
+export MATRIX_SERVERS=${MATRIX_SERVERS:-nginx httpd llm out h2}
 # Debian suites searched for kernels, oldest first; a suite the mirror lacks is skipped.
 SUITES=(bullseye bookworm bookworm-backports trixie trixie-backports)
 # Kernels run where Debian has them; the GPU fleet runs them (Ubuntu 22.04 and COS: 5.15,
@@ -216,18 +216,23 @@ fetch_kernel() {
 # --- the initramfs: busybox, tapir, nginx, the client, llm_server, their libraries, the guest ---
 
 build_initramfs() {
-	local dir=$OUT/initramfs bin lib
+	local dir=$OUT/initramfs bin lib h2bins
 	rm -rf "$dir"
 	mkdir -p "$dir"/{bin,proc,sys,dev,tmp,etc}
 	cp "$(command -v busybox)" "$dir/bin/busybox"
 	ln -s busybox "$dir/bin/sh" # the interpreter of /init; it installs the other applets
 	cp build/tapir build/tests/http_client build/tools/llm_server "$(command -v nginx)" \
 		"$(command -v bpftool)" "$dir/"
+	# HTTP/2: nghttpd and h2load (nghttp2-server, nghttp2-client), where this machine has them.
+	h2bins=$(command -v nghttpd h2load || true)
+	# shellcheck disable=SC2086 # none, one or two paths
+	[ -z "$h2bins" ] || cp $h2bins "$dir/"
 	cp tools/matrix-guest.sh "$dir/init"
 	chmod +x "$dir/init"
 	# Every library they load, the dynamic loader included (busybox-static needs none).
+	# shellcheck disable=SC2086 # $h2bins: none, one or two paths
 	for bin in build/tapir build/tests/http_client build/tools/llm_server "$(command -v nginx)" \
-		"$(command -v busybox)" "$(command -v bpftool)"; do
+		"$(command -v busybox)" "$(command -v bpftool)" $h2bins; do
 		{ ldd "$bin" 2>/dev/null || true; } | awk '/=> \// { print $3 } /^\t\/[^ ]*ld-linux/ { print $1 }'
 	done | sort -u | while read -r lib; do
 		mkdir -p "$dir$(dirname "$lib")"
@@ -365,6 +370,7 @@ report() {
 			"$(kv attached)$([ "$k" = none ] || echo " (not: ${k//,/, })") | $(kv sent) |" \
 			"$(kv counted) | $(kv llm_sent) / $(kv llm_counted) |" \
 			"$(kv out_sent) / $(kv out_counted) |" \
+			"$(kv h2_sent) / $(kv h2_counted) |" \
 			"$(dd_tax "$(kv dd_cs)" "$(kv dd_runs)") |" \
 			"$(kv nginx_cpu_us | sed 's|,| / |') | $(kv result) |" >>"$OUT/table.md"
 	done < <(grep -a '^MATRIX-RESULT' "$file" | tr -d '\r')
@@ -379,7 +385,7 @@ report() {
 		[ -n "$k" ] || k=$(grep -a -E 'Kernel panic|Failed to execute|Oops|BUG:' "$file" | tail -n 1)
 		why+=" (last: $(tr -d '\r' <<<"${k:-nothing}" | sed 's/^\[ *[0-9.]*\] //'))"
 		whys+="${whys:+; }$why"
-		echo "| $kernel$([ -z "$label" ] || echo " ($label)") | - | - | - | - | - | - | - | - | FAIL: ${why//|/\\|} |" >>"$OUT/table.md"
+		echo "| $kernel$([ -z "$label" ] || echo " ($label)") | - | - | - | - | - | - | - | - | - | FAIL: ${why//|/\\|} |" >>"$OUT/table.md"
 	fi
 	[ ! -f "${file%.log}.timed-out.log" ] || whys+="${whys:+; }booted twice: the first guest stalled without a result"
 	[ ! -f "${file%.log}.died.log" ] ||
@@ -438,8 +444,8 @@ main() {
 	ACCEL=$(accel)
 	log "qemu: $ACCEL, $SMP vCPUs, $JOBS guests at once, $TIMEOUT s each"
 	{
-		echo "| kernel | HTTP build/hooks (forced) | programs attached | requests sent | counted | LLM tokens in/out/estimated: wget / tapir | outbound requests/404/named/LLM tokens in/out: client / tapir | dd bs=1 with / without tapir | nginx CPU us/req with / without | result |"
-		echo "|---|---|---|---:|---:|---:|---:|---:|---:|---|"
+		echo "| kernel | HTTP build/hooks (forced) | programs attached | requests sent | counted | LLM tokens in/out/estimated: wget / tapir | outbound requests/404/named/LLM tokens in/out: client / tapir | HTTP/2 requests/404/bytes/ignored: h2load / tapir | dd bs=1 with / without tapir | nginx CPU us/req with / without | result |"
+		echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
 	} >"$OUT/table.md"
 	for id in "${ids[@]}"; do
 		[ "$id" != host ] || continue

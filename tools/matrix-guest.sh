@@ -12,16 +12,16 @@
 #   MATRIX_CGREL    nginx's test cgroup, relative to the mount [/matrix]; busybox httpd runs in
 #                   MATRIX_CGREL-httpd, llm_server in MATRIX_CGREL-llm, the outbound client in
 #                   MATRIX_CGREL-out, and the nginx it calls in MATRIX_CGREL-remote, which no
-#                   rule watches
+#                   rule watches; nghttpd (HTTP/2) in MATRIX_CGREL-h2
 #   MATRIX_TMP      scratch directory [/tmp]
-#   MATRIX_PORT0    first of the five ports used (tapir, nginx, httpd, llm_server, the remote
-#                   nginx) [9464]
+#   MATRIX_PORT0    first of the seven ports used (tapir, nginx, httpd, llm_server, the remote
+#                   nginx, the remote llm_server, nghttpd) [9464]
 #   MATRIX_VARIANT  tapir --bpf-variant [auto]
 #   MATRIX_HOOKS    tapir --bpf-hooks [auto]
 #   MATRIX_DD_BYTES bytes of the dd bs=1 runs that time the tax on file I/O [400000]
 #   MATRIX_CPU_REQUESTS keep-alive requests that time nginx's CPU per request [1000]
-#   MATRIX_SERVERS  the servers driven, separated by spaces or commas [nginx httpd llm out]
-#                   (out: the outbound case)
+#   MATRIX_SERVERS  the servers driven, separated by spaces or commas [nginx httpd llm out h2]
+#                   (out: the outbound case; h2: nghttpd driven by h2load, where both exist)
 #   MATRIX_START_S  seconds tapir may take to serve /metrics [240]: TCG verifies slowly
 # busybox's applets come first in PATH on both sides, so the VM and the host run the same tools.
 # Prints "MATRIX-RESULT kernel=K variant=V forced=F attached=A/T notattached=PROG:REASON,...
@@ -39,6 +39,11 @@
 # out not driven); tapir's figures must equal the clients' for every status and destination.
 # nginx_cpu_us=WITH,WITHOUT: nginx's CPU per keep-alive request with tapir's programs attached
 # and after tapir stopped.
+# h2_sent=REQ/404/BYTES/IGNORED and h2_counted=...: HTTP/2 requests to nghttpd (h2c, prior
+# knowledge), those answered 404 and their DATA bytes, as h2load counted them, and the HTTP/2
+# connections tapir should count ignored; tapir's figures: baseten_* of matrix-h2 and
+# tapir_ignored_connections_total{reason="http2"}. The loop build follows each stream (IGNORED
+# 0); the compat build follows none and counts every connection ignored ("-": h2 not driven).
 # As /init it checks the build tapir picks, the loop build on syscall hooks (the socket-layer
 # hooks' baseline in the same VM), then the compat build, and powers off.
 
@@ -75,14 +80,16 @@ FORCED=$VARIANT
 DD_BYTES=${MATRIX_DD_BYTES:-400000}
 CPU_REQUESTS=${MATRIX_CPU_REQUESTS:-1000}
 # Commas too: the kernel command line that carries it into the VM splits words at spaces.
-SERVERS=$(echo "${MATRIX_SERVERS:-nginx httpd llm out}" | tr ',' ' ')
+SERVERS=$(echo "${MATRIX_SERVERS:-nginx httpd llm out h2}" | tr ',' ' ')
 START_S=${MATRIX_START_S:-240}
 P0=${MATRIX_PORT0:-9464}
 TP=$P0 NGX=$((P0 + 1)) HTTPD=$((P0 + 2)) LLM=$((P0 + 3)) REMOTE=$((P0 + 4)) REMOTE_LLM=$((P0 + 5))
+H2=$((P0 + 6))
 CG_NGX=$CGROOT$CGREL
 CG_HTTPD=$CGROOT$CGREL-httpd
 CG_LLM=$CGROOT$CGREL-llm
 CG_OUT=$CGROOT$CGREL-out
+CG_H2=$CGROOT$CGREL-h2
 # A sibling of the watched cgroups that no rule names: a rule watches its cgroup and those below.
 CG_REMOTE=$CGROOT$CGREL-remote
 CLIENT=$ROOT/http_client
@@ -95,6 +102,14 @@ mkdir -p "$TMP"
 say() { echo "matrix-guest: $*"; }
 fail() { why="${why:+$why; }$*"; }
 serving() { case " $SERVERS " in *" $1 "*) return 0 ;; esac; return 1; }
+NGHTTPD=$ROOT/nghttpd H2LOAD=$ROOT/h2load
+[ -x "$NGHTTPD" ] || NGHTTPD=$(command -v nghttpd)
+[ -x "$H2LOAD" ] || H2LOAD=$(command -v h2load)
+# HTTP/2 where the initramfs (or the host) has nghttpd and h2load.
+if serving h2 && { [ -z "$NGHTTPD" ] || [ -z "$H2LOAD" ]; }; then
+	say "no nghttpd or h2load: the HTTP/2 case is not driven"
+	SERVERS=$(echo " $SERVERS " | sed 's/ h2 / /')
+fi
 
 # Kills what runs in a test cgroup and removes it; a process killed with -9 may take a moment to
 # leave, and rmdir fails until it has (cgroup files have no size: read them to know).
@@ -170,13 +185,14 @@ finish() {
 	drop_cgroup "$CG_LLM"
 	drop_cgroup "$CG_OUT"
 	drop_cgroup "$CG_REMOTE"
+	drop_cgroup "$CG_H2"
 	# The console relay ends with tapir's output.
 	[ -z "$relay_pid" ] || wait "$relay_pid"
 	result=PASS
 	[ -n "$why" ] && result=FAIL
 	if [ "$result" != PASS ] && [ -s "$TMP/metrics" ]; then
 		echo "---- last scrape: series of the test cgroups and loss counters above 0"
-		grep -E '^(baseten_(inference_requests_total|re(quest|sponse)_size_bytes_(sum|count)|llm_(in|out)put_tokens_total)\{.*model_name="matrix|tapir_llm_usage_estimated_total\{.*model_name="matrix|tapir_outbound_requests_total\{.*model_name="matrix|tapir_(records_lost|parse_failures|connections_evicted|records_unlabelled|llm_requests_unparsed|llm_payload_lost)_total)' \
+		grep -E '^(baseten_(inference_requests_total|re(quest|sponse)_size_bytes_(sum|count)|llm_(in|out)put_tokens_total)\{.*model_name="matrix|tapir_llm_usage_estimated_total\{.*model_name="matrix|tapir_outbound_requests_total\{.*model_name="matrix|tapir_(records_lost|parse_failures|connections_evicted|records_unlabelled|llm_requests_unparsed|llm_payload_lost|http2_lost|ignored_connections)_total)' \
 			"$TMP/metrics" | grep -v ' 0$'
 	fi
 	echo "MATRIX-RESULT kernel=$KERNEL variant=${variant:-none} forced=$FORCED" \
@@ -184,6 +200,7 @@ finish() {
 		"sent=${sent:-0} counted=${counted:-0}" \
 		"llm_sent=${llm_sent:--} llm_counted=${llm_counted:--}" \
 		"out_sent=${out_sent:--} out_counted=${out_counted:--}" \
+		"h2_sent=${h2_sent:--} h2_counted=${h2_counted:--}" \
 		"dd_cs=${dd_b1:-0},${dd_t1:-0},${dd_t2:-0},${dd_b2:-0} dd_runs=${dd_runs:--}" \
 		"nginx_cpu_us=${cpu_with:--},${cpu_without:--}" \
 		"result=$result why=${why:-none}"
@@ -216,7 +233,7 @@ metric() {
 
 # --- tapir, with a rule per server cgroup, its log relayed to the console -----------------------
 
-mkdir -p "$CG_NGX" "$CG_HTTPD" "$CG_LLM" "$CG_OUT" "$CG_REMOTE" || {
+mkdir -p "$CG_NGX" "$CG_HTTPD" "$CG_LLM" "$CG_OUT" "$CG_REMOTE" "$CG_H2" || {
 	fail "cannot create the test cgroups under $CGROOT"
 	finish
 }
@@ -231,6 +248,8 @@ deployments:
     labels: {model_name: "matrix-llm"}
   - cgroup: "$CGREL-out"
     labels: {model_name: "matrix-out"}
+  - cgroup: "$CGREL-h2"
+    labels: {model_name: "matrix-h2"}
 outbound:
   enabled: true
   destinations:
@@ -361,6 +380,11 @@ if serving httpd; then
 	: >"$TMP/httpd.conf"
 	(echo 0 >"$CG_HTTPD/cgroup.procs" &&
 		exec httpd -f -p "127.0.0.1:$HTTPD" -h "$TMP/www" -c "$TMP/httpd.conf") &
+fi
+if serving h2; then
+	# h2c with prior knowledge: nghttpd's first write is its SETTINGS, before the client's.
+	(echo 0 >"$CG_H2/cgroup.procs" && exec "$NGHTTPD" --no-tls -a 127.0.0.1 -d "$TMP/www" "$H2") \
+		>"$TMP/nghttpd.log" 2>&1 &
 fi
 if serving llm; then
 	# A token event every 2 ms: real gaps between events, short streams even under TCG.
@@ -507,9 +531,44 @@ if serving out; then
 	out_sent="$out_sent/${api_requests:-0}/${out_llm_sent:--}"
 fi
 
+# HTTP/2: h2load's own tallies (requests done, 2xx, 4xx, DATA bytes) and the connections it made.
+h2run() { # h2run NAME CONNECTIONS ARGS...: one h2load run; 1 when it made no request
+	name=$1 conns=$2
+	shift 2
+	out=$(timeout 60 "$H2LOAD" "$@" 2>&1)
+	d=$(echo "$out" | sed -n 's/^requests: [0-9]* total, [0-9]* started, \([0-9]*\) done.*/\1/p')
+	ok=$(echo "$out" | sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p')
+	nf=$(echo "$out" | sed -n 's/^status codes: .* \([0-9]*\) 4xx.*/\1/p')
+	data=$(echo "$out" | sed -n 's/^traffic: .*(\([0-9]*\)) data.*/\1/p')
+	[ -n "$d" ] && [ "$d" -gt 0 ] && [ -n "$ok" ] && [ -n "$nf" ] && [ -n "$data" ] || return 1
+	add h2 "h2load $name" "requests=$d status_200=$ok status_404=$nf bytes_in=$data conns=$conns"
+}
+if serving h2; then
+	i=0
+	until h2run ready 1 -n 1 -c 1 "http://127.0.0.1:$H2/1k.html"; do
+		i=$((i + 1))
+		[ "$i" -lt 150 ] || {
+			fail "no nghttpd on port $H2: $(tail -n 1 "$TMP/nghttpd.log")"
+			break
+		}
+		sleep 0.2
+	done
+	# Two connections, 100 streams in flight on each; one connection, one stream at a time.
+	h2run concurrent 2 -n 300 -c 2 -m 100 "http://127.0.0.1:$H2/1k.html" \
+		"http://127.0.0.1:$H2/index.html" "http://127.0.0.1:$H2/missing" ||
+		fail "h2load concurrent: $(echo "$out" | tail -n 2 | tr '\n' ' ')"
+	h2run serial 1 -n 20 -c 1 -m 1 "http://127.0.0.1:$H2/index.html" \
+		"http://127.0.0.1:$H2/missing" || fail "h2load serial: $(echo "$out" | tail -n 2 | tr '\n' ' ')"
+fi
+
 # --- the figures --------------------------------------------------------------------------------
 
 sent=$((${ngx_requests:-0} + ${htd_requests:-0} + ${llm_requests:-0}))
+# The loop build follows HTTP/2; the compat build counts its connections ignored.
+case "$variant" in
+loop*) sent=$((sent + ${h2_requests:-0})) h2_follow=1 ;;
+*) h2_follow=0 ;;
+esac
 # tapir drains its ring every 50 ms and settles what a dead process left every second: poll until
 # everything is in, then once more a little later to catch anything counted twice.
 i=0
@@ -638,8 +697,23 @@ check_out() {
 ! serving httpd || check matrix-httpd htd
 ! serving llm || check_llm
 ! serving out || check_out
+if serving h2; then
+	m='model_name="matrix-h2"'
+	if [ "$h2_follow" = 1 ]; then
+		h2_sent="${h2_requests:-0}/${h2_status_404:-0}/${h2_bytes_in:-0}/0"
+	else
+		h2_sent="0/0/0/${h2_conns:-0}"
+	fi
+	h2_counted="$(metric baseten_inference_requests_total "$m")/$(metric baseten_inference_requests_total "$m" 'status_code="404"')"
+	h2_counted="$h2_counted/$(metric baseten_response_size_bytes_sum "$m")/$(metric tapir_ignored_connections_total 'reason="http2"')"
+	say "matrix-h2: h2load requests/404/bytes, connections ignored $h2_sent; tapir counted $h2_counted"
+	[ "$h2_counted" = "$h2_sent" ] ||
+		fail "matrix-h2: requests/404/bytes/ignored: h2load $h2_sent, tapir $h2_counted"
+	[ "$h2_follow" = 0 ] || check matrix-h2 h2
+fi
 for fam in tapir_records_lost_total tapir_parse_failures_total tapir_connections_evicted_total \
-	tapir_records_unlabelled_total tapir_llm_requests_unparsed_total tapir_llm_payload_lost_total; do
+	tapir_records_unlabelled_total tapir_llm_requests_unparsed_total tapir_llm_payload_lost_total \
+	tapir_http2_lost_total; do
 	v=$(metric "$fam")
 	[ "$v" -eq 0 ] || fail "$fam $v: $(grep "^$fam" "$TMP/metrics" | grep -v ' 0$' | sed 's/^[a-z_]*//' | tr '\n' ' ' | sed 's/ $//')"
 done

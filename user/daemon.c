@@ -30,6 +30,8 @@
 #include "registry.h"
 #include "replicas.h"
 #include "gpu.h"
+#include "grpc.h"
+#include "h2_track.h"
 #include "pod_id.h"
 #include "podmeta.h"
 #include "procfs.h"
@@ -65,6 +67,10 @@ struct tapir_daemon {
 	size_t n_llm_gauges;
 	uint64_t llm_lost[TAPIR_LLM_LOST_REASONS]; /* the kernel's counts, as last exported */
 	uint64_t last_llm_expire_ms;
+	/* HTTP/2: frames from h2_events, one request per stream; NULL without the loop build. */
+	struct ring_buffer *h2_rb;
+	struct tapir_h2_track *h2;
+	struct tapir_grpc_metrics *grpc;
 	struct tapir_outbound *outbound; /* requests the watched processes send */
 	struct tapir_async *async;	 /* deployments[].async: jobs, queue, webhooks */
 	volatile sig_atomic_t stop;
@@ -397,6 +403,7 @@ static void forget(void *ctx, uint32_t id, const char *const *labels)
 	tapir_http_metrics__forget(d->http, id, labels);
 	tapir_replicas__forget(d->replicas, id, labels);
 	tapir_outbound__forget(d->outbound, id, labels);
+	tapir_grpc_metrics__forget(d->grpc, id, labels);
 	tapir_async__forget(d->async, id, labels);
 	for (i = 0; i < d->n_llm_gauges;) {
 		if (d->llm_gauges[i].labels_id != id) {
@@ -407,6 +414,53 @@ static void forget(void *ctx, uint32_t id, const char *const *labels)
 		d->llm_gauges[i] = d->llm_gauges[--d->n_llm_gauges];
 	}
 	tapir_llm_metrics__forget_deployment(d->llm_metrics, labels);
+}
+
+/* An HTTP/2 stream is over (h2_track.c): a request, and a gRPC call when it has a status. */
+static void h2_done(void *ctx, const struct tapir_h2_who *who, const struct tapir_h2_result *r)
+{
+	struct tapir_daemon *d = ctx;
+	const struct tapir_watched *w;
+	struct tapir_http_event e;
+	const char *const *labels;
+	uint32_t id;
+
+	tapir_h2_track__event(who, r, &e);
+	account(d, &e);
+	labels = tapir_cgroups__labels(
+		d->cgroups, (w = tapir_cgroups__find(d->cgroups, who->cgroup_id)) ? w->labels_id
+										  : who->labels_id);
+	id = w ? w->labels_id : who->labels_id;
+	if (labels)
+		tapir_grpc_metrics__record(d->grpc, id, labels, r->grpc_status);
+}
+
+static int on_h2(void *ctx, void *data, size_t size)
+{
+	struct tapir_daemon *d = ctx;
+
+	tapir_h2_track__record(d->h2, data, size);
+	return 0;
+}
+
+/* HTTP/2: its families, and a reader of h2_events where the loop build fills it. */
+static int h2_start(struct tapir_daemon *d)
+{
+	int fd = tapir_loader__h2_fd(d->loader);
+
+	d->grpc = tapir_grpc_metrics__new(d->reg);
+	if (!d->grpc)
+		return -errno;
+	if (fd < 0) {
+		pr_info("http2: not followed by the compat build (kernels before 5.17): its "
+			"connections count as ignored (http2)");
+		return 0;
+	}
+	d->h2 = tapir_h2_track__new(d->cfg->max_connections, h2_done, d);
+	if (!d->h2)
+		return -errno;
+	d->h2_rb = ring_buffer__new(fd, on_h2, d, NULL);
+	return d->h2_rb ? 0 : -errno;
 }
 
 static int on_record(void *ctx, void *data, size_t size)
@@ -531,9 +585,26 @@ static void read_stats(struct tapir_daemon *d, uint64_t *sum)
 	}
 }
 
+struct h2_sum {
+	struct tapir_daemon *d;
+	double *sum;
+	size_t n;
+};
+
+/* @n streams open on an HTTP/2 connection of cgroup @cgroup_id. */
+static void h2_inflight(void *ctx, uint64_t cgroup_id, size_t n)
+{
+	struct h2_sum *hs = ctx;
+	const struct tapir_watched *w = tapir_cgroups__find(hs->d->cgroups, cgroup_id);
+
+	if (w && w->labels_id < hs->n)
+		hs->sum[2 * w->labels_id] += n;
+}
+
 /*
  * The gauges (requests in flight, open WebSockets) from the one place that knows them: each
- * connection's pending requests and state in the conns map, summed per label set.
+ * connection's pending requests and state in the conns map, summed per label set, and the
+ * streams open on each HTTP/2 connection (h2_track.c).
  */
 static void refresh_gauges(struct tapir_daemon *d)
 {
@@ -558,6 +629,11 @@ static void refresh_gauges(struct tapir_daemon *d)
 			continue;
 		sum[2 * w->labels_id] += c.count;
 		sum[2 * w->labels_id + 1] += c.state == TAPIR_CONN_UPGRADED;
+	}
+	if (d->h2) {
+		struct h2_sum hs = { d, sum, n };
+
+		tapir_h2_track__inflight(d->h2, h2_inflight, &hs);
 	}
 	for (i = 0; i < n; i++) {
 		/* Without rules every cgroup is watched: show those that served HTTP only. */
@@ -584,6 +660,8 @@ static void publish(struct tapir_daemon *d)
 	int err;
 
 	/* Records in the ring are older than what the aggregates hold now: first them. */
+	if (d->h2_rb)
+		ring_buffer__consume(d->h2_rb);
 	tapir_loader__consume(d->loader);
 	read_agg(d);
 	read_stats(d, stats);
@@ -604,6 +682,12 @@ static void publish(struct tapir_daemon *d)
 		tapir_podmeta__counts(d->kube, &in.kube_ok, &in.kube_failed);
 	}
 	refresh_gauges(d);
+	if (d->h2) {
+		uint64_t lost[TAPIR_H2_LOST_REASONS];
+
+		tapir_h2_track__lost(d->h2, lost);
+		tapir_grpc_metrics__set_lost(d->grpc, lost);
+	}
 	refresh_llm(d, stats);
 	tapir_replicas__refresh(d->replicas, tapir_loader__listeners_fd(d->loader), d->gpu,
 				now_ms());
@@ -683,6 +767,11 @@ static int main_loop_fds(struct tapir_daemon *d)
 		return -errno;
 	if (d->llm_rb) {
 		ev.data.fd = ring_buffer__epoll_fd(d->llm_rb);
+		if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
+			return -errno;
+	}
+	if (d->h2_rb) {
+		ev.data.fd = ring_buffer__epoll_fd(d->h2_rb);
 		if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
 			return -errno;
 	}
@@ -774,6 +863,9 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const cha
 	err = llm_start(d);
 	if (err)
 		goto fail_err;
+	err = h2_start(d);
+	if (err)
+		goto fail_err;
 	/* Every family exists now: bound them all (overflow is counted and exported). */
 	tapir_registry__set_max_series(d->reg, cfg->max_series);
 	tapir_replicas__sync(d->replicas, now_ms());
@@ -828,6 +920,8 @@ static int wait_work(struct tapir_daemon *d)
 	/* Records are mostly submitted without a wake-up: drain on every turn, payload first. */
 	if (d->llm_rb)
 		ring_buffer__consume(d->llm_rb);
+	if (d->h2_rb)
+		ring_buffer__consume(d->h2_rb);
 	n = tapir_loader__consume(d->loader);
 	return n < 0 && n != -EINTR ? n : 0;
 }
@@ -937,6 +1031,9 @@ void tapir_daemon__free(struct tapir_daemon *d)
 	tapir_server__free(d->server);
 	tapir_gpu__free(d->gpu);
 	ring_buffer__free(d->llm_rb);
+	ring_buffer__free(d->h2_rb);
+	tapir_h2_track__free(d->h2);
+	tapir_grpc_metrics__free(d->grpc);
 	tapir_llm_track__free(d->llm);
 	tapir_llm_metrics__free(d->llm_metrics);
 	free(d->llm_gauges);

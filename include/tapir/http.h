@@ -15,6 +15,7 @@
 #define TAPIR_CONN_HTTP	    1 /* speaking HTTP/1.x, being parsed */
 #define TAPIR_CONN_IGNORED  2 /* not HTTP/1.x (TLS, HTTP/2, other): never parsed again */
 #define TAPIR_CONN_UPGRADED 3 /* left HTTP/1.x through 101 Switching Protocols */
+#define TAPIR_CONN_H2	    4 /* sent the HTTP/2 preface: its frames go to h2_events */
 
 /* struct tapir_conn.flags */
 #define TAPIR_CF_PEER_GONE   0x01 /* EOF, ECONNRESET or EPIPE seen: the client went away */
@@ -107,6 +108,8 @@ struct tapir_cgroup_info {
 #define TAPIR_REC_CONN_OUT \
 	5 /* struct tapir_conn_out_event: an outbound connection began or ended */
 
+#define TAPIR_REC_H2 6 /* struct tapir_h2_rec, in the h2_events ring */
+
 struct tapir_http_event {
 	__u32 type; /* TAPIR_REC_HTTP */
 	__u32 labels_id;
@@ -172,6 +175,46 @@ struct tapir_conn_out_event {
 	struct tapir_peer_key peer;
 };
 
+/*
+ * HTTP/2 (h2c with prior knowledge): the kernel walks each direction's frames by their lengths
+ * (include/tapir/h2_frame.h) and hands the daemon, through the h2_events ring and in order, what
+ * user/sources/h2.c needs: header block fragments (at most TAPIR_H2_BLOCK_BYTES of one block;
+ * beyond, the block is cut and counted), DATA byte counts, END_STREAM, RST_STREAM and GOAWAY. The
+ * payload of DATA frames never leaves the kernel.
+ */
+#define TAPIR_H2R_BLOCK	 1 /* data[len]: a header block fragment; flags: TAPIR_H2R_F_* */
+#define TAPIR_H2R_DATA	 2 /* value: DATA payload bytes; flags: END_STREAM */
+#define TAPIR_H2R_RST	 3 /* value: error code */
+#define TAPIR_H2R_GOAWAY 4 /* value: last stream id, value2: error code */
+#define TAPIR_H2R_ERROR	 5 /* frames lost (value: TH2_ERR_*; 0: not walked): the end */
+#define TAPIR_H2R_CLOSE	 6 /* the connection ended */
+#define TAPIR_H2R_OPEN	 7 /* a connection began: one still held at its address is over */
+
+#define TAPIR_H2R_F_END_HEADERS 0x01 /* the same values as user/sources/h2.h's */
+#define TAPIR_H2R_F_END_STREAM	0x02
+#define TAPIR_H2R_F_PUSH	0x04
+#define TAPIR_H2R_F_LOST	0x80 /* some of this direction's header block bytes were lost */
+
+#define TAPIR_H2_BLOCK_BYTES 16384 /* bytes of one header block handed over; a power of two */
+
+struct tapir_h2_rec {
+	__u32 type; /* TAPIR_REC_H2 */
+	__u32 labels_id;
+	__u64 sock; /* the connection (struct tapir_conn_key) */
+	__u64 cgroup_id;
+	__u64 ts; /* a read's exit, a write's entry */
+	__u32 stream_id;
+	__u32 value;
+	__u32 value2;
+	__u32 len; /* bytes in data */
+	__u32 tgid;
+	__u8 kind;  /* TAPIR_H2R_* */
+	__u8 dir;   /* TAPIR_DIR_IN: the client's frames; OUT: the server's */
+	__u8 flags; /* TAPIR_H2R_F_* */
+	__u8 __pad;
+	/* data[len] follows */
+};
+
 /* struct tapir_lifecycle_event.what */
 #define TAPIR_LC_MKDIR	1 /* a cgroup appeared (aux: level) */
 #define TAPIR_LC_RMDIR	2 /* a cgroup went away */
@@ -199,7 +242,7 @@ struct tapir_lifecycle_event {
 #define TAPIR_STAT_IGNORED_NOT_TCP   4	/* request lines read from sockets that are not TCP */
 #define TAPIR_STAT_IGNORED_NOT_HTTP  5	/* TCP connections whose first bytes are not HTTP/1.x */
 #define TAPIR_STAT_IGNORED_TLS	     6	/* ... that start a TLS handshake */
-#define TAPIR_STAT_IGNORED_HTTP2     7	/* ... that send the HTTP/2 preface */
+#define TAPIR_STAT_IGNORED_HTTP2     7	/* HTTP/2 not followed: compat build, or no frame back */
 #define TAPIR_STAT_PENDING_OVERFLOW  8	/* pipelined requests beyond TAPIR_MAX_PENDING */
 #define TAPIR_STAT_IO_TABLE_FULL     9	/* syscalls not followed: in-flight syscall map full */
 #define TAPIR_STAT_READ_FAULT	     10 /* user buffers that could not be read */
@@ -216,7 +259,12 @@ struct tapir_lifecycle_event {
 #define TAPIR_STAT_LLM_CAP	     21 /* ... past llm.response_bytes of one answer */
 #define TAPIR_STAT_LLM_UNREADABLE    22 /* ... that could not be read (sendfile, a fault) */
 #define TAPIR_STAT_IGNORED_OUTBOUND  23 /* outbound connections not HTTP/1.x (TLS, a database) */
-#define TAPIR_STAT_MAX		     24
+#define TAPIR_STAT_H2_UNTRACKED	     24 /* HTTP/2 connections: no room in h2_conns */
+#define TAPIR_STAT_H2_FRAMING	     25 /* ... whose frames were lost (a framing error, scan limit) */
+#define TAPIR_STAT_H2_RINGBUF	     26 /* HTTP/2 records dropped: h2_events full */
+#define TAPIR_STAT_H2_BLOCK_CAP	     27 /* header blocks cut at TAPIR_H2_BLOCK_BYTES, or unreadable */
+#define TAPIR_STAT_H2_PRESTART	     28 /* HTTP/2 connections open before tapir started */
+#define TAPIR_STAT_MAX		     29
 
 #include "agg.h"
 
@@ -245,6 +293,7 @@ TAPIR_ASSERT_SIZE(struct tapir_lifecycle_event, 32);
 TAPIR_ASSERT_SIZE(struct tapir_agg_key, 16);
 TAPIR_ASSERT_SIZE(struct tapir_peer_key, 24);
 TAPIR_ASSERT_SIZE(struct tapir_conn_out_event, 40);
+TAPIR_ASSERT_SIZE(struct tapir_h2_rec, 56);
 TAPIR_ASSERT_SIZE(struct tapir_agg, 16 + 4 * 8 * (TAPIR_AGG_BOUNDS + 2));
 
 #endif /* TAPIR_HTTP_H */

@@ -443,11 +443,24 @@ static void http_size(struct http_obj *h, __u32 max_conns, __u32 ringbuf_bytes)
 	bpf_map__set_max_entries(bpf_object__find_map_by_name(h->obj, "conns"),
 				 max_conns + libbpf_num_possible_cpus());
 	bpf_map__set_max_entries(bpf_object__find_map_by_name(h->obj, "events"), ringbuf_bytes);
-	if (!strcmp(h->variant, "loop"))
+	if (!strcmp(h->variant, "loop")) {
 		wakeup = &((struct http_bpf *)h->skel)->rodata->wakeup_bytes;
-	else
+		((struct http_bpf *)h->skel)->rodata->h2_wakeup_bytes = ringbuf_bytes / 8;
+	} else {
 		wakeup = &((struct http_compat_bpf *)h->skel)->rodata->wakeup_bytes;
+	}
 	*wakeup = ringbuf_bytes / 8;
+	/* HTTP/2 is followed by the loop build only (bpf/http.bpf.c, "HTTP/2"): a walker per
+	 * connection and a ring as large as the records'; a page and an entry in the compat one. */
+	if (!strcmp(h->variant, "loop")) {
+		bpf_map__set_max_entries(bpf_object__find_map_by_name(h->obj, "h2_conns"),
+					 max_conns);
+		bpf_map__set_max_entries(bpf_object__find_map_by_name(h->obj, "h2_events"),
+					 ringbuf_bytes);
+	} else {
+		bpf_map__set_max_entries(bpf_object__find_map_by_name(h->obj, "h2_conns"), 1);
+		bpf_map__set_max_entries(bpf_object__find_map_by_name(h->obj, "h2_events"), 4096);
+	}
 }
 
 /* Kernel memory the aggregates may take, all CPUs together: what bounds limits.aggregated_series
@@ -1101,6 +1114,12 @@ static int map_fd(const struct bpf_map *m);
 int tapir_loader__llm_fd(const struct tapir_loader *l)
 {
 	return l->llm_on ? map_fd(http_map(l, "llm_events")) : -1;
+}
+
+int tapir_loader__h2_fd(const struct tapir_loader *l)
+{
+	return l->http.obj && !strcmp(l->http.variant, "loop") ? map_fd(http_map(l, "h2_events"))
+							       : -1;
 }
 
 int tapir_loader__ring_fd(const struct tapir_loader *l)

@@ -73,6 +73,8 @@ int tapir_loader__own_clients_fd(const struct tapir_loader *l);
 int tapir_loader__agg_fd(const struct tapir_loader *l);
 /* The llm_events ring buffer's map (struct tapir_llm_chunk records); -1 when capture is off. */
 int tapir_loader__llm_fd(const struct tapir_loader *l);
+/* The h2_events ring (HTTP/2 frames, loop build only), -1 when not loaded. */
+int tapir_loader__h2_fd(const struct tapir_loader *l);
 /* Lost lifecycle events (their ring was full); 0 when the feature is off. */
 unsigned long long tapir_loader__lifecycle_lost(const struct tapir_loader *l);
 /* The listeners map (socket inode -> cgroup id), -1 without the lifecycle feature. */

@@ -40,6 +40,11 @@ static const struct {
 	[TAPIR_STAT_AGG_FULL] = { H_FALLBACK, NULL },
 	[TAPIR_STAT_IGNORED_SELF] = { H_IGNORED, "tapir" },
 	[TAPIR_STAT_IGNORED_OUTBOUND] = { H_IGNORED, "outbound" },
+	[TAPIR_STAT_H2_UNTRACKED] = { H_EVICTED, "http2_table_full" },
+	[TAPIR_STAT_H2_FRAMING] = { H_PARSE, "http2_framing" },
+	[TAPIR_STAT_H2_RINGBUF] = { H_LOST, "http2_ringbuf_full" },
+	[TAPIR_STAT_H2_BLOCK_CAP] = { H_PARSE, "http2_header_block" },
+	[TAPIR_STAT_H2_PRESTART] = { H_IGNORED, "http2_before_start" },
 };
 
 static const char *const reason[] = { "reason" };

@@ -683,6 +683,8 @@ int tapir_h2_conn__rst(struct tapir_h2_conn *c, int dir, uint32_t stream_id, uin
 		c->stats.unknown_stream++;
 		return 0;
 	}
+	if (dir == TAPIR_H2_REQUEST)
+		s->r.flags |= TAPIR_H2_R_CLIENT_RESET;
 	stream_end(c, s, TAPIR_H2_OUT_RESET, error_code, now_ns);
 	return 0;
 }

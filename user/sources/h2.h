@@ -42,6 +42,7 @@
 #define TAPIR_H2_R_TRAILERS_ONLY 0x02 /* one response block with grpc-status and END_STREAM */
 #define TAPIR_H2_R_GRPC		 0x04 /* a content-type of application/grpc, +proto and the like */
 #define TAPIR_H2_R_REQ_ENDED	 0x08 /* the client ended its request (END_STREAM) */
+#define TAPIR_H2_R_CLIENT_RESET	 0x10 /* TAPIR_H2_OUT_RESET: the client sent the RST_STREAM */
 
 /* struct tapir_h2_result.grpc_status besides the codes 0..16. */
 #define TAPIR_H2_GRPC_NONE    (-1) /* no grpc-status field */

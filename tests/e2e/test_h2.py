@@ -1,0 +1,282 @@
+# SPDX-License-Identifier: GPL-2.0
+"""HTTP/2 end to end: a python3-grpcio server and nghttpd in watched cgroups, driven by a grpcio
+client in this process, by h2load with 100 concurrent streams per connection and by curl with
+prior knowledge. Each stream is one request in the request families, with the status, the DATA
+bytes and the gRPC status the clients themselves saw; a connection open before tapir started is
+counted as skipped, and its streams never show."""
+import collections
+import os
+import re
+import subprocess
+import threading
+import time
+
+import grpc
+import pytest
+
+from conftest import (PY, SERVERS, Cgroup, Scrape, free_port, metrics_text, spawn_tapir,
+                      stop_proc, wait_port, wait_serving)
+
+REQ = "baseten_inference_requests_total"
+REQ_SIZE = "baseten_request_size_bytes"
+RESP_SIZE = "baseten_response_size_bytes"
+TTFB = "baseten_time_to_first_byte_seconds"
+E2E = "baseten_end_to_end_response_time_seconds"
+INFLIGHT = "baseten_concurrent_requests"
+GRPC = "tapir_grpc_responses_total"
+H2_LOST = "tapir_http2_lost_total"
+LOSSES = ("tapir_records_lost_total", "tapir_parse_failures_total",
+          "tapir_connections_evicted_total", H2_LOST)
+
+GRPC_PREFIX = 5  # each gRPC message: a compressed flag and a 4-byte length, then the message
+
+
+def grpc_server(cg):
+    port = free_port()
+    p = cg.popen([PY, os.path.join(SERVERS, "grpc_server.py"), str(port)],
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc=p)
+    return port, p
+
+
+def u32(*v):
+    return b"".join(x.to_bytes(4, "big") for x in v)
+
+
+class Calls:
+    """A grpcio client that keeps its own tally: calls, gRPC codes, DATA bytes each way."""
+
+    def __init__(self, port):
+        # A connection of its own: channels to one target otherwise share one.
+        self.ch = grpc.insecure_channel(f"127.0.0.1:{port}",
+                                        options=[("grpc.enable_retries", 0),
+                                                 ("grpc.use_local_subchannel_pool", 1)])
+        self.codes = collections.Counter()
+        self.req_bytes = self.resp_bytes = 0
+
+    def unary(self, method, req, timeout=30):
+        call = self.ch.unary_unary(f"/t.T/{method}")
+        self.req_bytes += GRPC_PREFIX + len(req)
+        try:
+            resp = call(req, timeout=timeout)
+            self.resp_bytes += GRPC_PREFIX + len(resp)
+            self.codes[grpc.StatusCode.OK] += 1
+        except grpc.RpcError as e:
+            self.codes[e.code()] += 1
+
+    def stream(self, count, size):
+        req = u32(count, size)
+        self.req_bytes += GRPC_PREFIX + len(req)
+        for msg in self.ch.unary_stream("/t.T/Stream")(req, timeout=30):
+            self.resp_bytes += GRPC_PREFIX + len(msg)
+        self.codes[grpc.StatusCode.OK] += 1
+
+    @property
+    def n(self):
+        return sum(self.codes.values())
+
+
+def assert_no_loss(s, before):
+    """No loss counter moved since @before (the session daemon serves other tests too)."""
+    for name in LOSSES:
+        assert s.value(name) == before.value(name), \
+            [(l, v) for l, v in s.select(name) if v != before.value(name, **l)]
+
+
+def test_grpc_calls_are_requests(daemon, slot):
+    before = daemon.scrape()
+    port, _ = grpc_server(slot)
+    m = slot.model
+    c = Calls(port)
+    try:
+        for size in (0, 1, 100, 5000):
+            for _ in range(5):
+                c.unary("Echo", u32(size))
+        # Messages larger than a frame: several DATA frames each way (16 KiB the default).
+        for _ in range(3):
+            c.unary("Echo", u32(200000) + b"q" * 150000)
+        for _ in range(4):
+            c.stream(10, 3000)
+        c.stream(0, 0)
+        for code, times in ((5, 3), (3, 2), (13, 1), (16, 1)):
+            for _ in range(times):
+                c.unary("Fail", bytes([code]))
+        # 200 calls in flight on the one connection: the server gathers many frames into each
+        # sendmsg (an iovec each), and reads many requests at once.
+        echo = c.ch.unary_unary("/t.T/Echo")
+        futures = [echo.future(u32(300 + i), timeout=30) for i in range(200)]
+        for i, f in enumerate(futures):
+            assert len(f.result()) == 300 + i
+            c.req_bytes += GRPC_PREFIX + 4
+            c.resp_bytes += GRPC_PREFIX + 300 + i
+            c.codes[grpc.StatusCode.OK] += 1
+        expected = c.n
+        s = daemon.wait_for(lambda s: s.value(REQ, model_name=m) >= expected, timeout=15,
+                            what=f"{expected} gRPC calls")
+        time.sleep(0.5)
+        s = daemon.scrape()
+        # Every call is an HTTP 200: a gRPC error shows in its grpc-status, not its :status.
+        assert s.value(REQ, model_name=m) == expected
+        assert s.value(REQ, model_name=m, status_code="200") == expected
+        assert s.value(REQ_SIZE + "_count", model_name=m) == expected
+        assert s.value(REQ_SIZE + "_sum", model_name=m) == c.req_bytes
+        assert s.value(RESP_SIZE + "_sum", model_name=m) == c.resp_bytes
+        assert s.value(TTFB + "_count", model_name=m) == expected
+        assert s.value(E2E + "_count", model_name=m) == expected
+        want = {code.name: n for code, n in c.codes.items()}
+        assert want == {"OK": 228, "NOT_FOUND": 3, "INVALID_ARGUMENT": 2, "INTERNAL": 1,
+                        "UNAUTHENTICATED": 1}
+        got = {l["grpc_status"]: v for l, v in s.select(GRPC, model_name=m) if v}
+        assert got == want
+        assert s.value(INFLIGHT, model_name=m) == 0
+        assert_no_loss(s, before)
+    finally:
+        c.ch.close()
+
+
+def test_grpc_in_flight_and_cancelled(daemon, slot):
+    before = daemon.scrape()
+    port, _ = grpc_server(slot)
+    m = slot.model
+    c = Calls(port)
+    try:
+        c.unary("Echo", u32(1))  # the connection is up
+        sleep = c.ch.unary_unary("/t.T/Sleep")
+        slow = [sleep.future(u32(2500), timeout=30) for _ in range(3)]
+        # Three streams in flight on one connection: the gauge counts streams.
+        daemon.wait_for(lambda s: s.value(INFLIGHT, model_name=m) == 3, timeout=2.0,
+                        what="3 streams in flight")
+        cancelled = sleep.future(u32(3000), timeout=30)
+        time.sleep(0.3)
+        cancelled.cancel()  # RST_STREAM(CANCEL) from the client: a 499
+        for f in slow:
+            assert f.result() == b"z"
+        s = daemon.wait_for(lambda s: s.value(REQ, model_name=m) >= 5, timeout=10,
+                            what="5 calls")
+        time.sleep(0.5)
+        s = daemon.scrape()
+        assert s.value(REQ, model_name=m, status_code="200") == 4
+        assert s.value(REQ, model_name=m, status_code="499") == 1
+        assert s.value(REQ, model_name=m) == 5
+        assert s.value(GRPC, model_name=m, grpc_status="OK") == 4
+        assert s.value(GRPC, model_name=m) == 4  # the cancelled call has no grpc-status
+        # Each of the slow calls took its 2.5 s.
+        assert s.bucket(E2E, "2.5", model_name=m, status_code="200") == 1
+        assert s.value(INFLIGHT, model_name=m) == 0
+        assert_no_loss(s, before)
+    finally:
+        c.ch.close()
+
+
+def nghttpd(cg, tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "small.txt").write_bytes(b"hello, h2\n")
+    (root / "big.bin").write_bytes(os.urandom(100000))
+    port = free_port()
+    p = cg.popen(["nghttpd", "--no-tls", "-d", str(root), str(port)],
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc=p)
+    return port, p
+
+
+def h2load(port, n, c, m, paths):
+    out = subprocess.run(["h2load", "-n", str(n), "-c", str(c), "-m", str(m)]
+                         + [f"http://127.0.0.1:{port}{p}" for p in paths],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    req = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                    r"(\d+) failed, (\d+) errored, (\d+) timeout", out)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    traffic = re.search(r"traffic: .*?\((\d+)\) total, .*?\((\d+)\) headers .*?\((\d+)\) data",
+                        out)
+    assert req and codes and traffic, out
+    assert int(req.group(3)) == n and int(req.group(6)) == 0, out
+    return {"done": n, "2xx": int(codes.group(1)), "4xx": int(codes.group(3)),
+            "data": int(traffic.group(3))}
+
+
+def test_nghttpd_h2load_and_curl(daemon, slot, tmp_path):
+    before = daemon.scrape()
+    port, _ = nghttpd(slot, tmp_path)
+    m = slot.model
+    # 4 connections, 100 streams in flight on each; h2load takes the paths in turn.
+    r = h2load(port, 2000, 4, 100, ["/small.txt", "/big.bin", "/small.txt", "/missing"])
+    s = daemon.wait_for(lambda s: s.value(REQ, model_name=m) >= r["done"], timeout=20,
+                        what="h2load's requests")
+    time.sleep(0.5)
+    s = daemon.scrape()
+    assert s.value(REQ, model_name=m) == r["done"]
+    assert s.value(REQ, model_name=m, status_code="200") == r["2xx"] == 1500
+    assert s.value(REQ, model_name=m, status_code="404") == r["4xx"] == 500
+    assert s.value(RESP_SIZE + "_sum", model_name=m) == r["data"]
+    assert s.value(REQ_SIZE + "_sum", model_name=m) == 0  # GETs: no DATA
+    assert s.value(TTFB + "_count", model_name=m) == r["done"]
+    # curl, one connection each, with prior knowledge; what it counted is the truth.
+    codes, size = collections.Counter(), 0
+    for path in ("/small.txt", "/big.bin", "/missing", "/big.bin"):
+        out = subprocess.run(["curl", "-s", "-o", "/dev/null", "--http2-prior-knowledge", "-w",
+                              "%{http_code} %{size_download} %{http_version}",
+                              f"http://127.0.0.1:{port}{path}"],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+        code, got, version = out.split()
+        assert version == "2"
+        codes[code] += 1
+        size += int(got)
+    want = r["done"] + 4
+    s = daemon.wait_for(lambda s: s.value(REQ, model_name=m) >= want, timeout=10,
+                        what="curl's requests")
+    time.sleep(0.3)
+    s = daemon.scrape()
+    assert s.value(REQ, model_name=m) == want
+    assert s.value(REQ, model_name=m, status_code="200") == r["2xx"] + codes["200"]
+    assert s.value(REQ, model_name=m, status_code="404") == r["4xx"] + codes["404"]
+    assert s.value(RESP_SIZE + "_sum", model_name=m) == r["data"] + size
+    assert s.value(INFLIGHT, model_name=m) == 0
+    assert s.value(GRPC, model_name=m) == 0
+    assert_no_loss(s, before)
+
+
+def test_connection_open_before_start_is_skipped(tmp_path, cgroot):
+    mount, rel = cgroot
+    cg = Cgroup(f"{mount}{rel}/h2prestart")
+    port, srv = grpc_server(cg)
+    proc = None
+    old = Calls(port)
+    try:
+        old.unary("Echo", u32(10))  # the connection is open, its HPACK tables filled
+        mport = free_port()
+        cfg = tmp_path / "tapir.yaml"
+        cfg.write_text(f'listen: "127.0.0.1:{mport}"\ndeployments:\n'
+                       f'  - cgroup: "{rel}/h2prestart"\n    labels: {{model_name: "h2pre"}}\n')
+        proc = spawn_tapir(tmp_path, cfg)
+        wait_serving(mport, proc, tmp_path / "log")
+        for _ in range(5):
+            old.unary("Echo", u32(10))
+        new = Calls(port)
+        for _ in range(3):
+            new.unary("Echo", u32(20))
+        new.ch.close()
+        deadline = time.monotonic() + 10
+        while True:
+            s = Scrape(metrics_text(mport))
+            if s.value(REQ, model_name="h2pre") >= 3:
+                break
+            assert time.monotonic() < deadline, s.text
+            time.sleep(0.1)
+        time.sleep(0.5)
+        s = Scrape(metrics_text(mport))
+        # Only the new connection's calls: the old one is skipped, and says so.
+        assert s.value(REQ, model_name="h2pre") == 3
+        assert s.value(REQ_SIZE + "_sum", model_name="h2pre") == new.req_bytes
+        assert s.value(RESP_SIZE + "_sum", model_name="h2pre") == new.resp_bytes
+        assert s.value("tapir_ignored_connections_total", reason="http2_before_start") == 1
+        assert s.value("tapir_ignored_connections_total", reason="not_http") == 0
+        for name in LOSSES:  # a daemon of its own: every loss counter at 0
+            assert s.value(name) == 0, [(l, v) for l, v in s.select(name) if v]
+    finally:
+        old.ch.close()
+        if proc:
+            proc.terminate()
+            assert proc.wait(15) == 0
+        stop_proc(srv)
+        cg.destroy()
