@@ -24,6 +24,7 @@
 #include "llm_metrics.h"
 #include "outbound.h"
 #include "async.h"
+#include "reqline.h"
 #include "llm_track.h"
 #include "loader.h"
 #include "log.h"
@@ -175,13 +176,10 @@ static bool llm_path_ours(struct tapir_daemon *d, const struct tapir_http_event 
 	if (!d->cfg->llm_enabled ||
 	    (w && w->rule < d->cfg->n_rules && d->cfg->rules[w->rule].no_llm))
 		return false;
-	memcpy(path, e->line, TAPIR_LINE_BYTES);
-	path[TAPIR_LINE_BYTES] = '\0';
-	if (strncmp(path, "POST /", 6))
+	if (strncmp((const char *)e->line, "POST /", 6))
 		return false;
-	memmove(path, path + 5, strlen(path + 5) + 1);
-	len = strcspn(path, " ?#");
-	path[len] = '\0';
+	tapir_request_path((const char *)e->line, TAPIR_LINE_BYTES, path, sizeof(path));
+	len = strlen(path);
 	if (tapir_llm_api_of_path(path) != TAPIR_LLM_NONE)
 		return true;
 	if (len > 1 && path[len - 1] == '/')

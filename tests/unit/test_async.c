@@ -231,6 +231,9 @@ static void test_classify(void **state)
 	/* A proxy's absolute-form target. */
 	assert_int_equal(head(f, f->gw, 0, labels, now, "POST http://model:8080/predict", ""),
 			 TAPIR_ASYNC_SEEN | TAPIR_ASYNC_JOB);
+	assert_int_equal(head(f, f->gw, 0, labels, now, "POST https://model:8443/predict", ""),
+			 TAPIR_ASYNC_SEEN | TAPIR_ASYNC_JOB);
+	assert_int_equal(head(f, f->gw, 0, labels, now, "POST http://model", ""), TAPIR_ASYNC_SEEN);
 	assert_int_equal(head(f, f->gw, 0, labels, now, "POST /async/predict", ""),
 			 TAPIR_ASYNC_SEEN | TAPIR_ASYNC_SUBMIT);
 	/* Any value of a bare header name. */

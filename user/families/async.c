@@ -10,6 +10,7 @@
 #include "async.h"
 #include "grow.h"
 #include "labels.h"
+#include "reqline.h"
 
 #define PATH_MAX_BYTES 1024 /* of a request path compared with the globs */
 /* A job whose enqueue time is up to this far after its arrival queued 0 s: rounding of a
@@ -167,30 +168,6 @@ static bool any_glob(char *const *globs, size_t n, const char *path)
 	return false;
 }
 
-/* The path of request line @line (@len bytes, up to its end or the buffer's) into @path. */
-static void line_path(const char *line, size_t len, char *path, size_t size)
-{
-	const char *p = memchr(line, ' ', len), *end = line + len, *q;
-	size_t n;
-
-	path[0] = '\0';
-	if (!p)
-		return;
-	p++;
-	/* absolute-form (a proxy's request): the path after the authority */
-	if ((size_t)(end - p) > 7 &&
-	    (!strncasecmp(p, "http://", 7) || !strncasecmp(p, "https://", 8))) {
-		q = memchr(p + 7, '/', end - p - 7);
-		p = q ? q : end;
-	}
-	for (n = 0; p + n < end && p[n] && !strchr(" ?#\r\n", p[n]); n++)
-		;
-	if (n >= size)
-		n = size - 1;
-	memcpy(path, p, n);
-	path[n] = '\0';
-}
-
 /* What request @path (and its head, NULL when unknown) is to @rule. */
 static int classify(const struct tapir_async_rule *rule, const char *path, const char *head,
 		    size_t len)
@@ -253,7 +230,7 @@ int tapir_async__head(struct tapir_async *a, const struct tapir_async_rule *rule
 	struct set *s = set_of(a, labels_id);
 	int mark;
 
-	line_path(head, eol ? (size_t)(eol - head) : len, path, sizeof(path));
+	tapir_request_path(head, eol ? (size_t)(eol - head) : len, path, sizeof(path));
 	mark = classify(rule, path, head, len);
 	if (!s)
 		return TAPIR_ASYNC_SEEN | mark;
@@ -288,8 +265,7 @@ int tapir_async__record(struct tapir_async *a, const struct tapir_async_rule *ru
 			queue_move(a, s, labels, -1);
 		return mark;
 	}
-	line_path((const char *)e->line, strnlen((const char *)e->line, TAPIR_LINE_BYTES), path,
-		  sizeof(path));
+	tapir_request_path((const char *)e->line, TAPIR_LINE_BYTES, path, sizeof(path));
 	why = mark == TAPIR_ASYNC_NO_HEAD ? R_NOT_CAPTURED : R_LOST;
 	mark = classify(rule, path, NULL, 0);
 	if (!s)

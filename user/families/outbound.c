@@ -11,6 +11,7 @@
 #include "labels.h"
 #include "llm.h"
 #include "outbound.h"
+#include "reqline.h"
 
 #define PEER_BUCKETS 4096      /* a power of two */
 #define PEERS_MAX    (1 << 18) /* outbound connections remembered at once */
@@ -157,24 +158,6 @@ void tapir_outbound__conn(struct tapir_outbound *o, const struct tapir_conn_out_
 		p->addr[0] = '\0';
 }
 
-/* The request path of line @line, NUL-terminated into @out. */
-static void line_path(const __u8 *line, char *out)
-{
-	char l[TAPIR_LINE_BYTES + 1];
-	const char *sp;
-	size_t n;
-
-	memcpy(l, line, TAPIR_LINE_BYTES);
-	l[TAPIR_LINE_BYTES] = '\0';
-	sp = strchr(l, ' ');
-	out[0] = '\0';
-	if (!sp)
-		return;
-	n = strcspn(sp + 1, " ?#");
-	memcpy(out, sp + 1, n);
-	out[n] = '\0';
-}
-
 static const char *destination(const struct tapir_outbound *o, const struct tapir_peer_key *key,
 			       const char *addr, const char *path)
 {
@@ -199,7 +182,7 @@ const char *tapir_outbound__destination(const struct tapir_outbound *o,
 {
 	char addr[INET6_ADDRSTRLEN], path[TAPIR_LINE_BYTES + 1];
 
-	line_path(line, path);
+	tapir_request_path((const char *)line, TAPIR_LINE_BYTES, path, sizeof(path));
 	if (peer && !inet_ntop(peer->family == AF_INET6 ? AF_INET6 : AF_INET, peer->addr, addr,
 			       sizeof(addr)))
 		addr[0] = '\0';
@@ -253,7 +236,7 @@ const char *tapir_outbound__record(struct tapir_outbound *o, const struct tapir_
 	struct combo *c;
 	const char *dest;
 
-	line_path(e->line, path);
+	tapir_request_path((const char *)e->line, TAPIR_LINE_BYTES, path, sizeof(path));
 	dest = destination(o, p ? &p->key : NULL, p ? p->addr : NULL, path);
 	c = combo_of(o, labels_id, tapir_status_label(e->outcome, e->status), dest, labels);
 	if (!c)
@@ -299,7 +282,7 @@ void tapir_outbound__llm(struct tapir_outbound *o, uint32_t labels_id, const cha
 
 	if (head)
 		memcpy(line, head, strnlen(head, sizeof(line)));
-	line_path(line, path);
+	tapir_request_path((const char *)line, TAPIR_LINE_BYTES, path, sizeof(path));
 	dest = destination(o, p ? &p->key : NULL, p ? p->addr : NULL, path);
 	extra[0] = dest;
 	/* How its tokens are known: unparsed; counted from events without usage; from the usage;
