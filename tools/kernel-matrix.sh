@@ -248,7 +248,15 @@ build_initramfs() {
 # --- one kernel -------------------------------------------------------------------------------
 
 accel() { # KVM where this machine offers it, else TCG (slower, but everywhere)
-	if [ -w /dev/kvm ] && (exec 3<>/dev/kvm) 2>/dev/null; then
+	# Some hosts open /dev/kvm and then fail to start a vCPU (a nested guest whose hypervisor
+	# refuses an MSR): a guest with no disk runs its firmware until the timeout where KVM works,
+	# and dies at once where it does not.
+	if [ -w /dev/kvm ] && (exec 3<>/dev/kvm) 2>/dev/null &&
+		{
+			timeout 3 qemu-system-x86_64 -accel kvm -cpu host -display none -nodefaults \
+				-no-reboot -m 64M >/dev/null 2>&1
+			[ $? = 124 ]
+		}; then
 		echo "-accel kvm -cpu host"
 	else
 		echo "-accel tcg -cpu max"
