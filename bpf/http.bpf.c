@@ -66,6 +66,7 @@ const volatile __u32 llm_req_bytes = 16384;
 const volatile __u32 llm_resp_bytes = 1 << 20;
 const volatile __u64 llm_wakeup_bytes = 1 << 20;
 const volatile __u64 h2_wakeup_bytes = 1 << 20; /* h2_events: wake the reader this full */
+const volatile __u32 h2_on = 1; /* follow HTTP/2 (off: the compat build without h2_more) */
 /* Some rule has async rules (TAPIR_CF_HEADS connections may exist): without, the verifier drops
  * the head capture's branch (the compat build's walk is near the 1M-instruction limit). */
 const volatile __u32 heads_on = 0;
@@ -252,7 +253,7 @@ struct {
 #define WALKERS(name)                                  \
 	struct {                                       \
 		__uint(type, BPF_MAP_TYPE_PROG_ARRAY); \
-		__uint(max_entries, 1);                \
+		__uint(max_entries, 2);                \
 		__type(key, __u32);                    \
 		__type(value, __u32);                  \
 	} name SEC(".maps")
@@ -366,7 +367,9 @@ static __always_inline void tapir_conn_record(void *env, struct tapir_conn *c, _
 	__u64 flags;
 
 #ifndef TAPIR_COMPAT
-	if (agg_on && !agg_record(c, slot, tapir_status_label(outcome, status), now))
+	/* A 101 is always a record: the daemon pairs an h2c upgrade with its stream 1. */
+	if (agg_on && outcome != TAPIR_OUT_UPGRADED &&
+	    !agg_record(c, slot, tapir_status_label(outcome, status), now))
 		return;
 #endif
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -814,14 +817,16 @@ static __always_inline void walk(void *ctx, struct tapir_conn_key *key, struct t
  * parsers never see it again, and each read and write steps that direction's frame walker
  * (include/tapir/h2_frame.h, in h2_conns), one step per iteration of a bpf_loop, through a global
  * function the verifier checks once. What user/sources/h2.c needs goes to h2_events as it is
- * found; DATA payload is counted by length and never read. The compat build has no bpf_loop and
- * cannot afford the walker inlined (one step costs 10,000 to 20,000 verifier instructions): there
- * such a connection is counted ignored (http2) and left alone.
+ * found; DATA payload is counted by length and never read. The compat build has no bpf_loop: its
+ * h2_more runs H2_COMPAT_STEPS steps and tail-calls itself for more, up to 33 runs a syscall. A
+ * kernel whose verifier refuses h2_more gets the compat build without it (the loader), where such
+ * a connection is counted ignored (http2) and left alone.
  */
 #define H2_PRI 0x5448202a20495250ULL /* "PRI * HT", little-endian */
 /* iovecs walked per syscall: all a syscall takes (UIO_MAXIOV). gRPC's sendmsg gathers many
  * frames; each iovec costs an iteration of the bpf_loop, not verifier time. */
-#define H2_MAX_IOV 1024
+#define H2_MAX_IOV   1024
+#define H2_ERR_STEPS 0xff /* the compat build ran out of steps (tail calls) in a syscall */
 /*
  * @n (1..@max, a power of two) in a form whose bound the verifier of every kernel keeps: masked
  * where it is used (6.1's loses a bound that a compare set on another register). The barrier
@@ -846,6 +851,8 @@ struct h2_scratch {
 	struct h2_win win;
 	struct tapir_h2_event ev;
 	struct tapir_h2_conn_state tmpl; /* a new connection, built here, not on the stack */
+	struct tapir_iovec iov;		 /* the current segment's */
+	__u64 sock;			 /* the connection's */
 	__u64 buf;			 /* user buffer, or iovec array */
 	__u64 seg_base;			 /* user address of the rest of the current segment */
 	__u64 seg_left;
@@ -1006,9 +1013,23 @@ static __always_inline int tapir_h2_emit(struct h2_args *a, struct tapir_h2_conn
 	return 0;
 }
 
-#ifndef TAPIR_COMPAT
-/* One step of a walker: a global function, verified once (see h2_frame.h). */
-__noinline int h2_step(struct tapir_h2_walker *w, struct h2_win *win, __u32 wlen, __u64 left,
+/*
+ * One step of a walker: in the loop build a global function, verified once (see h2_frame.h); in
+ * the compat build inlined H2_COMPAT_STEPS times into each run of h2_more, which keeps nothing
+ * in registers from one step to the next (all state is in map values), so that the verifier's
+ * paths through one step meet again before the next and its cost adds up instead of multiplying.
+ */
+#ifdef TAPIR_COMPAT
+#ifndef H2_COMPAT_STEPS
+#define H2_COMPAT_STEPS 32 /* walker steps per run of h2_more; up to 33 runs per syscall */
+#endif
+#define H2_STEP_FN static __always_inline
+#define H2_CB_FN   static __always_inline
+#else
+#define H2_STEP_FN __noinline
+#define H2_CB_FN   static
+#endif
+H2_STEP_FN int h2_step(struct tapir_h2_walker *w, struct h2_win *win, __u32 wlen, __u64 left,
 		       struct tapir_h2_event *ev)
 {
 	if (!w || !win || !ev)
@@ -1019,16 +1040,16 @@ __noinline int h2_step(struct tapir_h2_walker *w, struct h2_win *win, __u32 wlen
 /* The next segment of the syscall; 1 when there is none (every byte walked, or unreadable). */
 static __always_inline int h2_next_seg(struct h2_scratch *s)
 {
-	struct tapir_iovec iov;
+	struct tapir_iovec *iov = &s->iov; /* not on the stack: see H2_COMPAT_STEPS */
 
 	if (s->kind == IO_PLAIN && !s->iov_i) {
 		s->seg_base = s->buf;
 		s->seg_left = s->left;
 	} else if (s->kind == IO_IOV && s->iov_i < s->iovcnt && s->iov_i < H2_MAX_IOV &&
-		   !bpf_probe_read_user(&iov, sizeof(iov),
-					(void *)(s->buf + s->iov_i * sizeof(iov)))) {
-		s->seg_base = iov.base;
-		s->seg_left = iov.len < s->left ? iov.len : s->left;
+		   !bpf_probe_read_user(iov, sizeof(*iov),
+					(void *)(s->buf + s->iov_i * sizeof(*iov)))) {
+		s->seg_base = iov->base;
+		s->seg_left = iov->len < s->left ? iov->len : s->left;
 	} else {
 		return 1;
 	}
@@ -1037,7 +1058,7 @@ static __always_inline int h2_next_seg(struct h2_scratch *s)
 	return 0;
 }
 
-static long h2_cb(__u32 i, void *arg)
+H2_CB_FN long h2_cb(__u32 i, void *arg)
 {
 	struct h2_args *a = arg;
 	struct h2_scratch *s = a->s;
@@ -1073,8 +1094,43 @@ static long h2_cb(__u32 i, void *arg)
 	return 0;
 }
 
+/* After a syscall's bytes went through the walker, or stopped: a walk that did not reach the end
+ * ends the connection's HTTP/2 tracking, with the reason counted. */
+static __always_inline void h2_finish(struct tapir_conn *c, struct tapir_h2_conn_state *h,
+				      struct h2_scratch *s)
+{
+	if (s->done)
+		return;
+	/* No client preface after all: not HTTP/2 (a server that spoke first); a side whose first
+	 * frame is none: a connection that began HTTP/2 and left it (an echo server); else frames
+	 * lost. */
+	stat_inc(s->err == TH2_ERR_PREFACE ? TAPIR_STAT_IGNORED_NOT_HTTP
+		 : s->err == H2_ERR_STEPS  ? TAPIR_STAT_SCAN_LIMIT
+		 : !h->seen[s->dir & 1]	   ? TAPIR_STAT_IGNORED_HTTP2
+					   : TAPIR_STAT_H2_FRAMING);
+	h2_end(c, TAPIR_H2R_ERROR, s->err);
+}
+
+/* The scratch set up for @len bytes of @io on connection @c. */
+static __always_inline void h2_setup(struct h2_scratch *s, struct tapir_conn *c,
+				     struct tapir_io *io, __u64 len)
+{
+	s->sock = c->sock;
+	s->buf = io->buf;
+	s->kind = io->kind;
+	s->iovcnt = io->iovcnt;
+	s->iov_i = 0;
+	s->left = len;
+	s->seg_left = 0;
+	s->dir = io->dir;
+	s->done = 0;
+	s->err = 0;
+	/* A request's bytes count when read, an answer's when its write began. */
+	s->ts = io->dir == DIR_IN && !io->at_call ? bpf_ktime_get_ns() : io->ts;
+}
+
 /* A new HTTP/2 connection: its walkers, before its first read is walked. */
-static __always_inline int h2_begin(struct tapir_conn *c)
+static __always_inline int h2_begin(struct tapir_conn *c, __u32 how)
 {
 	struct h2_scratch *s = h2_get_scratch();
 	__u64 sock = c->sock;
@@ -1088,10 +1144,11 @@ static __always_inline int h2_begin(struct tapir_conn *c)
 	}
 	c->state = TAPIR_CONN_H2;
 	/* Whatever the daemon still holds of a socket at this address is over. */
-	h2_notify(c, TAPIR_H2R_OPEN, 0);
+	h2_notify(c, TAPIR_H2R_OPEN, how);
 	return 0;
 }
 
+#ifndef TAPIR_COMPAT
 /*
  * @len bytes read or written on HTTP/2 connection @c, through its walker of that direction. A
  * global function: the verifier checks it, and its bpf_loop callback, once per program instead
@@ -1113,29 +1170,77 @@ __noinline int h2_io(struct tapir_conn *c, struct tapir_io *io, __u64 len)
 	a.s = s;
 	a.h = h;
 	a.c = c;
-	s->buf = io->buf;
-	s->kind = io->kind;
-	s->iovcnt = io->iovcnt;
-	s->iov_i = 0;
-	s->left = len;
-	s->seg_left = 0;
-	s->dir = io->dir;
-	s->done = 0;
-	s->err = 0;
-	/* A request's bytes count when read, an answer's when its write began. */
-	s->ts = io->dir == DIR_IN && !io->at_call ? bpf_ktime_get_ns() : io->ts;
+	h2_setup(s, c, io, len);
 	if (io->kind != IO_BLIND)
 		bpf_loop(loop_max, h2_cb, &a, 0);
-	if (!s->done) {
-		/* No client preface after all: not HTTP/2 (a server that spoke first); a side whose
-		 * first frame is none: a connection that began HTTP/2 and left it (an echo server);
-		 * else frames lost. */
-		stat_inc(s->err == TH2_ERR_PREFACE ? TAPIR_STAT_IGNORED_NOT_HTTP
-			 : !h->seen[s->dir & 1]	   ? TAPIR_STAT_IGNORED_HTTP2
-						   : TAPIR_STAT_H2_FRAMING);
-		h2_end(c, TAPIR_H2R_ERROR, s->err);
-	}
+	h2_finish(c, h, s);
 	return 0;
+}
+#else
+/* The compat build: the walk goes on in h2_more, slot 1 of the hook's program array. */
+static __always_inline void h2_io(void *ctx, struct tapir_conn *c, struct tapir_io *io, __u64 len,
+				  void *tails)
+{
+	struct h2_scratch *s = h2_get_scratch();
+	struct tapir_h2_conn_state *h;
+	__u64 sock = c->sock;
+
+	if (!s)
+		return;
+	h = bpf_map_lookup_elem(&h2_conns, &sock);
+	if (!h)
+		return;
+	h2_setup(s, c, io, len);
+	if (io->kind != IO_BLIND)
+		bpf_tail_call(ctx, tails, 1);
+	h2_finish(c, h, s); /* sendfile and the like, or h2_more is missing */
+}
+
+/* H2_COMPAT_STEPS steps of the walk begun by h2_io, each run tail-calling the next. */
+static __always_inline int h2_more_body(void *ctx, void *tails)
+{
+	struct h2_scratch *s = h2_get_scratch();
+	struct tapir_conn_key key;
+	struct tapir_h2_conn_state *h;
+	struct tapir_conn *c;
+	struct h2_args a;
+	__u64 sock;
+	int i;
+
+	if (!s)
+		return 0;
+	sock = s->sock;
+	key.sock = sock;
+	c = bpf_map_lookup_elem(&conns, &key);
+	h = bpf_map_lookup_elem(&h2_conns, &sock);
+	if (!c || !h || c->state != TAPIR_CONN_H2)
+		return 0;
+	a.s = s;
+	a.h = h;
+	a.c = c;
+	/* A loop the verifier walks, not unrolled, and nothing kept in registers from one step to
+	 * the next: the paths of a step meet at its head and are pruned there. */
+#pragma clang loop unroll(disable)
+	for (i = 0; i < H2_COMPAT_STEPS; i++) {
+		asm volatile("" ::: "memory");
+		if (h2_cb(i, &a))
+			break;
+	}
+	if (i < H2_COMPAT_STEPS) {
+		h2_finish(c, h, s);
+		return 0;
+	}
+	bpf_tail_call(ctx, tails, 1);
+	/* Out of tail calls: more frames in one syscall than this build can follow. */
+	s->err = H2_ERR_STEPS;
+	h2_finish(c, h, s);
+	return 0;
+}
+
+SEC("tracepoint")
+int h2_more(void *ctx)
+{
+	return h2_more_body(ctx, &walkers);
 }
 #endif
 
@@ -1356,21 +1461,31 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		/* The client's preface, or the server's SETTINGS, which it may send first. */
 		if (!(c->flags & TAPIR_CF_PRESTART) &&
 		    (dir == DIR_IN ? starts_h2(io, ret) : starts_h2_settings(io, ret))) {
-#ifndef TAPIR_COMPAT
-			if (h2_begin(c))
+			if (!h2_on) {
+				tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_HTTP2);
 				return 0;
-#else
-			tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_HTTP2);
-			return 0;
-#endif
+			}
+			if (h2_begin(c, 0))
+				return 0;
 		}
+	} else if (c->state == TAPIR_CONN_UPGRADED) {
+		/* The first bytes either way after a 101: HTTP/2 for an h2c upgrade (RFC 7540
+		 * 3.2), whose server sends its SETTINGS and may answer stream 1 at once, before
+		 * the client's preface; anything else (a WebSocket) is left alone from here on. */
+		c->flags |= TAPIR_CF_UPGRADE_SEEN;
+		if ((c->flags & TAPIR_CF_CLIENT) || !h2_on ||
+		    !(dir == DIR_IN ? starts_h2(io, ret) : starts_h2_settings(io, ret)) ||
+		    h2_begin(c, TAPIR_H2_OPEN_UPGRADE))
+			return 0;
 	}
-#ifndef TAPIR_COMPAT
 	if (c->state == TAPIR_CONN_H2) {
+#ifndef TAPIR_COMPAT
 		h2_io(c, io, ret); /* one call site: its bpf_loop callback is verified once */
+#else
+		h2_io(ctx, c, io, ret, tails);
+#endif
 		return 0;
 	}
-#endif
 	if (c->state >= TAPIR_CONN_IGNORED)
 		return 0;
 	if (c->state == TAPIR_CONN_NEW && dir == DIR_OUT && !(c->flags & TAPIR_CF_PRESTART)) {
@@ -1511,7 +1626,7 @@ static __always_inline int enter_io(__u32 fd, __u64 buf, __u32 iovcnt, __u8 kind
 		return 0; /* a file, a pipe: not a socket */
 	key.sock = (__u64)sk;
 	c = bpf_map_lookup_elem(&conns, &key);
-	if (c && c->state >= TAPIR_CONN_IGNORED && c->state != TAPIR_CONN_H2)
+	if (c && tapir_conn_passive(c))
 		return 0; /* not HTTP/1.x, or no longer */
 	io.buf = buf;
 	io.ts = bpf_ktime_get_ns();
@@ -1714,7 +1829,7 @@ static __always_inline int sock_io(void *ctx, struct sock *sk, long ret, int fla
 	if ((__u32)(id >> 32) == self_tgid || !current_watched())
 		return 0;
 	c = bpf_map_lookup_elem(&conns, &key);
-	if (c && c->state >= TAPIR_CONN_IGNORED && c->state != TAPIR_CONN_H2)
+	if (c && tapir_conn_passive(c))
 		return 0;
 	if (ret <= 0) {
 		if (c && ((ret == 0 && dir == DIR_IN) || ret == -ECONNRESET || ret == -EPIPE))
@@ -1824,5 +1939,23 @@ SEC("fexit/tcp_sendpage")
 int walk_more_sendpage(void *ctx)
 {
 	return walk_more_body(ctx, &walkers_sendpage);
+}
+
+SEC("fexit/tcp_sendmsg")
+int h2_more_sendmsg(void *ctx)
+{
+	return h2_more_body(ctx, &walkers_sendmsg);
+}
+
+SEC("fexit/tcp_recvmsg")
+int h2_more_recvmsg(void *ctx)
+{
+	return h2_more_body(ctx, &walkers_recvmsg);
+}
+
+SEC("fexit/tcp_sendpage")
+int h2_more_sendpage(void *ctx)
+{
+	return h2_more_body(ctx, &walkers_sendpage);
 }
 #endif

@@ -10,7 +10,7 @@ build=(clang llvm make gcc pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
 test=(libcmocka-dev python3 python3-pytest python3-prometheus-client python3-fastapi
       python3-uvicorn python3-uvloop python3-httptools python3-websockets nginx-light curl wrk apache2-utils hey prometheus
       nodejs iproute2 procps clang-format qemu-system-x86 busybox-static cpio libclang-rt-dev
-      openssl python3-cryptography python3-yaml python3-grpcio nghttp2-client nghttp2-server)
+      openssl python3-cryptography python3-yaml python3-grpcio nghttp2-client nghttp2-server python3-hypercorn)
 
 want=("${build[@]}")
 case "${1:-all}" in

@@ -42,8 +42,8 @@
 # h2_sent=REQ/404/BYTES/IGNORED and h2_counted=...: HTTP/2 requests to nghttpd (h2c, prior
 # knowledge), those answered 404 and their DATA bytes, as h2load counted them, and the HTTP/2
 # connections tapir should count ignored; tapir's figures: baseten_* of matrix-h2 and
-# tapir_ignored_connections_total{reason="http2"}. The loop build follows each stream (IGNORED
-# 0); the compat build follows none and counts every connection ignored ("-": h2 not driven).
+# tapir_ignored_connections_total{reason="http2"}. Both builds follow each stream (IGNORED 0;
+# "-": h2 not driven).
 # As /init it checks the build tapir picks, the loop build on syscall hooks (the socket-layer
 # hooks' baseline in the same VM), then the compat build, and powers off.
 
@@ -564,11 +564,8 @@ fi
 # --- the figures --------------------------------------------------------------------------------
 
 sent=$((${ngx_requests:-0} + ${htd_requests:-0} + ${llm_requests:-0}))
-# The loop build follows HTTP/2; the compat build counts its connections ignored.
-case "$variant" in
-loop*) sent=$((sent + ${h2_requests:-0})) h2_follow=1 ;;
-*) h2_follow=0 ;;
-esac
+# Both builds follow HTTP/2 (the compat build through tail calls of h2_more).
+sent=$((sent + ${h2_requests:-0})) h2_follow=1
 # tapir drains its ring every 50 ms and settles what a dead process left every second: poll until
 # everything is in, then once more a little later to catch anything counted twice.
 i=0

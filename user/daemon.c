@@ -33,6 +33,7 @@
 #include "gpu.h"
 #include "grpc.h"
 #include "h2_track.h"
+#include "h2_pair.h"
 #include "pod_id.h"
 #include "podmeta.h"
 #include "procfs.h"
@@ -68,9 +69,10 @@ struct tapir_daemon {
 	size_t n_llm_gauges;
 	uint64_t llm_lost[TAPIR_LLM_LOST_REASONS]; /* the kernel's counts, as last exported */
 	uint64_t last_llm_expire_ms;
-	/* HTTP/2: frames from h2_events, one request per stream; NULL without the loop build. */
+	/* HTTP/2: frames from h2_events, one request per stream; NULL where it is not followed. */
 	struct ring_buffer *h2_rb;
 	struct tapir_h2_track *h2;
+	struct tapir_h2_pair *h2_pair; /* h2c upgrades: the 101 record and stream 1, as one */
 	struct tapir_grpc_metrics *grpc;
 	struct tapir_outbound *outbound; /* requests the watched processes send */
 	struct tapir_async *async;	 /* deployments[].async: jobs, queue, webhooks */
@@ -414,34 +416,52 @@ static void forget(void *ctx, uint32_t id, const char *const *labels)
 	tapir_llm_metrics__forget_deployment(d->llm_metrics, labels);
 }
 
+/* A request of HTTP/2 (@r, the stream) or of an h2c upgrade (@r NULL: a 101 alone), counted. */
+static void h2_account(void *ctx, const struct tapir_http_event *e, const struct tapir_h2_result *r)
+{
+	struct tapir_daemon *d = ctx;
+	const struct tapir_watched *w;
+	const char *const *labels;
+	uint32_t id;
+
+	account(d, e);
+	if (!r)
+		return;
+	labels = tapir_cgroups__labels(
+		d->cgroups,
+		(w = tapir_cgroups__find(d->cgroups, e->cgroup_id)) ? w->labels_id : e->labels_id);
+	id = w ? w->labels_id : e->labels_id;
+	if (labels)
+		tapir_grpc_metrics__record(d->grpc, id, labels, r->grpc_status);
+}
+
 /* An HTTP/2 stream is over (h2_track.c): a request, and a gRPC call when it has a status. */
 static void h2_done(void *ctx, const struct tapir_h2_who *who, const struct tapir_h2_result *r)
 {
 	struct tapir_daemon *d = ctx;
-	const struct tapir_watched *w;
 	struct tapir_http_event e;
-	const char *const *labels;
-	uint32_t id;
 
+	if (r->flags & TAPIR_H2_R_UPGRADE) {
+		tapir_h2_pair__stream(d->h2_pair, who, r, now_ms());
+		return;
+	}
 	tapir_h2_track__event(who, r, &e);
-	account(d, &e);
-	labels = tapir_cgroups__labels(
-		d->cgroups, (w = tapir_cgroups__find(d->cgroups, who->cgroup_id)) ? w->labels_id
-										  : who->labels_id);
-	id = w ? w->labels_id : who->labels_id;
-	if (labels)
-		tapir_grpc_metrics__record(d->grpc, id, labels, r->grpc_status);
+	h2_account(d, &e, r);
 }
 
 static int on_h2(void *ctx, void *data, size_t size)
 {
 	struct tapir_daemon *d = ctx;
+	const struct tapir_h2_rec *e = data;
 
+	/* An h2c upgrade: its 101 waits for its stream 1 (h2_pair.h). */
+	if (size >= sizeof(*e) && e->kind == TAPIR_H2R_OPEN && e->value == TAPIR_H2_OPEN_UPGRADE)
+		tapir_h2_pair__open(d->h2_pair, e->sock, now_ms());
 	tapir_h2_track__record(d->h2, data, size);
 	return 0;
 }
 
-/* HTTP/2: its families, and a reader of h2_events where the loop build fills it. */
+/* HTTP/2: its families, and a reader of h2_events where the HTTP programs fill it. */
 static int h2_start(struct tapir_daemon *d)
 {
 	int fd = tapir_loader__h2_fd(d->loader);
@@ -450,12 +470,13 @@ static int h2_start(struct tapir_daemon *d)
 	if (!d->grpc)
 		return -errno;
 	if (fd < 0) {
-		pr_info("http2: not followed by the compat build (kernels before 5.17): its "
-			"connections count as ignored (http2)");
+		pr_info("http2: not followed by the HTTP programs loaded: its connections count "
+			"as ignored (http2)");
 		return 0;
 	}
 	d->h2 = tapir_h2_track__new(d->cfg->max_connections, h2_done, d);
-	if (!d->h2)
+	d->h2_pair = tapir_h2_pair__new(256, h2_account, d);
+	if (!d->h2 || !d->h2_pair)
 		return -errno;
 	d->h2_rb = ring_buffer__new(fd, on_h2, d, NULL);
 	return d->h2_rb ? 0 : -errno;
@@ -476,7 +497,11 @@ static int on_record(void *ctx, void *data, size_t size)
 		 * its async mark) is known before it is counted. */
 		if (e->llm_id && d->llm)
 			ring_buffer__consume(d->llm_rb);
-		account(d, e);
+		/* A 101 may be an h2c upgrade: its answer comes on stream 1 of HTTP/2. */
+		if (e->outcome == TAPIR_OUT_UPGRADED && d->h2_pair)
+			tapir_h2_pair__request(d->h2_pair, e, now_ms());
+		else
+			account(d, e);
 		if (e->llm_id && d->llm)
 			tapir_llm_track__record(d->llm, e, llm_path_ours(d, e));
 	} else if (type == TAPIR_REC_HTTP_OUT && size >= sizeof(struct tapir_http_event)) {
@@ -1004,6 +1029,8 @@ int tapir_daemon__run(struct tapir_daemon *d)
 			read_agg(d); /* readiness and the series' grace periods need no scrape */
 		tapir_replicas__tick(d->replicas, t);
 		tapir_engines__tick(d->engines, t);
+		if (d->h2_pair)
+			tapir_h2_pair__expire(d->h2_pair, t, 0);
 		if (d->llm && t - d->last_llm_expire_ms >= RESCAN_MS) {
 			tapir_llm_track__expire(d->llm, t * 1000000ULL, LLM_IDLE_NS, llm_alive, d);
 			d->last_llm_expire_ms = t;
@@ -1031,6 +1058,7 @@ void tapir_daemon__free(struct tapir_daemon *d)
 	ring_buffer__free(d->llm_rb);
 	ring_buffer__free(d->h2_rb);
 	tapir_h2_track__free(d->h2);
+	tapir_h2_pair__free(d->h2_pair);
 	tapir_grpc_metrics__free(d->grpc);
 	tapir_llm_track__free(d->llm);
 	tapir_llm_metrics__free(d->llm_metrics);

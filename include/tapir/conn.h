@@ -49,6 +49,14 @@ TAPIR_INLINE void tapir_conn_abandon(TAPIR_CONN_ENV *env, struct tapir_conn *c, 
 	c->state = TAPIR_CONN_IGNORED;
 }
 
+/* Nothing more to look at on @c: not HTTP, or no longer (an upgraded connection whose first
+ * bytes after the 101 were not HTTP/2). */
+TAPIR_INLINE int tapir_conn_passive(const struct tapir_conn *c)
+{
+	return c->state >= TAPIR_CONN_IGNORED && c->state != TAPIR_CONN_H2 &&
+	       !(c->state == TAPIR_CONN_UPGRADED && !(c->flags & TAPIR_CF_UPGRADE_SEEN));
+}
+
 /**
  * tapir_conn_finalize - account for a connection that is going away
  *

@@ -26,6 +26,8 @@
 #define TAPIR_CF_UNTRACKED   0x20 /* a reserved slot: one read of a connection without an entry */
 #define TAPIR_CF_HEADS \
 	0x40 /* its cgroup has TAPIR_CGI_HEADS: every request's head is handed over */
+#define TAPIR_CF_UPGRADE_SEEN \
+	0x80 /* TAPIR_CONN_UPGRADED: the first bytes after the 101 were looked at (h2c or not) */
 
 /* Outcome of a request (struct tapir_http_event.outcome). */
 #define TAPIR_OUT_COMPLETE     0 /* response complete */
@@ -188,7 +190,11 @@ struct tapir_conn_out_event {
 #define TAPIR_H2R_GOAWAY 4 /* value: last stream id, value2: error code */
 #define TAPIR_H2R_ERROR	 5 /* frames lost (value: TH2_ERR_*; 0: not walked): the end */
 #define TAPIR_H2R_CLOSE	 6 /* the connection ended */
-#define TAPIR_H2R_OPEN	 7 /* a connection began: one still held at its address is over */
+/* A connection began: one still held at its address is over; value: TAPIR_H2_OPEN_UPGRADE for
+ * an h2c upgrade. */
+#define TAPIR_H2R_OPEN 7
+
+#define TAPIR_H2_OPEN_UPGRADE 1 /* began after a 101 (h2c): stream 1 is the upgraded request */
 
 #define TAPIR_H2R_F_END_HEADERS 0x01 /* the same values as user/sources/h2.h's */
 #define TAPIR_H2R_F_END_STREAM	0x02

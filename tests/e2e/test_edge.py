@@ -117,8 +117,12 @@ def test_websockets_gauge_100_60_30_0(daemon, slot, start):
                                               == want, what=f"{want} websockets"))
 
     asyncio.run(run())
+    # Each upgrade request is counted once, as a 101; frames are not requests. A 101 waits up
+    # to a second for HTTP/2 after it (an h2c upgrade, see test_h2.py) before it counts.
+    s = daemon.wait_for(lambda s: s.value(REQ, model_name=slot.model, status_code=101) >= 100,
+                        what="100 upgrades counted")
+    time.sleep(0.2)
     s = daemon.scrape()
-    # Each upgrade request is counted once, when its 101 is written; frames are not requests.
     assert s.value(REQ, model_name=slot.model, status_code=101) == 100
     assert s.value(REQ, model_name=slot.model) == 100
     assert s.value(INFLIGHT, model_name=slot.model) == 0

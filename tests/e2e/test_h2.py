@@ -28,6 +28,7 @@ H2_LOST = "tapir_http2_lost_total"
 LOSSES = ("tapir_records_lost_total", "tapir_parse_failures_total",
           "tapir_connections_evicted_total", H2_LOST)
 
+TAPIR_PAIR_HOLD_S = 1.2  # a 101 waits up to 1 s for its stream 1 (h2_pair.h)
 GRPC_PREFIX = 5  # each gRPC message: a compressed flag and a 4-byte length, then the message
 
 
@@ -280,3 +281,52 @@ def test_connection_open_before_start_is_skipped(tmp_path, cgroot):
             assert proc.wait(15) == 0
         stop_proc(srv)
         cg.destroy()
+
+
+def test_h2c_upgrade(daemon, slot):
+    """curl --http2 on http:// asks hypercorn for an h2c upgrade (RFC 7540 3.2): the GET that
+    asks is answered 101, then on stream 1 of HTTP/2; curl's next requests on that connection are
+    streams 3, 5. Each is one request, with the status and size curl got: the 101 is not one."""
+    before = daemon.scrape()
+    port = free_port()
+    srv = slot.popen([PY, "-m", "hypercorn", "-b", f"127.0.0.1:{port}", "h2c_app:app"],
+                     env=dict(os.environ, PYTHONPATH=SERVERS),
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, proc=srv)
+        m = slot.model
+        fmt = "%{http_code} %{size_download} %{http_version} %{size_request}\n"
+        runs = [["/small", "/big", "/missing"], ["/big"], ["/missing", "/small"]]
+        codes, size, head = collections.Counter(), 0, 0
+        for paths in runs:
+            argv = ["curl", "-s", "--http2"]
+            for p in paths:
+                argv += ["-o", "/dev/null", "-w", fmt, f"http://127.0.0.1:{port}{p}"]
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                                 check=True).stdout.split("\n")
+            for i, line in enumerate(out[:len(paths)]):
+                code, got, version, sent = line.split()
+                assert version == "2", out  # upgraded
+                codes[code] += 1
+                size += int(got)
+                if i == 0:
+                    head += int(sent)  # the request that asked, as HTTP/1.1
+        n = sum(codes.values())
+        s = daemon.wait_for(lambda s: s.value(REQ, model_name=m) >= n, timeout=10,
+                            what="curl's requests")
+        time.sleep(TAPIR_PAIR_HOLD_S)
+        s = daemon.scrape()
+        assert s.value(REQ, model_name=m) == n == 6, s.select(REQ)
+        assert s.value(REQ, model_name=m, status_code="101") == 0
+        assert s.value(REQ, model_name=m, status_code="200") == codes["200"] == 4
+        assert s.value(REQ, model_name=m, status_code="404") == codes["404"] == 2
+        assert s.value(RESP_SIZE + "_sum", model_name=m) == size
+        # The request that asked is the HTTP/1.1 one; the others carry no DATA.
+        assert s.value(REQ_SIZE + "_sum", model_name=m) == head
+        assert s.value(TTFB + "_count", model_name=m) == n
+        assert s.value(INFLIGHT, model_name=m) == 0
+        assert s.value("tapir_upgraded_connections_total") \
+            == before.value("tapir_upgraded_connections_total") + len(runs)
+        assert_no_loss(s, before)
+    finally:
+        stop_proc(srv)

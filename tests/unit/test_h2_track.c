@@ -335,6 +335,78 @@ static void test_lost_record_gives_the_block_up(void **state)
 	talk_free(&t);
 }
 
+/*
+ * An h2c upgrade (RFC 7540 3.2): the kernel says so in the connection's first record; the
+ * server's frames start with its SETTINGS and answer stream 1 (the HTTP/1.1 request, never seen
+ * as HTTP/2) before the client's preface; stream 3 is an ordinary request after it.
+ */
+static void test_upgrade_answers_stream_one(void **state)
+{
+	static struct talk t;
+	static struct talk_body resp1, resp3;
+	struct done d = { 0 };
+	struct env env = { 0 };
+	struct tapir_h2_rec open = { .type = TAPIR_REC_H2,
+				     .sock = SOCK,
+				     .cgroup_id = CGID,
+				     .kind = TAPIR_H2R_OPEN,
+				     .value = TAPIR_H2_OPEN_UPGRADE,
+				     .ts = 500000ULL };
+	nghttp2_settings_entry set[] = { { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100 } };
+	nghttp2_nv ok[] = { TALK_NV(":status", "200"), TALK_NV("content-type", "text/plain") };
+	nghttp2_nv gone[] = { TALK_NV(":status", "404") };
+	nghttp2_nv get[] = { TALK_NV(":method", "GET"), TALK_NV(":scheme", "http"),
+			     TALK_NV(":path", "/next"), TALK_NV(":authority", "localhost") };
+	nghttp2_data_provider prov = { .read_callback = talk_read };
+	const struct tapir_h2_result *r;
+	uint8_t payload[64];
+	ssize_t n;
+	int32_t s3;
+
+	(void)state;
+	talk_init(&t, 0);
+	n = nghttp2_pack_settings_payload(payload, sizeof(payload), set, 1);
+	assert_true(n > 0);
+	assert_int_equal(nghttp2_session_upgrade2(t.client, payload, (size_t)n, 0, NULL), 0);
+	assert_int_equal(nghttp2_session_upgrade2(t.server, payload, (size_t)n, 0, NULL), 0);
+	resp1 = (struct talk_body){ 5000, 0, 1, NULL, 0 };
+	resp3 = (struct talk_body){ 9, 0, 3, NULL, 0 };
+	prov.source.ptr = &resp1;
+	assert_int_equal(nghttp2_submit_response(t.server, 1, ok, 2, &prov), 0);
+	s3 = nghttp2_submit_request(t.client, NULL, get, 4, NULL, NULL);
+	assert_int_equal(s3, 3);
+	talk_pump(&t);
+	prov.source.ptr = &resp3;
+	assert_int_equal(nghttp2_submit_response(t.server, s3, gone, 1, &prov), 0);
+	talk_pump(&t);
+
+	env.t = tapir_h2_track__new(16, on_done, &d);
+	assert_non_null(env.t);
+	assert_int_equal(tapir_h2_track__record(env.t, &open, sizeof(open)), 0);
+	assert_int_equal(tapir_h2_track__conns(env.t), 1);
+	assert_int_equal(replay(&env, &t, 0, SIZE_MAX), 0);
+	assert_int_equal(d.n, 2);
+	r = result_of(&d, 1, NULL);
+	assert_non_null(r);
+	assert_true(r->flags & TAPIR_H2_R_UPGRADE);
+	assert_int_equal(r->outcome, TAPIR_H2_OUT_COMPLETE);
+	assert_int_equal(r->status, 200);
+	assert_int_equal(r->resp_bytes, 5000);
+	assert_int_equal(r->req_bytes, 0);
+	assert_int_equal(r->start_ns, 500000ULL);
+	assert_string_equal(r->method, ""); /* the HTTP/1.1 request's: the daemon pairs them */
+	r = result_of(&d, 3, NULL);
+	assert_non_null(r);
+	assert_false(r->flags & TAPIR_H2_R_UPGRADE);
+	assert_int_equal(r->status, 404);
+	assert_int_equal(r->resp_bytes, 9);
+	assert_string_equal(r->path, "/next");
+	send_end(env.t, TAPIR_H2R_CLOSE);
+	assert_int_equal(d.n, 2);
+	tapir_h2_track__free(env.t);
+	talk_free(&t);
+}
+
 static void test_connection_limit(void **state)
 {
 	struct done d = { 0 };
@@ -397,6 +469,7 @@ int main(void)
 		cmocka_unit_test(test_framing_lost_drops_open_streams),
 		cmocka_unit_test(test_lost_record_gives_the_block_up),
 		cmocka_unit_test(test_open_drops_a_stale_connection),
+		cmocka_unit_test(test_upgrade_answers_stream_one),
 		cmocka_unit_test(test_connection_limit),
 		cmocka_unit_test(test_event_of_odd_results),
 	};

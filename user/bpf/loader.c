@@ -51,6 +51,7 @@ struct tapir_loader {
 	char pin_dir[256]; /* "" when nothing is pinned */
 	int agg_on;	   /* http_agg is in use (http_agg_knobs()) */
 	int llm_on;	   /* LLM payload goes to llm_events (http_llm_knobs()) */
+	int h2_on;	   /* HTTP/2 is followed, into h2_events */
 };
 
 /* The end of the last verifier log libbpf printed, and the program it was about. */
@@ -196,7 +197,8 @@ static bool tracepoint_exists(const char *sec)
 /* A program that is only ever tail-called (the compat walker): loaded, never attached. */
 static bool tail_target(const struct bpf_program *p)
 {
-	return !strncmp(bpf_program__name(p), "walk_more", 9);
+	return !strncmp(bpf_program__name(p), "walk_more", 9) ||
+	       !strncmp(bpf_program__name(p), "h2_more", 7);
 }
 
 static const char *kernel_release(void)
@@ -436,7 +438,7 @@ static struct bpf_map *http_map(const struct tapir_loader *l, const char *name)
 /* Wake the reader early only when the ring is an eighth full; otherwise it drains on its own
  * short timer, which keeps wake-ups off the traced server's hot path. The connection table has
  * a reserved slot per CPU beyond @max_conns (http_reserve_slots()). */
-static void http_size(struct http_obj *h, __u32 max_conns, __u32 ringbuf_bytes)
+static void http_size(struct http_obj *h, __u32 max_conns, __u32 ringbuf_bytes, bool h2)
 {
 	__u64 *wakeup;
 
@@ -448,11 +450,13 @@ static void http_size(struct http_obj *h, __u32 max_conns, __u32 ringbuf_bytes)
 		((struct http_bpf *)h->skel)->rodata->h2_wakeup_bytes = ringbuf_bytes / 8;
 	} else {
 		wakeup = &((struct http_compat_bpf *)h->skel)->rodata->wakeup_bytes;
+		((struct http_compat_bpf *)h->skel)->rodata->h2_wakeup_bytes = ringbuf_bytes / 8;
+		((struct http_compat_bpf *)h->skel)->rodata->h2_on = h2;
 	}
 	*wakeup = ringbuf_bytes / 8;
-	/* HTTP/2 is followed by the loop build only (bpf/http.bpf.c, "HTTP/2"): a walker per
-	 * connection and a ring as large as the records'; a page and an entry in the compat one. */
-	if (!strcmp(h->variant, "loop")) {
+	/* HTTP/2 (bpf/http.bpf.c, "HTTP/2"): a walker per connection and a ring as large as the
+	 * records'; a page and an entry where it is not followed. */
+	if (h2) {
 		bpf_map__set_max_entries(bpf_object__find_map_by_name(h->obj, "h2_conns"),
 					 max_conns);
 		bpf_map__set_max_entries(bpf_object__find_map_by_name(h->obj, "h2_events"),
@@ -611,29 +615,35 @@ static int http_reserve_slots(struct http_obj *h)
 	return 0;
 }
 
-/* The compat walker continues through tail calls into itself. */
-/* The compat build's walkers: each walk_more in slot 0 of its program array. */
+/* The compat build's walkers continue through tail calls into themselves: each walk_more in
+ * slot 0 of its hook's program array, each h2_more (the HTTP/2 frame walker) in slot 1. */
 static int http_wire_tail_calls(struct http_obj *h)
 {
-	static const char *const pairs[][2] = {
-		{ "walk_more", "walkers" },
-		{ "walk_more_sendmsg", "walkers_sendmsg" },
-		{ "walk_more_recvmsg", "walkers_recvmsg" },
-		{ "walk_more_sendpage", "walkers_sendpage" },
+	static const struct {
+		const char *prog, *map;
+		__u32 slot;
+	} pairs[] = {
+		{ "walk_more", "walkers", 0 },
+		{ "walk_more_sendmsg", "walkers_sendmsg", 0 },
+		{ "walk_more_recvmsg", "walkers_recvmsg", 0 },
+		{ "walk_more_sendpage", "walkers_sendpage", 0 },
+		{ "h2_more", "walkers", 1 },
+		{ "h2_more_sendmsg", "walkers_sendmsg", 1 },
+		{ "h2_more_recvmsg", "walkers_recvmsg", 1 },
+		{ "h2_more_sendpage", "walkers_sendpage", 1 },
 	};
 	struct bpf_program *p;
 	struct bpf_map *m;
-	__u32 zero = 0;
 	size_t i;
 	int fd;
 
 	for (i = 0; i < ARRAY_SIZE(pairs); i++) {
-		p = bpf_object__find_program_by_name(h->obj, pairs[i][0]);
-		m = bpf_object__find_map_by_name(h->obj, pairs[i][1]);
+		p = bpf_object__find_program_by_name(h->obj, pairs[i].prog);
+		m = bpf_object__find_map_by_name(h->obj, pairs[i].map);
 		if (!p || !m || !bpf_program__autoload(p))
 			continue;
 		fd = bpf_program__fd(p);
-		if (fd < 0 || bpf_map_update_elem(bpf_map__fd(m), &zero, &fd, BPF_ANY))
+		if (fd < 0 || bpf_map_update_elem(bpf_map__fd(m), &pairs[i].slot, &fd, BPF_ANY))
 			return fd < 0 ? -EINVAL : -errno;
 	}
 	return 0;
@@ -650,8 +660,9 @@ static int variant_supported(int variant)
 /* Open, size and load one variant of the HTTP programs with one hook set; notes every program's
  * fate. */
 static int load_http_variant(struct tapir_loader *l, const struct tapir_config *cfg, int variant,
-			     int hooks)
+			     int hooks, bool h2)
 {
+	struct bpf_program *p;
 	int err;
 
 	err = http_open(&l->http, variant);
@@ -661,7 +672,14 @@ static int load_http_variant(struct tapir_loader *l, const struct tapir_config *
 		return err;
 	}
 	probe_hooks(l, l->http.obj, "http", l->http.variant, hooks);
-	http_size(&l->http, cfg->max_connections, cfg->ringbuf_bytes);
+	/* The compat build without its HTTP/2 walker (h2_more), for a verifier that refuses it:
+	 * HTTP/2 connections count as ignored (http2), HTTP/1.x goes on. */
+	if (!h2)
+		bpf_object__for_each_program (p, l->http.obj)
+			if (!strncmp(bpf_program__name(p), "h2_more", 7))
+				bpf_program__set_autoload(p, false);
+	l->h2_on = h2;
+	http_size(&l->http, cfg->max_connections, cfg->ringbuf_bytes, h2);
 	l->agg_on = http_agg_knobs(&l->http, cfg);
 	l->llm_on = http_llm_knobs(&l->http, cfg);
 	if (!strcmp(l->http.variant, "loop"))
@@ -760,16 +778,21 @@ undo:
  */
 static void open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 {
-	static const int order[][2] = {
-		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SOCKET },	   { TAPIR_BPF_LOOP, TAPIR_HOOKS_FEXIT },
-		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SYSCALL },   { TAPIR_BPF_COMPAT, TAPIR_HOOKS_FEXIT },
-		{ TAPIR_BPF_COMPAT, TAPIR_HOOKS_SYSCALL },
+	/* variant, hooks, HTTP/2 followed */
+	static const int order[][3] = {
+		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SOCKET, 1 },
+		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_FEXIT, 1 },
+		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SYSCALL, 1 },
+		{ TAPIR_BPF_COMPAT, TAPIR_HOOKS_FEXIT, 1 },
+		{ TAPIR_BPF_COMPAT, TAPIR_HOOKS_FEXIT, 0 },
+		{ TAPIR_BPF_COMPAT, TAPIR_HOOKS_SYSCALL, 1 },
+		{ TAPIR_BPF_COMPAT, TAPIR_HOOKS_SYSCALL, 0 },
 	};
 	bool tried = false;
 	size_t i;
 
 	for (i = 0; i < ARRAY_SIZE(order); i++) {
-		int variant = order[i][0], hooks = order[i][1];
+		int variant = order[i][0], hooks = order[i][1], h2 = order[i][2];
 
 		if ((cfg->bpf_variant != TAPIR_BPF_AUTO && cfg->bpf_variant != variant) ||
 		    (cfg->bpf_hooks != TAPIR_HOOKS_AUTO && cfg->bpf_hooks != hooks))
@@ -794,17 +817,18 @@ static void open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 				continue;
 		}
 		if (tried) {
-			pr_warn("http: trying the %s variant with %s hooks",
-				variant == TAPIR_BPF_LOOP ? "loop" : "compat", hooks_name(hooks));
+			pr_warn("http: trying the %s variant with %s hooks%s",
+				variant == TAPIR_BPF_LOOP ? "loop" : "compat", hooks_name(hooks),
+				h2 ? "" : ", without HTTP/2");
 			http_close(&l->http);
 			drop_progs(l, "http"); /* the refused variant's notes */
 		}
 		tried = true;
-		if (!load_http_variant(l, cfg, variant, hooks) &&
+		if (!load_http_variant(l, cfg, variant, hooks, h2) &&
 		    (hooks != TAPIR_HOOKS_FEXIT || !trampolines_work(l))) {
 			l->http.hooks = hooks_name(hooks);
-			pr_info("http: %s variant loaded, %s hooks", l->http.variant,
-				l->http.hooks);
+			pr_info("http: %s variant loaded, %s hooks%s", l->http.variant,
+				l->http.hooks, h2 ? "" : "; HTTP/2 not followed");
 			return;
 		}
 	}
@@ -1118,8 +1142,7 @@ int tapir_loader__llm_fd(const struct tapir_loader *l)
 
 int tapir_loader__h2_fd(const struct tapir_loader *l)
 {
-	return l->http.obj && !strcmp(l->http.variant, "loop") ? map_fd(http_map(l, "h2_events"))
-							       : -1;
+	return l->http.obj && l->h2_on ? map_fd(http_map(l, "h2_events")) : -1;
 }
 
 int tapir_loader__ring_fd(const struct tapir_loader *l)
@@ -1265,7 +1288,7 @@ static int check_feature(const char *feature, int variant, FILE *out, int *opt_b
 		p = bpf_object__find_program_by_name(h.obj, st->name);
 		set = prog_hooks(p);
 		if (!strcmp(feature, "http"))
-			http_size(&h, 1024, 1 << 16); /* small maps: this is a dry run */
+			http_size(&h, 1024, 1 << 16, true); /* small maps: a dry run */
 		vlog.prog[0] = vlog.tail[0] = '\0';
 		if (st->reason) {
 			result = st->why;

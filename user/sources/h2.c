@@ -386,6 +386,21 @@ static struct h2_stream *stream_open(struct tapir_h2_conn *c, uint32_t id)
 	return s;
 }
 
+int tapir_h2_conn__upgrade(struct tapir_h2_conn *c, uint64_t now_ns)
+{
+	struct h2_stream *s;
+
+	if (c->n || c->max_opened)
+		return -EEXIST;
+	s = stream_open(c, 1);
+	if (!s)
+		return -ENOMEM;
+	c->max_opened = 1;
+	s->r.start_ns = now_ns;
+	s->r.flags |= TAPIR_H2_R_UPGRADE | TAPIR_H2_R_REQ_ENDED;
+	return 0;
+}
+
 /* The stream is over: report it and forget it. */
 static void stream_end(struct tapir_h2_conn *c, struct h2_stream *s, uint8_t outcome, uint32_t code,
 		       uint64_t now_ns)

@@ -43,6 +43,7 @@
 #define TAPIR_H2_R_GRPC		 0x04 /* a content-type of application/grpc, +proto and the like */
 #define TAPIR_H2_R_REQ_ENDED	 0x08 /* the client ended its request (END_STREAM) */
 #define TAPIR_H2_R_CLIENT_RESET	 0x10 /* TAPIR_H2_OUT_RESET: the client sent the RST_STREAM */
+#define TAPIR_H2_R_UPGRADE	 0x20 /* stream 1 of an h2c upgrade: its request was HTTP/1.1 */
 
 /* struct tapir_h2_result.grpc_status besides the codes 0..16. */
 #define TAPIR_H2_GRPC_NONE    (-1) /* no grpc-status field */
@@ -103,6 +104,12 @@ int tapir_h2_conn__goaway(struct tapir_h2_conn *c, int dir, uint32_t last_stream
 			  uint32_t error_code, uint64_t now_ns);
 /* Some of a header block's bytes in @dir never arrived: its table is unknown from here. */
 int tapir_h2_conn__lost(struct tapir_h2_conn *c, int dir);
+/*
+ * The connection left HTTP/1.1 for HTTP/2 through an h2c upgrade at @now_ns (RFC 7540 3.2):
+ * stream 1 is open, its request (sent as HTTP/1.1, not seen here: no method or path) complete,
+ * and it ends with the server's answer on it, flagged TAPIR_H2_R_UPGRADE. Before any stream.
+ */
+int tapir_h2_conn__upgrade(struct tapir_h2_conn *c, uint64_t now_ns);
 /* The connection ended: every stream still open ends TAPIR_H2_OUT_CLOSED. */
 int tapir_h2_conn__close(struct tapir_h2_conn *c, uint64_t now_ns);
 

@@ -137,6 +137,11 @@ int tapir_h2_track__record(struct tapir_h2_track *t, const void *data, size_t si
 		p = find(t, e->sock);
 		if (*p)
 			drop(t, p, e->kind == TAPIR_H2R_CLOSE, e->ts);
+		if (e->kind == TAPIR_H2R_OPEN && e->value == TAPIR_H2_OPEN_UPGRADE) {
+			c = conn_of(t, e);
+			if (c)
+				tapir_h2_conn__upgrade(c->h2, e->ts);
+		}
 		return 0;
 	}
 	c = conn_of(t, e);
