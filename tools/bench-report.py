@@ -620,9 +620,6 @@ def h2_lines(h2, args):
         for p, v in sorted(h2["bpf_programs_warmup"].items(), key=lambda kv: -kv[1]["ns_per_req"]):
             L.append(f"| {p} | {v['ns_per_req']:.1f} | {v['runs_per_req']:.3f} |")
         L.append("")
-    if not args.h2_variant.startswith("http: loop"):
-        L.append("The `compat` build does not follow HTTP/2: its connections count as ignored.")
-        L.append("")
     L.append("HTTP/2 counts exact, no loss: " + ("yes" if h2["exact"] else "**no**") + ".")
     L.append("")
     return L
