@@ -902,8 +902,8 @@ outbound_phase() {
 # own, pinned with the servers, and tapir's one rule matches that cgroup alone; h2load, pinned as
 # wrk is, opens H2_CLIENTS connections with up to H2_STREAMS streams in flight on each and makes
 # H2_REQUESTS requests. A count, not a duration: every stream h2load starts ends answered (with
-# -D it drops those in flight when the time is up, and tapir counts them 502), so h2load's own
-# tally is the ground truth. Rounds alternate nghttpd alone and nghttpd with tapir. h2load gives
+# -D it abandons those in flight when the time is up, which tapir counts and h2load does not), so
+# h2load's own tally is the ground truth. Rounds alternate nghttpd alone and nghttpd with tapir. h2load gives
 # no percentiles, only the min, mean and max of its "time for request"; its per-request
 # --log-file costs it more CPU than nghttpd spends, and then h2load is what gets measured.
 H2_CLIENTS=${BENCH_H2_CLIENTS:-8}
