@@ -485,21 +485,161 @@ def outbound_lines(ob, args):
     return L
 
 
+H2_COLUMNS = ["round", "config", "seconds", "rps", "mean_ms", "max_ms", "nghttpd_cpu_s",
+              "streams", "errors", "data_bytes", "seen", "seen_200", "seen_bytes", "tapir_cpu_s",
+              "losses"]
+
+
+def read_h2(path):
+    """Runs of the HTTP/2 case: h2load's count of the streams that succeeded and of the DATA bytes
+    it read, against tapir's requests (all, and 200) and response bytes; nghttpd's CPU."""
+    rows = []
+    if not path or not os.path.exists(path):
+        return rows
+    with open(path) as f:
+        for line in f:
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != len(H2_COLUMNS):
+                raise SystemExit(f"bench-report: {path}: bad line {line!r}")
+            row = {}
+            for k, v in zip(H2_COLUMNS, fields):
+                if k == "config":
+                    row[k] = v
+                elif k == "losses":
+                    row[k] = ({p.split("=")[0]: int(p.split("=")[1]) for p in v.split(",") if p}
+                              if v != "-" else None)
+                elif v == "-":
+                    row[k] = None
+                else:
+                    row[k] = float(v) if "." in v else int(v)
+            n = row["streams"]
+            row["nghttpd_cpu_us_per_stream"] = row["nghttpd_cpu_s"] / n * 1e6 if n else None
+            rows.append(row)
+    return rows
+
+
+def h2_report(rows, bpf_rows):
+    """The HTTP/2 case: nghttpd with tapir against nghttpd alone, paired by round; tapir's CPU per
+    stream (BPF in the warm-ups, the daemon in the measured runs); tapir's count against h2load's."""
+    by = {(r["round"], r["config"]): r for r in rows}
+    per = []
+    for rnd in sorted({r["round"] for r in rows}):
+        b, o = by.get((rnd, "h2")), by.get((rnd, "h2+tapir"))
+        if b and o and b["streams"] and o["streams"]:
+            per.append({"ratio": o["rps"] / b["rps"],
+                        "mean_added_ms": o["mean_ms"] - b["mean_ms"],
+                        "nghttpd_cpu_added_us_per_stream":
+                            o["nghttpd_cpu_us_per_stream"] - b["nghttpd_cpu_us_per_stream"]})
+    if not per:
+        return None
+    withs = [r for r in rows if r["config"] == "h2+tapir"]
+    made = sum(r["streams"] for r in withs)
+    progs = bpf_summary(bpf_rows, "h2")
+    bpf_ns = sum(v["ns_per_req"] for v in progs.values()) if progs else None
+    daemon_ns = sum(r["tapir_cpu_s"] for r in withs) / made * 1e9 if made else None
+    losses = {}
+    for r in withs:
+        for k, v in (r["losses"] or {}).items():
+            losses[k] = losses.get(k, 0) + v
+    acct = {
+        "streams_succeeded_h2load": made,
+        "requests_tapir": sum(r["seen"] for r in withs),
+        "requests_200_tapir": sum(r["seen_200"] for r in withs),
+        "data_bytes_h2load": sum(r["data_bytes"] for r in withs),
+        "response_bytes_tapir": sum(r["seen_bytes"] for r in withs),
+        "client_errors": sum(r["errors"] for r in withs),
+    }
+    # Exact: every stream h2load saw succeed counted once, as a 200, with its DATA bytes, and no
+    # other request, no error, no loss.
+    exact = (acct["requests_tapir"] == made and acct["requests_200_tapir"] == made
+             and acct["response_bytes_tapir"] == acct["data_bytes_h2load"]
+             and acct["client_errors"] == 0 and not any(losses.values()))
+    keys = ("rps", "mean_ms", "max_ms", "nghttpd_cpu_us_per_stream")
+    out = {
+        "medians": {c: {k: statistics.median(r[k] for r in rows if r["config"] == c) for k in keys}
+                    for c in ("h2", "h2+tapir")},
+        "ratio_min": min(p["ratio"] for p in per),
+        "ratio_max": max(p["ratio"] for p in per),
+    }
+    out.update({k: statistics.median(p[k] for p in per) for k in per[0]})
+    out.update({
+        "per_round": per,
+        "bpf_programs_warmup": progs,
+        "bpf_ns_per_stream": bpf_ns,
+        "daemon_ns_per_stream": daemon_ns,
+        "tapir_ns_per_stream": bpf_ns + daemon_ns if bpf_ns is not None and daemon_ns is not None
+        else None,
+        "accounting": acct,
+        "losses": losses,
+        "exact": exact,
+        "runs": rows,
+    })
+    return out
+
+
+def h2_lines(h2, args):
+    L = []
+    m0, m1 = h2["medians"]["h2"], h2["medians"]["h2+tapir"]
+    n_rounds = max(r["round"] for r in h2["runs"])
+    L.append(f"## HTTP/2 ({args.h2_variant}): nghttpd --no-tls (h2c) in the one watched cgroup, "
+             f"h2load -c{args.h2_clients} -m{args.h2_streams} -n{args.h2_requests} GETs of the "
+             f"1 KiB file; {n_rounds} alternating rounds: medians, and of the per-round "
+             f"comparisons with nghttpd alone (ratio range in brackets). h2load gives no "
+             f"percentiles: latency is the mean and max of its \"time for request\"")
+    L.append("")
+    L.append("| run | streams/s | mean (ms) | max (ms) | nghttpd CPU (us / stream) | vs. alone: ratio | mean added (ms) | nghttpd CPU added (us / stream) |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    L.append(f"| nghttpd alone | {m0['rps']:.0f} | {m0['mean_ms']:.3f} | {m0['max_ms']:.3f} | "
+             f"{m0['nghttpd_cpu_us_per_stream']:.2f} | | | |")
+    L.append(f"| nghttpd with tapir | {m1['rps']:.0f} | {m1['mean_ms']:.3f} | {m1['max_ms']:.3f} | "
+             f"{m1['nghttpd_cpu_us_per_stream']:.2f} | {h2['ratio']:.3f} [{h2['ratio_min']:.3f}, "
+             f"{h2['ratio_max']:.3f}] | {h2['mean_added_ms']:+.3f} | "
+             f"{h2['nghttpd_cpu_added_us_per_stream']:+.2f} |")
+    L.append("")
+    L.append(f"tapir's CPU per stream: BPF {fmt(h2['bpf_ns_per_stream'], '.0f')} ns (all its "
+             f"programs, `kernel.bpf_stats_enabled` in the warm-ups) + daemon "
+             f"{fmt(h2['daemon_ns_per_stream'], '.0f')} ns (utime + stime over the streams of the "
+             f"measured runs: HPACK, the stream table, the families) = "
+             f"{fmt(h2['tapir_ns_per_stream'], '.0f')} ns.")
+    L.append("")
+    a = h2["accounting"]
+    L.append("| accounting, with-tapir runs | h2load | tapir |")
+    L.append("|---|---:|---:|")
+    L.append(f"| streams (h2load: succeeded; tapir: `baseten_inference_requests_total`) | "
+             f"{a['streams_succeeded_h2load']} | {a['requests_tapir']} |")
+    L.append(f"| of them 200 | | {a['requests_200_tapir']} |")
+    L.append(f"| DATA bytes (tapir: `baseten_response_size_bytes_sum`) | {a['data_bytes_h2load']} | "
+             f"{a['response_bytes_tapir']} |")
+    L.append(f"| h2load failed, errored, timed out or not 2xx | {a['client_errors']} | |")
+    for fam in sorted(h2["losses"]):
+        L.append(f"| {fam} | | {h2['losses'][fam]} |")
+    L.append("")
+    if h2["bpf_programs_warmup"]:
+        L.append("| BPF program (warm-up runs) | ns / stream | runs / stream |")
+        L.append("|---|---:|---:|")
+        for p, v in sorted(h2["bpf_programs_warmup"].items(), key=lambda kv: -kv[1]["ns_per_req"]):
+            L.append(f"| {p} | {v['ns_per_req']:.1f} | {v['runs_per_req']:.3f} |")
+        L.append("")
+    L.append("HTTP/2 counts exact, no loss: " + ("yes" if h2["exact"] else "**no**") + ".")
+    L.append("")
+    return L
+
+
 def main():
     ap = argparse.ArgumentParser()
     for a in ("rounds", "bpf", "scale", "md", "json", "commit", "variant", "hooks", "others",
               "pinned", "pingpong", "pingpong-meta"):
         ap.add_argument("--" + a, default="")
     for a in ("dd", "llm", "llm-bpf", "llm-pingpong-off", "llm-pingpong-on", "llm-variant",
-              "outbound", "outbound-variant"):
+              "outbound", "outbound-variant", "h2", "h2-variant"):
         ap.add_argument("--" + a, default="")
     for a in ("duration", "connections", "dd-bytes", "llm-duration", "llm-connections",
-              "llm-tokens", "llm-interval-us"):
+              "llm-tokens", "llm-interval-us", "h2-clients", "h2-streams", "h2-requests"):
         ap.add_argument("--" + a, type=int, default=0)
     args = ap.parse_args()
 
     # Each part is there when its case ran (BENCH_CASES): http, pingpong, scale, dd, llm,
-    # outbound.
+    # outbound, h2.
     runs = read_runs(args.rounds) if args.rounds and os.path.exists(args.rounds) else []
     bpf = read_bpf(args.bpf)
     configs = ["nginx", "nginx+tapir", "nginx+proxy", "uvicorn", "uvicorn+tapir"]
@@ -543,6 +683,9 @@ def main():
     outbound = outbound_report(read_outbound(args.outbound), bpf, args.connections)
     if outbound:
         done["outbound_counts_exact_loss_0"] = outbound["exact"]
+    h2 = h2_report(read_h2(args.h2), bpf)
+    if h2:
+        done["h2_counts_exact_loss_0"] = h2["exact"]
     mach = machine()
     report = {
         "schema": 1,
@@ -559,7 +702,9 @@ def main():
                              "interval_us": args.llm_interval_us,
                              "tapir_variant": args.llm_variant},
                      "outbound": {"duration_s": args.duration, "connections": args.connections,
-                                  "tapir_variant": args.outbound_variant}},
+                                  "tapir_variant": args.outbound_variant},
+                     "h2": {"clients": args.h2_clients, "streams_per_client": args.h2_streams,
+                            "requests": args.h2_requests, "tapir_variant": args.h2_variant}},
         "disturbed_by_other_tapirs": args.others or None,
         "medians": med_of,
         "nginx_with_tapir": nginx_tapir,
@@ -572,6 +717,7 @@ def main():
         "http_path_pingpong": pp,
         "llm_streams": llm,
         "outbound_requests": outbound,
+        "h2": h2,
         "targets": {"cpu_added_us_per_req": TARGET_CPU_US, "ratio": TARGET_RATIO,
                     "p99_added_ms": TARGET_P99_MS, "met": done},
         "runs": runs,
@@ -658,6 +804,8 @@ def main():
         L += llm_lines(llm, args)
     if outbound:
         L += outbound_lines(outbound, args)
+    if h2:
+        L += h2_lines(h2, args)
     if runs:
         L.append("Targets on nginx: CPU added <= 1 us/req: " + ("met" if done["nginx_cpu_added_le_1us"] else "**not met**")
                  + "; ratio >= 0.95: " + ("met" if done["nginx_ratio_ge_0_95"] else "**not met**")
@@ -670,8 +818,8 @@ def main():
     if args.others:
         L.append(f"**Disturbed:** other tapir processes ran during the runs (pids {args.others}).")
         L.append("")
-    pin = ("servers (nginx, the proxy, uvicorn, llm_server) pinned to CPU 0, wrk to CPU 1, tapir "
-           "unpinned"
+    pin = ("servers (nginx, the proxy, uvicorn, llm_server, nghttpd) pinned to CPU 0, wrk and "
+           "h2load to CPU 1, tapir unpinned"
            if args.pinned == "yes" else "nothing pinned (one CPU)")
     L.append(f"Machine: {mach['cpus']} CPUs, {mach['cpu_model']}, {mach['memory_gib']} GiB, Linux "
              f"{mach['kernel']}; {pin}; commit {args.commit}; {report['date']}.")

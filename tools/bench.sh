@@ -5,8 +5,9 @@
 # nginx reverse proxy (how proxy-based metrics are taken); a uvicorn model server alone; uvicorn
 # with tapir. Then the HTTP path alone (pingpong), 1,000 watched cgroups (scale), the syscall
 # hooks' tax on file I/O (dd), token streams of a stand-in vLLM with and without tapir (llm), and
-# wrk as a watched client, its requests to nginx followed as outbound requests or not (outbound).
-# BENCH_CASES picks some of them ("http pingpong scale dd llm outbound", the default: all). Writes
+# wrk as a watched client, its requests to nginx followed as outbound requests or not (outbound),
+# and HTTP/2: nghttpd under h2load, alone and with tapir following every stream (h2).
+# BENCH_CASES picks some of them ("http pingpong scale dd llm outbound h2", the default: all). Writes
 # build/bench.md and build/bench.json (every figure, the machine, the kernel, the commit);
 # tools/bench-report.py turns the runs into both.
 set -euo pipefail
@@ -17,7 +18,7 @@ CONNS=${BENCH_CONNECTIONS:-32}
 VARIANT=${BENCH_VARIANT:-auto} # build of the HTTP programs: auto, loop or compat
 HOOKS=${BENCH_HOOKS:-auto}     # where they watch: auto, socket or syscall
 DD_BYTES=${BENCH_DD_BYTES:-500000}
-CASES=${BENCH_CASES:-http pingpong scale dd llm outbound}
+CASES=${BENCH_CASES:-http pingpong scale dd llm outbound h2}
 WARMUP=2
 
 cd "$(dirname "$0")/.."
@@ -35,8 +36,8 @@ log() { echo "bench: $*" >&2; }
 want() { case " $CASES " in *" $1 "*) return 0 ;; esac; return 1; }
 for c in $CASES; do
 	case $c in
-	http | pingpong | scale | dd | llm | outbound) ;;
-	*) die "BENCH_CASES: unknown case $c (http pingpong scale dd llm outbound)" ;;
+	http | pingpong | scale | dd | llm | outbound | h2) ;;
+	*) die "BENCH_CASES: unknown case $c (http pingpong scale dd llm outbound h2)" ;;
 	esac
 done
 
@@ -47,6 +48,11 @@ for t in nginx wrk curl taskset awk dd bpftool git; do
 done
 $PY -c 'import fastapi, uvicorn' 2>/dev/null || die "python3-fastapi and python3-uvicorn are missing"
 ! want llm || [ -x build/tools/llm_server ] || die "build/tools/llm_server is missing; run make bench"
+if want h2; then
+	for t in nghttpd h2load; do
+		command -v "$t" >/dev/null || die "$t is not installed (nghttp2-server, nghttp2-client)"
+	done
+fi
 
 # --- where things live ---------------------------------------------------------------------
 
@@ -61,6 +67,7 @@ cg_proxy=$cg_parent/proxy
 cg_uvicorn=$cg_parent/uvicorn
 cg_llm=$cg_parent/llm
 cg_client=$cg_parent/client
+cg_h2=$cg_parent/h2
 
 free_port() {
 	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -83,6 +90,7 @@ nginx_pid=
 proxy_pid=
 uvicorn_pid=
 llm_pid=
+h2_pid=
 tapir_pid=
 
 # --- cleanup -------------------------------------------------------------------------------
@@ -114,7 +122,8 @@ cleanup() {
 	stop_pid "$proxy_pid"
 	stop_pid "$uvicorn_pid"
 	stop_pid "$llm_pid"
-	for cg in "$cg_nginx" "$cg_proxy" "$cg_uvicorn" "$cg_llm" "$cg_client"; do
+	stop_pid "$h2_pid"
+	for cg in "$cg_nginx" "$cg_proxy" "$cg_uvicorn" "$cg_llm" "$cg_client" "$cg_h2"; do
 		[ -d "$cg" ] || continue
 		# Workers that outlived their master: kill whatever is left in the cgroup.
 		for i in $(seq 50); do
@@ -297,7 +306,12 @@ warmup_bpf_stats() { # SERVER ROUND URL
 	bpf_prog_stats "$tapir_pid" >"$tmp/bpf1"
 	sysctl -qw kernel.bpf_stats_enabled=0
 	n=$(awk '/ requests in / { print $1 }' <<<"$out")
-	awk -v n="$n" -v s="$1" -v r="$2" 'NR == FNR { t[$1] = $2; c[$1] = $3; next }
+	bpf_per_req "$1" "$2" "$n"
+}
+
+# $tmp/bpf0 and $tmp/bpf1, before and after N requests, into lines of $tmp/bpf.tsv.
+bpf_per_req() { # SERVER ROUND N
+	awk -v n="$3" -v s="$1" -v r="$2" 'NR == FNR { t[$1] = $2; c[$1] = $3; next }
 		{ dt = $2 - t[$1]; dc = $3 - c[$1]; if (dc > 0) printf "%s\t%s\t%s\t%.1f\t%.3f\n", s, r, $1, dt / n, dc / n }' \
 		"$tmp/bpf0" "$tmp/bpf1" >>"$tmp/bpf.tsv"
 }
@@ -882,6 +896,167 @@ outbound_phase() {
 }
 ! want outbound || outbound_phase
 
+# --- HTTP/2: nghttpd under h2load, alone and with tapir following every stream -------------
+
+# nghttpd (h2c with prior knowledge, one thread) serves nginx's 1 KiB file from a cgroup of its
+# own, pinned with the servers, and tapir's one rule matches that cgroup alone; h2load, pinned as
+# wrk is, opens H2_CLIENTS connections with up to H2_STREAMS streams in flight on each and makes
+# H2_REQUESTS requests. A count, not a duration: every stream h2load starts ends answered (with
+# -D it abandons those in flight when the time is up, which tapir counts and h2load does not), so
+# h2load's own tally is the ground truth. Rounds alternate nghttpd alone and nghttpd with tapir. h2load gives
+# no percentiles, only the min, mean and max of its "time for request"; its per-request
+# --log-file costs it more CPU than nghttpd spends, and then h2load is what gets measured.
+H2_CLIENTS=${BENCH_H2_CLIENTS:-8}
+H2_STREAMS=${BENCH_H2_STREAMS:-100}
+H2_REQUESTS=${BENCH_H2_REQUESTS:-1000000}
+H2_WARMUP=$((H2_REQUESTS / 5))
+: >"$tmp/h2.tsv"
+
+# Sets h2_secs, rps, h2_mean, h2_max (ms), h2_done (requests succeeded), h2_errs (failed, errored,
+# timed out, or not 2xx) and h2_data (DATA bytes received) from one h2load run of N requests.
+run_h2load() { # N [CLIENTS]
+	local out c=${2:-$H2_CLIENTS}
+
+	out=$("${pin_client[@]}" h2load -c"$c" -m"$H2_STREAMS" -n"$1" "$H2_URL" 2>&1) ||
+		{ echo "$out" >&2; die "h2load failed"; }
+	echo "$out" >>"$tmp/h2load.log"
+	# finished in 3.63s, 275160.47 req/s, 276.58MB/s (or 68.51ms, ...)
+	read -r h2_secs rps <<<"$(awk '/^finished in / { gsub(",", ""); v = $3
+		u = v ~ /ms$/ ? 1e-3 : v ~ /us$/ ? 1e-6 : 1; sub(/[a-z]+$/, "", v); printf "%.6f %s\n", v * u, $4 }' <<<"$out")"
+	# requests: N total, N started, N done, N succeeded, N failed, N errored, N timeout
+	# status codes: N 2xx, N 3xx, N 4xx, N 5xx
+	h2_done=$(awk '/^requests:/ { print $8 }' <<<"$out")
+	h2_errs=$(awk '/^requests:/ { n += $10 + $12 + $14 } /^status codes:/ { n += $5 + $7 + $9 }
+		END { print n + 0 }' <<<"$out")
+	h2_data=$(sed -n 's/^traffic: .*(\([0-9]*\)) data.*/\1/p' <<<"$out")
+	h2_mean=$(to_ms "$(awk '/^time for request:/ { print $6 }' <<<"$out")")
+	h2_max=$(to_ms "$(awk '/^time for request:/ { print $5 }' <<<"$out")")
+	[ -n "$h2_secs" ] && [ -n "$rps" ] && [ -n "$h2_done" ] && [ -n "$h2_data" ] &&
+		[ -n "$h2_mean" ] && [ -n "$h2_max" ] ||
+		{ echo "$out" >&2; die "cannot parse h2load output"; }
+}
+
+# Scrapes until the sum of FAMILY stops moving (the last streams' events may still be in the ring
+# buffers) and prints it; $tmp/metrics holds that last scrape.
+settled() { # FAMILY
+	local v s i
+
+	scrape
+	v=$(msum "$1")
+	for i in $(seq 10); do
+		sleep 0.5
+		scrape
+		s=$(msum "$1")
+		[ "$s" = "$v" ] && break
+		v=$s
+	done
+	echo "$v"
+}
+
+# One stream, on a connection opened after tapir started, must show up before we measure.
+h2_sees() {
+	local before i
+
+	scrape
+	before=$(msum baseten_inference_requests_total)
+	run_h2load 1 1
+	for i in $(seq 50); do
+		scrape
+		[ "$(msum baseten_inference_requests_total)" -gt "$before" ] && return 0
+		sleep 0.1
+	done
+	cat "$tmp/tapir.log" >&2
+	die "tapir did not count an HTTP/2 stream to nghttpd within 5 s (the loop build follows HTTP/2)"
+}
+
+# One run: ROUND CONFIG (h2, or h2+tapir). A line of $tmp/h2.tsv: round config seconds rps
+# mean_ms max_ms nghttpd_cpu_s streams(h2load's succeeded) errors data_bytes seen(tapir, all) seen_200
+# seen_bytes tapir_cpu_s losses ("-" without tapir).
+h2_run() {
+	local r=$1 config=$2 v0 v1=- k0 k1=- b0 b1=- c0=0 c1=0 n0 n1 f losses=-
+
+	if [ "$config" = h2+tapir ]; then
+		start_tapir "$cg_rel/h2" 1
+		h2_sees
+		# The warm-up, with kernel.bpf_stats_enabled: tapir's programs per stream.
+		sysctl -qw kernel.bpf_stats_enabled=1
+		bpf_prog_stats "$tapir_pid" >"$tmp/bpf0"
+		run_h2load "$H2_WARMUP"
+		bpf_prog_stats "$tapir_pid" >"$tmp/bpf1"
+		sysctl -qw kernel.bpf_stats_enabled=0
+		bpf_per_req h2 "$r" "$h2_done"
+		sleep 1
+		v0=$(settled baseten_inference_requests_total)
+		k0=$(msum baseten_inference_requests_total 'status_code="200"')
+		b0=$(msum baseten_response_size_bytes_sum)
+		c0=$(cpu_of_pid "$tapir_pid")
+	else
+		run_h2load "$H2_WARMUP"
+	fi
+	note_other_tapirs
+	n0=$(cpu_of_cg "$cg_h2")
+	run_h2load "$H2_REQUESTS"
+	n1=$(cpu_of_cg "$cg_h2")
+	note_other_tapirs
+	if [ -n "$tapir_pid" ]; then
+		sleep 1
+		v1=$(settled baseten_inference_requests_total)
+		k1=$(msum baseten_inference_requests_total 'status_code="200"')
+		b1=$(msum baseten_response_size_bytes_sum)
+		c1=$(cpu_of_pid "$tapir_pid")
+		losses=
+		for f in "${LOSS_FAMILIES[@]}" tapir_http2_lost_total; do
+			losses+="${losses:+,}$f=$(msum "$f")"
+		done
+		grep -E '^tapir_(records_lost|connections_evicted|parse_failures|ignored_connections|http2_lost)_total\{' \
+			"$tmp/metrics" | awk -v c="$config" -v r="$r" '$NF != 0 { print "round " r " " c ": " $0 }' >>"$tmp/losses" || true
+		stop_tapir
+		v1=$((v1 - v0)) k1=$((k1 - k0)) b1=$((b1 - b0))
+	fi
+	record_h2 "$r" "$config" "$h2_secs" "$rps" "$h2_mean" "$h2_max" \
+		"$(awk -v a="$n0" -v b="$n1" 'BEGIN { printf "%.6f", b - a }')" \
+		"$h2_done" "$h2_errs" "$h2_data" "$v1" "$k1" "$b1" \
+		"$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }')" "$losses"
+	log "h2 round $r $config: $rps streams/s, mean $h2_mean ms, max $h2_max ms; h2load: $h2_done" \
+		"succeeded, $h2_errs errors, $h2_data DATA bytes; tapir: $v1 requests ($k1 200), $b1 bytes"
+}
+record_h2() {
+	local IFS=$'\t'
+
+	echo "$*" >>"$tmp/h2.tsv"
+}
+
+h2_phase() {
+	local r i
+
+	if [ "$VARIANT" = compat ]; then
+		log "h2: skipped, the compat build follows no HTTP/2 stream (its connections count as ignored)"
+		return 0
+	fi
+	mkdir -p "$cg_h2"
+	H2_PORT=$(free_port)
+	start_in "$cg_h2" nghttpd --no-tls -a 127.0.0.1 -d "$tmp/nginx/html" "$H2_PORT" >"$tmp/nghttpd.log" 2>&1
+	h2_pid=$!
+	H2_URL=http://127.0.0.1:$H2_PORT/static.txt
+	for i in $(seq 100); do
+		h2load -n1 -c1 "$H2_URL" 2>/dev/null | grep -q '^status codes: 1 2xx' && break
+		kill -0 "$h2_pid" 2>/dev/null || { cat "$tmp/nghttpd.log" >&2; die "nghttpd exited"; }
+		sleep 0.1
+	done
+	[ "$i" -lt 100 ] || { cat "$tmp/nghttpd.log" >&2; die "nghttpd does not answer on $H2_URL"; }
+	log "h2: nghttpd :$H2_PORT in $cg_h2, the only cgroup tapir watches; h2load -c$H2_CLIENTS" \
+		"-m$H2_STREAMS -n$H2_REQUESTS, $ROUNDS rounds of 2 runs"
+	for r in $(seq "$ROUNDS"); do
+		h2_run "$r" h2
+		h2_run "$r" h2+tapir
+	done
+	h2_variant=$(grep -o 'http: [a-z]* variant loaded[^;]*' "$tmp/tapir.log" | tail -1 || true)
+	stop_pid "$h2_pid"
+	h2_pid=
+	rmdir "$cg_h2" 2>/dev/null || true
+}
+! want h2 || h2_phase
+
 # --- report --------------------------------------------------------------------------------
 
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
@@ -895,6 +1070,8 @@ $PY tools/bench-report.py --rounds "$ROUNDS_TSV" --bpf "$tmp/bpf.tsv" --scale "$
 	--llm-connections "$LLM_CONNS" --llm-tokens "$LLM_TOKENS" --llm-interval-us "$LLM_INTERVAL_US" \
 	--llm-variant "${llm_variant:-?}" \
 	--outbound "$tmp/outbound.tsv" --outbound-variant "${outbound_variant:-?}" \
+	--h2 "$tmp/h2.tsv" --h2-variant "${h2_variant:-?}" --h2-clients "$H2_CLIENTS" \
+	--h2-streams "$H2_STREAMS" --h2-requests "$H2_REQUESTS" \
 	--duration "$DURATION" --connections "$CONNS" --dd-bytes "$DD_BYTES" --commit "$commit" \
 	--variant "${variant:-?}" --hooks "$HOOKS" --others "$others" --pinned "$([ "$(nproc)" -ge 2 ] && echo yes || echo no)"
 echo
