@@ -1029,10 +1029,6 @@ record_h2() {
 h2_phase() {
 	local r i
 
-	if [ "$VARIANT" = compat ]; then
-		log "h2: skipped, the compat build follows no HTTP/2 stream (its connections count as ignored)"
-		return 0
-	fi
 	mkdir -p "$cg_h2"
 	H2_PORT=$(free_port)
 	start_in "$cg_h2" nghttpd --no-tls -a 127.0.0.1 -d "$tmp/nginx/html" "$H2_PORT" >"$tmp/nghttpd.log" 2>&1
