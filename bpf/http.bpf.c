@@ -1137,7 +1137,10 @@ static __always_inline int h2_begin(struct tapir_conn *c, __u32 how)
 
 	if (!s)
 		return -1;
-	tapir_h2_conn_init(&s->tmpl);
+	if (how == TAPIR_H2_OPEN_PRESTART)
+		tapir_h2_conn_init_mid(&s->tmpl);
+	else
+		tapir_h2_conn_init(&s->tmpl);
 	if (bpf_map_update_elem(&h2_conns, &sock, &s->tmpl, BPF_ANY)) {
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_H2_UNTRACKED);
 		return -1;
@@ -1453,10 +1456,16 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 	c->tgid = bpf_get_current_pid_tgid() >> 32;
 	dir = (c->flags & TAPIR_CF_CLIENT) ? !io->dir : io->dir;
 	if (c->state == TAPIR_CONN_NEW && !(c->flags & TAPIR_CF_CLIENT)) {
-		/* Open before tapir started: where its frames begin is unknown. */
+		/* Open before tapir started: picked up if a frame seems to begin here (a wrong
+		 * guess ends at the walker's first error, counted); its HPACK tables are unknown,
+		 * and the daemon makes do with the static table. */
 		if ((c->flags & TAPIR_CF_PRESTART) && looks_h2_frame(io, ret)) {
-			tapir_conn_abandon(NULL, c, TAPIR_STAT_H2_PRESTART);
-			return 0;
+			if (!h2_on) {
+				tapir_conn_abandon(NULL, c, TAPIR_STAT_H2_PRESTART);
+				return 0;
+			}
+			if (h2_begin(c, TAPIR_H2_OPEN_PRESTART))
+				return 0;
 		}
 		/* The client's preface, or the server's SETTINGS, which it may send first. */
 		if (!(c->flags & TAPIR_CF_PRESTART) &&

@@ -37,6 +37,15 @@ TAPIR_INLINE void tapir_h2_conn_init(struct tapir_h2_conn_state *h)
 	tapir_h2_init(&h->w[TAPIR_DIR_OUT], TH2_PREFACE_LEN, TH2_MAX_FRAME_DEFAULT);
 }
 
+/* A connection open before tapir started, picked up where a frame seems to begin, either way:
+ * no preface to come, and whatever frame size its peers agreed on. */
+TAPIR_INLINE void tapir_h2_conn_init_mid(struct tapir_h2_conn_state *h)
+{
+	__builtin_memset(h, 0, sizeof(*h));
+	tapir_h2_init(&h->w[TAPIR_DIR_IN], TH2_PREFACE_LEN, TH2_MAX_FRAME_CEIL);
+	tapir_h2_init(&h->w[TAPIR_DIR_OUT], TH2_PREFACE_LEN, TH2_MAX_FRAME_CEIL);
+}
+
 /*
  * A header block fragment of direction @d in the step's bytes (or only the end of a block): at
  * most TAPIR_H2_BLOCK_BYTES of one block are handed over; beyond, or when they cannot be, the

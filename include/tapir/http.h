@@ -194,7 +194,8 @@ struct tapir_conn_out_event {
  * an h2c upgrade. */
 #define TAPIR_H2R_OPEN 7
 
-#define TAPIR_H2_OPEN_UPGRADE 1 /* began after a 101 (h2c): stream 1 is the upgraded request */
+#define TAPIR_H2_OPEN_UPGRADE  1 /* began after a 101 (h2c): stream 1 is the upgraded request */
+#define TAPIR_H2_OPEN_PRESTART 2 /* open before tapir started: picked up at a frame, mid-way */
 
 #define TAPIR_H2R_F_END_HEADERS 0x01 /* the same values as user/sources/h2.h's */
 #define TAPIR_H2R_F_END_STREAM	0x02

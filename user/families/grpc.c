@@ -22,6 +22,7 @@ static const char *const lost_reason[TAPIR_H2_LOST_REASONS] = {
 	[TAPIR_H2_LOST_STREAMS] = "streams_limit",
 	[TAPIR_H2_LOST_UNDECODED] = "undecoded_header_block",
 	[TAPIR_H2_LOST_CONNS] = "connections_limit",
+	[TAPIR_H2_LOST_BEFORE_START] = "before_start",
 };
 
 struct tapir_grpc_metrics *tapir_grpc_metrics__new(struct tapir_registry *r)

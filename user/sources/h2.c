@@ -542,6 +542,8 @@ static void apply_block(struct tapir_h2_conn *c, int dir, uint32_t id, unsigned 
 			s->r.flags |= TAPIR_H2_R_GRPC;
 	} else if (!s) {
 		c->stats.unknown_stream++;
+		if (flags & TAPIR_H2_END_STREAM)
+			c->stats.unseen_ended++;
 		return;
 	}
 	if (!full)
@@ -670,6 +672,8 @@ int tapir_h2_conn__data(struct tapir_h2_conn *c, int dir, uint32_t stream_id, ui
 	s = stream_find(c, stream_id);
 	if (!s) {
 		c->stats.unknown_stream++;
+		if (end_stream && dir == TAPIR_H2_RESPONSE)
+			c->stats.unseen_ended++;
 		return 0;
 	}
 	if (dir == TAPIR_H2_REQUEST) {
@@ -696,6 +700,7 @@ int tapir_h2_conn__rst(struct tapir_h2_conn *c, int dir, uint32_t stream_id, uin
 	s = stream_find(c, stream_id);
 	if (!s) {
 		c->stats.unknown_stream++;
+		c->stats.unseen_ended++;
 		return 0;
 	}
 	if (dir == TAPIR_H2_REQUEST)

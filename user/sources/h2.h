@@ -73,6 +73,8 @@ struct tapir_h2_stats {
 	uint64_t inflater_resets;  /* a direction's HPACK table started over */
 	uint64_t streams_dropped;  /* new streams beyond TAPIR_H2_MAX_STREAMS */
 	uint64_t unknown_stream;   /* blocks, DATA, RST_STREAM for a stream not followed */
+	uint64_t unseen_ended;	   /* streams not followed that ended: the server's END_STREAM or a
+				    * RST_STREAM (on a connection picked up mid-way: begun before) */
 };
 
 struct tapir_h2_conn;

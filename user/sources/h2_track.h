@@ -29,8 +29,9 @@ struct tapir_h2_who {
 enum {
 	TAPIR_H2_LOST_FRAMING, /* streams open when their connection's frames (or end) were lost */
 	TAPIR_H2_LOST_STREAMS, /* streams beyond TAPIR_H2_MAX_STREAMS open on a connection */
-	TAPIR_H2_LOST_UNDECODED, /* header blocks not decoded in full (HPACK state unknown) */
-	TAPIR_H2_LOST_CONNS,	 /* connections beyond the table's room */
+	TAPIR_H2_LOST_UNDECODED,    /* header blocks not decoded in full (HPACK state unknown) */
+	TAPIR_H2_LOST_CONNS,	    /* connections beyond the table's room */
+	TAPIR_H2_LOST_BEFORE_START, /* streams of a connection picked up mid-way that had begun */
 	TAPIR_H2_LOST_REASONS,
 };
 
