@@ -70,8 +70,8 @@ const volatile __u32 h2_on = 1; /* follow HTTP/2 (off: the compat build without 
 /* Some rule has async rules (TAPIR_CF_HEADS connections may exist): without, the verifier drops
  * the head capture's branch (the compat build's walk is near the 1M-instruction limit). */
 const volatile __u32 heads_on = 0;
-/* Fault injection for the tests (TAPIR_TEST_VERIFIER_REFUSE=1): a program the verifier must
- * refuse, so the degraded start is tested against a real refusal. */
+/* Fault injection for the tests (TAPIR_TEST_VERIFIER_REFUSE=1, or =h2 for h2_more alone): a
+ * program the verifier must refuse, so the degraded start is tested against a real refusal. */
 const volatile __u32 test_refuse = 0;
 
 #define IO_PLAIN TAPIR_IO_PLAIN
@@ -1210,6 +1210,8 @@ static __always_inline int h2_more_body(void *ctx, void *tails)
 	__u64 sock;
 	int i;
 
+	if (test_refuse == 2) /* TAPIR_TEST_VERIFIER_REFUSE=h2 */
+		return *(volatile __u32 *)(unsigned long)test_refuse;
 	if (!s)
 		return 0;
 	sock = s->sock;
@@ -1535,7 +1537,7 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	int newstate = ctx->newstate;
 	__u64 cgid;
 
-	if (test_refuse) /* dead code unless set: the verifier knows the value */
+	if (test_refuse == 1) /* dead code unless set: the verifier knows the value */
 		return *(volatile __u32 *)(unsigned long)test_refuse;
 	if (ctx->protocol != IPPROTO_TCP)
 		return 0;

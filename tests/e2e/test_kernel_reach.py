@@ -54,25 +54,26 @@ def test_check_lists_every_program_and_variant():
     r = subprocess.run([TAPIR, "check"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     rows = [l.split(None, 3) for l in r.stdout.splitlines()
-            if re.match(r"(sys_|sock_|http_|walk_|cgroup_|sched_|oom_|inet_)", l)]
+            if re.match(r"(sys_|sock_|http_|walk_|h2_|cgroup_|sched_|oom_|inet_)", l)]
     got = {(row[0], row[2] if row[1] == "http" else "") for row in rows}
     for variant in ("loop", "compat"):
         for sc in ("read", "readv", "recvfrom", "recvmsg", "write", "writev", "sendto",
                    "sendmsg", "sendfile64"):
             assert (f"sys_exit_{sc}", variant) in got and (f"sys_enter_{sc}", variant) in got
-    assert ("walk_more", "compat") in got
+    assert ("walk_more", "compat") in got and ("h2_more", "compat") in got
     assert {("sock_recv", "loop"), ("sock_send", "loop"), ("http_sock_state", "loop"),
             ("http_sock_state", "compat")} <= got
     assert all(row[-1].strip() == "loaded" for row in rows
-               if not row[0].startswith("walk_more_")), r.stdout
+               if not row[0].startswith(("walk_more_", "h2_more_"))), r.stdout
     # The trampoline programs (fexit, and the compat build's walk_more_* for them): this host
     # refuses BPF trampolines (EPERM), and check says so without failing; the kernel matrix
     # runs them.
     fexit = [row for row in (l.split(None, 3) for l in r.stdout.splitlines())
-             if row and (row[0].startswith("fexit_") or row[0].startswith("walk_more_"))]
+             if row and row[0].startswith(("fexit_", "walk_more_", "h2_more_"))]
     assert {row[0] for row in fexit} >= {"fexit_tcp_sendmsg", "fexit_tcp_recvmsg4",
                                          "fexit_tcp_recvmsg5", "fexit_tcp_recvmsg6",
-                                         "fexit_tcp_sendpage", "walk_more_sendmsg"}
+                                         "fexit_tcp_sendpage", "walk_more_sendmsg",
+                                         "h2_more_sendmsg"}
     for row in fexit:
         assert row[-1].startswith(("loaded", "REFUSED", "kernel function not present",
                                    "tcp_recvmsg takes another")), row
@@ -164,6 +165,50 @@ def test_verifier_refusal_keeps_the_other_families(tmp_path, cgroot):
     assert r.returncode == 1, r.stdout
     assert re.search(r"http_sock_state\s+http\s+loop\s+REFUSED: R1 invalid mem access", r.stdout)
     assert "CANNOT WORK" in r.stdout
+
+
+def test_h2_walker_refused_keeps_http1(tmp_path, cgroot):
+    """A verifier that refuses the compat build's HTTP/2 walker (injected:
+    TAPIR_TEST_VERIFIER_REFUSE=h2) gets the compat build without it: HTTP/1.x counts, an HTTP/2
+    connection counts ignored (http2), and the log says why."""
+    proc, port, cg = own_daemon(tmp_path, cgroot, "noh2", "--bpf-variant", "compat",
+                                env={"TAPIR_TEST_VERIFIER_REFUSE": "h2"})
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"x" * 100)
+    h2port = free_port()
+    h2 = cg.popen(["nghttpd", "--no-tls", "-d", str(root), str(h2port)],
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sport = free_port()
+    srv = cg.popen([PY, os.path.join(SERVERS, "syscalls.py"), str(sport)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(h2port, proc=h2)
+        wait_port(sport, proc=srv)
+        s0 = Scrape(metrics_text(port))
+        out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                              "--http2-prior-knowledge", f"http://127.0.0.1:{h2port}/a.txt"],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+        assert out == "200"
+        conn = RawConn(sport)
+        conn.send(get("/read/write/10"))
+        assert conn.read_response()[0] == 200
+        conn.close()
+        s = settled(port, "noh2", 1)
+        assert s.value(REQ, model_name="noh2") == 1  # the HTTP/1.1 request, not the HTTP/2 one
+        assert s.value("tapir_ignored_connections_total", reason="http2") \
+            == s0.value("tapir_ignored_connections_total", reason="http2") + 1
+        assert s.value("tapir_bpf_program_attached", program="walk_more", variant="compat") == 1
+        assert s.value("tapir_bpf_program_attached", program="h2_more") == 0
+    finally:
+        for p in (h2, srv):
+            p.kill()
+            p.wait()
+        stop(proc)
+        cg.destroy()
+    log = (tmp_path / "log").read_text()
+    assert "refused program 'h2_more'" in log, log
+    assert "HTTP/2 not followed" in log, log
 
 
 def test_missing_btf_is_named(tmp_path):

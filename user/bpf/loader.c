@@ -380,12 +380,13 @@ static void note_refusal(struct tapir_loader *l, const char *feature)
 	}
 }
 
-/* TAPIR_TEST_VERIFIER_REFUSE=1 (tests only): the HTTP programs carry one the verifier refuses. */
+/* TAPIR_TEST_VERIFIER_REFUSE=1 (tests only): the HTTP programs carry one the verifier refuses;
+ * =h2: the compat build's h2_more only. */
 static __u32 test_refuse(void)
 {
 	const char *v = getenv("TAPIR_TEST_VERIFIER_REFUSE");
 
-	return v && !strcmp(v, "1");
+	return !v ? 0 : !strcmp(v, "1") ? 1 : !strcmp(v, "h2") ? 2 : 0;
 }
 
 /* The knobs both builds share, set before load (@s: either skeleton). */
