@@ -340,13 +340,42 @@ OUTBOUND_COLUMNS = ["round", "config", "rps", "p50_ms", "p99_ms", "client_cpu_s"
                     "requests", "errors", "served", "seen", "seen_499", "tapir_cpu_s", "losses"]
 
 
+def read_runs(path, columns):
+    """The runs of one case, a line each of tab-separated `columns`: "-" is None, `config` a
+    string, `losses` a dict of loss counter to value (None without tapir), the rest numbers."""
+    rows = []
+    if not path or not os.path.exists(path):
+        return rows
+    with open(path) as f:
+        for line in f:
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != len(columns):
+                raise SystemExit(f"bench-report: {path}: bad line {line!r}")
+            row = {}
+            for k, v in zip(columns, fields):
+                if k == "config":
+                    row[k] = v
+                elif k == "losses":
+                    row[k] = ({p.split("=")[0]: int(p.split("=")[1]) for p in v.split(",") if p}
+                              if v != "-" else None)
+                elif v == "-":
+                    row[k] = None
+                else:
+                    row[k] = float(v) if "." in v else int(v)
+            rows.append(row)
+    return rows
+
+
 def read_outbound(path):
     """Runs of the outbound case: wrk in the one watched cgroup, nginx unwatched. `requests` is
     wrk's count of the answers it read, `served` nginx's count of the requests it answered,
     `seen` tapir's outbound requests and `seen_499` those of them closed unanswered."""
-    rows = []
-    if not path or not os.path.exists(path):
-        return rows
+    rows = read_runs(path, OUTBOUND_COLUMNS)
+    for row in rows:
+        n = row["requests"]
+        row["client_cpu_us_per_req"] = row["client_cpu_s"] / n * 1e6 if n else None
+        row["nginx_cpu_us_per_req"] = row["nginx_cpu_s"] / n * 1e6 if n else None
+    return rows
     with open(path) as f:
         for line in f:
             fields = line.rstrip("\n").split("\t")
@@ -493,9 +522,11 @@ H2_COLUMNS = ["round", "config", "seconds", "rps", "mean_ms", "max_ms", "nghttpd
 def read_h2(path):
     """Runs of the HTTP/2 case: h2load's count of the streams that succeeded and of the DATA bytes
     it read, against tapir's requests (all, and 200) and response bytes; nghttpd's CPU."""
-    rows = []
-    if not path or not os.path.exists(path):
-        return rows
+    rows = read_runs(path, H2_COLUMNS)
+    for row in rows:
+        n = row["streams"]
+        row["nghttpd_cpu_us_per_stream"] = row["nghttpd_cpu_s"] / n * 1e6 if n else None
+    return rows
     with open(path) as f:
         for line in f:
             fields = line.rstrip("\n").split("\t")

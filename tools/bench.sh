@@ -69,6 +69,22 @@ cg_llm=$cg_parent/llm
 cg_client=$cg_parent/client
 cg_h2=$cg_parent/h2
 
+# Rounds of two runs, a case alone and with tapir: alternate RUN_FN NAME ROUNDS calls
+# RUN_FN ROUND NAME, then RUN_FN ROUND NAME+tapir, round after round.
+alternate() {
+	local fn=$1 name=$2 rounds=$3 r
+
+	for r in $(seq "$rounds"); do
+		"$fn" "$r" "$name"
+		"$fn" "$r" "$name+tapir"
+	done
+}
+
+# The build and hooks the last tapir started here loaded, as its log says.
+loaded_variant() {
+	grep -o 'http: [a-z]* variant loaded[^;]*' "$tmp/tapir.log" 2>/dev/null | tail -1 || true
+}
+
 free_port() {
 	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -609,7 +625,7 @@ scale_phase() {
 # or trampolines pay (alternating with dd alone) ------------------------------------------------
 
 # What the measured rounds ran (the dd phase below starts tapir on other hooks).
-variant=$(grep -o 'http: [a-z]* variant loaded[^;]*' "$tmp/tapir.log" 2>/dev/null | tail -1 || true)
+variant=$(loaded_variant)
 
 dd_phase() {
 	local r hooks=$HOOKS
@@ -771,11 +787,8 @@ EOF
 	wait_url "http://127.0.0.1:$LLM_PORT/health" "$llm_pid" "$tmp/llm_server.log"
 	log "llm_server :$LLM_PORT (a token event every $LLM_INTERVAL_US us), wrk -t1 -c$LLM_CONNS" \
 		"-d${LLM_DURATION}s, $LLM_TOKENS tokens per stream, $LLM_ROUNDS rounds of 2 runs"
-	for r in $(seq "$LLM_ROUNDS"); do
-		llm_run "$r" llm
-		llm_run "$r" llm+tapir
-	done
-	llm_variant=$(grep -o 'http: [a-z]* variant loaded[^;]*' "$tmp/tapir.log" | tail -1 || true)
+	alternate llm_run llm "$LLM_ROUNDS"
+	llm_variant=$(loaded_variant)
 	stop_pid "$llm_pid"
 	llm_pid=
 	rmdir "$cg_llm" 2>/dev/null || true
@@ -886,12 +899,9 @@ outbound_phase() {
 	client_in=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg_client")
 	log "outbound: wrk -t1 -c$CONNS -d${DURATION}s in $cg_client, the only cgroup tapir watches," \
 		"$ROUNDS rounds of 2 runs"
-	for r in $(seq "$ROUNDS"); do
-		outbound_run "$r" outbound
-		outbound_run "$r" outbound+tapir
-	done
+	alternate outbound_run outbound "$ROUNDS"
 	client_in=()
-	outbound_variant=$(grep -o 'http: [a-z]* variant loaded[^;]*' "$tmp/tapir.log" | tail -1 || true)
+	outbound_variant=$(loaded_variant)
 	rmdir "$cg_client"
 }
 ! want outbound || outbound_phase
@@ -903,9 +913,10 @@ outbound_phase() {
 # wrk is, opens H2_CLIENTS connections with up to H2_STREAMS streams in flight on each and makes
 # H2_REQUESTS requests. A count, not a duration: every stream h2load starts ends answered (with
 # -D it abandons those in flight when the time is up, which tapir counts and h2load does not), so
-# h2load's own tally is the ground truth. Rounds alternate nghttpd alone and nghttpd with tapir. h2load gives
-# no percentiles, only the min, mean and max of its "time for request"; its per-request
-# --log-file costs it more CPU than nghttpd spends, and then h2load is what gets measured.
+# h2load's own tally is the ground truth. Rounds alternate nghttpd alone and nghttpd with tapir.
+# h2load gives no percentiles, only the min, mean and max of its "time for request"; its
+# per-request --log-file costs it more CPU than nghttpd spends, and then h2load is what gets
+# measured.
 H2_CLIENTS=${BENCH_H2_CLIENTS:-8}
 H2_STREAMS=${BENCH_H2_STREAMS:-100}
 H2_REQUESTS=${BENCH_H2_REQUESTS:-1000000}
@@ -1042,11 +1053,8 @@ h2_phase() {
 	[ "$i" -lt 100 ] || { cat "$tmp/nghttpd.log" >&2; die "nghttpd does not answer on $H2_URL"; }
 	log "h2: nghttpd :$H2_PORT in $cg_h2, the only cgroup tapir watches; h2load -c$H2_CLIENTS" \
 		"-m$H2_STREAMS -n$H2_REQUESTS, $ROUNDS rounds of 2 runs"
-	for r in $(seq "$ROUNDS"); do
-		h2_run "$r" h2
-		h2_run "$r" h2+tapir
-	done
-	h2_variant=$(grep -o 'http: [a-z]* variant loaded[^;]*' "$tmp/tapir.log" | tail -1 || true)
+	alternate h2_run h2 "$ROUNDS"
+	h2_variant=$(loaded_variant)
 	stop_pid "$h2_pid"
 	h2_pid=
 	rmdir "$cg_h2" 2>/dev/null || true
