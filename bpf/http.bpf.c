@@ -32,7 +32,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  */
 #ifdef TAPIR_COMPAT
 #define TAPIR_SUBPROG static __always_inline
-#define COMPAT_STEPS  32 /* parser steps per run of walk_more; up to 33 runs per syscall */
+#define COMPAT_STEPS  32 /* parser steps per run of walk_more; up to 32 runs per syscall */
 #else
 #define TAPIR_SUBPROG __noinline
 #endif
@@ -726,7 +726,8 @@ static __always_inline void walk_done(struct tapir_walk *w, struct tapir_conn *c
 }
 
 #ifdef TAPIR_COMPAT
-/* Steps of a walk, COMPAT_STEPS per run, each run tail-calling the next (up to 33 in all). */
+/* Steps of a walk, COMPAT_STEPS per run, each run tail-calling the next (up to 32 in all, the
+ * kernel's tail-call limit; 33 from 5.17). */
 static __always_inline int walk_more_body(void *ctx, void *tails)
 {
 	struct tapir_walk *w = NULL;
@@ -818,7 +819,7 @@ static __always_inline void walk(void *ctx, struct tapir_conn_key *key, struct t
  * (include/tapir/h2_frame.h, in h2_conns), one step per iteration of a bpf_loop, through a global
  * function the verifier checks once. What user/sources/h2.c needs goes to h2_events as it is
  * found; DATA payload is counted by length and never read. The compat build has no bpf_loop: its
- * h2_more runs H2_COMPAT_STEPS steps and tail-calls itself for more, up to 33 runs a syscall. A
+ * h2_more runs H2_COMPAT_STEPS steps and tail-calls itself for more, up to 32 runs a syscall. A
  * kernel whose verifier refuses h2_more gets the compat build without it (the loader), where such
  * a connection is counted ignored (http2) and left alone.
  */
@@ -912,14 +913,17 @@ static __always_inline bool starts_h2_settings(struct tapir_io *io, __u64 len)
 }
 
 /*
- * Do the first bytes of @io look like an HTTP/2 frame header (a length within the default
- * maximum, a known type, the reserved bit clear)? Asked of connections open before tapir
- * started, whose frame boundaries it cannot know: they are counted and left alone.
+ * Do the first bytes of @io look like an HTTP/2 frame header: a length within the default
+ * maximum that its type allows, a type that may begin a walk (not CONTINUATION), a stream id
+ * where its type needs one and none where it must not, the reserved bit clear? Asked of
+ * connections open before tapir started, whose frame boundaries it cannot know.
  */
 static __always_inline bool looks_h2_frame(struct tapir_io *io, __u64 len)
 {
 	__u64 ubuf = io->buf;
-	__u8 h[TH2_HEADER_LEN];
+	__u8 h[TH2_HEADER_LEN], t;
+	__u32 n;
+	bool sid;
 
 	if (io->kind == IO_BLIND || len < TH2_HEADER_LEN)
 		return false;
@@ -927,7 +931,17 @@ static __always_inline bool looks_h2_frame(struct tapir_io *io, __u64 len)
 		return false;
 	if (bpf_probe_read_user(h, sizeof(h), (void *)ubuf))
 		return false;
-	return h[0] == 0 && h[1] <= 0x40 && h[3] <= TH2_CONTINUATION && !(h[5] & 0x80);
+	n = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
+	t = h[3];
+	sid = h[5] || h[6] || h[7] || h[8];
+	if (n > TH2_MAX_FRAME_DEFAULT || t >= TH2_CONTINUATION || (h[5] & 0x80))
+		return false;
+	if (t == TH2_SETTINGS || t == TH2_PING || t == TH2_GOAWAY)
+		return !sid && (t != TH2_SETTINGS || n % 6 == 0) && (t != TH2_PING || n == 8) &&
+		       (t != TH2_GOAWAY || n >= 8);
+	if (t == TH2_WINDOW_UPDATE)
+		return n == 4;
+	return sid && (t != TH2_RST_STREAM || n == 4) && (t != TH2_PRIORITY || n == 5);
 }
 
 /* A record of connection @c with no stream: its start, its end (@kind), or its frames lost. */
@@ -1021,7 +1035,7 @@ static __always_inline int tapir_h2_emit(struct h2_args *a, struct tapir_h2_conn
  */
 #ifdef TAPIR_COMPAT
 #ifndef H2_COMPAT_STEPS
-#define H2_COMPAT_STEPS 32 /* walker steps per run of h2_more; up to 33 runs per syscall */
+#define H2_COMPAT_STEPS 32 /* walker steps per run of h2_more; up to 32 runs per syscall */
 #endif
 #define H2_STEP_FN static __always_inline
 #define H2_CB_FN   static __always_inline
@@ -1141,9 +1155,15 @@ static __always_inline int h2_begin(struct tapir_conn *c, __u32 how)
 		tapir_h2_conn_init_mid(&s->tmpl);
 	else
 		tapir_h2_conn_init(&s->tmpl);
-	if (bpf_map_update_elem(&h2_conns, &sock, &s->tmpl, BPF_ANY)) {
-		tapir_conn_abandon(NULL, c, TAPIR_STAT_H2_UNTRACKED);
-		return -1;
+	/* Another CPU may have begun it a moment ago (a server's write and its read of the client
+	 * racing): its walkers stay. An entry left at this address by a socket gone is replaced. */
+	if (bpf_map_update_elem(&h2_conns, &sock, &s->tmpl, BPF_NOEXIST)) {
+		if (c->state == TAPIR_CONN_H2)
+			return 0;
+		if (bpf_map_update_elem(&h2_conns, &sock, &s->tmpl, BPF_ANY)) {
+			tapir_conn_abandon(NULL, c, TAPIR_STAT_H2_UNTRACKED);
+			return -1;
+		}
 	}
 	c->state = TAPIR_CONN_H2;
 	/* Whatever the daemon still holds of a socket at this address is over. */
@@ -1236,8 +1256,12 @@ static __always_inline int h2_more_body(void *ctx, void *tails)
 		return 0;
 	}
 	bpf_tail_call(ctx, tails, 1);
-	/* Out of tail calls: more frames in one syscall than this build can follow. */
-	s->err = H2_ERR_STEPS;
+	/* Out of tail calls: more frames in one syscall than this build can follow (unless the
+	 * last step took the last byte). */
+	if (!s->seg_left && !s->left)
+		s->done = 1;
+	else
+		s->err = H2_ERR_STEPS;
 	h2_finish(c, h, s);
 	return 0;
 }
@@ -1486,7 +1510,8 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		c->flags |= TAPIR_CF_UPGRADE_SEEN;
 		if ((c->flags & TAPIR_CF_CLIENT) || !h2_on ||
 		    !(dir == DIR_IN ? starts_h2(io, ret) : starts_h2_settings(io, ret)) ||
-		    h2_begin(c, TAPIR_H2_OPEN_UPGRADE))
+		    h2_begin(c,
+			     dir == DIR_OUT ? TAPIR_H2_OPEN_UPGRADE : TAPIR_H2_OPEN_UPGRADE_LATE))
 			return 0;
 	}
 	if (c->state == TAPIR_CONN_H2) {

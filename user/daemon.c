@@ -454,10 +454,17 @@ static int on_h2(void *ctx, void *data, size_t size)
 	struct tapir_daemon *d = ctx;
 	const struct tapir_h2_rec *e = data;
 
-	/* An h2c upgrade: its 101 waits for its stream 1 (h2_pair.h). */
-	if (size >= sizeof(*e) && e->kind == TAPIR_H2R_OPEN && e->value == TAPIR_H2_OPEN_UPGRADE)
-		tapir_h2_pair__open(d->h2_pair, e->sock, now_ms());
 	tapir_h2_track__record(d->h2, data, size);
+	if (size < sizeof(*e) ||
+	    (e->kind != TAPIR_H2R_OPEN && e->kind != TAPIR_H2R_CLOSE && e->kind != TAPIR_H2R_ERROR))
+		return 0;
+	/* A connection that began or ended: a 101 held for an earlier one at this address is
+	 * settled (its stream 1 reported or counted lost); an h2c upgrade's 101 waits for its
+	 * stream 1 (h2_pair.h), if h2_track had room to follow it. */
+	tapir_h2_pair__end(d->h2_pair, e->sock);
+	if (e->kind == TAPIR_H2R_OPEN && e->value == TAPIR_H2_OPEN_UPGRADE &&
+	    tapir_h2_track__follows(d->h2, e->sock))
+		tapir_h2_pair__open(d->h2_pair, e->sock, now_ms());
 	return 0;
 }
 
@@ -475,7 +482,7 @@ static int h2_start(struct tapir_daemon *d)
 		return 0;
 	}
 	d->h2 = tapir_h2_track__new(d->cfg->max_connections, h2_done, d);
-	d->h2_pair = tapir_h2_pair__new(256, h2_account, d);
+	d->h2_pair = tapir_h2_pair__new(4096, h2_account, d);
 	if (!d->h2 || !d->h2_pair)
 		return -errno;
 	d->h2_rb = ring_buffer__new(fd, on_h2, d, NULL);

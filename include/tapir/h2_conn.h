@@ -38,12 +38,13 @@ TAPIR_INLINE void tapir_h2_conn_init(struct tapir_h2_conn_state *h)
 }
 
 /* A connection open before tapir started, picked up where a frame seems to begin, either way:
- * no preface to come, and whatever frame size its peers agreed on. */
+ * no preface to come. Frames longer than the default maximum end the walk (counted): a peer
+ * that raised it in a SETTINGS tapir never saw is rarer than bytes that only look like a frame. */
 TAPIR_INLINE void tapir_h2_conn_init_mid(struct tapir_h2_conn_state *h)
 {
 	__builtin_memset(h, 0, sizeof(*h));
-	tapir_h2_init(&h->w[TAPIR_DIR_IN], TH2_PREFACE_LEN, TH2_MAX_FRAME_CEIL);
-	tapir_h2_init(&h->w[TAPIR_DIR_OUT], TH2_PREFACE_LEN, TH2_MAX_FRAME_CEIL);
+	tapir_h2_init(&h->w[TAPIR_DIR_IN], TH2_PREFACE_LEN, TH2_MAX_FRAME_DEFAULT);
+	tapir_h2_init(&h->w[TAPIR_DIR_OUT], TH2_PREFACE_LEN, TH2_MAX_FRAME_DEFAULT);
 }
 
 /*

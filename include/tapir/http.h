@@ -196,6 +196,9 @@ struct tapir_conn_out_event {
 
 #define TAPIR_H2_OPEN_UPGRADE  1 /* began after a 101 (h2c): stream 1 is the upgraded request */
 #define TAPIR_H2_OPEN_PRESTART 2 /* open before tapir started: picked up at a frame, mid-way */
+/* Began after a 101 at the client's preface: the server's first frames went with its 101 (or
+ * after a read), stream 1's answer may be among them, and stream 1 is not followed. */
+#define TAPIR_H2_OPEN_UPGRADE_LATE 3
 
 #define TAPIR_H2R_F_END_HEADERS 0x01 /* the same values as user/sources/h2.h's */
 #define TAPIR_H2R_F_END_STREAM	0x02

@@ -369,6 +369,49 @@ static void test_static_fallback(void **state)
 	tapir_h2_conn__free(c);
 }
 
+/*
+ * A connection picked up mid-way: the answer of a stream begun before counts once as such,
+ * whatever RST_STREAM follows; a block that decodes no :method opens no stream; streams after
+ * the first one followed are not "begun before".
+ */
+static void test_picked_up_mid_way(void **state)
+{
+	static const uint8_t ok[] = { 0x88 };		   /* :status 200 */
+	static const uint8_t req[] = { 0x82, 0x84 };	   /* :method GET, :path / */
+	static const uint8_t no_method[] = { 0x84, 0xbe }; /* :path /, an entry never seen */
+	static struct done d;
+	struct tapir_h2_conn *c = tapir_h2_conn__new(on_done, &d);
+	const struct tapir_h2_stats *st = tapir_h2_conn__stats(c);
+
+	(void)state;
+	memset(&d, 0, sizeof(d));
+	assert_non_null(c);
+	tapir_h2_conn__mid(c);
+	/* Stream 3 began before: its answer ends it, then a RST_STREAM(NO_ERROR) from either side. */
+	block(c, TAPIR_H2_RESPONSE, 3, 0, ok, sizeof(ok), 1);
+	assert_int_equal(tapir_h2_conn__data(c, TAPIR_H2_RESPONSE, 3, 10, 1, 2), 0);
+	assert_int_equal(tapir_h2_conn__rst(c, TAPIR_H2_RESPONSE, 3, 0, 3), 0);
+	assert_int_equal(tapir_h2_conn__rst(c, TAPIR_H2_REQUEST, 3, 0, 3), 0);
+	assert_int_equal(st->unseen_ended, 1);
+	/* Stream 5 began before too: its client's trailers name no method. */
+	block(c, TAPIR_H2_REQUEST, 5, TAPIR_H2_END_STREAM, no_method, sizeof(no_method), 4);
+	assert_int_equal(tapir_h2_conn__open_streams(c), 0);
+	block(c, TAPIR_H2_RESPONSE, 5, TAPIR_H2_END_STREAM, ok, sizeof(ok), 5);
+	assert_int_equal(st->unseen_ended, 2);
+	/* Stream 7 begins now: a request, counted. */
+	block(c, TAPIR_H2_REQUEST, 7, TAPIR_H2_END_STREAM, req, sizeof(req), 6);
+	block(c, TAPIR_H2_RESPONSE, 7, TAPIR_H2_END_STREAM, ok, sizeof(ok), 7);
+	assert_int_equal(d.n, 1);
+	assert_int_equal(d.r[0].stream_id, 7);
+	assert_int_equal(d.r[0].status, 200);
+	assert_string_equal(d.r[0].path, "/");
+	/* Stream 9's request block was lost: not one begun before the pick-up. */
+	block(c, TAPIR_H2_RESPONSE, 9, TAPIR_H2_END_STREAM, ok, sizeof(ok), 8);
+	assert_int_equal(st->unseen_ended, 2);
+	assert_int_equal(d.n, 1);
+	tapir_h2_conn__free(c);
+}
+
 /* 100 Continue, the answer, a body, then trailers with the status. */
 static void test_interim_and_trailers(void **state)
 {
@@ -568,6 +611,7 @@ int main(void)
 		cmocka_unit_test(test_conversation),
 		cmocka_unit_test(test_mid_connection),
 		cmocka_unit_test(test_static_fallback),
+		cmocka_unit_test(test_picked_up_mid_way),
 		cmocka_unit_test(test_interim_and_trailers),
 		cmocka_unit_test(test_reset_goaway_close),
 		cmocka_unit_test(test_stream_bound),

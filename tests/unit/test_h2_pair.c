@@ -182,6 +182,38 @@ static void test_full_table(void **state)
 	tapir_h2_pair__free(p);
 }
 
+/* A connection that ended, lost its frames or gave its address to a new one: the 101 held for
+ * its stream 1 goes uncounted (h2_track reported that stream or counted it lost); a 101 still
+ * waiting to learn whether HTTP/2 follows stays. */
+static void test_end_settles(void **state)
+{
+	struct out o = { 0 };
+	struct tapir_h2_pair *p = tapir_h2_pair__new(4, emit, &o);
+	struct tapir_http_event e = upgrade_request(0xabc), other = upgrade_request(0xdef);
+	struct tapir_h2_result r = stream_one();
+
+	(void)state;
+	tapir_h2_pair__request(p, &e, 10);
+	tapir_h2_pair__open(p, 0xabc, 11);
+	tapir_h2_pair__request(p, &other, 12);
+	tapir_h2_pair__end(p, 0xabc);
+	tapir_h2_pair__end(p, 0xdef);
+	assert_int_equal(tapir_h2_pair__held(p), 1);
+	/* A new upgrade at the first address pairs with its own 101, not the old one. */
+	e.start_ns = 9000;
+	tapir_h2_pair__request(p, &e, 20);
+	tapir_h2_pair__open(p, 0xabc, 21);
+	tapir_h2_pair__stream(p, &who, &r, 22);
+	assert_int_equal(o.n, 1);
+	assert_int_equal(o.e[0].start_ns, 9000);
+	tapir_h2_pair__expire(p, 12 + TAPIR_H2_PAIR_HOLD_MS, 0);
+	assert_int_equal(o.n, 2);
+	assert_int_equal(o.e[1].sock, 0xdef);
+	assert_int_equal(o.e[1].status, 101);
+	assert_int_equal(tapir_h2_pair__held(p), 0);
+	tapir_h2_pair__free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -189,6 +221,7 @@ int main(void)
 		cmocka_unit_test(test_stream_then_request),
 		cmocka_unit_test(test_lone_halves_expire),
 		cmocka_unit_test(test_full_table),
+		cmocka_unit_test(test_end_settles),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -789,12 +789,16 @@ static void open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 		{ TAPIR_BPF_COMPAT, TAPIR_HOOKS_SYSCALL, 1 },
 		{ TAPIR_BPF_COMPAT, TAPIR_HOOKS_SYSCALL, 0 },
 	};
+	char refused[sizeof(vlog.prog)] = ""; /* the program the last try's verifier refused */
 	bool tried = false;
 	size_t i;
 
 	for (i = 0; i < ARRAY_SIZE(order); i++) {
 		int variant = order[i][0], hooks = order[i][1], h2 = order[i][2];
 
+		/* Without the HTTP/2 walker only when the verifier refused it in the try before. */
+		if (!h2 && strncmp(refused, "h2_more", 7))
+			continue;
 		if ((cfg->bpf_variant != TAPIR_BPF_AUTO && cfg->bpf_variant != variant) ||
 		    (cfg->bpf_hooks != TAPIR_HOOKS_AUTO && cfg->bpf_hooks != hooks))
 			continue;
@@ -825,6 +829,7 @@ static void open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 			drop_progs(l, "http"); /* the refused variant's notes */
 		}
 		tried = true;
+		vlog.prog[0] = '\0';
 		if (!load_http_variant(l, cfg, variant, hooks, h2) &&
 		    (hooks != TAPIR_HOOKS_FEXIT || !trampolines_work(l))) {
 			l->http.hooks = hooks_name(hooks);
@@ -832,6 +837,7 @@ static void open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 				l->http.hooks, h2 ? "" : "; HTTP/2 not followed");
 			return;
 		}
+		snprintf(refused, sizeof(refused), "%s", vlog.prog);
 	}
 	/* Nothing loaded: the refusal stays noted; everything else runs on. */
 	http_close(&l->http);

@@ -285,8 +285,10 @@ struct tapir_h2_conn {
 	struct h2_dir dir[2];
 	struct h2_stream **streams; /* sorted by stream id */
 	size_t n, cap;
-	uint32_t max_opened; /* highest stream id the client opened */
-	uint8_t *scratch;    /* a rewritten block */
+	uint32_t max_opened;   /* highest stream id the client opened */
+	uint32_t first_opened; /* the first stream followed: below it, begun before (mid-way) */
+	int mid;	       /* picked up mid-way: a request block needs a decoded :method */
+	uint8_t *scratch;      /* a rewritten block */
 	size_t scratch_cap;
 	struct tapir_h2_stats stats;
 };
@@ -386,6 +388,19 @@ static struct h2_stream *stream_open(struct tapir_h2_conn *c, uint32_t id)
 	return s;
 }
 
+/* The server ended stream @id, which is not followed: one begun before the first one followed
+ * (each ends so once; a RST_STREAM after it, or instead of it, is not counted). */
+static void unseen_end(struct tapir_h2_conn *c, uint32_t id)
+{
+	if (!c->first_opened || id < c->first_opened)
+		c->stats.unseen_ended++;
+}
+
+void tapir_h2_conn__mid(struct tapir_h2_conn *c)
+{
+	c->mid = 1;
+}
+
 int tapir_h2_conn__upgrade(struct tapir_h2_conn *c, uint64_t now_ns)
 {
 	struct h2_stream *s;
@@ -396,6 +411,7 @@ int tapir_h2_conn__upgrade(struct tapir_h2_conn *c, uint64_t now_ns)
 	if (!s)
 		return -ENOMEM;
 	c->max_opened = 1;
+	c->first_opened = 1;
 	s->r.start_ns = now_ns;
 	s->r.flags |= TAPIR_H2_R_UPGRADE | TAPIR_H2_R_REQ_ENDED;
 	return 0;
@@ -526,11 +542,15 @@ static void apply_block(struct tapir_h2_conn *c, int dir, uint32_t id, unsigned 
 	struct h2_stream *s = stream_find(c, id);
 
 	if (dir == TAPIR_H2_REQUEST && !s) {
-		if (id <= c->max_opened) { /* a stream already over, or not followed */
+		/* A stream already over, or not followed; mid-way, a block that names no method is
+		 * no request's start (the trailers of a stream begun before, or a wrong guess). */
+		if (id <= c->max_opened || (c->mid && !f->method[0])) {
 			c->stats.unknown_stream++;
 			return;
 		}
 		c->max_opened = id;
+		if (!c->first_opened)
+			c->first_opened = id;
 		s = stream_open(c, id);
 		if (!s)
 			return;
@@ -543,7 +563,7 @@ static void apply_block(struct tapir_h2_conn *c, int dir, uint32_t id, unsigned 
 	} else if (!s) {
 		c->stats.unknown_stream++;
 		if (flags & TAPIR_H2_END_STREAM)
-			c->stats.unseen_ended++;
+			unseen_end(c, id);
 		return;
 	}
 	if (!full)
@@ -673,7 +693,7 @@ int tapir_h2_conn__data(struct tapir_h2_conn *c, int dir, uint32_t stream_id, ui
 	if (!s) {
 		c->stats.unknown_stream++;
 		if (end_stream && dir == TAPIR_H2_RESPONSE)
-			c->stats.unseen_ended++;
+			unseen_end(c, stream_id);
 		return 0;
 	}
 	if (dir == TAPIR_H2_REQUEST) {
@@ -700,7 +720,6 @@ int tapir_h2_conn__rst(struct tapir_h2_conn *c, int dir, uint32_t stream_id, uin
 	s = stream_find(c, stream_id);
 	if (!s) {
 		c->stats.unknown_stream++;
-		c->stats.unseen_ended++;
 		return 0;
 	}
 	if (dir == TAPIR_H2_REQUEST)

@@ -73,8 +73,8 @@ struct tapir_h2_stats {
 	uint64_t inflater_resets;  /* a direction's HPACK table started over */
 	uint64_t streams_dropped;  /* new streams beyond TAPIR_H2_MAX_STREAMS */
 	uint64_t unknown_stream;   /* blocks, DATA, RST_STREAM for a stream not followed */
-	uint64_t unseen_ended;	   /* streams not followed that ended: the server's END_STREAM or a
-				    * RST_STREAM (on a connection picked up mid-way: begun before) */
+	uint64_t unseen_ended;	   /* streams below the first followed that the server ended (on
+				    * a connection picked up mid-way: begun before it) */
 };
 
 struct tapir_h2_conn;
@@ -112,6 +112,11 @@ int tapir_h2_conn__lost(struct tapir_h2_conn *c, int dir);
  * and it ends with the server's answer on it, flagged TAPIR_H2_R_UPGRADE. Before any stream.
  */
 int tapir_h2_conn__upgrade(struct tapir_h2_conn *c, uint64_t now_ns);
+/*
+ * The connection was picked up mid-way (open before tapir started): its HPACK tables are
+ * unknown, and a request block that does not decode a :method opens no stream.
+ */
+void tapir_h2_conn__mid(struct tapir_h2_conn *c);
 /* The connection ended: every stream still open ends TAPIR_H2_OUT_CLOSED. */
 int tapir_h2_conn__close(struct tapir_h2_conn *c, uint64_t now_ns);
 

@@ -82,7 +82,10 @@ static struct half *hold(struct tapir_h2_pair *p, uint64_t sock, int kind, uint6
 	struct half *h;
 
 	if (p->n == p->cap) {
-		emit_alone(p, &p->h[0]);
+		/* A 101 whose connection turned to HTTP/2 goes uncounted: its stream 1 will count
+		 * (alone, without the request's start, method and path), never both. */
+		if (!p->h[0].opened)
+			emit_alone(p, &p->h[0]);
 		take(p, 0);
 	}
 	h = &p->h[p->n++];
@@ -106,6 +109,18 @@ static void merge(struct tapir_h2_pair *p, const struct tapir_http_event *req,
 	e.labels_id = req->labels_id;
 	e.cgroup_id = req->cgroup_id;
 	p->emit(p->ctx, &e, r);
+}
+
+void tapir_h2_pair__end(struct tapir_h2_pair *p, uint64_t sock)
+{
+	size_t i = 0;
+
+	while (i < p->n) {
+		if (p->h[i].sock == sock && (p->h[i].opened || p->h[i].kind == HALF_OPEN))
+			take(p, i);
+		else
+			i++;
+	}
 }
 
 void tapir_h2_pair__open(struct tapir_h2_pair *p, uint64_t sock, uint64_t now_ms)

@@ -31,12 +31,19 @@ typedef void (*tapir_h2_pair_fn)(void *ctx, const struct tapir_http_event *e,
 
 struct tapir_h2_pair;
 
-/* NULL with errno set. @cap: halves held at most (the oldest goes out alone to make room). */
+/* NULL with errno set. @cap: halves held at most; to make room the oldest goes, alone, or
+ * uncounted if it is a 101 whose stream 1 will count by itself. */
 struct tapir_h2_pair *tapir_h2_pair__new(size_t cap, tapir_h2_pair_fn emit, void *ctx);
 void tapir_h2_pair__free(struct tapir_h2_pair *p);
 
 /* The kernel's TAPIR_H2R_OPEN with TAPIR_H2_OPEN_UPGRADE: @sock turned to HTTP/2 after a 101. */
 void tapir_h2_pair__open(struct tapir_h2_pair *p, uint64_t sock, uint64_t now_ms);
+/*
+ * The HTTP/2 connection at @sock is over or no longer followed (its end, its frames lost, a new
+ * connection at its address, no room to follow it): a 101 still held for its stream 1 goes,
+ * uncounted, since that stream was reported already or counted lost by h2_track.
+ */
+void tapir_h2_pair__end(struct tapir_h2_pair *p, uint64_t sock);
 /* A request record whose outcome is TAPIR_OUT_UPGRADED. */
 void tapir_h2_pair__request(struct tapir_h2_pair *p, const struct tapir_http_event *e,
 			    uint64_t now_ms);

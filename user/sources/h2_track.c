@@ -147,8 +147,10 @@ int tapir_h2_track__record(struct tapir_h2_track *t, const void *data, size_t si
 				tapir_h2_conn__upgrade(c->h2, e->ts);
 		} else if (e->kind == TAPIR_H2R_OPEN && e->value == TAPIR_H2_OPEN_PRESTART) {
 			c = conn_of(t, e);
-			if (c)
+			if (c) {
 				c->mid = 1;
+				tapir_h2_conn__mid(c->h2);
+			}
 		}
 		return 0;
 	}
@@ -212,6 +214,11 @@ void tapir_h2_track__lost(const struct tapir_h2_track *t, uint64_t *lost)
 size_t tapir_h2_track__conns(const struct tapir_h2_track *t)
 {
 	return t->n;
+}
+
+int tapir_h2_track__follows(struct tapir_h2_track *t, uint64_t sock)
+{
+	return *find(t, sock) != NULL;
 }
 
 void tapir_h2_track__event(const struct tapir_h2_who *who, const struct tapir_h2_result *r,

@@ -54,6 +54,8 @@ void tapir_h2_track__inflight(const struct tapir_h2_track *t,
 /* Losses so far, by TAPIR_H2_LOST_*. */
 void tapir_h2_track__lost(const struct tapir_h2_track *t, uint64_t *lost);
 size_t tapir_h2_track__conns(const struct tapir_h2_track *t);
+/* Whether the connection at @sock is followed (held in the table). */
+int tapir_h2_track__follows(struct tapir_h2_track *t, uint64_t sock);
 
 /*
  * The request record a finished stream stands for, in the request families: its :status when
