@@ -32,8 +32,9 @@ struct tapir_llm_req {
 	struct tapir_llm_resp_info info;
 	struct tapir_dechunk dc;
 	struct tapir_sse sse;
-	struct json_tokener *tok; /* the JSON body, fed as it comes; or each event's data */
-	size_t doc_bytes;
+	struct json_tokener *tok; /* the JSON body, as far as it came; or each event's data */
+	char *doc;		  /* the JSON body so far (at most TAPIR_LLM_DOC_MAX) */
+	size_t doc_bytes, doc_cap;
 	struct json_tokener *req_tok; /* the request body's head */
 	size_t req_bytes;
 	bool req_over;
@@ -43,6 +44,7 @@ struct tapir_llm_req {
 	bool usage;	  /* some usage was read */
 	bool final_usage; /* the usage that no later event changes */
 	bool body_done;	  /* the JSON document, or the stream's end marker, was seen */
+	bool doc_begun;	  /* the JSON body's first byte past whitespace was seen: '{' or '[' */
 	bool wire_done;	  /* the last chunk was seen */
 	bool stopped;	  /* unparsed: the rest is ignored */
 };
@@ -178,6 +180,7 @@ void tapir_llm_req__free(struct tapir_llm_req *q)
 	if (q->req_tok) /* json-c 0.16 does not take NULL */
 		json_tokener_free(q->req_tok);
 	tapir_sse__release(&q->sse);
+	free(q->doc);
 	free(q);
 }
 
@@ -189,6 +192,9 @@ static int stop(struct tapir_llm_req *q, enum tapir_llm_unparsed u)
 		q->r.unparsed = u;
 	}
 	tapir_sse__release(&q->sse);
+	free(q->doc);
+	q->doc = NULL;
+	q->doc_cap = 0;
 	return 1;
 }
 
@@ -510,28 +516,77 @@ static void json_body(struct tapir_llm_req *q, struct json_object *o)
 	q->final_usage = q->usage;
 }
 
+/*
+ * The JSON body so far, parsed from its start by a fresh tokener: 1 when the document is whole
+ * (and taken), 0 while it may go on, else the body is unparsed. From its start, not fed piece by
+ * piece: json-c takes some bytes differently whole and cut ("{"a":1" then "-}" passes, "{"a":1-}"
+ * fails), and a result must not depend on where the kernel's pieces end.
+ */
+static int parse_body(struct tapir_llm_req *q)
+{
+	struct json_object *o;
+	enum json_tokener_error err;
+
+	json_tokener_reset(q->tok);
+	o = json_tokener_parse_ex(q->tok, q->doc, (int)q->doc_bytes);
+	err = json_tokener_get_error(q->tok);
+	if (!o && err != json_tokener_continue)
+		return stop(q, TAPIR_LLM_BAD_JSON);
+	if (!o)
+		return 0;
+	json_body(q, o);
+	json_object_put(o);
+	return 1; /* the rest, chunk framing included, is not read */
+}
+
 static int on_json(void *ctx, const char *data, size_t len)
 {
 	struct tapir_llm_req *q = ctx;
-	struct json_object *o;
-	enum json_tokener_error err;
-	size_t take;
+	size_t take, cap;
+	char *d;
+	int ret;
 
 	if (q->body_done)
 		return 0; /* whitespace after the document */
+	/* An answer is an object (or a list of them); a scalar is none. */
+	for (take = 0; !q->doc_begun && take < len; take++) {
+		if (data[take] == ' ' || data[take] == '\t' || data[take] == '\n' ||
+		    data[take] == '\r')
+			continue;
+		if (data[take] != '{' && data[take] != '[')
+			return stop(q, TAPIR_LLM_BAD_JSON);
+		q->doc_begun = true;
+	}
 	/* Up to the cap only: a document that ends within it is whole, however it is split. */
 	take = len < TAPIR_LLM_DOC_MAX - q->doc_bytes ? len : TAPIR_LLM_DOC_MAX - q->doc_bytes;
+	if (q->doc_bytes + take > q->doc_cap) {
+		cap = q->doc_cap ? q->doc_cap : 1024;
+		while (cap < q->doc_bytes + take)
+			cap *= 2;
+		d = realloc(q->doc, cap);
+		if (!d)
+			return stop(q, TAPIR_LLM_NO_MEMORY);
+		q->doc = d;
+		q->doc_cap = cap;
+	}
+	memcpy(q->doc + q->doc_bytes, data, take);
 	q->doc_bytes += take;
-	o = take ? json_tokener_parse_ex(q->tok, data, take) : NULL;
-	err = json_tokener_get_error(q->tok);
-	if (!o && take && err != json_tokener_continue)
-		return stop(q, TAPIR_LLM_BAD_JSON);
-	if (o) {
-		json_body(q, o);
-		json_object_put(o);
-		return 1; /* the rest, chunk framing included, is not read */
+	/* A document can only end at a closing bracket: parsed again when one came, and before
+	 * the body is given up for another reason (a document broken before that is bad JSON,
+	 * wherever the pieces end). */
+	if ((take && (memchr(data, '}', take) || memchr(data, ']', take))) || take < len) {
+		ret = parse_body(q);
+		if (ret)
+			return ret;
 	}
 	return take < len ? stop(q, TAPIR_LLM_TOO_LARGE) : 0;
+}
+
+/* The JSON body so far, before it is given up for something else than its JSON. */
+static void json_verdict(struct tapir_llm_req *q)
+{
+	if (!q->info.sse && !q->stopped && !q->body_done && q->doc_bytes)
+		parse_body(q);
 }
 
 /* --- feeding ------------------------------------------------------------------------------ */
@@ -571,9 +626,10 @@ int tapir_llm_req__response_body(struct tapir_llm_req *q, const void *buf, size_
 		return settled(q);
 	}
 	ret = tapir_dechunk__feed(&q->dc, buf, n, on_body, q);
-	if (ret == -EBADMSG)
+	if (ret == -EBADMSG) {
+		json_verdict(q);
 		stop(q, TAPIR_LLM_BAD_CHUNKING);
-	else if (ret == 1 && !q->stopped && !q->body_done)
+	} else if (ret == 1 && !q->stopped && !q->body_done)
 		q->wire_done = true; /* the last chunk */
 	return settled(q);
 }
@@ -587,6 +643,7 @@ void tapir_llm_req__lost(struct tapir_llm_req *q, uint64_t bytes)
 		q->body_done = true;
 		return;
 	}
+	json_verdict(q);
 	stop(q, TAPIR_LLM_LOST);
 }
 
@@ -684,7 +741,9 @@ void tapir_llm_req__finish(struct tapir_llm_req *q, uint64_t end_ns, bool aborte
 			r->flags |= TAPIR_LLM_CUT | TAPIR_LLM_ERROR;
 		stream_counts(q);
 	} else if (!q->stopped && !q->body_done) {
-		stop(q, q->doc_bytes ? TAPIR_LLM_TRUNCATED : TAPIR_LLM_NO_USAGE);
+		/* Bytes that broke the document since its last closing bracket say so now. */
+		if (!q->doc_bytes || !parse_body(q))
+			stop(q, q->doc_bytes ? TAPIR_LLM_TRUNCATED : TAPIR_LLM_NO_USAGE);
 	} else if (!q->stopped && !q->usage && !(r->flags & TAPIR_LLM_ERROR)) {
 		stop(q, TAPIR_LLM_NO_USAGE);
 	}
