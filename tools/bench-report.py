@@ -340,7 +340,7 @@ OUTBOUND_COLUMNS = ["round", "config", "rps", "p50_ms", "p99_ms", "client_cpu_s"
                     "requests", "errors", "served", "seen", "seen_499", "tapir_cpu_s", "losses"]
 
 
-def read_runs(path, columns):
+def read_case_runs(path, columns):
     """The runs of one case, a line each of tab-separated `columns`: "-" is None, `config` a
     string, `losses` a dict of loss counter to value (None without tapir), the rest numbers."""
     rows = []
@@ -370,7 +370,7 @@ def read_outbound(path):
     """Runs of the outbound case: wrk in the one watched cgroup, nginx unwatched. `requests` is
     wrk's count of the answers it read, `served` nginx's count of the requests it answered,
     `seen` tapir's outbound requests and `seen_499` those of them closed unanswered."""
-    rows = read_runs(path, OUTBOUND_COLUMNS)
+    rows = read_case_runs(path, OUTBOUND_COLUMNS)
     for row in rows:
         n = row["requests"]
         row["client_cpu_us_per_req"] = row["client_cpu_s"] / n * 1e6 if n else None
@@ -522,7 +522,7 @@ H2_COLUMNS = ["round", "config", "seconds", "rps", "mean_ms", "max_ms", "nghttpd
 def read_h2(path):
     """Runs of the HTTP/2 case: h2load's count of the streams that succeeded and of the DATA bytes
     it read, against tapir's requests (all, and 200) and response bytes; nghttpd's CPU."""
-    rows = read_runs(path, H2_COLUMNS)
+    rows = read_case_runs(path, H2_COLUMNS)
     for row in rows:
         n = row["streams"]
         row["nghttpd_cpu_us_per_stream"] = row["nghttpd_cpu_s"] / n * 1e6 if n else None
