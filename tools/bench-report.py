@@ -340,6 +340,19 @@ OUTBOUND_COLUMNS = ["round", "config", "rps", "p50_ms", "p99_ms", "client_cpu_s"
                     "requests", "errors", "served", "seen", "seen_499", "tapir_cpu_s", "losses"]
 
 
+def paired_summary(rows, configs, per, keys):
+    """A case of paired runs (alone, with tapir): each config's medians of @keys, the range of
+    the per-round ratios, and the median of every per-round figure."""
+    out = {
+        "medians": {c: {k: statistics.median(r[k] for r in rows if r["config"] == c) for k in keys}
+                    for c in configs},
+        "ratio_min": min(p["ratio"] for p in per),
+        "ratio_max": max(p["ratio"] for p in per),
+    }
+    out.update({k: statistics.median(p[k] for p in per) for k in per[0]})
+    return out
+
+
 def read_case_runs(path, columns):
     """The runs of one case, a line each of tab-separated `columns`: "-" is None, `config` a
     string, `losses` a dict of loss counter to value (None without tapir), the rest numbers."""
@@ -375,27 +388,6 @@ def read_outbound(path):
         n = row["requests"]
         row["client_cpu_us_per_req"] = row["client_cpu_s"] / n * 1e6 if n else None
         row["nginx_cpu_us_per_req"] = row["nginx_cpu_s"] / n * 1e6 if n else None
-    return rows
-    with open(path) as f:
-        for line in f:
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) != len(OUTBOUND_COLUMNS):
-                raise SystemExit(f"bench-report: {path}: bad line {line!r}")
-            row = {}
-            for k, v in zip(OUTBOUND_COLUMNS, fields):
-                if k == "config":
-                    row[k] = v
-                elif k == "losses":
-                    row[k] = ({p.split("=")[0]: int(p.split("=")[1]) for p in v.split(",") if p}
-                              if v != "-" else None)
-                elif v == "-":
-                    row[k] = None
-                else:
-                    row[k] = float(v) if "." in v else int(v)
-            n = row["requests"]
-            row["client_cpu_us_per_req"] = row["client_cpu_s"] / n * 1e6 if n else None
-            row["nginx_cpu_us_per_req"] = row["nginx_cpu_s"] / n * 1e6 if n else None
-            rows.append(row)
     return rows
 
 
@@ -433,14 +425,9 @@ def outbound_report(rows, bpf_rows, connections):
     # unanswered one that wrk left in flight when it stopped (at most one per connection).
     exact = (seen - cut == made and cut <= connections * len(withs)
              and not any(losses.values()))
-    keys = ("rps", "p50_ms", "p99_ms", "client_cpu_us_per_req", "nginx_cpu_us_per_req")
-    out = {
-        "medians": {c: {k: statistics.median(r[k] for r in rows if r["config"] == c) for k in keys}
-                    for c in ("outbound", "outbound+tapir")},
-        "ratio_min": min(p["ratio"] for p in per),
-        "ratio_max": max(p["ratio"] for p in per),
-    }
-    out.update({k: statistics.median(p[k] for p in per) for k in per[0]})
+    out = paired_summary(rows, ("outbound", "outbound+tapir"), per,
+                         ("rps", "p50_ms", "p99_ms", "client_cpu_us_per_req",
+                          "nginx_cpu_us_per_req"))
     out.update({
         "per_round": per,
         "bpf_programs_warmup": progs,
@@ -527,26 +514,6 @@ def read_h2(path):
         n = row["streams"]
         row["nghttpd_cpu_us_per_stream"] = row["nghttpd_cpu_s"] / n * 1e6 if n else None
     return rows
-    with open(path) as f:
-        for line in f:
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) != len(H2_COLUMNS):
-                raise SystemExit(f"bench-report: {path}: bad line {line!r}")
-            row = {}
-            for k, v in zip(H2_COLUMNS, fields):
-                if k == "config":
-                    row[k] = v
-                elif k == "losses":
-                    row[k] = ({p.split("=")[0]: int(p.split("=")[1]) for p in v.split(",") if p}
-                              if v != "-" else None)
-                elif v == "-":
-                    row[k] = None
-                else:
-                    row[k] = float(v) if "." in v else int(v)
-            n = row["streams"]
-            row["nghttpd_cpu_us_per_stream"] = row["nghttpd_cpu_s"] / n * 1e6 if n else None
-            rows.append(row)
-    return rows
 
 
 def h2_report(rows, bpf_rows):
@@ -585,14 +552,8 @@ def h2_report(rows, bpf_rows):
     exact = (acct["requests_tapir"] == made and acct["requests_200_tapir"] == made
              and acct["response_bytes_tapir"] == acct["data_bytes_h2load"]
              and acct["client_errors"] == 0 and not any(losses.values()))
-    keys = ("rps", "mean_ms", "max_ms", "nghttpd_cpu_us_per_stream")
-    out = {
-        "medians": {c: {k: statistics.median(r[k] for r in rows if r["config"] == c) for k in keys}
-                    for c in ("h2", "h2+tapir")},
-        "ratio_min": min(p["ratio"] for p in per),
-        "ratio_max": max(p["ratio"] for p in per),
-    }
-    out.update({k: statistics.median(p[k] for p in per) for k in per[0]})
+    out = paired_summary(rows, ("h2", "h2+tapir"), per,
+                         ("rps", "mean_ms", "max_ms", "nghttpd_cpu_us_per_stream"))
     out.update({
         "per_round": per,
         "bpf_programs_warmup": progs,

@@ -69,6 +69,14 @@ cg_llm=$cg_parent/llm
 cg_client=$cg_parent/client
 cg_h2=$cg_parent/h2
 
+# A run's line of a case's table: record_case CASE FIELDS..., tab-separated into $tmp/CASE.tsv.
+record_case() {
+	local IFS=$'\t' name=$1
+
+	shift
+	echo "$*" >>"$tmp/$name.tsv"
+}
+
 # Rounds of two runs, a case alone and with tapir: alternate RUN_FN NAME ROUNDS calls
 # RUN_FN ROUND NAME, then RUN_FN ROUND NAME+tapir, round after round.
 alternate() {
@@ -413,18 +421,24 @@ EOF
 
 # One request to $1 must show up as one request in tapir before we measure.
 check_tapir_sees() {
-	local before i
+	counts_within_5s "a request to $1" curl -sf -o /dev/null "$1"
+}
 
+# counts_within_5s WHAT CMD...: CMD makes a request that tapir must count within 5 s.
+counts_within_5s() {
+	local what=$1 before i
+
+	shift
 	scrape
 	before=$(msum baseten_inference_requests_total)
-	curl -sf -o /dev/null "$1"
+	"$@" || die "no answer to $what"
 	for i in $(seq 50); do
 		scrape
 		[ "$(msum baseten_inference_requests_total)" -gt "$before" ] && return 0
 		sleep 0.1
 	done
 	cat "$tmp/tapir.log" >&2
-	die "tapir did not count a request to $1 within 5 s"
+	die "tapir did not count $what within 5 s"
 }
 
 # Another tapir (a test suite, a running daemon) attaches BPF programs that run for every
@@ -760,7 +774,7 @@ llm_run() {
 		stop_tapir
 	fi
 	# Expected: the usage figures written, and the content events of streams without one.
-	record_llm "$r" "$config" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')" \
+	record_case llm "$r" "$config" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')" \
 		$((s1[0] - s0[0])) "$reqs" "$errs" \
 		"$(awk -v a="$n0" -v b="$n1" 'BEGIN { printf "%.6f", b - a }')" \
 		"$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }')" \
@@ -769,12 +783,6 @@ llm_run() {
 	log "llm round $r $config: $((s1[0] - s0[0])) token events in $(((t1 - t0) / 1000000)) ms," \
 		"$reqs streams read whole; tokens in/out/estimated: server $((s1[3] - s0[3]))/$((s1[4] - s0[4] + s1[6] - s0[6]))/$((s1[5] - s0[5])), tapir $tin/$tout/$tst"
 }
-record_llm() {
-	local IFS=$'\t'
-
-	echo "$*" >>"$tmp/llm.tsv"
-}
-
 llm_phase() {
 	local r
 
@@ -885,18 +893,13 @@ outbound_run() {
 		stop_tapir
 		o1=$((o1 - o0)) x1=$((x1 - x0))
 	fi
-	record_outbound "$r" "$config" "$rps" "$p50" "$p99" \
+	record_case outbound "$r" "$config" "$rps" "$p50" "$p99" \
 		"$(awk -v a="$n0" -v b="$n1" 'BEGIN { printf "%.6f", b - a }')" \
 		"$(awk -v a="$m0" -v b="$m1" 'BEGIN { printf "%.6f", b - a }')" \
 		"$wrk_reqs" "$wrk_errs" "$((q1 - q0))" "$o1" "$x1" \
 		"$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }')" "$losses"
 	log "outbound round $r $config: $rps req/s, p50 $p50 ms, p99 $p99 ms, wrk read $wrk_reqs answers," \
 		"nginx served $((q1 - q0)), tapir saw $o1 ($x1 of them 499)"
-}
-record_outbound() {
-	local IFS=$'\t'
-
-	echo "$*" >>"$tmp/outbound.tsv"
 }
 
 outbound_phase() {
@@ -973,18 +976,7 @@ settled() { # FAMILY
 
 # One stream, on a connection opened after tapir started, must show up before we measure.
 h2_sees() {
-	local before i
-
-	scrape
-	before=$(msum baseten_inference_requests_total)
-	run_h2load 1 1
-	for i in $(seq 50); do
-		scrape
-		[ "$(msum baseten_inference_requests_total)" -gt "$before" ] && return 0
-		sleep 0.1
-	done
-	cat "$tmp/tapir.log" >&2
-	die "tapir did not count an HTTP/2 stream to nghttpd within 5 s (the loop build follows HTTP/2)"
+	counts_within_5s "an HTTP/2 stream to nghttpd" run_h2load 1 1
 }
 
 # One run: ROUND CONFIG (h2, or h2+tapir). A line of $tmp/h2.tsv: round config seconds rps
@@ -1031,17 +1023,12 @@ h2_run() {
 		stop_tapir
 		v1=$((v1 - v0)) k1=$((k1 - k0)) b1=$((b1 - b0))
 	fi
-	record_h2 "$r" "$config" "$h2_secs" "$rps" "$h2_mean" "$h2_max" \
+	record_case h2 "$r" "$config" "$h2_secs" "$rps" "$h2_mean" "$h2_max" \
 		"$(awk -v a="$n0" -v b="$n1" 'BEGIN { printf "%.6f", b - a }')" \
 		"$h2_done" "$h2_errs" "$h2_data" "$v1" "$k1" "$b1" \
 		"$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }')" "$losses"
 	log "h2 round $r $config: $rps streams/s, mean $h2_mean ms, max $h2_max ms; h2load: $h2_done" \
 		"succeeded, $h2_errs errors, $h2_data DATA bytes; tapir: $v1 requests ($k1 200), $b1 bytes"
-}
-record_h2() {
-	local IFS=$'\t'
-
-	echo "$*" >>"$tmp/h2.tsv"
 }
 
 h2_phase() {
