@@ -912,6 +912,13 @@ static __always_inline bool starts_h2_settings(struct tapir_io *io, __u64 len)
 	       !h[7] && !h[8];
 }
 
+/* Does @io begin HTTP/2: a read with the client's preface, or a write with the server's first
+ * SETTINGS (a server may speak first)? @dir is the parser's. */
+static __always_inline bool starts_h2_either(struct tapir_io *io, __u64 len, __u8 dir)
+{
+	return dir == DIR_IN ? starts_h2(io, len) : starts_h2_settings(io, len);
+}
+
 /*
  * Do the first bytes of @io look like an HTTP/2 frame header: a length within the default
  * maximum that its type allows, a type that may begin a walk (not CONTINUATION), a stream id
@@ -1494,8 +1501,7 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 				return 0;
 		}
 		/* The client's preface, or the server's SETTINGS, which it may send first. */
-		if (!(c->flags & TAPIR_CF_PRESTART) &&
-		    (dir == DIR_IN ? starts_h2(io, ret) : starts_h2_settings(io, ret))) {
+		if (!(c->flags & TAPIR_CF_PRESTART) && starts_h2_either(io, ret, dir)) {
 			if (!h2_on) {
 				tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_HTTP2);
 				return 0;
@@ -1508,8 +1514,7 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		 * 3.2), whose server sends its SETTINGS and may answer stream 1 at once, before
 		 * the client's preface; anything else (a WebSocket) is left alone from here on. */
 		c->flags |= TAPIR_CF_UPGRADE_SEEN;
-		if ((c->flags & TAPIR_CF_CLIENT) || !h2_on ||
-		    !(dir == DIR_IN ? starts_h2(io, ret) : starts_h2_settings(io, ret)) ||
+		if ((c->flags & TAPIR_CF_CLIENT) || !h2_on || !starts_h2_either(io, ret, dir) ||
 		    h2_begin(c,
 			     dir == DIR_OUT ? TAPIR_H2_OPEN_UPGRADE : TAPIR_H2_OPEN_UPGRADE_LATE))
 			return 0;

@@ -322,7 +322,8 @@ static int on_head(void *ctx, uint32_t labels_id, uint64_t cgroup_id, uint64_t s
 				 head, len);
 }
 
-static void account(struct tapir_daemon *d, const struct tapir_http_event *e)
+static void account(struct tapir_daemon *d, const struct tapir_http_event *e,
+		    const struct tapir_h2_result *r)
 {
 	const struct tapir_watched *w;
 	uint32_t id;
@@ -346,6 +347,8 @@ static void account(struct tapir_daemon *d, const struct tapir_http_event *e)
 	tapir_cgroups__mark_served(d->cgroups, id);
 	if (w) /* the cgroup is looked up once per record: here */
 		tapir_replicas__request(d->replicas, w->replica_id, e);
+	if (r) /* an HTTP/2 stream: a gRPC call when it has a status */
+		tapir_grpc_metrics__record(d->grpc, id, labels, r->grpc_status);
 }
 
 /* A request a watched process sent. */
@@ -419,20 +422,7 @@ static void forget(void *ctx, uint32_t id, const char *const *labels)
 /* A request of HTTP/2 (@r, the stream) or of an h2c upgrade (@r NULL: a 101 alone), counted. */
 static void h2_account(void *ctx, const struct tapir_http_event *e, const struct tapir_h2_result *r)
 {
-	struct tapir_daemon *d = ctx;
-	const struct tapir_watched *w;
-	const char *const *labels;
-	uint32_t id;
-
-	account(d, e);
-	if (!r)
-		return;
-	labels = tapir_cgroups__labels(
-		d->cgroups,
-		(w = tapir_cgroups__find(d->cgroups, e->cgroup_id)) ? w->labels_id : e->labels_id);
-	id = w ? w->labels_id : e->labels_id;
-	if (labels)
-		tapir_grpc_metrics__record(d->grpc, id, labels, r->grpc_status);
+	account(ctx, e, r);
 }
 
 /* An HTTP/2 stream is over (h2_track.c): a request, and a gRPC call when it has a status. */
@@ -446,7 +436,7 @@ static void h2_done(void *ctx, const struct tapir_h2_who *who, const struct tapi
 		return;
 	}
 	tapir_h2_track__event(who, r, &e);
-	h2_account(d, &e, r);
+	account(d, &e, r);
 }
 
 static int on_h2(void *ctx, void *data, size_t size)
@@ -508,7 +498,7 @@ static int on_record(void *ctx, void *data, size_t size)
 		if (e->outcome == TAPIR_OUT_UPGRADED && d->h2_pair)
 			tapir_h2_pair__request(d->h2_pair, e, now_ms());
 		else
-			account(d, e);
+			account(d, e, NULL);
 		if (e->llm_id && d->llm)
 			tapir_llm_track__record(d->llm, e, llm_path_ours(d, e));
 	} else if (type == TAPIR_REC_HTTP_OUT && size >= sizeof(struct tapir_http_event)) {

@@ -252,7 +252,7 @@ struct tapir_lifecycle_event {
 #define TAPIR_STAT_IGNORED_NOT_TCP   4	/* request lines read from sockets that are not TCP */
 #define TAPIR_STAT_IGNORED_NOT_HTTP  5	/* TCP connections whose first bytes are not HTTP/1.x */
 #define TAPIR_STAT_IGNORED_TLS	     6	/* ... that start a TLS handshake */
-#define TAPIR_STAT_IGNORED_HTTP2     7	/* HTTP/2 not followed: compat build, or no frame back */
+#define TAPIR_STAT_IGNORED_HTTP2     7	/* HTTP/2 not followed (no h2_more), or no frame back */
 #define TAPIR_STAT_PENDING_OVERFLOW  8	/* pipelined requests beyond TAPIR_MAX_PENDING */
 #define TAPIR_STAT_IO_TABLE_FULL     9	/* syscalls not followed: in-flight syscall map full */
 #define TAPIR_STAT_READ_FAULT	     10 /* user buffers that could not be read */

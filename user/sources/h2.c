@@ -388,11 +388,12 @@ static struct h2_stream *stream_open(struct tapir_h2_conn *c, uint32_t id)
 	return s;
 }
 
-/* The server ended stream @id, which is not followed: one begun before the first one followed
- * (each ends so once; a RST_STREAM after it, or instead of it, is not counted). */
+/* The server ended stream @id, which is not followed: on a connection picked up mid-way, one
+ * begun before the first one followed (each ends so once; a RST_STREAM after it, or instead of
+ * it, is not counted). */
 static void unseen_end(struct tapir_h2_conn *c, uint32_t id)
 {
-	if (!c->first_opened || id < c->first_opened)
+	if (c->mid && (!c->first_opened || id < c->first_opened))
 		c->stats.unseen_ended++;
 }
 

@@ -73,8 +73,8 @@ struct tapir_h2_stats {
 	uint64_t inflater_resets;  /* a direction's HPACK table started over */
 	uint64_t streams_dropped;  /* new streams beyond TAPIR_H2_MAX_STREAMS */
 	uint64_t unknown_stream;   /* blocks, DATA, RST_STREAM for a stream not followed */
-	uint64_t unseen_ended;	   /* streams below the first followed that the server ended (on
-				    * a connection picked up mid-way: begun before it) */
+	uint64_t unseen_ended;	   /* on a connection picked up mid-way: streams begun before it
+				    * (below the first followed) that the server ended */
 };
 
 struct tapir_h2_conn;

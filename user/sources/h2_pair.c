@@ -133,44 +133,46 @@ void tapir_h2_pair__open(struct tapir_h2_pair *p, uint64_t sock, uint64_t now_ms
 		hold(p, sock, HALF_OPEN, now_ms);
 }
 
-void tapir_h2_pair__request(struct tapir_h2_pair *p, const struct tapir_http_event *e,
-			    uint64_t now_ms)
+/* Half @kind of the request on @sock arrives (@e, and @r for a stream): counted with the other
+ * half if that is held, else held itself, taking the connection's mark of HTTP/2 if one came. */
+static void arrive(struct tapir_h2_pair *p, uint64_t sock, int kind,
+		   const struct tapir_http_event *e, const struct tapir_h2_result *r,
+		   uint64_t now_ms)
 {
-	long i = find(p, e->sock, HALF_STREAM);
+	long i = find(p, sock, kind == HALF_REQUEST ? HALF_STREAM : HALF_REQUEST);
 	struct half *h;
 
 	if (i >= 0) {
-		merge(p, e, &p->h[i].e, &p->h[i].r);
+		if (kind == HALF_REQUEST)
+			merge(p, e, &p->h[i].e, &p->h[i].r);
+		else
+			merge(p, &p->h[i].e, e, r);
 		take(p, (size_t)i);
 		return;
 	}
-	i = find(p, e->sock, HALF_OPEN);
+	i = find(p, sock, HALF_OPEN);
 	if (i >= 0)
 		take(p, (size_t)i);
-	h = hold(p, e->sock, HALF_REQUEST, now_ms);
+	h = hold(p, sock, kind, now_ms);
 	h->e = *e;
-	h->opened = i >= 0;
+	if (r)
+		h->r = *r;
+	h->opened = kind == HALF_REQUEST && i >= 0;
+}
+
+void tapir_h2_pair__request(struct tapir_h2_pair *p, const struct tapir_http_event *e,
+			    uint64_t now_ms)
+{
+	arrive(p, e->sock, HALF_REQUEST, e, NULL, now_ms);
 }
 
 void tapir_h2_pair__stream(struct tapir_h2_pair *p, const struct tapir_h2_who *who,
 			   const struct tapir_h2_result *r, uint64_t now_ms)
 {
 	struct tapir_http_event e;
-	struct half *h;
-	long i = find(p, who->sock, HALF_REQUEST);
 
 	tapir_h2_track__event(who, r, &e);
-	if (i >= 0) {
-		merge(p, &p->h[i].e, &e, r);
-		take(p, (size_t)i);
-		return;
-	}
-	i = find(p, who->sock, HALF_OPEN);
-	if (i >= 0)
-		take(p, (size_t)i);
-	h = hold(p, who->sock, HALF_STREAM, now_ms);
-	h->e = e;
-	h->r = *r;
+	arrive(p, who->sock, HALF_STREAM, &e, r, now_ms);
 }
 
 void tapir_h2_pair__expire(struct tapir_h2_pair *p, uint64_t now_ms, int all)

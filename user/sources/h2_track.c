@@ -13,7 +13,6 @@ struct conn {
 	struct tapir_h2_track *t;
 	struct tapir_h2_conn *h2;
 	struct tapir_h2_who who;
-	int mid; /* picked up mid-way (open before tapir started) */
 };
 
 struct tapir_h2_track {
@@ -21,7 +20,7 @@ struct tapir_h2_track {
 	size_t n, max;
 	uint64_t lost[TAPIR_H2_LOST_REASONS];
 	uint64_t undecoded_seen; /* blocks_undecoded of connections already freed */
-	uint64_t unseen_seen;	 /* unseen_ended of mid-way connections already freed */
+	uint64_t unseen_seen;	 /* unseen_ended of connections already freed */
 	tapir_h2_track_fn done;
 	void *ctx;
 };
@@ -76,8 +75,7 @@ static void drop(struct tapir_h2_track *t, struct conn **p, int report, uint64_t
 		t->lost[TAPIR_H2_LOST_FRAMING] += tapir_h2_conn__open_streams(c->h2);
 	t->lost[TAPIR_H2_LOST_STREAMS] += st->streams_dropped;
 	t->undecoded_seen += st->blocks_undecoded;
-	if (c->mid)
-		t->unseen_seen += st->unseen_ended;
+	t->unseen_seen += st->unseen_ended;
 	tapir_h2_conn__free(c->h2);
 	*p = c->next;
 	free(c);
@@ -147,10 +145,8 @@ int tapir_h2_track__record(struct tapir_h2_track *t, const void *data, size_t si
 				tapir_h2_conn__upgrade(c->h2, e->ts);
 		} else if (e->kind == TAPIR_H2R_OPEN && e->value == TAPIR_H2_OPEN_PRESTART) {
 			c = conn_of(t, e);
-			if (c) {
-				c->mid = 1;
+			if (c)
 				tapir_h2_conn__mid(c->h2);
-			}
 		}
 		return 0;
 	}
@@ -205,9 +201,8 @@ void tapir_h2_track__lost(const struct tapir_h2_track *t, uint64_t *lost)
 			lost[TAPIR_H2_LOST_UNDECODED] +=
 				tapir_h2_conn__stats(c->h2)->blocks_undecoded;
 			lost[TAPIR_H2_LOST_STREAMS] += tapir_h2_conn__stats(c->h2)->streams_dropped;
-			if (c->mid)
-				lost[TAPIR_H2_LOST_BEFORE_START] +=
-					tapir_h2_conn__stats(c->h2)->unseen_ended;
+			lost[TAPIR_H2_LOST_BEFORE_START] +=
+				tapir_h2_conn__stats(c->h2)->unseen_ended;
 		}
 }
 

@@ -542,18 +542,17 @@ static int parse_body(struct tapir_llm_req *q)
 static int on_json(void *ctx, const char *data, size_t len)
 {
 	struct tapir_llm_req *q = ctx;
-	size_t take, cap;
+	size_t take, cap, i;
 	char *d;
 	int ret;
 
 	if (q->body_done)
 		return 0; /* whitespace after the document */
 	/* An answer is an object (or a list of them); a scalar is none. */
-	for (take = 0; !q->doc_begun && take < len; take++) {
-		if (data[take] == ' ' || data[take] == '\t' || data[take] == '\n' ||
-		    data[take] == '\r')
+	for (i = 0; !q->doc_begun && i < len; i++) {
+		if (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r')
 			continue;
-		if (data[take] != '{' && data[take] != '[')
+		if (data[i] != '{' && data[i] != '[')
 			return stop(q, TAPIR_LLM_BAD_JSON);
 		q->doc_begun = true;
 	}
