@@ -11,7 +11,7 @@
 /* The compat build inlines every parser step COMPAT_STEPS times into one program: its steps
  * keep to the 16-byte fast path, one shortcut and no header-value shortcuts, which keeps the
  * verifier's walk of it under its 1M-instruction budget on 5.10. */
-#define TAPIR_SKIP_WORDS   0
+#define TAPIR_SKIPS	   0
 #define TAPIR_OPS_PER_STEP 1
 #define TAPIR_FEED_IN_OPS  0
 #define TAPIR_FAST_VALUES  0
@@ -92,7 +92,7 @@ struct tapir_io {
 	__u8 dir;     /* DIR_* */
 	__u8 peek;    /* MSG_PEEK: the bytes will be read again */
 	__u8 at_call; /* ts was taken in the socket call itself: it is "now" too */
-	__u8 __pad[4];
+	__u32 tgid;
 };
 
 /*
@@ -1486,7 +1486,7 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		if (!c)
 			return 0;
 	}
-	c->tgid = bpf_get_current_pid_tgid() >> 32;
+	c->tgid = io->tgid;
 	dir = (c->flags & TAPIR_CF_CLIENT) ? !io->dir : io->dir;
 	if (c->state == TAPIR_CONN_NEW && !(c->flags & TAPIR_CF_CLIENT)) {
 		/* Open before tapir started: picked up if a frame seems to begin here (a wrong
@@ -1671,6 +1671,7 @@ static __always_inline int enter_io(__u32 fd, __u64 buf, __u32 iovcnt, __u8 kind
 		return 0; /* not HTTP/1.x, or no longer */
 	io.buf = buf;
 	io.ts = bpf_ktime_get_ns();
+	io.tgid = id >> 32;
 	io.sock = key.sock;
 	io.fd = fd;
 	io.iovcnt = iovcnt;
@@ -1880,6 +1881,7 @@ static __always_inline int sock_io(void *ctx, struct sock *sk, long ret, int fla
 	syscall_args(&sys);
 	nr = sys.nr;
 	io.ts = bpf_ktime_get_ns();
+	io.tgid = id >> 32;
 	io.at_call = 1;
 	io.sock = key.sock;
 	io.fd = sys.arg1;

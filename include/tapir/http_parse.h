@@ -758,6 +758,54 @@ TAPIR_INLINE __u32 tapir_http_fast_method(struct tapir_http_parser *p, __u64 x0)
 	return k + 1;
 }
 
+#define TP_NAME_UNSURE	       0 /* byte by byte */
+#define TP_NAME_SKIP	       1 /* a header we do not read: its line is skipped */
+#define TP_NAME_CONTENT_LENGTH 2 /* "Content-Length: " whole */
+#define TP_NAME_CONNECTION     3 /* "Connection: " whole */
+
+/*
+ * What the 16 bytes at the first byte of a header line (@x0, @x1; not the blank line) tell of
+ * its name, as far as tapir_http_fast() goes on them.
+ */
+TAPIR_INLINE __u32 tapir_http_name_class(__u64 x0, __u64 x1)
+{
+	__u64 l;
+
+	if (tapir_has_byte(x0, '\n') || tapir_has_byte(x0, '\r'))
+		return TP_NAME_UNSURE;
+	if ((x0 | TP_FOLD_CONTENT_) == TP_W_CONTENT_) {
+		if ((x1 | TP_FOLD_LENGTH_) == TP_W_LENGTH_)
+			return TP_NAME_CONTENT_LENGTH;
+		if (tapir_has_byte(x1, '\n') || tapir_has_byte(x1, '\r') ||
+		    ((x1 | TP_FOLD_LENGTH_) & 0xffffffffffffULL) ==
+			    (TP_W_LENGTH_ & 0xffffffffffffULL))
+			return TP_NAME_UNSURE;
+		return TP_NAME_SKIP; /* "content-" then not "length": e.g. Content-Type */
+	}
+	if ((x0 | TP_FOLD_ALL) == TP_W_CONNECTI) {
+		if (((x1 | TP_FOLD_ON_) & 0xffffffffULL) == TP_W_ON_)
+			return TP_NAME_CONNECTION;
+		return TP_NAME_UNSURE;
+	}
+	/* Every candidate name is longer than 8 bytes; OR-ing 0x20 into all 8 bytes can only add
+	 * false matches, which take the slow path. */
+	l = x0 | TP_FOLD_ALL;
+	if (l == (TP_W_CONTENT_ | TP_FOLD_ALL) || l == TP_W_TRANSFER || l == TP_W_CONNECTI)
+		return TP_NAME_UNSURE;
+	return TP_NAME_SKIP;
+}
+
+/* The first 8 bytes of a header line tapir_http_name_class() found TP_NAME_SKIP: the rest of
+ * the line goes to the next LF. */
+TAPIR_INLINE __u32 tapir_http_skip_name(struct tapir_http_parser *p)
+{
+	if (p->hdr_bytes + 8 > TP_MAX_HEADER_BYTES)
+		return 0;
+	tapir_http_skip_line(p);
+	p->hdr_bytes += 8;
+	return 8;
+}
+
 /**
  * tapir_http_fast - consume up to 16 bytes at once where byte-level parsing would learn nothing
  * @x0: the next 8 bytes, loaded little-endian; @x1: the 8 after them
@@ -770,7 +818,6 @@ TAPIR_INLINE __u32 tapir_http_fast_method(struct tapir_http_parser *p, __u64 x0)
 TAPIR_INLINE __u32 tapir_http_fast(struct tapir_http_parser *p, __u64 x0, __u64 x1)
 {
 	__u32 k;
-	__u64 l;
 
 	switch (p->state) {
 	case TP_HDR_START:
@@ -781,26 +828,12 @@ TAPIR_INLINE __u32 tapir_http_fast(struct tapir_http_parser *p, __u64 x0, __u64 
 			p->hdr_bytes++;
 			return 1;
 		}
-		if (tapir_has_byte(x0, '\n') || tapir_has_byte(x0, '\r'))
-			return 0;
-		if ((x0 | TP_FOLD_CONTENT_) == TP_W_CONTENT_) {
-			if ((x1 | TP_FOLD_LENGTH_) == TP_W_LENGTH_)
-				return tapir_http_value_at(p, TP_H_CONTENT_LENGTH, 16, 14);
-			if (tapir_has_byte(x1, '\n') || tapir_has_byte(x1, '\r') ||
-			    ((x1 | TP_FOLD_LENGTH_) & 0xffffffffffffULL) ==
-				    (TP_W_LENGTH_ & 0xffffffffffffULL))
-				return 0;
-			break; /* "content-" then not "length": e.g. Content-Type */
-		}
-		if ((x0 | TP_FOLD_ALL) == TP_W_CONNECTI) {
-			if (((x1 | TP_FOLD_ON_) & 0xffffffffULL) == TP_W_ON_)
-				return tapir_http_value_at(p, TP_H_CONNECTION, 12, 10);
-			return 0;
-		}
-		/* Every candidate name is longer than 8 bytes; OR-ing 0x20 into all 8 bytes can
-		 * only add false matches, which take the slow path. */
-		l = x0 | TP_FOLD_ALL;
-		if (l == (TP_W_CONTENT_ | TP_FOLD_ALL) || l == TP_W_TRANSFER || l == TP_W_CONNECTI)
+		k = tapir_http_name_class(x0, x1);
+		if (k == TP_NAME_CONTENT_LENGTH)
+			return tapir_http_value_at(p, TP_H_CONTENT_LENGTH, 16, 14);
+		if (k == TP_NAME_CONNECTION)
+			return tapir_http_value_at(p, TP_H_CONNECTION, 12, 10);
+		if (k == TP_NAME_UNSURE)
 			return 0;
 		break;
 	case TP_HDR_SKIP:
@@ -847,11 +880,7 @@ TAPIR_INLINE __u32 tapir_http_fast(struct tapir_http_parser *p, __u64 x0, __u64 
 	default: return 0;
 	}
 	/* TP_HDR_START, a name we do not read: the 8 bytes and the rest of the line are skipped. */
-	if (p->hdr_bytes + 8 > TP_MAX_HEADER_BYTES)
-		return 0;
-	tapir_http_skip_line(p);
-	p->hdr_bytes += 8;
-	return 8;
+	return tapir_http_skip_name(p);
 }
 
 /* Bytes the driver may hand over without reading them: body bytes of known length. */
@@ -934,5 +963,88 @@ TAPIR_INLINE __u32 tapir_http_skip(struct tapir_http_parser *p, __u32 n, int lf)
 }
 
 #define TAPIR_WIN 256 /* bytes of payload looked at per window; a power of two */
+
+/* Eight bytes at any offset of the window: one unaligned load on BPF (the verifier allows it on
+ * map values), memcpy in C. */
+#ifdef __bpf__
+#define TAPIR_LOAD64(p) (*(const __u64 *)(p))
+#else
+TAPIR_INLINE __u64 tapir_load64(const void *p)
+{
+	__u64 x;
+
+	__builtin_memcpy(&x, p, 8);
+	return x;
+}
+#define TAPIR_LOAD64(p) tapir_load64(p)
+#endif
+#ifdef __bpf__
+#define TAPIR_STORE64(p, x) (*(__u64 *)(p) = (x))
+#else
+#define TAPIR_STORE64(p, x) __builtin_memcpy((p), &(__u64){ (x) }, 8)
+#endif
+
+/**
+ * tapir_http_skip_window - in a tapir_http_skip_state(), take lines nothing is learnt from
+ * @win: a window of @wlen <= TAPIR_WIN bytes of the stream; @at: the parser's place in it
+ *
+ * Finds the next LF a word at a time and hands the parser every byte up to it and the LF; then,
+ * while the next line is a header that tapir_http_name_class() finds one we do not read, that
+ * whole line too: a run of such lines in one go, up to the next line that matters. Without an
+ * LF, every byte the window still has. Returns the bytes taken, the parser then exactly where
+ * feeding them one by one would have left it; 0 when fewer than 8 bytes are left (then feed).
+ */
+TAPIR_INLINE __u32 tapir_http_skip_window(struct tapir_http_parser *p, const __u8 *win, __u32 wlen,
+					  __u32 at)
+{
+	__u32 k = 0, took = 0, i, o, j, n;
+	__u64 x, x1;
+
+	for (i = 0; i < TAPIR_WIN / 8; i++) {
+		/* No-ops (both stay under 2 * TAPIR_WIN) that make every path into an iteration
+		 * look alike to the verifier, which then checks each iteration once, not once per
+		 * path into it. */
+		TAPIR_OPAQUE(k);
+		TAPIR_OPAQUE(took);
+		k &= TAPIR_WIN * 2 - 1;
+		took &= TAPIR_WIN * 2 - 1;
+		o = at + k;
+		if (o + 8 > wlen)
+			break;
+		/* A no-op after that test (wlen <= TAPIR_WIN), kept for the verifier. */
+		TAPIR_OPAQUE(o);
+		o &= TAPIR_WIN - 1;
+		if (o > TAPIR_WIN - 8)
+			break;
+		x = TAPIR_LOAD64(&win[o]);
+		if (!tapir_has_byte(x, '\n')) {
+			k += 8;
+			continue;
+		}
+		j = tapir_byte_index(x, '\n');
+		n = tapir_http_skip(p, k + j - took, 1);
+		if (!n)
+			return took;
+		took += n;
+		/* The next line: a header we do not read, if its first 16 bytes show it. */
+		o = at + took;
+		if (p->state != TP_HDR_START || o + 16 > wlen)
+			return took;
+		TAPIR_OPAQUE(o);
+		o &= TAPIR_WIN - 1;
+		if (o > TAPIR_WIN - 16)
+			return took;
+		x = TAPIR_LOAD64(&win[o]);
+		x1 = TAPIR_LOAD64(&win[o + 8]);
+		if ((x & 0xffff) == 0x0a0d || tapir_http_name_class(x, x1) != TP_NAME_SKIP ||
+		    !tapir_http_skip_name(p))
+			return took;
+		took += 8;
+		k = took;
+	}
+	if (k > took)
+		took += tapir_http_skip(p, k - took, 0);
+	return took;
+}
 
 #endif /* TAPIR_HTTP_PARSE_H */

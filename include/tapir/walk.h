@@ -17,10 +17,11 @@
  */
 #include "conn.h"
 
-#define TAPIR_MAX_IOV  16 /* iovecs looked at per readv/writev/recvmsg/sendmsg */
-#define TAPIR_IO_PLAIN 0  /* read/write/recvfrom/sendto: one buffer */
-#define TAPIR_IO_IOV   1  /* readv/writev/recvmsg/sendmsg: an iovec array */
-#define TAPIR_IO_BLIND 2  /* sendfile: bytes we cannot see */
+#define TAPIR_MAX_IOV	16 /* iovecs looked at per readv/writev/recvmsg/sendmsg */
+#define TAPIR_IOV_BATCH 4  /* iovecs read at once (a server's head and body, usually) */
+#define TAPIR_IO_PLAIN	0  /* read/write/recvfrom/sendto: one buffer */
+#define TAPIR_IO_IOV	1  /* readv/writev/recvmsg/sendmsg: an iovec array */
+#define TAPIR_IO_BLIND	2  /* sendfile: bytes we cannot see */
 
 /* struct iovec as the kernel lays it out on 64-bit. */
 struct tapir_iovec {
@@ -48,27 +49,14 @@ struct tapir_walk {
 	__u32 wlen;    /* valid bytes in win */
 	__u32 iov_i;
 	__u32 iovcnt;
+	__u32 iov_have; /* iovecs in iov[], read in one go at the first */
+	struct tapir_iovec iov[TAPIR_IOV_BATCH];
 	__u8 kind;   /* TAPIR_IO_* */
 	__u8 dir;    /* TAPIR_DIR_* */
 	__u8 in_seg; /* a segment is being walked */
 	__u8 done;   /* every byte walked, or the connection left HTTP/1.x */
 	__u8 win[TAPIR_WIN];
 };
-
-/* Eight bytes at any offset of the window: one unaligned load on BPF (the verifier allows it on
- * map values), memcpy in C. */
-#ifdef __bpf__
-#define TAPIR_LOAD64(p) (*(const __u64 *)(p))
-#else
-TAPIR_INLINE __u64 tapir_load64(const void *p)
-{
-	__u64 x;
-
-	__builtin_memcpy(&x, p, 8);
-	return x;
-}
-#define TAPIR_LOAD64(p) tapir_load64(p)
-#endif
 
 #ifndef TAPIR_WALK_FEED
 #define TAPIR_WALK_FEED(p, c) tapir_http_feed(p, c)
@@ -85,8 +73,8 @@ TAPIR_INLINE __u64 tapir_load64(const void *p)
 #ifndef TAPIR_FEED_IN_OPS
 #define TAPIR_FEED_IN_OPS 1 /* single bytes count as ops of a step (0: a step ends with one) */
 #endif
-#ifndef TAPIR_SKIP_WORDS
-#define TAPIR_SKIP_WORDS (TAPIR_WIN / 8) /* words one skip may look at; 0: no skips */
+#ifndef TAPIR_SKIPS
+#define TAPIR_SKIPS 1 /* line skips (tapir_http_skip_window()); 0: none (compat build) */
 #endif
 #ifndef TAPIR_WALK_EVENT
 #define TAPIR_WALK_EVENT(env, c, ev, w) tapir_walk_event(env, c, ev, w)
@@ -114,24 +102,46 @@ TAPIR_INLINE void tapir_walk_begin(struct tapir_walk *w, const struct tapir_conn
 	w->wlen = 0;
 	w->iov_i = 0;
 	w->iovcnt = iovcnt;
+	w->iov_have = 0;
 	w->kind = kind;
 	w->dir = dir;
 	w->in_seg = 0;
 	w->done = 0;
 }
 
-/* Copy the start of the request line that begins at pos.off - 1 (as much as the segment has). */
+/*
+ * Copy the start of the request line that begins at pos.off - 1 (as much as the segment has),
+ * NUL-padded: from the window, which has just shown its first byte and usually has it all, else
+ * from the process's memory.
+ */
 TAPIR_INLINE void tapir_walk_keep_line(__u8 *line, struct tapir_walk *w)
 {
-	__u64 at = w->pos.off - 1, n;
+	__u64 at = w->pos.off - 1, n, o, x;
+	__u32 i;
 
-	__builtin_memset(line, 0, TAPIR_LINE_BYTES);
 	w->line_at = w->seg_at + at;
-	if (!w->seg_ubuf || at >= w->seg_len)
+	if (!w->seg_ubuf || at >= w->seg_len) {
+		__builtin_memset(line, 0, TAPIR_LINE_BYTES);
 		return;
+	}
 	n = w->seg_len - at;
 	if (n > TAPIR_LINE_BYTES)
 		n = TAPIR_LINE_BYTES;
+	o = at - w->woff;
+	if (at >= w->woff && o + n <= w->wlen) {
+		TAPIR_OPAQUE(o); /* a no-op mask (o < wlen <= TAPIR_WIN), for the verifier */
+		o &= TAPIR_WIN - 1;
+		if (o <= TAPIR_WIN - TAPIR_LINE_BYTES) {
+			for (i = 0; i < TAPIR_LINE_BYTES / 8; i++) {
+				x = TAPIR_LOAD64(&w->win[o + 8 * i]);
+				if (n < 8 * i + 8) /* past the segment: NUL */
+					x = n > 8 * i ? x & (~0ULL >> (64 - 8 * (n - 8 * i))) : 0;
+				TAPIR_STORE64(&line[8 * i], x);
+			}
+			return;
+		}
+	}
+	__builtin_memset(line, 0, TAPIR_LINE_BYTES);
 	tapir_walk_read(line, n, w->seg_ubuf + at);
 }
 
@@ -156,6 +166,8 @@ TAPIR_INLINE int tapir_walk_next_segment(TAPIR_CONN_ENV *env, struct tapir_walk 
 {
 	struct tapir_iovec iov = { 0, 0 };
 	__u64 base = 0, n;
+	__u32 k;
+	int err;
 
 	if (!w->left)
 		return 1;
@@ -164,8 +176,19 @@ TAPIR_INLINE int tapir_walk_next_segment(TAPIR_CONN_ENV *env, struct tapir_walk 
 		base = w->buf;
 	} else if (w->kind == TAPIR_IO_IOV && w->iov_i < w->iovcnt && w->iov_i < TAPIR_MAX_IOV) {
 		/* Beyond TAPIR_MAX_IOV the rest goes in one blind segment: fine inside a body, a
-		 * parse failure elsewhere. */
-		if (tapir_walk_read(&iov, sizeof(iov), w->buf + w->iov_i * sizeof(iov))) {
+		 * parse failure elsewhere. The first TAPIR_IOV_BATCH iovecs come in one read. */
+		if (w->iov_i == 0) {
+			k = w->iovcnt < TAPIR_IOV_BATCH ? w->iovcnt : TAPIR_IOV_BATCH;
+			if (k > 1 && !tapir_walk_read(w->iov, k * sizeof(iov), w->buf))
+				w->iov_have = k;
+		}
+		if (w->iov_i < w->iov_have) {
+			iov = w->iov[w->iov_i & (TAPIR_IOV_BATCH - 1)];
+			err = 0;
+		} else {
+			err = tapir_walk_read(&iov, sizeof(iov), w->buf + w->iov_i * sizeof(iov));
+		}
+		if (err) {
 			tapir_conn_stat(env, TAPIR_STAT_READ_FAULT);
 		} else {
 			base = iov.base;
@@ -186,34 +209,12 @@ TAPIR_INLINE int tapir_walk_next_segment(TAPIR_CONN_ENV *env, struct tapir_walk 
 	return 0;
 }
 
-/*
- * In a tapir_http_skip_state(): find the next LF in the window from @at, a word at a time, and
- * hand the parser every byte up to it (and the LF), or every byte the window still has. Returns
- * the bytes taken, 0 when fewer than 8 are left in the window (then feed).
- */
+/* In a tapir_http_skip_state(): the lines the window shows from @at that need no reading
+ * (tapir_http_skip_window()). 0 when fewer than 8 bytes are left in the window (then feed). */
 TAPIR_INLINE __u32 tapir_walk_skip(struct tapir_http_parser *p, const struct tapir_walk *w,
 				   __u32 at)
 {
-	__u32 k = 0, i, o, j;
-	__u64 x;
-
-	for (i = 0; i < TAPIR_SKIP_WORDS; i++) {
-		o = at + k;
-		if (o + 8 > w->wlen)
-			break;
-		/* A no-op after that test (wlen <= TAPIR_WIN), kept for the verifier. */
-		TAPIR_OPAQUE(o);
-		o &= TAPIR_WIN - 1;
-		if (o > TAPIR_WIN - 8)
-			break;
-		x = TAPIR_LOAD64(&w->win[o]);
-		if (tapir_has_byte(x, '\n')) {
-			j = tapir_byte_index(x, '\n');
-			return tapir_http_skip(p, k + j, 1);
-		}
-		k += 8;
-	}
-	return k ? tapir_http_skip(p, k, 0) : 0;
+	return tapir_http_skip_window(p, w->win, w->wlen, at);
 }
 
 /**
@@ -281,7 +282,7 @@ TAPIR_INLINE int tapir_walk_step(TAPIR_CONN_ENV *env, struct tapir_walk *w, stru
 	ev = TP_EV_NONE;
 	for (i = 0; i < TAPIR_OPS_PER_STEP; i++) {
 		n = 0;
-		if (TAPIR_SKIP_WORDS && tapir_http_skip_state(p)) {
+		if (TAPIR_SKIPS && tapir_http_skip_state(p)) {
 			n = TAPIR_WALK_SKIP(p, w, at);
 		} else if (at + 16 <= w->wlen && tapir_http_fast_state(p->state)) {
 			o = at;

@@ -71,19 +71,10 @@ static void event(struct drv *d, int type)
 	}
 }
 
-/* The walk's line skip: the next LF a word at a time within a 256-byte window. */
+/* The walk's line skip, within the 256 bytes a window would show. */
 static __u32 skip(struct drv *d, const __u8 *at, size_t left)
 {
-	size_t k = 0, lim = left < TAPIR_WIN ? left : TAPIR_WIN;
-	__u64 x;
-
-	while (k + 8 <= lim) {
-		memcpy(&x, at + k, 8);
-		if (tapir_has_byte(x, '\n'))
-			return tapir_http_skip(&d->p, k + tapir_byte_index(x, '\n'), 1);
-		k += 8;
-	}
-	return k ? tapir_http_skip(&d->p, k, 0) : 0;
+	return tapir_http_skip_window(&d->p, at, left < TAPIR_WIN ? left : TAPIR_WIN, 0);
 }
 
 static void feed(struct drv *d, const __u8 *buf, size_t len)

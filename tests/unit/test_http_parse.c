@@ -126,25 +126,11 @@ static __u32 fast_at(struct drv *d, const __u8 *at)
 	return n;
 }
 
-/* The skip to the next LF, as tapir_walk_skip() takes it: a word at a time, within the
- * 256 bytes a window would show. */
+/* The line skip as tapir_walk_skip() takes it, within the 256 bytes a window would show. */
 static __u32 skip_at(struct drv *d, const __u8 *at, size_t left)
 {
-	size_t k = 0, lim = left < TAPIR_WIN ? left : TAPIR_WIN;
-	__u64 x;
-	__u32 j, n = 0;
+	__u32 n = tapir_http_skip_window(&d->p, at, left < TAPIR_WIN ? left : TAPIR_WIN, 0);
 
-	while (k + 8 <= lim) {
-		memcpy(&x, at + k, sizeof(x));
-		j = tapir_byte_index(x, '\n');
-		if (j < 8) {
-			n = tapir_http_skip(&d->p, k + j, 1);
-			break;
-		}
-		k += 8;
-	}
-	if (k + 8 > lim && k)
-		n = tapir_http_skip(&d->p, k, 0);
 	if (n) {
 		d->words++;
 		d->fast += n;
