@@ -964,10 +964,20 @@ TAPIR_INLINE __u32 tapir_http_skip(struct tapir_http_parser *p, __u32 n, int lf)
 
 #define TAPIR_WIN 256 /* bytes of payload looked at per window; a power of two */
 
-/* Eight bytes at any offset of the window: one unaligned load on BPF (the verifier allows it on
- * map values), memcpy in C. */
+/*
+ * Eight bytes at any offset of the window: one unaligned load on BPF (the verifier allows it on
+ * map values), memcpy in C. The pointer goes through an empty asm first: clang otherwise keeps
+ * the alignment of a byte array's element for the load and splits it into eight byte loads,
+ * shifts and ors (45 instructions instead of 1 for a 16-byte shortcut).
+ */
 #ifdef __bpf__
-#define TAPIR_LOAD64(p) (*(const __u64 *)(p))
+#define TAPIR_UNALIGNED(p)                      \
+	({                                      \
+		const void *__p = (p);          \
+		asm volatile("" : "+r"(__p));   \
+		(__u64 *)__p;                   \
+	})
+#define TAPIR_LOAD64(p) (*(const __u64 *)TAPIR_UNALIGNED(p))
 #else
 TAPIR_INLINE __u64 tapir_load64(const void *p)
 {
@@ -979,7 +989,7 @@ TAPIR_INLINE __u64 tapir_load64(const void *p)
 #define TAPIR_LOAD64(p) tapir_load64(p)
 #endif
 #ifdef __bpf__
-#define TAPIR_STORE64(p, x) (*(__u64 *)(p) = (x))
+#define TAPIR_STORE64(p, x) (*TAPIR_UNALIGNED(p) = (x))
 #else
 #define TAPIR_STORE64(p, x) __builtin_memcpy((p), &(__u64){ (x) }, 8)
 #endif
