@@ -2,6 +2,7 @@
 /* The daemon's main loop: drain records, rescan cgroups, serve scrapes. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <signal.h>
@@ -985,8 +986,18 @@ static void reload_web(struct tapir_daemon *d)
 
 int tapir_daemon__run(struct tapir_daemon *d)
 {
+	struct sched_param sp = { 0 };
 	uint64_t last_scan = now_ms(), t;
 	int n;
+
+	/* The loop wakes every POLL_MS, scans cgroups and renders expositions: as SCHED_BATCH it
+	 * keeps its fair share of CPU but never preempts the process it woke beside (a served
+	 * model's request would wait for it); it runs when that one's slice ends. The /metrics and
+	 * kubelet threads, made before, keep the default policy: a scrape is answered at once. */
+	if (sched_setscheduler(0, SCHED_BATCH, &sp))
+		pr_warn("the main loop stays SCHED_OTHER (SCHED_BATCH: %s): its wake-ups may "
+			"preempt the watched servers",
+			strerror(errno));
 
 	while (!d->stop) {
 		if (d->reload) {

@@ -212,6 +212,23 @@ def test_hostile_label_values_round_trip(cgroot, tmp_path):
         os.rmdir(f"{mount}{rel}/hostile")
 
 
+def _policy(pid, tid):
+    """The scheduling policy of a thread: field 41 of its stat (after the parenthesised comm)."""
+    with open(f"/proc/{pid}/task/{tid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[38])
+
+
+def test_main_loop_never_preempts_the_servers(daemon):
+    """The loop's wake-ups run as SCHED_BATCH (3), which never preempts a served process on
+    wake-up; the /metrics thread, made before it, keeps SCHED_OTHER (0)."""
+    pid = daemon.proc.pid
+    daemon.scrape()
+    tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    assert _policy(pid, pid) == 3
+    others = {t: _policy(pid, t) for t in tids if t != pid}
+    assert others and 0 in others.values(), others
+
+
 def test_pinned_maps_bpftool_and_inspect(daemon, slot, start):
     """Operators read the live state with bpftool (BTF makes it readable) and tapir inspect."""
     port, _ = start("uvicorn")
