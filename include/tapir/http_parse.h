@@ -971,11 +971,11 @@ TAPIR_INLINE __u32 tapir_http_skip(struct tapir_http_parser *p, __u32 n, int lf)
  * shifts and ors (45 instructions instead of 1 for a 16-byte shortcut).
  */
 #ifdef __bpf__
-#define TAPIR_UNALIGNED(p)                      \
-	({                                      \
-		const void *__p = (p);          \
-		asm volatile("" : "+r"(__p));   \
-		(__u64 *)__p;                   \
+#define TAPIR_UNALIGNED(p)                    \
+	({                                    \
+		const void *__p = (p);        \
+		asm volatile("" : "+r"(__p)); \
+		(__u64 *)__p;                 \
 	})
 #define TAPIR_LOAD64(p) (*(const __u64 *)TAPIR_UNALIGNED(p))
 #else
