@@ -12,6 +12,7 @@
  * keep to the 16-byte fast path, one shortcut and no header-value shortcuts, which keeps the
  * verifier's walk of it under its 1M-instruction budget on 5.10. */
 #define TAPIR_SKIPS	   0
+#define TAPIR_LOAD_BARRIER 0
 #define TAPIR_OPS_PER_STEP 1
 #define TAPIR_FEED_IN_OPS  0
 #define TAPIR_FAST_VALUES  0

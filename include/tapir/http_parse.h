@@ -970,7 +970,15 @@ TAPIR_INLINE __u32 tapir_http_skip(struct tapir_http_parser *p, __u32 n, int lf)
  * the alignment of a byte array's element for the load and splits it into eight byte loads,
  * shifts and ors (45 instructions instead of 1 for a 16-byte shortcut).
  */
-#ifdef __bpf__
+#ifndef TAPIR_LOAD_BARRIER
+/* 0: plain loads, split into bytes: the compat build, whose walk_more goes past the 1M
+ * instructions of 6.18's verifier with the barrier (its 32 inlined steps multiply the cost) */
+#define TAPIR_LOAD_BARRIER 1
+#endif
+#if defined(__bpf__) && !TAPIR_LOAD_BARRIER
+#define TAPIR_UNALIGNED(p) ((__u64 *)(p))
+#define TAPIR_LOAD64(p)	   (*(const __u64 *)TAPIR_UNALIGNED(p))
+#elif defined(__bpf__)
 #define TAPIR_UNALIGNED(p)                    \
 	({                                    \
 		const void *__p = (p);        \
