@@ -977,7 +977,6 @@ TAPIR_INLINE __u32 tapir_http_skip(struct tapir_http_parser *p, __u32 n, int lf)
 #endif
 #if defined(__bpf__) && !TAPIR_LOAD_BARRIER
 #define TAPIR_UNALIGNED(p) ((__u64 *)(p))
-#define TAPIR_LOAD64(p)	   (*(const __u64 *)TAPIR_UNALIGNED(p))
 #elif defined(__bpf__)
 #define TAPIR_UNALIGNED(p)                    \
 	({                                    \
@@ -985,7 +984,10 @@ TAPIR_INLINE __u32 tapir_http_skip(struct tapir_http_parser *p, __u32 n, int lf)
 		asm volatile("" : "+r"(__p)); \
 		(__u64 *)__p;                 \
 	})
-#define TAPIR_LOAD64(p) (*(const __u64 *)TAPIR_UNALIGNED(p))
+#endif
+#ifdef __bpf__
+#define TAPIR_LOAD64(p)	    (*(const __u64 *)TAPIR_UNALIGNED(p))
+#define TAPIR_STORE64(p, x) (*TAPIR_UNALIGNED(p) = (x))
 #else
 TAPIR_INLINE __u64 tapir_load64(const void *p)
 {
@@ -994,11 +996,7 @@ TAPIR_INLINE __u64 tapir_load64(const void *p)
 	__builtin_memcpy(&x, p, 8);
 	return x;
 }
-#define TAPIR_LOAD64(p) tapir_load64(p)
-#endif
-#ifdef __bpf__
-#define TAPIR_STORE64(p, x) (*TAPIR_UNALIGNED(p) = (x))
-#else
+#define TAPIR_LOAD64(p)	    tapir_load64(p)
 #define TAPIR_STORE64(p, x) __builtin_memcpy((p), &(__u64){ (x) }, 8)
 #endif
 
