@@ -328,6 +328,75 @@ static void test_iovecs_and_blind_bytes(void **state)
 	assert_int_equal(e.stats[TAPIR_STAT_PARSE_RESPONSE], 1);
 }
 
+/* The start of each request line as kept for the daemon: the request's first TAPIR_LINE_BYTES
+ * bytes of its read (fewer when the read ends sooner, NUL-padded), whether the window shows them
+ * (a read's first request, one past the first window), or not quite (a request 240 bytes into a
+ * window: read again from memory). Ground truth: the read's own bytes. */
+static void assert_line(const struct rec *r, const char *rd, size_t len, const char *start)
+{
+	char want[TAPIR_LINE_BYTES + 1] = { 0 };
+	size_t at = start - rd, n = len - at < TAPIR_LINE_BYTES ? len - at : TAPIR_LINE_BYTES;
+
+	memcpy(want, start, n);
+	assert_memory_equal(r->line, want, sizeof(want));
+}
+
+static void test_kept_line_is_the_request_start(void **state)
+{
+	char rd[1024], pad[300];
+	const char *starts[4];
+	struct tapir_conn c = conn_new();
+	struct env e = { 0 };
+	size_t len = 0, i;
+
+	/* 4 pipelined GETs in one read: at 0, then at 240 (8 bytes before a window's end), then
+	 * past the first window, then one cut 20 bytes into its line by the read's end. */
+	memset(pad, 'p', sizeof(pad));
+	starts[0] = rd;
+	len += sprintf(rd + len, "GET /first/request HTTP/1.1\r\nX-Pad: %.*s\r\n\r\n",
+		       (int)(240 - 40), pad);
+	assert_int_equal(len, 240);
+	starts[1] = rd + len;
+	len += sprintf(rd + len, "GET /second/request/crossing HTTP/1.1\r\nX-Pad: %.*s\r\n\r\n",
+		       100, pad);
+	starts[2] = rd + len;
+	len += sprintf(rd + len, "POST /third HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+	starts[3] = rd + len;
+	len += sprintf(rd + len, "GET /fourth/is/cut/h");
+	io(&e, &c, TAPIR_DIR_IN, rd, len, 10);
+	assert_int_equal(c.count, 4);
+	for (i = 0; i < 4; i++)
+		OUT(&e, &c, OK_2, 20 + i);
+	assert_int_equal(e.n, 4);
+	for (i = 0; i < 4; i++)
+		assert_line(&e.rec[i], rd, len, starts[i]);
+}
+
+/* A writev of more iovecs than are read in one go: the rest are read one by one. */
+static void test_iovecs_past_the_batch(void **state)
+{
+	static const char parts[][16] = {
+		"HTTP/1.1 ",	 "201 Created\r\n", "Content-", "Length: 5",
+		"\r\nServer: t", "\r\n\r\n",	    "he",	"llo"
+	};
+	struct tapir_iovec iov[ARRAY_SIZE(parts)];
+	struct tapir_conn c = conn_new();
+	struct env e = { 0 };
+	size_t i, total = 0;
+
+	for (i = 0; i < ARRAY_SIZE(parts); i++) {
+		iov[i] = (struct tapir_iovec){ (uintptr_t)parts[i], strlen(parts[i]) };
+		total += strlen(parts[i]);
+	}
+	assert_true(ARRAY_SIZE(parts) > TAPIR_IOV_BATCH);
+	IN(&e, &c, GET_A, 10);
+	walk(&e, &c, TAPIR_IO_IOV, TAPIR_DIR_OUT, (uintptr_t)iov, ARRAY_SIZE(parts), total, 20, 21);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.rec[0].status, 201);
+	assert_int_equal(e.rec[0].resp_bytes, total);
+	assert_int_equal(e.stats[TAPIR_STAT_READ_FAULT], 0);
+}
+
 /* A conversation; each message is split at every point into two syscalls (and, for the
  * answers, into two iovecs of one): the records must not change. */
 static const char *const conversation[][2] = {
@@ -631,6 +700,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_answer_to_a_request_before_start),
 		cmocka_unit_test(test_untracked_read_counts_every_request_it_starts),
 		cmocka_unit_test(test_iovecs_and_blind_bytes),
+		cmocka_unit_test(test_kept_line_is_the_request_start),
+		cmocka_unit_test(test_iovecs_past_the_batch),
 		cmocka_unit_test(test_every_split_point_gives_the_same_records),
 		cmocka_unit_test(test_outbound_requests_are_writes_and_answers_reads),
 		cmocka_unit_test(test_outbound_server_gone_is_502),
