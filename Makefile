@@ -135,7 +135,7 @@ run: deps
 test:
 	$(Q)tools/install-deps.sh all
 	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(TBPF_BINS) $(HELPER_BINS) $(FAKE_NVML) \
-		$(FUZZ_BINS) $(OUT)/tools/llm_server asan-bins
+		$(FUZZ_BINS) $(OUT)/tools/llm_server $(OUT)/tools/floor asan-bins
 	$(Q)tests/run-all.sh
 
 test-unit: $(UNIT_BINS)
@@ -173,13 +173,27 @@ matrix:
 	$(Q)$(MAKE) --no-print-directory all $(OUT)/tests/http_client $(OUT)/tools/llm_server
 	$(Q)tools/kernel-matrix.sh $(MATRIX_KERNELS)
 
-bench: all $(OUT)/pingpong $(OUT)/tools/llm_server
+bench: all $(OUT)/pingpong $(OUT)/tools/llm_server $(OUT)/tools/floor
 	$(Q)tools/install-deps.sh all
 	$(Q)tools/bench.sh
 
 $(OUT)/pingpong: tools/pingpong.c | $(OUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< -o $@
+
+# The floor under tapir's overhead: a minimal payload-reading tracer and the helpers' costs.
+$(OUT)/tools/floor.bpf.o: tools/floor.bpf.c tools/floor.h $(VMLINUX_H) | $(OUT)
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -Itools -c $< -o $@
+
+$(OUT)/tools/floor.skel.h: $(OUT)/tools/floor.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name floor_bpf > $@
+
+$(OUT)/tools/floor: tools/floor.c tools/floor.h $(OUT)/tools/floor.skel.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itools -I$(OUT)/tools $< $(LDLIBS) -o $@
 
 # A stand-in vLLM (OpenAI chat and text completions, streamed) for the matrix and the benchmark.
 $(OUT)/tools/llm_server: tools/llm_server.c | $(OUT)

@@ -35,6 +35,17 @@ def read_dd(path):
     return rows
 
 
+def read_costs(path):
+    """tools/floor costs: nanoseconds per call of each kernel helper, on this machine."""
+    costs = {}
+    if path and os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                name, ns = line.split()
+                costs[name] = float(ns)
+    return costs
+
+
 def read_runs(path):
     runs = []
     with open(path) as f:
@@ -622,7 +633,7 @@ def main():
     for a in ("rounds", "bpf", "scale", "md", "json", "commit", "variant", "hooks", "others",
               "pinned", "pingpong", "pingpong-meta"):
         ap.add_argument("--" + a, default="")
-    for a in ("dd", "llm", "llm-bpf", "llm-pingpong-off", "llm-pingpong-on", "llm-variant",
+    for a in ("dd", "costs", "llm", "llm-bpf", "llm-pingpong-off", "llm-pingpong-on", "llm-variant",
               "outbound", "outbound-variant", "h2", "h2-variant"):
         ap.add_argument("--" + a, default="")
     for a in ("duration", "connections", "dd-bytes", "llm-duration", "llm-connections",
@@ -634,12 +645,17 @@ def main():
     # outbound, h2.
     runs = read_runs(args.rounds) if args.rounds and os.path.exists(args.rounds) else []
     bpf = read_bpf(args.bpf)
-    configs = ["nginx", "nginx+tapir", "nginx+proxy", "uvicorn", "uvicorn+tapir"]
+    configs = ["nginx", "nginx+tapir", "nginx+floor", "nginx+proxy", "uvicorn", "uvicorn+tapir"]
     med_of = {c: summary_of(runs, c) for c in configs}
     n_rounds = max((r["round"] for r in runs), default=0)
 
     nginx_tapir = compare(runs, "nginx", "nginx+tapir") if runs else None
     nginx_proxy = compare(runs, "nginx", "nginx+proxy") if runs else None
+    # The floor tracer (tools/floor.bpf.c), and tapir against it: what its parsing adds.
+    has_floor = any(r["config"] == "nginx+floor" for r in runs)
+    nginx_floor = compare(runs, "nginx", "nginx+floor") if has_floor else None
+    tapir_over_floor = compare(runs, "nginx+floor", "nginx+tapir") if has_floor else None
+    costs = read_costs(args.costs)
     uvicorn_tapir = compare(runs, "uvicorn", "uvicorn+tapir") if runs else None
     dd = {"without": med(runs, "nginx", "dd_ns_per_byte"),
           "with_tapir": med(runs, "nginx+tapir", "dd_ns_per_byte")}
@@ -701,6 +717,9 @@ def main():
         "medians": med_of,
         "nginx_with_tapir": nginx_tapir,
         "nginx_behind_proxy": nginx_proxy,
+        "nginx_with_floor_tracer": nginx_floor,
+        "tapir_over_floor_tracer": tapir_over_floor,
+        "helper_costs_ns": costs or None,
         "uvicorn_with_tapir": uvicorn_tapir,
         "dd_unwatched_ns_per_byte": dd,
         "accounting": acct,
@@ -728,16 +747,31 @@ def main():
         L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
         rows = [("nginx, 1 KiB static file", "nginx", None),
                 ("nginx with tapir", "nginx+tapir", nginx_tapir),
+                ("nginx with the floor tracer (tools/floor.bpf.c)", "nginx+floor", nginx_floor),
                 ("nginx behind an nginx proxy (CPU: both)", "nginx+proxy", nginx_proxy),
                 ("uvicorn + FastAPI, JSON", "uvicorn", None),
                 ("uvicorn with tapir", "uvicorn+tapir", uvicorn_tapir)]
         for label, c, cmp_ in rows:
             m = med_of[c]
+            if m["rps"] is None:
+                continue
             L.append(f"| {label} | {fmt(m['rps'], '.0f')} | {fmt(m['p50_ms'], '.3f')} | "
                      f"{fmt(m['p99_ms'], '.3f')} | {fmt(m['cpu_us_per_req'], '.2f')} | "
                      + (f"{cmp_['ratio']:.3f} [{cmp_['ratio_min']:.3f}, {cmp_['ratio_max']:.3f}] | "
                         f"{cmp_['p99_added_ms']:+.3f} | {cmp_['cpu_added_us_per_req']:+.2f} |"
                         if cmp_ else " | | |"))
+        L.append("")
+        if has_floor:
+            L.append(f"The floor tracer does per call only what any tracer that reads the bytes "
+                     f"must: the cgroup filter, the connection's state, one read of the buffer (the "
+                     f"iovec array first for writev), a clock read, an aggregate update per answer. "
+                     f"It adds {nginx_floor['cpu_added_us_per_req']:+.2f} us of nginx CPU per "
+                     f"request here; tapir adds {tapir_over_floor['cpu_added_us_per_req']:+.2f} us "
+                     f"beyond it (median of per-round differences), which is its parsing.")
+            L.append("")
+    if costs:
+        L.append("Kernel helpers on this machine (tools/floor costs, ns per call, net of the "
+                 "program's own run): " + ", ".join(f"{k} {v:.1f}" for k, v in costs.items()) + ".")
         L.append("")
     if runs or dd_rows:
         L.append(f"dd bs=1 of {args.dd_bytes} bytes outside every watched cgroup (a read and a write "

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Measures what tapir costs the servers it watches, side by side with the alternative, at
-# saturation under wrk. Every round runs, in turn: nginx alone; nginx with tapir; nginx behind an
-# nginx reverse proxy (how proxy-based metrics are taken); a uvicorn model server alone; uvicorn
-# with tapir. Then the HTTP path alone (pingpong), 1,000 watched cgroups (scale), the syscall
+# saturation under wrk. Every round runs, in turn: nginx alone; nginx with tapir; nginx with the
+# floor tracer (tools/floor.bpf.c: the least a tracer that reads the bytes must do, the floor
+# under tapir's figures on this machine); nginx behind an nginx reverse proxy (how proxy-based
+# metrics are taken); a uvicorn model server alone; uvicorn with tapir. The http case also
+# measures what each kernel helper such a tracer calls costs here (floor costs). Then the HTTP path alone (pingpong), 1,000 watched cgroups (scale), the syscall
 # hooks' tax on file I/O (dd), token streams of a stand-in vLLM with and without tapir (llm), and
 # wrk as a watched client, its requests to nginx followed as outbound requests or not (outbound),
 # and HTTP/2: nghttpd under h2load, alone and with tapir following every stream (h2).
@@ -48,6 +50,7 @@ for t in nginx wrk curl taskset awk dd bpftool git; do
 done
 $PY -c 'import fastapi, uvicorn' 2>/dev/null || die "python3-fastapi and python3-uvicorn are missing"
 ! want llm || [ -x build/tools/llm_server ] || die "build/tools/llm_server is missing; run make bench"
+! want http || [ -x build/tools/floor ] || die "build/tools/floor is missing; run make bench"
 if want h2; then
 	for t in nghttpd h2load; do
 		command -v "$t" >/dev/null || die "$t is not installed (nghttp2-server, nghttp2-client)"
@@ -546,12 +549,44 @@ run_tapir() {
 		"$server served $((q1 - q0)), tapir saw $((s1 - s0 - 2))"
 }
 
+# nginx with the floor tracer watching its cgroup: ROUND. A kernel that cannot run it (no
+# tp_btf/sock_*_length, before 6.3) has no such row.
+floor_ok=yes
+run_floor() {
+	local r=$1 pid i
+
+	[ "$floor_ok" = yes ] || return 0
+	build/tools/floor watch "$cg_nginx" >"$tmp/floor.log" 2>&1 &
+	pid=$!
+	for i in $(seq 50); do
+		grep -q '^floor: watching' "$tmp/floor.log" && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if ! grep -q '^floor: watching' "$tmp/floor.log"; then
+		wait "$pid" 2>/dev/null || true
+		log "no floor tracer on this kernel: $(cat "$tmp/floor.log")"
+		floor_ok=no
+		return 0
+	fi
+	run_plain "$r" nginx+floor nginx "$URL" "$cg_nginx"
+	stop_pid "$pid"
+	log "round $r nginx+floor: $(tail -1 "$tmp/floor.log")"
+}
+
+if want http; then
+	"${pin_server[@]}" build/tools/floor costs >"$tmp/costs.tsv" ||
+		{ log "floor costs failed"; : >"$tmp/costs.tsv"; }
+	log "helper costs (ns per call): $(tr '\t\n' '= ' <"$tmp/costs.tsv")"
+fi
+
 log "nginx :$NGINX_PORT, proxy :$PROXY_PORT, uvicorn :$UVICORN_PORT under $cg_parent;" \
-	"wrk -t1 -c$CONNS -d${DURATION}s, $ROUNDS rounds of 5 runs; cases: $CASES"
+	"wrk -t1 -c$CONNS -d${DURATION}s, $ROUNDS rounds of 6 runs; cases: $CASES"
 for r in $(seq "$ROUNDS"); do
 	want http || break
 	run_plain "$r" nginx nginx "$URL" "$cg_nginx"
 	run_tapir "$r" nginx+tapir nginx "$URL" "$cg_nginx" served_nginx
+	run_floor "$r"
 	run_plain "$r" nginx+proxy nginx "$PROXY_URL" "$cg_nginx" "$cg_proxy"
 	run_plain "$r" uvicorn uvicorn "$UVICORN_URL" "$cg_uvicorn"
 	run_tapir "$r" uvicorn+tapir uvicorn "$UVICORN_URL" "$cg_uvicorn" served_uvicorn
@@ -1062,7 +1097,7 @@ git diff --quiet HEAD -- bpf user include tools 2>/dev/null || commit="$commit+c
 cp "$ROUNDS_TSV" build/bench-rounds.tsv
 $PY tools/bench-report.py --rounds "$ROUNDS_TSV" --bpf "$tmp/bpf.tsv" --scale "$tmp/scale.tsv" \
 	--pingpong "$tmp/pingpong.tsv" --pingpong-meta "$tmp/pingpong-meta.tsv" \
-	--dd "$tmp/dd.tsv" --md "$OUT_MD" --json "$OUT_JSON" \
+	--dd "$tmp/dd.tsv" --costs "$tmp/costs.tsv" --md "$OUT_MD" --json "$OUT_JSON" \
 	--llm "$tmp/llm.tsv" --llm-bpf "$tmp/llm-bpf.tsv" --llm-pingpong-off "$tmp/llm-pingpong-off.tsv" \
 	--llm-pingpong-on "$tmp/llm-pingpong-on.tsv" --llm-duration "$LLM_DURATION" \
 	--llm-connections "$LLM_CONNS" --llm-tokens "$LLM_TOKENS" --llm-interval-us "$LLM_INTERVAL_US" \

@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The least a tracer that reads HTTP from a server's memory must do per call, and what each of
+ * the kernel helpers it needs costs on this machine: the floor tapir's overhead sits on. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "floor.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define FLOOR_WIN  256 /* bytes looked at per call, as tapir's window */
+#define FLOOR_IOVS 4   /* iovecs read at once, as tapir's first batch */
+#define NR_READV   19  /* x86_64 */
+#define NR_WRITEV  20
+
+/* --- the floor tracer: on the same socket hooks as tapir, with none of its parsing --------- */
+
+struct floor_iovec {
+	__u64 base;
+	__u64 len;
+};
+
+struct floor_win {
+	__u8 b[FLOOR_WIN];
+	struct floor_iovec iov[FLOOR_IOVS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u32);
+} watched SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct floor_conn);
+} conns SEC(".maps");
+
+/* Per cgroup: requests answered and the sum of their latencies, one atomic add each. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u64);
+} agg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct floor_win);
+} scratch SEC(".maps");
+
+/*
+ * Per call of a watched process: the cgroup filter, the connection's state, the syscall's
+ * buffer from its registers, one read of its first bytes (the iovec array first for a vectored
+ * call), one clock read; a read keeps the first 32 bytes as tapir keeps a request line, the first
+ * write after it adds its latency to its cgroup's aggregate. What tapir adds beyond this is its parsing.
+ */
+static __always_inline int floor_io(struct sock *sk, int ret, int out)
+{
+	__u64 cg = bpf_get_current_cgroup_id(), key = (__u64)sk, now, buf, *a;
+	struct floor_conn *c, fresh = {};
+	struct floor_win *w;
+	struct pt_regs *regs;
+	__u32 zero = 0;
+
+	if (!bpf_map_lookup_elem(&watched, &cg) || ret <= 0)
+		return 0;
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c) {
+		bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY);
+		c = bpf_map_lookup_elem(&conns, &key);
+		if (!c)
+			return 0;
+	}
+	w = bpf_map_lookup_elem(&scratch, &zero);
+	if (!w)
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	buf = regs->si;
+	if (regs->orig_ax == NR_READV || regs->orig_ax == NR_WRITEV) {
+		if (bpf_probe_read_user(w->iov, sizeof(w->iov), (void *)buf))
+			return 0;
+		buf = w->iov[0].base;
+	}
+	if (bpf_probe_read_user(w->b, FLOOR_WIN, (void *)buf))
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (!out) {
+		c->start_ns = now;
+		__builtin_memcpy(c->line, w->b, sizeof(c->line));
+	} else if (c->start_ns) {
+		/* The first write after a read answers it. */
+		a = bpf_map_lookup_elem(&agg, &cg);
+		if (a)
+			__sync_fetch_and_add(a, now - c->start_ns);
+		c->start_ns = 0;
+		c->requests++;
+	}
+	c->bytes += ret;
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(floor_recv, struct sock *sk, int ret, int flags)
+{
+	return floor_io(sk, ret, 0);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(floor_send, struct sock *sk, int ret, int flags)
+{
+	return floor_io(sk, ret, 1);
+}
+
+/* --- helper costs: each program makes COST_OPS calls of one helper per getppid() ---------- */
+
+const volatile __u32 cost_tgid = 0;
+__u64 cost_ubuf = 0; /* a buffer of the measuring process */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} cost_ring SEC(".maps");
+
+#define COST_GATE                                                    \
+	do {                                                         \
+		if ((bpf_get_current_pid_tgid() >> 32) != cost_tgid) \
+			return 0;                                    \
+	} while (0)
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int cost_none(void *ctx)
+{
+	COST_GATE;
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int cost_ktime(void *ctx)
+{
+	__u64 s = 0;
+	int i;
+
+	COST_GATE;
+	for (i = 0; i < COST_OPS; i++)
+		s += bpf_ktime_get_ns();
+	return s & 1;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int cost_read8(void *ctx)
+{
+	__u64 x = 0, s = 0;
+	int i;
+
+	COST_GATE;
+	for (i = 0; i < COST_OPS; i++) {
+		bpf_probe_read_user(&x, sizeof(x), (void *)cost_ubuf);
+		s += x;
+	}
+	return s & 1;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int cost_read256(void *ctx)
+{
+	__u32 zero = 0;
+	struct floor_win *w = bpf_map_lookup_elem(&scratch, &zero);
+	int i;
+
+	COST_GATE;
+	if (!w)
+		return 0;
+	for (i = 0; i < COST_OPS; i++)
+		bpf_probe_read_user(w->b, FLOOR_WIN, (void *)cost_ubuf);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int cost_cgroup_id(void *ctx)
+{
+	__u64 s = 0;
+	int i;
+
+	COST_GATE;
+	for (i = 0; i < COST_OPS; i++)
+		s += bpf_get_current_cgroup_id();
+	return s & 1;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int cost_hash_lookup(void *ctx)
+{
+	__u64 key = 1, s = 0, *v;
+	int i;
+
+	COST_GATE;
+	for (i = 0; i < COST_OPS; i++) {
+		v = bpf_map_lookup_elem(&agg, &key);
+		if (v)
+			s += *v;
+	}
+	return s & 1;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int cost_ringbuf(void *ctx)
+{
+	void *e;
+	int i;
+
+	COST_GATE;
+	for (i = 0; i < COST_OPS; i++) {
+		e = bpf_ringbuf_reserve(&cost_ring, 64, 0);
+		if (e)
+			bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+	}
+	return 0;
+}
+
+/* A BPF-to-BPF call and its return (the return thunk of the CPU's mitigations included). */
+__noinline int cost_callee(__u64 *p)
+{
+	if (!p)
+		return 0;
+	return *p + 1;
+}
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int cost_call(void *ctx)
+{
+	__u64 s = 0;
+	int i;
+
+	COST_GATE;
+	for (i = 0; i < COST_OPS; i++)
+		s += cost_callee(&s);
+	return s & 1;
+}

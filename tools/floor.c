@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The floor under tapir's overhead on this machine: a minimal payload-reading tracer to run beside
+ * the benchmark's servers, and the cost of each kernel helper such a tracer needs. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/types.h>
+#include "floor.h"
+#include "floor.skel.h"
+
+/*
+ *   floor watch CGROUP_DIR...   follow the cgroups' sockets as the least such tracer must (see
+ *                               floor.bpf.c) until SIGINT or SIGTERM
+ *   floor costs [CALLS]         nanoseconds per call of each helper, as "name ns" lines
+ */
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static int silent(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	return level == LIBBPF_WARN ? vfprintf(stderr, fmt, ap) : 0;
+}
+
+static void only(struct floor_bpf *skel, const char *prefix)
+{
+	struct bpf_program *p;
+
+	bpf_object__for_each_program (p, skel->obj)
+		bpf_program__set_autoload(p,
+					  !strncmp(bpf_program__name(p), prefix, strlen(prefix)));
+}
+
+static int do_watch(int argc, char **argv)
+{
+	struct floor_bpf *skel;
+	struct stat st;
+	__u64 id, requests = 0, sum = 0, v;
+	__u32 one = 1;
+	int i, err = 1;
+
+	skel = floor_bpf__open();
+	if (!skel) {
+		fprintf(stderr, "floor: open: %s\n", strerror(errno));
+		return 1;
+	}
+	only(skel, "floor_");
+	if (floor_bpf__load(skel) || floor_bpf__attach(skel)) {
+		fprintf(stderr,
+			"floor: this kernel cannot run the floor tracer (tp_btf/sock_*_length, "
+			"bpf_task_pt_regs)\n");
+		err = 2;
+		goto cleanup;
+	}
+	for (i = 0; i < argc; i++) {
+		/* A cgroup v2 directory's inode number is the cgroup's id. */
+		if (stat(argv[i], &st)) {
+			fprintf(stderr, "floor: %s: %s\n", argv[i], strerror(errno));
+			goto cleanup;
+		}
+		id = st.st_ino;
+		v = 0;
+		if (bpf_map_update_elem(bpf_map__fd(skel->maps.watched), &id, &one, BPF_ANY) ||
+		    bpf_map_update_elem(bpf_map__fd(skel->maps.agg), &id, &v, BPF_ANY)) {
+			fprintf(stderr, "floor: watching %s: %s\n", argv[i], strerror(errno));
+			goto cleanup;
+		}
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	printf("floor: watching %d cgroups\n", argc);
+	fflush(stdout);
+	while (!stop)
+		pause();
+	for (i = 0; i < argc; i++) {
+		if (stat(argv[i], &st))
+			continue;
+		id = st.st_ino;
+		if (!bpf_map_lookup_elem(bpf_map__fd(skel->maps.agg), &id, &v))
+			sum += v;
+	}
+	{
+		__u64 key, next, *prev = NULL;
+		struct floor_conn c;
+
+		while (!bpf_map_get_next_key(bpf_map__fd(skel->maps.conns), prev, &next)) {
+			if (!bpf_map_lookup_elem(bpf_map__fd(skel->maps.conns), &next, &c))
+				requests += c.requests;
+			key = next;
+			prev = &key;
+		}
+	}
+	printf("floor: %llu answers, %.1f us after their request on average\n",
+	       (unsigned long long)requests, requests ? sum / 1e3 / requests : 0.0);
+	err = 0;
+cleanup:
+	floor_bpf__destroy(skel);
+	return err;
+}
+
+static int do_costs(long calls)
+{
+	static char buf[4096];
+	struct bpf_prog_info info;
+	struct bpf_program *p;
+	struct bpf_link *link;
+	struct floor_bpf *skel;
+	double base = 0, ns;
+	__u32 len;
+	int stats_fd = -1, err = 1;
+	long i;
+
+	skel = floor_bpf__open();
+	if (!skel) {
+		fprintf(stderr, "floor: open: %s\n", strerror(errno));
+		return 1;
+	}
+	only(skel, "cost_");
+	skel->rodata->cost_tgid = getpid();
+	if (floor_bpf__load(skel)) {
+		fprintf(stderr, "floor: cannot load the cost programs\n");
+		goto cleanup;
+	}
+	memset(buf, 1, sizeof(buf));
+	skel->bss->cost_ubuf = (unsigned long)buf;
+	stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	if (stats_fd < 0) {
+		fprintf(stderr, "floor: kernel.bpf_stats: %s\n", strerror(errno));
+		goto cleanup;
+	}
+	/* cost_none comes first: every other program's time is the gate's plus its 8 calls. */
+	bpf_object__for_each_program (p, skel->obj) {
+		if (!bpf_program__autoload(p))
+			continue;
+		link = bpf_program__attach(p);
+		if (!link) {
+			fprintf(stderr, "floor: attach %s: %s\n", bpf_program__name(p),
+				strerror(errno));
+			goto cleanup;
+		}
+		for (i = 0; i < calls; i++)
+			syscall(SYS_getppid);
+		bpf_link__destroy(link);
+		memset(&info, 0, sizeof(info));
+		len = sizeof(info);
+		if (bpf_obj_get_info_by_fd(bpf_program__fd(p), &info, &len) || !info.run_cnt)
+			goto cleanup;
+		ns = (double)info.run_time_ns / info.run_cnt;
+		if (!strcmp(bpf_program__name(p), "cost_none"))
+			base = ns;
+		else
+			printf("%s\t%.1f\n", bpf_program__name(p) + 5, (ns - base) / COST_OPS);
+	}
+	err = 0;
+cleanup:
+	if (stats_fd >= 0)
+		close(stats_fd);
+	floor_bpf__destroy(skel);
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	libbpf_set_print(silent);
+	if (argc >= 3 && !strcmp(argv[1], "watch"))
+		return do_watch(argc - 2, argv + 2);
+	if (argc >= 2 && !strcmp(argv[1], "costs"))
+		return do_costs(argc >= 3 ? atol(argv[2]) : 200000);
+	fprintf(stderr, "usage: floor watch CGROUP_DIR... | floor costs [CALLS]\n");
+	return 1;
+}
