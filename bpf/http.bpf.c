@@ -9,13 +9,26 @@
 
 #ifdef TAPIR_COMPAT
 /* The compat build inlines every parser step COMPAT_STEPS times into one program: its steps
- * keep to the 16-byte fast path, one shortcut and no header-value shortcuts, which keeps the
- * verifier's walk of it under its 1M-instruction budget on 5.10. */
+ * keep to the 16-byte fast path, one shortcut, no header-value shortcuts and no whole heads,
+ * which keeps the verifier's walk of it under its 1M-instruction budget on 5.10. */
 #define TAPIR_SKIPS	   0
+#define TAPIR_HEADS	   0
 #define TAPIR_LOAD_BARRIER 0
 #define TAPIR_OPS_PER_STEP 1
 #define TAPIR_FEED_IN_OPS  0
 #define TAPIR_FAST_VALUES  0
+#endif
+
+#ifndef TAPIR_COMPAT
+/* A header line of a whole head (tapir_http_head()), as a global function: checked once by the
+ * verifier, not in every iteration of the head's loop. */
+struct tapir_http_parser;
+struct head_win {
+	__u8 b[256]; /* TAPIR_WIN */
+};
+__noinline int http_head_line(struct tapir_http_parser *q, const struct head_win *win, __u32 o,
+			      __u32 n);
+#define TAPIR_HEAD_LINE(q, win, o, n) http_head_line(q, (const struct head_win *)(win), o, n)
 #endif
 
 #include "tapir/http.h"
@@ -112,11 +125,13 @@ TAPIR_SUBPROG int http_feed(struct tapir_http_parser *p, __u32 c);
 TAPIR_SUBPROG int http_fast(struct tapir_http_parser *p, __u64 x0, __u64 x1);
 TAPIR_SUBPROG int handle_event(struct tapir_conn *c, int ev, struct tapir_walk *w);
 TAPIR_SUBPROG int http_skip(struct tapir_http_parser *p, struct tapir_walk *w, __u32 at);
+TAPIR_SUBPROG int http_head(struct tapir_http_parser *p, struct tapir_walk *w, __u32 at);
 #define TAPIR_CONN_ENV			void
 #define TAPIR_WALK_FEED(p, c)		http_feed(p, c)
 #define TAPIR_WALK_FAST(p, x0, x1)	http_fast(p, x0, x1)
 #define TAPIR_WALK_EVENT(env, c, ev, w) handle_event(c, ev, w)
 #define TAPIR_WALK_SKIP(p, w, at)	http_skip(p, w, at)
+#define TAPIR_WALK_HEAD(p, w, at)	http_head(p, w, at)
 #include "tapir/walk.h"
 
 struct tapir_scratch {
@@ -425,6 +440,25 @@ TAPIR_SUBPROG int http_skip(struct tapir_http_parser *p, struct tapir_walk *w, _
 	if (!p || !w)
 		return 0;
 	return tapir_walk_skip(p, w, at);
+}
+
+#ifndef TAPIR_COMPAT
+_Static_assert(sizeof(struct head_win) == TAPIR_WIN, "head_win is a window");
+
+__noinline int http_head_line(struct tapir_http_parser *q, const struct head_win *win, __u32 o,
+			      __u32 n)
+{
+	if (!q || !win)
+		return 0;
+	return tapir_http_head_line(q, win->b, o, n);
+}
+#endif
+
+TAPIR_SUBPROG int http_head(struct tapir_http_parser *p, struct tapir_walk *w, __u32 at)
+{
+	if (!p || !w)
+		return 0;
+	return tapir_walk_head(p, w, at);
 }
 
 TAPIR_SUBPROG int handle_event(struct tapir_conn *c, int ev, struct tapir_walk *w)

@@ -652,7 +652,7 @@ TAPIR_INLINE __u32 tapir_http_fast_line_end(struct tapir_http_parser *p, __u64 x
 
 /* "keep-ali" / "ve\r\n" and "close\r\n", case folded where they are letters. */
 #define TP_W_KEEP_ALI	 0x696c612d7065656bULL
-#define TP_FOLD_KEEP_ALI 0x2020002020202020ULL /* '-' exact */
+#define TP_FOLD_KEEP_ALI 0x2020200020202020ULL /* '-' exact */
 #define TP_W_VE_CRLF	 0x0a0d6576ULL
 #define TP_FOLD_VE	 0x00002020ULL
 #define TP_W_CLOSE_CRLF	 0x0a0d65736f6c63ULL /* 7 bytes */
@@ -1061,6 +1061,268 @@ TAPIR_INLINE __u32 tapir_http_skip_window(struct tapir_http_parser *p, const __u
 	if (k > took)
 		took += tapir_http_skip(p, k - took, 0);
 	return took;
+}
+
+/* "transfer-encoding: chunked\r\n" after "transfer", case folded where they are letters. */
+#define TP_W_ENCODIN	0x6e69646f636e652dULL /* "-encodin" */
+#define TP_FOLD_ENCODIN 0x2020202020202000ULL /* '-' exact */
+#define TP_W_G_CHUNK	0x6b6e756863203a67ULL /* "g: chunk" */
+#define TP_FOLD_G_CHUNK 0x2020202020000020ULL /* ": " exact */
+#define TP_W_ED_CRLF	0x0a0d6465ULL	      /* "ed\r\n" */
+#define TP_FOLD_ED	0x00002020ULL
+#define TP_W_HTTP1_	0x002e312f50545448ULL /* "HTTP/1." in the low 7 bytes */
+
+/*
+ * One header line of a head tapir_http_head() takes whole: @n bytes from @o in @win (the CR
+ * before its LF included, the LF not). Leaves @q as feeding the line and its LF byte by byte
+ * would; 0 when the line is not of a shape taken here. Its loads may reach past the LF (at
+ * most 32 bytes from @o, within the window); what decides is never past the LF.
+ */
+TAPIR_INLINE int tapir_http_head_line(struct tapir_http_parser *q, const __u8 *win, __u32 o,
+				      __u32 n)
+{
+	__u64 x0, x1, x2, x3, v = 0;
+	__u32 i;
+	__u8 c;
+
+	if (n < 11) {
+		/* Too short to name a header read here and a colon: a line skipped. */
+		q->hdr = 0;
+		q->pos = 0;
+		return 1;
+	}
+	TAPIR_OPAQUE(o); /* checked by the caller: masks for the verifier */
+	o &= TAPIR_WIN - 1;
+	if (o > TAPIR_WIN - 32)
+		return 0;
+	x0 = TAPIR_LOAD64(&win[o]);
+	x1 = TAPIR_LOAD64(&win[o + 8]);
+	switch (tapir_http_name_class(x0, x1)) {
+	case TP_NAME_SKIP:
+		q->hdr = 0;
+		q->pos = 0;
+		return 1;
+	case TP_NAME_CONTENT_LENGTH:
+		/* "content-length: " and 1 to 8 digits before the CR. */
+		n -= 17;
+		if (n < 1 || n > 8 || (q->flags & TP_F_HAS_CL))
+			return 0;
+		x2 = TAPIR_LOAD64(&win[o + 16]);
+		for (i = 0; i < 8; i++) {
+			if (i >= n)
+				break;
+			c = (x2 >> (8 * i)) & 0xff;
+			if (c < '0' || c > '9')
+				return 0;
+			v = v * 10 + (c - '0');
+		}
+		q->remaining = v;
+		q->digits = n;
+		q->flags |= TP_F_HAS_CL;
+		q->hdr = TP_H_CONTENT_LENGTH;
+		q->match = 0;
+		q->match2 = 0;
+		q->pos = 0;
+		return 1;
+	case TP_NAME_CONNECTION:
+		x2 = TAPIR_LOAD64(&win[o + 12]);
+		x3 = TAPIR_LOAD64(&win[o + 20]);
+		if (n == 23 && (x2 | TP_FOLD_KEEP_ALI) == TP_W_KEEP_ALI &&
+		    ((x3 | TP_FOLD_VE) & TP_MASK(4)) == TP_W_VE_CRLF) {
+			q->match = 0;
+		} else if (n == 18 && ((x2 | TP_FOLD_CLOSE) & TP_MASK(7)) == TP_W_CLOSE_CRLF) {
+			q->match = 5 | TP_MATCHED;
+			q->flags |= TP_F_CLOSE;
+		} else {
+			return 0;
+		}
+		q->hdr = TP_H_CONNECTION;
+		q->match2 = 0;
+		q->digits = 0;
+		q->pos = 0;
+		return 1;
+	}
+	/* Transfer-Encoding: chunked, exactly; any other line tapir_http_name_class() is unsure
+	 * of goes byte by byte. */
+	x2 = TAPIR_LOAD64(&win[o + 16]);
+	x3 = TAPIR_LOAD64(&win[o + 24]);
+	if (n != 27 || (x0 | TP_FOLD_ALL) != TP_W_TRANSFER ||
+	    (x1 | TP_FOLD_ENCODIN) != TP_W_ENCODIN || (x2 | TP_FOLD_G_CHUNK) != TP_W_G_CHUNK ||
+	    ((x3 | TP_FOLD_ED) & TP_MASK(4)) != TP_W_ED_CRLF)
+		return 0;
+	q->flags |= TP_F_CHUNKED;
+	q->hdr = TP_H_TRANSFER_ENCODING;
+	q->match = 7 | TP_MATCHED;
+	q->match2 = 0;
+	q->digits = 0;
+	q->pos = 0;
+	return 1;
+}
+
+#define TP_HEAD_STEPS (TAPIR_WIN / 8 + 32) /* words of a window, and line ends in it */
+
+#ifndef TAPIR_HEAD_LINE
+/* BPF: a global function, which the verifier checks once rather than in every iteration. */
+#define TAPIR_HEAD_LINE(q, win, o, n) tapir_http_head_line(q, win, o, n)
+#endif
+
+/*
+ * The 8 bytes of @win from @k, of the first @wlen (the last word of them, shifted, when fewer
+ * than 8 are left); 0 with *@ok clear when @k is past them.
+ */
+TAPIR_INLINE __u64 tapir_http_word(const __u8 *win, __u32 wlen, __u32 k, int *ok)
+{
+	__u32 o;
+
+	*ok = 0;
+	if (k >= wlen || wlen < 8)
+		return 0;
+	o = k + 8 <= wlen ? k : wlen - 8;
+	TAPIR_OPAQUE(o);
+	o &= TAPIR_WIN - 1;
+	if (o > TAPIR_WIN - 8)
+		return 0;
+	*ok = 1;
+	/* Past the window's end, the bytes before @k are dropped. */
+	return TAPIR_LOAD64(&win[o]) >> (8 * ((k - o) & 7));
+}
+
+/**
+ * tapir_http_head - a whole message head of the usual shape, in one go
+ * @q: where the work is done (a copy of @p, copied back when the head is taken): memory, not
+ * the stack, so that the BPF verifier does not follow each of its fields through every line
+ * @win: a window, TAPIR_WIN bytes, of which the first @wlen are the stream's (the others are
+ * read past a line's end, never used); @at: the parser's place in it, right after the
+ * message's first byte (TP_START, pos 1); @ev: the event of its end
+ *
+ * A request line "METHOD target HTTP/1.x" or a status line "HTTP/1.x NNN reason" with NNN of
+ * 200 or more, then header lines, each ending in CRLF, of which those tapir reads have their
+ * usual values (Content-Length of up to 8 digits, Connection keep-alive or close,
+ * Transfer-Encoding chunked), then the empty line, all within the window. Returns the bytes
+ * taken up to the empty line's LF, the parser then exactly where feeding them one by one would
+ * have left it, and @ev what that LF raised; 0 for any other shape, the parser untouched
+ * (then take it in smaller pieces).
+ */
+TAPIR_INLINE __u32 tapir_http_head(struct tapir_http_parser *p, struct tapir_http_parser *q,
+				   const __u8 *win, __u32 wlen, __u32 at, int *ev)
+{
+	__u32 i, k, ls, lf, o, n;
+	__u64 x, x1;
+	int ok;
+
+	if (p->state != TP_START || p->pos != 1 || wlen > TAPIR_WIN || at + 16 > wlen)
+		return 0;
+	*q = *p;
+	o = at;
+	TAPIR_OPAQUE(o);
+	o &= TAPIR_WIN - 1;
+	if (o > TAPIR_WIN - 16)
+		return 0;
+	x = TAPIR_LOAD64(&win[o]);
+	x1 = TAPIR_LOAD64(&win[o + 8]);
+	if (q->kind == TP_KIND_REQUEST) {
+		n = q->method == TP_M_UNKNOWN ? tapir_http_fast_method(q, x) : 0;
+	} else {
+		n = tapir_http_fast_status(q, x, x1);
+		if (q->status < 200) /* interim answers and 101 go byte by byte */
+			n = 0;
+	}
+	if (!n)
+		return 0;
+
+	/* The rest of the start line, to its LF. */
+	k = at + n;
+	lf = TAPIR_WIN;
+	for (i = 0; i < TAPIR_WIN / 8 + 1; i++) {
+		TAPIR_OPAQUE(k);
+		k &= TAPIR_WIN * 2 - 1;
+		x = tapir_http_word(win, wlen, k, &ok);
+		if (!ok)
+			return 0;
+		if (tapir_has_byte(x, '\n')) {
+			lf = k + tapir_byte_index(x, '\n');
+			break;
+		}
+		k += 8;
+	}
+	if (lf >= wlen || win[(lf - 1) & (TAPIR_WIN - 1)] != '\r')
+		return 0;
+	if (q->kind == TP_KIND_REQUEST) {
+		/* The last 8 bytes before the CR, all after the method's space (the target starts
+		 * at at - 1 + pos), as tapir_http_start_line() checks its rolling tail. */
+		if (lf < at + q->pos + 9)
+			return 0;
+		o = lf - 9;
+		TAPIR_OPAQUE(o);
+		o &= TAPIR_WIN - 1;
+		if (o > TAPIR_WIN - 8)
+			return 0;
+		x = TAPIR_LOAD64(&win[o]);
+		if ((x & TP_MASK(7)) != TP_W_HTTP1_ || (x >> 56) == '\r')
+			return 0;
+		if ((x >> 56) == '0')
+			q->flags |= TP_F_HTTP10;
+		q->remaining = 0;
+	}
+	q->flags |= TP_F_LINE_OK;
+	q->state = TP_HDR_START;
+	q->pos = 0;
+
+	/* Each header line, a word at a time to its LF, to the empty line. */
+	ls = lf + 1;
+	k = ls;
+	for (i = 0; i < TP_HEAD_STEPS; i++) {
+		/* No-ops (both stay under 2 * TAPIR_WIN) that make every path into an iteration
+		 * look alike to the verifier, as in tapir_http_skip_window(). */
+		TAPIR_OPAQUE(k);
+		TAPIR_OPAQUE(ls);
+		k &= TAPIR_WIN * 2 - 1;
+		ls &= TAPIR_WIN * 2 - 1;
+		x = tapir_http_word(win, wlen, k, &ok);
+		if (!ok || ls > k)
+			return 0;
+		if (!tapir_has_byte(x, '\n')) {
+			k += 8;
+			continue;
+		}
+		lf = k + tapir_byte_index(x, '\n');
+		if (lf >= wlen || lf < ls + 1 || win[(lf - 1) & (TAPIR_WIN - 1)] != '\r')
+			return 0; /* a bare LF, or past the window */
+		n = lf - ls;
+		if (n == 1) {
+			/* The empty line: the head is whole. */
+			q->hdr_bytes = p->hdr_bytes + (lf + 1 - at);
+			*ev = tapir_http_headers_done(q);
+			*p = *q;
+			return lf + 1 - at;
+		}
+		if (win[ls & (TAPIR_WIN - 1)] == '\r')
+			return 0; /* CRs before the LF: byte by byte */
+		/* A line too short to name a header read here, or one naming a header tapir does
+		 * not read, is skipped here (as tapir_http_head_line() would); any other goes to
+		 * tapir_http_head_line(). */
+		if (n < 11) {
+			q->hdr = 0;
+			q->pos = 0;
+		} else {
+			o = ls;
+			TAPIR_OPAQUE(o);
+			o &= TAPIR_WIN - 1;
+			if (o > TAPIR_WIN - 16)
+				return 0;
+			x = TAPIR_LOAD64(&win[o]);
+			x1 = TAPIR_LOAD64(&win[o + 8]);
+			if (tapir_http_name_class(x, x1) == TP_NAME_SKIP) {
+				q->hdr = 0;
+				q->pos = 0;
+			} else if (!TAPIR_HEAD_LINE(q, win, ls, n)) {
+				return 0;
+			}
+		}
+		ls = lf + 1;
+		k = ls;
+	}
+	return 0;
 }
 
 #endif /* TAPIR_HTTP_PARSE_H */

@@ -51,6 +51,8 @@ struct tapir_walk {
 	__u32 iovcnt;
 	__u32 iov_have; /* iovecs in iov[], read in one go at the first */
 	struct tapir_iovec iov[TAPIR_IOV_BATCH];
+	/* tapir_http_head()'s copy of the parser */
+	struct tapir_http_parser head;
 	__u8 kind;   /* TAPIR_IO_* */
 	__u8 dir;    /* TAPIR_DIR_* */
 	__u8 in_seg; /* a segment is being walked */
@@ -75,6 +77,12 @@ struct tapir_walk {
 #endif
 #ifndef TAPIR_SKIPS
 #define TAPIR_SKIPS 1 /* line skips (tapir_http_skip_window()); 0: none (compat build) */
+#endif
+#ifndef TAPIR_HEADS
+#define TAPIR_HEADS 1 /* whole message heads (tapir_http_head()); 0: none (compat build) */
+#endif
+#ifndef TAPIR_WALK_HEAD
+#define TAPIR_WALK_HEAD(p, w, at) tapir_walk_head(p, w, at)
 #endif
 #ifndef TAPIR_WALK_EVENT
 #define TAPIR_WALK_EVENT(env, c, ev, w) tapir_walk_event(env, c, ev, w)
@@ -217,20 +225,31 @@ TAPIR_INLINE __u32 tapir_walk_skip(struct tapir_http_parser *p, const struct tap
 	return tapir_http_skip_window(p, w->win, w->wlen, at);
 }
 
+/* A whole message head from @at (tapir_http_head()): the bytes taken, and the event of its end
+ * times 65536; 0 when the head is not of that shape. */
+TAPIR_INLINE int tapir_walk_head(struct tapir_http_parser *p, struct tapir_walk *w, __u32 at)
+{
+	int ev = TP_EV_NONE;
+	__u32 n = tapir_http_head(p, &w->head, w->win, w->wlen, at, &ev);
+
+	return n ? (int)n | (ev << 16) : 0;
+}
+
 /**
  * tapir_walk_step - one parser step of a walk, and its event if any
  *
  * Returns 1 when the walk is over (every byte seen, a fault, or the connection left
- * HTTP/1.x), 0 to go on. Bodies of known length go in one step; lines whose rest does not
- * matter to their LF; the usual header names and values up to 16 bytes at a time; the rest
- * byte by byte; all through a 256-byte window of the process's memory.
+ * HTTP/1.x), 0 to go on. Bodies of known length go in one step; whole heads of the usual
+ * shape in one go (tapir_http_head()); lines whose rest does not matter to their LF; the
+ * usual header names and values up to 16 bytes at a time; the rest byte by byte; all through a
+ * 256-byte window of the process's memory.
  */
 TAPIR_INLINE int tapir_walk_step(TAPIR_CONN_ENV *env, struct tapir_walk *w, struct tapir_conn *c)
 {
 	struct tapir_http_parser *p;
 	__u64 left, max, n, x0, x1;
 	__u32 at, o, taken, i;
-	int ev;
+	int ev, r;
 
 	if (w->off >= w->seg_len) {
 		if (w->in_seg) {
@@ -280,6 +299,14 @@ TAPIR_INLINE int tapir_walk_step(TAPIR_CONN_ENV *env, struct tapir_walk *w, stru
 	 */
 	taken = 0;
 	ev = TP_EV_NONE;
+	/* Right after a message's first byte (its START ended the last step): its whole head,
+	 * if the window has it and it is of the usual shape; a body is the next step's. */
+	r = TAPIR_HEADS && p->state == TP_START && p->pos == 1 ? TAPIR_WALK_HEAD(p, w, at) : 0;
+	if (r) {
+		taken = r & 0xffff;
+		ev = r >> 16;
+		goto took;
+	}
 	for (i = 0; i < TAPIR_OPS_PER_STEP; i++) {
 		n = 0;
 		if (TAPIR_SKIPS && tapir_http_skip_state(p)) {
@@ -311,6 +338,7 @@ TAPIR_INLINE int tapir_walk_step(TAPIR_CONN_ENV *env, struct tapir_walk *w, stru
 		if (tapir_http_bulk_max(p))
 			break; /* a body: the next step takes it whole */
 	}
+took:
 	w->off += taken;
 event:
 	if (ev == TP_EV_NONE || ev == TP_EV_HEADERS)

@@ -4,6 +4,15 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
+/* A header line of a whole head as a global function, as in bpf/http.bpf.c. */
+struct tapir_http_parser;
+struct run_win {
+	__u8 b[256]; /* TAPIR_WIN */
+};
+__noinline int run_head_line(struct tapir_http_parser *q, const struct run_win *win, __u32 o,
+			     __u32 n);
+#define TAPIR_HEAD_LINE(q, win, o, n) run_head_line(q, (const struct run_win *)(win), o, n)
+
 #include "tapir/http.h"
 #include "walk_run.h"
 
@@ -40,9 +49,17 @@ static __always_inline int tapir_walk_read(void *dst, __u32 n, __u64 src)
 	return bpf_probe_read_kernel(dst, n, (void *)src);
 }
 
-/* The parser step, the fast path and the line skip as global functions, as in the loop build
- * (bpf/http.bpf.c): the verifier checks each once. */
+/* The parser step, the fast path, the line skip and whole heads as global functions, as in the
+ * loop build (bpf/http.bpf.c): the verifier checks each once. */
 struct tapir_walk;
+__noinline int run_head_line(struct tapir_http_parser *q, const struct run_win *win, __u32 o,
+			     __u32 n)
+{
+	if (!q || !win)
+		return 0;
+	return tapir_http_head_line(q, win->b, o, n);
+}
+
 __noinline int run_feed(struct tapir_http_parser *p, __u32 c)
 {
 	if (!p)
@@ -58,11 +75,13 @@ __noinline int run_fast(struct tapir_http_parser *p, __u64 x0, __u64 x1)
 }
 
 __noinline int run_skip(struct tapir_http_parser *p, struct tapir_walk *w, __u32 at);
+__noinline int run_head(struct tapir_http_parser *p, struct tapir_walk *w, __u32 at);
 
 #define TAPIR_CONN_ENV		   void
 #define TAPIR_WALK_FEED(p, c)	   run_feed(p, c)
 #define TAPIR_WALK_FAST(p, x0, x1) run_fast(p, x0, x1)
 #define TAPIR_WALK_SKIP(p, w, at)  run_skip(p, w, at)
+#define TAPIR_WALK_HEAD(p, w, at)  run_head(p, w, at)
 #include "tapir/walk.h"
 
 __noinline int run_skip(struct tapir_http_parser *p, struct tapir_walk *w, __u32 at)
@@ -70,6 +89,13 @@ __noinline int run_skip(struct tapir_http_parser *p, struct tapir_walk *w, __u32
 	if (!p || !w)
 		return 0;
 	return tapir_walk_skip(p, w, at);
+}
+
+__noinline int run_head(struct tapir_http_parser *p, struct tapir_walk *w, __u32 at)
+{
+	if (!p || !w)
+		return 0;
+	return tapir_walk_head(p, w, at);
 }
 
 struct tapir_walk walk;

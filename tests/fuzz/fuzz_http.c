@@ -2,9 +2,9 @@
 /*
  * Fuzz target: the HTTP/1.x parser the BPF programs run (include/tapir/http_parse.h), compiled
  * for user space. Differential: every input is parsed byte by byte (the reference) and again
- * the way the walk takes it (line skips, 16-byte shortcuts, bulk bodies), cut into segments at
- * places the input chooses. Both must end in the same parser state after the same events at
- * the same offsets; any difference, and any sanitizer report, is a finding.
+ * the way the walk takes it (whole heads, line skips, 16-byte shortcuts, bulk bodies), cut into
+ * segments at places the input chooses. Both must end in the same parser state after the same
+ * events at the same offsets; any difference, and any sanitizer report, is a finding.
  *
  * Input: byte 0 picks the message kind and which answers are to HEAD requests; byte 1 the
  * segment length (1 to 64); the rest is the traffic.
@@ -77,8 +77,22 @@ static __u32 skip(struct drv *d, const __u8 *at, size_t left)
 	return tapir_http_skip_window(&d->p, at, left < TAPIR_WIN ? left : TAPIR_WIN, 0);
 }
 
+/* A whole head as the walk takes it: from a window of TAPIR_WIN bytes, whose bytes past the
+ * segment are whatever a window held before (here: the segment's own, over again). */
+static __u32 head(struct drv *d, struct tapir_http_parser *work, const __u8 *at, size_t left,
+		  int *ev)
+{
+	__u8 win[TAPIR_WIN];
+	size_t n = left < TAPIR_WIN ? left : TAPIR_WIN, i;
+
+	for (i = 0; i < TAPIR_WIN; i++)
+		win[i] = at[i % n];
+	return tapir_http_head(&d->p, work, win, n, 0, ev);
+}
+
 static void feed(struct drv *d, const __u8 *buf, size_t len)
 {
+	struct tapir_http_parser work;
 	size_t off = 0;
 	__u64 max, n, x0, x1;
 
@@ -96,6 +110,9 @@ static void feed(struct drv *d, const __u8 *buf, size_t len)
 				n = 1;
 				ev = tapir_http_feed(&d->p, buf[off]);
 			}
+		} else if (d->shortcuts && d->p.state == TP_START && d->p.pos == 1 &&
+			   (n = head(d, &work, buf + off, left, &ev))) {
+			/* a whole head; ev: what its last byte raised */
 		} else if (d->shortcuts && tapir_http_skip_state(&d->p) &&
 			   (n = skip(d, buf + off, left))) {
 		} else if (d->shortcuts && left >= 16 && tapir_http_fast_state(d->p.state) &&
