@@ -1166,6 +1166,19 @@ TAPIR_INLINE int tapir_http_head_line(struct tapir_http_parser *q, const __u8 *w
 #define TAPIR_HEAD_LINE(q, win, o, n) tapir_http_head_line(q, win, o, n)
 #endif
 
+/* The 16 bytes of @win at @o into @x0 and @x1; 0 when they would pass the window's end (a check
+ * the verifier keeps: the offset is masked after it). */
+TAPIR_INLINE int tapir_http_load16(const __u8 *win, __u32 o, __u64 *x0, __u64 *x1)
+{
+	TAPIR_OPAQUE(o);
+	o &= TAPIR_WIN - 1;
+	if (o > TAPIR_WIN - 16)
+		return 0;
+	*x0 = TAPIR_LOAD64(&win[o]);
+	*x1 = TAPIR_LOAD64(&win[o + 8]);
+	return 1;
+}
+
 /*
  * The 8 bytes of @win from @k, of the first @wlen (the last word of them, shifted, when fewer
  * than 8 are left); 0 with *@ok clear when @k is past them.
@@ -1212,14 +1225,9 @@ TAPIR_INLINE __u32 tapir_http_head(struct tapir_http_parser *p, struct tapir_htt
 
 	if (p->state != TP_START || p->pos != 1 || wlen > TAPIR_WIN || at + 16 > wlen)
 		return 0;
-	*q = *p;
-	o = at;
-	TAPIR_OPAQUE(o);
-	o &= TAPIR_WIN - 1;
-	if (o > TAPIR_WIN - 16)
+	if (!tapir_http_load16(win, at, &x, &x1))
 		return 0;
-	x = TAPIR_LOAD64(&win[o]);
-	x1 = TAPIR_LOAD64(&win[o + 8]);
+	*q = *p;
 	if (q->kind == TP_KIND_REQUEST) {
 		n = q->method == TP_M_UNKNOWN ? tapir_http_fast_method(q, x) : 0;
 	} else {
@@ -1305,13 +1313,8 @@ TAPIR_INLINE __u32 tapir_http_head(struct tapir_http_parser *p, struct tapir_htt
 			q->hdr = 0;
 			q->pos = 0;
 		} else {
-			o = ls;
-			TAPIR_OPAQUE(o);
-			o &= TAPIR_WIN - 1;
-			if (o > TAPIR_WIN - 16)
+			if (!tapir_http_load16(win, ls, &x, &x1))
 				return 0;
-			x = TAPIR_LOAD64(&win[o]);
-			x1 = TAPIR_LOAD64(&win[o + 8]);
 			if (tapir_http_name_class(x, x1) == TP_NAME_SKIP) {
 				q->hdr = 0;
 				q->pos = 0;
