@@ -127,118 +127,68 @@ struct {
 	__uint(max_entries, 64 * 1024);
 } cost_ring SEC(".maps");
 
-#define COST_GATE                                                    \
-	do {                                                         \
+/*
+ * A program that makes COST_OPS calls of @op at each getppid() of the measuring process, adding
+ * up what they return so that the compiler keeps them.
+ */
+#define COST_PROG(name, op)                                          \
+	SEC("tracepoint/syscalls/sys_enter_getppid")                 \
+	int cost_##name(void *ctx)                                   \
+	{                                                            \
+		__u64 acc = 0;                                       \
+		int i;                                               \
+                                                                     \
 		if ((bpf_get_current_pid_tgid() >> 32) != cost_tgid) \
 			return 0;                                    \
-	} while (0)
-
-SEC("tracepoint/syscalls/sys_enter_getppid")
-int cost_none(void *ctx)
-{
-	COST_GATE;
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_getppid")
-int cost_ktime(void *ctx)
-{
-	__u64 s = 0;
-	int i;
-
-	COST_GATE;
-	for (i = 0; i < COST_OPS; i++)
-		s += bpf_ktime_get_ns();
-	return s & 1;
-}
-
-SEC("tracepoint/syscalls/sys_enter_getppid")
-int cost_read8(void *ctx)
-{
-	__u64 x = 0, s = 0;
-	int i;
-
-	COST_GATE;
-	for (i = 0; i < COST_OPS; i++) {
-		bpf_probe_read_user(&x, sizeof(x), (void *)cost_ubuf);
-		s += x;
+		for (i = 0; i < COST_OPS; i++)                       \
+			acc += (op);                                 \
+		return acc & 1;                                      \
 	}
-	return s & 1;
+
+static __always_inline __u64 read8(void)
+{
+	__u64 x = 0;
+
+	bpf_probe_read_user(&x, sizeof(x), (void *)cost_ubuf);
+	return x;
 }
 
-SEC("tracepoint/syscalls/sys_enter_getppid")
-int cost_read256(void *ctx)
+static __always_inline __u64 read256(void)
 {
 	__u32 zero = 0;
 	struct floor_win *w = bpf_map_lookup_elem(&scratch, &zero);
-	int i;
 
-	COST_GATE;
-	if (!w)
-		return 0;
-	for (i = 0; i < COST_OPS; i++)
-		bpf_probe_read_user(w->b, FLOOR_WIN, (void *)cost_ubuf);
-	return 0;
+	return w ? bpf_probe_read_user(w->b, FLOOR_WIN, (void *)cost_ubuf) : 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_getppid")
-int cost_cgroup_id(void *ctx)
+static __always_inline __u64 hash_lookup(void)
 {
-	__u64 s = 0;
-	int i;
+	__u64 key = 1, *v = bpf_map_lookup_elem(&agg, &key);
 
-	COST_GATE;
-	for (i = 0; i < COST_OPS; i++)
-		s += bpf_get_current_cgroup_id();
-	return s & 1;
+	return v ? *v : 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_getppid")
-int cost_hash_lookup(void *ctx)
+static __always_inline __u64 ringbuf(void)
 {
-	__u64 key = 1, s = 0, *v;
-	int i;
+	void *e = bpf_ringbuf_reserve(&cost_ring, 64, 0);
 
-	COST_GATE;
-	for (i = 0; i < COST_OPS; i++) {
-		v = bpf_map_lookup_elem(&agg, &key);
-		if (v)
-			s += *v;
-	}
-	return s & 1;
-}
-
-SEC("tracepoint/syscalls/sys_enter_getppid")
-int cost_ringbuf(void *ctx)
-{
-	void *e;
-	int i;
-
-	COST_GATE;
-	for (i = 0; i < COST_OPS; i++) {
-		e = bpf_ringbuf_reserve(&cost_ring, 64, 0);
-		if (e)
-			bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
-	}
+	if (e)
+		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
 	return 0;
 }
 
 /* A BPF-to-BPF call and its return (the return thunk of the CPU's mitigations included). */
-__noinline int cost_callee(__u64 *p)
+__noinline int cost_callee(__u64 x)
 {
-	if (!p)
-		return 0;
-	return *p + 1;
+	return x + 1;
 }
 
-SEC("tracepoint/syscalls/sys_enter_getppid")
-int cost_call(void *ctx)
-{
-	__u64 s = 0;
-	int i;
-
-	COST_GATE;
-	for (i = 0; i < COST_OPS; i++)
-		s += cost_callee(&s);
-	return s & 1;
-}
+/* cost_none first: every other program's time is its own less cost_none's. */
+COST_PROG(none, 0)
+COST_PROG(ktime, bpf_ktime_get_ns())
+COST_PROG(read8, read8())
+COST_PROG(read256, read256())
+COST_PROG(cgroup_id, bpf_get_current_cgroup_id())
+COST_PROG(hash_lookup, hash_lookup())
+COST_PROG(ringbuf, ringbuf())
+COST_PROG(call, cost_callee(i))
