@@ -250,13 +250,16 @@ def test_connection_open_before_start_is_picked_up(tmp_path, cgroot):
     try:
         old.unary("Echo", u32(10))  # the connection is open, its HPACK tables filled
         old.unary("Echo", u32(10))
-        slow = old.ch.unary_unary("/t.T/Sleep").future(u32(1500), timeout=30)
+        # Long enough to outlast the daemon's start (its programs' verification takes 1.5 s and
+        # more on a busy machine), which is checked below.
+        slow = old.ch.unary_unary("/t.T/Sleep").future(u32(5000), timeout=30)
         mport = free_port()
         cfg = tmp_path / "tapir.yaml"
         cfg.write_text(f'listen: "127.0.0.1:{mport}"\ndeployments:\n'
                        f'  - cgroup: "{rel}/h2prestart"\n    labels: {{model_name: "h2pre"}}\n')
         proc = spawn_tapir(tmp_path, cfg)
         wait_serving(mport, proc, tmp_path / "log")
+        assert not slow.done(), "the call in flight ended before tapir started"
         assert len(slow.result()) == 1  # answered after the start, begun before it
         req0, resp0 = old.req_bytes, old.resp_bytes
         for _ in range(5):
