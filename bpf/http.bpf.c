@@ -20,15 +20,7 @@
 #endif
 
 #ifndef TAPIR_COMPAT
-/* A header line of a whole head (tapir_http_head()), as a global function: checked once by the
- * verifier, not in every iteration of the head's loop. */
-struct tapir_http_parser;
-struct head_win {
-	__u8 b[256]; /* TAPIR_WIN */
-};
-__noinline int http_head_line(struct tapir_http_parser *q, const struct head_win *win, __u32 o,
-			      __u32 n);
-#define TAPIR_HEAD_LINE(q, win, o, n) http_head_line(q, (const struct head_win *)(win), o, n)
+#define TAPIR_HEAD_LINE_FN http_head_line /* defined below */
 #endif
 
 #include "tapir/http.h"
@@ -443,14 +435,12 @@ TAPIR_SUBPROG int http_skip(struct tapir_http_parser *p, struct tapir_walk *w, _
 }
 
 #ifndef TAPIR_COMPAT
-_Static_assert(sizeof(struct head_win) == TAPIR_WIN, "head_win is a window");
-
-__noinline int http_head_line(struct tapir_http_parser *q, const struct head_win *win, __u32 o,
-			      __u32 n)
+__noinline int http_head_line(struct tapir_http_parser *q, const struct tapir_http_win *w, __u32 o,
+			      __u32 n, __u32 cls)
 {
-	if (!q || !win)
+	if (!q || !w)
 		return 0;
-	return tapir_http_head_line(q, win->b, o, n);
+	return tapir_http_head_line(q, w, o, n, cls);
 }
 #endif
 

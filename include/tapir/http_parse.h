@@ -1072,36 +1072,31 @@ TAPIR_INLINE __u32 tapir_http_skip_window(struct tapir_http_parser *p, const __u
 #define TP_FOLD_ED	0x00002020ULL
 #define TP_W_HTTP1_	0x002e312f50545448ULL /* "HTTP/1." in the low 7 bytes */
 
+/* A window as a type of its own: the size a BPF global function's verifier sees. */
+struct tapir_http_win {
+	__u8 b[TAPIR_WIN];
+};
+
 /*
- * One header line of a head tapir_http_head() takes whole: @n bytes from @o in @win (the CR
- * before its LF included, the LF not). Leaves @q as feeding the line and its LF byte by byte
- * would; 0 when the line is not of a shape taken here. Its loads may reach past the LF (at
- * most 32 bytes from @o, within the window); what decides is never past the LF.
+ * One header line of a head tapir_http_head() takes whole, of at least 11 bytes, whose name
+ * tapir_http_name_class() put in class @cls (not TP_NAME_SKIP): @n bytes from @o in @win (the
+ * CR before its LF included, the LF not). Leaves @q as feeding the line and its LF byte by byte
+ * would; 0 when the line is not of a shape taken here. Its loads may reach past the LF (at most
+ * 32 bytes from @o, within the window); what decides is never past the LF.
  */
-TAPIR_INLINE int tapir_http_head_line(struct tapir_http_parser *q, const __u8 *win, __u32 o,
-				      __u32 n)
+TAPIR_INLINE int tapir_http_head_line(struct tapir_http_parser *q, const struct tapir_http_win *w,
+				      __u32 o, __u32 n, __u32 cls)
 {
+	const __u8 *win = w->b;
 	__u64 x0, x1, x2, x3, v = 0;
 	__u32 i;
 	__u8 c;
 
-	if (n < 11) {
-		/* Too short to name a header read here and a colon: a line skipped. */
-		q->hdr = 0;
-		q->pos = 0;
-		return 1;
-	}
 	TAPIR_OPAQUE(o); /* checked by the caller: masks for the verifier */
 	o &= TAPIR_WIN - 1;
 	if (o > TAPIR_WIN - 32)
 		return 0;
-	x0 = TAPIR_LOAD64(&win[o]);
-	x1 = TAPIR_LOAD64(&win[o + 8]);
-	switch (tapir_http_name_class(x0, x1)) {
-	case TP_NAME_SKIP:
-		q->hdr = 0;
-		q->pos = 0;
-		return 1;
+	switch (cls) {
 	case TP_NAME_CONTENT_LENGTH:
 		/* "content-length: " and 1 to 8 digits before the CR. */
 		n -= 17;
@@ -1144,6 +1139,8 @@ TAPIR_INLINE int tapir_http_head_line(struct tapir_http_parser *q, const __u8 *w
 	}
 	/* Transfer-Encoding: chunked, exactly; any other line tapir_http_name_class() is unsure
 	 * of goes byte by byte. */
+	x0 = TAPIR_LOAD64(&win[o]);
+	x1 = TAPIR_LOAD64(&win[o + 8]);
 	x2 = TAPIR_LOAD64(&win[o + 16]);
 	x3 = TAPIR_LOAD64(&win[o + 24]);
 	if (n != 27 || (x0 | TP_FOLD_ALL) != TP_W_TRANSFER ||
@@ -1161,9 +1158,15 @@ TAPIR_INLINE int tapir_http_head_line(struct tapir_http_parser *q, const __u8 *w
 
 #define TP_HEAD_STEPS (TAPIR_WIN / 8 + 32) /* words of a window, and line ends in it */
 
-#ifndef TAPIR_HEAD_LINE
-/* BPF: a global function, which the verifier checks once rather than in every iteration. */
-#define TAPIR_HEAD_LINE(q, win, o, n) tapir_http_head_line(q, win, o, n)
+#ifdef TAPIR_HEAD_LINE_FN
+/* BPF: tapir_http_head_line() through a global function of the includer's, which the verifier
+ * checks once rather than in every iteration of the head's loop. */
+__attribute__((noinline)) int TAPIR_HEAD_LINE_FN(struct tapir_http_parser *q,
+						 const struct tapir_http_win *w, __u32 o, __u32 n,
+						 __u32 cls);
+#define TAPIR_HEAD_LINE(q, w, o, n, cls) TAPIR_HEAD_LINE_FN(q, w, o, n, cls)
+#else
+#define TAPIR_HEAD_LINE(q, w, o, n, cls) tapir_http_head_line(q, w, o, n, cls)
 #endif
 
 /* The 16 bytes of @win at @o into @x0 and @x1; 0 when they would pass the window's end (a check
@@ -1219,7 +1222,7 @@ TAPIR_INLINE __u64 tapir_http_word(const __u8 *win, __u32 wlen, __u32 k, int *ok
 TAPIR_INLINE __u32 tapir_http_head(struct tapir_http_parser *p, struct tapir_http_parser *q,
 				   const __u8 *win, __u32 wlen, __u32 at, int *ev)
 {
-	__u32 i, k, ls, lf, o, n;
+	__u32 i, k, ls, lf, o, n, cls;
 	__u64 x, x1;
 	int ok;
 
@@ -1306,21 +1309,20 @@ TAPIR_INLINE __u32 tapir_http_head(struct tapir_http_parser *p, struct tapir_htt
 		}
 		if (win[ls & (TAPIR_WIN - 1)] == '\r')
 			return 0; /* CRs before the LF: byte by byte */
-		/* A line too short to name a header read here, or one naming a header tapir does
-		 * not read, is skipped here (as tapir_http_head_line() would); any other goes to
-		 * tapir_http_head_line(). */
-		if (n < 11) {
-			q->hdr = 0;
-			q->pos = 0;
-		} else {
+		/* A line too short to name a header read here and a colon, or one naming a header
+		 * tapir does not read, is skipped (hdr and pos clear, as feeding it would leave
+		 * them); any other goes to tapir_http_head_line(). */
+		cls = TP_NAME_SKIP;
+		if (n >= 11) {
 			if (!tapir_http_load16(win, ls, &x, &x1))
 				return 0;
-			if (tapir_http_name_class(x, x1) == TP_NAME_SKIP) {
-				q->hdr = 0;
-				q->pos = 0;
-			} else if (!TAPIR_HEAD_LINE(q, win, ls, n)) {
-				return 0;
-			}
+			cls = tapir_http_name_class(x, x1);
+		}
+		if (cls == TP_NAME_SKIP) {
+			q->hdr = 0;
+			q->pos = 0;
+		} else if (!TAPIR_HEAD_LINE(q, (const struct tapir_http_win *)win, ls, n, cls)) {
+			return 0;
 		}
 		ls = lf + 1;
 		k = ls;

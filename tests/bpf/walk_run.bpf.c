@@ -4,14 +4,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
-/* A header line of a whole head as a global function, as in bpf/http.bpf.c. */
-struct tapir_http_parser;
-struct run_win {
-	__u8 b[256]; /* TAPIR_WIN */
-};
-__noinline int run_head_line(struct tapir_http_parser *q, const struct run_win *win, __u32 o,
-			     __u32 n);
-#define TAPIR_HEAD_LINE(q, win, o, n) run_head_line(q, (const struct run_win *)(win), o, n)
+#define TAPIR_HEAD_LINE_FN run_head_line /* a global function, as in bpf/http.bpf.c */
 
 #include "tapir/http.h"
 #include "walk_run.h"
@@ -52,12 +45,12 @@ static __always_inline int tapir_walk_read(void *dst, __u32 n, __u64 src)
 /* The parser step, the fast path, the line skip and whole heads as global functions, as in the
  * loop build (bpf/http.bpf.c): the verifier checks each once. */
 struct tapir_walk;
-__noinline int run_head_line(struct tapir_http_parser *q, const struct run_win *win, __u32 o,
-			     __u32 n)
+__noinline int run_head_line(struct tapir_http_parser *q, const struct tapir_http_win *w, __u32 o,
+			     __u32 n, __u32 cls)
 {
-	if (!q || !win)
+	if (!q || !w)
 		return 0;
-	return tapir_http_head_line(q, win->b, o, n);
+	return tapir_http_head_line(q, w, o, n, cls);
 }
 
 __noinline int run_feed(struct tapir_http_parser *p, __u32 c)
