@@ -10,8 +10,20 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define FLOOR_WIN  256 /* bytes looked at per call, as tapir's window */
 #define FLOOR_IOVS 4   /* iovecs read at once, as tapir's first batch */
-#define NR_READV   19  /* x86_64 */
-#define NR_WRITEV  20
+/* The vectored calls, and a syscall's number and second argument in its registers. */
+#if defined(__TARGET_ARCH_x86)
+#define NR_READV    19
+#define NR_WRITEV   20
+#define SYS_NR(r)   ((r)->orig_ax)
+#define SYS_ARG2(r) ((r)->si)
+#elif defined(__TARGET_ARCH_arm64)
+#define NR_READV    65
+#define NR_WRITEV   66
+#define SYS_NR(r)   ((r)->syscallno)
+#define SYS_ARG2(r) ((r)->regs[1])
+#else
+#error "floor: the syscall registers of this architecture are missing"
+#endif
 
 /* --- the floor tracer: on the same socket hooks as tapir, with none of its parsing --------- */
 
@@ -81,8 +93,8 @@ static __always_inline int floor_io(struct sock *sk, int ret, int out)
 	if (!w)
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	buf = regs->si;
-	if (regs->orig_ax == NR_READV || regs->orig_ax == NR_WRITEV) {
+	buf = SYS_ARG2(regs);
+	if (SYS_NR(regs) == NR_READV || SYS_NR(regs) == NR_WRITEV) {
 		if (bpf_probe_read_user(w->iov, sizeof(w->iov), (void *)buf))
 			return 0;
 		buf = w->iov[0].base;
