@@ -56,6 +56,29 @@ def wait_port(port, timeout=15.0, host="127.0.0.1", proc=None):
     raise TimeoutError(f"nothing listening on {host}:{port}")
 
 
+def tcp_states(port):
+    """States (hex, as /proc/net/tcp writes them) of the IPv4 sockets bound to local `port`."""
+    out = []
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port:
+                out.append(fields[3])
+    return out
+
+
+def wait_listening(port, proc, timeout=15.0):
+    """Wait for a listening socket without connecting to it: a probe connection would take a
+    connection-table entry of its own, and counts (an HTTP/2 server's SETTINGS go out on it)
+    that may land after a test's first scrape."""
+    deadline = time.monotonic() + timeout
+    while "0A" not in tcp_states(port):
+        assert proc.poll() is None, f"server exited with {proc.returncode}"
+        assert time.monotonic() < deadline, f"nothing listening on {port}"
+        time.sleep(0.05)
+
+
 def spawn_tapir(tmp_path, cfg, *args, pin_dir="none"):
     """Another daemon with a config of the test's own, logging to tmp_path/log."""
     log = open(tmp_path / "log", "w")

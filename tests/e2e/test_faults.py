@@ -17,7 +17,8 @@ import pytest
 
 from client import RawConn, get
 from conftest import (NGINX_CONF, PY, SERVERS, TAPIR, Cgroup, Scrape, free_port, metrics_text,
-                      spawn_tapir, stop_proc, stub_requests, wait_port)
+                      spawn_tapir, stop_proc, stub_requests, tcp_states, wait_listening,
+                      wait_port)
 
 REQ = "baseten_inference_requests_total"
 INFLIGHT = "baseten_concurrent_requests"
@@ -93,28 +94,6 @@ def wait_quietly(wait_for, pred, **kw):
         wait_for(pred, **kw)
     except AssertionError:
         pass
-
-
-def tcp_states(port):
-    """States (hex, as /proc/net/tcp writes them) of the IPv4 sockets bound to local `port`."""
-    out = []
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            fields = line.split()
-            if int(fields[1].split(":")[1], 16) == port:
-                out.append(fields[3])
-    return out
-
-
-def wait_listening(port, proc, timeout=15.0):
-    """Wait for a listening socket without connecting to it (a probe connection would take a
-    connection-table entry of its own)."""
-    deadline = time.monotonic() + timeout
-    while "0A" not in tcp_states(port):
-        assert proc.poll() is None, f"server exited with {proc.returncode}"
-        assert time.monotonic() < deadline, f"nothing listening on {port}"
-        time.sleep(0.05)
 
 
 def test_sibling_containers_under_one_rule_keep_their_own_labels(cgroot, tmp_path):

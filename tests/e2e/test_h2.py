@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from conftest import (PY, SERVERS, Cgroup, Scrape, free_port, metrics_text, spawn_tapir,
-                      stop_proc, wait_port, wait_serving)
+                      stop_proc, wait_listening, wait_port, wait_serving)
 
 REQ = "baseten_inference_requests_total"
 REQ_SIZE = "baseten_request_size_bytes"
@@ -177,7 +177,7 @@ def nghttpd(cg, tmp_path):
     port = free_port()
     p = cg.popen(["nghttpd", "--no-tls", "-d", str(root), str(port)],
                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port, proc=p)
+    wait_listening(port, p)  # a probe would be one more HTTP/2 connection, counted late
     return port, p
 
 

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from client import RawConn, get
-from conftest import (PY, SERVERS, TAPIR, Cgroup, Scrape, free_port, metrics_text, wait_port,
-                      wait_serving)
+from conftest import (PY, SERVERS, TAPIR, Cgroup, Scrape, free_port, metrics_text,
+                      wait_listening, wait_port, wait_serving)
 
 REQ = "baseten_inference_requests_total"
 
@@ -183,7 +183,7 @@ def test_h2_walker_refused_keeps_http1(tmp_path, cgroot):
     srv = cg.popen([PY, os.path.join(SERVERS, "syscalls.py"), str(sport)],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_port(h2port, proc=h2)
+        wait_listening(h2port, h2)  # no probe: nghttpd's SETTINGS would count it http2
         wait_port(sport, proc=srv)
         s0 = Scrape(metrics_text(port))
         out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",

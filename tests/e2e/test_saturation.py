@@ -15,9 +15,9 @@ import uuid
 import pytest
 
 from client import RawConn, get
-from conftest import NGINX_CONF, PY, SERVERS, Cgroup, free_port, stop_proc
-from test_faults import (OwnDaemon, bpffs_mounted, inspect, pinned_map_id, tcp_states,
-                         wait_listening, wait_quietly)
+from conftest import (NGINX_CONF, PY, SERVERS, Cgroup, free_port, stop_proc, tcp_states,
+                      wait_listening)
+from test_faults import OwnDaemon, bpffs_mounted, inspect, pinned_map_id, wait_quietly
 
 REQ = "baseten_inference_requests_total"
 INFLIGHT = "baseten_concurrent_requests"
