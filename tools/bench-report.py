@@ -645,7 +645,8 @@ def main():
     # outbound, h2.
     runs = read_runs(args.rounds) if args.rounds and os.path.exists(args.rounds) else []
     bpf = read_bpf(args.bpf)
-    configs = ["nginx", "nginx+tapir", "nginx+floor", "nginx+proxy", "uvicorn", "uvicorn+tapir"]
+    configs = ["nginx", "nginx+tapir", "nginx+floor", "nginx+skbfloor", "nginx+proxy", "uvicorn",
+               "uvicorn+tapir"]
     med_of = {c: summary_of(runs, c) for c in configs}
     n_rounds = max((r["round"] for r in runs), default=0)
 
@@ -655,6 +656,9 @@ def main():
     has_floor = any(r["config"] == "nginx+floor" for r in runs)
     nginx_floor = compare(runs, "nginx", "nginx+floor") if has_floor else None
     tapir_over_floor = compare(runs, "nginx+floor", "nginx+tapir") if has_floor else None
+    # The same floor at the socket buffers (cgroup_skb), reading no process memory.
+    has_skb_floor = any(r["config"] == "nginx+skbfloor" for r in runs)
+    nginx_skb_floor = compare(runs, "nginx", "nginx+skbfloor") if has_skb_floor else None
     costs = read_costs(args.costs)
     uvicorn_tapir = compare(runs, "uvicorn", "uvicorn+tapir") if runs else None
     dd = {"without": med(runs, "nginx", "dd_ns_per_byte"),
@@ -670,6 +674,12 @@ def main():
                                  if sysc and alone else None)
     acct = {"nginx": accounting(runs, "nginx+tapir"), "uvicorn": accounting(runs, "uvicorn+tapir")}
     progs = {"nginx": bpf_summary(bpf, "nginx"), "uvicorn": bpf_summary(bpf, "uvicorn")}
+    # BPF time per nginx request (warm-ups with statistics): tapir's programs, and each floor's.
+    floor_progs = {"floor": bpf_summary(bpf, "nginx+floor"),
+                   "skb_floor": bpf_summary(bpf, "nginx+skbfloor")}
+    bpf_per_req = {k: (sum(v["ns_per_req"] for v in p.values()) if p else None)
+                   for k, p in (("tapir", progs["nginx"]), ("floor", floor_progs["floor"]),
+                                ("skb_floor", floor_progs["skb_floor"]))}
     done = {
         "nginx_cpu_added_le_1us": nginx_tapir["cpu_added_us_per_req"] <= TARGET_CPU_US,
         "nginx_ratio_ge_0_95": nginx_tapir["ratio"] >= TARGET_RATIO,
@@ -719,6 +729,9 @@ def main():
         "nginx_behind_proxy": nginx_proxy,
         "nginx_with_floor_tracer": nginx_floor,
         "tapir_over_floor_tracer": tapir_over_floor,
+        "nginx_with_skb_floor": nginx_skb_floor,
+        "bpf_ns_per_nginx_request": bpf_per_req,
+        "floor_programs_warmup": floor_progs,
         "helper_costs_ns": costs or None,
         "uvicorn_with_tapir": uvicorn_tapir,
         "dd_unwatched_ns_per_byte": dd,
@@ -748,6 +761,8 @@ def main():
         rows = [("nginx, 1 KiB static file", "nginx", None),
                 ("nginx with tapir", "nginx+tapir", nginx_tapir),
                 ("nginx with the floor tracer (tools/floor.bpf.c)", "nginx+floor", nginx_floor),
+                ("nginx with the socket-buffer floor (cgroup_skb)", "nginx+skbfloor",
+                 nginx_skb_floor),
                 ("nginx behind an nginx proxy (CPU: both)", "nginx+proxy", nginx_proxy),
                 ("uvicorn + FastAPI, JSON", "uvicorn", None),
                 ("uvicorn with tapir", "uvicorn+tapir", uvicorn_tapir)]
@@ -768,6 +783,13 @@ def main():
                      f"It adds {nginx_floor['cpu_added_us_per_req']:+.2f} us of nginx CPU per "
                      f"request here; tapir adds {tapir_over_floor['cpu_added_us_per_req']:+.2f} us "
                      f"beyond it (median of per-round differences), which is its parsing.")
+            L.append("")
+        if any(v is not None for v in bpf_per_req.values()):
+            L.append(f"BPF time per nginx request (kernel.bpf_stats_enabled, warm-ups, all of each "
+                     f"one's programs): tapir {fmt(bpf_per_req['tapir'], '.0f')} ns; the floor "
+                     f"tracer at the same socket hooks {fmt(bpf_per_req['floor'], '.0f')} ns; the "
+                     f"same floor at the socket buffers (cgroup_skb, no read of the process's "
+                     f"memory, no TCP reassembly) {fmt(bpf_per_req['skb_floor'], '.0f')} ns.")
             L.append("")
     if costs:
         L.append("Kernel helpers on this machine (tools/floor costs, ns per call, net of the "

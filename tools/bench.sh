@@ -3,7 +3,8 @@
 # Measures what tapir costs the servers it watches, side by side with the alternative, at
 # saturation under wrk. Every round runs, in turn: nginx alone; nginx with tapir; nginx with the
 # floor tracer (tools/floor.bpf.c: the least a tracer that reads the bytes must do, the floor
-# under tapir's figures on this machine); nginx behind an nginx reverse proxy (how proxy-based
+# under tapir's figures on this machine); nginx with the same floor at its socket buffers
+# (cgroup_skb: no read of the process's memory); nginx behind an nginx reverse proxy (how proxy-based
 # metrics are taken); a uvicorn model server alone; uvicorn with tapir. The http case also
 # measures what each kernel helper such a tracer calls costs here (floor costs). Then the HTTP path alone (pingpong), 1,000 watched cgroups (scale), the syscall
 # hooks' tax on file I/O (dd), token streams of a stand-in vLLM with and without tapir (llm), and
@@ -322,15 +323,16 @@ for p in json.load(sys.stdin):
 }
 
 # The warm-up of a with-tapir round, with kernel.bpf_stats_enabled on: run time and runs of each
-# of tapir's programs per request, as "server round name ns_per_req runs_per_req" lines.
-# Statistics cost two clock reads per program run, so the measured runs go without them.
-warmup_bpf_stats() { # SERVER ROUND URL
-	local out n
+# of tapir's programs (or those of process PID) per request, as "server round name ns_per_req
+# runs_per_req" lines. Statistics cost two clock reads per program run, so the measured runs go
+# without them.
+warmup_bpf_stats() { # SERVER ROUND URL [PID]
+	local out n pid=${4:-$tapir_pid}
 
 	sysctl -qw kernel.bpf_stats_enabled=1
-	bpf_prog_stats "$tapir_pid" >"$tmp/bpf0"
+	bpf_prog_stats "$pid" >"$tmp/bpf0"
 	out=$("${pin_client[@]}" "${client_in[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$3")
-	bpf_prog_stats "$tapir_pid" >"$tmp/bpf1"
+	bpf_prog_stats "$pid" >"$tmp/bpf1"
 	sysctl -qw kernel.bpf_stats_enabled=0
 	n=$(awk '/ requests in / { print $1 }' <<<"$out")
 	bpf_per_req "$1" "$2" "$n"
@@ -549,14 +551,20 @@ run_tapir() {
 		"$server served $((q1 - q0)), tapir saw $((s1 - s0 - 2))"
 }
 
-# nginx with the floor tracer watching its cgroup: ROUND. A kernel that cannot run it (no
-# tp_btf/sock_*_length, before 6.3) has no such row.
-floor_ok=yes
+# nginx with a floor tracer watching its cgroup: ROUND MODE, where MODE is watch (at the socket
+# hooks, as tapir: the nginx+floor row) or skb (at the socket buffers: nginx+skbfloor). Its
+# programs' run time per request comes from a warm-up with statistics, as tapir's. A kernel that
+# cannot run one (no tp_btf/sock_*_length before 6.3; no cgroup v2) has no such row.
+floor_ok_watch=yes
+floor_ok_skb=yes
 run_floor() {
-	local r=$1 pid i
+	local r=$1 mode=$2 pid i config ok
 
-	[ "$floor_ok" = yes ] || return 0
-	build/tools/floor watch "$cg_nginx" >"$tmp/floor.log" 2>&1 &
+	config=nginx+floor
+	[ "$mode" = skb ] && config=nginx+skbfloor
+	ok=floor_ok_$mode
+	[ "${!ok}" = yes ] || return 0
+	build/tools/floor "$mode" "$cg_nginx" >"$tmp/floor.log" 2>&1 &
 	pid=$!
 	for i in $(seq 50); do
 		grep -q '^floor: watching' "$tmp/floor.log" && break
@@ -565,13 +573,14 @@ run_floor() {
 	done
 	if ! grep -q '^floor: watching' "$tmp/floor.log"; then
 		wait "$pid" 2>/dev/null || true
-		log "no floor tracer on this kernel: $(cat "$tmp/floor.log")"
-		floor_ok=no
+		log "no $config on this kernel: $(cat "$tmp/floor.log")"
+		printf -v "$ok" no
 		return 0
 	fi
-	run_plain "$r" nginx+floor nginx "$URL" "$cg_nginx"
+	warmup_bpf_stats "$config" "$r" "$URL" "$pid"
+	run_plain "$r" "$config" nginx "$URL" "$cg_nginx"
 	stop_pid "$pid"
-	log "round $r nginx+floor: $(tail -1 "$tmp/floor.log")"
+	log "round $r $config: $(tail -1 "$tmp/floor.log")"
 }
 
 if want http; then
@@ -581,12 +590,13 @@ if want http; then
 fi
 
 log "nginx :$NGINX_PORT, proxy :$PROXY_PORT, uvicorn :$UVICORN_PORT under $cg_parent;" \
-	"wrk -t1 -c$CONNS -d${DURATION}s, $ROUNDS rounds of 6 runs; cases: $CASES"
+	"wrk -t1 -c$CONNS -d${DURATION}s, $ROUNDS rounds of 7 runs; cases: $CASES"
 for r in $(seq "$ROUNDS"); do
 	want http || break
 	run_plain "$r" nginx nginx "$URL" "$cg_nginx"
 	run_tapir "$r" nginx+tapir nginx "$URL" "$cg_nginx" served_nginx
-	run_floor "$r"
+	run_floor "$r" watch
+	run_floor "$r" skb
 	run_plain "$r" nginx+proxy nginx "$PROXY_URL" "$cg_nginx" "$cg_proxy"
 	run_plain "$r" uvicorn uvicorn "$UVICORN_URL" "$cg_uvicorn"
 	run_tapir "$r" uvicorn+tapir uvicorn "$UVICORN_URL" "$cg_uvicorn" served_uvicorn

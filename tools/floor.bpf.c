@@ -2,6 +2,7 @@
 /* The least a tracer that reads HTTP from a server's memory must do per call, and what each of
  * the kernel helpers it needs costs on this machine: the floor tapir's overhead sits on. */
 #include "vmlinux.h"
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include "floor.h"
@@ -127,6 +128,108 @@ SEC("tp_btf/sock_send_length")
 int BPF_PROG(floor_send, struct sock *sk, int ret, int flags)
 {
 	return floor_io(sk, ret, 1);
+}
+
+/*
+ * --- the same floor at the socket buffers: cgroup_skb, no read of the process's memory ------
+ *
+ * Per TCP segment to or from a socket of the cgroup: the connection's state in the socket's own
+ * storage (no hash lookup), the payload's first bytes copied out of the segment (as a parser
+ * would need them: a response's payload is in page fragments, not in the linear head), one
+ * clock read; the first payload out after a payload in adds its latency and one answer to the
+ * socket's cgroup. A segment without payload (an ACK) stops after the headers. What it leaves
+ * out, a design at this layer would have to add: TCP reassembly (retransmits, out-of-order
+ * segments, GRO/GSO), and the process (only the socket's cgroup is known).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct floor_conn);
+} sk_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, struct floor_skb_agg);
+} skb_agg SEC(".maps");
+
+#define FLOOR_ETH_P_IP	 0x0800
+#define FLOOR_ETH_P_IPV6 0x86DD
+#define FLOOR_TCP	 6
+
+static __always_inline int floor_skb(struct __sk_buff *skb, int out)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct bpf_sock *sk = skb->sk;
+	struct floor_skb_agg *a;
+	struct floor_conn *c;
+	struct floor_win *w;
+	__u32 zero = 0, off, n;
+	__u64 now, cg;
+	__u8 *b;
+
+	if (!sk)
+		return 1;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk || sk->protocol != FLOOR_TCP)
+		return 1;
+	/* The IP and TCP headers are in the linear head: read in place. */
+	b = data;
+	if (skb->protocol == bpf_htons(FLOOR_ETH_P_IP)) {
+		if (data + 20 > end)
+			return 1;
+		off = (b[0] & 0xf) * 4;
+	} else if (skb->protocol == bpf_htons(FLOOR_ETH_P_IPV6)) {
+		off = 40; /* extension headers: none on TCP here */
+	} else {
+		return 1;
+	}
+	if (off > 60)
+		return 1;
+	b = data + off; /* the TCP header */
+	if ((void *)(b + 20) > end)
+		return 1;
+	off += (b[12] >> 4) * 4;
+	if (skb->len <= off)
+		return 1; /* no payload: an ACK, a SYN, a FIN */
+	c = bpf_sk_storage_get(&sk_conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	w = bpf_map_lookup_elem(&scratch, &zero);
+	if (!c || !w)
+		return 1;
+	n = skb->len - off;
+	if (n > FLOOR_WIN)
+		n = FLOOR_WIN;
+	if (n < 1 || bpf_skb_load_bytes(skb, off, w->b, n))
+		return 1;
+	now = bpf_ktime_get_ns();
+	if (!out) {
+		c->start_ns = now;
+		__builtin_memcpy(c->line, w->b, sizeof(c->line));
+	} else if (c->start_ns) {
+		cg = bpf_skb_cgroup_id(skb);
+		a = bpf_map_lookup_elem(&skb_agg, &cg);
+		if (a) {
+			__sync_fetch_and_add(&a->ns, now - c->start_ns);
+			__sync_fetch_and_add(&a->answers, 1);
+		}
+		c->start_ns = 0;
+	}
+	c->bytes += skb->len - off;
+	return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int skb_in(struct __sk_buff *skb)
+{
+	return floor_skb(skb, 0);
+}
+
+SEC("cgroup_skb/egress")
+int skb_out(struct __sk_buff *skb)
+{
+	return floor_skb(skb, 1);
 }
 
 /* --- helper costs: each program makes COST_OPS calls of one helper per getppid() ---------- */

@@ -2,6 +2,7 @@
 /* The floor under tapir's overhead on this machine: a minimal payload-reading tracer to run beside
  * the benchmark's servers, and the cost of each kernel helper such a tracer needs. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,8 @@
 /*
  *   floor watch CGROUP_DIR...   follow the cgroups' sockets as the least such tracer must (see
  *                               floor.bpf.c) until SIGINT or SIGTERM
+ *   floor skb CGROUP_DIR...     the same at the cgroups' socket buffers (cgroup_skb), reading no
+ *                               process memory
  *   floor costs [CALLS]         nanoseconds per call of each helper, as "name ns" lines
  */
 
@@ -43,24 +46,37 @@ static void only(struct floor_bpf *skel, const char *prefix)
 					  !strncmp(bpf_program__name(p), prefix, strlen(prefix)));
 }
 
-static int do_watch(int argc, char **argv)
+#define MAX_CGROUPS 64
+
+/*
+ * Watch the cgroup directories @argv until SIGINT or SIGTERM: at the socket hooks (@skb 0) or
+ * at the cgroups' socket buffers (@skb 1); then print the answers seen and their mean latency.
+ */
+static int do_watch(int argc, char **argv, int skb)
 {
+	struct bpf_link *links[2 * MAX_CGROUPS] = {};
+	struct floor_skb_agg sa = {};
 	struct floor_bpf *skel;
 	struct stat st;
 	__u64 id, requests = 0, sum = 0, v;
 	__u32 one = 1;
-	int i, err = 1;
+	int i, fd, fail, nlinks = 0, err = 1;
 
+	if (argc > MAX_CGROUPS) {
+		fprintf(stderr, "floor: at most %d cgroups\n", MAX_CGROUPS);
+		return 1;
+	}
 	skel = floor_bpf__open();
 	if (!skel) {
 		fprintf(stderr, "floor: open: %s\n", strerror(errno));
 		return 1;
 	}
-	only(skel, "floor_");
-	if (floor_bpf__load(skel) || floor_bpf__attach(skel)) {
-		fprintf(stderr,
-			"floor: this kernel cannot run the floor tracer (tp_btf/sock_*_length, "
-			"bpf_task_pt_regs)\n");
+	only(skel, skb ? "skb_" : "floor_");
+	if (floor_bpf__load(skel) || (!skb && floor_bpf__attach(skel))) {
+		fprintf(stderr, skb ? "floor: this kernel cannot run the socket-buffer floor "
+				      "(cgroup_skb, socket storage)\n"
+				    : "floor: this kernel cannot run the floor tracer "
+				      "(tp_btf/sock_*_length, bpf_task_pt_regs)\n");
 		err = 2;
 		goto cleanup;
 	}
@@ -72,11 +88,35 @@ static int do_watch(int argc, char **argv)
 		}
 		id = st.st_ino;
 		v = 0;
-		if (bpf_map_update_elem(bpf_map__fd(skel->maps.watched), &id, &one, BPF_ANY) ||
-		    bpf_map_update_elem(bpf_map__fd(skel->maps.agg), &id, &v, BPF_ANY)) {
+		if (skb)
+			fail = bpf_map_update_elem(bpf_map__fd(skel->maps.skb_agg), &id, &sa,
+						   BPF_ANY);
+		else
+			fail = bpf_map_update_elem(bpf_map__fd(skel->maps.watched), &id, &one,
+						   BPF_ANY) ||
+			       bpf_map_update_elem(bpf_map__fd(skel->maps.agg), &id, &v, BPF_ANY);
+		if (fail) {
 			fprintf(stderr, "floor: watching %s: %s\n", argv[i], strerror(errno));
 			goto cleanup;
 		}
+		if (!skb)
+			continue;
+		/* Both programs on the cgroup; links[] holds each one attached. */
+		fd = open(argv[i], O_RDONLY | O_DIRECTORY);
+		if (fd < 0) {
+			fprintf(stderr, "floor: %s: %s\n", argv[i], strerror(errno));
+			goto cleanup;
+		}
+		links[nlinks] = bpf_program__attach_cgroup(skel->progs.skb_in, fd);
+		if (links[nlinks])
+			links[++nlinks] = bpf_program__attach_cgroup(skel->progs.skb_out, fd);
+		fail = errno;
+		close(fd);
+		if (!links[nlinks]) {
+			fprintf(stderr, "floor: attaching to %s: %s\n", argv[i], strerror(fail));
+			goto cleanup;
+		}
+		nlinks++;
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -88,10 +128,14 @@ static int do_watch(int argc, char **argv)
 		if (stat(argv[i], &st))
 			continue;
 		id = st.st_ino;
-		if (!bpf_map_lookup_elem(bpf_map__fd(skel->maps.agg), &id, &v))
+		if (skb && !bpf_map_lookup_elem(bpf_map__fd(skel->maps.skb_agg), &id, &sa)) {
+			sum += sa.ns;
+			requests += sa.answers;
+		} else if (!skb && !bpf_map_lookup_elem(bpf_map__fd(skel->maps.agg), &id, &v)) {
 			sum += v;
+		}
 	}
-	{
+	if (!skb) {
 		__u64 key, next, *prev = NULL;
 		struct floor_conn c;
 
@@ -106,6 +150,8 @@ static int do_watch(int argc, char **argv)
 	       (unsigned long long)requests, requests ? sum / 1e3 / requests : 0.0);
 	err = 0;
 cleanup:
+	for (i = 0; i < nlinks; i++)
+		bpf_link__destroy(links[i]);
 	floor_bpf__destroy(skel);
 	return err;
 }
@@ -212,9 +258,12 @@ int main(int argc, char **argv)
 {
 	libbpf_set_print(silent);
 	if (argc >= 3 && !strcmp(argv[1], "watch"))
-		return do_watch(argc - 2, argv + 2);
+		return do_watch(argc - 2, argv + 2, 0);
+	if (argc >= 3 && !strcmp(argv[1], "skb"))
+		return do_watch(argc - 2, argv + 2, 1);
 	if (argc >= 2 && !strcmp(argv[1], "costs"))
 		return do_costs(argc >= 3 ? atol(argv[2]) : 200000);
-	fprintf(stderr, "usage: floor watch CGROUP_DIR... | floor costs [CALLS]\n");
+	fprintf(stderr,
+		"usage: floor watch CGROUP_DIR... | floor skb CGROUP_DIR... | floor costs [CALLS]\n");
 	return 1;
 }

@@ -12,4 +12,10 @@ struct floor_conn {
 	__u8 line[32];	/* the first bytes of the latest read, as tapir keeps a request line */
 };
 
+/* Per cgroup, the socket-buffer floor's answers and the sum of their latencies. */
+struct floor_skb_agg {
+	__u64 ns;
+	__u64 answers;
+};
+
 #endif

@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 
+import pytest
+
 from client import RawConn, get
 from conftest import PY, SERVERS, ROOT, Cgroup, free_port, wait_port
 
@@ -31,7 +33,10 @@ def serve(cg):
     return port, srv
 
 
-def test_floor_counts_the_answers_of_the_watched_cgroup(cgroot):
+@pytest.mark.parametrize("mode", ["watch", "skb"])
+def test_floor_counts_the_answers_of_the_watched_cgroup(cgroot, mode):
+    """Both floors, at the socket hooks (watch) and at the socket buffers (skb), count the answers
+    of the cgroup they watch and none of another's."""
     mount, rel = cgroot
     watched, other = Cgroup(f"{mount}{rel}/floor-w"), Cgroup(f"{mount}{rel}/floor-o")
     srvs = []
@@ -40,7 +45,7 @@ def test_floor_counts_the_answers_of_the_watched_cgroup(cgroot):
         srvs.append(p)
         oport, p = serve(other)
         srvs.append(p)
-        floor = subprocess.Popen([FLOOR, "watch", watched.path], stdout=subprocess.PIPE,
+        floor = subprocess.Popen([FLOOR, mode, watched.path], stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True)
         assert floor.stdout.readline().startswith("floor: watching 1 cgroups")
         made = 0
