@@ -68,6 +68,26 @@ struct {
 } scratch SEC(".maps");
 
 /*
+ * What both floors do with a message's first bytes @w at @now: bytes in (@out 0) start a request
+ * and keep its first 32 bytes, as tapir keeps a request line; the first bytes out after them
+ * answer it. 1 with its latency in *@lat when they do.
+ */
+static __always_inline int floor_answer(struct floor_conn *c, const struct floor_win *w, __u64 now,
+					int out, __u64 *lat)
+{
+	if (!out) {
+		c->start_ns = now;
+		__builtin_memcpy(c->line, w->b, sizeof(c->line));
+		return 0;
+	}
+	if (!c->start_ns)
+		return 0;
+	*lat = now - c->start_ns;
+	c->start_ns = 0;
+	return 1;
+}
+
+/*
  * Per call of a watched process: the cgroup filter, the connection's state, the syscall's
  * buffer from its registers, one read of its first bytes (the iovec array first for a vectored
  * call), one clock read; a read keeps the first 32 bytes as tapir keeps a request line, the first
@@ -75,7 +95,7 @@ struct {
  */
 static __always_inline int floor_io(struct sock *sk, int ret, int out)
 {
-	__u64 cg = bpf_get_current_cgroup_id(), key = (__u64)sk, now, buf, *a;
+	__u64 cg = bpf_get_current_cgroup_id(), key = (__u64)sk, buf, lat, *a;
 	struct floor_conn *c, fresh = {};
 	struct floor_win *w;
 	struct pt_regs *regs;
@@ -102,16 +122,10 @@ static __always_inline int floor_io(struct sock *sk, int ret, int out)
 	}
 	if (bpf_probe_read_user(w->b, FLOOR_WIN, (void *)buf))
 		return 0;
-	now = bpf_ktime_get_ns();
-	if (!out) {
-		c->start_ns = now;
-		__builtin_memcpy(c->line, w->b, sizeof(c->line));
-	} else if (c->start_ns) {
-		/* The first write after a read answers it. */
+	if (floor_answer(c, w, bpf_ktime_get_ns(), out, &lat)) {
 		a = bpf_map_lookup_elem(&agg, &cg);
 		if (a)
-			__sync_fetch_and_add(a, now - c->start_ns);
-		c->start_ns = 0;
+			__sync_fetch_and_add(a, lat);
 		c->requests++;
 	}
 	c->bytes += ret;
@@ -167,7 +181,7 @@ static __always_inline int floor_skb(struct __sk_buff *skb, int out)
 	struct floor_conn *c;
 	struct floor_win *w;
 	__u32 zero = 0, off, n;
-	__u64 now, cg;
+	__u64 lat, cg;
 	__u8 *b;
 
 	if (!sk)
@@ -203,18 +217,13 @@ static __always_inline int floor_skb(struct __sk_buff *skb, int out)
 		n = FLOOR_WIN;
 	if (n < 1 || bpf_skb_load_bytes(skb, off, w->b, n))
 		return 1;
-	now = bpf_ktime_get_ns();
-	if (!out) {
-		c->start_ns = now;
-		__builtin_memcpy(c->line, w->b, sizeof(c->line));
-	} else if (c->start_ns) {
+	if (floor_answer(c, w, bpf_ktime_get_ns(), out, &lat)) {
 		cg = bpf_skb_cgroup_id(skb);
 		a = bpf_map_lookup_elem(&skb_agg, &cg);
 		if (a) {
-			__sync_fetch_and_add(&a->ns, now - c->start_ns);
+			__sync_fetch_and_add(&a->ns, lat);
 			__sync_fetch_and_add(&a->answers, 1);
 		}
-		c->start_ns = 0;
 	}
 	c->bytes += skb->len - off;
 	return 1;
