@@ -52,12 +52,12 @@ struct {
 	__type(value, struct floor_conn);
 } conns SEC(".maps");
 
-/* Per cgroup: requests answered and the sum of their latencies, one atomic add each. */
+/* Per cgroup: answers and the sum of their latencies, an atomic add each. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct floor_agg);
 } agg SEC(".maps");
 
 struct {
@@ -87,15 +87,27 @@ static __always_inline int floor_answer(struct floor_conn *c, const struct floor
 	return 1;
 }
 
+/* An answer of cgroup @cg, @lat after its request, into the cgroup's aggregate. */
+static __always_inline void floor_add(__u64 cg, __u64 lat)
+{
+	struct floor_agg *a = bpf_map_lookup_elem(&agg, &cg);
+
+	if (a) {
+		__sync_fetch_and_add(&a->ns, lat);
+		__sync_fetch_and_add(&a->answers, 1);
+	}
+}
+
 /*
  * Per call of a watched process: the cgroup filter, the connection's state, the syscall's
  * buffer from its registers, one read of its first bytes (the iovec array first for a vectored
  * call), one clock read; a read keeps the first 32 bytes as tapir keeps a request line, the first
- * write after it adds its latency to its cgroup's aggregate. What tapir adds beyond this is its parsing.
+ * write after it adds its latency and one answer to its cgroup's aggregate. What tapir adds
+ * beyond this is its parsing.
  */
 static __always_inline int floor_io(struct sock *sk, int ret, int out)
 {
-	__u64 cg = bpf_get_current_cgroup_id(), key = (__u64)sk, buf, lat, *a;
+	__u64 cg = bpf_get_current_cgroup_id(), key = (__u64)sk, buf, lat;
 	struct floor_conn *c, fresh = {};
 	struct floor_win *w;
 	struct pt_regs *regs;
@@ -122,12 +134,8 @@ static __always_inline int floor_io(struct sock *sk, int ret, int out)
 	}
 	if (bpf_probe_read_user(w->b, FLOOR_WIN, (void *)buf))
 		return 0;
-	if (floor_answer(c, w, bpf_ktime_get_ns(), out, &lat)) {
-		a = bpf_map_lookup_elem(&agg, &cg);
-		if (a)
-			__sync_fetch_and_add(a, lat);
-		c->requests++;
-	}
+	if (floor_answer(c, w, bpf_ktime_get_ns(), out, &lat))
+		floor_add(cg, lat);
 	c->bytes += ret;
 	return 0;
 }
@@ -162,13 +170,6 @@ struct {
 	__type(value, struct floor_conn);
 } sk_conns SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u64);
-	__type(value, struct floor_skb_agg);
-} skb_agg SEC(".maps");
-
 #define FLOOR_ETH_P_IP	 0x0800
 #define FLOOR_ETH_P_IPV6 0x86DD
 #define FLOOR_TCP	 6
@@ -177,11 +178,10 @@ static __always_inline int floor_skb(struct __sk_buff *skb, int out)
 {
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct bpf_sock *sk = skb->sk;
-	struct floor_skb_agg *a;
 	struct floor_conn *c;
 	struct floor_win *w;
 	__u32 zero = 0, off, n;
-	__u64 lat, cg;
+	__u64 lat;
 	__u8 *b;
 
 	if (!sk)
@@ -217,14 +217,8 @@ static __always_inline int floor_skb(struct __sk_buff *skb, int out)
 		n = FLOOR_WIN;
 	if (n < 1 || bpf_skb_load_bytes(skb, off, w->b, n))
 		return 1;
-	if (floor_answer(c, w, bpf_ktime_get_ns(), out, &lat)) {
-		cg = bpf_skb_cgroup_id(skb);
-		a = bpf_map_lookup_elem(&skb_agg, &cg);
-		if (a) {
-			__sync_fetch_and_add(&a->ns, lat);
-			__sync_fetch_and_add(&a->answers, 1);
-		}
-	}
+	if (floor_answer(c, w, bpf_ktime_get_ns(), out, &lat))
+		floor_add(bpf_skb_cgroup_id(skb), lat);
 	c->bytes += skb->len - off;
 	return 1;
 }

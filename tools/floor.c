@@ -55,12 +55,12 @@ static void only(struct floor_bpf *skel, const char *prefix)
 static int do_watch(int argc, char **argv, int skb)
 {
 	struct bpf_link *links[2 * MAX_CGROUPS] = {};
-	struct floor_skb_agg sa = {};
+	struct floor_agg a = {};
 	struct floor_bpf *skel;
 	struct stat st;
-	__u64 id, requests = 0, sum = 0, v;
+	__u64 id, answers = 0, sum = 0;
 	__u32 one = 1;
-	int i, fd, fail, nlinks = 0, err = 1;
+	int i, fd, e, nlinks = 0, err = 1;
 
 	if (argc > MAX_CGROUPS) {
 		fprintf(stderr, "floor: at most %d cgroups\n", MAX_CGROUPS);
@@ -87,15 +87,10 @@ static int do_watch(int argc, char **argv, int skb)
 			goto cleanup;
 		}
 		id = st.st_ino;
-		v = 0;
-		if (skb)
-			fail = bpf_map_update_elem(bpf_map__fd(skel->maps.skb_agg), &id, &sa,
-						   BPF_ANY);
-		else
-			fail = bpf_map_update_elem(bpf_map__fd(skel->maps.watched), &id, &one,
-						   BPF_ANY) ||
-			       bpf_map_update_elem(bpf_map__fd(skel->maps.agg), &id, &v, BPF_ANY);
-		if (fail) {
+		/* The socket hooks filter on the cgroup; cgroup_skb programs hang on it. */
+		if ((!skb &&
+		     bpf_map_update_elem(bpf_map__fd(skel->maps.watched), &id, &one, BPF_ANY)) ||
+		    bpf_map_update_elem(bpf_map__fd(skel->maps.agg), &id, &a, BPF_ANY)) {
 			fprintf(stderr, "floor: watching %s: %s\n", argv[i], strerror(errno));
 			goto cleanup;
 		}
@@ -110,10 +105,10 @@ static int do_watch(int argc, char **argv, int skb)
 		links[nlinks] = bpf_program__attach_cgroup(skel->progs.skb_in, fd);
 		if (links[nlinks])
 			links[++nlinks] = bpf_program__attach_cgroup(skel->progs.skb_out, fd);
-		fail = errno;
+		e = errno;
 		close(fd);
 		if (!links[nlinks]) {
-			fprintf(stderr, "floor: attaching to %s: %s\n", argv[i], strerror(fail));
+			fprintf(stderr, "floor: attaching to %s: %s\n", argv[i], strerror(e));
 			goto cleanup;
 		}
 		nlinks++;
@@ -128,26 +123,13 @@ static int do_watch(int argc, char **argv, int skb)
 		if (stat(argv[i], &st))
 			continue;
 		id = st.st_ino;
-		if (skb && !bpf_map_lookup_elem(bpf_map__fd(skel->maps.skb_agg), &id, &sa)) {
-			sum += sa.ns;
-			requests += sa.answers;
-		} else if (!skb && !bpf_map_lookup_elem(bpf_map__fd(skel->maps.agg), &id, &v)) {
-			sum += v;
-		}
-	}
-	if (!skb) {
-		__u64 key, next, *prev = NULL;
-		struct floor_conn c;
-
-		while (!bpf_map_get_next_key(bpf_map__fd(skel->maps.conns), prev, &next)) {
-			if (!bpf_map_lookup_elem(bpf_map__fd(skel->maps.conns), &next, &c))
-				requests += c.requests;
-			key = next;
-			prev = &key;
+		if (!bpf_map_lookup_elem(bpf_map__fd(skel->maps.agg), &id, &a)) {
+			sum += a.ns;
+			answers += a.answers;
 		}
 	}
 	printf("floor: %llu answers, %.1f us after their request on average\n",
-	       (unsigned long long)requests, requests ? sum / 1e3 / requests : 0.0);
+	       (unsigned long long)answers, answers ? sum / 1e3 / answers : 0.0);
 	err = 0;
 cleanup:
 	for (i = 0; i < nlinks; i++)
