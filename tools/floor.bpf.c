@@ -301,6 +301,17 @@ __noinline int cost_callee(__u64 x)
 	return x + 1;
 }
 
+static long cost_loop_cb(__u32 i, void *arg)
+{
+	return 0;
+}
+
+/* bpf_loop with one iteration: the helper, and an indirect call of its callback and back. */
+static __always_inline __u64 loop1(void)
+{
+	return bpf_loop(1, cost_loop_cb, NULL, 0);
+}
+
 /* cost_none first: every other program's time is its own less cost_none's. */
 COST_PROG(none, 0)
 COST_PROG(ktime, bpf_ktime_get_ns())
@@ -310,3 +321,4 @@ COST_PROG(cgroup_id, bpf_get_current_cgroup_id())
 COST_PROG(hash_lookup, hash_lookup())
 COST_PROG(ringbuf, ringbuf())
 COST_PROG(call, cost_callee(i))
+COST_PROG(loop1, loop1())
