@@ -124,6 +124,11 @@ $(FAKE_NVML): tests/fake_nvml/fake_nvml.c tests/fake_nvml/fake_nvml.h user/sourc
 	$(call msg,CC-SO,$@)
 	$(Q)$(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) -fPIC -shared $< -o $@
 
+# The segment dropper of test_skb.py: a helper with a BPF skeleton of its own.
+$(OUT)/tests/skb_drop: tests/helpers/skb_drop.c $(OUT)/tests/skb_drop.skel.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -I$(OUT)/tests $< $(LDLIBS) -o $@
+
 $(OUT)/tests/%: tests/helpers/%.c $(OUT)/libtapir.a | $(OUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $< $(OUT)/libtapir.a $(LDLIBS) -o $@

@@ -73,6 +73,9 @@ const volatile __u32 llm_resp_bytes = 1 << 20;
 const volatile __u64 llm_wakeup_bytes = 1 << 20;
 const volatile __u64 h2_wakeup_bytes = 1 << 20; /* h2_events: wake the reader this full */
 const volatile __u32 h2_on = 1; /* follow HTTP/2 (off: the compat build without h2_more) */
+/* The socket-buffer hooks (http_skb_in, http_skb_out) are the ones attached: new connections
+ * start their sequence numbers where the kernel's socket has them. */
+const volatile __u32 skb_on = 0;
 /* Some rule has async rules (TAPIR_CF_HEADS connections may exist): without, the verifier drops
  * the head capture's branch (the compat build's walk is near the 1M-instruction limit). */
 const volatile __u32 heads_on = 0;
@@ -111,7 +114,7 @@ struct tapir_io {
 static __always_inline void tapir_conn_stat(void *env, __u32 idx);
 static __always_inline void tapir_conn_record(void *env, struct tapir_conn *c, __u32 slot,
 					      __u8 outcome, __u16 status, __u64 now);
-static __always_inline int tapir_walk_read(void *dst, __u32 n, __u64 src);
+static __always_inline int tapir_walk_read(void *env, void *dst, __u32 n, __u64 src);
 struct tapir_walk;
 TAPIR_SUBPROG int http_feed(struct tapir_http_parser *p, __u32 c);
 TAPIR_SUBPROG int http_fast(struct tapir_http_parser *p, __u64 x0, __u64 x1);
@@ -408,8 +411,17 @@ static __always_inline void tapir_conn_record(void *env, struct tapir_conn *c, _
 	bpf_ringbuf_submit(e, flags);
 }
 
-static __always_inline int tapir_walk_read(void *dst, __u32 n, __u64 src)
+/* @env: NULL, or the segment (struct __sk_buff) the socket-buffer hooks walk, where @src is an
+ * offset. NULL is a constant wherever the caller is no such hook: the other branch goes. */
+static __always_inline int tapir_walk_read(void *env, void *dst, __u32 n, __u64 src)
 {
+#ifndef TAPIR_COMPAT
+	if (env) {
+		if (!n)
+			return -1;
+		return bpf_skb_load_bytes(env, src, dst, n);
+	}
+#endif
 	return bpf_probe_read_user(dst, n, (void *)src);
 }
 
@@ -781,7 +793,7 @@ int walk_more(void *ctx)
 }
 
 static __always_inline void run_walk(void *ctx, struct tapir_walk *w, struct tapir_conn *c,
-				     void *tails)
+				     void *tails, void *skb)
 {
 	bpf_tail_call(ctx, tails, 0);
 	tapir_conn_abandon(NULL, c, TAPIR_STAT_SCAN_LIMIT); /* walk_more is missing */
@@ -790,6 +802,7 @@ static __always_inline void run_walk(void *ctx, struct tapir_walk *w, struct tap
 struct walk_args {
 	struct tapir_walk *w;
 	struct tapir_conn *c;
+	struct __sk_buff *skb; /* the socket-buffer hooks' segment */
 };
 
 static long walk_cb(__u32 i, void *arg)
@@ -799,15 +812,28 @@ static long walk_cb(__u32 i, void *arg)
 	return walk_step(a->w, a->c);
 }
 
-static __always_inline void run_walk(void *ctx, struct tapir_walk *w, struct tapir_conn *c,
-				     void *tails)
+/* The same steps reading from a segment: a callback of its own, so that the other one's reads
+ * stay those of user memory without a test. */
+static long walk_skb_cb(__u32 i, void *arg)
 {
-	struct walk_args a = { .w = w, .c = c };
+	struct walk_args *a = arg;
 
-	bpf_loop(loop_max, walk_cb, &a, 0);
+	return tapir_walk_step(a->skb, a->w, a->c);
+}
+
+/* @skb: NULL (a constant), or the segment walked by the socket-buffer hooks. */
+static __always_inline void run_walk(void *ctx, struct tapir_walk *w, struct tapir_conn *c,
+				     void *tails, struct __sk_buff *skb)
+{
+	struct walk_args a = { .w = w, .c = c, .skb = skb };
+
+	if (skb)
+		bpf_loop(loop_max, walk_skb_cb, &a, 0);
+	else
+		bpf_loop(loop_max, walk_cb, &a, 0);
 	if (!w->done)
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_SCAN_LIMIT);
-	else
+	else if (!skb)
 		walk_done(w, c);
 }
 #endif
@@ -818,7 +844,8 @@ static __always_inline void run_walk(void *ctx, struct tapir_walk *w, struct tap
  * first byte came when the read returned it (a client waits inside its read).
  */
 static __always_inline void walk(void *ctx, struct tapir_conn_key *key, struct tapir_io *io,
-				 __u8 dir, __u64 len, struct tapir_conn *c, void *tails)
+				 __u8 dir, __u64 len, struct tapir_conn *c, void *tails,
+				 struct __sk_buff *skb)
 {
 	struct tapir_scratch *s = get_scratch();
 	/* One clock read per call where the hook runs inside it (socket hooks). */
@@ -833,7 +860,7 @@ static __always_inline void walk(void *ctx, struct tapir_conn_key *key, struct t
 			ts = now;
 	}
 	tapir_walk_begin(&s->w, key, io->kind, dir, io->buf, io->iovcnt, len, ts, now);
-	run_walk(ctx, &s->w, c, tails);
+	run_walk(ctx, &s->w, c, tails, skb);
 }
 
 /*
@@ -908,29 +935,39 @@ static __always_inline struct h2_scratch *h2_get_scratch(void)
 }
 
 /* Do the first bytes of @io start the HTTP/2 client preface? */
-static __always_inline bool starts_h2(struct tapir_io *io, __u64 len)
+/*
+ * The first @n bytes that @io moves, into @dst: from the segment @skb with the socket-buffer
+ * hooks (io->buf is the payload's offset), else from the process's memory. 0 or an error.
+ */
+static __always_inline int io_head(struct tapir_io *io, void *dst, __u32 n, void *skb)
 {
-	__u64 ubuf = io->buf, word = 0;
+	__u64 ubuf = io->buf;
 
-	if (io->kind == IO_BLIND || len < 8)
-		return false;
+	if (io->kind == IO_BLIND)
+		return -1;
+#ifndef TAPIR_COMPAT
+	if (skb)
+		return bpf_skb_load_bytes(skb, io->buf, dst, n);
+#endif
 	if (io->kind == IO_IOV && bpf_probe_read_user(&ubuf, sizeof(ubuf), (void *)io->buf))
-		return false;
-	return !bpf_probe_read_user(&word, sizeof(word), (void *)ubuf) && word == H2_PRI;
+		return -1;
+	return bpf_probe_read_user(dst, n, (void *)ubuf);
+}
+
+static __always_inline bool starts_h2(struct tapir_io *io, __u64 len, void *skb)
+{
+	__u64 word = 0;
+
+	return len >= 8 && !io_head(io, &word, sizeof(word), skb) && word == H2_PRI;
 }
 
 /* Do the first bytes of @io look like a server's first HTTP/2 frame, SETTINGS (not an ACK)? */
-static __always_inline bool starts_h2_settings(struct tapir_io *io, __u64 len)
+static __always_inline bool starts_h2_settings(struct tapir_io *io, __u64 len, void *skb)
 {
-	__u64 ubuf = io->buf;
 	__u8 h[TH2_HEADER_LEN];
 	__u32 n;
 
-	if (io->kind == IO_BLIND || len < TH2_HEADER_LEN)
-		return false;
-	if (io->kind == IO_IOV && bpf_probe_read_user(&ubuf, sizeof(ubuf), (void *)io->buf))
-		return false;
-	if (bpf_probe_read_user(h, sizeof(h), (void *)ubuf))
+	if (len < TH2_HEADER_LEN || io_head(io, h, sizeof(h), skb))
 		return false;
 	n = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
 	return n % 6 == 0 && n <= 16 * 6 && h[3] == TH2_SETTINGS && h[4] == 0 && !h[5] && !h[6] &&
@@ -939,9 +976,9 @@ static __always_inline bool starts_h2_settings(struct tapir_io *io, __u64 len)
 
 /* Does @io begin HTTP/2: a read with the client's preface, or a write with the server's first
  * SETTINGS (a server may speak first)? @dir is the parser's. */
-static __always_inline bool starts_h2_either(struct tapir_io *io, __u64 len, __u8 dir)
+static __always_inline bool starts_h2_either(struct tapir_io *io, __u64 len, __u8 dir, void *skb)
 {
-	return dir == DIR_IN ? starts_h2(io, len) : starts_h2_settings(io, len);
+	return dir == DIR_IN ? starts_h2(io, len, skb) : starts_h2_settings(io, len, skb);
 }
 
 /*
@@ -950,18 +987,13 @@ static __always_inline bool starts_h2_either(struct tapir_io *io, __u64 len, __u
  * where its type needs one and none where it must not, the reserved bit clear? Asked of
  * connections open before tapir started, whose frame boundaries it cannot know.
  */
-static __always_inline bool looks_h2_frame(struct tapir_io *io, __u64 len)
+static __always_inline bool looks_h2_frame(struct tapir_io *io, __u64 len, void *skb)
 {
-	__u64 ubuf = io->buf;
 	__u8 h[TH2_HEADER_LEN], t;
 	__u32 n;
 	bool sid;
 
-	if (io->kind == IO_BLIND || len < TH2_HEADER_LEN)
-		return false;
-	if (io->kind == IO_IOV && bpf_probe_read_user(&ubuf, sizeof(ubuf), (void *)io->buf))
-		return false;
-	if (bpf_probe_read_user(h, sizeof(h), (void *)ubuf))
+	if (len < TH2_HEADER_LEN || io_head(io, h, sizeof(h), skb))
 		return false;
 	n = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
 	t = h[3];
@@ -1362,17 +1394,14 @@ static __always_inline struct tapir_conn *untracked_conn(struct tapir_conn_key *
 }
 
 /* Do the first bytes of @io open a request line (a method and a space)? */
-static __always_inline bool starts_request(struct tapir_io *io, __u64 len)
+static __always_inline bool starts_request(struct tapir_io *io, __u64 len, void *skb)
 {
-	__u64 ubuf = io->buf, tok = 0;
+	__u64 tok = 0;
 	__u8 head[8];
 	int i;
 
-	if (io->kind == IO_BLIND || len < 4)
-		return false;
-	if (io->kind == IO_IOV && bpf_probe_read_user(&ubuf, sizeof(ubuf), (void *)io->buf))
-		return false;
-	if (bpf_probe_read_user(head, sizeof(head), (void *)ubuf))
+	/* 8 bytes: a segment's payload has them past a 4-byte request ("GET ") too */
+	if (len < (skb ? 8 : 4) || io_head(io, head, sizeof(head), skb))
 		return false;
 	for (i = 0; i < 8; i++) {
 		if (head[i] == ' ')
@@ -1390,10 +1419,10 @@ static __always_inline bool starts_request(struct tapir_io *io, __u64 len)
  * before the handshake ended). Followed from here if its bytes open a request line.
  */
 static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key, struct tapir_io *io,
-						  __u64 len)
+						  __u64 len, struct __sk_buff *skb)
 {
 	struct sock *sk = (struct sock *)key->sock;
-	__u64 ino, cgid = bpf_get_current_cgroup_id();
+	__u64 ino, cgid = skb ? bpf_skb_cgroup_id(skb) : bpf_get_current_cgroup_id();
 	struct tapir_cgroup_info *cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);
 	struct tapir_conn *c;
 	int kind;
@@ -1412,7 +1441,7 @@ static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key, st
 			return c;
 		}
 	}
-	if (io->dir != DIR_IN || !starts_request(io, len))
+	if (io->dir != DIR_IN || !starts_request(io, len, skb))
 		return NULL;
 	if (kind != TAPIR_SK_TCP) {
 		stat_inc(TAPIR_STAT_IGNORED_NOT_TCP); /* e.g. an HTTP-looking UDP datagram */
@@ -1477,16 +1506,11 @@ static __always_inline void conn_out_event(__u64 skp, __u32 begin)
 }
 
 /* A new connection whose first bytes start a TLS handshake is not followed. */
-static __always_inline bool starts_tls(struct tapir_io *io)
+static __always_inline bool starts_tls(struct tapir_io *io, void *skb)
 {
-	__u64 ubuf = io->buf;
 	__u8 first = 0;
 
-	if (io->kind == IO_BLIND)
-		return false;
-	if (io->kind == IO_IOV && bpf_probe_read_user(&ubuf, sizeof(ubuf), (void *)io->buf))
-		return false;
-	return !bpf_probe_read_user(&first, 1, (void *)ubuf) && first == 0x16;
+	return !io_head(io, &first, 1, skb) && first == 0x16;
 }
 
 /*
@@ -1494,7 +1518,7 @@ static __always_inline bool starts_tls(struct tapir_io *io)
  * path both hook sets take. @c is the socket's connection, NULL when it has none yet.
  */
 static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struct tapir_conn *c,
-				 void *tails)
+				 void *tails, struct __sk_buff *skb)
 {
 	struct tapir_conn_key key = { .sock = io->sock };
 	__u8 dir; /* the parser's: DIR_IN for requests, whichever side sends them */
@@ -1507,17 +1531,18 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 	if (io->peek)
 		return 0;
 	if (!c) {
-		c = pick_up(&key, io, ret);
+		c = pick_up(&key, io, ret, skb);
 		if (!c)
 			return 0;
 	}
-	c->tgid = io->tgid;
+	if (!skb)
+		c->tgid = io->tgid; /* a segment's hook runs in no process of the connection's */
 	dir = (c->flags & TAPIR_CF_CLIENT) ? !io->dir : io->dir;
 	if (c->state == TAPIR_CONN_NEW && !(c->flags & TAPIR_CF_CLIENT)) {
 		/* Open before tapir started: picked up if a frame seems to begin here (a wrong
 		 * guess ends at the walker's first error, counted); its HPACK tables are unknown,
 		 * and the daemon makes do with the static table. */
-		if ((c->flags & TAPIR_CF_PRESTART) && looks_h2_frame(io, ret)) {
+		if ((c->flags & TAPIR_CF_PRESTART) && looks_h2_frame(io, ret, skb)) {
 			if (!h2_on) {
 				tapir_conn_abandon(NULL, c, TAPIR_STAT_H2_PRESTART);
 				return 0;
@@ -1526,7 +1551,7 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 				return 0;
 		}
 		/* The client's preface, or the server's SETTINGS, which it may send first. */
-		if (!(c->flags & TAPIR_CF_PRESTART) && starts_h2_either(io, ret, dir)) {
+		if (!(c->flags & TAPIR_CF_PRESTART) && starts_h2_either(io, ret, dir, skb)) {
 			if (!h2_on) {
 				tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_HTTP2);
 				return 0;
@@ -1539,11 +1564,14 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		 * 3.2), whose server sends its SETTINGS and may answer stream 1 at once, before
 		 * the client's preface; anything else (a WebSocket) is left alone from here on. */
 		c->flags |= TAPIR_CF_UPGRADE_SEEN;
-		if ((c->flags & TAPIR_CF_CLIENT) || !h2_on || !starts_h2_either(io, ret, dir) ||
+		if ((c->flags & TAPIR_CF_CLIENT) || !h2_on ||
+		    !starts_h2_either(io, ret, dir, skb) ||
 		    h2_begin(c,
 			     dir == DIR_OUT ? TAPIR_H2_OPEN_UPGRADE : TAPIR_H2_OPEN_UPGRADE_LATE))
 			return 0;
 	}
+	if (c->state == TAPIR_CONN_H2 && skb)
+		return 0; /* never: h2_on is 0 with the socket-buffer hooks */
 	if (c->state == TAPIR_CONN_H2) {
 #ifndef TAPIR_COMPAT
 		h2_io(c, io, ret); /* one call site: its bpf_loop callback is verified once */
@@ -1559,7 +1587,7 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 				   TAPIR_STAT_IGNORED_NOT_HTTP); /* the server spoke first */
 		return 0;
 	}
-	if (c->state == TAPIR_CONN_NEW && dir == DIR_IN && starts_tls(io)) {
+	if (c->state == TAPIR_CONN_NEW && dir == DIR_IN && starts_tls(io, skb)) {
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_TLS); /* a TLS ClientHello record */
 		return 0;
 	}
@@ -1569,9 +1597,9 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		return 0;
 	}
 
-	if (llm_on && dir == DIR_OUT)
+	if (llm_on && !skb && dir == DIR_OUT)
 		llm_answer(c, io, ret);
-	walk(ctx, &key, io, dir, ret, c, tails);
+	walk(ctx, &key, io, dir, ret, c, tails, skb);
 	return 0;
 }
 
@@ -1619,8 +1647,14 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			if (c && outbound_on)
 				conn_out_event(key.sock, 1);
 		}
-		if (!c)
+		if (!c) {
 			stat_inc(TAPIR_STAT_CONN_TABLE_FULL);
+		} else if (skb_on) {
+			/* The first byte each way: the peer's next, and ours. */
+			c->seq[DIR_IN] = BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt);
+			c->seq[DIR_OUT] = BPF_CORE_READ((struct tcp_sock *)sk, snd_nxt);
+			c->seq_ok = 1 << DIR_IN | 1 << DIR_OUT;
+		}
 		return 0;
 	}
 	if (newstate != TCP_CLOSE_WAIT && newstate != TCP_FIN_WAIT1 && newstate != TCP_LAST_ACK &&
@@ -1636,6 +1670,10 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	/* This side's FIN on an outbound connection may be a half-close (shutdown(SHUT_WR) after
 	 * the request): its answer may still come. It is settled when the socket ends. */
 	if (newstate == TCP_FIN_WAIT1 && (c->flags & TAPIR_CF_CLIENT))
+		return 0;
+	/* With the socket-buffer hooks the answer's last segments may still wait in the send
+	 * queue behind our FIN: settled when the socket is destroyed, after they left. */
+	if (skb_on && have_destroy_tp)
 		return 0;
 	if (newstate == TCP_CLOSE) {
 		if (BPF_CORE_READ(sk, sk_err) == ECONNRESET)
@@ -1721,7 +1759,7 @@ static __always_inline int exit_io(void *ctx, long ret)
 	io = *iop;
 	bpf_map_delete_elem(&active_io, &id);
 	key.sock = io.sock;
-	return on_io(ctx, &io, ret, bpf_map_lookup_elem(&conns, &key), TAILS(walkers));
+	return on_io(ctx, &io, ret, bpf_map_lookup_elem(&conns, &key), TAILS(walkers), NULL);
 }
 
 SEC("tracepoint/syscalls/sys_enter_read")
@@ -1929,7 +1967,7 @@ static __always_inline int sock_io(void *ctx, struct sock *sk, long ret, int fla
 		/* sendfile, splice, io_uring, sendmmsg: bytes counted, not looked at */
 		io.kind = IO_BLIND;
 	}
-	return on_io(ctx, &io, ret, c, tails);
+	return on_io(ctx, &io, ret, c, tails, NULL);
 }
 
 #ifndef TAPIR_COMPAT
@@ -1943,6 +1981,136 @@ SEC("tp_btf/sock_send_length")
 int BPF_PROG(sock_send, struct sock *sk, int ret, int flags)
 {
 	return sock_io(ctx, sk, ret, flags, DIR_OUT, NULL);
+}
+#endif
+
+#ifndef TAPIR_COMPAT
+/*
+ * --- socket-buffer hooks: cgroup_skb, the loop build (--bpf-hooks skb) ----------------------
+ *
+ * Each TCP segment with payload to or from a socket of the cgroup tree the two programs are
+ * attached to, walked from the segment itself (bpf_skb_load_bytes) in sequence order: bytes a
+ * retransmission repeats are skipped; bytes not seen (a segment lost or reordered, its bytes
+ * still to come) are passed over by length inside a body and anywhere else end the
+ * connection's parse, counted (segment_gap). A request starts when its first segment reaches
+ * the server's socket, before the server reads it; an answer's first byte and its end when its
+ * segments leave. No syscall and no socket call is hooked: a process outside every watched
+ * cgroup pays a lookup per segment with payload and nothing per read or write. HTTP/2, the LLM
+ * payload and async requests' heads want the processes' own buffers: the loader turns them off
+ * with these hooks.
+ */
+#define SKB_ETH_P_IP   0x0800
+#define SKB_ETH_P_IPV6 0x86DD
+
+/* Bytes the segments of connection @c skipped (@gap, in the direction of @io): passed over by
+ * length inside a body that long, else the connection is left. false: walk no more of it. */
+static __always_inline bool skb_gap(struct __sk_buff *skb, struct tapir_conn_key *key,
+				    struct tapir_io *io, struct tapir_conn *c, __u32 gap)
+{
+	__u8 dir = (c->flags & TAPIR_CF_CLIENT) ? !io->dir : io->dir;
+	struct tapir_io blind = *io;
+
+	if (c->state >= TAPIR_CONN_IGNORED)
+		return false;
+	if (tapir_http_bulk_max(dir == DIR_IN ? &c->req : &c->resp) < gap) {
+		tapir_conn_abandon(NULL, c, TAPIR_STAT_SEGMENT_GAP);
+		return false;
+	}
+	blind.kind = IO_BLIND;
+	blind.buf = 0;
+	walk(skb, key, &blind, dir, gap, c, NULL, skb);
+	return c->state < TAPIR_CONN_IGNORED;
+}
+
+static __always_inline void skb_io(struct __sk_buff *skb, __u8 dir)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct bpf_sock *sk = skb->sk;
+	struct tapir_io io = {};
+	struct tapir_scratch *s;
+	struct tapir_conn_key key;
+	struct tapir_conn *c;
+	__u32 off, seq, n, gap = 0;
+	__u8 *b = data;
+	__s32 d;
+
+	if (!sk)
+		return;
+	/* The IP and TCP headers are in the linear head: read in place. */
+	if (skb->protocol == bpf_htons(SKB_ETH_P_IP)) {
+		if ((void *)(b + 20) > end || b[9] != IPPROTO_TCP)
+			return;
+		off = (b[0] & 0xf) * 4;
+	} else if (skb->protocol == bpf_htons(SKB_ETH_P_IPV6)) {
+		if ((void *)(b + 40) > end || b[6] != IPPROTO_TCP)
+			return; /* extension headers before TCP: not followed */
+		off = 40;
+	} else {
+		return;
+	}
+	if (off < 20 || off > 60)
+		return;
+	b = data + off;
+	if ((void *)(b + 20) > end)
+		return;
+	seq = (__u32)b[4] << 24 | (__u32)b[5] << 16 | (__u32)b[6] << 8 | b[7];
+	off += (b[12] >> 4) * 4;
+	if (skb->len <= off)
+		return; /* no payload: an ACK, a SYN, a FIN */
+	n = skb->len - off;
+	/* The socket's address as a number, the key tracepoints gave its connection: through
+	 * memory: the verifier allows no arithmetic on a socket pointer, which CO-RE reads do. */
+	s = get_scratch();
+	if (!s)
+		return;
+	*(volatile __u64 *)&s->w.key.sock = (__u64)sk;
+	key.sock = *(volatile __u64 *)&s->w.key.sock;
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (c && tapir_conn_passive(c))
+		return;
+	io.ts = bpf_ktime_get_ns();
+	io.at_call = 1;
+	io.sock = key.sock;
+	io.dir = dir;
+	io.kind = IO_PLAIN;
+	io.buf = off; /* the payload's offset in the segment */
+	if (!c) {
+		c = pick_up(&key, &io, n, skb);
+		if (!c)
+			return;
+	}
+	if (!(c->seq_ok & (1 << dir))) {
+		c->seq[dir] = seq; /* picked up here */
+		c->seq_ok |= 1 << dir;
+	}
+	d = (__s32)(seq - c->seq[dir]);
+	if (d < 0) {
+		/* A retransmission: only what it carries past the bytes seen is new. */
+		if ((__u32)-d >= n)
+			return;
+		io.buf += (__u32)-d;
+		n -= (__u32)-d;
+	} else {
+		gap = d;
+	}
+	c->seq[dir] += gap + n;
+	if (gap && !skb_gap(skb, &key, &io, c, gap))
+		return;
+	on_io(skb, &io, n, c, NULL, skb);
+}
+
+SEC("cgroup_skb/ingress")
+int http_skb_in(struct __sk_buff *skb)
+{
+	skb_io(skb, DIR_IN);
+	return 1; /* an observer: every segment passes */
+}
+
+SEC("cgroup_skb/egress")
+int http_skb_out(struct __sk_buff *skb)
+{
+	skb_io(skb, DIR_OUT);
+	return 1;
 }
 #endif
 

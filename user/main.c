@@ -23,7 +23,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: tapir [--config FILE] [--web-config FILE] [--listen ADDR:PORT]\n"
 		"             [--pin-dir DIR]\n"
-		"             [--bpf-variant auto|loop|compat] [--bpf-hooks auto|socket|fexit|syscall]\n"
+		"             [--bpf-variant auto|loop|compat] [--bpf-hooks auto|socket|fexit|syscall|skb]\n"
 		"             [-v]\n"
 		"       tapir inspect [--config FILE] [--pin-dir DIR]\n"
 		"       tapir check [--config FILE] [-v]\n"
@@ -45,7 +45,9 @@ static void usage(FILE *f)
 		"  -H, --bpf-hooks H     where sends and receives are watched: auto (default:\n"
 		"                        socket where the kernel has sock_{send,recv}_length,\n"
 		"                        else fexit where it has BPF trampolines, else\n"
-		"                        syscall), socket (loop build only), fexit, syscall\n"
+		"                        syscall), socket (loop build only), fexit, syscall,\n"
+		"                        or skb: the TCP segments themselves (loop build,\n"
+		"                        HTTP/1.x only; requests timed from their arrival)\n"
 		"  -v, --verbose         debug logging, libbpf's included\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         version and exit\n"
@@ -163,10 +165,12 @@ int main(int argc, char **argv)
 				hooks = TAPIR_HOOKS_SYSCALL;
 			else if (!strcmp(optarg, "fexit"))
 				hooks = TAPIR_HOOKS_FEXIT;
+			else if (!strcmp(optarg, "skb"))
+				hooks = TAPIR_HOOKS_SKB;
 			else {
 				fprintf(stderr,
-					"tapir: --bpf-hooks wants auto, socket, fexit or syscall, got "
-					"'%s'\n",
+					"tapir: --bpf-hooks wants auto, socket, fexit, syscall or skb, "
+					"got '%s'\n",
 					optarg);
 				return 2;
 			}
@@ -181,8 +185,10 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (variant == TAPIR_BPF_COMPAT && hooks == TAPIR_HOOKS_SOCKET) {
-		fprintf(stderr, "tapir: --bpf-hooks socket needs the loop build, not compat\n");
+	if (variant == TAPIR_BPF_COMPAT &&
+	    (hooks == TAPIR_HOOKS_SOCKET || hooks == TAPIR_HOOKS_SKB)) {
+		fprintf(stderr, "tapir: --bpf-hooks %s needs the loop build, not compat\n",
+			hooks == TAPIR_HOOKS_SKB ? "skb" : "socket");
 		return 2;
 	}
 	if (optind < argc) {

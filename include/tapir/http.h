@@ -68,7 +68,11 @@ struct tapir_conn {
 	__u32 llm_in_id;   /* the LLM request whose bytes reads still hand over; 0: none */
 	__u32 llm_in_off;  /* bytes of it handed over or lost so far */
 	__u32 llm_out_off; /* bytes of the oldest request's answer handed over or lost so far */
-	__u32 __pad;
+	/* The socket-buffer hooks: the sequence number of the next byte each way (TAPIR_DIR_*),
+	 * where seq_ok has bit 1 << dir. */
+	__u32 seq[2];
+	__u8 seq_ok;
+	__u8 __pad[3];
 	__u64 sock; /* its key: records name their connection */
 };
 
@@ -274,7 +278,8 @@ struct tapir_lifecycle_event {
 #define TAPIR_STAT_H2_RINGBUF	     26 /* HTTP/2 records dropped: h2_events full */
 #define TAPIR_STAT_H2_BLOCK_CAP	     27 /* header blocks cut at TAPIR_H2_BLOCK_BYTES, or unreadable */
 #define TAPIR_STAT_H2_PRESTART	     28 /* HTTP/2 connections open before tapir started */
-#define TAPIR_STAT_MAX		     29
+#define TAPIR_STAT_SEGMENT_GAP	     29 /* connections left: a segment came after bytes not seen */
+#define TAPIR_STAT_MAX		     30
 
 #include "agg.h"
 
@@ -289,7 +294,7 @@ struct tapir_lifecycle_event {
 TAPIR_ASSERT_SIZE(struct tapir_conn_key, 8);
 TAPIR_ASSERT_SIZE(struct tapir_http_parser, 32);
 TAPIR_ASSERT_SIZE(struct tapir_conn_pos, 32);
-TAPIR_ASSERT_SIZE(struct tapir_conn, 344);
+TAPIR_ASSERT_SIZE(struct tapir_conn, 352);
 TAPIR_ASSERT_OFF(struct tapir_conn, llm_id, 296);
 TAPIR_ASSERT_SIZE(struct tapir_llm_chunk, 56);
 TAPIR_ASSERT_OFF(struct tapir_conn, cgroup_id, 144);

@@ -8,8 +8,9 @@
  * their own. Besides the hooks of conn.h (included before this file, with its TAPIR_CONN_ENV),
  * the includer defines:
  *
- *   int tapir_walk_read(void *dst, __u32 n, __u64 src);   copy n bytes of the traced process's
- *	memory at src (BPF: bpf_probe_read_user); 0 or an error
+ *   int tapir_walk_read(TAPIR_CONN_ENV *env, void *dst, __u32 n, __u64 src);   copy the n bytes
+ *	at src: the traced process's memory (BPF: bpf_probe_read_user), or with the socket-buffer
+ *	hooks offset src of the segment that @env is (bpf_skb_load_bytes); 0 or an error
  *
  * and may define TAPIR_WALK_FEED, TAPIR_WALK_FAST and TAPIR_WALK_EVENT to route the parser
  * step, the fast path and the event handler through functions of its own (BPF: global
@@ -49,7 +50,9 @@ struct tapir_walk {
 	__u32 wlen;    /* valid bytes in win */
 	__u32 iov_i;
 	__u32 iovcnt;
-	__u32 iov_have; /* iovecs in iov[], read in one go at the first */
+	__u32 iov_have;	 /* iovecs in iov[], read in one go at the first */
+	__u32 line_read; /* bytes of the newest request line that tapir_walk_step() still reads */
+	__u32 __pad;
 	struct tapir_iovec iov[TAPIR_IOV_BATCH];
 	/* tapir_http_head()'s copy of the parser */
 	struct tapir_http_parser head;
@@ -115,12 +118,14 @@ TAPIR_INLINE void tapir_walk_begin(struct tapir_walk *w, const struct tapir_conn
 	w->dir = dir;
 	w->in_seg = 0;
 	w->done = 0;
+	w->line_read = 0;
 }
 
 /*
  * Copy the start of the request line that begins at pos.off - 1 (as much as the segment has),
  * NUL-padded: from the window, which has just shown its first byte and usually has it all, else
- * from the process's memory.
+ * (w->line_read) by tapir_walk_step() once the event is handled, with the read's context: this
+ * runs in the event handler, a function of its own on BPF.
  */
 TAPIR_INLINE void tapir_walk_keep_line(__u8 *line, struct tapir_walk *w)
 {
@@ -150,7 +155,7 @@ TAPIR_INLINE void tapir_walk_keep_line(__u8 *line, struct tapir_walk *w)
 		}
 	}
 	__builtin_memset(line, 0, TAPIR_LINE_BYTES);
-	tapir_walk_read(line, n, w->seg_ubuf + at);
+	w->line_read = n;
 }
 
 /* An event of either parser, handed to the connection driver. */
@@ -187,14 +192,15 @@ TAPIR_INLINE int tapir_walk_next_segment(TAPIR_CONN_ENV *env, struct tapir_walk 
 		 * parse failure elsewhere. The first TAPIR_IOV_BATCH iovecs come in one read. */
 		if (w->iov_i == 0) {
 			k = w->iovcnt < TAPIR_IOV_BATCH ? w->iovcnt : TAPIR_IOV_BATCH;
-			if (k > 1 && !tapir_walk_read(w->iov, k * sizeof(iov), w->buf))
+			if (k > 1 && !tapir_walk_read(env, w->iov, k * sizeof(iov), w->buf))
 				w->iov_have = k;
 		}
 		if (w->iov_i < w->iov_have) {
 			iov = w->iov[w->iov_i & (TAPIR_IOV_BATCH - 1)];
 			err = 0;
 		} else {
-			err = tapir_walk_read(&iov, sizeof(iov), w->buf + w->iov_i * sizeof(iov));
+			err = tapir_walk_read(env, &iov, sizeof(iov),
+					      w->buf + w->iov_i * sizeof(iov));
 		}
 		if (err) {
 			tapir_conn_stat(env, TAPIR_STAT_READ_FAULT);
@@ -283,7 +289,7 @@ TAPIR_INLINE int tapir_walk_step(TAPIR_CONN_ENV *env, struct tapir_walk *w, stru
 	if (w->off < w->woff || w->off >= w->woff + w->wlen ||
 	    (w->off + 16 > w->woff + w->wlen && w->woff + w->wlen < w->seg_len)) {
 		n = left < TAPIR_WIN ? left : TAPIR_WIN;
-		if (tapir_walk_read(w->win, n, w->seg_ubuf + w->off)) {
+		if (tapir_walk_read(env, w->win, n, w->seg_ubuf + w->off)) {
 			tapir_conn_stat(env, TAPIR_STAT_READ_FAULT);
 			ev = TP_EV_ERROR;
 			goto event;
@@ -344,7 +350,17 @@ event:
 	if (ev == TP_EV_NONE || ev == TP_EV_HEADERS)
 		return 0;
 	w->pos.off = w->off;
-	if (TAPIR_WALK_EVENT(env, c, ev, w) != TAPIR_STOP)
+	r = TAPIR_WALK_EVENT(env, c, ev, w);
+	if (w->line_read) {
+		/* The new request's line, where the window did not show it all. */
+		n = w->line_read;
+		w->line_read = 0;
+		if (n > TAPIR_LINE_BYTES) /* never: for the verifier */
+			n = TAPIR_LINE_BYTES;
+		tapir_walk_read(env, c->line[tapir_conn_newest(c) & (TAPIR_MAX_PENDING - 1)], n,
+				w->seg_ubuf + (w->line_at - w->seg_at));
+	}
+	if (r != TAPIR_STOP)
 		return 0;
 over:
 	w->done = 1;

@@ -41,7 +41,7 @@ static inline void tapir_conn_record(void *env, struct tapir_conn *c, __u32 slot
 	r->end_ns = now;
 }
 
-static inline int tapir_walk_read(void *dst, __u32 n, __u64 src)
+static inline int tapir_walk_read(void *env, void *dst, __u32 n, __u64 src)
 {
 	memcpy(dst, (const void *)(uintptr_t)src, n);
 	return 0;

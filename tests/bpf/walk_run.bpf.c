@@ -37,7 +37,7 @@ static __always_inline void tapir_conn_record(void *env, struct tapir_conn *c, _
 	run.n_rec = n + 1;
 }
 
-static __always_inline int tapir_walk_read(void *dst, __u32 n, __u64 src)
+static __always_inline int tapir_walk_read(void *env, void *dst, __u32 n, __u64 src)
 {
 	return bpf_probe_read_kernel(dst, n, (void *)src);
 }

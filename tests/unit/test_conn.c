@@ -58,7 +58,7 @@ static inline void tapir_conn_record(struct env *e, struct tapir_conn *c, __u32 
 }
 
 /* The traced process's memory is this process's memory; address 0 is unreadable. */
-static inline int tapir_walk_read(void *dst, __u32 n, __u64 src)
+static inline int tapir_walk_read(struct env *env, void *dst, __u32 n, __u64 src)
 {
 	if (!src)
 		return -1;

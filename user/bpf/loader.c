@@ -22,6 +22,7 @@
 #include "http.skel.h"
 #include "http_compat.skel.h"
 #include "lifecycle.skel.h"
+#include "cgroups.h"
 #include "llm.h"
 #include "loader.h"
 #include "log.h"
@@ -320,6 +321,14 @@ static const char *fexit_missing(const struct bpf_program *p)
 	return NULL;
 }
 
+/* The cgroup v2 mount into @buf (@len bytes); NULL: whether there is one. */
+static bool cgroup2_root(char *buf, size_t len)
+{
+	char tmp[512];
+
+	return !tapir_cgroup2_mount(buf ? buf : tmp, buf ? len : sizeof(tmp));
+}
+
 /* The hook set a program of the HTTP object belongs to, from its section. */
 static int prog_hooks(const struct bpf_program *p)
 {
@@ -331,6 +340,8 @@ static int prog_hooks(const struct bpf_program *p)
 		return TAPIR_HOOKS_FEXIT;
 	if (!strncmp(sec, "tracepoint/syscalls/", 20))
 		return TAPIR_HOOKS_SYSCALL;
+	if (!strncmp(sec, "cgroup_skb/", 11))
+		return TAPIR_HOOKS_SKB;
 	return TAPIR_HOOKS_AUTO; /* both: connection state, the compat walker */
 }
 
@@ -358,8 +369,10 @@ static void probe_hooks(struct tapir_loader *l, struct bpf_object *obj, const ch
 			      "serve HTTP";
 		else if (!strncmp(sec, "fexit/", 6))
 			why = fexit_missing(p);
+		else if (!strncmp(sec, "cgroup_skb/", 11) && !cgroup2_root(NULL, 0))
+			why = "no cgroup v2 hierarchy is mounted";
 		else if (strncmp(sec, "tp_btf/", 7) && strncmp(sec, "fexit/", 6) &&
-			 !tracepoint_exists(sec))
+			 strncmp(sec, "cgroup_skb/", 11) && !tracepoint_exists(sec))
 			why = "tracepoint not present in this kernel";
 		if (why)
 			bpf_program__set_autoload(p, false);
@@ -690,6 +703,20 @@ static int load_http_variant(struct tapir_loader *l, const struct tapir_config *
 	http_size(&l->http, cfg->max_connections, cfg->ringbuf_bytes, h2);
 	l->agg_on = http_agg_knobs(&l->http, cfg);
 	l->llm_on = http_llm_knobs(&l->http, cfg);
+	if (hooks == TAPIR_HOOKS_SKB) {
+		/* A segment's bytes only: HTTP/2 and the payload capture read the processes'
+		 * own buffers (bpf/http.bpf.c, "socket-buffer hooks"). */
+		struct http_bpf *s = l->http.skel;
+
+		if (l->llm_on)
+			pr_warn("http: with the skb hooks no LLM payload and no async request "
+				"heads are captured: their metrics stay empty");
+		s->rodata->skb_on = 1;
+		s->rodata->h2_on = 0;
+		s->rodata->llm_on = 0;
+		s->rodata->heads_on = 0;
+		l->llm_on = 0;
+	}
 	if (!strcmp(l->http.variant, "loop"))
 		((struct http_bpf *)l->http.skel)->rodata->outbound_on = cfg->outbound_enabled;
 	else
@@ -720,6 +747,7 @@ static const char *hooks_name(int hooks)
 {
 	return hooks == TAPIR_HOOKS_SOCKET  ? "socket"
 	       : hooks == TAPIR_HOOKS_FEXIT ? "fexit"
+	       : hooks == TAPIR_HOOKS_SKB   ? "skb"
 					    : "syscall";
 }
 
@@ -795,6 +823,8 @@ static void open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 		{ TAPIR_BPF_COMPAT, TAPIR_HOOKS_FEXIT, 0 },
 		{ TAPIR_BPF_COMPAT, TAPIR_HOOKS_SYSCALL, 1 },
 		{ TAPIR_BPF_COMPAT, TAPIR_HOOKS_SYSCALL, 0 },
+		/* Asked for only (--bpf-hooks skb): HTTP/1.x alone. */
+		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SKB, 0 },
 	};
 	char refused[sizeof(vlog.prog)] = ""; /* the program the last try's verifier refused */
 	bool tried = false;
@@ -804,7 +834,9 @@ static void open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 		int variant = order[i][0], hooks = order[i][1], h2 = order[i][2];
 
 		/* Without the HTTP/2 walker only when the verifier refused it in the try before. */
-		if (!h2 && strncmp(refused, "h2_more", 7))
+		if (!h2 && strncmp(refused, "h2_more", 7) && hooks != TAPIR_HOOKS_SKB)
+			continue;
+		if (hooks == TAPIR_HOOKS_SKB && cfg->bpf_hooks != TAPIR_HOOKS_SKB)
 			continue;
 		if ((cfg->bpf_variant != TAPIR_BPF_AUTO && cfg->bpf_variant != variant) ||
 		    (cfg->bpf_hooks != TAPIR_HOOKS_AUTO && cfg->bpf_hooks != hooks))
@@ -956,9 +988,31 @@ static int attach_rank(const struct bpf_program *p)
 
 	if (!strcmp(name, "http_sock_state"))
 		return 2;
-	if (strstr(name, "read") || strstr(name, "recv"))
+	if (strstr(name, "read") || strstr(name, "recv") || !strcmp(name, "http_skb_in"))
 		return 1;
 	return 0;
+}
+
+/* The socket-buffer hooks (cgroup_skb) on the cgroup v2 root: every socket's segments, a
+ * watched connection's walked; the link holds the cgroup. NULL and errno on failure. */
+static struct bpf_link *attach_cgroup_root(struct bpf_program *p)
+{
+	struct bpf_link *link;
+	char root[512];
+	int fd, err;
+
+	if (!cgroup2_root(root, sizeof(root))) {
+		errno = ENOENT;
+		return NULL;
+	}
+	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	link = bpf_program__attach_cgroup(p, fd);
+	err = errno;
+	close(fd);
+	errno = err;
+	return link;
 }
 
 /* Attach @p, noting its fate in l->progs; returns 1 when attached. */
@@ -975,7 +1029,10 @@ static int attach_one(struct tapir_loader *l, struct bpf_program *p, const char 
 		l->progs[i].attached = true;
 		return 0;
 	}
-	l->links[i] = bpf_program__attach(p);
+	if (prog_hooks(p) == TAPIR_HOOKS_SKB)
+		l->links[i] = attach_cgroup_root(p);
+	else
+		l->links[i] = bpf_program__attach(p);
 	if (!l->links[i]) {
 		l->progs[i].reason = "attach_failed";
 		l->progs[i].why = "attach failed";
@@ -1270,7 +1327,7 @@ static int check_open(const char *feature, int variant, struct http_obj *h)
 /* Load each program of one feature/variant on its own; returns how many could not load. */
 /*
  * Load each program of @feature alone and print its fate. Returns how many required programs
- * failed; @opt_bad[hooks] counts failures of the optional hook sets (socket, fexit), which
+ * failed; @opt_bad[hooks] counts failures of the optional hook sets (socket, fexit, skb), which
  * only decide where the loop build watches sends and receives.
  */
 static int check_feature(const char *feature, int variant, FILE *out, int *opt_bad)
@@ -1329,7 +1386,8 @@ static int check_feature(const char *feature, int variant, FILE *out, int *opt_b
 			}
 			bpf_link__destroy(link);
 		}
-		if (bad && (set == TAPIR_HOOKS_SOCKET || set == TAPIR_HOOKS_FEXIT))
+		if (bad && (set == TAPIR_HOOKS_SOCKET || set == TAPIR_HOOKS_FEXIT ||
+			    set == TAPIR_HOOKS_SKB))
 			opt_bad[set]++;
 		else if (bad)
 			failed++;
@@ -1342,7 +1400,7 @@ static int check_feature(const char *feature, int variant, FILE *out, int *opt_b
 int tapir_loader_check(const struct tapir_config *cfg, FILE *out)
 {
 	bool has_loop = variant_supported(TAPIR_BPF_LOOP);
-	int http_bad[2] = { 0, 0 }, opt_bad[2][TAPIR_HOOKS_FEXIT + 1] = { { 0 } }, lc_bad, err, v;
+	int http_bad[2] = { 0, 0 }, opt_bad[2][TAPIR_HOOKS_SKB + 1] = { { 0 } }, lc_bad, err, v;
 	const char *loop_hooks;
 
 	vlog.quiet = true;
@@ -1378,6 +1436,10 @@ int tapir_loader_check(const struct tapir_config *cfg, FILE *out)
 					  ? "work (compat variant, fexit hooks)"
 					  : "work (compat variant, syscall hooks)")
 			       : "CANNOT WORK: no variant loads completely");
+	fprintf(out, "socket-buffer hooks (--bpf-hooks skb, HTTP/1.x only): %s\n",
+		!has_loop		      ? "no (the loop variant's)"
+		: opt_bad[0][TAPIR_HOOKS_SKB] ? "DO NOT LOAD: see http_skb_in, http_skb_out"
+					      : "work");
 	fprintf(out, "restarts, exit reasons, readiness (lifecycle): %s\n",
 		lc_bad ? "DEGRADED: see the programs above" : "work");
 	fprintf(out, "container CPU, memory and GPU: work (no BPF needed)\n");

@@ -45,6 +45,7 @@ static const struct {
 	[TAPIR_STAT_H2_RINGBUF] = { H_LOST, "http2_ringbuf_full" },
 	[TAPIR_STAT_H2_BLOCK_CAP] = { H_PARSE, "http2_header_block" },
 	[TAPIR_STAT_H2_PRESTART] = { H_IGNORED, "http2_before_start" },
+	[TAPIR_STAT_SEGMENT_GAP] = { H_PARSE, "segment_gap" },
 };
 
 static const char *const reason[] = { "reason" };

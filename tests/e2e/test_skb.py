@@ -1,0 +1,248 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The socket-buffer hooks (--bpf-hooks skb): requests walked from the TCP segments themselves,
+exact against the clients' own counts through every syscall family, through segments lost and
+sent again (a tc program on the loopback drops them: this kernel has no netem), with request
+times that start when a request reaches the server's socket, not when the server reads it."""
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from client import RawConn, get, post
+from conftest import PY, ROOT, SERVERS, Scrape, free_port, metrics_text, wait_port
+from test_kernel_reach import own_daemon, settled, stop
+
+REQ = "baseten_inference_requests_total"
+E2E = "baseten_end_to_end_response_time_seconds"
+DROP = os.path.join(ROOT, "build", "tests", "skb_drop")
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+# Waits 0.3 s after each accept before it reads the request, then answers: a server whose
+# event loop is busy, while the request waits in the socket's queue.
+LATE_READER = """
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+while True:
+    c, _ = s.accept()
+    time.sleep(0.3)
+    data = b"x"
+    while data and not data.endswith(b"\\r\\n\\r\\n"):
+        data = c.recv(4096)  # b"": a connection that only probed the port
+    if data:
+        c.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\n\\r\\nok\\n")
+    c.close()
+"""
+
+
+@pytest.fixture
+def skb(tmp_path, cgroot, request):
+    """A daemon on the socket-buffer hooks watching a fresh cgroup: (port, cgroup)."""
+    name = "skb" + request.node.name[5:][:20].replace("_", "")
+    proc, port, cg = own_daemon(tmp_path, cgroot, name, "--bpf-hooks", "skb")
+    cg.model = name
+    yield port, cg
+    stop(proc)
+    cg.destroy()
+
+
+class Dropper:
+    """tests/helpers/skb_drop: the first arrival of each segment to (or from) a port whose
+    payload starts with a marker byte is dropped on the loopback; its retransmission passes."""
+
+    def __init__(self, port, way, marker):
+        self.proc = subprocess.Popen([DROP, str(port), way, marker], stdout=subprocess.PIPE,
+                                     text=True)
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def stop(self):
+        """Detach; returns how many segments were dropped."""
+        self.proc.send_signal(signal.SIGTERM)
+        out = self.proc.stdout.read()
+        assert self.proc.wait(10) == 0
+        return int(out.split()[-1])
+
+
+def uvicorn(cg):
+    port = free_port()
+    srv = cg.popen([PY, "-m", "uvicorn", "--app-dir", SERVERS, "app:app", "--host",
+                    "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc=srv)
+    return port, srv
+
+
+def test_skb_counts_every_syscall_family(skb):
+    """Every syscall family a server reads and writes with, sendfile too (its bytes are in the
+    segments), requests in pieces, 6 KB header blocks and 70000-byte bodies: the requests and
+    their bytes as the client counted them; the socket and syscall hooks stay off, and an
+    HTTP/2 connection is counted ignored (http2): its frames are not followed here."""
+    port, cg = skb
+    s = Scrape(metrics_text(port))
+    assert s.value("tapir_bpf_program_attached", program="http_skb_in") == 1
+    assert s.value("tapir_bpf_program_attached", program="http_skb_out") == 1
+    assert not s.select("tapir_bpf_program_attached", program="sock_recv")
+    assert not s.select("tapir_bpf_program_attached", program="sys_exit_read")
+    sport = free_port()
+    srv = cg.popen([PY, os.path.join(SERVERS, "syscalls.py"), str(sport)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(sport, proc=srv)
+        sent = recv = n = 0
+        big = "".join(f"X-Filler-{i}: {'v' * 90}\r\n" for i in range(60))
+        for rd in ("read", "readv", "recv", "recvmsg"):
+            for wr in ("write", "writev", "send", "sendmsg", "sendfile"):
+                for size, extra in ((0, ""), (100, big), (70000, "")):
+                    conn = RawConn(sport)
+                    req = get(f"/{rd}/{wr}/{size}").replace(b"\r\n\r\n",
+                                                              b"\r\n" + extra.encode() + b"\r\n")
+                    conn.send(req, pieces=3, gap=0.01)
+                    st, _, body, wire = conn.read_response()
+                    conn.close()
+                    assert (st, len(body)) == (200, size)
+                    sent += conn.sent
+                    recv += wire
+                    n += 1
+        h2 = RawConn(sport)
+        h2.send(H2_PREFACE)
+        h2.close()
+        s = settled(port, cg.model, n)
+        assert s.value(REQ, model_name=cg.model, status_code=200) == n
+        assert s.value("baseten_request_size_bytes_sum", model_name=cg.model) == sent
+        assert s.value("baseten_response_size_bytes_sum", model_name=cg.model) == recv
+        assert s.value("tapir_parse_failures_total") == 0
+        assert s.value("tapir_records_lost_total") == 0
+        deadline = time.monotonic() + 10
+        while s.value("tapir_ignored_connections_total", reason="http2") < 1:
+            assert time.monotonic() < deadline, "the HTTP/2 connection was not counted"
+            time.sleep(0.1)
+            s = Scrape(metrics_text(port))
+    finally:
+        srv.kill()
+        srv.wait()
+
+
+def test_skb_request_time_starts_in_the_socket_queue(skb):
+    """A server that reads each request 0.3 s after it arrived: the end-to-end time counts
+    that wait (the socket hooks, which start at the read, cannot), and never more than the
+    client waited."""
+    port, cg = skb
+    sport = free_port()
+    srv = cg.popen([PY, "-c", LATE_READER, str(sport)])
+    try:
+        wait_port(sport, proc=srv)
+        waited = []
+        for _ in range(3):
+            t0 = time.monotonic()
+            conn = RawConn(sport)
+            conn.send(get("/late"))
+            assert conn.read_response()[0] == 200
+            waited.append(time.monotonic() - t0)
+            conn.close()
+        s = settled(port, cg.model, 3)
+        total = s.value(f"{E2E}_sum", model_name=cg.model)
+        assert s.value(f"{E2E}_count", model_name=cg.model) == 3
+        assert 3 * 0.3 <= total <= sum(waited), (total, waited)
+        assert s.value(f"{E2E}_bucket", model_name=cg.model, le="0.25") == 0
+    finally:
+        srv.kill()
+        srv.wait()
+
+
+def test_skb_lost_body_segments_are_passed_over(skb):
+    """Body segments lost on the way to the server: the segments after each arrive first, and
+    the gap, inside a body of known length, is passed over by length; the retransmission that
+    fills it is not walked twice. Every request and every byte as the client counted them, on
+    one keep-alive connection."""
+    port, cg = skb
+    sport, srv = uvicorn(cg)
+    drop = Dropper(sport, "to", "b")
+    try:
+        conn = RawConn(sport)
+        body = b"b" * 4000
+        for _ in range(10):
+            req = post("/predict", body)
+            conn.send(req[:-len(body)])
+            conn.send(body, pieces=4)  # four segments, each starting with the marker
+            st, _, answer, _ = conn.read_response()
+            assert (st, answer) == (200, b'{"received":4000}')
+        conn.close()
+    finally:
+        dropped = drop.stop()
+    try:
+        assert dropped >= 10
+        s = settled(port, cg.model, 10)
+        assert s.value(REQ, model_name=cg.model, status_code=200) == 10
+        assert s.value("baseten_request_size_bytes_sum", model_name=cg.model) == conn.sent
+        assert s.value("tapir_parse_failures_total") == 0
+    finally:
+        srv.kill()
+        srv.wait()
+
+
+def test_skb_lost_request_heads_are_counted(skb):
+    """A request whose head is lost while its body arrives: the connection cannot be followed
+    from there, and says so (segment_gap); every request is either counted or in that count."""
+    port, cg = skb
+    sport, srv = uvicorn(cg)
+    drop = Dropper(sport, "to", "P")
+    n = 8
+    try:
+        for _ in range(n):
+            conn = RawConn(sport)
+            body = b"q" * 3000
+            req = post("/predict", body)
+            conn.send(req[:-len(body)])
+            conn.send(body, pieces=3)
+            assert conn.read_response()[0] == 200
+            conn.close()
+    finally:
+        dropped = drop.stop()
+    try:
+        assert dropped >= n  # each head once, its retransmission passed
+        deadline = time.monotonic() + 15
+        while True:
+            s = Scrape(metrics_text(port))
+            counted = s.value(REQ, model_name=cg.model)
+            gaps = s.value("tapir_parse_failures_total", reason="segment_gap")
+            if counted + gaps >= n or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert counted + gaps == n, (counted, gaps)
+        assert gaps >= 1  # the body's segments came before the head's second copy
+    finally:
+        srv.kill()
+        srv.wait()
+
+
+def test_skb_resent_answers_are_walked_once(skb):
+    """Answers whose head segment is lost on the way to the client after the server's hook
+    saw it: the retransmission repeats bytes already walked and is skipped. Counts and answer
+    bytes as the client received them."""
+    port, cg = skb
+    sport, srv = uvicorn(cg)
+    drop = Dropper(sport, "from", "H")
+    try:
+        conn = RawConn(sport)
+        recv = 0
+        for _ in range(10):
+            conn.send(get("/bytes/3000"))
+            st, _, body, wire = conn.read_response()
+            assert (st, len(body)) == (200, 3000)
+            recv += wire
+        conn.close()
+    finally:
+        dropped = drop.stop()
+    try:
+        assert dropped >= 10
+        s = settled(port, cg.model, 10)
+        assert s.value(REQ, model_name=cg.model, status_code=200) == 10
+        assert s.value("baseten_response_size_bytes_sum", model_name=cg.model) == recv
+        assert s.value("tapir_parse_failures_total") == 0
+    finally:
+        srv.kill()
+        srv.wait()
