@@ -645,13 +645,16 @@ def main():
     # outbound, h2.
     runs = read_runs(args.rounds) if args.rounds and os.path.exists(args.rounds) else []
     bpf = read_bpf(args.bpf)
-    configs = ["nginx", "nginx+tapir", "nginx+floor", "nginx+skbfloor", "nginx+proxy", "uvicorn",
-               "uvicorn+tapir"]
+    configs = ["nginx", "nginx+tapir", "nginx+tapirskb", "nginx+floor", "nginx+skbfloor",
+               "nginx+proxy", "uvicorn", "uvicorn+tapir"]
     med_of = {c: summary_of(runs, c) for c in configs}
     n_rounds = max((r["round"] for r in runs), default=0)
 
     nginx_tapir = compare(runs, "nginx", "nginx+tapir") if runs else None
     nginx_proxy = compare(runs, "nginx", "nginx+proxy") if runs else None
+    # tapir on the socket-buffer hooks (--bpf-hooks skb), where the kernel loads them.
+    has_skb = any(r["config"] == "nginx+tapirskb" for r in runs)
+    nginx_tapir_skb = compare(runs, "nginx", "nginx+tapirskb") if has_skb else None
     # The floor tracer (tools/floor.bpf.c), and tapir against it: what its parsing adds.
     has_floor = any(r["config"] == "nginx+floor" for r in runs)
     nginx_floor = compare(runs, "nginx", "nginx+floor") if has_floor else None
@@ -673,12 +676,16 @@ def main():
     dd["syscall_hooks_ratio"] = (dd["syscall_hooks"] / dd["alone_in_syscall_phase"]
                                  if sysc and alone else None)
     acct = {"nginx": accounting(runs, "nginx+tapir"), "uvicorn": accounting(runs, "uvicorn+tapir")}
+    if has_skb:
+        acct["nginx_skb_hooks"] = accounting(runs, "nginx+tapirskb")
     progs = {"nginx": bpf_summary(bpf, "nginx"), "uvicorn": bpf_summary(bpf, "uvicorn")}
     # BPF time per nginx request (warm-ups with statistics): tapir's programs, and each floor's.
     floor_progs = {"floor": bpf_summary(bpf, "nginx+floor"),
                    "skb_floor": bpf_summary(bpf, "nginx+skbfloor")}
+    progs["nginx_skb_hooks"] = bpf_summary(bpf, "nginx+tapirskb")
     bpf_per_req = {k: (sum(v["ns_per_req"] for v in p.values()) if p else None)
-                   for k, p in (("tapir", progs["nginx"]), ("floor", floor_progs["floor"]),
+                   for k, p in (("tapir", progs["nginx"]), ("tapir_skb_hooks", progs["nginx_skb_hooks"]),
+                                ("floor", floor_progs["floor"]),
                                 ("skb_floor", floor_progs["skb_floor"]))}
     done = {
         "nginx_cpu_added_le_1us": nginx_tapir["cpu_added_us_per_req"] <= TARGET_CPU_US,
@@ -730,6 +737,7 @@ def main():
         "nginx_with_floor_tracer": nginx_floor,
         "tapir_over_floor_tracer": tapir_over_floor,
         "nginx_with_skb_floor": nginx_skb_floor,
+        "nginx_with_tapir_skb_hooks": nginx_tapir_skb,
         "bpf_ns_per_nginx_request": bpf_per_req,
         "floor_programs_warmup": floor_progs,
         "helper_costs_ns": costs or None,
@@ -760,6 +768,8 @@ def main():
         L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
         rows = [("nginx, 1 KiB static file", "nginx", None),
                 ("nginx with tapir", "nginx+tapir", nginx_tapir),
+                ("nginx with tapir on the socket-buffer hooks (--bpf-hooks skb)",
+                 "nginx+tapirskb", nginx_tapir_skb),
                 ("nginx with the floor tracer (tools/floor.bpf.c)", "nginx+floor", nginx_floor),
                 ("nginx with the socket-buffer floor (cgroup_skb)", "nginx+skbfloor",
                  nginx_skb_floor),
@@ -786,7 +796,8 @@ def main():
             L.append("")
         if any(v is not None for v in bpf_per_req.values()):
             L.append(f"BPF time per nginx request (kernel.bpf_stats_enabled, warm-ups, all of each "
-                     f"one's programs): tapir {fmt(bpf_per_req['tapir'], '.0f')} ns; the floor "
+                     f"one's programs): tapir {fmt(bpf_per_req['tapir'], '.0f')} ns; tapir on the "
+                     f"socket-buffer hooks {fmt(bpf_per_req['tapir_skb_hooks'], '.0f')} ns; the floor "
                      f"tracer at the same socket hooks {fmt(bpf_per_req['floor'], '.0f')} ns; the "
                      f"same floor at the socket buffers (cgroup_skb, no read of the process's "
                      f"memory, no TCP reassembly) {fmt(bpf_per_req['skb_floor'], '.0f')} ns.")
@@ -817,6 +828,16 @@ def main():
         L.append(f"| tapir daemon CPU (us / req) | {fmt(a['daemon_cpu_us_per_req'], '.3f')} | "
                  f"{fmt(b['daemon_cpu_us_per_req'], '.3f')} |")
         L.append("")
+        if has_skb:
+            k = acct["nginx_skb_hooks"]
+            lost = ", ".join(f"{f} {v}" for f, v in sorted(k["losses"].items()) if v) or "none"
+            L.append(f"On the socket-buffer hooks (--bpf-hooks skb) tapir observed {k['seen']} of "
+                     f"the {k['served']} requests nginx served (losses counted: {lost}); its "
+                     f"programs per nginx request: "
+                     + ", ".join(f"{p} {v['ns_per_req']:.0f} ns ({v['runs_per_req']:.2f} runs)"
+                                 for p, v in sorted(progs["nginx_skb_hooks"].items()))
+                     + ".")
+            L.append("")
         if progs["nginx"] or progs["uvicorn"]:
             L.append("| BPF program (kernel.bpf_stats_enabled, warm-up runs) | nginx ns / req | runs / req | uvicorn ns / req | runs / req |")
             L.append("|---|---:|---:|---:|---:|")

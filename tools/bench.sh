@@ -500,13 +500,14 @@ run_plain() {
 	log "round $r $config: $rps req/s, p50 $p50 ms, p99 $p99 ms, $wrk_reqs requests"
 }
 
-# A run with tapir watching: ROUND CONFIG SERVER_NAME URL CGROUP SERVED_FN
+# A run with tapir watching: ROUND CONFIG SERVER_NAME URL CGROUP SERVED_FN [BPF_KEY], where
+# BPF_KEY names its programs' run time per request (default: SERVER_NAME).
 run_tapir() {
-	local r=$1 config=$2 server=$3 url=$4 cg=$5 served_fn=$6 s0 s1 c0 c1 n0 n1 q0 q1 s i dd f losses=
+	local r=$1 config=$2 server=$3 url=$4 cg=$5 served_fn=$6 key=${7:-$3} s0 s1 c0 c1 n0 n1 q0 q1 s i dd f losses=
 
 	start_tapir
 	check_tapir_sees "$url"
-	warmup_bpf_stats "$server" "$r" "$url"
+	warmup_bpf_stats "$key" "$r" "$url"
 	sleep 1
 	scrape
 	s0=$(msum baseten_inference_requests_total)
@@ -583,6 +584,20 @@ run_floor() {
 	log "round $r $config: $(tail -1 "$tmp/floor.log")"
 }
 
+# tapir on the socket-buffer hooks (--bpf-hooks skb) where this kernel loads them: the
+# nginx+tapirskb row, its BPF time under that name.
+skb_ok=
+if want http && [ "$VARIANT" != compat ] &&
+	"$TAPIR" check 2>/dev/null | grep -q '^socket-buffer hooks.*: work$'; then
+	skb_ok=yes
+fi
+run_tapir_skb() { # ROUND
+	local HOOKS=skb # start_tapir's
+
+	[ -n "$skb_ok" ] || return 0
+	run_tapir "$1" nginx+tapirskb nginx "$URL" "$cg_nginx" served_nginx nginx+tapirskb
+}
+
 if want http; then
 	"${pin_server[@]}" build/tools/floor costs >"$tmp/costs.tsv" ||
 		{ log "floor costs failed"; : >"$tmp/costs.tsv"; }
@@ -595,6 +610,7 @@ for r in $(seq "$ROUNDS"); do
 	want http || break
 	run_plain "$r" nginx nginx "$URL" "$cg_nginx"
 	run_tapir "$r" nginx+tapir nginx "$URL" "$cg_nginx" served_nginx
+	run_tapir_skb "$r"
 	run_floor "$r" watch
 	run_floor "$r" skb
 	run_plain "$r" nginx+proxy nginx "$PROXY_URL" "$cg_nginx" "$cg_proxy"
