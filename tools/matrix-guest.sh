@@ -45,7 +45,8 @@
 # tapir_ignored_connections_total{reason="http2"}. Both builds follow each stream (IGNORED 0;
 # "-": h2 not driven).
 # As /init it checks the build tapir picks, the loop build on syscall hooks (the socket-layer
-# hooks' baseline in the same VM), then the compat build, and powers off.
+# hooks' baseline in the same VM), the compat build, then the loop build on the socket-buffer
+# hooks (skb; SKIP before 5.17), and powers off.
 
 if [ "$$" = 1 ]; then
 	/bin/busybox --install -s /bin
@@ -65,6 +66,18 @@ if [ "$$" = 1 ]; then
 	MATRIX_VARIANT=auto MATRIX_TMP=/tmp/auto sh /init
 	MATRIX_VARIANT=auto MATRIX_HOOKS=syscall MATRIX_TMP=/tmp/syscall MATRIX_PORT0=9484 sh /init
 	MATRIX_VARIANT=compat MATRIX_TMP=/tmp/compat MATRIX_PORT0=9474 sh /init
+	# The socket-buffer hooks where the loop build loads (5.17+), with what they serve:
+	# HTTP/1.x, servers and outbound (no LLM payload, no HTTP/2).
+	case $(uname -r) in
+	4.* | 5.[0-9].* | 5.1[0-6].*)
+		echo "MATRIX-RESULT kernel=$(uname -r) variant=none forced=loop+skb attached=0/0" \
+			"notattached=none sent=0 counted=0 result=SKIP why=no bpf_loop before 5.17" ;;
+	*)
+		MATRIX_VARIANT=loop MATRIX_HOOKS=skb \
+			MATRIX_SERVERS=$(echo " ${MATRIX_SERVERS:-nginx httpd llm out h2} " |
+				tr ',' ' ' | sed 's/ llm / /; s/ h2 / /') \
+			MATRIX_TMP=/tmp/skb MATRIX_PORT0=9494 sh /init ;;
+	esac
 	sync
 	poweroff -f
 fi
@@ -300,6 +313,8 @@ variant=$(sed -n 's/^tapir_bpf_program_attached{.*feature="http",variant="\([a-z
 # or the syscall tracepoints.
 if grep -q '^tapir_bpf_program_attached{program="sock_recv".*} 1$' "$TMP/metrics"; then
 	variant="$variant/socket"
+elif grep -q '^tapir_bpf_program_attached{program="http_skb_in".*} 1$' "$TMP/metrics"; then
+	variant="$variant/skb"
 elif grep -q '^tapir_bpf_program_attached{program="fexit_tcp_sendmsg".*} 1$' "$TMP/metrics"; then
 	variant="$variant/fexit"
 elif [ -n "$variant" ]; then
@@ -515,10 +530,13 @@ if serving out; then
 	run_out api named 127.0.0.1 "$REMOTE" /api/status.json
 	out_total=$((${other_requests:-0} + ${api_requests:-0}))
 	# An LLM API request from inside CG_OUT (the roles swapped for the payload capture too):
-	# its usage, as wget received it, is what tapir_outbound_llm_* must say.
-	ready remote_llm "$REMOTE_LLM" /health
+	# its usage, as wget received it, is what tapir_outbound_llm_* must say. Not with the
+	# socket-buffer hooks, which capture no payload.
+	[ "$HOOKS" = skb ] || ready remote_llm "$REMOTE_LLM" /health
 	ask='"model":"matrix","messages":[{"role":"user","content":"Are tapirs related to horses?"}]'
-	if (echo 0 >"$CG_OUT/cgroup.procs" && exec timeout 60 wget -q -O "$TMP/llm-out" \
+	if [ "$HOOKS" = skb ]; then
+		:
+	elif (echo 0 >"$CG_OUT/cgroup.procs" && exec timeout 60 wget -q -O "$TMP/llm-out" \
 		--header 'Content-Type: application/json' --post-data \
 		"{$ask,\"max_tokens\":40,\"stream\":true,\"stream_options\":{\"include_usage\":true}}" \
 		"http://127.0.0.1:$REMOTE_LLM/v1/chat/completions") 2>"$TMP/llm-out.err"; then
@@ -646,6 +664,18 @@ out_tally() { # out_tally GROUP DEST: "DEST CODE N" for each status the client g
 		eval "echo \"$2 $c \${${1}_status_$c}\""
 	done
 }
+check_out_llm() {
+	f=tapir_outbound_llm_
+	d='destination="other"'
+	out_llm_counted="$(metric ${f}input_tokens_total "$m" "$d")/$(metric ${f}output_tokens_total "$m" "$d")"
+	say "matrix-out: LLM tokens in/out wget received ${out_llm_sent:--}, tapir counted $out_llm_counted"
+	[ "$out_llm_counted" = "${out_llm_sent:-}" ] ||
+		fail "matrix-out: outbound LLM tokens in/out: wget received ${out_llm_sent:--}, tapir counted $out_llm_counted"
+	out_counted="$out_counted/$out_llm_counted"
+	v=$(metric ${f}requests_total "$m" 'tokens="usage"')
+	[ "$v" -eq "${llmout_requests:-0}" ] ||
+		fail "matrix-out: outbound LLM requests with usage: tapir $v, wget ${llmout_requests:-0}"
+}
 check_out() {
 	m='model_name="matrix-out"'
 	want=$( (out_tally other other; out_tally llmout other; out_tally api matrix-api) |
@@ -670,16 +700,7 @@ check_out() {
 		[ "$v" -eq "$n" ] || fail "matrix-out: ${d%:*}: duration count $v, client $n"
 	done
 	# The outbound LLM request: its tokens, from the answer's usage, by destination.
-	f=tapir_outbound_llm_
-	d='destination="other"'
-	out_llm_counted="$(metric ${f}input_tokens_total "$m" "$d")/$(metric ${f}output_tokens_total "$m" "$d")"
-	say "matrix-out: LLM tokens in/out wget received ${out_llm_sent:--}, tapir counted $out_llm_counted"
-	[ "$out_llm_counted" = "${out_llm_sent:-}" ] ||
-		fail "matrix-out: outbound LLM tokens in/out: wget received ${out_llm_sent:--}, tapir counted $out_llm_counted"
-	out_counted="$out_counted/$out_llm_counted"
-	v=$(metric ${f}requests_total "$m" 'tokens="usage"')
-	[ "$v" -eq "${llmout_requests:-0}" ] ||
-		fail "matrix-out: outbound LLM requests with usage: tapir $v, wget ${llmout_requests:-0}"
+	[ "$HOOKS" = skb ] || check_out_llm
 	# The remote nginx's log checks the harness: every request the client counted reached it.
 	log_r=0 log_o=0 log_i=0
 	eval "$(awk '$4 == "tapir-matrix" { r++; o += $2; i += $3 }
