@@ -225,12 +225,22 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/* Slot 1 is for a socket-buffer hook's run inside another's on the same CPU (skb_nest). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct tapir_scratch);
+} scratch SEC(".maps");
+
+/* How many socket-buffer hook runs are under way on this CPU: one may run inside another (a
+ * softirq's receive interrupting a process's send), each with a scratch slot of its own. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct tapir_scratch);
-} scratch SEC(".maps");
+	__type(value, __u32);
+} skb_nest SEC(".maps");
 
 /* HTTP/2 (see "HTTP/2"): both frame walkers of a connection in TAPIR_CONN_H2, and the hook of
  * include/tapir/h2_conn.h that hands what they find to h2_events. */
@@ -292,6 +302,18 @@ static __always_inline void stat_add(__u32 idx, __u64 n)
 
 	if (v)
 		*v += n;
+}
+
+/* The scratch of this run: a socket-buffer hook's (@skb) at its depth, any other's slot 0. */
+static __always_inline struct tapir_scratch *scratch_for(void *skb)
+{
+	__u32 k = 0, *d;
+
+	if (skb) {
+		d = bpf_map_lookup_elem(&skb_nest, &k);
+		k = d && *d > 1;
+	}
+	return bpf_map_lookup_elem(&scratch, &k);
 }
 
 static __always_inline struct tapir_scratch *get_scratch(void)
@@ -847,7 +869,7 @@ static __always_inline void walk(void *ctx, struct tapir_conn_key *key, struct t
 				 __u8 dir, __u64 len, struct tapir_conn *c, void *tails,
 				 struct __sk_buff *skb)
 {
-	struct tapir_scratch *s = get_scratch();
+	struct tapir_scratch *s = scratch_for(skb);
 	/* One clock read per call where the hook runs inside it (socket hooks). */
 	__u64 ts = io->ts, now = io->at_call ? io->ts : bpf_ktime_get_ns();
 
@@ -1358,9 +1380,9 @@ static __always_inline __u8 heads_flag(const struct tapir_cgroup_info *cg)
 
 /* Track a new connection of socket @key; NULL when the conns map has no room. */
 static __always_inline struct tapir_conn *new_conn(struct tapir_conn_key *key, __u32 labels_id,
-						   __u64 cgid, __u8 state, __u8 flags)
+						   __u64 cgid, __u8 state, __u8 flags, void *skb)
 {
-	struct tapir_scratch *s = get_scratch();
+	struct tapir_scratch *s = scratch_for(skb);
 
 	if (!s)
 		return NULL;
@@ -1435,7 +1457,7 @@ static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key, st
 		if (ino && bpf_map_lookup_elem(&prestart, &ino)) {
 			bpf_map_delete_elem(&prestart, &ino);
 			c = new_conn(key, cg->labels_id, cgid, TAPIR_CONN_NEW,
-				     TAPIR_CF_PRESTART | heads_flag(cg));
+				     TAPIR_CF_PRESTART | heads_flag(cg), skb);
 			if (!c) /* whatever this I/O is, it stands for one record */
 				stat_inc(TAPIR_STAT_REQ_UNTRACKED);
 			return c;
@@ -1448,7 +1470,7 @@ static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key, st
 		return NULL;
 	}
 	/* A request starts here: followed from now on, or at least counted. */
-	c = new_conn(key, cg->labels_id, cgid, TAPIR_CONN_NEW, heads_flag(cg));
+	c = new_conn(key, cg->labels_id, cgid, TAPIR_CONN_NEW, heads_flag(cg), skb);
 	return c ? c : untracked_conn(key, cg->labels_id, cgid);
 }
 
@@ -1639,11 +1661,12 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
 		}
 		if (ctx->oldstate == TCP_SYN_RECV) {
-			c = new_conn(&key, cg->labels_id, cgid, TAPIR_CONN_NEW, heads_flag(cg));
+			c = new_conn(&key, cg->labels_id, cgid, TAPIR_CONN_NEW, heads_flag(cg),
+				     NULL);
 		} else {
 			c = new_conn(&key, cg->labels_id, cgid,
 				     outbound_on ? TAPIR_CONN_NEW : TAPIR_CONN_IGNORED,
-				     TAPIR_CF_CLIENT);
+				     TAPIR_CF_CLIENT, NULL);
 			if (c && outbound_on)
 				conn_out_event(key.sock, 1);
 		}
@@ -2060,7 +2083,7 @@ static __always_inline void skb_io(struct __sk_buff *skb, __u8 dir)
 	n = skb->len - off;
 	/* The socket's address as a number, the key tracepoints gave its connection: through
 	 * memory: the verifier allows no arithmetic on a socket pointer, which CO-RE reads do. */
-	s = get_scratch();
+	s = scratch_for(skb);
 	if (!s)
 		return;
 	*(volatile __u64 *)&s->w.key.sock = (__u64)sk;
@@ -2099,18 +2122,30 @@ static __always_inline void skb_io(struct __sk_buff *skb, __u8 dir)
 	on_io(skb, &io, n, c, NULL, skb);
 }
 
+/* A run inside another on this CPU gets the second scratch slot; a third level (never seen) is
+ * left alone, its bytes a gap for the connection's next segment. */
+static __always_inline int skb_prog(struct __sk_buff *skb, __u8 dir)
+{
+	__u32 zero = 0, *d = bpf_map_lookup_elem(&skb_nest, &zero);
+
+	if (!d || *d >= 2)
+		return 1;
+	*d += 1;
+	skb_io(skb, dir);
+	*d -= 1;
+	return 1; /* an observer: every segment passes */
+}
+
 SEC("cgroup_skb/ingress")
 int http_skb_in(struct __sk_buff *skb)
 {
-	skb_io(skb, DIR_IN);
-	return 1; /* an observer: every segment passes */
+	return skb_prog(skb, DIR_IN);
 }
 
 SEC("cgroup_skb/egress")
 int http_skb_out(struct __sk_buff *skb)
 {
-	skb_io(skb, DIR_OUT);
-	return 1;
+	return skb_prog(skb, DIR_OUT);
 }
 #endif
 
