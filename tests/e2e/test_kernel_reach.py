@@ -49,6 +49,28 @@ def settled(port, model, want, timeout=15):
         time.sleep(0.1)
 
 
+def every_syscall_family(sport):
+    """Requests to tests/e2e/servers/syscalls.py on @sport through every reader and writer, in
+    three pieces each, with no body, 6 KB of headers or a 70000-byte body: (requests, bytes
+    sent, bytes received) as the client counted them."""
+    sent = recv = n = 0
+    big = "".join(f"X-Filler-{i}: {'v' * 90}\r\n" for i in range(60))  # ~6 KB of headers
+    for rd in ("read", "readv", "recv", "recvmsg"):
+        for wr in ("write", "writev", "send", "sendmsg", "sendfile"):
+            for size, extra in ((0, ""), (100, big), (70000, "")):
+                conn = RawConn(sport)
+                req = get(f"/{rd}/{wr}/{size}").replace(b"\r\n\r\n",
+                                                          b"\r\n" + extra.encode() + b"\r\n")
+                conn.send(req, pieces=3, gap=0.01)
+                st, _, body, wire = conn.read_response()
+                conn.close()
+                assert (st, len(body)) == (200, size)
+                sent += conn.sent
+                recv += wire
+                n += 1
+    return n, sent, recv
+
+
 def test_check_lists_every_program_and_variant():
     """tapir check loads every program of both HTTP builds and the lifecycle feature here."""
     r = subprocess.run([TAPIR, "check"], capture_output=True, text=True, timeout=300)
@@ -102,21 +124,7 @@ def test_older_kernel_variants_count_exactly(tmp_path, cgroot, args):
         srv = cg.popen([PY, os.path.join(SERVERS, "syscalls.py"), str(sport)],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(sport, proc=srv)
-        sent = recv = n = 0
-        big = "".join(f"X-Filler-{i}: {'v' * 90}\r\n" for i in range(60))  # ~6 KB of headers
-        for rd in ("read", "readv", "recv", "recvmsg"):
-            for wr in ("write", "writev", "send", "sendmsg", "sendfile"):
-                for size, extra in ((0, ""), (100, big), (70000, "")):
-                    conn = RawConn(sport)
-                    req = get(f"/{rd}/{wr}/{size}").replace(b"\r\n\r\n",
-                                                              b"\r\n" + extra.encode() + b"\r\n")
-                    conn.send(req, pieces=3, gap=0.01)
-                    st, _, body, wire = conn.read_response()
-                    conn.close()
-                    assert (st, len(body)) == (200, size)
-                    sent += conn.sent
-                    recv += wire
-                    n += 1
+        n, sent, recv = every_syscall_family(sport)
         s = settled(port, "compat", n)
         assert s.value(REQ, model_name="compat", status_code=200) == n
         assert s.value("baseten_request_size_bytes_sum", model_name="compat") == sent

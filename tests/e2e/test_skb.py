@@ -12,7 +12,7 @@ import pytest
 
 from client import RawConn, get, post
 from conftest import PY, ROOT, SERVERS, Scrape, free_port, metrics_text, wait_port
-from test_kernel_reach import own_daemon, settled, stop
+from test_kernel_reach import every_syscall_family, own_daemon, settled, stop
 
 REQ = "baseten_inference_requests_total"
 E2E = "baseten_end_to_end_response_time_seconds"
@@ -67,6 +67,16 @@ class Dropper:
         return int(out.split()[-1])
 
 
+def exact_through_loss(port, model, dropped, n, size_family, want):
+    """After a dropper's run: it dropped at least one segment per request, and tapir counted
+    every request and byte (size_family's sum: @want) with no parse failure."""
+    assert dropped >= n
+    s = settled(port, model, n)
+    assert s.value(REQ, model_name=model, status_code=200) == n
+    assert s.value(f"{size_family}_sum", model_name=model) == want
+    assert s.value("tapir_parse_failures_total") == 0
+
+
 def uvicorn(cg):
     port = free_port()
     srv = cg.popen([PY, "-m", "uvicorn", "--app-dir", SERVERS, "app:app", "--host",
@@ -92,21 +102,7 @@ def test_skb_counts_every_syscall_family(skb):
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(sport, proc=srv)
-        sent = recv = n = 0
-        big = "".join(f"X-Filler-{i}: {'v' * 90}\r\n" for i in range(60))
-        for rd in ("read", "readv", "recv", "recvmsg"):
-            for wr in ("write", "writev", "send", "sendmsg", "sendfile"):
-                for size, extra in ((0, ""), (100, big), (70000, "")):
-                    conn = RawConn(sport)
-                    req = get(f"/{rd}/{wr}/{size}").replace(b"\r\n\r\n",
-                                                              b"\r\n" + extra.encode() + b"\r\n")
-                    conn.send(req, pieces=3, gap=0.01)
-                    st, _, body, wire = conn.read_response()
-                    conn.close()
-                    assert (st, len(body)) == (200, size)
-                    sent += conn.sent
-                    recv += wire
-                    n += 1
+        n, sent, recv = every_syscall_family(sport)
         h2 = RawConn(sport)
         h2.send(H2_PREFACE)
         h2.close()
@@ -174,11 +170,7 @@ def test_skb_lost_body_segments_are_passed_over(skb):
     finally:
         dropped = drop.stop()
     try:
-        assert dropped >= 10
-        s = settled(port, cg.model, 10)
-        assert s.value(REQ, model_name=cg.model, status_code=200) == 10
-        assert s.value("baseten_request_size_bytes_sum", model_name=cg.model) == conn.sent
-        assert s.value("tapir_parse_failures_total") == 0
+        exact_through_loss(port, cg.model, dropped, 10, "baseten_request_size_bytes", conn.sent)
     finally:
         srv.kill()
         srv.wait()
@@ -238,11 +230,7 @@ def test_skb_resent_answers_are_walked_once(skb):
     finally:
         dropped = drop.stop()
     try:
-        assert dropped >= 10
-        s = settled(port, cg.model, 10)
-        assert s.value(REQ, model_name=cg.model, status_code=200) == 10
-        assert s.value("baseten_response_size_bytes_sum", model_name=cg.model) == recv
-        assert s.value("tapir_parse_failures_total") == 0
+        exact_through_loss(port, cg.model, dropped, 10, "baseten_response_size_bytes", recv)
     finally:
         srv.kill()
         srv.wait()
