@@ -76,6 +76,9 @@ const volatile __u32 h2_on = 1; /* follow HTTP/2 (off: the compat build without 
 /* The socket-buffer hooks (http_skb_in, http_skb_out) are the ones attached: new connections
  * start their sequence numbers where the kernel's socket has them. */
 const volatile __u32 skb_on = 0;
+/* The daemon's own cgroup (v2 id): with those hooks no process is known, so its connections (its
+ * /metrics, its engine scrapes) are told apart by their cgroup, never followed. */
+const volatile __u64 self_cgid = 0;
 /* Some rule has async rules (TAPIR_CF_HEADS connections may exist): without, the verifier drops
  * the head capture's branch (the compat build's walk is near the 1M-instruction limit). */
 const volatile __u32 heads_on = 0;
@@ -1449,7 +1452,7 @@ static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key, st
 	struct tapir_conn *c;
 	int kind;
 
-	if (!cg)
+	if (!cg || (skb && cgid == self_cgid))
 		return NULL;
 	kind = tapir_sk_kind(sk);
 	if (kind == TAPIR_SK_TCP) {
@@ -1651,7 +1654,7 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			return 0;
 		cgid = tapir_sock_cgroup_id(sk);
 		cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);
-		if (!cg)
+		if (!cg || (skb_on && cgid == self_cgid))
 			return 0;
 		c = bpf_map_lookup_elem(&conns, &key);
 		if (c) {

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from client import RawConn, get, post
-from conftest import PY, ROOT, SERVERS, Scrape, free_port, metrics_text, wait_port
+from conftest import (PY, ROOT, SERVERS, TAPIR, Scrape, free_port, metrics_text, wait_port,
+                      wait_serving)
 from test_kernel_reach import every_syscall_family, own_daemon, settled, stop
 
 REQ = "baseten_inference_requests_total"
@@ -120,6 +121,30 @@ def test_skb_counts_every_syscall_family(skb):
     finally:
         srv.kill()
         srv.wait()
+
+
+def test_skb_own_scrapes_are_not_counted(tmp_path):
+    """With no rules every cgroup is watched, tapir's own among them: its /metrics connections,
+    server side and (the scraper shares its cgroup here) client side, are never followed,
+    though these hooks know no process, only the socket's cgroup."""
+    port = free_port()
+    cfg = tmp_path / "tapir.yaml"
+    cfg.write_text(f'listen: "127.0.0.1:{port}"\n')
+    proc = subprocess.Popen([TAPIR, "--config", str(cfg), "--pin-dir", "none",
+                             "--bpf-hooks", "skb"], stdout=open(tmp_path / "log", "w"),
+                            stderr=subprocess.STDOUT)
+    try:
+        wait_serving(port, proc, tmp_path / "log")
+        before = Scrape(metrics_text(port))
+        for _ in range(5):
+            metrics_text(port)
+        time.sleep(1)
+        after = Scrape(metrics_text(port))
+        for family in (REQ, "tapir_outbound_requests_total"):
+            assert after.value(family) == before.value(family), family
+        assert after.value("tapir_bpf_program_attached", program="http_skb_in") == 1
+    finally:
+        stop(proc)
 
 
 def test_skb_request_time_starts_in_the_socket_queue(skb):

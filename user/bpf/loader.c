@@ -400,6 +400,24 @@ static void note_refusal(struct tapir_loader *l, const char *feature)
 	}
 }
 
+/* The daemon's own cgroup v2 id, 0 when it cannot be read. */
+static __u64 self_cgroup_id(void)
+{
+	char root[512], rel[600] = "", path[1200], line[600];
+	uint64_t id = 0;
+	FILE *f;
+
+	if (!cgroup2_root(root, sizeof(root)) || !(f = fopen("/proc/self/cgroup", "r")))
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "0::", 3))
+			snprintf(rel, sizeof(rel), "%s", line + 3);
+	fclose(f);
+	rel[strcspn(rel, "\n")] = '\0';
+	snprintf(path, sizeof(path), "%s%s", root, rel);
+	return tapir_cgroup_id(path, &id) ? 0 : id;
+}
+
 /* TAPIR_TEST_VERIFIER_REFUSE=1 (tests only): the HTTP programs carry one the verifier refuses;
  * =h2: the compat build's h2_more only. */
 static __u32 test_refuse(void)
@@ -413,6 +431,7 @@ static __u32 test_refuse(void)
 #define HTTP_KNOBS(s)                                                         \
 	do {                                                                  \
 		(s)->rodata->self_tgid = getpid();                            \
+		(s)->rodata->self_cgid = self_cgroup_id();                    \
 		(s)->rodata->test_refuse = test_refuse();                     \
 		(s)->rodata->have_destroy_tp =                                \
 			tracepoint_exists("tracepoint/tcp/tcp_destroy_sock"); \
