@@ -2055,12 +2055,15 @@ static __always_inline void skb_io(struct __sk_buff *skb, __u8 dir)
 	struct tapir_io io = {};
 	struct tapir_scratch *s;
 	struct tapir_conn_key key;
+	struct tcp_sock *tp;
 	struct tapir_conn *c;
 	__u32 off, seq, n, gap = 0;
 	__u8 *b = data;
 	__s32 d;
 
-	if (!sk)
+	/* Data that completes a handshake comes on the listening socket, before its connection
+	 * exists: never a connection of its own (its bytes become the new one's gap). */
+	if (!sk || sk->state == BPF_TCP_LISTEN || sk->state == BPF_TCP_NEW_SYN_RECV)
 		return;
 	/* The IP and TCP headers are in the linear head: read in place. */
 	if (skb->protocol == bpf_htons(SKB_ETH_P_IP)) {
@@ -2122,6 +2125,15 @@ static __always_inline void skb_io(struct __sk_buff *skb, __u8 dir)
 	c->seq[dir] += gap + n;
 	if (gap && !skb_gap(skb, &key, &io, c, gap))
 		return;
+	/* A server's first bytes out with none seen in: it spoke first (not HTTP), unless the
+	 * socket received bytes no segment here showed (they came with the handshake's end). */
+	tp = (struct tcp_sock *)key.sock;
+	if (dir == DIR_OUT && c->state == TAPIR_CONN_NEW &&
+	    (c->flags & (TAPIR_CF_CLIENT | TAPIR_CF_PRESTART)) == 0 &&
+	    (c->seq_ok & (1 << DIR_IN)) && BPF_CORE_READ(tp, rcv_nxt) != c->seq[DIR_IN]) {
+		tapir_conn_abandon(NULL, c, TAPIR_STAT_SEGMENT_GAP);
+		return;
+	}
 	on_io(skb, &io, n, c, NULL, skb);
 }
 

@@ -2,7 +2,8 @@
 /*
  * Segment loss for the tests of the socket-buffer hooks, on a kernel built without netem: a tc
  * program on the loopback's ingress that drops the first arrival of each TCP segment to (or
- * from) one port whose payload starts with a marker byte, and lets its retransmission through.
+ * from) one port whose payload starts with a marker byte, and lets its retransmission through;
+ * or each connection's handshake-ending ACK.
  * It runs before the receiving socket's cgroup hooks, so the receiver sees the loss as a gap
  * and the sender's hooks see the retransmission: what a lossy network does.
  */
@@ -14,7 +15,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile __u16 port = 0;	   /* host order */
 const volatile __u8 from_port = 0; /* 1: segments from port (answers), 0: to it (requests) */
-const volatile __u8 marker = 'b';
+const volatile __u8 marker = 'b';  /* 0: the handshake's last ACK instead */
 
 __u64 dropped;
 
@@ -55,8 +56,15 @@ int drop_once(struct __sk_buff *skb)
 	if ((from_port ? k.sport : k.dport) != port)
 		return TC_ACT_OK;
 	off += 14 + (b[12] >> 4) * 4;
-	if (skb->len <= off || bpf_skb_load_bytes(skb, off, &first, 1) || first != marker)
+	if (!marker) {
+		/* The first segment of each connection with no payload and only ACK set: the
+		 * handshake's last. The client's first data then completes the handshake. */
+		if (skb->len > off || b[13] != 0x10)
+			return TC_ACT_OK;
+		k.seq = 0;
+	} else if (skb->len <= off || bpf_skb_load_bytes(skb, off, &first, 1) || first != marker) {
 		return TC_ACT_OK;
+	}
 	if (bpf_map_lookup_elem(&seen, &k))
 		return TC_ACT_OK; /* the retransmission */
 	bpf_map_update_elem(&seen, &k, &one, BPF_ANY);

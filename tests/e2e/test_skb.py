@@ -236,6 +236,39 @@ def test_skb_lost_request_heads_are_counted(skb):
         srv.wait()
 
 
+def test_skb_request_with_the_handshake_end_is_counted_lost(skb):
+    """The handshake's last ACK lost: the client's request completes the handshake, on the
+    listening socket, before the connection exists. That connection cannot be followed and
+    says so (segment_gap), not that its server spoke first (not_http)."""
+    port, cg = skb
+    sport, srv = uvicorn(cg)
+    drop = Dropper(sport, "to", "ack")
+    n = 5
+    try:
+        for _ in range(n):
+            conn = RawConn(sport)
+            conn.send(get("/bytes/10"))
+            assert conn.read_response()[0] == 200
+            conn.close()
+    finally:
+        dropped = drop.stop()
+    try:
+        assert dropped >= n
+        deadline = time.monotonic() + 15
+        while True:
+            s = Scrape(metrics_text(port))
+            counted = s.value(REQ, model_name=cg.model)
+            gaps = s.value("tapir_parse_failures_total", reason="segment_gap")
+            if counted + gaps >= n or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert (counted, gaps) == (0, n)
+        assert s.value("tapir_ignored_connections_total", reason="not_http") == 0
+    finally:
+        srv.kill()
+        srv.wait()
+
+
 def test_skb_resent_answers_are_walked_once(skb):
     """Answers whose head segment is lost on the way to the client after the server's hook
     saw it: the retransmission repeats bytes already walked and is skipped. Counts and answer

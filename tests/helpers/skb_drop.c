@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * skb_drop PORT to|from MARKER: drop the first arrival of each TCP segment on the loopback to
- * (or from) PORT whose payload starts with the byte MARKER (tests/bpf/skb_drop.bpf.c). Prints
+ * (or from) PORT whose payload starts with the byte MARKER, or with MARKER "ack" each
+ * connection's handshake-ending ACK (tests/bpf/skb_drop.bpf.c). Prints
  * "ready" once attached; on SIGTERM or SIGINT detaches and prints "dropped N".
  */
 #include <errno.h>
@@ -41,7 +42,7 @@ int main(int argc, char **argv)
 		return 1;
 	skel->rodata->port = atoi(argv[1]);
 	skel->rodata->from_port = !strcmp(argv[2], "from");
-	skel->rodata->marker = argv[3][0];
+	skel->rodata->marker = strcmp(argv[3], "ack") ? argv[3][0] : 0;
 	if (skb_drop_bpf__load(skel)) {
 		fprintf(stderr, "skb_drop: cannot load: %s\n", strerror(errno));
 		return 1;
