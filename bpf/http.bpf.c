@@ -76,6 +76,13 @@ const volatile __u32 h2_on = 1; /* follow HTTP/2 (off: the compat build without 
 /* The socket-buffer hooks (http_skb_in, http_skb_out) are the ones attached: new connections
  * start their sequence numbers where the kernel's socket has them. */
 const volatile __u32 skb_on = 0;
+/*
+ * Is this a socket-buffer hook's path (@skb: its segment, or NULL, a constant elsewhere)? With
+ * those hooks no other is loaded, so skb_on decides, a value the verifier knows: older
+ * verifiers (6.1) do not know that a context pointer is never NULL, and would walk the other
+ * branch, whose helpers (bpf_get_current_cgroup_id) a cgroup_skb program may not call.
+ */
+#define SKB_PATH(skb) (skb_on || (skb) != NULL)
 /* The daemon's own cgroup (v2 id): with those hooks no process is known, so its connections (its
  * /metrics, its engine scrapes) are told apart by their cgroup, never followed. */
 const volatile __u64 self_cgid = 0;
@@ -312,7 +319,7 @@ static __always_inline struct tapir_scratch *scratch_for(void *skb)
 {
 	__u32 k = 0, *d;
 
-	if (skb) {
+	if (SKB_PATH(skb)) {
 		d = bpf_map_lookup_elem(&skb_nest, &k);
 		k = d && *d > 1;
 	}
@@ -441,7 +448,7 @@ static __always_inline void tapir_conn_record(void *env, struct tapir_conn *c, _
 static __always_inline int tapir_walk_read(void *env, void *dst, __u32 n, __u64 src)
 {
 #ifndef TAPIR_COMPAT
-	if (env) {
+	if (SKB_PATH(env)) {
 		if (!n)
 			return -1;
 		return bpf_skb_load_bytes(env, src, dst, n);
@@ -852,13 +859,13 @@ static __always_inline void run_walk(void *ctx, struct tapir_walk *w, struct tap
 {
 	struct walk_args a = { .w = w, .c = c, .skb = skb };
 
-	if (skb)
+	if (SKB_PATH(skb))
 		bpf_loop(loop_max, walk_skb_cb, &a, 0);
 	else
 		bpf_loop(loop_max, walk_cb, &a, 0);
 	if (!w->done)
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_SCAN_LIMIT);
-	else if (!skb)
+	else if (!SKB_PATH(skb))
 		walk_done(w, c);
 }
 #endif
@@ -971,7 +978,7 @@ static __always_inline int io_head(struct tapir_io *io, void *dst, __u32 n, void
 	if (io->kind == IO_BLIND)
 		return -1;
 #ifndef TAPIR_COMPAT
-	if (skb)
+	if (SKB_PATH(skb))
 		return bpf_skb_load_bytes(skb, io->buf, dst, n);
 #endif
 	if (io->kind == IO_IOV && bpf_probe_read_user(&ubuf, sizeof(ubuf), (void *)io->buf))
@@ -1426,7 +1433,7 @@ static __always_inline bool starts_request(struct tapir_io *io, __u64 len, void 
 	int i;
 
 	/* 8 bytes: a segment's payload has them past a 4-byte request ("GET ") too */
-	if (len < (skb ? 8 : 4) || io_head(io, head, sizeof(head), skb))
+	if (len < (SKB_PATH(skb) ? 8 : 4) || io_head(io, head, sizeof(head), skb))
 		return false;
 	for (i = 0; i < 8; i++) {
 		if (head[i] == ' ')
@@ -1447,12 +1454,12 @@ static __always_inline struct tapir_conn *pick_up(struct tapir_conn_key *key, st
 						  __u64 len, struct __sk_buff *skb)
 {
 	struct sock *sk = (struct sock *)key->sock;
-	__u64 ino, cgid = skb ? bpf_skb_cgroup_id(skb) : bpf_get_current_cgroup_id();
+	__u64 ino, cgid = SKB_PATH(skb) ? bpf_skb_cgroup_id(skb) : bpf_get_current_cgroup_id();
 	struct tapir_cgroup_info *cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);
 	struct tapir_conn *c;
 	int kind;
 
-	if (!cg || (skb && cgid == self_cgid))
+	if (!cg || (SKB_PATH(skb) && cgid == self_cgid))
 		return NULL;
 	kind = tapir_sk_kind(sk);
 	if (kind == TAPIR_SK_TCP) {
@@ -1560,7 +1567,7 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		if (!c)
 			return 0;
 	}
-	if (!skb)
+	if (!SKB_PATH(skb))
 		c->tgid = io->tgid; /* a segment's hook runs in no process of the connection's */
 	dir = (c->flags & TAPIR_CF_CLIENT) ? !io->dir : io->dir;
 	if (c->state == TAPIR_CONN_NEW && !(c->flags & TAPIR_CF_CLIENT)) {
@@ -1595,7 +1602,7 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 			     dir == DIR_OUT ? TAPIR_H2_OPEN_UPGRADE : TAPIR_H2_OPEN_UPGRADE_LATE))
 			return 0;
 	}
-	if (c->state == TAPIR_CONN_H2 && skb)
+	if (c->state == TAPIR_CONN_H2 && SKB_PATH(skb))
 		return 0; /* never: h2_on is 0 with the socket-buffer hooks */
 	if (c->state == TAPIR_CONN_H2) {
 #ifndef TAPIR_COMPAT
@@ -1622,7 +1629,7 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		return 0;
 	}
 
-	if (llm_on && !skb && dir == DIR_OUT)
+	if (llm_on && !SKB_PATH(skb) && dir == DIR_OUT)
 		llm_answer(c, io, ret);
 	walk(ctx, &key, io, dir, ret, c, tails, skb);
 	return 0;

@@ -289,6 +289,9 @@ TAPIR_INLINE int tapir_walk_step(TAPIR_CONN_ENV *env, struct tapir_walk *w, stru
 	if (w->off < w->woff || w->off >= w->woff + w->wlen ||
 	    (w->off + 16 > w->woff + w->wlen && w->woff + w->wlen < w->seg_len)) {
 		n = left < TAPIR_WIN ? left : TAPIR_WIN;
+		/* 1 to TAPIR_WIN (left is not 0), in a form whose bound every verifier keeps: a
+		 * segment's read takes no size that may be 0, and 6.1's keeps none from a test. */
+		n = ((n - 1) & (TAPIR_WIN - 1)) + 1;
 		if (tapir_walk_read(env, w->win, n, w->seg_ubuf + w->off)) {
 			tapir_conn_stat(env, TAPIR_STAT_READ_FAULT);
 			ev = TP_EV_ERROR;
@@ -355,8 +358,7 @@ event:
 		/* The new request's line, where the window did not show it all. */
 		n = w->line_read;
 		w->line_read = 0;
-		if (n > TAPIR_LINE_BYTES) /* never: for the verifier */
-			n = TAPIR_LINE_BYTES;
+		n = ((n - 1) & (TAPIR_LINE_BYTES - 1)) + 1; /* 1 to TAPIR_LINE_BYTES, as above */
 		tapir_walk_read(env, c->line[tapir_conn_newest(c) & (TAPIR_MAX_PENDING - 1)], n,
 				w->seg_ubuf + (w->line_at - w->seg_at));
 	}

@@ -235,8 +235,9 @@ def test_missing_btf_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("args,why", [
-    (["--bpf-hooks", "kprobe"], "--bpf-hooks wants auto, socket, fexit or syscall"),
-    (["--bpf-variant", "compat", "--bpf-hooks", "socket"], "needs the loop build"),
+    (["--bpf-hooks", "kprobe"], "--bpf-hooks wants auto, socket, fexit, syscall or skb"),
+    (["--bpf-variant", "compat", "--bpf-hooks", "socket"], "socket needs the loop build"),
+    (["--bpf-variant", "compat", "--bpf-hooks", "skb"], "skb needs the loop build"),
 ])
 def test_bad_hook_choice_is_a_usage_error(args, why):
     r = subprocess.run([TAPIR, *args], capture_output=True, text=True, timeout=30)

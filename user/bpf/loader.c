@@ -1380,6 +1380,8 @@ static int check_feature(const char *feature, int variant, FILE *out, int *opt_b
 		set = prog_hooks(p);
 		if (!strcmp(feature, "http"))
 			http_size(&h, 1024, 1 << 16, true); /* small maps: a dry run */
+		if (set == TAPIR_HOOKS_SKB) /* as the daemon loads them (load_http_variant()) */
+			((struct http_bpf *)h.skel)->rodata->skb_on = 1;
 		vlog.prog[0] = vlog.tail[0] = '\0';
 		if (st->reason) {
 			result = st->why;
