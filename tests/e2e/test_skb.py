@@ -78,6 +78,34 @@ def exact_through_loss(port, model, dropped, n, size_family, want):
     assert s.value("tapir_parse_failures_total") == 0
 
 
+def on_new_connections(sport, marker, n, send):
+    """@n requests to @sport, each on a connection of its own (send(conn) sends it), through a
+    Dropper of @marker on the way there: how many segments it dropped."""
+    drop = Dropper(sport, "to", marker)
+    try:
+        for _ in range(n):
+            conn = RawConn(sport)
+            send(conn)
+            assert conn.read_response()[0] == 200
+            conn.close()
+    finally:
+        dropped = drop.stop()
+    return dropped
+
+
+def counted_or_gap(port, model, n):
+    """Scrape until @n requests are counted or in segment_gap (at most 15 s): (the scrape,
+    counted, gaps)."""
+    deadline = time.monotonic() + 15
+    while True:
+        s = Scrape(metrics_text(port))
+        counted = s.value(REQ, model_name=model)
+        gaps = s.value("tapir_parse_failures_total", reason="segment_gap")
+        if counted + gaps >= n or time.monotonic() > deadline:
+            return s, counted, gaps
+        time.sleep(0.1)
+
+
 def uvicorn(cg):
     port = free_port()
     srv = cg.popen([PY, "-m", "uvicorn", "--app-dir", SERVERS, "app:app", "--host",
@@ -206,29 +234,17 @@ def test_skb_lost_request_heads_are_counted(skb):
     from there, and says so (segment_gap); every request is either counted or in that count."""
     port, cg = skb
     sport, srv = uvicorn(cg)
-    drop = Dropper(sport, "to", "P")
     n = 8
-    try:
-        for _ in range(n):
-            conn = RawConn(sport)
-            body = b"q" * 3000
-            req = post("/predict", body)
-            conn.send(req[:-len(body)])
-            conn.send(body, pieces=3)
-            assert conn.read_response()[0] == 200
-            conn.close()
-    finally:
-        dropped = drop.stop()
+    body = b"q" * 3000
+
+    def head_then_body(conn):
+        conn.send(post("/predict", body)[:-len(body)])
+        conn.send(body, pieces=3)
+
+    dropped = on_new_connections(sport, "P", n, head_then_body)
     try:
         assert dropped >= n  # each head once, its retransmission passed
-        deadline = time.monotonic() + 15
-        while True:
-            s = Scrape(metrics_text(port))
-            counted = s.value(REQ, model_name=cg.model)
-            gaps = s.value("tapir_parse_failures_total", reason="segment_gap")
-            if counted + gaps >= n or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        s, counted, gaps = counted_or_gap(port, cg.model, n)
         assert counted + gaps == n, (counted, gaps)
         assert gaps >= 1  # the body's segments came before the head's second copy
     finally:
@@ -242,26 +258,11 @@ def test_skb_request_with_the_handshake_end_is_counted_lost(skb):
     says so (segment_gap), not that its server spoke first (not_http)."""
     port, cg = skb
     sport, srv = uvicorn(cg)
-    drop = Dropper(sport, "to", "ack")
     n = 5
-    try:
-        for _ in range(n):
-            conn = RawConn(sport)
-            conn.send(get("/bytes/10"))
-            assert conn.read_response()[0] == 200
-            conn.close()
-    finally:
-        dropped = drop.stop()
+    dropped = on_new_connections(sport, "ack", n, lambda conn: conn.send(get("/bytes/10")))
     try:
         assert dropped >= n
-        deadline = time.monotonic() + 15
-        while True:
-            s = Scrape(metrics_text(port))
-            counted = s.value(REQ, model_name=cg.model)
-            gaps = s.value("tapir_parse_failures_total", reason="segment_gap")
-            if counted + gaps >= n or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        s, counted, gaps = counted_or_gap(port, cg.model, n)
         assert (counted, gaps) == (0, n)
         assert s.value("tapir_ignored_connections_total", reason="not_http") == 0
     finally:
