@@ -200,6 +200,18 @@ $(OUT)/tools/floor: tools/floor.c tools/floor.h $(OUT)/tools/floor.skel.h
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itools -I$(OUT)/tools $< $(LDLIBS) -o $@
 
+# Where the BPF time goes: each JIT image's source lines (for tools/lineprof.py), and the walk
+# alone under BPF_PROG_TEST_RUN.
+$(OUT)/tools/bpf-lines: tools/bpf-lines.c | $(OUT)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) $< $(LDLIBS) -o $@
+
+$(OUT)/tools/walkbench: tools/walkbench.c $(OUT)/tests/walk_run.skel.h
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -I$(OUT)/tests -Itests/bpf $< $(LDLIBS) -o $@
+
 # A stand-in vLLM (OpenAI chat and text completions, streamed) for the matrix and the benchmark.
 $(OUT)/tools/llm_server: tools/llm_server.c | $(OUT)
 	$(call msg,CC,$@)
