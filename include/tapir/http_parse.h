@@ -537,26 +537,6 @@ TAPIR_INLINE __u64 tapir_has_byte(__u64 x, __u8 b)
 	return (y - TP_ONES) & ~y & TP_HIGHS;
 }
 
-/*
- * The top bit of every byte of @x that equals @b, and no other bit: exact for each byte, unlike
- * tapir_has_byte()'s flags above its first (no carry passes from one byte to the next).
- */
-TAPIR_INLINE __u64 tapir_byte_flags(__u64 x, __u8 b)
-{
-	__u64 y = x ^ (TP_ONES * b);
-
-	return ~(((y & ~TP_HIGHS) + ~TP_HIGHS) | y) & TP_HIGHS;
-}
-
-/* Index of the byte of the lowest flag in @m (flags only in bytes' top bits; @m not 0): the
- * lowest flag alone, shifted down to 1 << 8i, times a constant that puts i in the top byte. No
- * ctz: the BPF backend has no such instruction and expands it into a long sequence. */
-TAPIR_INLINE __u32 tapir_flag_index(__u64 m)
-{
-	m &= ~m + 1;
-	return (__u32)(((m >> 7) * 0x0001020304050607ULL) >> 56);
-}
-
 /* First 8 bytes of the candidate header names, lower case, as little-endian words. */
 #define TP_W_CONTENT_ 0x2d746e65746e6f63ULL /* "content-" */
 #define TP_W_TRANSFER 0x726566736e617274ULL /* "transfer" */
@@ -572,8 +552,13 @@ TAPIR_INLINE __u32 tapir_byte_index(__u64 x, __u8 b)
 {
 	__u64 m = tapir_has_byte(x, b);
 
-	/* The lowest flag is exact (borrows only travel upwards). */
-	return m ? tapir_flag_index(m) : 8;
+	if (!m)
+		return 8;
+	/* The lowest flag is exact (borrows only travel upwards): bit 8i+7 for byte i. Shifted
+	 * down it is 1 << 8i, and the product puts byte 7-i of the constant, i, on top. No ctz:
+	 * the BPF backend has no such instruction and expands it into a long sequence. */
+	m &= ~m + 1;
+	return (__u32)(((m >> 7) * 0x0001020304050607ULL) >> 56);
 }
 
 #define TP_W_LENGTH_ 0x203a6874676e656cULL /* "length: " */
@@ -1171,7 +1156,7 @@ TAPIR_INLINE int tapir_http_head_line(struct tapir_http_parser *q, const struct 
 	return 1;
 }
 
-#define TP_HEAD_STEPS (TAPIR_WIN / 8 + 33) /* words of a window, and line ends in it */
+#define TP_HEAD_STEPS (TAPIR_WIN / 8 + 32) /* words of a window, and line ends in it */
 
 #ifdef TAPIR_HEAD_LINE_FN
 /* BPF: tapir_http_head_line() through a global function of the includer's, which the verifier
@@ -1238,7 +1223,7 @@ TAPIR_INLINE __u32 tapir_http_head(struct tapir_http_parser *p, struct tapir_htt
 				   const __u8 *win, __u32 wlen, __u32 at, int *ev)
 {
 	__u32 i, k, ls, lf, o, n, cls;
-	__u64 x, x1, m;
+	__u64 x, x1;
 	int ok;
 
 	if (p->state != TP_START || p->pos != 1 || wlen > TAPIR_WIN || at + 16 > wlen)
@@ -1256,14 +1241,47 @@ TAPIR_INLINE __u32 tapir_http_head(struct tapir_http_parser *p, struct tapir_htt
 	if (!n)
 		return 0;
 
-	/*
-	 * Every line to its LF, the start line first: one load per word of the window, whose LFs
-	 * (tapir_byte_flags()) are then taken one by one, each ending a line. @ls is where the
-	 * current line began, 0 while it is the start line (the head starts at @at >= 1).
-	 */
+	/* The rest of the start line, to its LF. */
 	k = at + n;
-	m = 0;
-	ls = 0;
+	lf = TAPIR_WIN;
+	for (i = 0; i < TAPIR_WIN / 8 + 1; i++) {
+		TAPIR_OPAQUE(k);
+		k &= TAPIR_WIN * 2 - 1;
+		x = tapir_http_word(win, wlen, k, &ok);
+		if (!ok)
+			return 0;
+		if (tapir_has_byte(x, '\n')) {
+			lf = k + tapir_byte_index(x, '\n');
+			break;
+		}
+		k += 8;
+	}
+	if (lf >= wlen || win[(lf - 1) & (TAPIR_WIN - 1)] != '\r')
+		return 0;
+	if (q->kind == TP_KIND_REQUEST) {
+		/* The last 8 bytes before the CR, all after the method's space (the target starts
+		 * at at - 1 + pos), as tapir_http_start_line() checks its rolling tail. */
+		if (lf < at + q->pos + 9)
+			return 0;
+		o = lf - 9;
+		TAPIR_OPAQUE(o);
+		o &= TAPIR_WIN - 1;
+		if (o > TAPIR_WIN - 8)
+			return 0;
+		x = TAPIR_LOAD64(&win[o]);
+		if ((x & TP_MASK(7)) != TP_W_HTTP1_ || (x >> 56) == '\r')
+			return 0;
+		if ((x >> 56) == '0')
+			q->flags |= TP_F_HTTP10;
+		q->remaining = 0;
+	}
+	q->flags |= TP_F_LINE_OK;
+	q->state = TP_HDR_START;
+	q->pos = 0;
+
+	/* Each header line, a word at a time to its LF, to the empty line. */
+	ls = lf + 1;
+	k = ls;
 	for (i = 0; i < TP_HEAD_STEPS; i++) {
 		/* No-ops (both stay under 2 * TAPIR_WIN) that make every path into an iteration
 		 * look alike to the verifier, as in tapir_http_skip_window(). */
@@ -1271,51 +1289,16 @@ TAPIR_INLINE __u32 tapir_http_head(struct tapir_http_parser *p, struct tapir_htt
 		TAPIR_OPAQUE(ls);
 		k &= TAPIR_WIN * 2 - 1;
 		ls &= TAPIR_WIN * 2 - 1;
-		if (!m) {
-			/* The next word: one load, all within the window but for the last. */
-			o = k;
-			TAPIR_OPAQUE(o);
-			o &= TAPIR_WIN - 1;
-			if (k + 8 <= wlen && o <= TAPIR_WIN - 8) {
-				x = TAPIR_LOAD64(&win[o]);
-			} else {
-				x = tapir_http_word(win, wlen, k, &ok);
-				if (!ok)
-					return 0;
-			}
-			m = tapir_byte_flags(x, '\n');
+		x = tapir_http_word(win, wlen, k, &ok);
+		if (!ok || ls > k)
+			return 0;
+		if (!tapir_has_byte(x, '\n')) {
 			k += 8;
 			continue;
 		}
-		lf = k - 8 + tapir_flag_index(m);
-		m &= m - 1;
+		lf = k + tapir_byte_index(x, '\n');
 		if (lf >= wlen || lf < ls + 1 || win[(lf - 1) & (TAPIR_WIN - 1)] != '\r')
-			return 0; /* a bare LF */
-		if (!ls) {
-			/* The start line's end. A request's last 8 bytes before the CR, all after
-			 * the method's space (the target starts at at - 1 + pos), as
-			 * tapir_http_start_line() checks its rolling tail. */
-			if (q->kind == TP_KIND_REQUEST) {
-				if (lf < at + q->pos + 9)
-					return 0;
-				o = lf - 9;
-				TAPIR_OPAQUE(o);
-				o &= TAPIR_WIN - 1;
-				if (o > TAPIR_WIN - 8)
-					return 0;
-				x = TAPIR_LOAD64(&win[o]);
-				if ((x & TP_MASK(7)) != TP_W_HTTP1_ || (x >> 56) == '\r')
-					return 0;
-				if ((x >> 56) == '0')
-					q->flags |= TP_F_HTTP10;
-				q->remaining = 0;
-			}
-			q->flags |= TP_F_LINE_OK;
-			q->state = TP_HDR_START;
-			q->pos = 0;
-			ls = lf + 1;
-			continue;
-		}
+			return 0; /* a bare LF, or past the window */
 		n = lf - ls;
 		if (n == 1) {
 			/* The empty line: the head is whole. */
@@ -1342,6 +1325,7 @@ TAPIR_INLINE __u32 tapir_http_head(struct tapir_http_parser *p, struct tapir_htt
 			return 0;
 		}
 		ls = lf + 1;
+		k = ls;
 	}
 	return 0;
 }
