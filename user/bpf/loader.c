@@ -23,6 +23,7 @@
 #include "http_compat.skel.h"
 #include "lifecycle.skel.h"
 #include "cgroups.h"
+#include "resources.h"
 #include "llm.h"
 #include "loader.h"
 #include "log.h"
@@ -403,17 +404,11 @@ static void note_refusal(struct tapir_loader *l, const char *feature)
 /* The daemon's own cgroup v2 id, 0 when it cannot be read. */
 static __u64 self_cgroup_id(void)
 {
-	char root[512], rel[600] = "", path[1200], line[600];
+	char root[512], rel[512], path[1100];
 	uint64_t id = 0;
-	FILE *f;
 
-	if (!cgroup2_root(root, sizeof(root)) || !(f = fopen("/proc/self/cgroup", "r")))
+	if (!cgroup2_root(root, sizeof(root)) || tapir_pid_cgroup2(getpid(), rel, sizeof(rel)))
 		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "0::", 3))
-			snprintf(rel, sizeof(rel), "%s", line + 3);
-	fclose(f);
-	rel[strcspn(rel, "\n")] = '\0';
 	snprintf(path, sizeof(path), "%s%s", root, rel);
 	return tapir_cgroup_id(path, &id) ? 0 : id;
 }
