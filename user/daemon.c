@@ -529,6 +529,18 @@ static int on_record(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/* The socket-buffer hooks, when they run, on the top-most watched cgroups of this scan. */
+static void cover(struct tapir_daemon *d)
+{
+	const struct tapir_watched **tops;
+	ssize_t n = tapir_cgroups__tops(d->cgroups, &tops);
+
+	if (n < 0)
+		return; /* out of memory: the hooks stay where they hang, the next scan tries again */
+	tapir_loader__cover(d->loader, tapir_cgroups__root(d->cgroups), tops, (size_t)n);
+	free(tops);
+}
+
 /* The connections of one process found at start, and what to enter them with. */
 struct prestart {
 	int prestart_fd;
@@ -895,6 +907,7 @@ struct tapir_daemon *tapir_daemon__new(const struct tapir_config *cfg, const cha
 	err = tapir_loader__attach(d->loader);
 	if (err)
 		goto fail_err;
+	cover(d);
 	seed_prestart(d);
 	if (pin_dir)
 		tapir_loader__pin(d->loader, pin_dir);
@@ -1024,6 +1037,7 @@ int tapir_daemon__run(struct tapir_daemon *d)
 		if (d->rescan || t - last_scan >= RESCAN_MS) {
 			d->rescan = 0;
 			tapir_cgroups__scan(d->cgroups);
+			cover(d);
 			tapir_replicas__sync(d->replicas, t);
 			tapir_cgroups__expire(d->cgroups, (uint64_t)d->cfg->series_grace_s * 1000,
 					      forget, d);

@@ -3,6 +3,7 @@
 exact against the clients' own counts through every syscall family, through segments lost and
 sent again (a tc program on the loopback drops them: this kernel has no netem), with request
 times that start when a request reaches the server's socket, not when the server reads it."""
+import json
 import os
 import signal
 import subprocess
@@ -11,8 +12,8 @@ import time
 import pytest
 
 from client import RawConn, get, post
-from conftest import (PY, ROOT, SERVERS, TAPIR, Scrape, free_port, metrics_text, wait_port,
-                      wait_serving)
+from conftest import (PY, ROOT, SERVERS, TAPIR, Cgroup, Scrape, free_port, metrics_text,
+                      wait_port, wait_serving)
 from test_kernel_reach import every_syscall_family, own_daemon, settled, stop
 
 REQ = "baseten_inference_requests_total"
@@ -173,6 +174,114 @@ def test_skb_own_scrapes_are_not_counted(tmp_path):
         assert after.value("tapir_bpf_program_attached", program="http_skb_in") == 1
     finally:
         stop(proc)
+
+
+def bpftool(*args):
+    out = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True, check=True,
+                         timeout=30).stdout
+    return json.loads(out) if out.strip() else []
+
+
+def hung(path, effective=False):
+    """The socket-buffer hooks on the cgroup at @path, as bpftool sees them: {name: [ids]} of
+    those attached to it, or with @effective of all that run for its sockets."""
+    progs = {}
+    for p in bpftool("cgroup", "show", path, *(["effective"] if effective else [])):
+        if p.get("name", "").startswith("http_skb"):
+            progs.setdefault(p["name"], []).append(p["id"])
+    return progs
+
+
+def run_cnt(ids):
+    return sum(bpftool("prog", "show", "id", str(i)).get("run_cnt", 0) for i in ids)
+
+
+def requests(sport, n):
+    for _ in range(n):
+        conn = RawConn(sport)
+        conn.send(get("/read/write/10"))
+        assert conn.read_response()[0] == 200
+        conn.close()
+
+
+def test_skb_hooks_hang_on_the_top_watched_cgroups(tmp_path, cgroot):
+    """The socket-buffer hooks hang on each top-most watched cgroup, containers made after the
+    daemon started included, and on no other: a nested watched cgroup's sockets run each
+    program once, an unwatched server's segments run none (the kernel's own run counts), and a
+    removed cgroup's links go with it."""
+    mount, rel = cgroot
+    top = Cgroup(f"{mount}{rel}/skbtops")
+    port = free_port()
+    cfg = tmp_path / "tapir.yaml"
+    cfg.write_text(f'listen: "127.0.0.1:{port}"\n'
+                   f'deployments:\n  - cgroup: "{rel}/skbtops/*"\n'
+                   f'    labels: {{model_name: "tops"}}\n')
+    proc = subprocess.Popen([TAPIR, "--config", str(cfg), "--pin-dir", "none",
+                             "--bpf-hooks", "skb"], stdout=open(tmp_path / "log", "w"),
+                            stderr=subprocess.STDOUT)
+    stats = "/proc/sys/kernel/bpf_stats_enabled"
+    with open(stats) as f:
+        stats_was = f.read().strip()
+    servers, cgs = [], []
+    try:
+        wait_serving(port, proc, tmp_path / "log")
+        assert hung(top.path) == {} and hung(mount + rel, effective=True) == {}
+        a = Cgroup(top.path + "/a")
+        inner = Cgroup(a.path + "/inner")
+        b = Cgroup(top.path + "/b")
+        cgs = [inner, a, b]
+        both = ["http_skb_in", "http_skb_out"]
+        deadline = time.monotonic() + 15
+        while sorted(hung(a.path)) != both or sorted(hung(b.path)) != both:
+            assert time.monotonic() < deadline, (hung(a.path), hung(b.path))
+            time.sleep(0.2)
+        assert hung(inner.path) == {} and hung(top.path) == {}
+        eff = hung(inner.path, effective=True)
+        assert sorted(eff) == both and all(len(ids) == 1 for ids in eff.values()), eff
+        ids = [i for p in (a, b) for v in hung(p.path).values() for i in v]
+
+        ports = [free_port() for _ in range(3)]
+        for where, sport in zip((inner, b, None), ports):
+            argv = [PY, os.path.join(SERVERS, "syscalls.py"), str(sport)]
+            servers.append(where.popen(argv) if where else subprocess.Popen(argv))
+            wait_port(sport, proc=servers[-1])
+        with open(stats, "w") as f:
+            f.write("1")
+        runs = run_cnt(ids)
+        requests(ports[2], 20)  # the unwatched server, in this test's own cgroup
+        assert run_cnt(ids) == runs
+        requests(ports[0], 10)
+        requests(ports[1], 10)
+        assert run_cnt(ids) > runs + 2 * 20  # a request and an answer each, at least
+        s = settled(port, "tops", 20)
+        assert s.value(REQ, model_name="tops", status_code=200) == 20
+        assert s.value("tapir_parse_failures_total") == 0
+
+        # b goes: its links are released with it; a's stay.
+        b_id = os.stat(b.path).st_ino
+        servers[1].kill()
+        servers[1].wait()
+        b.destroy()
+        cgs.remove(b)
+        deadline = time.monotonic() + 15
+        while True:
+            links = {l["cgroup_id"] for l in bpftool("link", "show")
+                     if l.get("type") == "cgroup" and l.get("prog_id") in ids}
+            if b_id not in links:
+                break
+            assert time.monotonic() < deadline, links
+            time.sleep(0.2)
+        assert links == {os.stat(a.path).st_ino}
+    finally:
+        with open(stats, "w") as f:
+            f.write(stats_was)
+        for srv in servers:
+            srv.kill()
+            srv.wait()
+        stop(proc)
+        for c in cgs:
+            c.destroy()
+        top.destroy()
 
 
 def test_skb_request_time_starts_in_the_socket_queue(skb):

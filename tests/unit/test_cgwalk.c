@@ -185,6 +185,49 @@ static void test_unseen_part_makes_the_walk_incomplete(void **state)
 	remove_tree(&s);
 }
 
+/* Which of @rels are top-most (no ancestor among them), as tapir_watched_tops() says: their
+ * paths joined by spaces, in its order. */
+static void tops_of(const char *const *rels, size_t n, char *buf, size_t len)
+{
+	struct tapir_watched w[16] = { { 0 } };
+	const struct tapir_watched **tops;
+	ssize_t k, i;
+
+	assert_true(n <= 16);
+	for (i = 0; i < (ssize_t)n; i++) {
+		w[i].id = 100 + i;
+		w[i].rel = (char *)rels[i];
+	}
+	k = tapir_watched_tops(w, n, &tops);
+	assert_true(k >= 0);
+	buf[0] = '\0';
+	for (i = 0; i < k; i++) {
+		assert_true(tops[i]->id == 100 + (uint64_t)(tops[i] - w));
+		snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", i ? " " : "", tops[i]->rel);
+	}
+	free(tops);
+}
+
+static void test_tops_are_the_watched_without_a_watched_ancestor(void **state)
+{
+	/* "/a-b" and "/a.b" sort between "/a" and "/a/x" ('-' and '.' come before '/'): a
+	 * neighbour in the order is not an ancestor. */
+	const char *const nested[] = { "/a/x/y", "/a-b", "/a/x", "/b/c", "/a", "/a.b/c", "/a-b/z" };
+	const char *const rooted[] = { "/k/p", "/", "/k" };
+	const char *const siblings[] = { "/kubepods/pod1", "/kubepods/pod10", "/kubepods/pod1/c" };
+	char got[256];
+
+	(void)state;
+	tops_of(nested, 7, got, sizeof(got));
+	assert_string_equal(got, "/a /a-b /a.b/c /b/c");
+	tops_of(rooted, 3, got, sizeof(got));
+	assert_string_equal(got, "/");
+	tops_of(siblings, 3, got, sizeof(got));
+	assert_string_equal(got, "/kubepods/pod1 /kubepods/pod10");
+	tops_of(NULL, 0, got, sizeof(got));
+	assert_string_equal(got, "");
+}
+
 static void test_missing_root(void **state)
 {
 	struct seen s = { 0 };
@@ -201,6 +244,7 @@ int main(void)
 		cmocka_unit_test(test_every_directory_once_parents_first),
 		cmocka_unit_test(test_removed_under_the_walk_is_skipped),
 		cmocka_unit_test(test_unseen_part_makes_the_walk_incomplete),
+		cmocka_unit_test(test_tops_are_the_watched_without_a_watched_ancestor),
 		cmocka_unit_test(test_missing_root),
 	};
 

@@ -63,7 +63,7 @@ enum tapir_bpf_hooks {
 	TAPIR_HOOKS_SOCKET,  /* sock_{send,recv}_length: 6.3+, loop build only */
 	TAPIR_HOOKS_SYSCALL, /* syscall tracepoints: every kernel */
 	TAPIR_HOOKS_FEXIT,   /* fexit on tcp_{send,recv}msg, tcp_sendpage: BPF trampolines */
-	TAPIR_HOOKS_SKB,     /* cgroup_skb on the cgroup v2 root: the loop build, HTTP/1.x only */
+	TAPIR_HOOKS_SKB,     /* cgroup_skb on the watched cgroups: the loop build, HTTP/1.x only */
 };
 
 /* struct tapir_web.client_auth: the client_auth_type values of node_exporter's web config that

@@ -54,6 +54,18 @@ struct tapir_loader {
 	int agg_on;	   /* http_agg is in use (http_agg_knobs()) */
 	int llm_on;	   /* LLM payload goes to llm_events (http_llm_knobs()) */
 	int h2_on;	   /* HTTP/2 is followed, into h2_events */
+	/* The socket-buffer hooks: hung on each top-most watched cgroup (tapir_loader__cover()). */
+	struct bpf_program *skb_prog[2]; /* in, out; NULL when not loaded */
+	int skb_idx[2];			 /* their index in progs */
+	struct skb_hang *hang;		 /* sorted by cgroup id */
+	size_t n_hang, cap_hang;
+};
+
+/* Where the socket-buffer hooks hang: one cgroup, its two links (NULL where attaching failed). */
+struct skb_hang {
+	uint64_t id;
+	struct bpf_link *link[2];
+	bool seen; /* still a top-most watched cgroup */
 };
 
 /* The end of the last verifier log libbpf printed, and the program it was about. */
@@ -1007,28 +1019,6 @@ static int attach_rank(const struct bpf_program *p)
 	return 0;
 }
 
-/* The socket-buffer hooks (cgroup_skb) on the cgroup v2 root: every socket's segments, a
- * watched connection's walked; the link holds the cgroup. NULL and errno on failure. */
-static struct bpf_link *attach_cgroup_root(struct bpf_program *p)
-{
-	struct bpf_link *link;
-	char root[512];
-	int fd, err;
-
-	if (!cgroup2_root(root, sizeof(root))) {
-		errno = ENOENT;
-		return NULL;
-	}
-	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	link = bpf_program__attach_cgroup(p, fd);
-	err = errno;
-	close(fd);
-	errno = err;
-	return link;
-}
-
 /* Attach @p, noting its fate in l->progs; returns 1 when attached. */
 static int attach_one(struct tapir_loader *l, struct bpf_program *p, const char *feature)
 {
@@ -1043,10 +1033,16 @@ static int attach_one(struct tapir_loader *l, struct bpf_program *p, const char 
 		l->progs[i].attached = true;
 		return 0;
 	}
-	if (prog_hooks(p) == TAPIR_HOOKS_SKB)
-		l->links[i] = attach_cgroup_root(p);
-	else
-		l->links[i] = bpf_program__attach(p);
+	if (prog_hooks(p) == TAPIR_HOOKS_SKB) {
+		/* Hung on cgroups as they are watched: tapir_loader__cover(). */
+		int in = attach_rank(p) == 1;
+
+		l->skb_prog[!in] = p;
+		l->skb_idx[!in] = i;
+		l->progs[i].attached = true;
+		return 1;
+	}
+	l->links[i] = bpf_program__attach(p);
 	if (!l->links[i]) {
 		l->progs[i].reason = "attach_failed";
 		l->progs[i].why = "attach failed";
@@ -1083,6 +1079,119 @@ int tapir_loader__attach(struct tapir_loader *l)
 	pr_info("%d BPF programs attached", n);
 	vmlinux_btf_release(); /* asked again, it is parsed again */
 	return 0;
+}
+
+/* The skb hang at @id, or where it would go (*@pos). */
+static struct skb_hang *hang_find(const struct tapir_loader *l, uint64_t id, size_t *pos)
+{
+	size_t lo = 0, hi = l->n_hang;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (l->hang[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*pos = lo;
+	return lo < l->n_hang && l->hang[lo].id == id ? &l->hang[lo] : NULL;
+}
+
+/* Attach the skb hooks to the cgroup at @path if it is still cgroup @id; 0 or -errno. */
+static int hang_on(struct tapir_loader *l, struct skb_hang *h, const char *path)
+{
+	uint64_t id = 0;
+	int fd, d, err = 0;
+
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (tapir_cgroup_id_fd(fd, &id) || id != h->id) {
+		close(fd);
+		return -ESTALE; /* removed and made again under the walk: the next scan */
+	}
+	for (d = 1; d >= 0; d--) { /* the way out first, as attach_rank() orders them */
+		if (!l->skb_prog[d])
+			continue;
+		h->link[d] = bpf_program__attach_cgroup(l->skb_prog[d], fd);
+		if (!h->link[d] && !err)
+			err = -errno;
+	}
+	close(fd);
+	return err;
+}
+
+int tapir_loader__cover(struct tapir_loader *l, const char *mount,
+			const struct tapir_watched *const *tops, size_t n)
+{
+	size_t i, j, pos, failed = 0;
+	struct skb_hang *h;
+	char path[4608];
+	int err, d;
+
+	if (!l->skb_prog[0] && !l->skb_prog[1])
+		return 0;
+	for (i = 0; i < l->n_hang; i++)
+		l->hang[i].seen = false;
+	for (i = 0; i < n; i++) {
+		h = hang_find(l, tops[i]->id, &pos);
+		if (h) {
+			h->seen = true;
+			continue;
+		}
+		if (l->n_hang == l->cap_hang) {
+			size_t cap = l->cap_hang ? l->cap_hang * 2 : 16;
+			struct skb_hang *nh = realloc(l->hang, cap * sizeof(*nh));
+
+			if (!nh)
+				return -ENOMEM;
+			l->hang = nh;
+			l->cap_hang = cap;
+		}
+		memmove(&l->hang[pos + 1], &l->hang[pos], (l->n_hang - pos) * sizeof(*l->hang));
+		h = &l->hang[pos];
+		*h = (struct skb_hang){ .id = tops[i]->id, .seen = true };
+		l->n_hang++;
+		snprintf(path, sizeof(path), "%s%s", mount, tops[i]->rel);
+		err = hang_on(l, h, path);
+		if (err == -ESTALE || err == -ENOENT) {
+			/* Gone already: forgotten below, tried again if the scan still sees it. */
+			h->seen = false;
+		} else if (err) {
+			/* Not tried again (a warning every scan); counted in the programs' status. */
+			pr_warn("cannot attach the socket-buffer hooks to cgroup %s: %s; its "
+				"connections are not seen",
+				tops[i]->rel, strerror(-err));
+		} else {
+			pr_debug("socket-buffer hooks on cgroup %s", tops[i]->rel);
+		}
+	}
+	/* Only now the ones no longer top-most: a descendant's segments were walked by both for a
+	 * moment, and the second walk skips them as bytes seen (the sequence numbers). */
+	for (i = j = 0; i < l->n_hang; i++) {
+		h = &l->hang[i];
+		if (!h->seen) {
+			for (d = 0; d < 2; d++)
+				bpf_link__destroy(h->link[d]);
+			continue;
+		}
+		for (d = 0; d < 2; d++)
+			if (l->skb_prog[d] && !h->link[d])
+				failed++;
+		l->hang[j++] = *h;
+	}
+	l->n_hang = j;
+	for (d = 0; d < 2; d++) {
+		struct tapir_prog_status *st = &l->progs[l->skb_idx[d]];
+
+		if (!l->skb_prog[d])
+			continue;
+		st->attached = !failed;
+		st->reason = failed ? "attach_failed" : NULL;
+		st->why = failed ? "attach failed on a watched cgroup (see the log)" : NULL;
+	}
+	return (int)failed;
 }
 
 static struct bpf_map *pinned_maps(const struct tapir_loader *l, size_t i)
@@ -1248,6 +1357,11 @@ void tapir_loader__free(struct tapir_loader *l)
 	if (!l)
 		return;
 	unpin(l);
+	for (i = 0; i < l->n_hang; i++) {
+		bpf_link__destroy(l->hang[i].link[0]);
+		bpf_link__destroy(l->hang[i].link[1]);
+	}
+	free(l->hang);
 	for (i = 0; i < l->n_progs; i++)
 		bpf_link__destroy(l->links[i]);
 	ring_buffer__free(l->rb);

@@ -35,6 +35,15 @@ typedef int (*tapir_record_fn)(void *ctx, void *data, size_t size);
 struct tapir_loader *tapir_loader__new(const struct tapir_config *cfg, tapir_record_fn fn,
 				       void *ctx);
 int tapir_loader__attach(struct tapir_loader *l);
+struct tapir_watched;
+/*
+ * The socket-buffer hooks, when loaded, hang on @tops (tapir_cgroups__tops(); @mount is the
+ * cgroup v2 mount their paths are under) and on no other cgroup: they see the sockets of every
+ * watched cgroup, each segment once, and no other socket's. Call after each scan. Returns the
+ * number of links that could not be made (in tapir_bpf_program_attached too), or -ENOMEM.
+ */
+int tapir_loader__cover(struct tapir_loader *l, const char *mount,
+			const struct tapir_watched *const *tops, size_t n);
 /*
  * tapir check: load every program on this kernel, one at a time, without attaching, and print
  * a table (program, feature, variant, result) to @out. Returns 0 when every metric family

@@ -640,6 +640,76 @@ size_t tapir_cgroups__n_watched(const struct tapir_cgroups *cg)
 	return cg->n;
 }
 
+/* @x against the path @rel[0..@len) (both relative to the mount): strcmp's order. */
+static int rel_cmp(const char *x, const char *rel, size_t len)
+{
+	int r = strncmp(x, rel, len);
+
+	return r ? r : x[len] ? 1 : 0;
+}
+
+static int by_rel(const void *a, const void *b)
+{
+	return strcmp((*(const struct watched *const *)a)->rel,
+		      (*(const struct watched *const *)b)->rel);
+}
+
+/* Is @rel[0..@len) one of @by (@n, sorted by path)? */
+static bool rel_watched(const struct watched *const *by, size_t n, const char *rel, size_t len)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int r = rel_cmp(by[mid]->rel, rel, len);
+
+		if (!r)
+			return true;
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+ssize_t tapir_cgroups__tops(const struct tapir_cgroups *cg, const struct tapir_watched ***out)
+{
+	return tapir_watched_tops(cg->w, cg->n, out);
+}
+
+ssize_t tapir_watched_tops(const struct tapir_watched *w, size_t n_w,
+			   const struct tapir_watched ***out)
+{
+	const struct watched **by = malloc((n_w ? n_w : 1) * sizeof(*by));
+	const struct watched **tops = malloc((n_w ? n_w : 1) * sizeof(*tops));
+	size_t i, k, n = 0, len;
+	const char *rel;
+
+	*out = NULL;
+	if (!by || !tops) {
+		free(by);
+		free(tops);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n_w; i++)
+		by[i] = &w[i];
+	qsort(by, n_w, sizeof(*by), by_rel);
+	for (i = 0; i < n_w; i++) {
+		rel = by[i]->rel;
+		len = strlen(rel);
+		/* Its ancestors: "/" first, then each prefix ending before a '/'. */
+		for (k = 1; k < len; k++)
+			if ((k == 1 || rel[k] == '/') && rel_watched(by, n_w, rel, k))
+				break;
+		if (k >= len)
+			tops[n++] = by[i];
+	}
+	free(by);
+	*out = tops;
+	return (ssize_t)n;
+}
+
 const char *const *tapir_cgroups__labels(const struct tapir_cgroups *cg, uint32_t id)
 {
 	if (id >= cg->n_sets || !cg->sets[id].used)

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
 
@@ -62,6 +63,15 @@ const char *tapir_cgroups__root(const struct tapir_cgroups *cg);
 const struct tapir_watched *tapir_cgroups__watched(const struct tapir_cgroups *cg, size_t *n);
 const struct tapir_watched *tapir_cgroups__find(const struct tapir_cgroups *cg, uint64_t id);
 size_t tapir_cgroups__n_watched(const struct tapir_cgroups *cg);
+/*
+ * The watched cgroups no watched ancestor covers (the root alone when it is watched): where a
+ * program that sees every descendant's sockets hangs once. *@out (freed by the caller) gets
+ * them sorted by path; returns how many, or -ENOMEM.
+ */
+ssize_t tapir_cgroups__tops(const struct tapir_cgroups *cg, const struct tapir_watched ***out);
+/* The same for any @n cgroups @w (their id and rel). */
+ssize_t tapir_watched_tops(const struct tapir_watched *w, size_t n,
+			   const struct tapir_watched ***out);
 
 /*
  * Label sets are interned: every distinct tuple of label values gets an id. A cgroup's labels
