@@ -15,14 +15,15 @@ from conftest import (PY, SERVERS, TAPIR, Cgroup, Scrape, free_port, metrics_tex
 REQ = "baseten_inference_requests_total"
 
 
-def own_daemon(tmp_path, cgroot, name, *args, env=None):
-    """A daemon of the test's own watching one fresh cgroup; returns (proc, port, cgroup)."""
+def own_daemon(tmp_path, cgroot, name, *args, env=None, below=""):
+    """A daemon of the test's own watching one fresh cgroup (with @below, a glob, those of its
+    children that match instead); returns (proc, port, cgroup)."""
     mount, rel = cgroot
     cg = Cgroup(f"{mount}{rel}/{name}")
     port = free_port()
     cfg = tmp_path / "tapir.yaml"
     cfg.write_text(f'listen: "127.0.0.1:{port}"\n'
-                   f'deployments:\n  - cgroup: "{rel}/{name}"\n'
+                   f'deployments:\n  - cgroup: "{rel}/{name}{"/" + below if below else ""}"\n'
                    f'    labels: {{model_name: "{name}"}}\n')
     log = open(tmp_path / "log", "w")
     proc = subprocess.Popen([TAPIR, "--config", str(cfg), "--pin-dir", "none", *args],

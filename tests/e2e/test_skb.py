@@ -210,21 +210,12 @@ def test_skb_hooks_hang_on_the_top_watched_cgroups(tmp_path, cgroot):
     program once, an unwatched server's segments run none (the kernel's own run counts), and a
     removed cgroup's links go with it."""
     mount, rel = cgroot
-    top = Cgroup(f"{mount}{rel}/skbtops")
-    port = free_port()
-    cfg = tmp_path / "tapir.yaml"
-    cfg.write_text(f'listen: "127.0.0.1:{port}"\n'
-                   f'deployments:\n  - cgroup: "{rel}/skbtops/*"\n'
-                   f'    labels: {{model_name: "tops"}}\n')
-    proc = subprocess.Popen([TAPIR, "--config", str(cfg), "--pin-dir", "none",
-                             "--bpf-hooks", "skb"], stdout=open(tmp_path / "log", "w"),
-                            stderr=subprocess.STDOUT)
+    proc, port, top = own_daemon(tmp_path, cgroot, "skbtops", "--bpf-hooks", "skb", below="*")
     stats = "/proc/sys/kernel/bpf_stats_enabled"
     with open(stats) as f:
         stats_was = f.read().strip()
     servers, cgs = [], []
     try:
-        wait_serving(port, proc, tmp_path / "log")
         assert hung(top.path) == {} and hung(mount + rel, effective=True) == {}
         a = Cgroup(top.path + "/a")
         inner = Cgroup(a.path + "/inner")
@@ -253,8 +244,8 @@ def test_skb_hooks_hang_on_the_top_watched_cgroups(tmp_path, cgroot):
         requests(ports[0], 10)
         requests(ports[1], 10)
         assert run_cnt(ids) > runs + 2 * 20  # a request and an answer each, at least
-        s = settled(port, "tops", 20)
-        assert s.value(REQ, model_name="tops", status_code=200) == 20
+        s = settled(port, "skbtops", 20)
+        assert s.value(REQ, model_name="skbtops", status_code=200) == 20
         assert s.value("tapir_parse_failures_total") == 0
 
         # b goes: its links are released with it; a's stay.

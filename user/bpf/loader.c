@@ -23,6 +23,7 @@
 #include "http_compat.skel.h"
 #include "lifecycle.skel.h"
 #include "cgroups.h"
+#include "grow.h"
 #include "resources.h"
 #include "llm.h"
 #include "loader.h"
@@ -1084,18 +1085,10 @@ int tapir_loader__attach(struct tapir_loader *l)
 /* The skb hang at @id, or where it would go (*@pos). */
 static struct skb_hang *hang_find(const struct tapir_loader *l, uint64_t id, size_t *pos)
 {
-	size_t lo = 0, hi = l->n_hang;
+	size_t i = tapir_id_index(l->hang, l->n_hang, sizeof(*l->hang), id);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (l->hang[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*pos = lo;
-	return lo < l->n_hang && l->hang[lo].id == id ? &l->hang[lo] : NULL;
+	*pos = i;
+	return i < l->n_hang && l->hang[i].id == id ? &l->hang[i] : NULL;
 }
 
 /* Attach the skb hooks to the cgroup at @path if it is still cgroup @id; 0 or -errno. */

@@ -16,6 +16,7 @@
 
 #include "tapir/http.h"
 #include "cgroups.h"
+#include "grow.h"
 #include "procfs.h"
 #include "identity.h"
 #include "podmeta.h"
@@ -347,18 +348,10 @@ static int resolve(struct tapir_cgroups *cg, uint32_t r, const char *rel, int pi
 
 static struct watched *find(const struct tapir_cgroups *cg, uint64_t id, size_t *pos)
 {
-	size_t lo = 0, hi = cg->n;
+	size_t i = tapir_id_index(cg->w, cg->n, sizeof(*cg->w), id);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (cg->w[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*pos = lo;
-	return lo < cg->n && cg->w[lo].id == id ? &cg->w[lo] : NULL;
+	*pos = i;
+	return i < cg->n && cg->w[i].id == id ? &cg->w[i] : NULL;
 }
 
 /* What the kernel side needs to know of rule @r (struct tapir_cgroup_info.flags). */
