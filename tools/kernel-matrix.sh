@@ -6,7 +6,7 @@
 # tools/kernel-matrix.sh [VERSION...]
 #   VERSION: a prefix of a Debian kernel version (5.10, 6.1, 6.12, 7), "newest" or "host".
 #   Default: 5.10 6.1 6.12 newest host, and 5.15 and 6.8 where a Debian suite carries them.
-# Environment: MATRIX_TIMEOUT (seconds per guest, 420), MATRIX_JOBS (guests at once: CPUs / 2),
+# Environment: MATRIX_TIMEOUT (seconds per guest, 600), MATRIX_JOBS (guests at once: CPUs / 2),
 #   MATRIX_SMP (vCPUs per guest, 2), MATRIX_SERVERS (servers driven, "nginx httpd llm out h2"),
 #   MATRIX_HOST_PORT (first port on the host, 19464).
 # Kernel packages come from the Debian mirror this machine's apt sources name, through a private
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/build/kernel-matrix
 APTDIR=$OUT/apt
-TIMEOUT=${MATRIX_TIMEOUT:-420}
+TIMEOUT=${MATRIX_TIMEOUT:-600}
 SMP=${MATRIX_SMP:-2}
 # Guests at once: as many as the host has CPUs for (2 vCPUs each). Two emulated guests on a
 # 2-CPU host stalled now and then; one at a time never did.
