@@ -159,28 +159,6 @@ struct {
 	__type(value, struct tapir_conn);
 } conns SEC(".maps");
 
-/*
- * With the socket-buffer hooks: connections whose first bytes came with the handshake's last ACK
- * (a lost bare ACK, TCP_DEFER_ACCEPT, a client that writes at once). Those bytes reach the
- * listening socket before the connection exists; they are walked there, into an entry here
- * keyed by early_id(), which the connection takes over in conns when it is established. Its
- * sock field keeps that id: the records of its requests all carry the one number. Entries of
- * handshakes that never ended go as the LRU needs room.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct tapir_conn_key);
-	__type(value, struct tapir_conn);
-} early SEC(".maps");
-
-/* A connection's number before its socket exists: the first byte's sequence number and both
- * ports (host order); odd, where a socket's address is not. */
-static __always_inline __u64 early_id(__u32 seq, __u16 lport, __u16 rport)
-{
-	return ((__u64)seq << 32 | (__u64)lport << 16 | rport) | 1;
-}
-
 /* Server connections open when the daemon started, by socket inode (value: cgroup id): the
  * daemon seeds it from /proc; each entry is taken the first time its socket is read or
  * written. */
@@ -1674,7 +1652,6 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		return 0;
 	}
 	if (c->state == TAPIR_CONN_NEW && io->dir == DIR_IN && !(c->flags & TAPIR_CF_CLIENT) &&
-	    !(SKB_PATH(skb) && (key.sock & 1)) && /* odd: early_conn() asked already */
 	    from_tapir(key.sock)) {
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_SELF);
 		return 0;
@@ -1684,26 +1661,6 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		llm_answer(c, io, ret, skb);
 	walk(ctx, &key, io, dir, ret, c, tails, skb);
 	return 0;
-}
-
-/*
- * A server connection being established (@key its socket @sk, @lport and @rport from the
- * tracepoint, in cgroup @cgid) whose first bytes were walked early: its entry, moved into
- * conns; NULL when there is none.
- */
-static __always_inline struct tapir_conn *early_take(struct tapir_conn_key *key, struct sock *sk,
-						     __u16 lport, __u16 rport, __u64 cgid)
-{
-	__u32 rcv_nxt = BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt);
-	struct tapir_conn_key ek = { .sock = early_id(rcv_nxt, lport, rport) };
-	struct tapir_conn *e = bpf_map_lookup_elem(&early, &ek);
-	int err;
-
-	if (!e || e->cgroup_id != cgid)
-		return NULL;
-	err = bpf_map_update_elem(&conns, key, e, BPF_ANY);
-	bpf_map_delete_elem(&early, &ek);
-	return err ? NULL : bpf_map_lookup_elem(&conns, key);
 }
 
 /*
@@ -1742,10 +1699,8 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
 		}
 		if (ctx->oldstate == TCP_SYN_RECV) {
-			c = skb_on ? early_take(&key, sk, ctx->sport, ctx->dport, cgid) : NULL;
-			if (!c)
-				c = new_conn(&key, cg->labels_id, cgid, TAPIR_CONN_NEW,
-					     heads_flag(cg), NULL);
+			c = new_conn(&key, cg->labels_id, cgid, TAPIR_CONN_NEW, heads_flag(cg),
+				     NULL);
 		} else {
 			c = new_conn(&key, cg->labels_id, cgid,
 				     outbound_on ? TAPIR_CONN_NEW : TAPIR_CONN_IGNORED,
@@ -1756,10 +1711,8 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		if (!c) {
 			stat_inc(TAPIR_STAT_CONN_TABLE_FULL);
 		} else if (skb_on) {
-			/* The first byte each way: the peer's next (unless bytes walked early
-			 * took it on), and ours. */
-			if (!(c->seq_ok & (1 << DIR_IN)))
-				c->seq[DIR_IN] = BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt);
+			/* The first byte each way: the peer's next, and ours. */
+			c->seq[DIR_IN] = BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt);
 			c->seq[DIR_OUT] = BPF_CORE_READ((struct tcp_sock *)sk, snd_nxt);
 			c->seq_ok = 1 << DIR_IN | 1 << DIR_OUT;
 		}
@@ -2110,60 +2063,6 @@ int BPF_PROG(sock_send, struct sock *sk, int ret, int flags)
 #define SKB_ETH_P_IP   0x0800
 #define SKB_ETH_P_IPV6 0x86DD
 
-/*
- * Bytes that came to a listening socket of a watched cgroup with the handshake's last ACK (@seq
- * the first one's, @ports as in the TCP header, @data to @end the segment's linear head): the
- * connection-to-be's entry in early, made at its first such bytes (@key gets its id). A
- * connection tapir itself made (its engine scrapes) is entered as ignored. NULL: not followed.
- */
-static __always_inline struct tapir_conn *early_conn(struct __sk_buff *skb,
-						     struct tapir_conn_key *key, __u32 seq,
-						     __u32 ports, void *data, void *end,
-						     struct tapir_scratch *s)
-{
-	__u16 rport = bpf_ntohs(ports & 0xffff), lport = bpf_ntohs(ports >> 16);
-	struct tapir_peer_key peer = {};
-	struct tapir_cgroup_info *cg;
-	struct tapir_conn *c;
-	__u8 *ip = data;
-	__u64 cgid;
-
-	key->sock = early_id(seq, lport, rport);
-	c = bpf_map_lookup_elem(&early, key);
-	if (c)
-		return c; /* the same bytes again: no socket could be made for them yet */
-	cgid = bpf_skb_cgroup_id(skb);
-	cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);
-	if (!cg || cgid == self_cgid)
-		return NULL;
-	conn_init(&s->tmpl, cg->labels_id, cgid, TAPIR_CONN_NEW, heads_flag(cg));
-	s->tmpl.sock = key->sock;
-	s->tmpl.seq[DIR_IN] = seq;
-	s->tmpl.seq_ok = 1 << DIR_IN;
-	/* The peer as own_clients knows it (peer_of()): the segment's source. */
-	peer.port = rport;
-	if (skb->protocol == bpf_htons(SKB_ETH_P_IP)) {
-		if ((void *)(ip + 20) > end)
-			return NULL;
-		peer.family = AF_INET;
-		__builtin_memcpy(peer.addr, ip + 12, 4);
-	} else {
-		if ((void *)(ip + 40) > end)
-			return NULL;
-		peer.family = AF_INET6;
-		__builtin_memcpy(peer.addr, ip + 8, 16);
-	}
-	if (bpf_map_lookup_elem(&own_clients, &peer)) {
-		s->tmpl.state = TAPIR_CONN_IGNORED;
-		stat_inc(TAPIR_STAT_IGNORED_SELF);
-	}
-	if (bpf_map_update_elem(&early, key, &s->tmpl, BPF_ANY)) {
-		stat_inc(TAPIR_STAT_CONN_TABLE_FULL);
-		return NULL;
-	}
-	return bpf_map_lookup_elem(&early, key);
-}
-
 /* Bytes the segments of connection @c skipped (@gap, in the direction of @io): passed over by
  * length inside a body that long, else the connection is left. false: walk no more of it. */
 static __always_inline bool skb_gap(struct __sk_buff *skb, struct tapir_conn_key *key,
@@ -2193,17 +2092,13 @@ static __always_inline void skb_io(struct __sk_buff *skb, __u8 dir)
 	struct tapir_conn_key key;
 	struct tcp_sock *tp;
 	struct tapir_conn *c;
-	__u32 off, seq, n, ports, gap = 0;
-	bool listening;
-	__u8 *b = data, syn;
+	__u32 off, seq, n, gap = 0;
+	__u8 *b = data;
 	__s32 d;
 
 	/* Data that completes a handshake comes on the listening socket, before its connection
-	 * exists: walked early (early_conn()). Nothing else is followed there. */
-	if (!sk)
-		return;
-	listening = sk->state == BPF_TCP_LISTEN || sk->state == BPF_TCP_NEW_SYN_RECV;
-	if (listening && dir != DIR_IN)
+	 * exists: never a connection of its own (its bytes become the new one's gap). */
+	if (!sk || sk->state == BPF_TCP_LISTEN || sk->state == BPF_TCP_NEW_SYN_RECV)
 		return;
 	/* The IP and TCP headers are in the linear head: read in place. */
 	if (skb->protocol == bpf_htons(SKB_ETH_P_IP)) {
@@ -2223,30 +2118,18 @@ static __always_inline void skb_io(struct __sk_buff *skb, __u8 dir)
 	if ((void *)(b + 20) > end)
 		return;
 	seq = (__u32)b[4] << 24 | (__u32)b[5] << 16 | (__u32)b[6] << 8 | b[7];
-	ports = *(__u32 *)b; /* network order: the source's, then the destination's */
-	syn = b[13] & 0x02;
 	off += (b[12] >> 4) * 4;
 	if (skb->len <= off)
 		return; /* no payload: an ACK, a SYN, a FIN */
 	n = skb->len - off;
+	/* The socket's address as a number, the key tracepoints gave its connection: through
+	 * memory: the verifier allows no arithmetic on a socket pointer, which CO-RE reads do. */
 	s = scratch_for(skb);
 	if (!s)
 		return;
-	if (listening) {
-		/* A SYN's data (TCP Fast Open) goes to the new socket with the SYN: not walked. */
-		if (syn)
-			return;
-		c = early_conn(skb, &key, seq, ports, data, end, s);
-		if (!c)
-			return;
-	} else {
-		/* The socket's address as a number, the key tracepoints gave its connection:
-		 * through memory: the verifier allows no arithmetic on a socket pointer, which
-		 * CO-RE reads do. */
-		*(volatile __u64 *)&s->w.key.sock = (__u64)sk;
-		key.sock = *(volatile __u64 *)&s->w.key.sock;
-		c = bpf_map_lookup_elem(&conns, &key);
-	}
+	*(volatile __u64 *)&s->w.key.sock = (__u64)sk;
+	key.sock = *(volatile __u64 *)&s->w.key.sock;
+	c = bpf_map_lookup_elem(&conns, &key);
 	if (c && tapir_conn_passive(c))
 		return;
 	io.ts = bpf_ktime_get_ns();
