@@ -867,13 +867,10 @@ def test_llm_not_llm_traffic_adds_nothing(daemon, slot, openai_js, tmp_path):
         standin.stop()
 
 
-@pytest.mark.parametrize("hooks", ["auto", "skb"])
-def test_llm_hit_rate_per_request(hooks, cgroot, openai_js, tmp_path):
+def test_llm_hit_rate_per_request(cgroot, openai_js, tmp_path):
     """With engines off nobody else owns baseten_llm_kv_cache_hit_rate: each request that
     reports cached tokens adds its cached / prompt rate (6/8, 5/5, 0/3; Anthropic's reads over
-    its whole input 4/9 and 5/5, the responses API's 2/6), others none. On the socket-buffer
-    hooks (skb), which copy the payload out of the TCP segments, every scenario and API shape
-    besides: the same figures, from a container made after the daemon started."""
+    its whole input 4/9 and 5/5, the responses API's 2/6), others none."""
     mount, rel = cgroot
     port = free_port()
     cfg = tmp_path / "tapir.yaml"
@@ -883,10 +880,7 @@ def test_llm_hit_rate_per_request(hooks, cgroot, openai_js, tmp_path):
                    f'  - cgroup: "{rel}/llmhit/*"\n'
                    "    labels: {model_id: mh, model_name: llmhit, deployment_id: dh, "
                    "environment: production, rollout_phase: stable}\n")
-    scenarios = SCENARIOS[:1] + CACHED + SHAPES_CACHED
-    if hooks == "skb":
-        scenarios = SCENARIOS + SHAPES  # the cached ones among them
-    proc = spawn_tapir(tmp_path, cfg, "--bpf-hooks", hooks)
+    proc = spawn_tapir(tmp_path, cfg)
     cg = None
     try:
         wait_serving(port, proc, tmp_path / "log")
@@ -901,8 +895,8 @@ def test_llm_hit_rate_per_request(hooks, cgroot, openai_js, tmp_path):
         standin = Standin(str(tmp_path), "vllm", cg)
         client = Client(standin.port, str(tmp_path))
         try:
-            run_scenarios(scrape, target, standin, client, scenarios, True,
-                          f"engines off, {hooks} hooks")
+            run_scenarios(scrape, target, standin, client,
+                          SCENARIOS[:1] + CACHED + SHAPES_CACHED, True, "engines off")
         finally:
             client.close()
             standin.stop()
