@@ -533,8 +533,11 @@ static int on_record(void *ctx, void *data, size_t size)
 static void cover(struct tapir_daemon *d)
 {
 	const struct tapir_watched **tops;
-	ssize_t n = tapir_cgroups__tops(d->cgroups, &tops);
+	ssize_t n;
 
+	if (!tapir_loader__skb_hooks(d->loader))
+		return; /* the other hooks filter by cgroup in the kernel: nothing to hang */
+	n = tapir_cgroups__tops(d->cgroups, &tops);
 	if (n < 0)
 		return; /* out of memory: the hooks stay where they hang, the next scan tries again */
 	tapir_loader__cover(d->loader, tapir_cgroups__root(d->cgroups), tops, (size_t)n);

@@ -1115,6 +1115,11 @@ static int hang_on(struct tapir_loader *l, struct skb_hang *h, const char *path)
 	return err;
 }
 
+bool tapir_loader__skb_hooks(const struct tapir_loader *l)
+{
+	return l->skb_prog[0] || l->skb_prog[1];
+}
+
 int tapir_loader__cover(struct tapir_loader *l, const char *mount,
 			const struct tapir_watched *const *tops, size_t n)
 {
@@ -1123,7 +1128,7 @@ int tapir_loader__cover(struct tapir_loader *l, const char *mount,
 	char path[4608];
 	int err, d;
 
-	if (!l->skb_prog[0] && !l->skb_prog[1])
+	if (!tapir_loader__skb_hooks(l))
 		return 0;
 	for (i = 0; i < l->n_hang; i++)
 		l->hang[i].seen = false;
@@ -1133,15 +1138,8 @@ int tapir_loader__cover(struct tapir_loader *l, const char *mount,
 			h->seen = true;
 			continue;
 		}
-		if (l->n_hang == l->cap_hang) {
-			size_t cap = l->cap_hang ? l->cap_hang * 2 : 16;
-			struct skb_hang *nh = realloc(l->hang, cap * sizeof(*nh));
-
-			if (!nh)
-				return -ENOMEM;
-			l->hang = nh;
-			l->cap_hang = cap;
-		}
+		if (tapir_grow_zeroed((void **)&l->hang, &l->cap_hang, l->n_hang, sizeof(*l->hang)))
+			return -ENOMEM;
 		memmove(&l->hang[pos + 1], &l->hang[pos], (l->n_hang - pos) * sizeof(*l->hang));
 		h = &l->hang[pos];
 		*h = (struct skb_hang){ .id = tops[i]->id, .seen = true };

@@ -44,6 +44,8 @@ struct tapir_watched;
  */
 int tapir_loader__cover(struct tapir_loader *l, const char *mount,
 			const struct tapir_watched *const *tops, size_t n);
+/* Whether the socket-buffer hooks are loaded (then tapir_loader__cover() has work). */
+bool tapir_loader__skb_hooks(const struct tapir_loader *l);
 /*
  * tapir check: load every program on this kernel, one at a time, without attaching, and print
  * a table (program, feature, variant, result) to @out. Returns 0 when every metric family
