@@ -221,9 +221,10 @@ struct llm_copy {
 	__u8 __pad[3];
 };
 
+/* Slot 1 is a socket-buffer hook's inside another's, as in scratch. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct llm_copy);
 } llm_scratch SEC(".maps");
@@ -314,8 +315,9 @@ static __always_inline void stat_add(__u32 idx, __u64 n)
 		*v += n;
 }
 
-/* The scratch of this run: a socket-buffer hook's (@skb) at its depth, any other's slot 0. */
-static __always_inline struct tapir_scratch *scratch_for(void *skb)
+/* The slot of this run in a scratch map: a socket-buffer hook's (@skb) its depth's, any
+ * other's 0. */
+static __always_inline __u32 scratch_slot(void *skb)
 {
 	__u32 k = 0, *d;
 
@@ -323,6 +325,13 @@ static __always_inline struct tapir_scratch *scratch_for(void *skb)
 		d = bpf_map_lookup_elem(&skb_nest, &k);
 		k = d && *d > 1;
 	}
+	return k;
+}
+
+static __always_inline struct tapir_scratch *scratch_for(void *skb)
+{
+	__u32 k = scratch_slot(skb);
+
 	return bpf_map_lookup_elem(&scratch, &k);
 }
 
@@ -548,8 +557,9 @@ static __always_inline void llm_lost(struct llm_copy *s, __u32 why, __u64 n)
 	s->left -= n;
 }
 
-/* The next piece of the copy in @s; 1 when it is over. */
-static __always_inline int llm_piece(struct llm_copy *s)
+/* The next piece of the copy in @s (from the segment @skb, or NULL: a constant, from the
+ * process's memory); 1 when it is over. */
+static __always_inline int llm_piece(struct llm_copy *s, struct __sk_buff *skb)
 {
 	struct tapir_iovec iov;
 	__u64 n;
@@ -588,10 +598,13 @@ static __always_inline int llm_piece(struct llm_copy *s)
 	n = s->seg_left < s->budget ? s->seg_left : s->budget;
 	if (n > TAPIR_LLM_CHUNK)
 		n = TAPIR_LLM_CHUNK;
+	/* 1 to TAPIR_LLM_CHUNK already (seg_left and budget are not 0): so the verifier knows it
+	 * (a segment's read may not be empty). */
+	n = ((n - 1) & (TAPIR_LLM_CHUNK - 1)) + 1;
 	s->seg_base += n;
 	s->seg_left -= n;
 	s->budget -= n;
-	if (bpf_probe_read_user(s->data, n, (void *)(s->seg_base - n))) {
+	if (tapir_walk_read(skb, s->data, n, s->seg_base - n)) {
 		llm_lost(s, TAPIR_STAT_LLM_UNREADABLE, n);
 		return 0;
 	}
@@ -612,27 +625,52 @@ static __always_inline int llm_piece(struct llm_copy *s)
 #ifndef TAPIR_COMPAT
 struct llm_args {
 	struct llm_copy *s;
+	struct __sk_buff *skb;
 };
 
 static long llm_cb(__u32 i, void *arg)
 {
 	struct llm_args *a = arg;
 
-	return llm_piece(a->s);
+	return llm_piece(a->s, NULL);
+}
+
+/* From a segment: a callback of its own, as walk_skb_cb(). */
+static long llm_skb_cb(__u32 i, void *arg)
+{
+	struct llm_args *a = arg;
+
+	return llm_piece(a->s, a->skb);
+}
+
+/*
+ * The pieces of the copy in llm_scratch's slot @k, from the segment @skb. A global function: the
+ * verifier walks it once per program, with nothing known of @k, where an inlined loop would be
+ * walked at each of its call sites, for each state that reaches it (7.3 refused http_skb_in at
+ * 1M instructions that way). Only ever called with a segment, so no other program has it.
+ */
+__noinline int llm_pump_skb(struct __sk_buff *skb, __u32 k)
+{
+	struct llm_copy *s = bpf_map_lookup_elem(&llm_scratch, &k);
+	struct llm_args a = { .s = s, .skb = skb };
+
+	if (s)
+		bpf_loop(LLM_PIECES, llm_skb_cb, &a, 0);
+	return 0;
 }
 #endif
 
 /*
- * Hand over @len bytes of a syscall (@kind, @buf, @iovcnt as struct tapir_io), from offset @skip,
- * as request @id's direction @dir, @seen bytes of it before, at most @budget; the bytes of
- * that direction seen after it, saturated to 32 bits.
+ * Hand over @len bytes of a syscall or segment (@kind, @buf, @iovcnt as struct tapir_io; @skb
+ * the segment, or NULL), from offset @skip, as request @id's direction @dir, @seen bytes of it
+ * before, at most @budget; the bytes of that direction seen after it, saturated to 32 bits.
  */
 static __always_inline __u32 llm_copy(struct tapir_conn *c, __u32 slot, __u8 dir, __u8 kind,
 				      __u64 buf, __u32 iovcnt, __u64 len, __u64 skip, __u64 ts,
-				      __u32 seen, __u32 budget)
+				      __u32 seen, __u32 budget, struct __sk_buff *skb)
 {
-	__u32 zero = 0, h = slot & (TAPIR_MAX_PENDING - 1);
-	struct llm_copy *s = bpf_map_lookup_elem(&llm_scratch, &zero);
+	__u32 k = scratch_slot(skb), h = slot & (TAPIR_MAX_PENDING - 1);
+	struct llm_copy *s = bpf_map_lookup_elem(&llm_scratch, &k);
 
 	if (!s)
 		return seen;
@@ -664,12 +702,18 @@ static __always_inline __u32 llm_copy(struct tapir_conn *c, __u32 slot, __u8 dir
 		int i;
 
 		for (i = 0; i < LLM_PIECES_COMPAT; i++)
-			if (llm_piece(s))
+			if (llm_piece(s, NULL))
 				break;
 #else
 		struct llm_args a = { .s = s };
 
-		bpf_loop(LLM_PIECES, llm_cb, &a, 0);
+		/* skb is NULL, a constant, in every other program: the call is not in them. */
+		if (SKB_PATH(skb)) {
+			if (skb)
+				llm_pump_skb(skb, k);
+		} else {
+			bpf_loop(LLM_PIECES, llm_cb, &a, 0);
+		}
 #endif
 		if (s->left) /* more pieces than one syscall gets: a budget too */
 			llm_lost(s, TAPIR_STAT_LLM_CAP, s->left);
@@ -715,7 +759,8 @@ static __always_inline int llm_match(struct tapir_conn *c, __u32 slot)
  * An answer is being written (a server's write), or read (a client's read, at its return): the
  * LLM request it answers gets its bytes, with the time they moved.
  */
-static __always_inline void llm_answer(struct tapir_conn *c, struct tapir_io *io, __u64 len)
+static __always_inline void llm_answer(struct tapir_conn *c, struct tapir_io *io, __u64 len,
+				       struct __sk_buff *skb)
 {
 	__u32 h = TAPIR_SLOT(c, 0);
 	__u64 ts = io->ts;
@@ -724,16 +769,17 @@ static __always_inline void llm_answer(struct tapir_conn *c, struct tapir_io *io
 		return;
 	if ((c->flags & TAPIR_CF_CLIENT) && !io->at_call)
 		ts = bpf_ktime_get_ns();
-	c->llm_out_off =
-		llm_copy(c, h, DIR_OUT, io->kind, io->buf, io->iovcnt, len, 0, ts, c->llm_out_off,
-			 c->llm_out_off < llm_resp_bytes ? llm_resp_bytes - c->llm_out_off : 0);
+	c->llm_out_off = llm_copy(
+		c, h, DIR_OUT, io->kind, io->buf, io->iovcnt, len, 0, ts, c->llm_out_off,
+		c->llm_out_off < llm_resp_bytes ? llm_resp_bytes - c->llm_out_off : 0, skb);
 }
 
 /*
  * A read was walked: an LLM request that began in it is numbered, and the bytes of the one
  * being read go over, from its line on.
  */
-static __always_inline void llm_read(struct tapir_conn *c, struct tapir_walk *w)
+static __always_inline void llm_read(struct tapir_conn *c, struct tapir_walk *w,
+				     struct __sk_buff *skb)
 {
 	__u32 t = tapir_conn_newest(c) & (TAPIR_MAX_PENDING - 1), i, slot, budget;
 	struct tapir_cgroup_info *cg;
@@ -778,7 +824,7 @@ static __always_inline void llm_read(struct tapir_conn *c, struct tapir_walk *w)
 	budget = head ? TAPIR_HEAD_BYTES : llm_req_bytes;
 	c->llm_in_off =
 		llm_copy(c, slot, DIR_IN, w->kind, w->buf, w->iovcnt, w->len, skip, w->pos.now,
-			 c->llm_in_off, c->llm_in_off < budget ? budget - c->llm_in_off : 0);
+			 c->llm_in_off, c->llm_in_off < budget ? budget - c->llm_in_off : 0, skb);
 	/* Its whole head is over, or the request itself: the parser waits for the next, or a
 	 * newer request began (pipelined); a head-only request is over with its head. */
 	if (c->llm_in_off >= budget || slot != tapir_conn_newest(c) || c->req.state == TP_IDLE ||
@@ -788,10 +834,11 @@ static __always_inline void llm_read(struct tapir_conn *c, struct tapir_walk *w)
 
 /* A walk is over: what the payload capture does after it (w->dir is the request's side: a
  * server's reads, a client's writes). */
-static __always_inline void walk_done(struct tapir_walk *w, struct tapir_conn *c)
+static __always_inline void walk_done(struct tapir_walk *w, struct tapir_conn *c,
+				      struct __sk_buff *skb)
 {
 	if (llm_on && w->dir == DIR_IN && c->state < TAPIR_CONN_IGNORED)
-		llm_read(c, w);
+		llm_read(c, w, skb);
 }
 
 #ifdef TAPIR_COMPAT
@@ -809,7 +856,7 @@ static __always_inline int walk_more_body(void *ctx, void *tails)
 		if (walk_step(w, c))
 			break;
 	if (i < COMPAT_STEPS) {
-		walk_done(w, c);
+		walk_done(w, c, NULL);
 		return 0;
 	}
 	bpf_tail_call(ctx, tails, 0);
@@ -865,8 +912,8 @@ static __always_inline void run_walk(void *ctx, struct tapir_walk *w, struct tap
 		bpf_loop(loop_max, walk_cb, &a, 0);
 	if (!w->done)
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_SCAN_LIMIT);
-	else if (!SKB_PATH(skb))
-		walk_done(w, c);
+	else
+		walk_done(w, c, skb);
 }
 #endif
 
@@ -1629,8 +1676,8 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		return 0;
 	}
 
-	if (llm_on && !SKB_PATH(skb) && dir == DIR_OUT)
-		llm_answer(c, io, ret);
+	if (llm_on && dir == DIR_OUT)
+		llm_answer(c, io, ret, skb);
 	walk(ctx, &key, io, dir, ret, c, tails, skb);
 	return 0;
 }

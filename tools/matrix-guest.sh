@@ -67,7 +67,7 @@ if [ "$$" = 1 ]; then
 	MATRIX_VARIANT=auto MATRIX_HOOKS=syscall MATRIX_TMP=/tmp/syscall MATRIX_PORT0=9484 sh /init
 	MATRIX_VARIANT=compat MATRIX_TMP=/tmp/compat MATRIX_PORT0=9474 sh /init
 	# The socket-buffer hooks where the loop build loads (5.17+), with what they serve:
-	# HTTP/1.x, servers and outbound (no LLM payload, no HTTP/2).
+	# HTTP/1.x, servers and outbound, the LLM payload (no HTTP/2).
 	case $(uname -r) in
 	4.* | 5.[0-9].* | 5.1[0-6].*)
 		echo "MATRIX-RESULT kernel=$(uname -r) variant=none forced=loop+skb attached=0/0" \
@@ -75,7 +75,7 @@ if [ "$$" = 1 ]; then
 	*)
 		MATRIX_VARIANT=loop MATRIX_HOOKS=skb \
 			MATRIX_SERVERS=$(echo " ${MATRIX_SERVERS:-nginx httpd llm out h2} " |
-				tr ',' ' ' | sed 's/ llm / /; s/ h2 / /') \
+				tr ',' ' ' | sed 's/ h2 / /') \
 			MATRIX_TMP=/tmp/skb MATRIX_PORT0=9494 sh /init ;;
 	esac
 	sync
@@ -530,13 +530,10 @@ if serving out; then
 	run_out api named 127.0.0.1 "$REMOTE" /api/status.json
 	out_total=$((${other_requests:-0} + ${api_requests:-0}))
 	# An LLM API request from inside CG_OUT (the roles swapped for the payload capture too):
-	# its usage, as wget received it, is what tapir_outbound_llm_* must say. Not with the
-	# socket-buffer hooks, which capture no payload.
-	[ "$HOOKS" = skb ] || ready remote_llm "$REMOTE_LLM" /health
+	# its usage, as wget received it, is what tapir_outbound_llm_* must say.
+	ready remote_llm "$REMOTE_LLM" /health
 	ask='"model":"matrix","messages":[{"role":"user","content":"Are tapirs related to horses?"}]'
-	if [ "$HOOKS" = skb ]; then
-		:
-	elif (echo 0 >"$CG_OUT/cgroup.procs" && exec timeout 60 wget -q -O "$TMP/llm-out" \
+	if (echo 0 >"$CG_OUT/cgroup.procs" && exec timeout 60 wget -q -O "$TMP/llm-out" \
 		--header 'Content-Type: application/json' --post-data \
 		"{$ask,\"max_tokens\":40,\"stream\":true,\"stream_options\":{\"include_usage\":true}}" \
 		"http://127.0.0.1:$REMOTE_LLM/v1/chat/completions") 2>"$TMP/llm-out.err"; then
@@ -700,7 +697,7 @@ check_out() {
 		[ "$v" -eq "$n" ] || fail "matrix-out: ${d%:*}: duration count $v, client $n"
 	done
 	# The outbound LLM request: its tokens, from the answer's usage, by destination.
-	[ "$HOOKS" = skb ] || check_out_llm
+	check_out_llm
 	# The remote nginx's log checks the harness: every request the client counted reached it.
 	log_r=0 log_o=0 log_i=0
 	eval "$(awk '$4 == "tapir-matrix" { r++; o += $2; i += $3 }

@@ -562,12 +562,20 @@ def settle_on(scrape, target, before, fig, what, extra_http=0):
     return scrape()
 
 
-def check_figures(target, before, after, fig, what, schedule=False):
+def queued_for(hooks):
+    """How much longer than the server's own stamp a TTFT may be: on the socket-buffer hooks a
+    request starts when its first segment reaches the socket, so the time it waits there for
+    uvicorn's loop (which the stand-in cannot stamp) is in tapir's figure. Loose, for this noisy
+    VM; the lower bound stays the server's."""
+    return 0.02 if hooks == "skb" else 0.0
+
+
+def check_figures(target, before, after, fig, what, schedule=False, queued=0.0):
     bad = target.mismatches(before, after, fig)
     assert not bad, f"{what}:\n  " + "\n  ".join(bad)
     ttft = target.value(after, TTFT + "_sum", "dep") - target.value(before, TTFT + "_sum", "dep")
     n = fig.want[(TTFT + "_count", "dep", ())]
-    assert abs(ttft - fig.ttft) <= 0.005 * n, (
+    assert -0.005 * n <= ttft - fig.ttft <= (0.005 + queued) * n, (
         f"{what}: TTFT sum {ttft:.4f} s, server {fig.ttft:.4f} s")
     itl = target.value(after, ITL + "_sum", "dep") - target.value(before, ITL + "_sum", "dep")
     assert abs(itl - fig.itl) <= 0.005 * fig.streams, (
@@ -584,8 +592,10 @@ def check_figures(target, before, after, fig, what, schedule=False):
     assert target.value(after, IN_FLIGHT, "pod") == 0, f"{what}: still in flight after the end"
 
 
-def run_scenarios(scrape, target, standin, client, scenarios, hit_rates, what):
-    """Each scenario on its own: its figures, then the whole run's; returns the run's Figures."""
+def run_scenarios(scrape, target, standin, client, scenarios, hit_rates, what,
+                  hooks=os.environ.get("TAPIR_E2E_BPF_HOOKS", "auto")):
+    """Each scenario on its own: its figures, then the whole run's; returns the run's Figures.
+    @hooks: the daemon's (the session daemon's by default)."""
     first = before = scrape()
     total = Figures(hit_rates)
     for sc in scenarios:
@@ -597,9 +607,11 @@ def run_scenarios(scrape, target, standin, client, scenarios, hit_rates, what):
         total.request(view)
         after = settle_on(scrape, target, before, fig, f"{what}, {sc.name}",
                           extra_http=0 if sc.status == 200 else 1)
-        check_figures(target, before, after, fig, f"{what}, {sc.name}")
+        check_figures(target, before, after, fig, f"{what}, {sc.name}",
+                      queued=queued_for(hooks))
         before = after
-    check_figures(target, first, before, total, f"{what}, all scenarios", schedule=True)
+    check_figures(target, first, before, total, f"{what}, all scenarios", schedule=True,
+                  queued=queued_for(hooks))
     return total
 
 
@@ -867,10 +879,13 @@ def test_llm_not_llm_traffic_adds_nothing(daemon, slot, openai_js, tmp_path):
         standin.stop()
 
 
-def test_llm_hit_rate_per_request(cgroot, openai_js, tmp_path):
+@pytest.mark.parametrize("hooks", ["auto", "skb"])
+def test_llm_hit_rate_per_request(hooks, cgroot, openai_js, tmp_path):
     """With engines off nobody else owns baseten_llm_kv_cache_hit_rate: each request that
     reports cached tokens adds its cached / prompt rate (6/8, 5/5, 0/3; Anthropic's reads over
-    its whole input 4/9 and 5/5, the responses API's 2/6), others none."""
+    its whole input 4/9 and 5/5, the responses API's 2/6), others none. On the socket-buffer
+    hooks (skb), which copy the payload out of the TCP segments, every scenario and API shape
+    besides: the same figures, from a container made after the daemon started."""
     mount, rel = cgroot
     port = free_port()
     cfg = tmp_path / "tapir.yaml"
@@ -880,7 +895,10 @@ def test_llm_hit_rate_per_request(cgroot, openai_js, tmp_path):
                    f'  - cgroup: "{rel}/llmhit/*"\n'
                    "    labels: {model_id: mh, model_name: llmhit, deployment_id: dh, "
                    "environment: production, rollout_phase: stable}\n")
-    proc = spawn_tapir(tmp_path, cfg)
+    scenarios = SCENARIOS[:1] + CACHED + SHAPES_CACHED
+    if hooks == "skb":
+        scenarios = SCENARIOS + SHAPES  # the cached ones among them
+    proc = spawn_tapir(tmp_path, cfg, "--bpf-hooks", hooks)
     cg = None
     try:
         wait_serving(port, proc, tmp_path / "log")
@@ -895,8 +913,8 @@ def test_llm_hit_rate_per_request(cgroot, openai_js, tmp_path):
         standin = Standin(str(tmp_path), "vllm", cg)
         client = Client(standin.port, str(tmp_path))
         try:
-            run_scenarios(scrape, target, standin, client,
-                          SCENARIOS[:1] + CACHED + SHAPES_CACHED, True, "engines off")
+            run_scenarios(scrape, target, standin, client, scenarios, True,
+                          f"engines off, {hooks} hooks", hooks)
         finally:
             client.close()
             standin.stop()

@@ -731,18 +731,12 @@ static int load_http_variant(struct tapir_loader *l, const struct tapir_config *
 	l->agg_on = http_agg_knobs(&l->http, cfg);
 	l->llm_on = http_llm_knobs(&l->http, cfg);
 	if (hooks == TAPIR_HOOKS_SKB) {
-		/* A segment's bytes only: HTTP/2 and the payload capture read the processes'
-		 * own buffers (bpf/http.bpf.c, "socket-buffer hooks"). */
+		/* A segment's bytes only: the HTTP/2 frame walker reads the processes' own
+		 * buffers (bpf/http.bpf.c, "socket-buffer hooks"). */
 		struct http_bpf *s = l->http.skel;
 
-		if (l->llm_on)
-			pr_warn("http: with the skb hooks no LLM payload and no async request "
-				"heads are captured: their metrics stay empty");
 		s->rodata->skb_on = 1;
 		s->rodata->h2_on = 0;
-		s->rodata->llm_on = 0;
-		s->rodata->heads_on = 0;
-		l->llm_on = 0;
 	}
 	if (!strcmp(l->http.variant, "loop"))
 		((struct http_bpf *)l->http.skel)->rodata->outbound_on = cfg->outbound_enabled;
