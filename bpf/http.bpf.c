@@ -142,6 +142,7 @@ TAPIR_SUBPROG int http_head(struct tapir_http_parser *p, struct tapir_walk *w, _
 struct tapir_scratch {
 	struct tapir_walk w;
 	struct tapir_conn tmpl; /* a new connection, built here rather than on the stack */
+	struct tapir_io io;	/* a socket-buffer hook's segment, for skb_conn_io() */
 	struct tapir_agg zero;	/* a new series: never written */
 };
 
@@ -158,6 +159,28 @@ struct {
 	__type(key, struct tapir_conn_key);
 	__type(value, struct tapir_conn);
 } conns SEC(".maps");
+
+/*
+ * With the socket-buffer hooks: connections whose first bytes came with the handshake's last ACK
+ * (a lost bare ACK, TCP_DEFER_ACCEPT, a client that writes at once). Those bytes reach the
+ * listening socket before the connection exists; they are walked there, into an entry here
+ * keyed by early_id(), which the connection takes over in conns when it is established. Its
+ * sock field keeps that id: the records of its requests all carry the one number. Entries of
+ * handshakes that never ended go as the LRU needs room.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct tapir_conn_key);
+	__type(value, struct tapir_conn);
+} early SEC(".maps");
+
+/* A connection's number before its socket exists: the first byte's sequence number and both
+ * ports (host order); odd, where a socket's address is not. */
+static __always_inline __u64 early_id(__u32 seq, __u16 lport, __u16 rport)
+{
+	return ((__u64)seq << 32 | (__u64)lport << 16 | rport) | 1;
+}
 
 /* Server connections open when the daemon started, by socket inode (value: cgroup id): the
  * daemon seeds it from /proc; each entry is taken the first time its socket is read or
@@ -1671,6 +1694,7 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		return 0;
 	}
 	if (c->state == TAPIR_CONN_NEW && io->dir == DIR_IN && !(c->flags & TAPIR_CF_CLIENT) &&
+	    !(SKB_PATH(skb) && (key.sock & 1)) && /* odd: early_conn() asked already */
 	    from_tapir(key.sock)) {
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_SELF);
 		return 0;
@@ -1680,6 +1704,26 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		llm_answer(c, io, ret, skb);
 	walk(ctx, &key, io, dir, ret, c, tails, skb);
 	return 0;
+}
+
+/*
+ * A server connection being established (@key its socket @sk, @lport and @rport from the
+ * tracepoint, in cgroup @cgid) whose first bytes were walked early: its entry, moved into
+ * conns; NULL when there is none.
+ */
+static __always_inline struct tapir_conn *early_take(struct tapir_conn_key *key, struct sock *sk,
+						     __u16 lport, __u16 rport, __u64 cgid)
+{
+	__u32 rcv_nxt = BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt);
+	struct tapir_conn_key ek = { .sock = early_id(rcv_nxt, lport, rport) };
+	struct tapir_conn *e = bpf_map_lookup_elem(&early, &ek);
+	int err;
+
+	if (!e || e->cgroup_id != cgid)
+		return NULL;
+	err = bpf_map_update_elem(&conns, key, e, BPF_ANY);
+	bpf_map_delete_elem(&early, &ek);
+	return err ? NULL : bpf_map_lookup_elem(&conns, key);
 }
 
 /*
@@ -1718,8 +1762,10 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
 		}
 		if (ctx->oldstate == TCP_SYN_RECV) {
-			c = new_conn(&key, cg->labels_id, cgid, TAPIR_CONN_NEW, heads_flag(cg),
-				     NULL);
+			c = skb_on ? early_take(&key, sk, ctx->sport, ctx->dport, cgid) : NULL;
+			if (!c)
+				c = new_conn(&key, cg->labels_id, cgid, TAPIR_CONN_NEW,
+					     heads_flag(cg), NULL);
 		} else {
 			c = new_conn(&key, cg->labels_id, cgid,
 				     outbound_on ? TAPIR_CONN_NEW : TAPIR_CONN_IGNORED,
@@ -1730,8 +1776,10 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		if (!c) {
 			stat_inc(TAPIR_STAT_CONN_TABLE_FULL);
 		} else if (skb_on) {
-			/* The first byte each way: the peer's next, and ours. */
-			c->seq[DIR_IN] = BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt);
+			/* The first byte each way: the peer's next (unless bytes walked early
+			 * took it on), and ours. */
+			if (!(c->seq_ok & (1 << DIR_IN)))
+				c->seq[DIR_IN] = BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt);
 			c->seq[DIR_OUT] = BPF_CORE_READ((struct tcp_sock *)sk, snd_nxt);
 			c->seq_ok = 1 << DIR_IN | 1 << DIR_OUT;
 		}
@@ -2082,13 +2130,61 @@ int BPF_PROG(sock_send, struct sock *sk, int ret, int flags)
 #define SKB_ETH_P_IP   0x0800
 #define SKB_ETH_P_IPV6 0x86DD
 
+/*
+ * Bytes that came to a listening socket of a watched cgroup with the handshake's last ACK (@seq
+ * the first one's, @rport the client's port): the connection-to-be's entry in early, keyed @id,
+ * made at its first such bytes. A connection tapir itself made (its engine scrapes) is entered
+ * as ignored. 0: not followed. Out of line, as skb_pick_up().
+ */
+__noinline int skb_early(struct __sk_buff *skb, __u64 id, __u32 seq, __u32 rport)
+{
+	struct tapir_conn_key key = { .sock = id };
+	struct tapir_scratch *s = scratch_for(skb);
+	struct tapir_peer_key peer = {};
+	struct tapir_cgroup_info *cg;
+	__u64 cgid;
+
+	if (!s)
+		return 0;
+	if (bpf_map_lookup_elem(&early, &key))
+		return 1; /* the same bytes again: no socket could be made for them yet */
+	cgid = bpf_skb_cgroup_id(skb);
+	cg = bpf_map_lookup_elem(&watched_cgroups, &cgid);
+	if (!cg || cgid == self_cgid)
+		return 0;
+	conn_init(&s->tmpl, cg->labels_id, cgid, TAPIR_CONN_NEW, heads_flag(cg));
+	s->tmpl.sock = id;
+	s->tmpl.seq[DIR_IN] = seq;
+	s->tmpl.seq_ok = 1 << DIR_IN;
+	/* The peer as own_clients knows it (peer_of()): the segment's source address. */
+	peer.port = rport;
+	if (skb->protocol == bpf_htons(SKB_ETH_P_IP)) {
+		peer.family = AF_INET;
+		if (bpf_skb_load_bytes(skb, 12, peer.addr, 4))
+			return 0;
+	} else {
+		peer.family = AF_INET6;
+		if (bpf_skb_load_bytes(skb, 8, peer.addr, 16))
+			return 0;
+	}
+	if (bpf_map_lookup_elem(&own_clients, &peer)) {
+		s->tmpl.state = TAPIR_CONN_IGNORED;
+		stat_inc(TAPIR_STAT_IGNORED_SELF);
+	}
+	if (bpf_map_update_elem(&early, &key, &s->tmpl, BPF_ANY)) {
+		stat_inc(TAPIR_STAT_CONN_TABLE_FULL);
+		return 0;
+	}
+	return 1;
+}
+
 /* Bytes the segments of connection @c skipped (@gap, in the direction of @io): passed over by
  * length inside a body that long, else the connection is left. false: walk no more of it. */
 static __always_inline bool skb_gap(struct __sk_buff *skb, struct tapir_conn_key *key,
 				    struct tapir_io *io, struct tapir_conn *c, __u32 gap)
 {
-	__u8 dir = (c->flags & TAPIR_CF_CLIENT) ? !io->dir : io->dir;
-	struct tapir_io blind = *io;
+	__u8 dir = (c->flags & TAPIR_CF_CLIENT) ? !io->dir : io->dir, kind = io->kind;
+	__u64 buf = io->buf;
 
 	if (c->state >= TAPIR_CONN_IGNORED)
 		return false;
@@ -2096,28 +2192,97 @@ static __always_inline bool skb_gap(struct __sk_buff *skb, struct tapir_conn_key
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_SEGMENT_GAP);
 		return false;
 	}
-	blind.kind = IO_BLIND;
-	blind.buf = 0;
-	walk(skb, key, &blind, dir, gap, c, NULL, skb);
+	/* @io made blind for the gap's walk, not copied: the stack is short. */
+	io->kind = IO_BLIND;
+	io->buf = 0;
+	walk(skb, key, io, dir, gap, c, NULL, skb);
+	io->kind = kind;
+	io->buf = buf;
 	return c->state < TAPIR_CONN_IGNORED;
 }
 
-static __always_inline void skb_io(struct __sk_buff *skb, __u8 dir)
+/*
+ * A segment's @n payload bytes on connection @c (@seq the first one's; @io says where they are in
+ * the segment and which way they go): in order, past a gap if they can be, then walked. A global
+ * function: @c is an entry of conns or of early, and the verifier walks this once for both, where
+ * inlined it would walk all of it once per map.
+ */
+__noinline int skb_conn_io(struct __sk_buff *skb, struct tapir_conn *c, struct tapir_io *io,
+			   __u32 seq, __u32 n)
+{
+	struct tapir_conn_key key;
+	struct tcp_sock *tp;
+	__u32 gap = 0;
+	__s32 d;
+	__u8 dir;
+
+	if (!c || !io) /* never: the verifier cannot know it */
+		return 0;
+	dir = io->dir == DIR_OUT ? DIR_OUT : DIR_IN;
+	key.sock = io->sock;
+	if (!(c->seq_ok & (1 << dir))) {
+		c->seq[dir] = seq; /* picked up here */
+		c->seq_ok |= 1 << dir;
+	}
+	d = (__s32)(seq - c->seq[dir]);
+	if (d < 0) {
+		/* A retransmission: only what it carries past the bytes seen is new. */
+		if ((__u32)-d >= n)
+			return 0;
+		io->buf += (__u32)-d;
+		n -= (__u32)-d;
+	} else {
+		gap = d;
+	}
+	c->seq[dir] += gap + n;
+	if (gap && !skb_gap(skb, &key, io, c, gap))
+		return 0;
+	/* A server's first bytes out with none seen in: it spoke first (not HTTP), unless the
+	 * socket received bytes no segment here showed (they came with the handshake's end). */
+	tp = (struct tcp_sock *)key.sock;
+	if (dir == DIR_OUT && c->state == TAPIR_CONN_NEW &&
+	    (c->flags & (TAPIR_CF_CLIENT | TAPIR_CF_PRESTART)) == 0 &&
+	    (c->seq_ok & (1 << DIR_IN)) && BPF_CORE_READ(tp, rcv_nxt) != c->seq[DIR_IN]) {
+		tapir_conn_abandon(NULL, c, TAPIR_STAT_SEGMENT_GAP);
+		return 0;
+	}
+	on_io(skb, io, n, c, NULL, skb);
+	return 0;
+}
+
+/* A connection for the segment's @n bytes (@io) that none is known of, made in conns if they
+ * begin a request: 1, and io->sock its key then (a slot of this CPU's when conns is full). */
+__noinline int skb_pick_up(struct __sk_buff *skb, struct tapir_io *io, __u32 n)
+{
+	struct tapir_conn_key key;
+
+	if (!io)
+		return 0;
+	key.sock = io->sock;
+	if (!pick_up(&key, io, n, skb))
+		return 0;
+	io->sock = key.sock;
+	return 1;
+}
+
+static __always_inline void skb_io(struct __sk_buff *skb, __u8 dir, __u32 *slot)
 {
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct bpf_sock *sk = skb->sk;
-	struct tapir_io io = {};
 	struct tapir_scratch *s;
+	struct tapir_io *io;
 	struct tapir_conn_key key;
-	struct tcp_sock *tp;
 	struct tapir_conn *c;
-	__u32 off, seq, n, gap = 0;
-	__u8 *b = data;
-	__s32 d;
+	__u32 off, seq, n, ports;
+	bool listening;
+	__u8 *b = data, syn;
 
 	/* Data that completes a handshake comes on the listening socket, before its connection
-	 * exists: never a connection of its own (its bytes become the new one's gap). */
-	if (!sk || sk->state == BPF_TCP_LISTEN || sk->state == BPF_TCP_NEW_SYN_RECV)
+	 * exists: walked early (early_conn()). Nothing else is followed there. */
+	if (!sk)
+		return;
+	listening = sk->state == BPF_TCP_LISTEN || sk->state == BPF_TCP_NEW_SYN_RECV;
+	if (listening && dir != DIR_IN)
 		return;
 	/* The IP and TCP headers are in the linear head: read in place. */
 	if (skb->protocol == bpf_htons(SKB_ETH_P_IP)) {
@@ -2137,58 +2302,64 @@ static __always_inline void skb_io(struct __sk_buff *skb, __u8 dir)
 	if ((void *)(b + 20) > end)
 		return;
 	seq = (__u32)b[4] << 24 | (__u32)b[5] << 16 | (__u32)b[6] << 8 | b[7];
+	ports = *(__u32 *)b; /* network order: the source's, then the destination's */
+	syn = b[13] & 0x02;
+	/* Each a value now, not bytes kept apart across the calls below (the stack is short). */
+	barrier_var(seq);
+	barrier_var(ports);
 	off += (b[12] >> 4) * 4;
 	if (skb->len <= off)
 		return; /* no payload: an ACK, a SYN, a FIN */
 	n = skb->len - off;
-	/* The socket's address as a number, the key tracepoints gave its connection: through
-	 * memory: the verifier allows no arithmetic on a socket pointer, which CO-RE reads do. */
-	s = scratch_for(skb);
+	s = bpf_map_lookup_elem(&scratch, slot);
 	if (!s)
 		return;
-	*(volatile __u64 *)&s->w.key.sock = (__u64)sk;
-	key.sock = *(volatile __u64 *)&s->w.key.sock;
-	c = bpf_map_lookup_elem(&conns, &key);
+	if (listening) {
+		/* A SYN's data (TCP Fast Open) goes to the new socket with the SYN: not walked. */
+		if (syn)
+			return;
+		key.sock = early_id(seq, bpf_ntohs(ports >> 16), bpf_ntohs(ports & 0xffff));
+		c = bpf_map_lookup_elem(&early, &key);
+		if (!c) {
+			if (!skb_early(skb, key.sock, seq, bpf_ntohs(ports & 0xffff)))
+				return;
+			c = bpf_map_lookup_elem(&early, &key);
+			if (!c)
+				return;
+		}
+	} else {
+		/* The socket's address as a number, the key tracepoints gave its connection:
+		 * through memory: the verifier allows no arithmetic on a socket pointer, which
+		 * CO-RE reads do. */
+		*(volatile __u64 *)&s->w.key.sock = (__u64)sk;
+		key.sock = *(volatile __u64 *)&s->w.key.sock;
+		c = bpf_map_lookup_elem(&conns, &key);
+	}
 	if (c && tapir_conn_passive(c))
 		return;
-	io.ts = bpf_ktime_get_ns();
-	io.at_call = 1;
-	io.sock = key.sock;
-	io.dir = dir;
-	io.kind = IO_PLAIN;
-	io.buf = off; /* the payload's offset in the segment */
+	/* Field by field: a compound literal would be built on the stack first. */
+	io = &s->io;
+	io->ts = bpf_ktime_get_ns();
+	io->sock = key.sock;
+	io->buf = off; /* the payload's offset in the segment */
+	io->fd = 0;
+	io->iovcnt = 0;
+	io->tgid = 0;
+	io->kind = IO_PLAIN;
+	io->dir = dir;
+	io->peek = 0;
+	io->at_call = 1;
 	if (!c) {
-		c = pick_up(&key, &io, n, skb);
+		/* Out of line: its stack is not on the walk's call chain (6.1 counts 512 bytes
+		 * over all frames of it). */
+		if (!skb_pick_up(skb, io, n))
+			return;
+		key.sock = io->sock;
+		c = bpf_map_lookup_elem(&conns, &key);
 		if (!c)
 			return;
 	}
-	if (!(c->seq_ok & (1 << dir))) {
-		c->seq[dir] = seq; /* picked up here */
-		c->seq_ok |= 1 << dir;
-	}
-	d = (__s32)(seq - c->seq[dir]);
-	if (d < 0) {
-		/* A retransmission: only what it carries past the bytes seen is new. */
-		if ((__u32)-d >= n)
-			return;
-		io.buf += (__u32)-d;
-		n -= (__u32)-d;
-	} else {
-		gap = d;
-	}
-	c->seq[dir] += gap + n;
-	if (gap && !skb_gap(skb, &key, &io, c, gap))
-		return;
-	/* A server's first bytes out with none seen in: it spoke first (not HTTP), unless the
-	 * socket received bytes no segment here showed (they came with the handshake's end). */
-	tp = (struct tcp_sock *)key.sock;
-	if (dir == DIR_OUT && c->state == TAPIR_CONN_NEW &&
-	    (c->flags & (TAPIR_CF_CLIENT | TAPIR_CF_PRESTART)) == 0 &&
-	    (c->seq_ok & (1 << DIR_IN)) && BPF_CORE_READ(tp, rcv_nxt) != c->seq[DIR_IN]) {
-		tapir_conn_abandon(NULL, c, TAPIR_STAT_SEGMENT_GAP);
-		return;
-	}
-	on_io(skb, &io, n, c, NULL, skb);
+	skb_conn_io(skb, c, io, seq, n);
 }
 
 /* A run inside another on this CPU gets the second scratch slot; a third level (never seen) is
@@ -2200,7 +2371,8 @@ static __always_inline int skb_prog(struct __sk_buff *skb, __u8 dir)
 	if (!d || *d >= 2)
 		return 1;
 	*d += 1;
-	skb_io(skb, dir);
+	zero = *d > 1; /* now the slot scratch_for() gives at this depth: one key on the stack */
+	skb_io(skb, dir, &zero);
 	*d -= 1;
 	return 1; /* an observer: every segment passes */
 }

@@ -348,7 +348,9 @@ echo '{"status":"ok"}' >"$TMP/www/api/status.json"
 
 NGINX=$ROOT/nginx
 [ -x "$NGINX" ] || NGINX=$(command -v nginx)
-# nginx_in DIR PORT CGROUP: an nginx serving $TMP/www on PORT from CGROUP, its files in DIR.
+# nginx_in DIR PORT CGROUP [deferred]: an nginx serving $TMP/www on PORT from CGROUP, its files
+# in DIR; "deferred": its listening socket has TCP_DEFER_ACCEPT, so every connection's first
+# bytes come with its handshake's end (the socket-buffer hooks walk them on the listener).
 nginx_in() {
 	mkdir -p "$1"
 	cat >"$1/nginx.conf" <<EOF
@@ -372,7 +374,7 @@ http {
 	gzip_http_version 1.0;
 	gzip_min_length 0;
 	server {
-		listen 127.0.0.1:$2;
+		listen 127.0.0.1:$2${4:+ $4};
 		root $TMP/www;
 	}
 }
@@ -381,7 +383,7 @@ EOF
 		exec "$NGINX" -e "$1/error.log" -c "$1/nginx.conf" -g 'daemon off;') &
 }
 
-! serving nginx || nginx_in "$TMP/nginx" "$NGX" "$CG_NGX"
+! serving nginx || nginx_in "$TMP/nginx" "$NGX" "$CG_NGX" deferred
 # The server of the outbound case, in a cgroup no rule watches (nginx: keep-alive).
 ! serving out || nginx_in "$TMP/nginx-remote" "$REMOTE" "$CG_REMOTE"
 # ... and a stand-in vLLM there, which the outbound client asks for tokens.

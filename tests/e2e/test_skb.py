@@ -352,19 +352,75 @@ def test_skb_lost_request_heads_are_counted(skb):
         srv.wait()
 
 
-def test_skb_request_with_the_handshake_end_is_counted_lost(skb):
+def test_skb_request_with_the_handshake_end_is_walked_early(skb):
     """The handshake's last ACK lost: the client's request completes the handshake, on the
-    listening socket, before the connection exists. That connection cannot be followed and
-    says so (segment_gap), not that its server spoke first (not_http)."""
+    listening socket, before the connection exists. It is walked there and the connection
+    takes it over: every request counted with its bytes, none lost."""
     port, cg = skb
     sport, srv = uvicorn(cg)
     n = 5
-    dropped = on_new_connections(sport, "ack", n, lambda conn: conn.send(get("/bytes/10")))
+    req = get("/bytes/10")
+    dropped = on_new_connections(sport, "ack", n, lambda conn: conn.send(req))
     try:
         assert dropped >= n
         s, counted, gaps = counted_or_gap(port, cg.model, n)
-        assert (counted, gaps) == (0, n)
+        assert (counted, gaps) == (n, 0)
+        assert s.value("baseten_request_size_bytes_sum", model_name=cg.model) == n * len(req)
         assert s.value("tapir_ignored_connections_total", reason="not_http") == 0
+    finally:
+        srv.kill()
+        srv.wait()
+
+
+# A server whose listening socket has TCP_DEFER_ACCEPT (nginx's "listen ... deferred"): the
+# kernel ends each handshake only when the client's first bytes come, on the listening socket.
+DEFERRED = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 5)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+while True:
+    c, _ = s.accept()
+    buf = b""
+    while True:
+        data = c.recv(65536)
+        if not data:
+            break
+        buf += data
+        while b"\\r\\n\\r\\n" in buf:
+            _, buf = buf.split(b"\\r\\n\\r\\n", 1)
+            c.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\n\\r\\nok\\n")
+    c.close()
+"""
+
+
+def test_skb_deferred_accept_server_is_followed(skb):
+    """Every connection to a TCP_DEFER_ACCEPT server begins with bytes the listening socket
+    receives: two requests on each of five connections, all counted with the bytes the client
+    sent and received."""
+    port, cg = skb
+    sport = free_port()
+    srv = cg.popen([PY, "-c", DEFERRED, str(sport)])
+    try:
+        wait_port(sport, proc=srv)
+        sent = recv = 0
+        for i in range(5):
+            conn = RawConn(sport)
+            for j in range(2):
+                req = get(f"/deferred/{i}/{j}")
+                conn.send(req)
+                st, _, body, wire = conn.read_response()
+                assert st == 200 and body == b"ok\n"
+                sent += len(req)
+                recv += wire
+            conn.close()
+        s = settled(port, cg.model, 10)
+        assert s.value(REQ, model_name=cg.model, status_code=200) == 10
+        assert s.value("baseten_request_size_bytes_sum", model_name=cg.model) == sent
+        assert s.value("baseten_response_size_bytes_sum", model_name=cg.model) == recv
+        assert s.value("tapir_parse_failures_total") == 0
     finally:
         srv.kill()
         srv.wait()

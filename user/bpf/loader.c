@@ -737,6 +737,9 @@ static int load_http_variant(struct tapir_loader *l, const struct tapir_config *
 
 		s->rodata->skb_on = 1;
 		s->rodata->h2_on = 0;
+	} else {
+		/* Bytes that end a handshake reach the listening socket only with these hooks. */
+		bpf_map__set_max_entries(bpf_object__find_map_by_name(l->http.obj, "early"), 1);
 	}
 	if (!strcmp(l->http.variant, "loop"))
 		((struct http_bpf *)l->http.skel)->rodata->outbound_on = cfg->outbound_enabled;
