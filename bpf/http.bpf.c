@@ -1694,7 +1694,7 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		return 0;
 	}
 	if (c->state == TAPIR_CONN_NEW && io->dir == DIR_IN && !(c->flags & TAPIR_CF_CLIENT) &&
-	    !(SKB_PATH(skb) && (key.sock & 1)) && /* odd: early_conn() asked already */
+	    !(SKB_PATH(skb) && (key.sock & 1)) && /* odd: skb_early() asked already */
 	    from_tapir(key.sock)) {
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_SELF);
 		return 0;
@@ -2278,7 +2278,7 @@ static __always_inline void skb_io(struct __sk_buff *skb, __u8 dir, __u32 *slot)
 	__u8 *b = data, syn;
 
 	/* Data that completes a handshake comes on the listening socket, before its connection
-	 * exists: walked early (early_conn()). Nothing else is followed there. */
+	 * exists: walked early (skb_early()). Nothing else is followed there. */
 	if (!sk)
 		return;
 	listening = sk->state == BPF_TCP_LISTEN || sk->state == BPF_TCP_NEW_SYN_RECV;
