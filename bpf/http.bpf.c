@@ -1022,9 +1022,10 @@ struct h2_scratch {
 	__u8 __pad;
 };
 
+/* Slot 1 is a socket-buffer hook's inside another's, as in scratch. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct h2_scratch);
 } h2_scratch SEC(".maps");
@@ -1034,6 +1035,14 @@ static __always_inline struct h2_scratch *h2_get_scratch(void)
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&h2_scratch, &zero);
+}
+
+/* This run's: a socket-buffer hook's (@skb) at its depth, any other's slot 0. */
+static __always_inline struct h2_scratch *h2_scratch_for(void *skb)
+{
+	__u32 k = scratch_slot(skb);
+
+	return bpf_map_lookup_elem(&h2_scratch, &k);
 }
 
 /* Do the first bytes of @io start the HTTP/2 client preface? */
@@ -1148,7 +1157,22 @@ struct h2_args {
 	struct h2_scratch *s;
 	struct tapir_h2_conn_state *h;
 	struct tapir_conn *c;
+	struct __sk_buff *skb; /* the segment walked by a socket-buffer hook */
 };
+
+/*
+ * @n bytes at @src of what the walk reads: the segment's offset @src with the socket-buffer
+ * hooks, whose programs are the only ones loaded then (skb_on, a value the verifier knows: the
+ * other branch is never walked), else a user address.
+ */
+static __always_inline int h2_read(struct h2_args *a, void *dst, __u32 n, __u64 src)
+{
+#ifndef TAPIR_COMPAT
+	if (skb_on)
+		return bpf_skb_load_bytes(a->skb, src, dst, n);
+#endif
+	return bpf_probe_read_user(dst, n, (void *)src);
+}
 
 /* A record of direction @d into h2_events, with @len bytes at @off of the step's for a block. */
 static __always_inline int tapir_h2_emit(struct h2_args *a, struct tapir_h2_conn_state *h, __u32 d,
@@ -1161,8 +1185,7 @@ static __always_inline int tapir_h2_emit(struct h2_args *a, struct tapir_h2_conn
 	d &= 1;
 	if (len > TAPIR_H2_BLOCK_BYTES)
 		len = TAPIR_H2_BLOCK_BYTES;
-	if (len && bpf_probe_read_user(s->data, H2_BOUNDED(len, TAPIR_H2_BLOCK_BYTES),
-				       (void *)(s->seg_base + off))) {
+	if (len && h2_read(a, s->data, H2_BOUNDED(len, TAPIR_H2_BLOCK_BYTES), s->seg_base + off)) {
 		h->lost[d] = 1;
 		return -1;
 	}
@@ -1258,7 +1281,7 @@ H2_CB_FN long h2_cb(__u32 i, void *arg)
 		n = s->seg_left;
 	if (n > TH2_WIN)
 		n = TH2_WIN;
-	if (n && bpf_probe_read_user(s->win.b, H2_BOUNDED(n, TH2_WIN), (void *)s->seg_base))
+	if (n && h2_read(a, s->win.b, H2_BOUNDED(n, TH2_WIN), s->seg_base))
 		return 1;
 	used = (__u32)h2_step(&h->w[d], &s->win, n, s->seg_left, &s->ev);
 	if (tapir_h2_on_step(a, h, d, &s->ev))
@@ -1309,10 +1332,10 @@ static __always_inline void h2_setup(struct h2_scratch *s, struct tapir_conn *c,
 	s->ts = io->dir == DIR_IN && !io->at_call ? bpf_ktime_get_ns() : io->ts;
 }
 
-/* A new HTTP/2 connection: its walkers, before its first read is walked. */
-static __always_inline int h2_begin(struct tapir_conn *c, __u32 how)
+/* A new HTTP/2 connection: its walkers, before its first read is walked. @skb: as on_io's. */
+static __always_inline int h2_begin(struct tapir_conn *c, __u32 how, void *skb)
 {
-	struct h2_scratch *s = h2_get_scratch();
+	struct h2_scratch *s = h2_scratch_for(skb);
 	__u64 sock = c->sock;
 
 	if (!s)
@@ -1350,6 +1373,37 @@ __noinline int h2_io(struct tapir_conn *c, struct tapir_io *io, __u64 len)
 	struct h2_args a;
 	__u64 sock;
 
+	/* Never called with the socket-buffer hooks (h2_io_skb()), but verified with them. */
+	if (skb_on || !c || !io || !s)
+		return 0;
+	sock = c->sock;
+	h = bpf_map_lookup_elem(&h2_conns, &sock);
+	if (!h)
+		return 0;
+	a.s = s;
+	a.h = h;
+	a.c = c;
+	a.skb = NULL;
+	h2_setup(s, c, io, len);
+	if (io->kind != IO_BLIND)
+		bpf_loop(loop_max, h2_cb, &a, 0);
+	h2_finish(c, h, s);
+	return 0;
+}
+
+/*
+ * The same for a segment's @len bytes (io->buf their offset in @skb). Only ever called with a
+ * segment, so no other program has it; a gap in the sequence never comes here (skb_gap() ends
+ * the connection's HTTP/2 walk).
+ */
+__noinline int h2_io_skb(struct __sk_buff *skb, struct tapir_conn *c, struct tapir_io *io,
+			 __u64 len)
+{
+	struct h2_scratch *s = h2_scratch_for(skb);
+	struct tapir_h2_conn_state *h;
+	struct h2_args a;
+	__u64 sock;
+
 	if (!c || !io || !s)
 		return 0;
 	sock = c->sock;
@@ -1359,9 +1413,9 @@ __noinline int h2_io(struct tapir_conn *c, struct tapir_io *io, __u64 len)
 	a.s = s;
 	a.h = h;
 	a.c = c;
+	a.skb = skb;
 	h2_setup(s, c, io, len);
-	if (io->kind != IO_BLIND)
-		bpf_loop(loop_max, h2_cb, &a, 0);
+	bpf_loop(loop_max, h2_cb, &a, 0);
 	h2_finish(c, h, s);
 	return 0;
 }
@@ -1616,6 +1670,28 @@ static __always_inline bool starts_tls(struct tapir_io *io, void *skb)
 }
 
 /*
+ * The first bytes either way after a 101 (@io, @len; @dir the parser's): HTTP/2 for an h2c
+ * upgrade (RFC 7540 3.2), whose server sends its SETTINGS and may answer stream 1 at once,
+ * before the client's preface (which may reach a socket-buffer hook first all the same); anything else (a WebSocket) is left alone from here on. 0 when
+ * the connection is TAPIR_CONN_H2 now.
+ */
+static __always_inline int after_upgrade(struct tapir_conn *c, struct tapir_io *io, long len,
+					 __u8 dir, struct __sk_buff *skb)
+{
+	c->flags |= TAPIR_CF_UPGRADE_SEEN;
+	if ((c->flags & TAPIR_CF_CLIENT) || !h2_on || !starts_h2_either(io, len, dir, skb))
+		return 1;
+	/* On the segments the server's first frames were walked with its 101 (the rest of that
+	 * segment) or are still to come: stream 1's answer is among what follows either way. */
+	return h2_begin(c,
+			dir == DIR_OUT || SKB_PATH(skb) ? TAPIR_H2_OPEN_UPGRADE
+							: TAPIR_H2_OPEN_UPGRADE_LATE,
+			skb)
+		       ? 1
+		       : 0;
+}
+
+/*
  * @ret bytes moved by @io on its socket (or an error) by a process of a watched cgroup: the one
  * path both hook sets take. @c is the socket's connection, NULL when it has none yet.
  */
@@ -1623,6 +1699,9 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 				 void *tails, struct __sk_buff *skb)
 {
 	struct tapir_conn_key key = { .sock = io->sock };
+#ifndef TAPIR_COMPAT
+	struct tapir_scratch *s;
+#endif
 	__u8 dir; /* the parser's: DIR_IN for requests, whichever side sends them */
 
 	if (ret <= 0) {
@@ -1649,7 +1728,7 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 				tapir_conn_abandon(NULL, c, TAPIR_STAT_H2_PRESTART);
 				return 0;
 			}
-			if (h2_begin(c, TAPIR_H2_OPEN_PRESTART))
+			if (h2_begin(c, TAPIR_H2_OPEN_PRESTART, skb))
 				return 0;
 		}
 		/* The client's preface, or the server's SETTINGS, which it may send first. */
@@ -1658,30 +1737,14 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 				tapir_conn_abandon(NULL, c, TAPIR_STAT_IGNORED_HTTP2);
 				return 0;
 			}
-			if (h2_begin(c, 0))
+			if (h2_begin(c, 0, skb))
 				return 0;
 		}
-	} else if (c->state == TAPIR_CONN_UPGRADED) {
-		/* The first bytes either way after a 101: HTTP/2 for an h2c upgrade (RFC 7540
-		 * 3.2), whose server sends its SETTINGS and may answer stream 1 at once, before
-		 * the client's preface; anything else (a WebSocket) is left alone from here on. */
-		c->flags |= TAPIR_CF_UPGRADE_SEEN;
-		if ((c->flags & TAPIR_CF_CLIENT) || !h2_on ||
-		    !starts_h2_either(io, ret, dir, skb) ||
-		    h2_begin(c,
-			     dir == DIR_OUT ? TAPIR_H2_OPEN_UPGRADE : TAPIR_H2_OPEN_UPGRADE_LATE))
-			return 0;
-	}
-	if (c->state == TAPIR_CONN_H2 && SKB_PATH(skb))
-		return 0; /* never: h2_on is 0 with the socket-buffer hooks */
-	if (c->state == TAPIR_CONN_H2) {
-#ifndef TAPIR_COMPAT
-		h2_io(c, io, ret); /* one call site: its bpf_loop callback is verified once */
-#else
-		h2_io(ctx, c, io, ret, tails);
-#endif
+	} else if (c->state == TAPIR_CONN_UPGRADED && after_upgrade(c, io, ret, dir, skb)) {
 		return 0;
 	}
+	if (c->state == TAPIR_CONN_H2)
+		goto h2;
 	if (c->state >= TAPIR_CONN_IGNORED)
 		return 0;
 	if (c->state == TAPIR_CONN_NEW && dir == DIR_OUT && !(c->flags & TAPIR_CF_PRESTART)) {
@@ -1703,6 +1766,35 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 	if (llm_on && dir == DIR_OUT)
 		llm_answer(c, io, ret, skb);
 	walk(ctx, &key, io, dir, ret, c, tails, skb);
+#ifndef TAPIR_COMPAT
+	/* A segment may carry a 101's head and the first bytes after it (an h2c server's
+	 * SETTINGS and its answer): they go on from where the walk stopped. (A syscall's are
+	 * the next syscall's: the process reads or writes them apart.) */
+	if (!SKB_PATH(skb) || c->state != TAPIR_CONN_UPGRADED || (c->flags & TAPIR_CF_UPGRADE_SEEN))
+		return 0;
+	s = scratch_for(skb);
+	if (!s || s->w.off >= (__u64)ret)
+		return 0;
+	io->buf += s->w.off;
+	ret -= s->w.off;
+	if (after_upgrade(c, io, ret, dir, skb))
+		return 0;
+#else
+	return 0;
+#endif
+h2:
+#ifndef TAPIR_COMPAT
+	/* One call site each: a callback is verified once per program. skb is NULL, a constant,
+	 * in every program but the socket-buffer hooks'. */
+	if (SKB_PATH(skb)) {
+		if (skb)
+			h2_io_skb(skb, c, io, ret);
+	} else {
+		h2_io(c, io, ret);
+	}
+#else
+	h2_io(ctx, c, io, ret, tails);
+#endif
 	return 0;
 }
 
@@ -2186,6 +2278,12 @@ static __always_inline bool skb_gap(struct __sk_buff *skb, struct tapir_conn_key
 	__u8 dir = (c->flags & TAPIR_CF_CLIENT) ? !io->dir : io->dir, kind = io->kind;
 	__u64 buf = io->buf;
 
+	if (c->state == TAPIR_CONN_H2) {
+		/* Frames are not passed over blind: the connection's HTTP/2 walk ends. */
+		stat_inc(TAPIR_STAT_SEGMENT_GAP);
+		h2_end(c, TAPIR_H2R_ERROR, 0);
+		return false;
+	}
 	if (c->state >= TAPIR_CONN_IGNORED)
 		return false;
 	if (tapir_http_bulk_max(dir == DIR_IN ? &c->req : &c->resp) < gap) {
@@ -2237,12 +2335,20 @@ __noinline int skb_conn_io(struct __sk_buff *skb, struct tapir_conn *c, struct t
 	c->seq[dir] += gap + n;
 	if (gap && !skb_gap(skb, &key, io, c, gap))
 		return 0;
-	/* A server's first bytes out with none seen in: it spoke first (not HTTP), unless the
-	 * socket received bytes no segment here showed (they came with the handshake's end). */
+	/*
+	 * A server's first bytes out with none seen in: it spoke first (not HTTP), unless the
+	 * socket received bytes no segment here showed (rcv_nxt past what was walked; a client's
+	 * FIN takes a sequence number too: a port probe that closed at once, which a gRPC server
+	 * still greets). Behind is no gap: another CPU's ingress program has walked the client's
+	 * first segment, or is walking it, and TCP has not taken it yet (an HTTP/2 server writes
+	 * its SETTINGS at accept, racing the client's preface).
+	 */
 	tp = (struct tcp_sock *)key.sock;
 	if (dir == DIR_OUT && c->state == TAPIR_CONN_NEW &&
 	    (c->flags & (TAPIR_CF_CLIENT | TAPIR_CF_PRESTART)) == 0 &&
-	    (c->seq_ok & (1 << DIR_IN)) && BPF_CORE_READ(tp, rcv_nxt) != c->seq[DIR_IN]) {
+	    (c->seq_ok & (1 << DIR_IN)) &&
+	    (__s32)(BPF_CORE_READ(tp, rcv_nxt) - c->seq[DIR_IN] -
+		    !!(c->flags & TAPIR_CF_PEER_GONE)) > 0) {
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_SEGMENT_GAP);
 		return 0;
 	}

@@ -321,10 +321,7 @@ host() { # the guest script on this kernel, in cgroups under our own, both build
 				"notattached=none sent=0 counted=0 result=FAIL why=no cgroup2 mount" >>"$OUT/host.log"
 			continue
 		fi
-		# shellcheck disable=SC2046 # the skb run's servers: no HTTP/2
 		timeout -k 5 "$TIMEOUT" env PATH="$tmp/bin:$PATH" MATRIX_ROOT="$tmp/bin" \
-			$([ "$v" = loop+skb ] && echo "MATRIX_SERVERS=$(echo " $MATRIX_SERVERS " |
-				sed 's/ h2 / /; s/^ *//; s/ *$//' | tr ' ' ',')") \
 			MATRIX_CGROOT="$mount" MATRIX_CGREL="$rel" MATRIX_TMP="$tmp/$v" \
 			MATRIX_VARIANT=${v%+*} MATRIX_HOOKS=$([ "${v#*+}" = "$v" ] && echo auto || echo "${v#*+}") \
 			MATRIX_PORT0="$port" busybox sh tools/matrix-guest.sh >>"$OUT/host.log" 2>&1 || true

@@ -66,17 +66,14 @@ if [ "$$" = 1 ]; then
 	MATRIX_VARIANT=auto MATRIX_TMP=/tmp/auto sh /init
 	MATRIX_VARIANT=auto MATRIX_HOOKS=syscall MATRIX_TMP=/tmp/syscall MATRIX_PORT0=9484 sh /init
 	MATRIX_VARIANT=compat MATRIX_TMP=/tmp/compat MATRIX_PORT0=9474 sh /init
-	# The socket-buffer hooks where the loop build loads (5.17+), with what they serve:
-	# HTTP/1.x, servers and outbound, the LLM payload (no HTTP/2).
+	# The socket-buffer hooks where the loop build loads (5.17+), every server.
 	case $(uname -r) in
 	4.* | 5.[0-9].* | 5.1[0-6].*)
 		echo "MATRIX-RESULT kernel=$(uname -r) variant=none forced=loop+skb attached=0/0" \
 			"notattached=none sent=0 counted=0 result=SKIP why=no bpf_loop before 5.17" ;;
 	*)
-		MATRIX_VARIANT=loop MATRIX_HOOKS=skb \
-			MATRIX_SERVERS=$(echo " ${MATRIX_SERVERS:-nginx httpd llm out h2} " |
-				tr ',' ' ' | sed 's/ h2 / /') \
-			MATRIX_TMP=/tmp/skb MATRIX_PORT0=9494 sh /init ;;
+		MATRIX_VARIANT=loop MATRIX_HOOKS=skb MATRIX_TMP=/tmp/skb MATRIX_PORT0=9494 \
+			sh /init ;;
 	esac
 	sync
 	poweroff -f

@@ -47,7 +47,7 @@ static void usage(FILE *f)
 		"                        else fexit where it has BPF trampolines, else\n"
 		"                        syscall), socket (loop build only), fexit, syscall,\n"
 		"                        or skb: the TCP segments themselves (loop build,\n"
-		"                        HTTP/1.x only; requests timed from their arrival)\n"
+		"                        cgroup v2; requests timed from their arrival)\n"
 		"  -v, --verbose         debug logging, libbpf's included\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         version and exit\n"

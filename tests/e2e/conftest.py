@@ -203,7 +203,7 @@ class Scrape:
 
 
 class Daemon:
-    def __init__(self, base_rel, workdir):
+    def __init__(self, base_rel, workdir, hooks=None):
         self.port = free_port()
         self.base_rel = base_rel
         self.config = os.path.join(workdir, "tapir.yaml")
@@ -242,11 +242,12 @@ class Daemon:
         self.log_path = os.path.join(workdir, "tapir.log")
         self.log = open(self.log_path, "w")
         env = dict(os.environ, TAPIR_FAKE_NVML=self.nvml_script)
-        self.pin_dir = f"/sys/fs/bpf/tapir-e2e-{os.getpid()}"
+        self.pin_dir = f"/sys/fs/bpf/tapir-e2e-{os.getpid()}{'-' + hooks if hooks else ''}"
         # TAPIR_E2E_BPF_VARIANT=compat runs the whole suite on the compat build, and
-        # TAPIR_E2E_BPF_HOOKS=syscall on the syscall hooks.
+        # TAPIR_E2E_BPF_HOOKS=syscall on the syscall hooks; @hooks: a second daemon's, for
+        # a module that runs its tests on those hooks too (test_h2.py).
         variant = os.environ.get("TAPIR_E2E_BPF_VARIANT", "auto")
-        hooks = os.environ.get("TAPIR_E2E_BPF_HOOKS", "auto")
+        hooks = hooks or os.environ.get("TAPIR_E2E_BPF_HOOKS", "auto")
         self.proc = subprocess.Popen([TAPIR, "--config", self.config, "--pin-dir", self.pin_dir,
                                       "--bpf-variant", variant, "--bpf-hooks", hooks],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=env)

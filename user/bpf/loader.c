@@ -731,12 +731,11 @@ static int load_http_variant(struct tapir_loader *l, const struct tapir_config *
 	l->agg_on = http_agg_knobs(&l->http, cfg);
 	l->llm_on = http_llm_knobs(&l->http, cfg);
 	if (hooks == TAPIR_HOOKS_SKB) {
-		/* A segment's bytes only: the HTTP/2 frame walker reads the processes' own
-		 * buffers (bpf/http.bpf.c, "socket-buffer hooks"). */
+		/* The segments' bytes, not the processes'. */
 		struct http_bpf *s = l->http.skel;
 
 		s->rodata->skb_on = 1;
-		s->rodata->h2_on = 0;
+		s->rodata->h2_on = h2;
 	} else {
 		/* Bytes that end a handshake reach the listening socket only with these hooks. */
 		bpf_map__set_max_entries(bpf_object__find_map_by_name(l->http.obj, "early"), 1);
@@ -847,7 +846,9 @@ static void open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 		{ TAPIR_BPF_COMPAT, TAPIR_HOOKS_FEXIT, 0 },
 		{ TAPIR_BPF_COMPAT, TAPIR_HOOKS_SYSCALL, 1 },
 		{ TAPIR_BPF_COMPAT, TAPIR_HOOKS_SYSCALL, 0 },
-		/* Asked for only (--bpf-hooks skb): HTTP/1.x alone. */
+		/* Asked for only (--bpf-hooks skb); without HTTP/2 where a verifier refuses the
+		 * frame walker in their programs. */
+		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SKB, 1 },
 		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SKB, 0 },
 	};
 	char refused[sizeof(vlog.prog)] = ""; /* the program the last try's verifier refused */
@@ -858,7 +859,8 @@ static void open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 		int variant = order[i][0], hooks = order[i][1], h2 = order[i][2];
 
 		/* Without the HTTP/2 walker only when the verifier refused it in the try before. */
-		if (!h2 && strncmp(refused, "h2_more", 7) && hooks != TAPIR_HOOKS_SKB)
+		if (!h2 && strncmp(refused, "h2_more", 7) &&
+		    (hooks != TAPIR_HOOKS_SKB || strncmp(refused, "http_skb_", 9)))
 			continue;
 		if (hooks == TAPIR_HOOKS_SKB && cfg->bpf_hooks != TAPIR_HOOKS_SKB)
 			continue;
@@ -1554,7 +1556,7 @@ int tapir_loader_check(const struct tapir_config *cfg, FILE *out)
 					  ? "work (compat variant, fexit hooks)"
 					  : "work (compat variant, syscall hooks)")
 			       : "CANNOT WORK: no variant loads completely");
-	fprintf(out, "socket-buffer hooks (--bpf-hooks skb, HTTP/1.x only): %s\n",
+	fprintf(out, "socket-buffer hooks (--bpf-hooks skb): %s\n",
 		!has_loop		      ? "no (the loop variant's)"
 		: opt_bad[0][TAPIR_HOOKS_SKB] ? "DO NOT LOAD: see http_skb_in, http_skb_out"
 					      : "work");
