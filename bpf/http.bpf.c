@@ -1809,13 +1809,18 @@ static __always_inline struct tapir_conn *early_take(struct tapir_conn_key *key,
 	__u32 rcv_nxt = BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt);
 	struct tapir_conn_key ek = { .sock = early_id(rcv_nxt, lport, rport) };
 	struct tapir_conn *e = bpf_map_lookup_elem(&early, &ek);
+	struct tapir_conn *c;
 	int err;
 
 	if (!e || e->cgroup_id != cgid)
 		return NULL;
 	err = bpf_map_update_elem(&conns, key, e, BPF_ANY);
 	bpf_map_delete_elem(&early, &ek);
-	return err ? NULL : bpf_map_lookup_elem(&conns, key);
+	c = err ? NULL : bpf_map_lookup_elem(&conns, key);
+	/* Copied from an entry a CPU may be walking: that CPU lets go of the early one. */
+	if (c)
+		c->in_walk = 0;
+	return c;
 }
 
 /*
@@ -2300,13 +2305,60 @@ static __always_inline bool skb_gap(struct __sk_buff *skb, struct tapir_conn_key
 }
 
 /*
+ * Ingress walks of one connection, one at a time. A segment's ingress program runs before TCP
+ * takes the socket's lock, on the CPU the segment came in on: on loopback and veth the sender's,
+ * so two segments of one connection can be walked at once on two CPUs (a NIC's receive-side
+ * scaling keeps a flow on one). Egress runs under the socket's lock. The walker of a connection
+ * holds its in_walk word; another CPU's segment waits for it (a walk takes microseconds), and
+ * waits a little for the bytes before its own, which the other CPU may be about to walk.
+ */
+#define SKB_CLAIM_TRIES 4096 /* busy: about 100 us of spinning, then the segment is not walked */
+#define SKB_ORDER_TRIES 256  /* bytes missing before the segment's: a few us, then a gap */
+
+struct skb_claim {
+	struct tapir_conn *c;
+	__u32 seq; /* the segment's first byte */
+	__u32 got;
+};
+
+static long skb_claim_cb(__u32 i, void *arg)
+{
+	struct skb_claim *w = arg;
+	struct tapir_conn *c = w->c;
+
+	if (!c || __sync_val_compare_and_swap(&c->in_walk, 0, 1) != 0)
+		return 0;
+	/* Claimed. Bytes before ours not walked yet: perhaps another CPU's next, so let go for a
+	 * while. (seq_ok unset: the connection's first segment, nothing to wait for.) */
+	if (i < SKB_ORDER_TRIES && (c->seq_ok & (1 << DIR_IN)) &&
+	    (__s32)(w->seq - c->seq[DIR_IN]) > 0) {
+		__sync_lock_test_and_set(&c->in_walk, 0);
+		return 0;
+	}
+	w->got = 1;
+	return 1;
+}
+
+/* 1 when connection @c's ingress walk is this CPU's (@seq the segment's first byte), which
+ * skb_conn_io() lets go of after it. Out of line: its stack is not on the walk's call chain. */
+__noinline int skb_claim(struct tapir_conn *c, __u32 seq)
+{
+	struct skb_claim w = { .c = c, .seq = seq };
+
+	if (!c)
+		return 0;
+	bpf_loop(SKB_CLAIM_TRIES, skb_claim_cb, &w, 0);
+	return w.got;
+}
+
+/*
  * A segment's @n payload bytes on connection @c (@seq the first one's; @io says where they are in
  * the segment and which way they go): in order, past a gap if they can be, then walked. A global
  * function: @c is an entry of conns or of early, and the verifier walks this once for both, where
  * inlined it would walk all of it once per map.
  */
-__noinline int skb_conn_io(struct __sk_buff *skb, struct tapir_conn *c, struct tapir_io *io,
-			   __u32 seq, __u32 n)
+static __always_inline int skb_conn_walk(struct __sk_buff *skb, struct tapir_conn *c,
+					 struct tapir_io *io, __u32 seq, __u32 n)
 {
 	struct tapir_conn_key key;
 	struct tcp_sock *tp;
@@ -2314,8 +2366,6 @@ __noinline int skb_conn_io(struct __sk_buff *skb, struct tapir_conn *c, struct t
 	__s32 d;
 	__u8 dir;
 
-	if (!c || !io) /* never: the verifier cannot know it */
-		return 0;
 	dir = io->dir == DIR_OUT ? DIR_OUT : DIR_IN;
 	key.sock = io->sock;
 	if (!(c->seq_ok & (1 << dir))) {
@@ -2353,6 +2403,22 @@ __noinline int skb_conn_io(struct __sk_buff *skb, struct tapir_conn *c, struct t
 		return 0;
 	}
 	on_io(skb, io, n, c, NULL, skb);
+	return 0;
+}
+
+__noinline int skb_conn_io(struct __sk_buff *skb, struct tapir_conn *c, struct tapir_io *io,
+			   __u32 seq, __u32 n)
+{
+	if (!c || !io) /* never: the verifier cannot know it */
+		return 0;
+	if (io->dir == DIR_IN && !skb_claim(c, seq)) {
+		/* Not walked: the connection's next segment finds these bytes missing. */
+		stat_inc(TAPIR_STAT_SEGMENT_BUSY);
+		return 0;
+	}
+	skb_conn_walk(skb, c, io, seq, n);
+	if (io->dir == DIR_IN)
+		__sync_lock_test_and_set(&c->in_walk, 0);
 	return 0;
 }
 

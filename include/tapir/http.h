@@ -73,6 +73,8 @@ struct tapir_conn {
 	__u32 seq[2];
 	__u8 seq_ok;
 	__u8 __pad[3];
+	__u32 in_walk; /* 1 while a CPU walks a segment coming in (skb_conn_io()) */
+	__u32 __pad2;
 	__u64 sock; /* its key: records name their connection */
 };
 
@@ -279,7 +281,8 @@ struct tapir_lifecycle_event {
 #define TAPIR_STAT_H2_BLOCK_CAP	     27 /* header blocks cut at TAPIR_H2_BLOCK_BYTES, or unreadable */
 #define TAPIR_STAT_H2_PRESTART	     28 /* HTTP/2 connections open before tapir started */
 #define TAPIR_STAT_SEGMENT_GAP	     29 /* connections left: a segment came after bytes not seen */
-#define TAPIR_STAT_MAX		     30
+#define TAPIR_STAT_SEGMENT_BUSY	     30 /* segments not walked: another CPU held their connection */
+#define TAPIR_STAT_MAX		     31
 
 #include "agg.h"
 
@@ -294,7 +297,7 @@ struct tapir_lifecycle_event {
 TAPIR_ASSERT_SIZE(struct tapir_conn_key, 8);
 TAPIR_ASSERT_SIZE(struct tapir_http_parser, 32);
 TAPIR_ASSERT_SIZE(struct tapir_conn_pos, 32);
-TAPIR_ASSERT_SIZE(struct tapir_conn, 352);
+TAPIR_ASSERT_SIZE(struct tapir_conn, 360);
 TAPIR_ASSERT_OFF(struct tapir_conn, llm_id, 296);
 TAPIR_ASSERT_SIZE(struct tapir_llm_chunk, 56);
 TAPIR_ASSERT_OFF(struct tapir_conn, cgroup_id, 144);

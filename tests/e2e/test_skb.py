@@ -5,7 +5,10 @@ sent again (a tc program on the loopback drops them: this kernel has no netem), 
 times that start when a request reaches the server's socket, not when the server reads it."""
 import json
 import os
+import random
 import signal
+import socket
+import struct
 import subprocess
 import time
 
@@ -357,6 +360,77 @@ def test_skb_request_with_the_handshake_end_is_walked_early(skb):
         assert (counted, gaps) == (n, 0)
         assert s.value("baseten_request_size_bytes_sum", model_name=cg.model) == n * len(req)
         assert s.value("tapir_ignored_connections_total", reason="not_http") == 0
+    finally:
+        srv.kill()
+        srv.wait()
+
+
+def early_map(cg):
+    """(id, max_entries) of the early map of the daemon whose programs hang on @cg."""
+    deadline = time.monotonic() + 15
+    while not hung(cg.path).get("http_skb_in"):
+        assert time.monotonic() < deadline, "http_skb_in never hung on the cgroup"
+        time.sleep(0.2)
+    prog = bpftool("prog", "show", "id", str(hung(cg.path)["http_skb_in"][0]))
+    for mid in prog["map_ids"]:
+        m = bpftool("map", "show", "id", str(mid))
+        if m.get("name") == "early":
+            return mid, m["max_entries"]
+    raise AssertionError(f"no early map among {prog['map_ids']}")
+
+
+def tcp_checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xffff) + (total >> 16)
+    return ~total & 0xffff
+
+
+def unasked_segments(dport, n, payload):
+    """@n segments carrying @payload to 127.0.0.1:@dport from ports no handshake ever opened
+    (a raw socket writes the TCP header): the listening socket gets each, and answers a reset."""
+    addr = socket.inet_aton("127.0.0.1")
+    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    try:
+        for i in range(n):
+            sport, seq = 20000 + i % 40000, random.getrandbits(32)
+            head = struct.pack("!HHIIBBHHH", sport, dport, seq, random.getrandbits(32), 5 << 4,
+                               0x18, 65535, 0, 0)  # ACK|PSH, no options
+            pseudo = addr + addr + struct.pack("!BBH", 0, socket.IPPROTO_TCP,
+                                               len(head) + len(payload))
+            csum = tcp_checksum(pseudo + head + payload)
+            raw.sendto(head[:16] + struct.pack("!H", csum) + head[18:] + payload,
+                       ("127.0.0.1", 0))
+    finally:
+        raw.close()
+
+
+def test_skb_early_entries_are_bounded(skb):
+    """Request bytes sent to a watched listening port with no handshake (a scan, a client whose
+    connection the server forgot) each make an entry of early, which is an LRU: 3,000 of them
+    leave at most its 1,024 entries and count nothing, and a request whose handshake ends with
+    its bytes (its last ACK lost) still gets an entry and is counted with its bytes."""
+    port, cg = skb
+    sport, srv = uvicorn(cg)
+    mid, size = early_map(cg)
+    assert size == 1024
+    try:
+        junk = get("/unasked")
+        unasked_segments(sport, 3000, junk)
+        entries = bpftool("map", "dump", "id", str(mid))
+        # Filled, never past its size (an LRU evicts in batches, so not always to the last).
+        assert 512 <= len(entries) <= 1024
+        n = 3
+        req = get("/bytes/10")
+        dropped = on_new_connections(sport, "ack", n, lambda conn: conn.send(req))
+        assert dropped >= n
+        s, counted, gaps = counted_or_gap(port, cg.model, n)
+        assert (counted, gaps) == (n, 0)
+        assert s.value("baseten_request_size_bytes_sum", model_name=cg.model) == n * len(req)
+        assert s.value("tapir_parse_failures_total") == 0
+        assert s.value("tapir_ignored_connections_total") == 0
     finally:
         srv.kill()
         srv.wait()

@@ -46,6 +46,7 @@ static const struct {
 	[TAPIR_STAT_H2_BLOCK_CAP] = { H_PARSE, "http2_header_block" },
 	[TAPIR_STAT_H2_PRESTART] = { H_IGNORED, "http2_before_start" },
 	[TAPIR_STAT_SEGMENT_GAP] = { H_PARSE, "segment_gap" },
+	[TAPIR_STAT_SEGMENT_BUSY] = { H_LOST, "segment_busy" },
 };
 
 static const char *const reason[] = { "reason" };
