@@ -1809,18 +1809,18 @@ static __always_inline struct tapir_conn *early_take(struct tapir_conn_key *key,
 	__u32 rcv_nxt = BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt);
 	struct tapir_conn_key ek = { .sock = early_id(rcv_nxt, lport, rport) };
 	struct tapir_conn *e = bpf_map_lookup_elem(&early, &ek);
-	struct tapir_conn *c;
+	struct tapir_scratch *s = get_scratch();
 	int err;
 
-	if (!e || e->cgroup_id != cgid)
+	if (!e || !s || e->cgroup_id != cgid)
 		return NULL;
-	err = bpf_map_update_elem(&conns, key, e, BPF_ANY);
+	/* Through the template: a CPU may be walking the early entry (holding its in_walk), and
+	 * another may walk the new one as soon as it is in conns. */
+	__builtin_memcpy(&s->tmpl, e, sizeof(*e));
+	s->tmpl.in_walk = 0;
+	err = bpf_map_update_elem(&conns, key, &s->tmpl, BPF_ANY);
 	bpf_map_delete_elem(&early, &ek);
-	c = err ? NULL : bpf_map_lookup_elem(&conns, key);
-	/* Copied from an entry a CPU may be walking: that CPU lets go of the early one. */
-	if (c)
-		c->in_walk = 0;
-	return c;
+	return err ? NULL : bpf_map_lookup_elem(&conns, key);
 }
 
 /*
@@ -2326,7 +2326,9 @@ static long skb_claim_cb(__u32 i, void *arg)
 	struct skb_claim *w = arg;
 	struct tapir_conn *c = w->c;
 
-	if (!c || __sync_val_compare_and_swap(&c->in_walk, 0, 1) != 0)
+	/* A load first: a failed compare-and-swap would take the line from its walker. */
+	if (!c || *(volatile __u32 *)&c->in_walk ||
+	    __sync_val_compare_and_swap(&c->in_walk, 0, 1) != 0)
 		return 0;
 	/* Claimed. Bytes before ours not walked yet: perhaps another CPU's next, so let go for a
 	 * while. (seq_ok unset: the connection's first segment, nothing to wait for.) */
@@ -2409,15 +2411,18 @@ static __always_inline int skb_conn_walk(struct __sk_buff *skb, struct tapir_con
 __noinline int skb_conn_io(struct __sk_buff *skb, struct tapir_conn *c, struct tapir_io *io,
 			   __u32 seq, __u32 n)
 {
+	bool in;
+
 	if (!c || !io) /* never: the verifier cannot know it */
 		return 0;
-	if (io->dir == DIR_IN && !skb_claim(c, seq)) {
+	in = io->dir == DIR_IN;
+	if (in && !skb_claim(c, seq)) {
 		/* Not walked: the connection's next segment finds these bytes missing. */
 		stat_inc(TAPIR_STAT_SEGMENT_BUSY);
 		return 0;
 	}
 	skb_conn_walk(skb, c, io, seq, n);
-	if (io->dir == DIR_IN)
+	if (in)
 		__sync_lock_test_and_set(&c->in_walk, 0);
 	return 0;
 }
