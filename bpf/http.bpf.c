@@ -1361,45 +1361,11 @@ static __always_inline int h2_begin(struct tapir_conn *c, __u32 how, void *skb)
 }
 
 #ifndef TAPIR_COMPAT
-/*
- * @len bytes read or written on HTTP/2 connection @c, through its walker of that direction. A
- * global function: the verifier checks it, and its bpf_loop callback, once per program instead
- * of once per path into it (Debian 6.1's budget is what the HTTP/1.x walk leaves).
- */
-__noinline int h2_io(struct tapir_conn *c, struct tapir_io *io, __u64 len)
+/* @len bytes of HTTP/2 connection @c through its walker of that direction (@skb: the segment
+ * they are in, or NULL: a process's buffer), with this run's scratch @s. */
+static __always_inline int h2_run(struct h2_scratch *s, struct tapir_conn *c, struct tapir_io *io,
+				  __u64 len, struct __sk_buff *skb)
 {
-	struct h2_scratch *s = h2_get_scratch();
-	struct tapir_h2_conn_state *h;
-	struct h2_args a;
-	__u64 sock;
-
-	/* Never called with the socket-buffer hooks (h2_io_skb()), but verified with them. */
-	if (skb_on || !c || !io || !s)
-		return 0;
-	sock = c->sock;
-	h = bpf_map_lookup_elem(&h2_conns, &sock);
-	if (!h)
-		return 0;
-	a.s = s;
-	a.h = h;
-	a.c = c;
-	a.skb = NULL;
-	h2_setup(s, c, io, len);
-	if (io->kind != IO_BLIND)
-		bpf_loop(loop_max, h2_cb, &a, 0);
-	h2_finish(c, h, s);
-	return 0;
-}
-
-/*
- * The same for a segment's @len bytes (io->buf their offset in @skb). Only ever called with a
- * segment, so no other program has it; a gap in the sequence never comes here (skb_gap() ends
- * the connection's HTTP/2 walk).
- */
-__noinline int h2_io_skb(struct __sk_buff *skb, struct tapir_conn *c, struct tapir_io *io,
-			 __u64 len)
-{
-	struct h2_scratch *s = h2_scratch_for(skb);
 	struct tapir_h2_conn_state *h;
 	struct h2_args a;
 	__u64 sock;
@@ -1415,9 +1381,34 @@ __noinline int h2_io_skb(struct __sk_buff *skb, struct tapir_conn *c, struct tap
 	a.c = c;
 	a.skb = skb;
 	h2_setup(s, c, io, len);
-	bpf_loop(loop_max, h2_cb, &a, 0);
+	if (io->kind != IO_BLIND)
+		bpf_loop(loop_max, h2_cb, &a, 0);
 	h2_finish(c, h, s);
 	return 0;
+}
+
+/*
+ * @len bytes read or written on HTTP/2 connection @c. A global function: the verifier checks it,
+ * and its bpf_loop callback, once per program instead of once per path into it (Debian 6.1's
+ * budget is what the HTTP/1.x walk leaves).
+ */
+__noinline int h2_io(struct tapir_conn *c, struct tapir_io *io, __u64 len)
+{
+	/* Never called with the socket-buffer hooks (h2_io_skb()), but verified with them. */
+	if (skb_on)
+		return 0;
+	return h2_run(h2_get_scratch(), c, io, len, NULL);
+}
+
+/*
+ * The same for a segment's @len bytes (io->buf their offset in @skb). Only ever called with a
+ * segment, so no other program has it; a gap in the sequence never comes here (skb_gap() ends
+ * the connection's HTTP/2 walk).
+ */
+__noinline int h2_io_skb(struct __sk_buff *skb, struct tapir_conn *c, struct tapir_io *io,
+			 __u64 len)
+{
+	return h2_run(h2_scratch_for(skb), c, io, len, skb);
 }
 #else
 /* The compat build: the walk goes on in h2_more, slot 1 of the hook's program array. */
