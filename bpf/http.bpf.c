@@ -1663,8 +1663,9 @@ static __always_inline bool starts_tls(struct tapir_io *io, void *skb)
 /*
  * The first bytes either way after a 101 (@io, @len; @dir the parser's): HTTP/2 for an h2c
  * upgrade (RFC 7540 3.2), whose server sends its SETTINGS and may answer stream 1 at once,
- * before the client's preface (which may reach a socket-buffer hook first all the same); anything else (a WebSocket) is left alone from here on. 0 when
- * the connection is TAPIR_CONN_H2 now.
+ * before the client's preface (which may reach a socket-buffer hook first all the same);
+ * anything else (a WebSocket) is left alone from here on. 0 when the connection is
+ * TAPIR_CONN_H2 now.
  */
 static __always_inline int after_upgrade(struct tapir_conn *c, struct tapir_io *io, long len,
 					 __u8 dir, struct __sk_buff *skb)
@@ -2344,12 +2345,8 @@ __noinline int skb_claim(struct tapir_conn *c, __u32 seq)
 	return w.got;
 }
 
-/*
- * A segment's @n payload bytes on connection @c (@seq the first one's; @io says where they are in
- * the segment and which way they go): in order, past a gap if they can be, then walked. A global
- * function: @c is an entry of conns or of early, and the verifier walks this once for both, where
- * inlined it would walk all of it once per map.
- */
+/* skb_conn_io()'s walk, its one call site (a second took http_skb_in past 6.1's 1M
+ * instructions). */
 static __always_inline int skb_conn_walk(struct __sk_buff *skb, struct tapir_conn *c,
 					 struct tapir_io *io, __u32 seq, __u32 n)
 {
@@ -2399,6 +2396,12 @@ static __always_inline int skb_conn_walk(struct __sk_buff *skb, struct tapir_con
 	return 0;
 }
 
+/*
+ * A segment's @n payload bytes on connection @c (@seq the first one's; @io says where they are in
+ * the segment and which way they go): in order, past a gap if they can be, then walked, by one
+ * CPU at a time coming in (skb_claim()). A global function: @c is an entry of conns or of early,
+ * and the verifier walks this once for both, where inlined it would walk all of it once per map.
+ */
 __noinline int skb_conn_io(struct __sk_buff *skb, struct tapir_conn *c, struct tapir_io *io,
 			   __u32 seq, __u32 n)
 {
