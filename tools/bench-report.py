@@ -698,8 +698,11 @@ def main():
         done["pingpong_added_le_1us"] = pp["added_ns_median"] <= TARGET_CPU_US * 1000
     scale = read_scale(args.scale)
     if scale:
-        done["daemon_rss_lt_32mib"] = scale["rss_mib"] < 32
-        done["scrape_lt_20ms"] = scale["scrape_ms_median"] < 20
+        # The terms: the RSS with at least 1,000 watched cgroups, every scrape of at
+        # least 10,000 series under 20 ms.
+        done["daemon_rss_lt_32mib"] = scale["watched_cgroups"] >= 1000 and scale["rss_mib"] < 32
+        done["scrape_lt_20ms"] = (scale["series"] >= 10000 and scale["scrape_ms_max"] is not None
+                                  and scale["scrape_ms_max"] < 20)
     llm = llm_report(read_llm(args.llm), read_llm_bpf(args.llm_bpf),
                      read_pingpong(args.llm_pingpong_off, args.llm_pingpong_off.replace(".tsv", "-meta.tsv")),
                      read_pingpong(args.llm_pingpong_on, args.llm_pingpong_on.replace(".tsv", "-meta.tsv")))
@@ -881,7 +884,7 @@ def main():
                  + "; p99 added < 50 us: " + ("met" if done["nginx_p99_added_lt_50us"] else "**not met**")
                  + "; counts exact, loss 0: " + ("met" if done["counts_exact_loss_0"] else "**not met**")
                  + ("; daemon RSS < 32 MiB with 1,000 cgroups: " + ("met" if done["daemon_rss_lt_32mib"] else "**not met**")
-                    + "; scrape < 20 ms: " + ("met" if done["scrape_lt_20ms"] else "**not met**") if scale else "")
+                    + "; every scrape of 10,000 series < 20 ms: " + ("met" if done["scrape_lt_20ms"] else "**not met**") if scale else "")
                  + ".")
         L.append("")
     if args.others:

@@ -660,9 +660,9 @@ if want pingpong; then
 	tapir_yaml_extra=
 fi
 
-# --- the daemon at scale: 1,000 more watched cgroups, scrapes during load ------------------
+# --- the daemon at scale: 1,250 more watched cgroups (10,000 series), scrapes during load ----
 
-SCALE_CGROUPS=${BENCH_SCALE_CGROUPS:-1000}
+SCALE_CGROUPS=${BENCH_SCALE_CGROUPS:-1250}
 scale_phase() {
 	local i n rss series times=() t made q0 q1 s0 s1
 
