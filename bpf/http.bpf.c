@@ -139,10 +139,13 @@ TAPIR_SUBPROG int http_head(struct tapir_http_parser *p, struct tapir_walk *w, _
 #define TAPIR_WALK_HEAD(p, w, at)	http_head(p, w, at)
 #include "tapir/walk.h"
 
+/* The fields a socket-buffer hook's run touches first come first, on one cache line. */
 struct tapir_scratch {
+	__u32 nest; /* slot 0's: socket-buffer hook runs under way on this CPU (skb_prog()) */
+	__u32 __pad;
+	struct tapir_io io; /* a socket-buffer hook's segment, for skb_conn_io() */
 	struct tapir_walk w;
 	struct tapir_conn tmpl; /* a new connection, built here rather than on the stack */
-	struct tapir_io io;	/* a socket-buffer hook's segment, for skb_conn_io() */
 	struct tapir_agg zero;	/* a new series: never written */
 };
 
@@ -259,22 +262,15 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
-/* Slot 1 is for a socket-buffer hook's run inside another's on the same CPU (skb_nest). */
+/* Slot 1 is for a socket-buffer hook's run inside another's on the same CPU: one may run inside
+ * another (a softirq's receive interrupting a process's send), each with a slot of its own.
+ * Slot 0's nest counts them: one map value touched per run, not two. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct tapir_scratch);
 } scratch SEC(".maps");
-
-/* How many socket-buffer hook runs are under way on this CPU: one may run inside another (a
- * softirq's receive interrupting a process's send), each with a scratch slot of its own. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} skb_nest SEC(".maps");
 
 /* HTTP/2 (see "HTTP/2"): both frame walkers of a connection in TAPIR_CONN_H2, and the hook of
  * include/tapir/h2_conn.h that hands what they find to h2_events. */
@@ -342,11 +338,12 @@ static __always_inline void stat_add(__u32 idx, __u64 n)
  * other's 0. */
 static __always_inline __u32 scratch_slot(void *skb)
 {
-	__u32 k = 0, *d;
+	struct tapir_scratch *s0;
+	__u32 k = 0;
 
 	if (SKB_PATH(skb)) {
-		d = bpf_map_lookup_elem(&skb_nest, &k);
-		k = d && *d > 1;
+		s0 = bpf_map_lookup_elem(&scratch, &k);
+		k = s0 && s0->nest > 1;
 	}
 	return k;
 }
@@ -2537,14 +2534,15 @@ static __always_inline void skb_io(struct __sk_buff *skb, __u8 dir, __u32 *slot)
  * left alone, its bytes a gap for the connection's next segment. */
 static __always_inline int skb_prog(struct __sk_buff *skb, __u8 dir)
 {
-	__u32 zero = 0, *d = bpf_map_lookup_elem(&skb_nest, &zero);
+	__u32 k = 0;
+	struct tapir_scratch *s0 = bpf_map_lookup_elem(&scratch, &k);
 
-	if (!d || *d >= 2)
+	if (!s0 || s0->nest >= 2)
 		return 1;
-	*d += 1;
-	zero = *d > 1; /* now the slot scratch_for() gives at this depth: one key on the stack */
-	skb_io(skb, dir, &zero);
-	*d -= 1;
+	s0->nest += 1;
+	k = s0->nest > 1; /* now the slot scratch_for() gives at this depth: one key on the stack */
+	skb_io(skb, dir, &k);
+	s0->nest -= 1;
 	return 1; /* an observer: every segment passes */
 }
 
