@@ -1803,10 +1803,10 @@ static __always_inline struct tapir_conn *early_take(struct tapir_conn_key *key,
 
 	if (!e || !s || e->cgroup_id != cgid)
 		return NULL;
-	/* Through the template: a CPU may be walking the early entry (holding its in_walk), and
-	 * another may walk the new one as soon as it is in conns. */
+	/* Through the template: a CPU may be walking the early entry (holding its walker word),
+	 * and another may walk the new one as soon as it is in conns. */
 	__builtin_memcpy(&s->tmpl, e, sizeof(*e));
-	s->tmpl.in_walk = 0;
+	s->tmpl.walker = 0;
 	err = bpf_map_update_elem(&conns, key, &s->tmpl, BPF_ANY);
 	bpf_map_delete_elem(&early, &ek);
 	return err ? NULL : bpf_map_lookup_elem(&conns, key);
@@ -2294,50 +2294,90 @@ static __always_inline bool skb_gap(struct __sk_buff *skb, struct tapir_conn_key
 }
 
 /*
- * Ingress walks of one connection, one at a time. A segment's ingress program runs before TCP
- * takes the socket's lock, on the CPU the segment came in on: on loopback and veth the sender's,
- * so two segments of one connection can be walked at once on two CPUs (a NIC's receive-side
- * scaling keeps a flow on one). Egress runs under the socket's lock. The walker of a connection
- * holds its in_walk word; another CPU's segment waits for it (a walk takes microseconds), and
- * waits a little for the bytes before its own, which the other CPU may be about to walk.
+ * The walks of one connection, one at a time, both ways. A segment's ingress program runs before
+ * TCP takes the socket's lock, on the CPU the segment came in on: on loopback and veth the
+ * sender's, so two segments of one connection can be walked at once on two CPUs (a NIC's
+ * receive-side scaling keeps a flow on one), and a segment coming in while the server's answer
+ * leaves (egress runs under the socket's lock, which ingress does not take): a pipelining
+ * client's next request while the last one's answer is walked, or an HTTP/2 server's SETTINGS
+ * and the client's preface both reaching h2_begin(). Each would step the connection's pipeline
+ * or its state from two CPUs. (Once in TAPIR_CONN_H2, a connection's segments going out claim
+ * nothing: each way has its own frame walker.)
+ * The walker of a connection holds its walker word (its CPU's number + 1); another CPU's
+ * segment waits for it (a walk takes microseconds; a virtual machine's walker can be
+ * descheduled for longer: the wait is bounded in time), and a segment coming in waits a
+ * little for the bytes before its own, which another CPU may be about to walk. A run that finds the
+ * word its own CPU's has interrupted the walker (a softirq's receive inside a process's send):
+ * it cannot wait, and its segment is not walked.
  */
-#define SKB_CLAIM_TRIES 4096 /* busy: about 100 us of spinning, then the segment is not walked */
-#define SKB_ORDER_TRIES 256  /* bytes missing before the segment's: a few us, then a gap */
+/* Busy: 2 ms of spinning at most (a walker's vCPU may be descheduled), then not walked. */
+#define SKB_CLAIM_NS 2000000
+/* Bytes missing before the segment's: 200 us of waiting for them, then a gap. */
+#define SKB_ORDER_NS 200000
+/* bpf_loop's bound: the clock ends the spin first. */
+#define SKB_CLAIM_TRIES (1 << 22)
 
 struct skb_claim {
 	struct tapir_conn *c;
-	__u32 seq; /* the segment's first byte */
-	__u32 got;
+	__u64 start; /* the wait's */
+	__u64 spent; /* ns waited, read every 32 tries */
+	__u32 seq;   /* the segment's first byte */
+	__u32 me;    /* this CPU's number + 1 */
+	__u8 in;     /* the segment comes in */
+	__u8 got;
 };
+
+/* One try at connection @c's walker word for CPU @me (its number + 1), for a segment whose first
+ * byte is @seq: 1 when the walk is this CPU's; 0 when not yet; -1 when it never can be (held
+ * by a run this one interrupted). @order (coming in): let go again when bytes before the
+ * segment's are still to be walked. */
+static __always_inline int skb_claim_try(struct tapir_conn *c, __u32 seq, __u32 me, bool order)
+{
+	/* A load first: a failed compare-and-swap would take the line from its walker. */
+	__u32 v = *(volatile __u32 *)&c->walker;
+
+	if (v)
+		return v == me ? -1 : 0;
+	if (__sync_val_compare_and_swap(&c->walker, 0, me) != 0)
+		return 0;
+	/* Claimed. Bytes before ours not walked yet: perhaps another CPU's next, so let go for a
+	 * while. (seq_ok unset: the connection's first segment, nothing to wait for.) */
+	if (order && (c->seq_ok & (1 << DIR_IN)) && (__s32)(seq - c->seq[DIR_IN]) > 0) {
+		__sync_lock_test_and_set(&c->walker, 0);
+		return 0;
+	}
+	return 1;
+}
 
 static long skb_claim_cb(__u32 i, void *arg)
 {
 	struct skb_claim *w = arg;
-	struct tapir_conn *c = w->c;
+	int r;
 
-	/* A load first: a failed compare-and-swap would take the line from its walker. */
-	if (!c || *(volatile __u32 *)&c->in_walk ||
-	    __sync_val_compare_and_swap(&c->in_walk, 0, 1) != 0)
-		return 0;
-	/* Claimed. Bytes before ours not walked yet: perhaps another CPU's next, so let go for a
-	 * while. (seq_ok unset: the connection's first segment, nothing to wait for.) */
-	if (i < SKB_ORDER_TRIES && (c->seq_ok & (1 << DIR_IN)) &&
-	    (__s32)(w->seq - c->seq[DIR_IN]) > 0) {
-		__sync_lock_test_and_set(&c->in_walk, 0);
-		return 0;
+	if (!w->c)
+		return 1;
+	if (!(i & 31)) {
+		w->spent = bpf_ktime_get_ns() - w->start;
+		if (w->spent > SKB_CLAIM_NS)
+			return 1;
 	}
-	w->got = 1;
+	r = skb_claim_try(w->c, w->seq, w->me, w->in && w->spent < SKB_ORDER_NS);
+	if (!r)
+		return 0;
+	w->got = r > 0;
 	return 1;
 }
 
-/* 1 when connection @c's ingress walk is this CPU's (@seq the segment's first byte), which
- * skb_conn_io() lets go of after it. Out of line: its stack is not on the walk's call chain. */
-__noinline int skb_claim(struct tapir_conn *c, __u32 seq)
+/* 1 when connection @c's walk is CPU @me's (@seq the segment's first byte, @in: coming in),
+ * which skb_conn_io() lets go of after it: the tries after a first one failed. Out of line:
+ * its stack is not on the walk's call chain. */
+__noinline int skb_claim(struct tapir_conn *c, __u32 seq, __u32 me, __u32 in)
 {
-	struct skb_claim w = { .c = c, .seq = seq };
+	struct skb_claim w = { .c = c, .seq = seq, .me = me, .in = !!in };
 
 	if (!c)
 		return 0;
+	w.start = bpf_ktime_get_ns();
 	bpf_loop(SKB_CLAIM_TRIES, skb_claim_cb, &w, 0);
 	return w.got;
 }
@@ -2396,25 +2436,37 @@ static __always_inline int skb_conn_walk(struct __sk_buff *skb, struct tapir_con
 /*
  * A segment's @n payload bytes on connection @c (@seq the first one's; @io says where they are in
  * the segment and which way they go): in order, past a gap if they can be, then walked, by one
- * CPU at a time coming in (skb_claim()). A global function: @c is an entry of conns or of early,
+ * CPU at a time (skb_claim_try()). A global function: @c is an entry of conns or of early,
  * and the verifier walks this once for both, where inlined it would walk all of it once per map.
  */
 __noinline int skb_conn_io(struct __sk_buff *skb, struct tapir_conn *c, struct tapir_io *io,
 			   __u32 seq, __u32 n)
 {
-	bool in;
+	__u32 me = bpf_get_smp_processor_id() + 1;
+	bool in, claim;
+	int r;
 
 	if (!c || !io) /* never: the verifier cannot know it */
 		return 0;
 	in = io->dir == DIR_IN;
-	if (in && !skb_claim(c, seq)) {
-		/* Not walked: the connection's next segment finds these bytes missing. */
-		stat_inc(TAPIR_STAT_SEGMENT_BUSY);
-		return 0;
+	/* HTTP/2 has a frame walker each way: only its segments coming in wait for each other
+	 * (an answer's long run of frames would keep the client's segments waiting). */
+	claim = in || *(volatile __u8 *)&c->state != TAPIR_CONN_H2;
+	if (claim) {
+		/* The usual case in line: the word free and the segment the next one; else the
+		 * loop. */
+		r = skb_claim_try(c, seq, me, in);
+		if (!r)
+			r = skb_claim(c, seq, me, in);
+		if (r <= 0) {
+			/* Not walked: the connection's next segment finds these bytes missing. */
+			stat_inc(TAPIR_STAT_SEGMENT_BUSY);
+			return 0;
+		}
 	}
 	skb_conn_walk(skb, c, io, seq, n);
-	if (in)
-		__sync_lock_test_and_set(&c->in_walk, 0);
+	if (claim)
+		__sync_lock_test_and_set(&c->walker, 0);
 	return 0;
 }
 

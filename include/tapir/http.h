@@ -73,7 +73,7 @@ struct tapir_conn {
 	__u32 seq[2];
 	__u8 seq_ok;
 	__u8 __pad[3];
-	__u32 in_walk; /* 1 while a CPU walks a segment coming in (skb_claim()) */
+	__u32 walker; /* CPU number + 1 of the one walking a segment of it (skb_claim_try()) */
 	__u32 __pad2;
 	__u64 sock; /* its key: records name their connection */
 };
