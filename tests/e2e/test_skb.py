@@ -97,6 +97,17 @@ def on_new_connections(sport, marker, n, send):
     return dropped
 
 
+def counted_exactly(port, model, n, sent, recv):
+    """Once settled: @n requests answered 200 and their bytes each way (@sent, @recv) as the
+    client counted them, with no parse failure and nothing lost."""
+    s = settled(port, model, n)
+    assert s.value(REQ, model_name=model, status_code=200) == n
+    assert s.value("baseten_request_size_bytes_sum", model_name=model) == sent
+    assert s.value("baseten_response_size_bytes_sum", model_name=model) == recv
+    assert s.value("tapir_parse_failures_total") == 0
+    assert s.value("tapir_records_lost_total") == 0
+
+
 def counted_or_gap(port, model, n):
     """Scrape until @n requests are counted or in segment_gap (at most 15 s): (the scrape,
     counted, gaps)."""
@@ -135,12 +146,7 @@ def test_skb_counts_every_syscall_family(skb):
     try:
         wait_port(sport, proc=srv)
         n, sent, recv = every_syscall_family(sport)
-        s = settled(port, cg.model, n)
-        assert s.value(REQ, model_name=cg.model, status_code=200) == n
-        assert s.value("baseten_request_size_bytes_sum", model_name=cg.model) == sent
-        assert s.value("baseten_response_size_bytes_sum", model_name=cg.model) == recv
-        assert s.value("tapir_parse_failures_total") == 0
-        assert s.value("tapir_records_lost_total") == 0
+        counted_exactly(port, cg.model, n, sent, recv)
     finally:
         srv.kill()
         srv.wait()
@@ -604,12 +610,7 @@ def test_skb_one_connection_sent_from_two_cpus(skb, tmp_path):
             t.join()
         sock.close()
         assert statuses == [200] * (2 * per)
-        s = settled(port, cg.model, 2 * per)
-        assert s.value(REQ, model_name=cg.model, status_code=200) == 2 * per
-        assert s.value("baseten_request_size_bytes_sum", model_name=cg.model) == sum(sent)
-        assert s.value("baseten_response_size_bytes_sum", model_name=cg.model) == recv
-        assert s.value("tapir_parse_failures_total") == 0
-        assert s.value("tapir_records_lost_total") == 0
+        counted_exactly(port, cg.model, 2 * per, sum(sent), recv)
     finally:
         srv.kill()
         srv.wait()
