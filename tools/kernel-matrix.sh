@@ -381,7 +381,8 @@ report() {
 			"$(kv out_sent) / $(kv out_counted) |" \
 			"$(kv h2_sent) / $(kv h2_counted) |" \
 			"$(dd_tax "$(kv dd_cs)" "$(kv dd_runs)") |" \
-			"$(kv nginx_cpu_us | sed 's|,| / |') | $(kv result) |" >>"$OUT/table.md"
+			"$(kv nginx_cpu_us | sed 's|,| / |') | $(kv insns | sed 's|:|: |') |" \
+			"$(kv result) |" >>"$OUT/table.md"
 	done < <(grep -a '^MATRIX-RESULT' "$file" | tr -d '\r')
 	if [ "$n" -lt "$RUNS" ]; then
 		result=FAIL
@@ -394,7 +395,7 @@ report() {
 		[ -n "$k" ] || k=$(grep -a -E 'Kernel panic|Failed to execute|Oops|BUG:' "$file" | tail -n 1)
 		why+=" (last: $(tr -d '\r' <<<"${k:-nothing}" | sed 's/^\[ *[0-9.]*\] //'))"
 		whys+="${whys:+; }$why"
-		echo "| $kernel$([ -z "$label" ] || echo " ($label)") | - | - | - | - | - | - | - | - | - | FAIL: ${why//|/\\|} |" >>"$OUT/table.md"
+		echo "| $kernel$([ -z "$label" ] || echo " ($label)") | - | - | - | - | - | - | - | - | - | - | FAIL: ${why//|/\\|} |" >>"$OUT/table.md"
 	fi
 	[ ! -f "${file%.log}.timed-out.log" ] || whys+="${whys:+; }booted twice: the first guest stalled without a result"
 	[ ! -f "${file%.log}.died.log" ] ||
@@ -453,8 +454,8 @@ main() {
 	ACCEL=$(accel)
 	log "qemu: $ACCEL, $SMP vCPUs, $JOBS guests at once, $TIMEOUT s each"
 	{
-		echo "| kernel | HTTP build/hooks (forced) | programs attached | requests sent | counted | LLM tokens in/out/estimated: wget / tapir | outbound requests/404/named/LLM tokens in/out: client / tapir | HTTP/2 requests/404/bytes/ignored: h2load / tapir | dd bs=1 with / without tapir | nginx CPU us/req with / without | result |"
-		echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+		echo "| kernel | HTTP build/hooks (forced) | programs attached | requests sent | counted | LLM tokens in/out/estimated: wget / tapir | outbound requests/404/named/LLM tokens in/out: client / tapir | HTTP/2 requests/404/bytes/ignored: h2load / tapir | dd bs=1 with / without tapir | nginx CPU us/req with / without | verifier's most instructions | result |"
+		echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 	} >"$OUT/table.md"
 	for id in "${ids[@]}"; do
 		[ "$id" != host ] || continue

@@ -39,6 +39,8 @@
 # out not driven); tapir's figures must equal the clients' for every status and destination.
 # nginx_cpu_us=WITH,WITHOUT: nginx's CPU per keep-alive request with tapir's programs attached
 # and after tapir stopped.
+# insns=PROGRAM:N: the HTTP program that took this kernel's verifier the most instructions (its
+# limit is 1M), over every build tapir tried: the headroom the BPF code has left there.
 # h2_sent=REQ/404/BYTES/IGNORED and h2_counted=...: HTTP/2 requests to nghttpd (h2c, prior
 # knowledge), those answered 404 and their DATA bytes, as h2load counted them, and the HTTP/2
 # connections tapir should count ignored; tapir's figures: baseten_* of matrix-h2 and
@@ -213,9 +215,17 @@ finish() {
 		"h2_sent=${h2_sent:--} h2_counted=${h2_counted:--}" \
 		"dd_cs=${dd_b1:-0},${dd_t1:-0},${dd_t2:-0},${dd_b2:-0} dd_runs=${dd_runs:--}" \
 		"nginx_cpu_us=${cpu_with:--},${cpu_without:--}" \
+		"insns=$(verifier_peak)" \
 		"result=$result why=${why:-none}"
 	[ "$result" = PASS ]
 	exit $?
+}
+# PROGRAM:N, the HTTP program whose load took the verifier the most instructions (of its 1M) in
+# tapir's log (TAPIR_VERIFIER_STATS), over every load it tried; "-" when none was logged.
+verifier_peak() {
+	sed -n 's/.*http: verifier: \([^ ]*\) processed \([0-9]*\) insns.*/\2 \1/p' \
+		"$TMP/tapir.log" 2>/dev/null | sort -n | tail -n 1 | awk '{ print $2 ":" $1 }' | grep . ||
+		echo -
 }
 trap 'fail "interrupted"; finish' INT TERM HUP
 
@@ -279,8 +289,10 @@ while IFS= read -r line || [ -n "$line" ]; do
 	echo "$line" >>"$TMP/tapir.log"
 done <"$TMP/tapir.fifo" &
 relay_pid=$!
-"$ROOT/tapir" --config "$TMP/tapir.yaml" --pin-dir none --bpf-variant "$VARIANT" \
-	--bpf-hooks "$HOOKS" >"$TMP/tapir.fifo" 2>&1 &
+# TAPIR_VERIFIER_STATS: each program's instructions processed, in the log (the headroom under
+# the verifier's 1M on this kernel).
+TAPIR_VERIFIER_STATS=1 "$ROOT/tapir" --config "$TMP/tapir.yaml" --pin-dir none \
+	--bpf-variant "$VARIANT" --bpf-hooks "$HOOKS" >"$TMP/tapir.fifo" 2>&1 &
 tapir_pid=$!
 t0=$(cut -d. -f1 /proc/uptime)
 until scrape && grep -q '^tapir_build_info' "$TMP/metrics"; do

@@ -435,6 +435,61 @@ static __u32 test_refuse(void)
 	return !v ? 0 : !strcmp(v, "1") ? 1 : !strcmp(v, "h2") ? 2 : 0;
 }
 
+/*
+ * TAPIR_VERIFIER_STATS=1 (the kernel matrix): each HTTP program's verifier statistics, logged
+ * after a load, so that a kernel's matrix line shows how near each program is to the verifier's
+ * 1M instructions. The kernel writes them into a buffer of each program's own, of 1 MiB: while
+ * it runs its log grows far past the few lines it ends with, and a log that ran out of room fails
+ * the load (8 KiB did, on 6.18). Pages it never wrote cost nothing.
+ */
+#define STATS_LOG (1 << 20)
+struct verifier_stats {
+	char (*buf)[STATS_LOG];
+	size_t n;
+};
+
+static void stats_ask(struct verifier_stats *v, struct bpf_object *obj)
+{
+	struct bpf_program *p;
+	size_t n = 0;
+
+	v->n = 0;
+	if (!getenv("TAPIR_VERIFIER_STATS"))
+		return;
+	bpf_object__for_each_program (p, obj)
+		n++;
+	v->buf = calloc(n ? n : 1, sizeof(*v->buf));
+	if (!v->buf)
+		return;
+	bpf_object__for_each_program (p, obj) {
+		bpf_program__set_log_buf(p, v->buf[v->n++], STATS_LOG);
+		bpf_program__set_log_level(p, 4); /* BPF_LOG_STATS */
+	}
+}
+
+/* "verifier: PROGRAM processed N insns ..." for each program loaded, then the buffers go. */
+static void stats_log(struct verifier_stats *v, struct bpf_object *obj, const char *what)
+{
+	struct bpf_program *p;
+	const char *at;
+	size_t i = 0;
+
+	bpf_object__for_each_program (p, obj) {
+		if (i >= v->n)
+			break;
+		at = strstr(v->buf[i], "processed ");
+		if (bpf_program__fd(p) >= 0 && at)
+			pr_info("%s: verifier: %s %.*s", what, bpf_program__name(p),
+				(int)strcspn(at, "\n"), at);
+		bpf_program__set_log_buf(p, NULL, 0);
+		bpf_program__set_log_level(p, 0);
+		i++;
+	}
+	free(v->buf);
+	v->buf = NULL;
+	v->n = 0;
+}
+
 /* The knobs both builds share, set before load (@s: either skeleton). */
 #define HTTP_KNOBS(s)                                                         \
 	do {                                                                  \
@@ -710,6 +765,7 @@ static int variant_supported(int variant)
 static int load_http_variant(struct tapir_loader *l, const struct tapir_config *cfg, int variant,
 			     int hooks, bool h2)
 {
+	struct verifier_stats stats = { 0 };
 	struct bpf_program *p;
 	int err;
 
@@ -746,7 +802,9 @@ static int load_http_variant(struct tapir_loader *l, const struct tapir_config *
 		((struct http_compat_bpf *)l->http.skel)->rodata->outbound_on =
 			cfg->outbound_enabled;
 	vlog.prog[0] = vlog.tail[0] = '\0';
+	stats_ask(&stats, l->http.obj);
 	err = bpf_object__load(l->http.obj);
+	stats_log(&stats, l->http.obj, "http");
 	if (!err)
 		err = http_wire_tail_calls(&l->http);
 	if (!err)
