@@ -129,6 +129,7 @@ struct tapir_walk;
 TAPIR_SUBPROG int http_feed(struct tapir_http_parser *p, __u32 c);
 TAPIR_SUBPROG int http_fast(struct tapir_http_parser *p, __u64 x0, __u64 x1);
 TAPIR_SUBPROG int handle_event(struct tapir_conn *c, int ev, struct tapir_walk *w);
+TAPIR_SUBPROG int conn_settle(struct tapir_conn *c);
 TAPIR_SUBPROG int http_skip(struct tapir_http_parser *p, struct tapir_walk *w, __u32 at);
 TAPIR_SUBPROG int http_head(struct tapir_http_parser *p, struct tapir_walk *w, __u32 at);
 #define TAPIR_CONN_ENV			void
@@ -137,6 +138,7 @@ TAPIR_SUBPROG int http_head(struct tapir_http_parser *p, struct tapir_walk *w, _
 #define TAPIR_WALK_EVENT(env, c, ev, w) handle_event(c, ev, w)
 #define TAPIR_WALK_SKIP(p, w, at)	http_skip(p, w, at)
 #define TAPIR_WALK_HEAD(p, w, at)	http_head(p, w, at)
+#define TAPIR_CONN_SETTLE(env, c)	conn_settle(c)
 #include "tapir/walk.h"
 
 /* The fields a socket-buffer hook's run touches first come first, on one cache line. */
@@ -529,6 +531,15 @@ TAPIR_SUBPROG int handle_event(struct tapir_conn *c, int ev, struct tapir_walk *
 	if (!c || !w)
 		return TAPIR_STOP;
 	return tapir_walk_event(NULL, c, ev, w);
+}
+
+/* The record of a request answered before its last byte came (include/tapir/conn.h): a call
+ * from each place a connection ends or is given up, its body verified once. */
+TAPIR_SUBPROG int conn_settle(struct tapir_conn *c)
+{
+	if (c)
+		tapir_conn_settle_answered(NULL, c);
+	return 0;
 }
 
 static __always_inline int walk_step(struct tapir_walk *w, struct tapir_conn *c)

@@ -663,7 +663,8 @@ static void refresh_gauges(struct tapir_daemon *d)
 		w = tapir_cgroups__find(d->cgroups, c.cgroup_id);
 		if (!w || w->labels_id >= n)
 			continue;
-		sum[2 * w->labels_id] += c.count;
+		/* An answered request whose body is still being read is not in flight. */
+		sum[2 * w->labels_id] += c.count - (c.count && c.answered);
 		sum[2 * w->labels_id + 1] += c.state == TAPIR_CONN_UPGRADED;
 	}
 	if (d->h2) {

@@ -14,6 +14,8 @@
  *	the request in @slot is over: emit its record (before it is popped)
  *   void tapir_conn_stat(TAPIR_CONN_ENV *env, __u32 idx);	  a TAPIR_STAT_* counter
  *
+ * and may define TAPIR_CONN_SETTLE(env, c) (below).
+ *
  * The connection itself is the only record of what is in flight: its pending requests
  * (`count`) and whether it was upgraded. The daemon sums those per cgroup for the gauges, so
  * a connection swept or deleted takes its share with it; nothing else keeps a count.
@@ -36,9 +38,32 @@ TAPIR_INLINE void tapir_conn_finish(TAPIR_CONN_ENV *env, struct tapir_conn *c, _
 	c->llm_out_off = 0;
 }
 
-/* Give up on a connection: its pending requests are dropped, and @why counted. */
+/* The oldest request's answer ended before the request did (c->answered): its record is made
+ * now, as its last byte was read (or the connection ends), with the time and status of that
+ * answer. */
+TAPIR_INLINE void tapir_conn_settle_answered(TAPIR_CONN_ENV *env, struct tapir_conn *c)
+{
+	c->answered = 0;
+	tapir_conn_finish(env, c, TAPIR_OUT_COMPLETE, c->answered_status, c->answered_ns);
+}
+
+/* The includer may make it a call of its own (the BPF programs: verified once, not at each of
+ * the many places a connection is given up). */
+#ifndef TAPIR_CONN_SETTLE
+#define TAPIR_CONN_SETTLE(env, c) tapir_conn_settle_answered(env, c)
+#endif
+
+TAPIR_INLINE void tapir_conn_settle(TAPIR_CONN_ENV *env, struct tapir_conn *c)
+{
+	if (c->answered)
+		TAPIR_CONN_SETTLE(env, c);
+}
+
+/* Give up on a connection: its pending requests are dropped, and @why counted. An answered
+ * request whose last bytes were not read yet is recorded first: its answer was whole. */
 TAPIR_INLINE void tapir_conn_abandon(TAPIR_CONN_ENV *env, struct tapir_conn *c, __u32 why)
 {
+	tapir_conn_settle(env, c);
 	/* An outbound connection that is no HTTP/1.x is counted apart from the servers'. */
 	if ((c->flags & TAPIR_CF_CLIENT) &&
 	    (why == TAPIR_STAT_IGNORED_NOT_HTTP || why == TAPIR_STAT_IGNORED_TLS ||
@@ -74,6 +99,7 @@ TAPIR_INLINE void tapir_conn_finalize(TAPIR_CONN_ENV *env, struct tapir_conn *c,
 		c->state = TAPIR_CONN_IGNORED;
 		return;
 	}
+	tapir_conn_settle(env, c);
 	for (i = 0; i < TAPIR_MAX_PENDING; i++) {
 		if (!c->count)
 			break;
@@ -150,6 +176,7 @@ TAPIR_INLINE int tapir_conn_request(TAPIR_CONN_ENV *env, struct tapir_conn *c, i
 			c->method[t] = c->req.method;
 		}
 		a->mark = a->off;
+		tapir_conn_settle(env, c); /* the request already answered is whole now */
 		if (ev == TP_EV_AMBIGUOUS) {
 			/* Content-Length with Transfer-Encoding (RFC 9112 6.3): servers refuse
 			 * it and close, or read on in a way we cannot know. Its answer is still
@@ -187,6 +214,9 @@ TAPIR_INLINE int tapir_conn_response(TAPIR_CONN_ENV *env, struct tapir_conn *c, 
 
 	if (ev == TP_EV_START) {
 		a->mark = a->off - 1;
+		/* Another answer while the last one's request is still being read: a server
+		 * that answered twice. That request is over; this answer is a stray. */
+		tapir_conn_settle(env, c);
 		if (!c->count) {
 			/* Framed all the same, so the next request is found where it starts. */
 			tapir_conn_stat(env, (c->flags & TAPIR_CF_PRESTART)
@@ -214,7 +244,16 @@ TAPIR_INLINE int tapir_conn_response(TAPIR_CONN_ENV *env, struct tapir_conn *c, 
 		return TAPIR_GO_ON;
 	}
 	if (ev == TP_EV_DONE) {
-		if (c->count) {
+		if (c->count == 1 && !(c->resp.flags & TP_F_UPGRADED) && c->req.state != TP_IDLE &&
+		    !(c->flags & TAPIR_CF_NO_MORE_REQ)) {
+			/* Answered from its head, its body still coming (nginx's `return`,
+			 * an early 413): recorded when the body ends, so that its size counts
+			 * the bytes read after the answer too. */
+			c->resp_bytes += a->off - a->mark;
+			c->answered = 1;
+			c->answered_status = c->resp.status;
+			c->answered_ns = a->now;
+		} else if (c->count) {
 			c->resp_bytes += a->off - a->mark;
 			upgraded = c->resp.flags & TP_F_UPGRADED;
 			tapir_conn_finish(env, c,

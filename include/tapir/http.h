@@ -72,10 +72,15 @@ struct tapir_conn {
 	 * where seq_ok has bit 1 << dir. */
 	__u32 seq[2];
 	__u8 seq_ok;
-	__u8 __pad[3];
+	/* The oldest request was answered before its own last byte was read (a server that
+	 * answers a POST from its head, then reads and drops the body): its record waits for
+	 * that byte, with the answer's end and status (tapir_conn_settle()). */
+	__u8 answered;
+	__u16 answered_status;
 	__u32 walker; /* CPU number + 1 of the one walking a segment of it (skb_claim_try()) */
 	__u32 __pad2;
-	__u64 sock; /* its key: records name their connection */
+	__u64 sock;	   /* its key: records name their connection */
+	__u64 answered_ns; /* the end of that answer */
 };
 
 /* Where an event happened inside the syscall segment being parsed (include/tapir/conn.h). */
@@ -297,7 +302,8 @@ struct tapir_lifecycle_event {
 TAPIR_ASSERT_SIZE(struct tapir_conn_key, 8);
 TAPIR_ASSERT_SIZE(struct tapir_http_parser, 32);
 TAPIR_ASSERT_SIZE(struct tapir_conn_pos, 32);
-TAPIR_ASSERT_SIZE(struct tapir_conn, 360);
+TAPIR_ASSERT_SIZE(struct tapir_conn, 368);
+TAPIR_ASSERT_OFF(struct tapir_conn, answered_ns, 360);
 TAPIR_ASSERT_OFF(struct tapir_conn, llm_id, 296);
 TAPIR_ASSERT_SIZE(struct tapir_llm_chunk, 56);
 TAPIR_ASSERT_OFF(struct tapir_conn, cgroup_id, 144);

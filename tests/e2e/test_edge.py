@@ -15,6 +15,7 @@ import pytest
 
 from client import RawConn, get, post
 from conftest import PY, SERVERS, TAPIR, free_port, metrics_text, spawn_tapir, wait_port
+from test_skb import answered_before_body
 
 REQ = "baseten_inference_requests_total"
 E2E = "baseten_end_to_end_response_time_seconds"
@@ -193,6 +194,20 @@ def test_client_abort_mid_response_is_499(daemon, slot, start):
                         what="3 aborts")
     assert s.value(REQ, model_name=slot.model) == 3
     assert s.value(INFLIGHT, model_name=slot.model) == 0
+
+
+def test_answer_before_the_body_counts_the_body(daemon, slot, start):
+    """nginx answers a POST from its head and reads the body after (test_skb.py,
+    answered_before_body()): each request's size is all the client sent, and its time ends
+    with its answer, not with the body's last byte @pause later."""
+    port, _ = start("nginx")
+    sent, recv = answered_before_body(port, daemon.scrape, slot.model)
+    s = settled(daemon, slot, 9)
+    assert s.value(REQ, model_name=slot.model, status_code=200) == 9
+    assert s.value("baseten_request_size_bytes_sum", model_name=slot.model) == sent
+    assert s.value("baseten_response_size_bytes_sum", model_name=slot.model) == recv
+    assert s.value(f"{E2E}_sum", model_name=slot.model) < 9 * 0.1
+    assert s.value("tapir_parse_failures_total") == 0
 
 
 @pytest.mark.parametrize("how", ["abort", "reset"])

@@ -571,6 +571,52 @@ def read_answers(sock, n, done=None):
     return statuses, total
 
 
+def answered_before_body(sport, scrape, model, n=8, pause=0.2):
+    """@n POSTs on one keep-alive connection to nginx's `return 200` (tests/e2e/servers/
+    nginx.conf.in), each sent as its head and 10 bytes of body, then the rest of the body
+    once its answer came and @pause more seconds went by: nginx answers from the head and
+    reads the rest later, to drop it. Then a GET. While the first body waits, scrape() must
+    show nothing in flight for @model: its answer was whole. Returns (bytes sent, received)."""
+    sock = socket.create_connection(("127.0.0.1", sport))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sent = recv = 0
+    try:
+        for i in range(n):
+            body = b"b" * (500 + 700 * i)
+            head = post("/ok", body)[:-len(body)]
+            sock.sendall(head + body[:10])
+            statuses, got = read_answers(sock, 1)
+            assert statuses == [200]
+            recv += got
+            if i == 0:
+                assert scrape().value("baseten_concurrent_requests", model_name=model) == 0
+            time.sleep(pause)
+            sock.sendall(body[10:])
+            sent += len(head) + len(body)
+        sock.sendall(get("/ok"))
+        sent += len(get("/ok"))
+        statuses, got = read_answers(sock, 1)
+        assert statuses == [200]
+        recv += got
+    finally:
+        sock.close()
+    return sent, recv
+
+
+def test_skb_answer_before_the_body_counts_the_body(skb, tmp_path):
+    """answered_before_body() on the socket-buffer hooks: each request's size is all the
+    client sent, its time ends with its answer (not the body's end, @pause later)."""
+    port, cg = skb
+    sport, srv = nginx_in(cg, tmp_path)
+    try:
+        sent, recv = answered_before_body(sport, lambda: Scrape(metrics_text(port)), cg.model)
+        counted_exactly(port, cg.model, 9, sent, recv)
+        assert Scrape(metrics_text(port)).value(f"{E2E}_sum", model_name=cg.model) < 9 * 0.1
+    finally:
+        srv.kill()
+        srv.wait()
+
+
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 def test_skb_one_connection_sent_from_two_cpus(skb, tmp_path):
     """Requests on one keep-alive connection written by two threads, each on a CPU of its own:

@@ -193,6 +193,86 @@ static void test_interim_answer_is_not_the_status(void **state)
 	assert_int_equal(e.rec[0].first_byte_ns, 40); /* the final answer, not the 100 */
 }
 
+#define POST_HEAD "POST /u HTTP/1.1\r\nContent-Length: 10\r\n\r\n"
+#define TOO_LARGE "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n"
+
+/* An answer written before its request's body was read whole (nginx's `return`): the record
+ * waits for the body's last byte, and carries the answer's own end and status. */
+static void test_answer_before_the_body_waits_for_it(void **state)
+{
+	struct tapir_conn c = conn_new();
+	struct env e = { 0 };
+
+	IN(&e, &c, POST_HEAD "hel", 10);
+	OUT(&e, &c, OK_2, 20);
+	assert_int_equal(e.n, 0);
+	assert_int_equal(c.count, 1);
+	assert_int_equal(c.answered, 1);
+	IN(&e, &c, "lowor", 30);
+	assert_int_equal(e.n, 0);
+	IN(&e, &c, "ld" GET_A, 40); /* the body's end and the next request, in one read */
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.rec[0].status, 200);
+	assert_int_equal(e.rec[0].outcome, TAPIR_OUT_COMPLETE);
+	assert_int_equal(e.rec[0].method, TP_M_POST);
+	assert_int_equal(e.rec[0].req_bytes, LEN(POST_HEAD) + 10);
+	assert_int_equal(e.rec[0].resp_bytes, LEN(OK_2));
+	assert_int_equal(e.rec[0].first_byte_ns, 20);
+	assert_int_equal(e.rec[0].end_ns, 21); /* the answer's end, not the body's */
+	assert_int_equal(c.answered, 0);
+	assert_int_equal(c.count, 1);
+	OUT(&e, &c, NF_0, 50);
+	assert_int_equal(e.n, 2);
+	assert_int_equal(e.rec[1].status, 404);
+	assert_int_equal(e.rec[1].req_bytes, LEN(GET_A));
+	assert_int_equal(e.rec[1].first_byte_ns, 50);
+	for (size_t i = 0; i < TAPIR_STAT_MAX; i++)
+		assert_int_equal(e.stats[i], 0);
+}
+
+/* The body never comes whole: the answered request is recorded, complete, however the
+ * connection ends, with the bytes that did come. */
+static void test_answer_before_the_body_survives_the_end(void **state)
+{
+	struct tapir_conn c = conn_new();
+	struct env e = { 0 };
+
+	/* The server closes after its 413. */
+	IN(&e, &c, POST_HEAD "hel", 10);
+	OUT(&e, &c, TOO_LARGE, 20);
+	tapir_conn_finalize(&e, &c, 30);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.rec[0].outcome, TAPIR_OUT_COMPLETE);
+	assert_int_equal(e.rec[0].status, 413);
+	assert_int_equal(e.rec[0].req_bytes, LEN(POST_HEAD) + 3);
+	assert_int_equal(e.rec[0].end_ns, 21);
+	assert_int_equal(c.count, 0);
+
+	/* A chunked body that goes wrong after the answer: recorded, then the parse error. */
+	c = conn_new();
+	e = (struct env){ 0 };
+	IN(&e, &c, "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", 10);
+	OUT(&e, &c, OK_2, 20);
+	IN(&e, &c, "cde\r\nZZ\r\n", 30);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.rec[0].status, 200);
+	assert_int_equal(e.rec[0].outcome, TAPIR_OUT_COMPLETE);
+	assert_int_equal(e.stats[TAPIR_STAT_PARSE_REQUEST], 1);
+	assert_int_equal(c.count, 0);
+
+	/* A second answer while the body is still coming: the first request is over, and
+	 * the second answer has no request. */
+	c = conn_new();
+	e = (struct env){ 0 };
+	IN(&e, &c, POST_HEAD "hel", 10);
+	OUT(&e, &c, TOO_LARGE, 20);
+	OUT(&e, &c, OK_2, 30);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.rec[0].status, 413);
+	assert_int_equal(e.stats[TAPIR_STAT_STRAY_RESPONSE], 1);
+	assert_int_equal(c.count, 0);
+}
+
 static void test_upgrade_leaves_http(void **state)
 {
 	struct tapir_conn c = conn_new();
@@ -367,6 +447,9 @@ static void test_kept_line_is_the_request_start(void **state)
 	assert_int_equal(c.count, 4);
 	for (i = 0; i < 4; i++)
 		OUT(&e, &c, OK_2, 20 + i);
+	/* The last was answered before its end was read: recorded when the connection ends. */
+	assert_int_equal(e.n, 3);
+	tapir_conn_finalize(&e, &c, 30);
 	assert_int_equal(e.n, 4);
 	for (i = 0; i < 4; i++)
 		assert_line(&e.rec[i], rd, len, starts[i]);
@@ -694,6 +777,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_pipelined_requests_queue_four_deep),
 		cmocka_unit_test(test_head_answer_has_no_body),
 		cmocka_unit_test(test_interim_answer_is_not_the_status),
+		cmocka_unit_test(test_answer_before_the_body_waits_for_it),
+		cmocka_unit_test(test_answer_before_the_body_survives_the_end),
 		cmocka_unit_test(test_upgrade_leaves_http),
 		cmocka_unit_test(test_finalize_settles_every_pending_request),
 		cmocka_unit_test(test_ambiguous_request_stops_request_parsing),
