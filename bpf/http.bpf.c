@@ -1691,12 +1691,149 @@ static __always_inline int after_upgrade(struct tapir_conn *c, struct tapir_io *
 		       : 0;
 }
 
+#ifndef TAPIR_COMPAT
 /*
- * @ret bytes moved by @io on its socket (or an error) by a process of a watched cgroup: the one
- * path both hook sets take. @c is the socket's connection, NULL when it has none yet.
+ * The walks of one connection, one at a time, both ways.
+ *
+ * The socket hooks walk a syscall's bytes in the process, at the end of its read or write, and a
+ * server may read a connection in one thread while another writes its answers (a Go server's
+ * goroutines land on any thread): a request read while the last answer's write is walked. Each
+ * walk holds the word as below, and another CPU's waits up to 2 ms. A run that cannot have it
+ * (the wait timed out, or the holder is a walk its own task preempted) leaves WALK_MISSED in the
+ * word: its bytes were not walked, so the connection cannot be followed past them, and the next
+ * walk to claim it gives it up (segment_busy). The compat build (no compare-and-swap before
+ * 5.12) has no claim: such a server's walks may still meet there.
+ *
+ * A segment's ingress program runs before
+ * TCP takes the socket's lock, on the CPU the segment came in on: on loopback and veth the
+ * sender's, so two segments of one connection can be walked at once on two CPUs (a NIC's
+ * receive-side scaling keeps a flow on one), and a segment coming in while the server's answer
+ * leaves (egress runs under the socket's lock, which ingress does not take): a pipelining
+ * client's next request while the last one's answer is walked, or an HTTP/2 server's SETTINGS
+ * and the client's preface both reaching h2_begin(). Each would step the connection's pipeline
+ * or its state from two CPUs. (Once in TAPIR_CONN_H2, a connection's segments going out claim
+ * nothing: each way has its own frame walker.)
+ * The walker of a connection holds its walker word (its CPU's number + 1); another CPU's
+ * segment waits for it (a walk takes microseconds; a virtual machine's walker can be
+ * descheduled for longer: the wait is bounded in time), and a segment coming in waits a
+ * little for the bytes before its own, which another CPU may be about to walk. A run that finds the
+ * word its own CPU's has interrupted the walker (a softirq's receive inside a process's send):
+ * it cannot wait, and its segment is not walked.
  */
-static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struct tapir_conn *c,
-				 void *tails, struct __sk_buff *skb)
+/* Busy: 2 ms of spinning at most (a walker's vCPU may be descheduled), then not walked. */
+#define SKB_CLAIM_NS 2000000
+/* Bytes missing before the segment's: 200 us of waiting for them, then a gap. */
+#define SKB_ORDER_NS 200000
+/* bpf_loop's bound: the clock ends the spin first. */
+#define SKB_CLAIM_TRIES (1 << 22)
+
+/* The socket hooks' walks (on_io()): a run that could not have the word leaves this bit in it. */
+#define WALK_MISSED 0x80000000u
+
+/* conn_claim()'s @how: a segment going out, one coming in, a socket hook's syscall. */
+#define CLAIM_OUT  0
+#define CLAIM_IN   1
+#define CLAIM_SOCK 2
+
+struct conn_claim {
+	struct tapir_conn *c;
+	__u64 start; /* the wait's */
+	__u64 spent; /* ns waited, read every 32 tries */
+	__u32 seq;   /* the segment's first byte */
+	__u32 me;    /* this CPU's number + 1 */
+	__u8 how;    /* CLAIM_* */
+	__s8 got;
+};
+
+/* One try at connection @c's walker word for CPU @me (its number + 1), for a segment whose first
+ * byte is @seq: 1 when the walk is this CPU's; 0 when not yet; -1 when it never can be (held
+ * by a run this one interrupted). @order (coming in): let go again when bytes before the
+ * segment's are still to be walked. */
+static __always_inline int skb_claim_try(struct tapir_conn *c, __u32 seq, __u32 me, bool order)
+{
+	/* A load first: a failed compare-and-swap would take the line from its walker. */
+	__u32 v = *(volatile __u32 *)&c->walker;
+
+	if (v)
+		return v == me ? -1 : 0;
+	if (__sync_val_compare_and_swap(&c->walker, 0, me) != 0)
+		return 0;
+	/* Claimed. Bytes before ours not walked yet: perhaps another CPU's next, so let go for a
+	 * while. (seq_ok unset: the connection's first segment, nothing to wait for.) */
+	if (order && (c->seq_ok & (1 << DIR_IN)) && (__s32)(seq - c->seq[DIR_IN]) > 0) {
+		__sync_lock_test_and_set(&c->walker, 0);
+		return 0;
+	}
+	return 1;
+}
+
+/* The same for a socket hook's syscall: 1 when the walk is CPU @me's, 2 when it is but a run
+ * before missed its bytes (WALK_MISSED, which the claim clears), 0 when not yet, -1 never. */
+static __always_inline int sock_claim_try(struct tapir_conn *c, __u32 me)
+{
+	__u32 v = *(volatile __u32 *)&c->walker;
+
+	if (v & ~WALK_MISSED)
+		return (v & ~WALK_MISSED) == me ? -1 : 0;
+	if (__sync_val_compare_and_swap(&c->walker, v, me) != v)
+		return 0;
+	return v ? 2 : 1;
+}
+
+/* sock_claim_try()'s word let go, if CPU @me holds it (an HTTP/2 connection's run claims
+ * nothing); a run that missed its bytes meanwhile left its bit for the next walk. */
+static __always_inline void walk_let_go(struct tapir_conn *c, __u32 me)
+{
+	__u32 v = *(volatile __u32 *)&c->walker;
+
+	if ((v & ~WALK_MISSED) != me)
+		return;
+	/* Held here: another CPU can only have set the bit since. */
+	if (__sync_val_compare_and_swap(&c->walker, v, v & WALK_MISSED) != v)
+		__sync_lock_test_and_set(&c->walker, WALK_MISSED);
+}
+
+static long conn_claim_cb(__u32 i, void *arg)
+{
+	struct conn_claim *w = arg;
+	int r;
+
+	if (!w->c)
+		return 1;
+	if (!(i & 31)) {
+		w->spent = bpf_ktime_get_ns() - w->start;
+		if (w->spent > SKB_CLAIM_NS)
+			return 1;
+	}
+	if (w->how == CLAIM_SOCK)
+		r = sock_claim_try(w->c, w->me);
+	else
+		r = skb_claim_try(w->c, w->seq, w->me,
+				  w->how == CLAIM_IN && w->spent < SKB_ORDER_NS);
+	if (!r)
+		return 0;
+	w->got = r;
+	return 1;
+}
+
+/* The tries after a first one failed: what skb_claim_try() (@how CLAIM_IN or CLAIM_OUT, @seq
+ * the segment's first byte) or sock_claim_try() (CLAIM_SOCK) returned, 0 when 2 ms went by.
+ * Out of line: its stack is not on the walk's call chain. */
+__noinline int conn_claim(struct tapir_conn *c, __u32 seq, __u32 me, __u32 how)
+{
+	struct conn_claim w = { .c = c, .seq = seq, .me = me, .how = how };
+
+	if (!c)
+		return 0;
+	w.start = bpf_ktime_get_ns();
+	bpf_loop(SKB_CLAIM_TRIES, conn_claim_cb, &w, 0);
+	return w.got;
+}
+#endif
+
+/* on_io()'s: @ret bytes on connection @c, walked by this run alone. */
+static __always_inline int on_io_conn(void *ctx, struct tapir_io *io, long ret,
+				      struct tapir_conn *c, void *tails, struct __sk_buff *skb)
 {
 	struct tapir_conn_key key = { .sock = io->sock };
 #ifndef TAPIR_COMPAT
@@ -1704,18 +1841,6 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 #endif
 	__u8 dir; /* the parser's: DIR_IN for requests, whichever side sends them */
 
-	if (ret <= 0) {
-		if (c && ((ret == 0 && io->dir == DIR_IN) || ret == -ECONNRESET || ret == -EPIPE))
-			c->flags |= TAPIR_CF_PEER_GONE;
-		return 0;
-	}
-	if (io->peek)
-		return 0;
-	if (!c) {
-		c = pick_up(&key, io, ret, skb);
-		if (!c)
-			return 0;
-	}
 	if (!SKB_PATH(skb))
 		c->tgid = io->tgid; /* a segment's hook runs in no process of the connection's */
 	dir = (c->flags & TAPIR_CF_CLIENT) ? !io->dir : io->dir;
@@ -1794,6 +1919,63 @@ h2:
 	}
 #else
 	h2_io(ctx, c, io, ret, tails);
+#endif
+	return 0;
+}
+
+/*
+ * @ret bytes moved by @io on its socket (or an error) by a process of a watched cgroup: the one
+ * path both hook sets take. @c is the socket's connection, NULL when it has none yet. A socket
+ * hook's walk holds the connection's walker word (sock_claim_try()); a socket-buffer hook's holds
+ * it already (skb_conn_io()).
+ */
+static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struct tapir_conn *c,
+				 void *tails, struct __sk_buff *skb)
+{
+	struct tapir_conn_key key = { .sock = io->sock };
+#ifndef TAPIR_COMPAT
+	__u32 me;
+	int r;
+#endif
+
+	if (ret <= 0) {
+		if (c && ((ret == 0 && io->dir == DIR_IN) || ret == -ECONNRESET || ret == -EPIPE))
+			c->flags |= TAPIR_CF_PEER_GONE;
+		return 0;
+	}
+	if (io->peek)
+		return 0;
+	if (!c) {
+		c = pick_up(&key, io, ret, skb);
+		if (!c)
+			return 0;
+	}
+#ifndef TAPIR_COMPAT
+	/* HTTP/2 has a frame walker each way (h2_io()): once there, nothing to claim. A test of
+	 * skb, which the compiler knows NULL or not (skb_conn_io()), not SKB_PATH(): behind
+	 * skb_on, which only the verifier knows, this block took http_skb_in past 6.1's 1M
+	 * instructions (and from 312,000 to 424,000 on 6.18). */
+	if (!skb && *(volatile __u8 *)&c->state != TAPIR_CONN_H2) {
+		me = bpf_get_smp_processor_id() + 1;
+		r = sock_claim_try(c, me);
+		if (!r)
+			r = conn_claim(c, 0, me, CLAIM_SOCK);
+		if (r <= 0) {
+			__sync_fetch_and_or(&c->walker, WALK_MISSED);
+			return 0;
+		}
+		if (r == 2) {
+			tapir_conn_abandon(NULL, c, TAPIR_STAT_SEGMENT_BUSY);
+			walk_let_go(c, me);
+			return 0;
+		}
+	}
+#endif
+	on_io_conn(ctx, io, ret, c, tails, skb);
+#ifndef TAPIR_COMPAT
+	/* The CPU's number again, not kept across the walk (its stack): the run cannot move. */
+	if (!skb)
+		walk_let_go(c, bpf_get_smp_processor_id() + 1);
 #endif
 	return 0;
 }
@@ -2304,95 +2486,6 @@ static __always_inline bool skb_gap(struct __sk_buff *skb, struct tapir_conn_key
 	return c->state < TAPIR_CONN_IGNORED;
 }
 
-/*
- * The walks of one connection, one at a time, both ways. A segment's ingress program runs before
- * TCP takes the socket's lock, on the CPU the segment came in on: on loopback and veth the
- * sender's, so two segments of one connection can be walked at once on two CPUs (a NIC's
- * receive-side scaling keeps a flow on one), and a segment coming in while the server's answer
- * leaves (egress runs under the socket's lock, which ingress does not take): a pipelining
- * client's next request while the last one's answer is walked, or an HTTP/2 server's SETTINGS
- * and the client's preface both reaching h2_begin(). Each would step the connection's pipeline
- * or its state from two CPUs. (Once in TAPIR_CONN_H2, a connection's segments going out claim
- * nothing: each way has its own frame walker.)
- * The walker of a connection holds its walker word (its CPU's number + 1); another CPU's
- * segment waits for it (a walk takes microseconds; a virtual machine's walker can be
- * descheduled for longer: the wait is bounded in time), and a segment coming in waits a
- * little for the bytes before its own, which another CPU may be about to walk. A run that finds the
- * word its own CPU's has interrupted the walker (a softirq's receive inside a process's send):
- * it cannot wait, and its segment is not walked.
- */
-/* Busy: 2 ms of spinning at most (a walker's vCPU may be descheduled), then not walked. */
-#define SKB_CLAIM_NS 2000000
-/* Bytes missing before the segment's: 200 us of waiting for them, then a gap. */
-#define SKB_ORDER_NS 200000
-/* bpf_loop's bound: the clock ends the spin first. */
-#define SKB_CLAIM_TRIES (1 << 22)
-
-struct skb_claim {
-	struct tapir_conn *c;
-	__u64 start; /* the wait's */
-	__u64 spent; /* ns waited, read every 32 tries */
-	__u32 seq;   /* the segment's first byte */
-	__u32 me;    /* this CPU's number + 1 */
-	__u8 in;     /* the segment comes in */
-	__u8 got;
-};
-
-/* One try at connection @c's walker word for CPU @me (its number + 1), for a segment whose first
- * byte is @seq: 1 when the walk is this CPU's; 0 when not yet; -1 when it never can be (held
- * by a run this one interrupted). @order (coming in): let go again when bytes before the
- * segment's are still to be walked. */
-static __always_inline int skb_claim_try(struct tapir_conn *c, __u32 seq, __u32 me, bool order)
-{
-	/* A load first: a failed compare-and-swap would take the line from its walker. */
-	__u32 v = *(volatile __u32 *)&c->walker;
-
-	if (v)
-		return v == me ? -1 : 0;
-	if (__sync_val_compare_and_swap(&c->walker, 0, me) != 0)
-		return 0;
-	/* Claimed. Bytes before ours not walked yet: perhaps another CPU's next, so let go for a
-	 * while. (seq_ok unset: the connection's first segment, nothing to wait for.) */
-	if (order && (c->seq_ok & (1 << DIR_IN)) && (__s32)(seq - c->seq[DIR_IN]) > 0) {
-		__sync_lock_test_and_set(&c->walker, 0);
-		return 0;
-	}
-	return 1;
-}
-
-static long skb_claim_cb(__u32 i, void *arg)
-{
-	struct skb_claim *w = arg;
-	int r;
-
-	if (!w->c)
-		return 1;
-	if (!(i & 31)) {
-		w->spent = bpf_ktime_get_ns() - w->start;
-		if (w->spent > SKB_CLAIM_NS)
-			return 1;
-	}
-	r = skb_claim_try(w->c, w->seq, w->me, w->in && w->spent < SKB_ORDER_NS);
-	if (!r)
-		return 0;
-	w->got = r > 0;
-	return 1;
-}
-
-/* 1 when connection @c's walk is CPU @me's (@seq the segment's first byte, @in: coming in),
- * which skb_conn_io() lets go of after it: the tries after a first one failed. Out of line:
- * its stack is not on the walk's call chain. */
-__noinline int skb_claim(struct tapir_conn *c, __u32 seq, __u32 me, __u32 in)
-{
-	struct skb_claim w = { .c = c, .seq = seq, .me = me, .in = !!in };
-
-	if (!c)
-		return 0;
-	w.start = bpf_ktime_get_ns();
-	bpf_loop(SKB_CLAIM_TRIES, skb_claim_cb, &w, 0);
-	return w.got;
-}
-
 /* skb_conn_io()'s walk, its one call site (a second took http_skb_in past 6.1's 1M
  * instructions). */
 static __always_inline int skb_conn_walk(struct __sk_buff *skb, struct tapir_conn *c,
@@ -2457,7 +2550,7 @@ __noinline int skb_conn_io(struct __sk_buff *skb, struct tapir_conn *c, struct t
 	bool in, claim;
 	int r;
 
-	if (!c || !io) /* never: the verifier cannot know it */
+	if (!skb || !c || !io) /* never: the verifier cannot know it (nor the compiler skb) */
 		return 0;
 	in = io->dir == DIR_IN;
 	/* HTTP/2 has a frame walker each way: only its segments coming in wait for each other
@@ -2468,7 +2561,7 @@ __noinline int skb_conn_io(struct __sk_buff *skb, struct tapir_conn *c, struct t
 		 * loop. */
 		r = skb_claim_try(c, seq, me, in);
 		if (!r)
-			r = skb_claim(c, seq, me, in);
+			r = conn_claim(c, seq, me, in ? CLAIM_IN : CLAIM_OUT);
 		if (r <= 0) {
 			/* Not walked: the connection's next segment finds these bytes missing. */
 			stat_inc(TAPIR_STAT_SEGMENT_BUSY);

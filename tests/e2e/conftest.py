@@ -423,6 +423,8 @@ def start(slot):
             argv = [PY, os.path.join(SERVERS, "syscalls.py"), str(port), *opts.get("extra", [])]
         elif kind == "ws":
             argv = [PY, os.path.join(SERVERS, "ws.py"), str(port)]
+        elif kind == "split":
+            argv = [PY, os.path.join(SERVERS, "split.py"), str(port)]
         elif kind == "node":
             argv = ["node", os.path.join(SERVERS, "server.js"), str(port)]
         else:
