@@ -318,7 +318,7 @@ host() { # the guest script on this kernel, in cgroups under our own, both build
 	for v in auto auto+syscall compat loop+skb; do
 		if [ -z "$mount" ]; then
 			echo "MATRIX-RESULT kernel=$(uname -r) variant=none forced=$v attached=0/0" \
-				"notattached=none sent=0 counted=0 result=FAIL why=no cgroup2 mount" >>"$OUT/host.log"
+				"notattached=none sent=0 counted=0 insns=- result=FAIL why=no cgroup2 mount" >>"$OUT/host.log"
 			continue
 		fi
 		timeout -k 5 "$TIMEOUT" env PATH="$tmp/bin:$PATH" MATRIX_ROOT="$tmp/bin" \

@@ -72,7 +72,7 @@ if [ "$$" = 1 ]; then
 	case $(uname -r) in
 	4.* | 5.[0-9].* | 5.1[0-6].*)
 		echo "MATRIX-RESULT kernel=$(uname -r) variant=none forced=loop+skb attached=0/0" \
-			"notattached=none sent=0 counted=0 result=SKIP why=no bpf_loop before 5.17" ;;
+			"notattached=none sent=0 counted=0 insns=- result=SKIP why=no bpf_loop before 5.17" ;;
 	*)
 		MATRIX_VARIANT=loop MATRIX_HOOKS=skb MATRIX_TMP=/tmp/skb MATRIX_PORT0=9494 \
 			sh /init ;;

@@ -453,8 +453,10 @@ static void stats_ask(struct verifier_stats *v, struct bpf_object *obj)
 	struct bpf_program *p;
 	size_t n = 0;
 
+	const char *want = getenv("TAPIR_VERIFIER_STATS");
+
 	v->n = 0;
-	if (!getenv("TAPIR_VERIFIER_STATS"))
+	if (!want || !*want || !strcmp(want, "0"))
 		return;
 	bpf_object__for_each_program (p, obj)
 		n++;
@@ -467,12 +469,18 @@ static void stats_ask(struct verifier_stats *v, struct bpf_object *obj)
 	}
 }
 
-/* "verifier: PROGRAM processed N insns ..." for each program loaded, then the buffers go. */
+/*
+ * "verifier: PROGRAM processed N insns ..." for each program loaded, then the buffers go. libbpf
+ * prints the log of a refused program only from a buffer of its own: the first refused one's
+ * statistics become the verdict kept for the fallbacks (keep_log_tail()), as libbpf's would.
+ */
 static void stats_log(struct verifier_stats *v, struct bpf_object *obj, const char *what)
 {
 	struct bpf_program *p;
+	bool refused = false;
 	const char *at;
 	size_t i = 0;
+	char *msg;
 
 	bpf_object__for_each_program (p, obj) {
 		if (i >= v->n)
@@ -481,6 +489,15 @@ static void stats_log(struct verifier_stats *v, struct bpf_object *obj, const ch
 		if (bpf_program__fd(p) >= 0 && at)
 			pr_info("%s: verifier: %s %.*s", what, bpf_program__name(p),
 				(int)strcspn(at, "\n"), at);
+		if (bpf_program__fd(p) < 0 && bpf_program__autoload(p) && v->buf[i][0] &&
+		    !refused &&
+		    asprintf(&msg,
+			     "prog '%s': -- BEGIN PROG LOAD LOG --\n%s-- END PROG LOAD LOG --",
+			     bpf_program__name(p), v->buf[i]) >= 0) {
+			keep_log_tail(msg);
+			free(msg);
+			refused = true;
+		}
 		bpf_program__set_log_buf(p, NULL, 0);
 		bpf_program__set_log_level(p, 0);
 		i++;
