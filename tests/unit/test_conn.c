@@ -273,6 +273,30 @@ static void test_answer_before_the_body_survives_the_end(void **state)
 	assert_int_equal(c.count, 0);
 }
 
+/* A 100 Continue, then the final answer before the body (a 417): the final status waits for
+ * the body, with the interim's bytes in the answer's size. */
+static void test_final_answer_before_the_body_after_a_continue(void **state)
+{
+	static const char head[] =
+		"POST /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	static const char fail[] = "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n";
+	struct tapir_conn c = conn_new();
+	struct env e = { 0 };
+
+	IN(&e, &c, head, 10);
+	OUT(&e, &c, cont, 20);
+	OUT(&e, &c, fail, 30);
+	assert_int_equal(e.n, 0);
+	IN(&e, &c, "hello", 40);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.rec[0].status, 417);
+	assert_int_equal(e.rec[0].req_bytes, LEN(head) + 5);
+	assert_int_equal(e.rec[0].resp_bytes, LEN(cont) + LEN(fail));
+	assert_int_equal(e.rec[0].first_byte_ns, 30);
+	assert_int_equal(e.rec[0].end_ns, 31);
+}
+
 static void test_upgrade_leaves_http(void **state)
 {
 	struct tapir_conn c = conn_new();
@@ -624,6 +648,25 @@ static void test_outbound_requests_are_writes_and_answers_reads(void **state)
 		assert_int_equal(e.stats[i], 0);
 }
 
+/* An outbound request answered before this side wrote all of its body: the record waits for
+ * the last write, and the size is every byte written. */
+static void test_outbound_answer_before_the_body(void **state)
+{
+	struct tapir_conn c = client_new();
+	struct env e = { 0 };
+
+	SEND(&e, &c, POST_HEAD "hel", 10);
+	RECV(&e, &c, TOO_LARGE, 20);
+	assert_int_equal(e.n, 0);
+	SEND(&e, &c, "loworld", 30);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.rec[0].status, 413);
+	assert_int_equal(e.rec[0].req_bytes, LEN(POST_HEAD) + 10);
+	assert_int_equal(e.rec[0].resp_bytes, LEN(TOO_LARGE));
+	assert_int_equal(e.rec[0].end_ns, 20);
+	assert_int_equal(c.count, 0);
+}
+
 static void test_outbound_server_gone_is_502(void **state)
 {
 	static const char cut[] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
@@ -779,6 +822,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_interim_answer_is_not_the_status),
 		cmocka_unit_test(test_answer_before_the_body_waits_for_it),
 		cmocka_unit_test(test_answer_before_the_body_survives_the_end),
+		cmocka_unit_test(test_final_answer_before_the_body_after_a_continue),
 		cmocka_unit_test(test_upgrade_leaves_http),
 		cmocka_unit_test(test_finalize_settles_every_pending_request),
 		cmocka_unit_test(test_ambiguous_request_stops_request_parsing),
@@ -789,6 +833,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_iovecs_past_the_batch),
 		cmocka_unit_test(test_every_split_point_gives_the_same_records),
 		cmocka_unit_test(test_outbound_requests_are_writes_and_answers_reads),
+		cmocka_unit_test(test_outbound_answer_before_the_body),
 		cmocka_unit_test(test_outbound_server_gone_is_502),
 		cmocka_unit_test(test_outbound_own_close_is_499),
 		cmocka_unit_test(test_outbound_reads_never_start_requests),
