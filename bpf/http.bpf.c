@@ -1831,6 +1831,19 @@ __noinline int conn_claim(struct tapir_conn *c, __u32 seq, __u32 me, __u32 how)
 }
 #endif
 
+/* The end of connection @c: settled, unless a socket hook's walk of it was missed
+ * (WALK_MISSED): what it holds since cannot be trusted, and it is given up. */
+static __always_inline void conn_end(struct tapir_conn *c, __u64 now)
+{
+#ifndef TAPIR_COMPAT
+	if (c->walker & WALK_MISSED) {
+		tapir_conn_abandon(NULL, c, TAPIR_STAT_SEGMENT_BUSY);
+		return;
+	}
+#endif
+	tapir_conn_finalize(NULL, c, now);
+}
+
 /* on_io()'s: @ret bytes on connection @c, walked by this run alone. */
 static __always_inline int on_io_conn(void *ctx, struct tapir_io *io, long ret,
 				      struct tapir_conn *c, void *tails, struct __sk_buff *skb)
@@ -1960,11 +1973,12 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 		r = sock_claim_try(c, me);
 		if (!r)
 			r = conn_claim(c, 0, me, CLAIM_SOCK);
-		if (r <= 0) {
-			__sync_fetch_and_or(&c->walker, WALK_MISSED);
-			return 0;
-		}
-		if (r == 2) {
+		/* Unless the walk it waited for began HTTP/2 (then on without the word). */
+		if (r != 1 && *(volatile __u8 *)&c->state != TAPIR_CONN_H2) {
+			if (r <= 0) {
+				__sync_fetch_and_or(&c->walker, WALK_MISSED);
+				return 0;
+			}
 			tapir_conn_abandon(NULL, c, TAPIR_STAT_SEGMENT_BUSY);
 			walk_let_go(c, me);
 			return 0;
@@ -2038,7 +2052,7 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			/* The address of a socket whose end we did not see: settle it. */
 			stat_inc(TAPIR_STAT_CONN_REPLACED);
 			h2_end(c, TAPIR_H2R_CLOSE, 0);
-			tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
+			conn_end(c, bpf_ktime_get_ns());
 		}
 		if (ctx->oldstate == TCP_SYN_RECV) {
 			c = skb_on ? early_take(&key, sk, ctx->sport, ctx->dport, cgid) : NULL;
@@ -2095,7 +2109,7 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			return 0;
 	}
 	h2_end(c, TAPIR_H2R_CLOSE, 0);
-	tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
+	conn_end(c, bpf_ktime_get_ns());
 	if (outbound_on && (c->flags & TAPIR_CF_CLIENT))
 		conn_out_event(key.sock, 0);
 	bpf_map_delete_elem(&conns, &key);
@@ -2112,7 +2126,7 @@ int http_sock_destroy(struct trace_event_raw_tcp_event_sk *ctx)
 	if (!c)
 		return 0;
 	h2_end(c, TAPIR_H2R_CLOSE, 0);
-	tapir_conn_finalize(NULL, c, bpf_ktime_get_ns());
+	conn_end(c, bpf_ktime_get_ns());
 	if (outbound_on && (c->flags & TAPIR_CF_CLIENT))
 		conn_out_event(key.sock, 0);
 	bpf_map_delete_elem(&conns, &key);
