@@ -1698,7 +1698,7 @@ static __always_inline int after_upgrade(struct tapir_conn *c, struct tapir_io *
  * The socket hooks walk a syscall's bytes in the process, at the end of its read or write, and a
  * server may read a connection in one thread while another writes its answers (a Go server's
  * goroutines land on any thread): a request read while the last answer's write is walked. Each
- * walk holds the word as below, and another CPU's waits up to 2 ms. A run that cannot have it
+ * walk holds the word as below, and another CPU's waits up to 10 ms. A run that cannot have it
  * (the wait timed out, or the holder is a walk its own task preempted) leaves WALK_MISSED in the
  * word: its bytes were not walked, so the connection cannot be followed past them, and the next
  * walk to claim it gives it up (segment_busy). The compat build (no compare-and-swap before
@@ -1720,8 +1720,10 @@ static __always_inline int after_upgrade(struct tapir_conn *c, struct tapir_io *
  * word its own CPU's has interrupted the walker (a softirq's receive inside a process's send):
  * it cannot wait, and its segment is not walked.
  */
-/* Busy: 2 ms of spinning at most (a walker's vCPU may be descheduled), then not walked. */
-#define SKB_CLAIM_NS 2000000
+/* Busy: 10 ms of spinning at most, then not walked. A walk takes microseconds, but a virtual
+ * machine's vCPU may lose its CPU to the host for a scheduler tick (4 ms at 250 Hz) while it
+ * holds the word: 2 ms lost an HTTP/2 segment under the kernel matrix's emulation. */
+#define SKB_CLAIM_NS 10000000
 /* Bytes missing before the segment's: 200 us of waiting for them, then a gap. */
 #define SKB_ORDER_NS 200000
 /* bpf_loop's bound: the clock ends the spin first. */
@@ -1817,7 +1819,7 @@ static long conn_claim_cb(__u32 i, void *arg)
 }
 
 /* The tries after a first one failed: what skb_claim_try() (@how CLAIM_IN or CLAIM_OUT, @seq
- * the segment's first byte) or sock_claim_try() (CLAIM_SOCK) returned, 0 when 2 ms went by.
+ * the segment's first byte) or sock_claim_try() (CLAIM_SOCK) returned, 0 when 10 ms went by.
  * Out of line: its stack is not on the walk's call chain. */
 __noinline int conn_claim(struct tapir_conn *c, __u32 seq, __u32 me, __u32 how)
 {
