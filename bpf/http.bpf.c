@@ -1704,21 +1704,20 @@ static __always_inline int after_upgrade(struct tapir_conn *c, struct tapir_io *
  * walk to claim it gives it up (segment_busy). The compat build (no compare-and-swap before
  * 5.12) has no claim: such a server's walks may still meet there.
  *
- * A segment's ingress program runs before
- * TCP takes the socket's lock, on the CPU the segment came in on: on loopback and veth the
- * sender's, so two segments of one connection can be walked at once on two CPUs (a NIC's
- * receive-side scaling keeps a flow on one), and a segment coming in while the server's answer
- * leaves (egress runs under the socket's lock, which ingress does not take): a pipelining
- * client's next request while the last one's answer is walked, or an HTTP/2 server's SETTINGS
- * and the client's preface both reaching h2_begin(). Each would step the connection's pipeline
- * or its state from two CPUs. (Once in TAPIR_CONN_H2, a connection's segments going out claim
- * nothing: each way has its own frame walker.)
- * The walker of a connection holds its walker word (its CPU's number + 1); another CPU's
- * segment waits for it (a walk takes microseconds; a virtual machine's walker can be
- * descheduled for longer: the wait is bounded in time), and a segment coming in waits a
- * little for the bytes before its own, which another CPU may be about to walk. A run that finds the
- * word its own CPU's has interrupted the walker (a softirq's receive inside a process's send):
- * it cannot wait, and its segment is not walked.
+ * The socket-buffer hooks: a segment's ingress program runs before TCP takes the socket's lock,
+ * on the CPU the segment came in on: on loopback and veth the sender's, so two segments of one
+ * connection can be walked at once on two CPUs (a NIC's receive-side scaling keeps a flow on
+ * one), and a segment coming in while the server's answer leaves (egress runs under the
+ * socket's lock, which ingress does not take): a pipelining client's next request while the
+ * last one's answer is walked, or an HTTP/2 server's SETTINGS and the client's preface both
+ * reaching h2_begin(). Each would step the connection's pipeline or its state from two CPUs.
+ * (Once in TAPIR_CONN_H2, a connection's segments going out claim nothing: each way has its own
+ * frame walker.) The walker of a connection holds its walker word (its CPU's number + 1);
+ * another CPU's segment waits for it (a walk takes microseconds; a virtual machine's walker can
+ * be descheduled for longer: the wait is bounded in time), and a segment coming in waits a
+ * little for the bytes before its own, which another CPU may be about to walk. A run that finds
+ * the word its own CPU's has interrupted the walker (a softirq's receive inside a process's
+ * send): it cannot wait, and its segment is not walked (its bytes are a gap to the next).
  */
 /* Busy: 10 ms of spinning at most, then not walked. A walk takes microseconds, but a virtual
  * machine's vCPU may lose its CPU to the host for a scheduler tick (4 ms at 250 Hz) while it

@@ -663,8 +663,7 @@ static void refresh_gauges(struct tapir_daemon *d)
 		w = tapir_cgroups__find(d->cgroups, c.cgroup_id);
 		if (!w || w->labels_id >= n)
 			continue;
-		/* An answered request whose body is still being read is not in flight. */
-		sum[2 * w->labels_id] += c.count - (c.count && c.answered);
+		sum[2 * w->labels_id] += tapir_conn_in_flight(&c);
 		sum[2 * w->labels_id + 1] += c.state == TAPIR_CONN_UPGRADED;
 	}
 	if (d->h2) {

@@ -136,7 +136,7 @@ int tapir_inspect(const char *pin_dir, const struct tapir_config *cfg, FILE *out
 		r->conns++;
 		if (c.flags & TAPIR_CF_CLIENT)
 			continue; /* its own outbound requests: not in flight as served ones */
-		r->inflight += c.count - (c.count && c.answered);
+		r->inflight += tapir_conn_in_flight(&c);
 		r->websockets += c.state == TAPIR_CONN_UPGRADED;
 	}
 	prev = NULL;

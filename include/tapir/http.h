@@ -83,6 +83,12 @@ struct tapir_conn {
 	__u64 answered_ns; /* the end of that answer */
 };
 
+/* Requests of @c in flight, for the gauges: an answered one whose body is still read is not. */
+TAPIR_INLINE __u32 tapir_conn_in_flight(const struct tapir_conn *c)
+{
+	return c->count - (c->count && c->answered);
+}
+
 /* Where an event happened inside the syscall segment being parsed (include/tapir/conn.h). */
 struct tapir_conn_pos {
 	__u64 off;  /* segment offset just past the byte that produced the event */
