@@ -2093,13 +2093,13 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	 * the request): its answer may still come. It is settled when the socket ends. */
 	if (newstate == TCP_FIN_WAIT1 && (c->flags & TAPIR_CF_CLIENT))
 		return 0;
+	if (newstate == TCP_CLOSE && BPF_CORE_READ(sk, sk_err) == ECONNRESET)
+		c->flags |= TAPIR_CF_PEER_GONE; /* reset by the client */
 	/* With the socket-buffer hooks the answer's last segments may still wait in the send
 	 * queue behind our FIN: settled when the socket is destroyed, after they left. */
 	if (skb_on && have_destroy_tp)
 		return 0;
 	if (newstate == TCP_CLOSE) {
-		if (BPF_CORE_READ(sk, sk_err) == ECONNRESET)
-			c->flags |= TAPIR_CF_PEER_GONE; /* reset by the client */
 		/*
 		 * A reset can land while the server is still inside the send that completes its
 		 * answer (on loopback the client may read it and reset before that send returns):
