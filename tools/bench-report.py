@@ -645,20 +645,23 @@ def main():
     # outbound, h2.
     runs = read_runs(args.rounds) if args.rounds and os.path.exists(args.rounds) else []
     bpf = read_bpf(args.bpf)
-    configs = ["nginx", "nginx+tapir", "nginx+tapirskb", "nginx+floor", "nginx+skbfloor",
+    configs = ["nginx", "nginx+tapir", "nginx+tapirsock", "nginx+floor", "nginx+skbfloor",
                "nginx+proxy", "uvicorn", "uvicorn+tapir"]
     med_of = {c: summary_of(runs, c) for c in configs}
     n_rounds = max((r["round"] for r in runs), default=0)
 
     nginx_tapir = compare(runs, "nginx", "nginx+tapir") if runs else None
     nginx_proxy = compare(runs, "nginx", "nginx+proxy") if runs else None
-    # tapir on the socket-buffer hooks (--bpf-hooks skb), where the kernel loads them.
-    has_skb = any(r["config"] == "nginx+tapirskb" for r in runs)
-    nginx_tapir_skb = compare(runs, "nginx", "nginx+tapirskb") if has_skb else None
+    # tapir on the socket hooks (--bpf-hooks socket), where the kernel has them: the hooks
+    # tapir picks where the socket-buffer hooks do not load.
+    has_sock = any(r["config"] == "nginx+tapirsock" for r in runs)
+    nginx_tapir_sock = compare(runs, "nginx", "nginx+tapirsock") if has_sock else None
     # The floor tracer (tools/floor.bpf.c), and tapir against it: what its parsing adds.
     has_floor = any(r["config"] == "nginx+floor" for r in runs)
     nginx_floor = compare(runs, "nginx", "nginx+floor") if has_floor else None
-    tapir_over_floor = compare(runs, "nginx+floor", "nginx+tapir") if has_floor else None
+    # The floor reads the bytes at the socket hooks: tapir on the same hooks against it.
+    tapir_over_floor = (compare(runs, "nginx+floor", "nginx+tapirsock")
+                        if has_floor and has_sock else None)
     # The same floor at the socket buffers (cgroup_skb), reading no process memory.
     has_skb_floor = any(r["config"] == "nginx+skbfloor" for r in runs)
     nginx_skb_floor = compare(runs, "nginx", "nginx+skbfloor") if has_skb_floor else None
@@ -676,15 +679,15 @@ def main():
     dd["syscall_hooks_ratio"] = (dd["syscall_hooks"] / dd["alone_in_syscall_phase"]
                                  if sysc and alone else None)
     acct = {"nginx": accounting(runs, "nginx+tapir"), "uvicorn": accounting(runs, "uvicorn+tapir")}
-    if has_skb:
-        acct["nginx_skb_hooks"] = accounting(runs, "nginx+tapirskb")
+    if has_sock:
+        acct["nginx_socket_hooks"] = accounting(runs, "nginx+tapirsock")
     progs = {"nginx": bpf_summary(bpf, "nginx"), "uvicorn": bpf_summary(bpf, "uvicorn")}
     # BPF time per nginx request (warm-ups with statistics): tapir's programs, and each floor's.
     floor_progs = {"floor": bpf_summary(bpf, "nginx+floor"),
                    "skb_floor": bpf_summary(bpf, "nginx+skbfloor")}
-    progs["nginx_skb_hooks"] = bpf_summary(bpf, "nginx+tapirskb")
+    progs["nginx_socket_hooks"] = bpf_summary(bpf, "nginx+tapirsock")
     bpf_per_req = {k: (sum(v["ns_per_req"] for v in p.values()) if p else None)
-                   for k, p in (("tapir", progs["nginx"]), ("tapir_skb_hooks", progs["nginx_skb_hooks"]),
+                   for k, p in (("tapir", progs["nginx"]), ("tapir_socket_hooks", progs["nginx_socket_hooks"]),
                                 ("floor", floor_progs["floor"]),
                                 ("skb_floor", floor_progs["skb_floor"]))}
     done = {
@@ -740,7 +743,7 @@ def main():
         "nginx_with_floor_tracer": nginx_floor,
         "tapir_over_floor_tracer": tapir_over_floor,
         "nginx_with_skb_floor": nginx_skb_floor,
-        "nginx_with_tapir_skb_hooks": nginx_tapir_skb,
+        "nginx_with_tapir_socket_hooks": nginx_tapir_sock,
         "bpf_ns_per_nginx_request": bpf_per_req,
         "floor_programs_warmup": floor_progs,
         "helper_costs_ns": costs or None,
@@ -771,8 +774,8 @@ def main():
         L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
         rows = [("nginx, 1 KiB static file", "nginx", None),
                 ("nginx with tapir", "nginx+tapir", nginx_tapir),
-                ("nginx with tapir on the socket-buffer hooks (--bpf-hooks skb)",
-                 "nginx+tapirskb", nginx_tapir_skb),
+                ("nginx with tapir on the socket hooks (--bpf-hooks socket)",
+                 "nginx+tapirsock", nginx_tapir_sock),
                 ("nginx with the floor tracer (tools/floor.bpf.c)", "nginx+floor", nginx_floor),
                 ("nginx with the socket-buffer floor (cgroup_skb)", "nginx+skbfloor",
                  nginx_skb_floor),
@@ -789,18 +792,19 @@ def main():
                         f"{cmp_['p99_added_ms']:+.3f} | {cmp_['cpu_added_us_per_req']:+.2f} |"
                         if cmp_ else " | | |"))
         L.append("")
-        if has_floor:
+        if tapir_over_floor:
             L.append(f"The floor tracer does per call only what any tracer that reads the bytes "
                      f"must: the cgroup filter, the connection's state, one read of the buffer (the "
                      f"iovec array first for writev), a clock read, an aggregate update per answer. "
                      f"It adds {nginx_floor['cpu_added_us_per_req']:+.2f} us of nginx CPU per "
-                     f"request here; tapir adds {tapir_over_floor['cpu_added_us_per_req']:+.2f} us "
-                     f"beyond it (median of per-round differences), which is its parsing.")
+                     f"request here; tapir on the same hooks adds "
+                     f"{tapir_over_floor['cpu_added_us_per_req']:+.2f} us beyond it (median of "
+                     f"per-round differences), which is its parsing.")
             L.append("")
         if any(v is not None for v in bpf_per_req.values()):
             L.append(f"BPF time per nginx request (kernel.bpf_stats_enabled, warm-ups, all of each "
                      f"one's programs): tapir {fmt(bpf_per_req['tapir'], '.0f')} ns; tapir on the "
-                     f"socket-buffer hooks {fmt(bpf_per_req['tapir_skb_hooks'], '.0f')} ns; the floor "
+                     f"socket hooks {fmt(bpf_per_req['tapir_socket_hooks'], '.0f')} ns; the floor "
                      f"tracer at the same socket hooks {fmt(bpf_per_req['floor'], '.0f')} ns; the "
                      f"same floor at the socket buffers (cgroup_skb, no read of the process's "
                      f"memory, no TCP reassembly) {fmt(bpf_per_req['skb_floor'], '.0f')} ns.")
@@ -831,14 +835,14 @@ def main():
         L.append(f"| tapir daemon CPU (us / req) | {fmt(a['daemon_cpu_us_per_req'], '.3f')} | "
                  f"{fmt(b['daemon_cpu_us_per_req'], '.3f')} |")
         L.append("")
-        if has_skb:
-            k = acct["nginx_skb_hooks"]
+        if has_sock:
+            k = acct["nginx_socket_hooks"]
             lost = ", ".join(f"{f} {v}" for f, v in sorted(k["losses"].items()) if v) or "none"
-            L.append(f"On the socket-buffer hooks (--bpf-hooks skb) tapir observed {k['seen']} of "
+            L.append(f"On the socket hooks (--bpf-hooks socket) tapir observed {k['seen']} of "
                      f"the {k['served']} requests nginx served (losses counted: {lost}); its "
                      f"programs per nginx request: "
                      + ", ".join(f"{p} {v['ns_per_req']:.0f} ns ({v['runs_per_req']:.2f} runs)"
-                                 for p, v in sorted(progs["nginx_skb_hooks"].items()))
+                                 for p, v in sorted(progs["nginx_socket_hooks"].items()))
                      + ".")
             L.append("")
         if progs["nginx"] or progs["uvicorn"]:

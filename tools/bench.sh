@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Measures what tapir costs the servers it watches, side by side with the alternative, at
-# saturation under wrk. Every round runs, in turn: nginx alone; nginx with tapir; nginx with the
+# saturation under wrk. Every round runs, in turn: nginx alone; nginx with tapir (on the hooks it
+# picks: the socket buffers where they load); nginx with tapir on the socket hooks; nginx with the
 # floor tracer (tools/floor.bpf.c: the least a tracer that reads the bytes must do, the floor
 # under tapir's figures on this machine); nginx with the same floor at its socket buffers
 # (cgroup_skb: no read of the process's memory); nginx behind an nginx reverse proxy (how proxy-based
@@ -19,7 +20,7 @@ DURATION=${BENCH_DURATION:-8}
 ROUNDS=${BENCH_ROUNDS:-5}
 CONNS=${BENCH_CONNECTIONS:-32}
 VARIANT=${BENCH_VARIANT:-auto} # build of the HTTP programs: auto, loop or compat
-HOOKS=${BENCH_HOOKS:-auto}     # where they watch: auto, socket or syscall
+HOOKS=${BENCH_HOOKS:-auto}     # where they watch: auto, skb, socket or syscall
 DD_BYTES=${BENCH_DD_BYTES:-500000}
 CASES=${BENCH_CASES:-http pingpong scale dd llm outbound h2}
 WARMUP=2
@@ -584,18 +585,19 @@ run_floor() {
 	log "round $r $config: $(tail -1 "$tmp/floor.log")"
 }
 
-# tapir on the socket-buffer hooks (--bpf-hooks skb) where this kernel loads them: the
-# nginx+tapirskb row, its BPF time under that name.
-skb_ok=
-if want http && [ "$VARIANT" != compat ] &&
-	"$TAPIR" check 2>/dev/null | grep -q '^socket-buffer hooks.*: work$'; then
-	skb_ok=yes
+# tapir on the socket hooks (--bpf-hooks socket) where this kernel has them (what it picks where
+# the socket-buffer hooks do not load; the floor tracer's hooks): the nginx+tapirsock row, its
+# BPF time under that name.
+sock_ok=
+if [ "$VARIANT" != compat ] &&
+	"$TAPIR" check 2>/dev/null | grep -q '^sock_recv .* loaded$'; then
+	sock_ok=yes
 fi
-run_tapir_skb() { # ROUND
-	local HOOKS=skb # start_tapir's
+run_tapir_sock() { # ROUND
+	local HOOKS=socket # start_tapir's
 
-	[ -n "$skb_ok" ] || return 0
-	run_tapir "$1" nginx+tapirskb nginx "$URL" "$cg_nginx" served_nginx nginx+tapirskb
+	[ -n "$sock_ok" ] || return 0
+	run_tapir "$1" nginx+tapirsock nginx "$URL" "$cg_nginx" served_nginx nginx+tapirsock
 }
 
 if want http; then
@@ -605,12 +607,12 @@ if want http; then
 fi
 
 log "nginx :$NGINX_PORT, proxy :$PROXY_PORT, uvicorn :$UVICORN_PORT under $cg_parent;" \
-	"wrk -t1 -c$CONNS -d${DURATION}s, $ROUNDS rounds of 7 runs; cases: $CASES"
+	"wrk -t1 -c$CONNS -d${DURATION}s, $ROUNDS rounds of 8 runs; cases: $CASES"
 for r in $(seq "$ROUNDS"); do
 	want http || break
 	run_plain "$r" nginx nginx "$URL" "$cg_nginx"
 	run_tapir "$r" nginx+tapir nginx "$URL" "$cg_nginx" served_nginx
-	run_tapir_skb "$r"
+	run_tapir_sock "$r"
 	run_floor "$r" watch
 	run_floor "$r" skb
 	run_plain "$r" nginx+proxy nginx "$PROXY_URL" "$cg_nginx" "$cg_proxy"
@@ -622,12 +624,20 @@ done
 
 # tools/pingpong.c plays wrk and nginx on one loopback connection and moves itself between a
 # watched cgroup and an unwatched one every PP_EXCHANGES exchanges: the per-round ratio does not
-# move with the machine's drift, which the wrk runs above cannot escape on a shared VM.
+# move with the machine's drift, which the wrk runs above cannot escape on a shared VM. It
+# measures hooks that follow the process: a socket stays in the cgroup that made it, so the
+# socket-buffer hooks would watch both halves or neither. tapir runs on the socket hooks here
+# where the kernel has them.
 PP_EXCHANGES=${BENCH_PP_EXCHANGES:-2000}
 PP_ROUNDS=${BENCH_PP_ROUNDS:-40}
 pingpong_phase() { # [NAME [ROUNDS]]: into $tmp/NAME.tsv and $tmp/NAME-meta.tsv
 	local w=$cg_parent/pingpong u=$cg_mount${cg_self%/}/tapir-bench-unwatched s0 s1
-	local name=${1:-pingpong} rounds=${2:-$PP_ROUNDS}
+	local name=${1:-pingpong} rounds=${2:-$PP_ROUNDS} HOOKS=$HOOKS # start_tapir's
+
+	if [ "$HOOKS" = auto ] || [ "$HOOKS" = skb ]; then
+		HOOKS=syscall
+		[ -z "$sock_ok" ] || HOOKS=socket
+	fi
 
 	mkdir -p "$w" "$u"
 	start_tapir

@@ -315,7 +315,7 @@ host() { # the guest script on this kernel, in cgroups under our own, both build
 	busybox --install -s "$tmp/bin"
 	ln -s "$ROOT/build/tests/http_client" "$ROOT/build/tools/llm_server" "$ROOT/build/tapir" \
 		"$(command -v nginx)" "$(command -v bpftool)" "$tmp/bin/"
-	for v in auto auto+syscall compat loop+skb; do
+	for v in auto auto+syscall compat loop+socket; do
 		if [ -z "$mount" ]; then
 			echo "MATRIX-RESULT kernel=$(uname -r) variant=none forced=$v attached=0/0" \
 				"notattached=none sent=0 counted=0 insns=- result=FAIL why=no cgroup2 mount" >>"$OUT/host.log"
@@ -333,8 +333,9 @@ host() { # the guest script on this kernel, in cgroups under our own, both build
 
 # --- the report -------------------------------------------------------------------------------
 
-# Runs per kernel: the build tapir picks, the loop build on syscall hooks, the compat build, the
-# loop build on the socket-buffer hooks (SKIP where the kernel has no bpf_loop).
+# Runs per kernel: the build tapir picks (the socket-buffer hooks where the loop build loads),
+# the loop build on syscall hooks, the compat build, the loop build on the socket-layer hooks
+# (socket from 6.3, fexit before; SKIP where the kernel has no bpf_loop).
 RUNS=4
 
 # dd_tax B1,T1,T2,B2 RUNS: dd bs=1 with tapir over without (the mean of B1 and B2): running,

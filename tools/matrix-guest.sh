@@ -46,9 +46,10 @@
 # connections tapir should count ignored; tapir's figures: baseten_* of matrix-h2 and
 # tapir_ignored_connections_total{reason="http2"}. Both builds follow each stream (IGNORED 0;
 # "-": h2 not driven).
-# As /init it checks the build tapir picks, the loop build on syscall hooks (the socket-layer
-# hooks' baseline in the same VM), the compat build, then the loop build on the socket-buffer
-# hooks (skb; SKIP before 5.17), and powers off.
+# As /init it checks the build tapir picks (the socket-buffer hooks where the loop build loads),
+# the loop build on syscall hooks (the other hooks' baseline in the same VM), the compat build,
+# then the loop build on the socket-layer hooks (socket from 6.3, fexit before; SKIP before
+# 5.17), and powers off.
 
 if [ "$$" = 1 ]; then
 	/bin/busybox --install -s /bin
@@ -68,13 +69,18 @@ if [ "$$" = 1 ]; then
 	MATRIX_VARIANT=auto MATRIX_TMP=/tmp/auto sh /init
 	MATRIX_VARIANT=auto MATRIX_HOOKS=syscall MATRIX_TMP=/tmp/syscall MATRIX_PORT0=9484 sh /init
 	MATRIX_VARIANT=compat MATRIX_TMP=/tmp/compat MATRIX_PORT0=9474 sh /init
-	# The socket-buffer hooks where the loop build loads (5.17+), every server.
+	# Where the loop build loads (5.17+) tapir picks the socket-buffer hooks: the loop build
+	# on the socket-layer hooks it would take without them (socket 6.3+, else fexit), every
+	# server.
 	case $(uname -r) in
 	4.* | 5.[0-9].* | 5.1[0-6].*)
-		echo "MATRIX-RESULT kernel=$(uname -r) variant=none forced=loop+skb attached=0/0" \
+		echo "MATRIX-RESULT kernel=$(uname -r) variant=none forced=loop+socket attached=0/0" \
 			"notattached=none sent=0 counted=0 insns=- result=SKIP why=no bpf_loop before 5.17" ;;
+	5.* | 6.[0-2].*)
+		MATRIX_VARIANT=loop MATRIX_HOOKS=fexit MATRIX_TMP=/tmp/socket MATRIX_PORT0=9494 \
+			sh /init ;;
 	*)
-		MATRIX_VARIANT=loop MATRIX_HOOKS=skb MATRIX_TMP=/tmp/skb MATRIX_PORT0=9494 \
+		MATRIX_VARIANT=loop MATRIX_HOOKS=socket MATRIX_TMP=/tmp/socket MATRIX_PORT0=9494 \
 			sh /init ;;
 	esac
 	sync

@@ -202,6 +202,26 @@ class Scrape:
         return self.value(name + "_bucket", le=le, **labels)
 
 
+def hooks_of(scrape):
+    """The hook set a daemon chose, from the programs it has attached: skb, socket, fexit or
+    syscall."""
+    progs = {l["program"] for l, v in scrape.select("tapir_bpf_program_attached") if v == 1}
+    if "http_skb_in" in progs:
+        return "skb"
+    if "sock_recv" in progs:
+        return "socket"
+    if any(p.startswith("fexit_") for p in progs):
+        return "fexit"
+    return "syscall"
+
+
+def other_hooks():
+    """The hooks a module's second daemon runs its tests on besides the suite's: the socket
+    hooks when the suite's daemon is on the socket-buffer hooks (what auto picks on the loop
+    build), else the socket-buffer hooks."""
+    return "socket" if os.environ.get("TAPIR_E2E_BPF_HOOKS", "auto") in ("auto", "skb") else "skb"
+
+
 class Daemon:
     def __init__(self, base_rel, workdir, hooks=None):
         self.port = free_port()
@@ -271,6 +291,10 @@ class Daemon:
 
     def scrape(self):
         return Scrape(self.scrape_text())
+
+    def hooks(self):
+        """The hook set this daemon chose (hooks_of())."""
+        return hooks_of(self.scrape())
 
     def wait_for(self, pred, timeout=10.0, what="condition"):
         """Scrape until pred(scrape) is true; returns the last scrape."""

@@ -47,8 +47,8 @@ import types
 import pytest
 
 from client import RawConn
-from conftest import (PY, SERVERS, Cgroup, Scrape, free_port, metrics_text, spawn_tapir,
-                      stop_proc, wait_port, wait_serving)
+from conftest import (PY, SERVERS, Cgroup, Scrape, free_port, metrics_text, other_hooks,
+                      spawn_tapir, stop_proc, wait_port, wait_serving)
 
 REQ = "baseten_inference_requests_total"
 E2E = "baseten_end_to_end_response_time_seconds"
@@ -494,12 +494,12 @@ class Stack:
             stop_proc(self.proc)
 
 
-# Each test twice: on the hooks the suite runs, and on the socket-buffer hooks, where the heads
-# are copied out of the TCP segments.
-@pytest.fixture(scope="module", params=[None, "skb"], ids=["hooks", "skb"])
+# Each test twice: on the hooks the suite runs, and on the other hooks (other_hooks(): the heads
+# copied out of the processes' calls when the suite's copy them out of the TCP segments).
+@pytest.fixture(scope="module", params=[None, other_hooks()], ids=["hooks", "other"])
 def stack(cgroot, tmp_path_factory, request):
     if request.param and os.environ.get("TAPIR_E2E_BPF_VARIANT", "auto") == "compat":
-        pytest.skip("the socket-buffer hooks need the loop build")
+        pytest.skip("the other hooks need the loop build")
     st = Stack(tmp_path_factory.mktemp("async"), cgroot, request.param)
     yield st
     st.stop()

@@ -332,7 +332,10 @@ def test_one_process_several_ports_and_ipv6(daemon, slot, start):
 
 
 def test_udp_is_ignored_and_counted(daemon, slot):
+    """HTTP-looking datagrams are no requests: counted as not_tcp where the hooks see them (a
+    process's calls), passed over unseen by the socket-buffer hooks (TCP segments only)."""
     before = daemon.scrape().value("tapir_ignored_connections_total", reason="not_tcp")
+    seen = 5 if daemon.hooks() != "skb" else 0
     port = free_port()
     p = slot.popen([PY, os.path.join(SERVERS, "echo.py"), "udp", str(port)],
                    stdout=subprocess.PIPE, text=True)
@@ -343,7 +346,11 @@ def test_udp_is_ignored_and_counted(daemon, slot):
             s.sendto(get("/udp"), ("127.0.0.1", port))
             s.recvfrom(65536)
     s = daemon.wait_for(lambda s: s.value("tapir_ignored_connections_total", reason="not_tcp")
-                        >= before + 5, what="5 datagrams ignored")
+                        >= before + seen, what=f"{seen} datagrams ignored")
+    if not seen:
+        time.sleep(0.5)
+        s = daemon.scrape()
+        assert s.value("tapir_ignored_connections_total", reason="not_tcp") == before
     assert s.value(REQ, model_name=slot.model) == 0
     p.kill()
 

@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from conftest import (PY, SERVERS, Cgroup, Daemon, Scrape, free_port, metrics_text,
-                      spawn_tapir, stop_proc, wait_listening, wait_port, wait_serving)
+                      other_hooks, spawn_tapir, stop_proc, wait_listening, wait_port, wait_serving)
 
 REQ = "baseten_inference_requests_total"
 REQ_SIZE = "baseten_request_size_bytes"
@@ -32,16 +32,17 @@ TAPIR_PAIR_HOLD_S = 1.2  # a 101 waits up to 1 s for its stream 1 (h2_pair.h)
 GRPC_PREFIX = 5  # each gRPC message: a compressed flag and a 4-byte length, then the message
 
 
-@pytest.fixture(scope="module", params=["hooks", "skb"])
+@pytest.fixture(scope="module", params=["hooks", "other"])
 def daemon(request, daemon, cgroot, tmp_path_factory):
     """Each test that takes a daemon twice: with the session's, and with a daemon of the same
-    rules on the socket-buffer hooks, which walk the frames in the TCP segments."""
+    rules on the other hooks (other_hooks(): the socket hooks, which walk the frames in the
+    processes' calls, when the session's walk them in the TCP segments)."""
     if request.param == "hooks":
         yield daemon
         return
     if os.environ.get("TAPIR_E2E_BPF_VARIANT", "auto") == "compat":
-        pytest.skip("the socket-buffer hooks need the loop build")
-    d = Daemon(cgroot[1], str(tmp_path_factory.mktemp("skb")), hooks="skb")
+        pytest.skip("the other hooks need the loop build")
+    d = Daemon(cgroot[1], str(tmp_path_factory.mktemp(other_hooks())), hooks=other_hooks())
     yield d
     d.stop()
     assert d.proc.returncode == 0, open(d.log_path).read()

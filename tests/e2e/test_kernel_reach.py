@@ -100,7 +100,7 @@ def test_check_lists_every_program_and_variant():
     for row in fexit:
         assert row[-1].startswith(("loaded", "REFUSED", "kernel function not present",
                                    "tcp_recvmsg takes another")), row
-    assert "request families (http): work (loop variant, socket hooks)" in r.stdout
+    assert "request families (http): work (loop variant, skb hooks)" in r.stdout
     assert "socket-buffer hooks (--bpf-hooks skb): work" in r.stdout
     assert {("http_skb_in", "loop"), ("http_skb_out", "loop")} <= got
 

@@ -27,8 +27,8 @@ import time
 import pytest
 
 from client import RawConn, get, post
-from conftest import (PY, SERVERS, Cgroup, Scrape, cgroup2_mount, free_port, metrics_text,
-                      spawn_tapir, stop_proc, wait_port, wait_serving)
+from conftest import (PY, SERVERS, Cgroup, Scrape, cgroup2_mount, free_port, hooks_of,
+                      metrics_text, spawn_tapir, stop_proc, wait_port, wait_serving)
 
 LLM_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "llm")
 CLIENT = os.path.join(LLM_DIR, "client.mjs")
@@ -592,11 +592,10 @@ def check_figures(target, before, after, fig, what, schedule=False, queued=0.0):
     assert target.value(after, IN_FLIGHT, "pod") == 0, f"{what}: still in flight after the end"
 
 
-def run_scenarios(scrape, target, standin, client, scenarios, hit_rates, what,
-                  hooks=os.environ.get("TAPIR_E2E_BPF_HOOKS", "auto")):
-    """Each scenario on its own: its figures, then the whole run's; returns the run's Figures.
-    @hooks: the daemon's (the session daemon's by default)."""
+def run_scenarios(scrape, target, standin, client, scenarios, hit_rates, what):
+    """Each scenario on its own: its figures, then the whole run's; returns the run's Figures."""
     first = before = scrape()
+    hooks = hooks_of(first)
     total = Figures(hit_rates)
     for sc in scenarios:
         r = client.run(sc)
@@ -879,13 +878,14 @@ def test_llm_not_llm_traffic_adds_nothing(daemon, slot, openai_js, tmp_path):
         standin.stop()
 
 
-@pytest.mark.parametrize("hooks", ["auto", "skb"])
+@pytest.mark.parametrize("hooks", ["socket", "skb"])
 def test_llm_hit_rate_per_request(hooks, cgroot, openai_js, tmp_path):
     """With engines off nobody else owns baseten_llm_kv_cache_hit_rate: each request that
     reports cached tokens adds its cached / prompt rate (6/8, 5/5, 0/3; Anthropic's reads over
     its whole input 4/9 and 5/5, the responses API's 2/6), others none. On the socket-buffer
     hooks (skb), which copy the payload out of the TCP segments, every scenario and API shape
-    besides: the same figures, from a container made after the daemon started."""
+    besides: the same figures, from a container made after the daemon started. (The session's
+    daemon runs every scenario on the hooks the suite picks.)"""
     mount, rel = cgroot
     port = free_port()
     cfg = tmp_path / "tapir.yaml"
@@ -914,7 +914,7 @@ def test_llm_hit_rate_per_request(hooks, cgroot, openai_js, tmp_path):
         client = Client(standin.port, str(tmp_path))
         try:
             run_scenarios(scrape, target, standin, client, scenarios, True,
-                          f"engines off, {hooks} hooks", hooks)
+                          f"engines off, {hooks} hooks")
         finally:
             client.close()
             standin.stop()

@@ -36,22 +36,26 @@ def test_every_reader_and_writer(daemon, slot, start):
 
 
 def test_every_program_is_attached_on_this_kernel(daemon):
-    """The hook set the daemon chose, whole: on this kernel (6.3+) the socket hooks and no
-    syscall tracepoint at all, unless the suite forces the syscall hooks or the compat build."""
+    """The hook set the daemon chose, whole: on this kernel (5.17+, cgroup v2) the socket-buffer
+    hooks, with neither the socket hooks nor any syscall tracepoint (those run for every process);
+    the socket hooks (6.3+) when the suite forces them; the syscall tracepoints when it forces
+    those or the compat build."""
     s = daemon.scrape()
     progs = s.select("tapir_bpf_program_attached")
     names = {l["program"] for l, _ in progs}
-    syscall = (os.environ.get("TAPIR_E2E_BPF_HOOKS") == "syscall"
-               or os.environ.get("TAPIR_E2E_BPF_VARIANT") == "compat")
+    forced = os.environ.get("TAPIR_E2E_BPF_HOOKS", "auto")
+    if os.environ.get("TAPIR_E2E_BPF_VARIANT") == "compat":
+        forced = "syscall"
     sys_progs = {f"sys_{e}_{sc}" for e in ("enter", "exit")
                  for sc in ("read", "readv", "recvfrom", "recvmsg", "write", "writev", "sendto",
                             "sendmsg", "sendfile64")}
+    sock_progs = {"sock_recv", "sock_send"}
+    skb_progs = {"http_skb_in", "http_skb_out"}
     assert "http_sock_state" in names
-    if syscall:
-        assert sys_progs <= names
-        assert not {"sock_recv", "sock_send"} & names
-    else:
-        assert {"sock_recv", "sock_send"} <= names
-        assert not sys_progs & names, "a syscall tracepoint taxes every syscall of every process"
+    want = {"syscall": sys_progs, "socket": sock_progs}.get(forced, skb_progs)
+    assert want <= names, f"--bpf-hooks {forced}: {sorted(names)}"
+    for other in (sys_progs, sock_progs, skb_progs):
+        if other is not want:
+            assert not other & names, f"{sorted(other & names)} beside the {forced} hooks"
     detached = [l["program"] for l, v in progs if v != 1]
     assert detached == [], f"not attached on this kernel: {detached}"

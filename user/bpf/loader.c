@@ -906,14 +906,51 @@ undo:
 }
 
 /*
- * The HTTP feature, in the best variant this kernel takes: the loop build with socket hooks
- * where the kernel has sock_{send,recv}_length (6.3+), else with syscall hooks where it has
- * bpf_loop (5.17+), else the compat build; each refusal falls through to the next.
+ * Whether the loaded socket-buffer programs can hang on a cgroup: tried on the cgroup v2 root
+ * (where they hang when every cgroup is watched) and taken down at once. A kernel or a security
+ * policy that refuses it would leave every watched cgroup unseen: the socket hooks serve then.
+ */
+static bool skb_hang_works(const struct tapir_loader *l)
+{
+	struct bpf_program *p;
+	struct bpf_link *link;
+	char root[512];
+	int fd, err = 0;
+
+	if (!cgroup2_root(root, sizeof(root)))
+		return false;
+	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bpf_object__for_each_program (p, l->http.obj) {
+		if (err || prog_hooks(p) != TAPIR_HOOKS_SKB || !bpf_program__autoload(p))
+			continue;
+		link = bpf_program__attach_cgroup(p, fd);
+		if (!link)
+			err = -errno;
+		bpf_link__destroy(link);
+	}
+	close(fd);
+	if (err)
+		pr_warn("http: the socket-buffer hooks cannot hang on cgroup %s: %s", root,
+			strerror(-err));
+	return !err;
+}
+
+/*
+ * The HTTP feature, in the best variant this kernel takes: the loop build on the socket-buffer
+ * hooks where it loads (5.17+) and a cgroup v2 hierarchy takes them, else with socket hooks
+ * where the kernel has sock_{send,recv}_length (6.3+), else with fexit or syscall hooks, else
+ * the compat build; each refusal falls through to the next.
  */
 static void open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 {
 	/* variant, hooks, HTTP/2 followed */
 	static const int order[][3] = {
+		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SKB, 1 },
+		/* Asked for only (--bpf-hooks skb): the other hooks follow HTTP/2 where a
+		 * verifier refuses the frame walker in these programs. */
+		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SKB, 0 },
 		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SOCKET, 1 },
 		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_FEXIT, 1 },
 		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SYSCALL, 1 },
@@ -921,10 +958,6 @@ static void open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 		{ TAPIR_BPF_COMPAT, TAPIR_HOOKS_FEXIT, 0 },
 		{ TAPIR_BPF_COMPAT, TAPIR_HOOKS_SYSCALL, 1 },
 		{ TAPIR_BPF_COMPAT, TAPIR_HOOKS_SYSCALL, 0 },
-		/* Asked for only (--bpf-hooks skb); without HTTP/2 where a verifier refuses the
-		 * frame walker in their programs. */
-		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SKB, 1 },
-		{ TAPIR_BPF_LOOP, TAPIR_HOOKS_SKB, 0 },
 	};
 	char refused[sizeof(vlog.prog)] = ""; /* the program the last try's verifier refused */
 	bool tried = false;
@@ -937,7 +970,8 @@ static void open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 		if (!h2 && strncmp(refused, "h2_more", 7) &&
 		    (hooks != TAPIR_HOOKS_SKB || strncmp(refused, "http_skb_", 9)))
 			continue;
-		if (hooks == TAPIR_HOOKS_SKB && cfg->bpf_hooks != TAPIR_HOOKS_SKB)
+		if (hooks == TAPIR_HOOKS_SKB && cfg->bpf_hooks != TAPIR_HOOKS_SKB &&
+		    (!h2 || !cgroup2_root(NULL, 0)))
 			continue;
 		if ((cfg->bpf_variant != TAPIR_BPF_AUTO && cfg->bpf_variant != variant) ||
 		    (cfg->bpf_hooks != TAPIR_HOOKS_AUTO && cfg->bpf_hooks != hooks))
@@ -971,7 +1005,9 @@ static void open_http(struct tapir_loader *l, const struct tapir_config *cfg)
 		tried = true;
 		vlog.prog[0] = '\0';
 		if (!load_http_variant(l, cfg, variant, hooks, h2) &&
-		    (hooks != TAPIR_HOOKS_FEXIT || !trampolines_work(l))) {
+		    (hooks != TAPIR_HOOKS_FEXIT || !trampolines_work(l)) &&
+		    (hooks != TAPIR_HOOKS_SKB || cfg->bpf_hooks == TAPIR_HOOKS_SKB ||
+		     skb_hang_works(l))) {
 			l->http.hooks = hooks_name(hooks);
 			pr_info("http: %s variant loaded, %s hooks%s", l->http.variant,
 				l->http.hooks, h2 ? "" : "; HTTP/2 not followed");
@@ -1620,7 +1656,9 @@ int tapir_loader_check(const struct tapir_config *cfg, FILE *out)
 		http_bad[v] = check_feature("http", variant, out, opt_bad[v]);
 	}
 	lc_bad = check_feature("lifecycle", 0, out, opt_bad[1]);
-	loop_hooks = kernel_has_sock_tp() && !opt_bad[0][TAPIR_HOOKS_SOCKET]
+	loop_hooks = cgroup2_root(NULL, 0) && !opt_bad[0][TAPIR_HOOKS_SKB]
+			     ? "work (loop variant, skb hooks)"
+		     : kernel_has_sock_tp() && !opt_bad[0][TAPIR_HOOKS_SOCKET]
 			     ? "work (loop variant, socket hooks)"
 		     : kernel_has_tcp_funcs() && !opt_bad[0][TAPIR_HOOKS_FEXIT]
 			     ? "work (loop variant, fexit hooks)"
