@@ -696,6 +696,10 @@ def main():
         "nginx_p99_added_lt_50us": nginx_tapir["p99_added_ms"] < TARGET_P99_MS,
         "counts_exact_loss_0": acct["nginx"]["exact"] and acct["uvicorn"]["exact"],
     } if runs else {}
+    # nginx's CPU leaves out what runs in another context for it (on loopback the socket-buffer
+    # hooks' ingress half runs in wrk's): every program's BPF time per request is the whole.
+    if runs and bpf_per_req["tapir"] is not None:
+        done["nginx_bpf_le_1us"] = bpf_per_req["tapir"] <= TARGET_CPU_US * 1000
     pp = read_pingpong(args.pingpong, args.pingpong_meta)
     if pp:
         done["pingpong_added_le_1us"] = pp["added_ns_median"] <= TARGET_CPU_US * 1000
@@ -884,6 +888,9 @@ def main():
         L += h2_lines(h2, args)
     if runs:
         L.append("Targets on nginx: CPU added <= 1 us/req: " + ("met" if done["nginx_cpu_added_le_1us"] else "**not met**")
+                 + ("; BPF time <= 1 us/req (every program, wherever it ran): "
+                    + ("met" if done["nginx_bpf_le_1us"] else "**not met**")
+                    if "nginx_bpf_le_1us" in done else "")
                  + "; ratio >= 0.95: " + ("met" if done["nginx_ratio_ge_0_95"] else "**not met**")
                  + "; p99 added < 50 us: " + ("met" if done["nginx_p99_added_lt_50us"] else "**not met**")
                  + "; counts exact, loss 0: " + ("met" if done["counts_exact_loss_0"] else "**not met**")

@@ -619,6 +619,8 @@ for r in $(seq "$ROUNDS"); do
 	run_plain "$r" uvicorn uvicorn "$UVICORN_URL" "$cg_uvicorn"
 	run_tapir "$r" uvicorn+tapir uvicorn "$UVICORN_URL" "$cg_uvicorn" served_uvicorn
 done
+# What the measured rounds ran (the phases below start tapir on other hooks too).
+! want http || variant=$(loaded_variant)
 
 # --- the HTTP path alone: one thread's CPU per exchange, watched against unwatched ----------
 
@@ -715,9 +717,6 @@ scale_phase() {
 
 # --- the syscall hooks' tax on file I/O, for comparison: what kernels without socket tracepoints
 # or trampolines pay (alternating with dd alone) ------------------------------------------------
-
-# What the measured rounds ran (the dd phase below starts tapir on other hooks).
-variant=$(loaded_variant)
 
 dd_phase() {
 	local r hooks=$HOOKS
