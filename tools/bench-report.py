@@ -151,11 +151,11 @@ def read_pingpong(path, meta_path):
     meta = {}
     if meta_path and os.path.exists(meta_path):
         with open(meta_path) as f:
-            meta = {k: int(v) for k, v in (line.split() for line in f)}
+            meta = {k: int(v) if v.isdigit() else v for k, v in (line.split() for line in f)}
     ratios = sorted(w / u for w, u in rows)
     q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
     return {"exchanges": meta.get("exchanges", 0), "rounds": len(rows),
-            "seen": meta.get("seen", 0),
+            "seen": meta.get("seen", 0), "hooks": meta.get("hooks", "?"),
             "watched_ns_median": statistics.median(w for w, _ in rows),
             "unwatched_ns_median": statistics.median(u for _, u in rows),
             "added_ns_median": statistics.median(w - u for w, u in rows),
@@ -863,7 +863,8 @@ def main():
             L.append(f"| **all programs** | **{tx:.1f}** | | **{ty:.1f}** | |")
             L.append("")
     if pp:
-        L.append(f"The HTTP path alone (tools/pingpong.c: one thread plays wrk and nginx over "
+        L.append(f"The HTTP path alone (tools/pingpong.c, tapir on the {pp['hooks']} hooks: one "
+                 f"thread plays wrk and nginx over "
                  f"loopback, {pp['exchanges']} exchanges per half-round in a watched then an "
                  f"unwatched cgroup, {pp['rounds']} rounds, tapir counting {pp['seen']} of "
                  f"{pp['exchanges'] * pp['rounds']}): {pp['unwatched_ns_median']:.0f} ns of CPU "

@@ -589,8 +589,10 @@ run_floor() {
 # the socket-buffer hooks do not load; the floor tracer's hooks): the nginx+tapirsock row, its
 # BPF time under that name.
 sock_ok=
-if [ "$VARIANT" != compat ] &&
-	"$TAPIR" check 2>/dev/null | grep -q '^sock_recv .* loaded$'; then
+# The whole output first: grep -q leaves at its first match, and the rest of tapir check's
+# writes would fail the pipeline (pipefail) with SIGPIPE.
+check_out=$("$TAPIR" check 2>/dev/null || true)
+if [ "$VARIANT" != compat ] && grep -q '^sock_recv .* loaded$' <<<"$check_out"; then
 	sock_ok=yes
 fi
 run_tapir_sock() { # ROUND
@@ -659,8 +661,8 @@ pingpong_phase() { # [NAME [ROUNDS]]: into $tmp/NAME.tsv and $tmp/NAME-meta.tsv
 	s1=$(msum baseten_inference_requests_total)
 	stop_tapir
 	rmdir "$w" "$u"
-	printf 'exchanges\t%s\nrounds\t%s\nseen\t%s\n' "$PP_EXCHANGES" "$rounds" "$((s1 - s0))" \
-		>"$tmp/$name-meta.tsv"
+	printf 'exchanges\t%s\nrounds\t%s\nseen\t%s\nhooks\t%s\n' "$PP_EXCHANGES" "$rounds" \
+		"$((s1 - s0))" "$HOOKS" >"$tmp/$name-meta.tsv"
 	log "$name: $(awk '{ r += $1 / $2 } END { printf "mean ratio %.3f", r / NR }' "$tmp/$name.tsv"), tapir saw $((s1 - s0)) of $((PP_EXCHANGES * rounds))"
 }
 # pingpong's client is in the watched cgroup too: with outbound requests followed (the default)

@@ -50,11 +50,13 @@ def test_every_program_is_attached_on_this_kernel(daemon):
                  for sc in ("read", "readv", "recvfrom", "recvmsg", "write", "writev", "sendto",
                             "sendmsg", "sendfile64")}
     sock_progs = {"sock_recv", "sock_send"}
+    fexit_progs = {"fexit_tcp_sendmsg"}
     skb_progs = {"http_skb_in", "http_skb_out"}
     assert "http_sock_state" in names
-    want = {"syscall": sys_progs, "socket": sock_progs}.get(forced, skb_progs)
+    want = {"syscall": sys_progs, "socket": sock_progs, "fexit": fexit_progs}.get(forced,
+                                                                              skb_progs)
     assert want <= names, f"--bpf-hooks {forced}: {sorted(names)}"
-    for other in (sys_progs, sock_progs, skb_progs):
+    for other in (sys_progs, sock_progs, fexit_progs, skb_progs):
         if other is not want:
             assert not other & names, f"{sorted(other & names)} beside the {forced} hooks"
     detached = [l["program"] for l, v in progs if v != 1]

@@ -1616,6 +1616,23 @@ static int check_feature(const char *feature, int variant, FILE *out, int *opt_b
 				bad = 1;
 			}
 			bpf_link__destroy(link);
+		} else if (set == TAPIR_HOOKS_SKB) {
+			/* As the daemon tries them before it picks them (skb_hang_works()). */
+			char root[512];
+			int fd = cgroup2_root(root, sizeof(root))
+					 ? open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+					 : -1;
+
+			link = fd >= 0 ? bpf_program__attach_cgroup(p, fd) : NULL;
+			if (!link) {
+				snprintf(verdict, sizeof(verdict), "loaded, attach REFUSED: %s",
+					 fd >= 0 ? strerror(errno) : "no cgroup v2 hierarchy");
+				result = verdict;
+				bad = 1;
+			}
+			bpf_link__destroy(link);
+			if (fd >= 0)
+				close(fd);
 		}
 		if (bad && (set == TAPIR_HOOKS_SOCKET || set == TAPIR_HOOKS_FEXIT ||
 			    set == TAPIR_HOOKS_SKB))
