@@ -906,35 +906,48 @@ undo:
 }
 
 /*
- * Whether the loaded socket-buffer programs can hang on a cgroup: tried on the cgroup v2 root
- * (where they hang when every cgroup is watched) and taken down at once. A kernel or a security
- * policy that refuses it would leave every watched cgroup unseen: the socket hooks serve then.
+ * Whether the loaded socket-buffer program @p can hang on a cgroup (0, else -errno): tried on the
+ * cgroup v2 root (where it hangs when every cgroup is watched) and taken down at once. A kernel
+ * or a security policy that refuses it would leave every watched cgroup unseen: the socket
+ * hooks serve then.
  */
-static bool skb_hang_works(const struct tapir_loader *l)
+static int skb_try_root(struct bpf_program *p)
 {
-	struct bpf_program *p;
 	struct bpf_link *link;
 	char root[512];
 	int fd, err = 0;
 
 	if (!cgroup2_root(root, sizeof(root)))
-		return false;
+		return -ENOENT;
 	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return false;
-	bpf_object__for_each_program (p, l->http.obj) {
-		if (err || prog_hooks(p) != TAPIR_HOOKS_SKB || !bpf_program__autoload(p))
-			continue;
-		link = bpf_program__attach_cgroup(p, fd);
-		if (!link)
-			err = -errno;
-		bpf_link__destroy(link);
-	}
+		return -errno;
+	link = bpf_program__attach_cgroup(p, fd);
+	if (!link)
+		err = -errno;
+	bpf_link__destroy(link);
 	close(fd);
-	if (err)
-		pr_warn("http: the socket-buffer hooks cannot hang on cgroup %s: %s", root,
-			strerror(-err));
-	return !err;
+	return err;
+}
+
+/* skb_try_root() for each loaded socket-buffer program of the HTTP object. */
+static bool skb_hang_works(const struct tapir_loader *l)
+{
+	struct bpf_program *p;
+	int err;
+
+	bpf_object__for_each_program (p, l->http.obj) {
+		if (prog_hooks(p) != TAPIR_HOOKS_SKB || !bpf_program__autoload(p))
+			continue;
+		err = skb_try_root(p);
+		if (err) {
+			pr_warn("http: the socket-buffer hooks cannot hang on the cgroup v2 root: "
+				"%s",
+				strerror(-err));
+			return false;
+		}
+	}
+	return true;
 }
 
 /*
@@ -1616,23 +1629,12 @@ static int check_feature(const char *feature, int variant, FILE *out, int *opt_b
 				bad = 1;
 			}
 			bpf_link__destroy(link);
-		} else if (set == TAPIR_HOOKS_SKB) {
+		} else if (set == TAPIR_HOOKS_SKB && (err = skb_try_root(p))) {
 			/* As the daemon tries them before it picks them (skb_hang_works()). */
-			char root[512];
-			int fd = cgroup2_root(root, sizeof(root))
-					 ? open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-					 : -1;
-
-			link = fd >= 0 ? bpf_program__attach_cgroup(p, fd) : NULL;
-			if (!link) {
-				snprintf(verdict, sizeof(verdict), "loaded, attach REFUSED: %s",
-					 fd >= 0 ? strerror(errno) : "no cgroup v2 hierarchy");
-				result = verdict;
-				bad = 1;
-			}
-			bpf_link__destroy(link);
-			if (fd >= 0)
-				close(fd);
+			snprintf(verdict, sizeof(verdict), "loaded, attach REFUSED: %s",
+				 strerror(-err));
+			result = verdict;
+			bad = 1;
 		}
 		if (bad && (set == TAPIR_HOOKS_SOCKET || set == TAPIR_HOOKS_FEXIT ||
 			    set == TAPIR_HOOKS_SKB))
