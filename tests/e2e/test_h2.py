@@ -330,7 +330,11 @@ def test_h2c_upgrade(daemon, slot):
         wait_port(port, proc=srv)
         m = slot.model
         fmt = "%{http_code} %{size_download} %{http_version} %{size_request}\n"
-        runs = [["/small", "/big", "/missing"], ["/big"], ["/missing", "/small"]]
+        # A GET that asks for the upgrade is not /big: hypercorn sends the first 64 KiB of
+        # stream 1 right behind its 101, and curl 7.88 fails (exit 16) when more than 32 KiB
+        # arrive with the 101 ("buffer size is too small ... following HTTP Upgrade"), about
+        # one run in ten without tapir. /medium (20,000 bytes) still spans two DATA frames.
+        runs = [["/small", "/big", "/missing"], ["/medium"], ["/missing", "/small"]]
         codes, size, head = collections.Counter(), 0, 0
         for paths in runs:
             argv = ["curl", "-s", "--http2"]

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
 """An ASGI app for hypercorn, which takes h2c upgrades (RFC 7540 3.2): /small answers 10 bytes,
-/big 100,000, /echo the request body back, anything else 404 with 9 bytes."""
+/medium 20,000, /big 100,000, /echo the request body back, anything else 404 with 9 bytes."""
 
 
 async def app(scope, receive, send):
@@ -18,6 +18,8 @@ async def app(scope, receive, send):
         out = b"hello, h2\n"
     elif path == "/big":
         out = b"b" * 100000
+    elif path == "/medium":
+        out = b"m" * 20000
     elif path == "/echo":
         out = body
     else:
