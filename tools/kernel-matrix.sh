@@ -54,7 +54,7 @@ done
 	die "build first: make all build/tests/http_client build/tools/llm_server"
 mkdir -p "$OUT"
 : >"$OUT/NOTES"
-rm -f "$OUT"/*.timed-out.log "$OUT"/*.died.log
+rm -f "$OUT"/*.timed-out.log "$OUT"/*.died.log "$OUT"/*.kvm-failed.log
 
 # --- the mirror, read from this machine's apt sources (never written into the repository) -------
 
@@ -263,17 +263,46 @@ accel() { # KVM where this machine offers it, else TCG (slower, but everywhere)
 	fi
 }
 
+# run_qemu ID VMLINUZ: one boot, the guest's console in $OUT/ID.log; qemu's exit code. KVM that
+# passed accel()'s probe can still stop a guest in its kernel: a nested hypervisor that cannot
+# emulate an instruction the decompressor runs ("KVM internal error ... emulation failure").
+# qemu then pauses the guest instead of exiting, so the console is watched for it, and such a
+# boot is stopped at once and returns 199.
+run_qemu() {
+	local id=$1 kernel=$2 pid rc=0
+	# No NIC: the guest only needs loopback, and iPXE's boot ROM costs seconds under TCG. The
+	# kernel hands KEY=VALUE words it does not know to /init as its environment.
+	# shellcheck disable=SC2086 # $ACCEL is a list of options
+	timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -nographic -no-reboot -m 1G -smp "$SMP" $ACCEL \
+		-nic none -kernel "$kernel" -initrd "$OUT/initramfs.cpio.gz" \
+		-append "console=ttyS0 panic=-1 quiet loglevel=4 MATRIX_SERVERS=${MATRIX_SERVERS// /,}" \
+		</dev/null >"$OUT/$id.log" 2>&1 &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ "${ACCEL#*kvm}" != "$ACCEL" ] && grep -aq 'KVM internal error' "$OUT/$id.log"; then
+			kill "$pid" 2>/dev/null || true
+			wait "$pid" || true
+			return 199
+		fi
+		sleep 1
+	done
+	wait "$pid" || rc=$?
+	return "$rc"
+}
+
 boot() { # boot ID VMLINUZ: the guest's console in $OUT/ID.log
-	local id=$1 kernel=$2 start=$SECONDS rc=0 try
-	for try in 1 2; do
+	local id=$1 kernel=$2 start=$SECONDS rc=0 try=1
+	while [ "$try" -le 2 ]; do
 		rc=0
-		# No NIC: the guest only needs loopback, and iPXE's boot ROM costs seconds under
-		# TCG. The kernel hands KEY=VALUE words it does not know to /init as its environment.
-		# shellcheck disable=SC2086 # $ACCEL is a list of options
-		timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -nographic -no-reboot -m 1G -smp "$SMP" $ACCEL \
-			-nic none -kernel "$kernel" -initrd "$OUT/initramfs.cpio.gz" \
-			-append "console=ttyS0 panic=-1 quiet loglevel=4 MATRIX_SERVERS=${MATRIX_SERVERS// /,}" \
-			</dev/null >"$OUT/$id.log" 2>&1 || rc=$?
+		run_qemu "$id" "$kernel" || rc=$?
+		if [ "$rc" -eq 199 ]; then
+			# This boot again under TCG, and this kernel's later ones (a subshell's ACCEL).
+			mv "$OUT/$id.log" "$OUT/$id.kvm-failed.log"
+			log "$id: KVM stopped the guest (KVM internal error); booting it under TCG"
+			echo "$id: KVM stopped the guest (console in $id.kvm-failed.log); booted under TCG" >>"$OUT/NOTES"
+			ACCEL="-accel tcg -cpu max"
+			continue
+		fi
 		echo "MATRIX-BOOT seconds=$((SECONDS - start)) qemu_rc=$rc" >>"$OUT/$id.log"
 		# A guest that went silent until the timeout, with no result at all, is booted once
 		# more: an emulated guest on a loaded host can stall. Its console is kept, and the
@@ -288,6 +317,7 @@ boot() { # boot ID VMLINUZ: the guest's console in $OUT/ID.log
 			log "$id: the guest ended with $(grep -ac '^MATRIX-RESULT' "$OUT/$id.died.log") of $RUNS results (qemu exit $rc); its console's last lines:"
 			grep -av '^tapir|' "$OUT/$id.died.log" | tail -n 25 | tr -d '\r' | sed 's/^/kernel-matrix:   /' >&2
 			echo "$id: the first guest died after $(grep -ac '^MATRIX-RESULT' "$OUT/$id.died.log") of $RUNS results; booted again (console in $id.died.log)" >>"$OUT/NOTES"
+			try=$((try + 1))
 			continue
 		fi
 		if [ "$rc" -ne 124 ] || grep -aq '^MATRIX-RESULT' "$OUT/$id.log" || [ "$try" -eq 2 ]; then
@@ -297,6 +327,7 @@ boot() { # boot ID VMLINUZ: the guest's console in $OUT/ID.log
 		log "$id: the guest produced no result in $TIMEOUT s (last: $(grep -a -E '^(matrix-guest|tapir\|)' \
 			"$OUT/$id.timed-out.log" | tail -n 1 | tr -d '\r')); booting it once more"
 		echo "$id: first boot timed out after $TIMEOUT s without a result; booted again (console in $id.timed-out.log)" >>"$OUT/NOTES"
+		try=$((try + 1))
 	done
 	log "$id: guest finished in $((SECONDS - start)) s"
 }
