@@ -7,6 +7,7 @@ picked up mid-way; an h2c upgrade (hypercorn, curl --http2) counts its first req
 import collections
 import os
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -251,6 +252,80 @@ def test_nghttpd_h2load_and_curl(daemon, slot, tmp_path):
     assert s.value(INFLIGHT, model_name=m) == 0
     assert s.value(GRPC, model_name=m) == 0
     assert_no_loss(s, before)
+
+
+def h2_gets(port, path, extra_headers):
+    """GETs of @path on one HTTP/2 connection with prior knowledge (python's h2, the HTTP/2 of
+    hypercorn), one after another, each with its list of extra headers (sent never indexed,
+    so no HPACK table changes); [(status, DATA bytes)] as the client got them."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    from hpack import NeverIndexedHeaderTuple
+
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    got = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        for extra in extra_headers:
+            sid = conn.get_next_available_stream_id()
+            head = [(":method", "GET"), (":path", path), (":scheme", "http"),
+                    (":authority", f"127.0.0.1:{port}")]
+            conn.send_headers(sid, head + [NeverIndexedHeaderTuple(k, v) for k, v in extra],
+                              end_stream=True)
+            sock.sendall(conn.data_to_send())
+            status, size, ended = None, 0, False
+            while not ended:
+                data = sock.recv(65536)
+                assert data, "nghttpd closed the connection"
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
+                        status = int(dict(ev.headers)[b":status"])
+                    elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
+                        size += len(ev.data)
+                        conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+                    elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
+                        ended = True
+                sock.sendall(conn.data_to_send())
+            got.append((status, size))
+        conn.close_connection()
+        sock.sendall(conn.data_to_send())
+    return got
+
+
+def test_header_block_over_16k_is_a_request_lost(daemon, slot, tmp_path):
+    """One connection: a GET, a GET whose header block is over 16 KiB (HEADERS and a
+    CONTINUATION), a GET. The kernel gives the long block up (tapir_parse_failures_total
+    {reason="http2_header_block"}), so no request opens for it; its answer then counts
+    tapir_http2_lost_total{reason="unmatched_response"}, and the two around it are counted
+    as the client got them."""
+    before = daemon.scrape()
+    port, _ = nghttpd(slot, tmp_path)
+    m = slot.model
+    # 30,000 hex digits: HPACK's Huffman code takes them to about 21 KiB, still over 16.
+    got = h2_gets(port, "/small.txt", [[], [("x-big", os.urandom(15000).hex())], []])
+    assert [g[0] for g in got] == [200, 200, 200], got
+    fail = "tapir_parse_failures_total"
+    unmatched = {"reason": "unmatched_response"}
+    s = daemon.wait_for(lambda s: s.value(H2_LOST, **unmatched)
+                        > before.value(H2_LOST, **unmatched), timeout=10,
+                        what="the long block's answer")
+    time.sleep(0.3)
+    s = daemon.scrape()
+    assert s.value(REQ, model_name=m) == 2
+    assert s.value(REQ, model_name=m, status_code="200") == 2
+    assert s.value(RESP_SIZE + "_sum", model_name=m) == got[0][1] + got[2][1]
+    assert s.value(INFLIGHT, model_name=m) == 0
+    assert s.value(H2_LOST, **unmatched) - before.value(H2_LOST, **unmatched) == 1
+    assert s.value(fail, reason="http2_header_block") - \
+        before.value(fail, reason="http2_header_block") == 1
+    # The long block itself is the one not decoded in full; nothing else is lost (no HPACK
+    # entry was missed, and the connection is still walked).
+    assert s.value(H2_LOST, reason="undecoded_header_block") - \
+        before.value(H2_LOST, reason="undecoded_header_block") == 1
+    assert s.value(H2_LOST) - before.value(H2_LOST) == 2, s.select(H2_LOST)
+    assert s.value(fail) - before.value(fail) == 1, s.select(fail)
 
 
 def test_connection_open_before_start_is_picked_up(tmp_path, cgroot):

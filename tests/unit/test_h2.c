@@ -405,10 +405,50 @@ static void test_picked_up_mid_way(void **state)
 	assert_int_equal(d.r[0].stream_id, 7);
 	assert_int_equal(d.r[0].status, 200);
 	assert_string_equal(d.r[0].path, "/");
+	assert_int_equal(st->unmatched, 0); /* the answers of 3 and 5 were before_start's */
 	/* Stream 9's request block was lost: not one begun before the pick-up. */
 	block(c, TAPIR_H2_RESPONSE, 9, TAPIR_H2_END_STREAM, ok, sizeof(ok), 8);
 	assert_int_equal(st->unseen_ended, 2);
+	assert_int_equal(st->unmatched, 1);
 	assert_int_equal(d.n, 1);
+	tapir_h2_conn__free(c);
+}
+
+/* A final answer to a stream whose request block never came is a request lost (the kernel lost
+ * the block, or the records came out of order): counted once, not a 100 or trailers before it. */
+static void test_unmatched_answer(void **state)
+{
+	static const uint8_t ok[] = { 0x88 };				  /* :status 200 */
+	static const uint8_t nf[] = { 0x8d };				  /* :status 404 */
+	static const uint8_t cont[] = { 0x08, 0x03, '1', '0', '0' };	  /* :status 100, literal */
+	static const uint8_t trailers[] = { 0x40, 0x01, 'x', 0x01, 'y' }; /* x: y, no :status */
+	static const uint8_t req[] = { 0x82, 0x84 };			  /* :method GET, :path / */
+	static struct done d;
+	struct tapir_h2_conn *c = tapir_h2_conn__new(on_done, &d);
+	const struct tapir_h2_stats *st = tapir_h2_conn__stats(c);
+
+	(void)state;
+	memset(&d, 0, sizeof(d));
+	assert_non_null(c);
+	block(c, TAPIR_H2_REQUEST, 1, TAPIR_H2_END_STREAM, req, sizeof(req), 1);
+	block(c, TAPIR_H2_REQUEST, 5, TAPIR_H2_END_STREAM, req, sizeof(req), 2);
+	/* Stream 3's request was lost: its 100, then its answer, then its trailers. */
+	block(c, TAPIR_H2_RESPONSE, 3, 0, cont, sizeof(cont), 3);
+	assert_int_equal(st->unmatched, 0);
+	block(c, TAPIR_H2_RESPONSE, 3, 0, nf, sizeof(nf), 4);
+	assert_int_equal(st->unmatched, 1);
+	block(c, TAPIR_H2_RESPONSE, 3, TAPIR_H2_END_STREAM, trailers, sizeof(trailers), 5);
+	assert_int_equal(st->unmatched, 1);
+	block(c, TAPIR_H2_RESPONSE, 1, TAPIR_H2_END_STREAM, ok, sizeof(ok), 6);
+	block(c, TAPIR_H2_RESPONSE, 5, TAPIR_H2_END_STREAM, ok, sizeof(ok), 7);
+	assert_int_equal(d.n, 2);
+	/* A pushed stream's answer (even: the server opened it) owes no request. */
+	block(c, TAPIR_H2_RESPONSE, 2, TAPIR_H2_END_STREAM, ok, sizeof(ok), 7);
+	assert_int_equal(st->unmatched, 1);
+	/* A request again on stream 1, over: not a new stream, and no answer is owed. */
+	block(c, TAPIR_H2_REQUEST, 1, TAPIR_H2_END_STREAM, req, sizeof(req), 8);
+	assert_int_equal(st->unmatched, 1);
+	assert_int_equal(tapir_h2_conn__open_streams(c), 0);
 	tapir_h2_conn__free(c);
 }
 
@@ -495,6 +535,7 @@ static void test_reset_goaway_close(void **state)
 
 static void test_stream_bound(void **state)
 {
+	static const uint8_t ok[] = { 0x88 }; /* :status 200 */
 	static struct done d;
 	nghttp2_hd_deflater *req;
 	struct tapir_h2_conn *c = tapir_h2_conn__new(on_done, &d);
@@ -512,6 +553,13 @@ static void test_stream_bound(void **state)
 	assert_int_equal(tapir_h2_conn__stats(c)->unknown_stream, 1);
 	assert_int_equal(tapir_h2_conn__data(c, TAPIR_H2_RESPONSE, 1, 5, 1, 1001), 0);
 	assert_int_equal(d.n, 1);
+	/* The answers of the 44 not followed are theirs, counted once (streams_limit); one more
+	 * is an answer whose request never came. */
+	for (i = TAPIR_H2_MAX_STREAMS; i < TAPIR_H2_MAX_STREAMS + 44; i++)
+		block(c, TAPIR_H2_RESPONSE, 2 * i + 1, TAPIR_H2_END_STREAM, ok, sizeof(ok), 1002);
+	assert_int_equal(tapir_h2_conn__stats(c)->unmatched, 0);
+	block(c, TAPIR_H2_RESPONSE, 2 * 400 + 1, TAPIR_H2_END_STREAM, ok, sizeof(ok), 1003);
+	assert_int_equal(tapir_h2_conn__stats(c)->unmatched, 1);
 	assert_int_equal(tapir_h2_conn__close(c, 2000), 0);
 	assert_int_equal(d.n, TAPIR_H2_MAX_STREAMS);
 	nghttp2_hd_deflate_del(req);
@@ -612,6 +660,7 @@ int main(void)
 		cmocka_unit_test(test_mid_connection),
 		cmocka_unit_test(test_static_fallback),
 		cmocka_unit_test(test_picked_up_mid_way),
+		cmocka_unit_test(test_unmatched_answer),
 		cmocka_unit_test(test_interim_and_trailers),
 		cmocka_unit_test(test_reset_goaway_close),
 		cmocka_unit_test(test_stream_bound),

@@ -23,6 +23,7 @@ static const char *const lost_reason[TAPIR_H2_LOST_REASONS] = {
 	[TAPIR_H2_LOST_UNDECODED] = "undecoded_header_block",
 	[TAPIR_H2_LOST_CONNS] = "connections_limit",
 	[TAPIR_H2_LOST_BEFORE_START] = "before_start",
+	[TAPIR_H2_LOST_UNMATCHED] = "unmatched_response",
 };
 
 struct tapir_grpc_metrics *tapir_grpc_metrics__new(struct tapir_registry *r)

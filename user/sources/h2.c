@@ -285,10 +285,11 @@ struct tapir_h2_conn {
 	struct h2_dir dir[2];
 	struct h2_stream **streams; /* sorted by stream id */
 	size_t n, cap;
-	uint32_t max_opened;   /* highest stream id the client opened */
-	uint32_t first_opened; /* the first stream followed: below it, begun before (mid-way) */
-	int mid;	       /* picked up mid-way: a request block needs a decoded :method */
-	uint8_t *scratch;      /* a rewritten block */
+	uint32_t max_opened;	   /* highest stream id the client opened */
+	uint32_t first_opened;	   /* the first stream followed: below it, begun before (mid-way) */
+	int mid;		   /* picked up mid-way: a request block needs a decoded :method */
+	uint64_t dropped_answered; /* answers taken for those of streams_dropped's streams */
+	uint8_t *scratch;	   /* a rewritten block */
 	size_t scratch_cap;
 	struct tapir_h2_stats stats;
 };
@@ -395,6 +396,19 @@ static void unseen_end(struct tapir_h2_conn *c, uint32_t id)
 {
 	if (c->mid && (!c->first_opened || id < c->first_opened))
 		c->stats.unseen_ended++;
+}
+
+/* The server's final answer to stream @id, which is not followed: a request lost (its header
+ * block never came), unless the stream began before a mid-way pick-up (unseen_end()) or is one
+ * of those the table had no room for (streams_dropped, counted already). */
+static void unmatched_answer(struct tapir_h2_conn *c, uint32_t id)
+{
+	if (c->mid && (!c->first_opened || id < c->first_opened))
+		return;
+	if (c->dropped_answered < c->stats.streams_dropped)
+		c->dropped_answered++;
+	else
+		c->stats.unmatched++;
 }
 
 void tapir_h2_conn__mid(struct tapir_h2_conn *c)
@@ -565,6 +579,8 @@ static void apply_block(struct tapir_h2_conn *c, int dir, uint32_t id, unsigned 
 		c->stats.unknown_stream++;
 		if (flags & TAPIR_H2_END_STREAM)
 			unseen_end(c, id);
+		if (f->status >= 200 && (id & 1)) /* even: a stream the server pushed */
+			unmatched_answer(c, id);
 		return;
 	}
 	if (!full)

@@ -75,6 +75,8 @@ struct tapir_h2_stats {
 	uint64_t unknown_stream;   /* blocks, DATA, RST_STREAM for a stream not followed */
 	uint64_t unseen_ended;	   /* on a connection picked up mid-way: streams begun before it
 				    * (below the first followed) that the server ended */
+	uint64_t unmatched;	   /* final answers of streams whose request was never seen (its
+				    * header block lost), past streams_dropped's */
 };
 
 struct tapir_h2_conn;

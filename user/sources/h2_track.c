@@ -21,6 +21,7 @@ struct tapir_h2_track {
 	uint64_t lost[TAPIR_H2_LOST_REASONS];
 	uint64_t undecoded_seen; /* blocks_undecoded of connections already freed */
 	uint64_t unseen_seen;	 /* unseen_ended of connections already freed */
+	uint64_t unmatched_seen; /* unmatched of connections already freed */
 	tapir_h2_track_fn done;
 	void *ctx;
 };
@@ -76,6 +77,7 @@ static void drop(struct tapir_h2_track *t, struct conn **p, int report, uint64_t
 	t->lost[TAPIR_H2_LOST_STREAMS] += st->streams_dropped;
 	t->undecoded_seen += st->blocks_undecoded;
 	t->unseen_seen += st->unseen_ended;
+	t->unmatched_seen += st->unmatched;
 	tapir_h2_conn__free(c->h2);
 	*p = c->next;
 	free(c);
@@ -196,6 +198,7 @@ void tapir_h2_track__lost(const struct tapir_h2_track *t, uint64_t *lost)
 	memcpy(lost, t->lost, sizeof(t->lost));
 	lost[TAPIR_H2_LOST_UNDECODED] = t->undecoded_seen;
 	lost[TAPIR_H2_LOST_BEFORE_START] = t->unseen_seen;
+	lost[TAPIR_H2_LOST_UNMATCHED] = t->unmatched_seen;
 	for (i = 0; i < BUCKETS; i++)
 		for (c = t->bucket[i]; c; c = c->next) {
 			lost[TAPIR_H2_LOST_UNDECODED] +=
@@ -203,6 +206,7 @@ void tapir_h2_track__lost(const struct tapir_h2_track *t, uint64_t *lost)
 			lost[TAPIR_H2_LOST_STREAMS] += tapir_h2_conn__stats(c->h2)->streams_dropped;
 			lost[TAPIR_H2_LOST_BEFORE_START] +=
 				tapir_h2_conn__stats(c->h2)->unseen_ended;
+			lost[TAPIR_H2_LOST_UNMATCHED] += tapir_h2_conn__stats(c->h2)->unmatched;
 		}
 }
 

@@ -32,6 +32,7 @@ enum {
 	TAPIR_H2_LOST_UNDECODED,    /* header blocks not decoded in full (HPACK state unknown) */
 	TAPIR_H2_LOST_CONNS,	    /* connections beyond the table's room */
 	TAPIR_H2_LOST_BEFORE_START, /* streams of a connection picked up mid-way that had begun */
+	TAPIR_H2_LOST_UNMATCHED,    /* answers to streams whose request block never came */
 	TAPIR_H2_LOST_REASONS,
 };
 
