@@ -209,8 +209,10 @@ finish() {
 	result=PASS
 	[ -n "$why" ] && result=FAIL
 	if [ "$result" != PASS ] && [ -s "$TMP/metrics" ]; then
-		echo "---- last scrape: series of the test cgroups and loss counters above 0"
-		grep -E '^(baseten_(inference_requests_total|re(quest|sponse)_size_bytes_(sum|count)|llm_(in|out)put_tokens_total)\{.*model_name="matrix|tapir_llm_usage_estimated_total\{.*model_name="matrix|tapir_outbound_requests_total\{.*model_name="matrix|tapir_(records_lost|parse_failures|connections_evicted|records_unlabelled|llm_requests_unparsed|llm_payload_lost|http2_lost|ignored_connections)_total)' \
+		# Requests still in flight (an HTTP/2 stream never ended) and the records tapir
+		# drained, besides the counts and losses.
+		echo "---- last scrape: series of the test cgroups, records drained and loss counters above 0"
+		grep -E '^(baseten_(inference_requests_total|concurrent_requests|re(quest|sponse)_size_bytes_(sum|count)|llm_(in|out)put_tokens_total)\{.*model_name="matrix|tapir_records_total|tapir_llm_usage_estimated_total\{.*model_name="matrix|tapir_outbound_requests_total\{.*model_name="matrix|tapir_(records_lost|parse_failures|connections_evicted|records_unlabelled|llm_requests_unparsed|llm_payload_lost|http2_lost|ignored_connections)_total)' \
 			"$TMP/metrics" | grep -v ' 0$'
 	fi
 	echo "MATRIX-RESULT kernel=$KERNEL variant=${variant:-none} forced=$FORCED" \
