@@ -449,6 +449,50 @@ static void test_unmatched_answer(void **state)
 	block(c, TAPIR_H2_REQUEST, 1, TAPIR_H2_END_STREAM, req, sizeof(req), 8);
 	assert_int_equal(st->unmatched, 1);
 	assert_int_equal(tapir_h2_conn__open_streams(c), 0);
+	/* The client resets stream 7 as the server's answer crosses it: a 499, no loss. */
+	block(c, TAPIR_H2_REQUEST, 7, TAPIR_H2_END_STREAM, req, sizeof(req), 9);
+	assert_int_equal(tapir_h2_conn__rst(c, TAPIR_H2_REQUEST, 7, 8 /* CANCEL */, 10), 0);
+	block(c, TAPIR_H2_RESPONSE, 7, TAPIR_H2_END_STREAM, ok, sizeof(ok), 11);
+	assert_int_equal(d.n, 3);
+	assert_int_equal(st->unmatched, 1);
+	/* Stream 9 skipped (ids 9 and 11 never opened), 13 opened: 9's answer is a loss. */
+	block(c, TAPIR_H2_REQUEST, 13, TAPIR_H2_END_STREAM, req, sizeof(req), 12);
+	block(c, TAPIR_H2_RESPONSE, 9, TAPIR_H2_END_STREAM, ok, sizeof(ok), 13);
+	assert_int_equal(st->unmatched, 2);
+	/* 3,000 streams on: 7 and 3965 (the id 6013's bit stands for too) are too far back to
+	 * tell; 6011, passed over, is a loss. */
+	block(c, TAPIR_H2_REQUEST, 6013, TAPIR_H2_END_STREAM, req, sizeof(req), 14);
+	block(c, TAPIR_H2_RESPONSE, 7, TAPIR_H2_END_STREAM, ok, sizeof(ok), 15);
+	block(c, TAPIR_H2_RESPONSE, 6013 - 2 * 1024, TAPIR_H2_END_STREAM, ok, sizeof(ok), 16);
+	assert_int_equal(st->unmatched, 2);
+	block(c, TAPIR_H2_RESPONSE, 6011, TAPIR_H2_END_STREAM, ok, sizeof(ok), 17);
+	assert_int_equal(st->unmatched, 3);
+	tapir_h2_conn__free(c);
+}
+
+/* An h2c upgrade seen late: stream 1 is the 101's request, not followed; its answer owes
+ * nothing, and the streams after it are requests as any. */
+static void test_upgrade_late(void **state)
+{
+	static const uint8_t ok[] = { 0x88 };	     /* :status 200 */
+	static const uint8_t req[] = { 0x82, 0x84 }; /* :method GET, :path / */
+	static struct done d;
+	struct tapir_h2_conn *c = tapir_h2_conn__new(on_done, &d);
+	const struct tapir_h2_stats *st = tapir_h2_conn__stats(c);
+
+	(void)state;
+	memset(&d, 0, sizeof(d));
+	assert_non_null(c);
+	assert_int_equal(tapir_h2_conn__upgrade_late(c), 0);
+	block(c, TAPIR_H2_RESPONSE, 1, TAPIR_H2_END_STREAM, ok, sizeof(ok), 1);
+	assert_int_equal(d.n, 0);
+	assert_int_equal(st->unmatched, 0);
+	block(c, TAPIR_H2_REQUEST, 3, TAPIR_H2_END_STREAM, req, sizeof(req), 2);
+	block(c, TAPIR_H2_RESPONSE, 3, TAPIR_H2_END_STREAM, ok, sizeof(ok), 3);
+	assert_int_equal(d.n, 1);
+	assert_int_equal(d.r[0].stream_id, 3);
+	assert_int_equal(st->unmatched, 0);
+	assert_int_equal(tapir_h2_conn__upgrade_late(c), -EEXIST);
 	tapir_h2_conn__free(c);
 }
 
@@ -661,6 +705,7 @@ int main(void)
 		cmocka_unit_test(test_static_fallback),
 		cmocka_unit_test(test_picked_up_mid_way),
 		cmocka_unit_test(test_unmatched_answer),
+		cmocka_unit_test(test_upgrade_late),
 		cmocka_unit_test(test_interim_and_trailers),
 		cmocka_unit_test(test_reset_goaway_close),
 		cmocka_unit_test(test_stream_bound),

@@ -279,17 +279,21 @@ struct h2_stream {
 	uint8_t final; /* the final response's headers were seen: what follows is trailers */
 };
 
+#define SEEN_IDS 1024 /* the client's latest streams whose request was seen, remembered */
+
 struct tapir_h2_conn {
 	tapir_h2_done_fn done;
 	void *ctx;
 	struct h2_dir dir[2];
 	struct h2_stream **streams; /* sorted by stream id */
 	size_t n, cap;
-	uint32_t max_opened;	   /* highest stream id the client opened */
-	uint32_t first_opened;	   /* the first stream followed: below it, begun before (mid-way) */
-	int mid;		   /* picked up mid-way: a request block needs a decoded :method */
-	uint64_t dropped_answered; /* answers taken for those of streams_dropped's streams */
-	uint8_t *scratch;	   /* a rewritten block */
+	uint32_t max_opened;   /* highest stream id the client opened */
+	uint32_t first_opened; /* the first stream followed: below it, begun before (mid-way) */
+	int mid;	       /* picked up mid-way: a request block needs a decoded :method */
+	/* Of the 2 * SEEN_IDS stream ids up to max_opened, the client's that opened a request
+	 * (followed, over already, or beyond the table's room): bit (id / 2) % SEEN_IDS. */
+	uint64_t seen[SEEN_IDS / 64];
+	uint8_t *scratch; /* a rewritten block */
 	size_t scratch_cap;
 	struct tapir_h2_stats stats;
 };
@@ -398,22 +402,60 @@ static void unseen_end(struct tapir_h2_conn *c, uint32_t id)
 		c->stats.unseen_ended++;
 }
 
+static void seen_set(struct tapir_h2_conn *c, uint32_t id, int on)
+{
+	uint32_t i = (id >> 1) % SEEN_IDS;
+
+	if (on)
+		c->seen[i / 64] |= 1ULL << (i % 64);
+	else
+		c->seen[i / 64] &= ~(1ULL << (i % 64));
+}
+
+/* The client opened stream @id, above max_opened: the ids it passed over opened nothing. */
+static void client_opened(struct tapir_h2_conn *c, uint32_t id)
+{
+	uint32_t k;
+
+	if (id - c->max_opened >= 2 * SEEN_IDS)
+		memset(c->seen, 0, sizeof(c->seen));
+	else
+		for (k = c->max_opened + 1; k < id; k++)
+			if (k & 1)
+				seen_set(c, k, 0);
+	seen_set(c, id, 1);
+	c->max_opened = id;
+	if (!c->first_opened)
+		c->first_opened = id;
+}
+
 /* The server's final answer to stream @id, which is not followed: a request lost (its header
- * block never came), unless the stream began before a mid-way pick-up (unseen_end()) or is one
- * of those the table had no room for (streams_dropped, counted already). */
+ * block never came), unless the stream began before a mid-way pick-up (unseen_end()), or its
+ * request was seen (a client's RST_STREAM crossed the answer; one beyond the table's room,
+ * counted as streams_limit), or it is too far below the latest to tell. */
 static void unmatched_answer(struct tapir_h2_conn *c, uint32_t id)
 {
+	uint32_t i = (id >> 1) % SEEN_IDS;
+
 	if (c->mid && (!c->first_opened || id < c->first_opened))
 		return;
-	if (c->dropped_answered < c->stats.streams_dropped)
-		c->dropped_answered++;
-	else
-		c->stats.unmatched++;
+	if (id <= c->max_opened &&
+	    (c->max_opened - id >= 2 * SEEN_IDS || (c->seen[i / 64] >> (i % 64) & 1)))
+		return;
+	c->stats.unmatched++;
 }
 
 void tapir_h2_conn__mid(struct tapir_h2_conn *c)
 {
 	c->mid = 1;
+}
+
+int tapir_h2_conn__upgrade_late(struct tapir_h2_conn *c)
+{
+	if (c->n || c->max_opened)
+		return -EEXIST;
+	client_opened(c, 1);
+	return 0;
 }
 
 int tapir_h2_conn__upgrade(struct tapir_h2_conn *c, uint64_t now_ns)
@@ -425,8 +467,7 @@ int tapir_h2_conn__upgrade(struct tapir_h2_conn *c, uint64_t now_ns)
 	s = stream_open(c, 1);
 	if (!s)
 		return -ENOMEM;
-	c->max_opened = 1;
-	c->first_opened = 1;
+	client_opened(c, 1);
 	s->r.start_ns = now_ns;
 	s->r.flags |= TAPIR_H2_R_UPGRADE | TAPIR_H2_R_REQ_ENDED;
 	return 0;
@@ -563,9 +604,7 @@ static void apply_block(struct tapir_h2_conn *c, int dir, uint32_t id, unsigned 
 			c->stats.unknown_stream++;
 			return;
 		}
-		c->max_opened = id;
-		if (!c->first_opened)
-			c->first_opened = id;
+		client_opened(c, id);
 		s = stream_open(c, id);
 		if (!s)
 			return;

@@ -75,8 +75,8 @@ struct tapir_h2_stats {
 	uint64_t unknown_stream;   /* blocks, DATA, RST_STREAM for a stream not followed */
 	uint64_t unseen_ended;	   /* on a connection picked up mid-way: streams begun before it
 				    * (below the first followed) that the server ended */
-	uint64_t unmatched;	   /* final answers of streams whose request was never seen (its
-				    * header block lost), past streams_dropped's */
+	uint64_t unmatched;	   /* final answers to the client's streams whose request was
+				    * never seen (its header block lost) */
 };
 
 struct tapir_h2_conn;
@@ -119,6 +119,9 @@ int tapir_h2_conn__upgrade(struct tapir_h2_conn *c, uint64_t now_ns);
  * unknown, and a request block that does not decode a :method opens no stream.
  */
 void tapir_h2_conn__mid(struct tapir_h2_conn *c);
+/* An h2c upgrade seen late (TAPIR_H2_OPEN_UPGRADE_LATE): stream 1 is the 101's request, counted
+ * as that, and not followed; its answer is no request lost. -EEXIST once streams began. */
+int tapir_h2_conn__upgrade_late(struct tapir_h2_conn *c);
 /* The connection ended: every stream still open ends TAPIR_H2_OUT_CLOSED. */
 int tapir_h2_conn__close(struct tapir_h2_conn *c, uint64_t now_ns);
 

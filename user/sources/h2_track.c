@@ -96,6 +96,9 @@ void tapir_h2_track__free(struct tapir_h2_track *t)
 	free(t);
 }
 
+/* The connection of record @e, made if need be. One whose first record is not its
+ * TAPIR_H2R_OPEN (lost to a full ring, or no room in the table then) began unseen: it is taken
+ * as picked up mid-way. */
 static struct conn *conn_of(struct tapir_h2_track *t, const struct tapir_h2_rec *e)
 {
 	struct conn **p = find(t, e->sock), *c = *p;
@@ -124,6 +127,8 @@ static struct conn *conn_of(struct tapir_h2_track *t, const struct tapir_h2_rec 
 	c->who.tgid = e->tgid;
 	*p = c;
 	t->n++;
+	if (e->kind != TAPIR_H2R_OPEN)
+		tapir_h2_conn__mid(c->h2);
 	return c;
 }
 
@@ -141,15 +146,15 @@ int tapir_h2_track__record(struct tapir_h2_track *t, const void *data, size_t si
 		p = find(t, e->sock);
 		if (*p)
 			drop(t, p, e->kind == TAPIR_H2R_CLOSE, e->ts);
-		if (e->kind == TAPIR_H2R_OPEN && e->value == TAPIR_H2_OPEN_UPGRADE) {
-			c = conn_of(t, e);
-			if (c)
-				tapir_h2_conn__upgrade(c->h2, e->ts);
-		} else if (e->kind == TAPIR_H2R_OPEN && e->value == TAPIR_H2_OPEN_PRESTART) {
-			c = conn_of(t, e);
-			if (c)
-				tapir_h2_conn__mid(c->h2);
-		}
+		if (e->kind != TAPIR_H2R_OPEN)
+			return 0;
+		c = conn_of(t, e);
+		if (c && e->value == TAPIR_H2_OPEN_UPGRADE)
+			tapir_h2_conn__upgrade(c->h2, e->ts);
+		else if (c && e->value == TAPIR_H2_OPEN_UPGRADE_LATE)
+			tapir_h2_conn__upgrade_late(c->h2);
+		else if (c && e->value == TAPIR_H2_OPEN_PRESTART)
+			tapir_h2_conn__mid(c->h2);
 		return 0;
 	}
 	c = conn_of(t, e);
