@@ -267,7 +267,7 @@ accel() { # KVM where this machine offers it, else TCG (slower, but everywhere)
 # passed accel()'s probe can still stop a guest in its kernel: a nested hypervisor that cannot
 # emulate an instruction the decompressor runs ("KVM internal error ... emulation failure").
 # qemu then pauses the guest instead of exiting, so the console is watched for it, and such a
-# boot is stopped at once and returns 199.
+# boot is stopped at once and returns 199 (so does one whose qemu printed it and exited).
 run_qemu() {
 	local id=$1 kernel=$2 pid rc=0
 	# No NIC: the guest only needs loopback, and iPXE's boot ROM costs seconds under TCG. The
@@ -278,8 +278,9 @@ run_qemu() {
 		-append "console=ttyS0 panic=-1 quiet loglevel=4 MATRIX_SERVERS=${MATRIX_SERVERS// /,}" \
 		</dev/null >"$OUT/$id.log" 2>&1 &
 	pid=$!
+	kvm_failed() { [ "${ACCEL#*kvm}" != "$ACCEL" ] && grep -saq 'KVM internal error' "$OUT/$id.log"; }
 	while kill -0 "$pid" 2>/dev/null; do
-		if [ "${ACCEL#*kvm}" != "$ACCEL" ] && grep -aq 'KVM internal error' "$OUT/$id.log"; then
+		if kvm_failed; then
 			kill "$pid" 2>/dev/null || true
 			wait "$pid" || true
 			return 199
@@ -287,6 +288,7 @@ run_qemu() {
 		sleep 1
 	done
 	wait "$pid" || rc=$?
+	! kvm_failed || return 199
 	return "$rc"
 }
 
