@@ -1954,7 +1954,7 @@ static __always_inline int on_io(void *ctx, struct tapir_io *io, long ret, struc
 
 	if (ret <= 0) {
 		if (c && ((ret == 0 && io->dir == DIR_IN) || ret == -ECONNRESET || ret == -EPIPE))
-			c->flags |= TAPIR_CF_PEER_GONE;
+			*(volatile __u32 *)&c->peer_gone = 1;
 		return 0;
 	}
 	if (io->peek)
@@ -2086,7 +2086,7 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	if (!c)
 		return 0;
 	if (newstate == TCP_CLOSE_WAIT) {
-		c->flags |= TAPIR_CF_PEER_GONE; /* the client sent its FIN */
+		*(volatile __u32 *)&c->peer_gone = 1; /* the client sent its FIN */
 		return 0;
 	}
 	/* This side's FIN on an outbound connection may be a half-close (shutdown(SHUT_WR) after
@@ -2094,7 +2094,7 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	if (newstate == TCP_FIN_WAIT1 && (c->flags & TAPIR_CF_CLIENT))
 		return 0;
 	if (newstate == TCP_CLOSE && BPF_CORE_READ(sk, sk_err) == ECONNRESET)
-		c->flags |= TAPIR_CF_PEER_GONE; /* reset by the client */
+		*(volatile __u32 *)&c->peer_gone = 1; /* reset by the client */
 	/* With the socket-buffer hooks the answer's last segments may still wait in the send
 	 * queue behind our FIN: settled when the socket is destroyed, after they left. */
 	if (skb_on && have_destroy_tp)
@@ -2360,7 +2360,7 @@ static __always_inline int sock_io(void *ctx, struct sock *sk, long ret, int fla
 		return 0;
 	if (ret <= 0) {
 		if (c && ((ret == 0 && dir == DIR_IN) || ret == -ECONNRESET || ret == -EPIPE))
-			c->flags |= TAPIR_CF_PEER_GONE;
+			*(volatile __u32 *)&c->peer_gone = 1;
 		return 0;
 	}
 	syscall_args(&sys);
@@ -2543,8 +2543,7 @@ static __always_inline int skb_conn_walk(struct __sk_buff *skb, struct tapir_con
 	if (dir == DIR_OUT && c->state == TAPIR_CONN_NEW &&
 	    (c->flags & (TAPIR_CF_CLIENT | TAPIR_CF_PRESTART)) == 0 &&
 	    (c->seq_ok & (1 << DIR_IN)) &&
-	    (__s32)(BPF_CORE_READ(tp, rcv_nxt) - c->seq[DIR_IN] -
-		    !!(c->flags & TAPIR_CF_PEER_GONE)) > 0) {
+	    (__s32)(BPF_CORE_READ(tp, rcv_nxt) - c->seq[DIR_IN] - !!c->peer_gone) > 0) {
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_SEGMENT_GAP);
 		return 0;
 	}

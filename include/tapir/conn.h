@@ -105,7 +105,7 @@ TAPIR_INLINE void tapir_conn_finalize(TAPIR_CONN_ENV *env, struct tapir_conn *c,
 			break;
 		if (c->resp.state == TP_BODY_CLOSE)
 			outcome = TAPIR_OUT_COMPLETE;
-		else if (!(c->flags & TAPIR_CF_PEER_GONE) == !(c->flags & TAPIR_CF_CLIENT))
+		else if (!c->peer_gone == !(c->flags & TAPIR_CF_CLIENT))
 			outcome = TAPIR_OUT_SERVER_ABORT;
 		else
 			outcome = TAPIR_OUT_CLIENT_ABORT;

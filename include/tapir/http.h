@@ -18,7 +18,7 @@
 #define TAPIR_CONN_H2	    4 /* sent the HTTP/2 preface: its frames go to h2_events */
 
 /* struct tapir_conn.flags */
-#define TAPIR_CF_PEER_GONE   0x01 /* EOF, ECONNRESET or EPIPE seen: the client went away */
+/* 0x01: free (the peer's going is struct tapir_conn.peer_gone, a word of its own) */
 #define TAPIR_CF_SPOKE_HTTP  0x02 /* a whole request line was seen: this is HTTP/1.x */
 #define TAPIR_CF_NO_MORE_REQ 0x04 /* an ambiguous request: later bytes are not requests */
 #define TAPIR_CF_PRESTART    0x08 /* open before tapir started: maybe mid-request (seeded) */
@@ -78,7 +78,10 @@ struct tapir_conn {
 	__u8 answered;
 	__u16 answered_status;
 	__u32 walker; /* CPU number + 1 of the one walking a segment of it (skb_claim_try()) */
-	__u32 __pad2;
+	/* The peer went away (its FIN or reset, or a read of EOF, ECONNRESET or EPIPE). Set by
+	 * whichever CPU sees it, outside the walk's claim: a word of its own, since a bit of
+	 * flags, which the walker rewrites, could be lost between the two. */
+	__u32 peer_gone;
 	__u64 sock;	   /* its key: records name their connection */
 	__u64 answered_ns; /* the end of that answer */
 };

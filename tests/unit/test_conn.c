@@ -322,7 +322,7 @@ static void test_finalize_settles_every_pending_request(void **state)
 
 	/* The client went away: every pending request is a 499. */
 	IN(&e, &c, GET_A GET_C, 10);
-	c.flags |= TAPIR_CF_PEER_GONE;
+	c.peer_gone = 1;
 	tapir_conn_finalize(&e, &c, 20);
 	assert_int_equal(e.n, 2);
 	assert_int_equal(e.rec[0].outcome, TAPIR_OUT_CLIENT_ABORT);
@@ -676,7 +676,7 @@ static void test_outbound_server_gone_is_502(void **state)
 	/* The server closed with its answer a third written (the read of 0, or CLOSE_WAIT). */
 	SEND(&e, &c, GET_A, 10);
 	RECV(&e, &c, cut, 20);
-	c.flags |= TAPIR_CF_PEER_GONE;
+	c.peer_gone = 1;
 	tapir_conn_finalize(&e, &c, 30);
 	assert_int_equal(e.n, 1);
 	assert_int_equal(e.rec[0].outcome, TAPIR_OUT_SERVER_ABORT);
@@ -689,7 +689,7 @@ static void test_outbound_server_gone_is_502(void **state)
 	e.n = 0;
 	SEND(&e, &c, GET_A GET_C, 10);
 	assert_int_equal(c.count, 2);
-	c.flags |= TAPIR_CF_PEER_GONE;
+	c.peer_gone = 1;
 	tapir_conn_finalize(&e, &c, 20);
 	assert_int_equal(e.n, 2);
 	assert_int_equal(tapir_status_label(e.rec[0].outcome, e.rec[0].status), 502);
@@ -702,7 +702,7 @@ static void test_outbound_server_gone_is_502(void **state)
 	SEND(&e, &c, "GET /a HTTP/1.0\r\n\r\n", 10);
 	RECV(&e, &c, "HTTP/1.0 200 OK\r\n\r\nuntil the end", 20);
 	assert_int_equal(e.n, 0);
-	c.flags |= TAPIR_CF_PEER_GONE;
+	c.peer_gone = 1;
 	tapir_conn_finalize(&e, &c, 30);
 	assert_int_equal(e.n, 1);
 	assert_int_equal(e.rec[0].outcome, TAPIR_OUT_COMPLETE);
