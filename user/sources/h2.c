@@ -402,6 +402,14 @@ static void unseen_end(struct tapir_h2_conn *c, uint32_t id)
 		c->stats.unseen_ended++;
 }
 
+/* Whether stream @id opened a request, by the bit it shares with ids 2 * SEEN_IDS apart. */
+static int seen_has(const struct tapir_h2_conn *c, uint32_t id)
+{
+	uint32_t i = (id >> 1) % SEEN_IDS;
+
+	return (int)(c->seen[i / 64] >> (i % 64) & 1);
+}
+
 static void seen_set(struct tapir_h2_conn *c, uint32_t id, int on)
 {
 	uint32_t i = (id >> 1) % SEEN_IDS;
@@ -435,12 +443,9 @@ static void client_opened(struct tapir_h2_conn *c, uint32_t id)
  * counted as streams_limit), or it is too far below the latest to tell. */
 static void unmatched_answer(struct tapir_h2_conn *c, uint32_t id)
 {
-	uint32_t i = (id >> 1) % SEEN_IDS;
-
 	if (c->mid && (!c->first_opened || id < c->first_opened))
 		return;
-	if (id <= c->max_opened &&
-	    (c->max_opened - id >= 2 * SEEN_IDS || (c->seen[i / 64] >> (i % 64) & 1)))
+	if (id <= c->max_opened && (c->max_opened - id >= 2 * SEEN_IDS || seen_has(c, id)))
 		return;
 	c->stats.unmatched++;
 }

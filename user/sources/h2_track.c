@@ -18,10 +18,7 @@ struct conn {
 struct tapir_h2_track {
 	struct conn *bucket[BUCKETS];
 	size_t n, max;
-	uint64_t lost[TAPIR_H2_LOST_REASONS];
-	uint64_t undecoded_seen; /* blocks_undecoded of connections already freed */
-	uint64_t unseen_seen;	 /* unseen_ended of connections already freed */
-	uint64_t unmatched_seen; /* unmatched of connections already freed */
+	uint64_t lost[TAPIR_H2_LOST_REASONS]; /* of connections already freed, and the table's */
 	tapir_h2_track_fn done;
 	void *ctx;
 };
@@ -64,20 +61,27 @@ static struct conn **find(struct tapir_h2_track *t, uint64_t sock)
 	return p;
 }
 
+/* What connection @h2's own counts add to each of tapir_http2_lost_total's reasons. */
+static void add_losses(uint64_t *lost, const struct tapir_h2_conn *h2)
+{
+	const struct tapir_h2_stats *st = tapir_h2_conn__stats(h2);
+
+	lost[TAPIR_H2_LOST_STREAMS] += st->streams_dropped;
+	lost[TAPIR_H2_LOST_UNDECODED] += st->blocks_undecoded;
+	lost[TAPIR_H2_LOST_BEFORE_START] += st->unseen_ended;
+	lost[TAPIR_H2_LOST_UNMATCHED] += st->unmatched;
+}
+
 /* Forget connection *@p: its open streams reported closed (@report) or dropped. */
 static void drop(struct tapir_h2_track *t, struct conn **p, int report, uint64_t now)
 {
 	struct conn *c = *p;
-	const struct tapir_h2_stats *st = tapir_h2_conn__stats(c->h2);
 
 	if (report)
 		tapir_h2_conn__close(c->h2, now);
 	else
 		t->lost[TAPIR_H2_LOST_FRAMING] += tapir_h2_conn__open_streams(c->h2);
-	t->lost[TAPIR_H2_LOST_STREAMS] += st->streams_dropped;
-	t->undecoded_seen += st->blocks_undecoded;
-	t->unseen_seen += st->unseen_ended;
-	t->unmatched_seen += st->unmatched;
+	add_losses(t->lost, c->h2);
 	tapir_h2_conn__free(c->h2);
 	*p = c->next;
 	free(c);
@@ -201,18 +205,9 @@ void tapir_h2_track__lost(const struct tapir_h2_track *t, uint64_t *lost)
 	size_t i;
 
 	memcpy(lost, t->lost, sizeof(t->lost));
-	lost[TAPIR_H2_LOST_UNDECODED] = t->undecoded_seen;
-	lost[TAPIR_H2_LOST_BEFORE_START] = t->unseen_seen;
-	lost[TAPIR_H2_LOST_UNMATCHED] = t->unmatched_seen;
 	for (i = 0; i < BUCKETS; i++)
-		for (c = t->bucket[i]; c; c = c->next) {
-			lost[TAPIR_H2_LOST_UNDECODED] +=
-				tapir_h2_conn__stats(c->h2)->blocks_undecoded;
-			lost[TAPIR_H2_LOST_STREAMS] += tapir_h2_conn__stats(c->h2)->streams_dropped;
-			lost[TAPIR_H2_LOST_BEFORE_START] +=
-				tapir_h2_conn__stats(c->h2)->unseen_ended;
-			lost[TAPIR_H2_LOST_UNMATCHED] += tapir_h2_conn__stats(c->h2)->unmatched;
-		}
+		for (c = t->bucket[i]; c; c = c->next)
+			add_losses(lost, c->h2);
 }
 
 size_t tapir_h2_track__conns(const struct tapir_h2_track *t)
