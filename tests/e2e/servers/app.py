@@ -1,11 +1,24 @@
 # SPDX-License-Identifier: GPL-2.0
 """FastAPI model-server stand-in for tests: sleeps, statuses, streams, uploads, downloads."""
 import asyncio
+import time
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
 
 app = FastAPI()
+
+
+async def sleep_at_least(seconds):
+    """A sleep that is never short: the tests take it as a lower bound of latencies.
+
+    uvloop (uvicorn's loop when installed) times from libuv's cached loop clock, in whole
+    milliseconds, so asyncio.sleep(0.2) may end a fraction of a millisecond before 0.2 s of
+    real time have passed since the call. Sleep again on the real clock until they have.
+    """
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        await asyncio.sleep(left)
 
 
 @app.get("/v1/models/model")
@@ -21,7 +34,7 @@ async def predict(request: Request):
 
 @app.get("/sleep")
 async def sleep(ms: int = 200):
-    await asyncio.sleep(ms / 1000)
+    await sleep_at_least(ms / 1000)
     return Response(content=b"slept\n", media_type="text/plain")
 
 
@@ -41,7 +54,7 @@ async def stream(chunks: int = 2, gap_ms: int = 300):
     async def gen():
         for i in range(chunks):
             if i:
-                await asyncio.sleep(gap_ms / 1000)
+                await sleep_at_least(gap_ms / 1000)
             yield f"chunk {i}\n".encode()
 
     return StreamingResponse(gen(), media_type="text/plain")
@@ -52,7 +65,7 @@ async def sse(events: int = 200, gap_ms: int = 20):
     async def gen():
         for i in range(events):
             if i:
-                await asyncio.sleep(gap_ms / 1000)
+                await sleep_at_least(gap_ms / 1000)
             yield f'data: {{"token": {i}}}\n\n'.encode()
 
     return StreamingResponse(gen(), media_type="text/event-stream")
