@@ -626,22 +626,24 @@ done
 
 # --- the HTTP path alone: one thread's CPU per exchange, watched against unwatched ----------
 
-# tools/pingpong.c plays wrk and nginx on one loopback connection and moves itself between a
-# watched cgroup and an unwatched one every PP_EXCHANGES exchanges: the per-round ratio does not
-# move with the machine's drift, which the wrk runs above cannot escape on a shared VM. It
-# measures hooks that follow the process: a socket stays in the cgroup that made it, so the
-# socket-buffer hooks would watch both halves or neither. tapir runs on the socket hooks here
-# where the kernel has them.
+# tools/pingpong.c plays wrk and nginx on loopback and moves itself between a watched cgroup and
+# an unwatched one every PP_EXCHANGES exchanges, each half on a connection whose server socket
+# was made in that half's cgroup: the per-round ratio does not move with the machine's drift,
+# which the wrk runs above cannot escape on a shared VM. Then PP_STATS_ROUNDS watched halves
+# alone with kernel.bpf_stats_enabled: each program's BPF time per exchange, without wrk's
+# noise (or its 32 connections' colder caches). It runs on the hooks tapir picks, then on the
+# socket hooks where those are others.
 PP_EXCHANGES=${BENCH_PP_EXCHANGES:-2000}
 PP_ROUNDS=${BENCH_PP_ROUNDS:-40}
-pingpong_phase() { # [NAME [ROUNDS]]: into $tmp/NAME.tsv and $tmp/NAME-meta.tsv
-	local w=$cg_parent/pingpong u=$cg_mount${cg_self%/}/tapir-bench-unwatched s0 s1
-	local name=${1:-pingpong} rounds=${2:-$PP_ROUNDS} HOOKS=$HOOKS # start_tapir's
-
-	if [ "$HOOKS" = auto ] || [ "$HOOKS" = skb ]; then
-		HOOKS=syscall
-		[ -z "$sock_ok" ] || HOOKS=socket
-	fi
+PP_STATS_ROUNDS=${BENCH_PP_STATS_ROUNDS:-10}
+# The hooks that follow the process: the socket hooks where the kernel has them.
+process_hooks() {
+	if [ -n "$sock_ok" ]; then echo socket; else echo syscall; fi
+}
+# NAME ROUNDS [HOOKS]: into $tmp/NAME.tsv, $tmp/NAME-meta.tsv and NAME's lines of $tmp/bpf.tsv
+pingpong_phase() {
+	local w=$cg_parent/pingpong u=$cg_mount${cg_self%/}/tapir-bench-unwatched s0 s1 loaded
+	local name=$1 rounds=$2 HOOKS=${3:-$HOOKS} # start_tapir's
 
 	mkdir -p "$w" "$u"
 	start_tapir
@@ -655,22 +657,32 @@ pingpong_phase() { # [NAME [ROUNDS]]: into $tmp/NAME.tsv and $tmp/NAME-meta.tsv
 	s0=$(msum baseten_inference_requests_total)
 	"${pin_server[@]}" build/pingpong "$PP_EXCHANGES" "$rounds" "$w" "$u" >"$tmp/$name.tsv" ||
 		die "pingpong failed"
+	sysctl -qw kernel.bpf_stats_enabled=1
+	bpf_prog_stats "$tapir_pid" >"$tmp/bpf0"
+	"${pin_server[@]}" build/pingpong "$PP_EXCHANGES" "$PP_STATS_ROUNDS" "$w" "$u" watched-only \
+		>/dev/null || die "pingpong failed"
+	bpf_prog_stats "$tapir_pid" >"$tmp/bpf1"
+	sysctl -qw kernel.bpf_stats_enabled=0
+	bpf_per_req "$name" 0 "$((PP_EXCHANGES * PP_STATS_ROUNDS))"
 	echo $$ >"$cg_mount$cg_self/cgroup.procs" 2>/dev/null || true
 	sleep 1
 	scrape
 	s1=$(msum baseten_inference_requests_total)
+	loaded=$(loaded_variant | sed -nE 's/.*, ([a-z]+) hooks.*/\1/p')
 	stop_tapir
 	rmdir "$w" "$u"
-	printf 'exchanges\t%s\nrounds\t%s\nseen\t%s\nhooks\t%s\n' "$PP_EXCHANGES" "$rounds" \
-		"$((s1 - s0))" "$HOOKS" >"$tmp/$name-meta.tsv"
-	log "$name: $(awk '{ r += $1 / $2 } END { printf "mean ratio %.3f", r / NR }' "$tmp/$name.tsv"), tapir saw $((s1 - s0)) of $((PP_EXCHANGES * rounds))"
+	printf 'exchanges\t%s\nrounds\t%s\nstats_rounds\t%s\nseen\t%s\nhooks\t%s\n' "$PP_EXCHANGES" \
+		"$rounds" "$PP_STATS_ROUNDS" "$((s1 - s0))" "${loaded:-$HOOKS}" >"$tmp/$name-meta.tsv"
+	log "$name: $(awk '{ r += $1 / $2 } END { printf "mean ratio %.3f", r / NR }' "$tmp/$name.tsv"), tapir saw $((s1 - s0)) of $((PP_EXCHANGES * (rounds + PP_STATS_ROUNDS)))"
 }
 # pingpong's client is in the watched cgroup too: with outbound requests followed (the default)
 # its own calls would be walked as well; the server's path alone is what this case measures (the
 # outbound case measures the client's).
 if want pingpong; then
 	tapir_yaml_extra='outbound: {enabled: false}'
-	pingpong_phase
+	pingpong_phase pingpong "$PP_ROUNDS"
+	[ "$(awk '$1 == "hooks" { print $2 }' "$tmp/pingpong-meta.tsv")" = "$(process_hooks)" ] ||
+		pingpong_phase pingpong-process "$PP_ROUNDS" "$(process_hooks)"
 	tapir_yaml_extra=
 fi
 
@@ -882,9 +894,9 @@ EOF
 	# Non-LLM traffic pays nothing for the payload capture: the HTTP path alone (pingpong) with
 	# llm.enabled false, then true.
 	tapir_yaml_extra='llm: {enabled: false}'
-	pingpong_phase llm-pingpong-off "$LLM_PP_ROUNDS"
+	pingpong_phase llm-pingpong-off "$LLM_PP_ROUNDS" "$(process_hooks)"
 	tapir_yaml_extra=
-	pingpong_phase llm-pingpong-on "$LLM_PP_ROUNDS"
+	pingpong_phase llm-pingpong-on "$LLM_PP_ROUNDS" "$(process_hooks)"
 }
 ! want llm || llm_phase
 
@@ -1134,6 +1146,7 @@ git diff --quiet HEAD -- bpf user include tools 2>/dev/null || commit="$commit+c
 cp "$ROUNDS_TSV" build/bench-rounds.tsv
 $PY tools/bench-report.py --rounds "$ROUNDS_TSV" --bpf "$tmp/bpf.tsv" --scale "$tmp/scale.tsv" \
 	--pingpong "$tmp/pingpong.tsv" --pingpong-meta "$tmp/pingpong-meta.tsv" \
+	--pingpong-process "$tmp/pingpong-process.tsv" --pingpong-process-meta "$tmp/pingpong-process-meta.tsv" \
 	--dd "$tmp/dd.tsv" --costs "$tmp/costs.tsv" --md "$OUT_MD" --json "$OUT_JSON" \
 	--llm "$tmp/llm.tsv" --llm-bpf "$tmp/llm-bpf.tsv" --llm-pingpong-off "$tmp/llm-pingpong-off.tsv" \
 	--llm-pingpong-on "$tmp/llm-pingpong-on.tsv" --llm-duration "$LLM_DURATION" \

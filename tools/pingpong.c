@@ -19,6 +19,12 @@
  * moves the thread into the other cgroup first, so a watched and an unwatched half are never
  * more than a fraction of a second apart; the per-round ratio of their CPU times is what tapir
  * adds, and its median over rounds does not move with the machine's speed.
+ *
+ * Each half has a connection of its own: the watched half's server socket is made in the
+ * watched cgroup, the unwatched half's in the unwatched one, and both clients' in the unwatched
+ * one. Hooks that follow the process (the socket and syscall hooks) tell the halves apart by the
+ * thread's cgroup; the socket-buffer hooks, which hang on the cgroup a socket was made in, by
+ * the socket's, and see only the server's side, as with a client on another machine.
  */
 static const char req[] = "GET /static.txt HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
 static const char hdr[] = "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\n"
@@ -50,16 +56,25 @@ static int join(const char *cg)
 	return ok ? 0 : -EIO;
 }
 
-/* A connected pair over loopback: @c the client's end, @s the server's. */
-static int pair(int *c, int *s)
+/* A connected pair over loopback: @c the client's end, made in cgroup @client_cg, @s the
+ * server's, accepted from a listener made in @server_cg (an accepted socket keeps its
+ * listener's cgroup). */
+static int pair(int *c, int *s, const char *server_cg, const char *client_cg)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(a);
-	int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	int l, one = 1, err;
 
+	err = join(server_cg);
+	if (err)
+		return err;
+	l = socket(AF_INET, SOCK_STREAM, 0);
 	if (l < 0 || bind(l, (void *)&a, sizeof(a)) || listen(l, 1) ||
 	    getsockname(l, (void *)&a, &len))
 		return -errno;
+	err = join(client_cg);
+	if (err)
+		return err;
 	*c = socket(AF_INET, SOCK_STREAM, 0);
 	if (*c < 0 || connect(*c, (void *)&a, sizeof(a)))
 		return -errno;
@@ -93,36 +108,39 @@ static int exchange(int c, int s)
 int main(int argc, char **argv)
 {
 	long n, i;
-	int rounds, r, w, c = -1, s = -1, err;
+	int rounds, r, w, halves = 2, c[2], s[2], err;
 	double t0;
 
-	if (argc != 5) {
+	if (argc == 6 && !strcmp(argv[5], "watched-only"))
+		halves = 1; /* for kernel.bpf_stats_enabled: every program run is a watched one */
+	else if (argc != 5) {
 		fprintf(stderr,
-			"usage: %s EXCHANGES ROUNDS WATCHED_CGROUP_DIR UNWATCHED_CGROUP_DIR\n"
-			"prints per round: watched and unwatched ns of CPU per exchange\n",
+			"usage: %s EXCHANGES ROUNDS WATCHED_CGROUP_DIR UNWATCHED_CGROUP_DIR "
+			"[watched-only]\n"
+			"prints per round: watched and unwatched ns of CPU per exchange (0 for the "
+			"unwatched half with watched-only)\n",
 			argv[0]);
 		return 2;
 	}
 	n = atol(argv[1]);
 	rounds = atoi(argv[2]);
 	memset(body, 'x', sizeof(body));
-	/* The server's socket is made in the watched cgroup, as a watched server's would be. */
-	err = join(argv[3]);
+	err = pair(&c[0], &s[0], argv[3], argv[4]);
 	if (!err)
-		err = pair(&c, &s);
+		err = pair(&c[1], &s[1], argv[4], argv[4]);
 	if (err) {
 		fprintf(stderr, "pingpong: %s\n", strerror(-err));
 		return 1;
 	}
 	for (r = 0; r < rounds; r++) {
-		double ns[2];
+		double ns[2] = { 0, 0 };
 
-		for (w = 0; w < 2; w++) {
+		for (w = 0; w < halves; w++) {
 			if (join(argv[3 + w]))
 				return 1;
 			t0 = thread_cpu_ns();
 			for (i = 0; i < n; i++)
-				if (exchange(c, s))
+				if (exchange(c[w], s[w]))
 					return 1;
 			ns[w] = (thread_cpu_ns() - t0) / n;
 		}
