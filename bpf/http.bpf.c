@@ -1832,12 +1832,35 @@ __noinline int conn_claim(struct tapir_conn *c, __u32 seq, __u32 me, __u32 how)
 }
 #endif
 
-/* The end of connection @c: settled, unless a socket hook's walk of it was missed
- * (WALK_MISSED): what it holds since cannot be trusted, and it is given up. */
-static __always_inline void conn_end(struct tapir_conn *c, __u64 now)
+/*
+ * The end of connection @c (its socket's, or its address taken by a new one): its HTTP/2 walk
+ * ended, and the connection settled, unless a socket hook's walk of it was missed
+ * (WALK_MISSED): what it holds since cannot be trusted, and it is given up. The caller deletes
+ * the entry next.
+ *
+ * A walk that another CPU is in the middle of is waited for first (the walker word, up to the
+ * claim's 10 ms), and the word is kept: a segment coming in as the server's close destroys the
+ * socket (ingress runs before TCP takes the socket's lock), or a syscall's walk as a reset
+ * settles the connection on a kernel without tcp_destroy_sock, would otherwise step the
+ * pipeline being settled, then go on writing into the deleted entry's memory, which the next
+ * connection may have by then. A walk it cannot wait for (past 10 ms, or held by a run this
+ * one interrupted) counts segment_busy, and the end goes on without it.
+ */
+static __always_inline void conn_close(struct tapir_conn *c, __u64 now)
 {
 #ifndef TAPIR_COMPAT
-	if (c->walker & WALK_MISSED) {
+	__u32 me = bpf_get_smp_processor_id() + 1;
+	int r = sock_claim_try(c, me);
+
+	if (!r)
+		r = conn_claim(c, 0, me, CLAIM_SOCK);
+	if (r <= 0)
+		stat_inc(TAPIR_STAT_SEGMENT_BUSY);
+#endif
+	h2_end(c, TAPIR_H2R_CLOSE, 0);
+#ifndef TAPIR_COMPAT
+	/* 2: the claim found WALK_MISSED (and cleared it). */
+	if (r == 2 || (r <= 0 && (c->walker & WALK_MISSED))) {
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_SEGMENT_BUSY);
 		return;
 	}
@@ -2052,8 +2075,8 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		if (c) {
 			/* The address of a socket whose end we did not see: settle it. */
 			stat_inc(TAPIR_STAT_CONN_REPLACED);
-			h2_end(c, TAPIR_H2R_CLOSE, 0);
-			conn_end(c, bpf_ktime_get_ns());
+			conn_close(c, bpf_ktime_get_ns());
+			bpf_map_delete_elem(&conns, &key);
 		}
 		if (ctx->oldstate == TCP_SYN_RECV) {
 			c = skb_on ? early_take(&key, sk, ctx->sport, ctx->dport, cgid) : NULL;
@@ -2109,8 +2132,7 @@ int http_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		if (have_destroy_tp)
 			return 0;
 	}
-	h2_end(c, TAPIR_H2R_CLOSE, 0);
-	conn_end(c, bpf_ktime_get_ns());
+	conn_close(c, bpf_ktime_get_ns());
 	if (outbound_on && (c->flags & TAPIR_CF_CLIENT))
 		conn_out_event(key.sock, 0);
 	bpf_map_delete_elem(&conns, &key);
@@ -2126,8 +2148,7 @@ int http_sock_destroy(struct trace_event_raw_tcp_event_sk *ctx)
 
 	if (!c)
 		return 0;
-	h2_end(c, TAPIR_H2R_CLOSE, 0);
-	conn_end(c, bpf_ktime_get_ns());
+	conn_close(c, bpf_ktime_get_ns());
 	if (outbound_on && (c->flags & TAPIR_CF_CLIENT))
 		conn_out_event(key.sock, 0);
 	bpf_map_delete_elem(&conns, &key);
