@@ -1838,13 +1838,15 @@ __noinline int conn_claim(struct tapir_conn *c, __u32 seq, __u32 me, __u32 how)
  * (WALK_MISSED): what it holds since cannot be trusted, and it is given up. The caller deletes
  * the entry next.
  *
- * A walk that another CPU is in the middle of is waited for first (the walker word, up to the
- * claim's 10 ms), and the word is kept: a segment coming in as the server's close destroys the
- * socket (ingress runs before TCP takes the socket's lock), or a syscall's walk as a reset
- * settles the connection on a kernel without tcp_destroy_sock, would otherwise step the
- * pipeline being settled, then go on writing into the deleted entry's memory, which the next
- * connection may have by then. A walk it cannot wait for (past 10 ms, or held by a run this
- * one interrupted) counts segment_busy, and the end goes on without it.
+ * A walk that holds the walker word on another CPU is waited for first (up to the claim's
+ * 10 ms), and the word is kept: a segment coming in as the server's close destroys the socket
+ * (ingress runs before TCP takes the socket's lock), or a syscall's walk as the socket's state
+ * settles the connection, would otherwise step the pipeline being settled, then go on writing
+ * into the deleted entry's memory, which the next connection may have by then. Walks that
+ * claim nothing (HTTP/2's) are not waited for. A walk it cannot wait for (past 10 ms, or held
+ * by a run this one interrupted) counts segment_busy, and the end goes on without it. This
+ * narrows the race, not closes it: a run that looked the entry up before the delete and still
+ * waits for the word may find it free in the memory's next connection.
  */
 static __always_inline void conn_close(struct tapir_conn *c, __u64 now)
 {
@@ -1854,16 +1856,16 @@ static __always_inline void conn_close(struct tapir_conn *c, __u64 now)
 
 	if (!r)
 		r = conn_claim(c, 0, me, CLAIM_SOCK);
-	if (r <= 0)
-		stat_inc(TAPIR_STAT_SEGMENT_BUSY);
 #endif
 	h2_end(c, TAPIR_H2R_CLOSE, 0);
 #ifndef TAPIR_COMPAT
-	/* 2: the claim found WALK_MISSED (and cleared it). */
+	/* 2: the claim found WALK_MISSED (and cleared it). Given up, counted once. */
 	if (r == 2 || (r <= 0 && (c->walker & WALK_MISSED))) {
 		tapir_conn_abandon(NULL, c, TAPIR_STAT_SEGMENT_BUSY);
 		return;
 	}
+	if (r <= 0)
+		stat_inc(TAPIR_STAT_SEGMENT_BUSY);
 #endif
 	tapir_conn_finalize(NULL, c, now);
 }
