@@ -328,15 +328,26 @@ for p in json.load(sys.stdin):
 # runs_per_req" lines. Statistics cost two clock reads per program run, so the measured runs go
 # without them.
 warmup_bpf_stats() { # SERVER ROUND URL [PID]
-	local out n pid=${4:-$tapir_pid}
+	local n pid=${4:-$tapir_pid}
 
+	bpf_stats_during "$pid" "${pin_client[@]}" "${client_in[@]}" \
+		wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$3" >"$tmp/warmup.out"
+	n=$(awk '/ requests in / { print $1 }' "$tmp/warmup.out")
+	bpf_per_req "$1" "$2" "$n"
+}
+
+# CMD run with kernel.bpf_stats_enabled, between snapshots of process PID's programs in
+# $tmp/bpf0 and $tmp/bpf1 (bpf_prog_stats()); CMD's status. Not a subshell: what CMD sets stays.
+bpf_stats_during() { # PID CMD...
+	local pid=$1 rc=0
+
+	shift
 	sysctl -qw kernel.bpf_stats_enabled=1
 	bpf_prog_stats "$pid" >"$tmp/bpf0"
-	out=$("${pin_client[@]}" "${client_in[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$3")
+	"$@" || rc=$?
 	bpf_prog_stats "$pid" >"$tmp/bpf1"
 	sysctl -qw kernel.bpf_stats_enabled=0
-	n=$(awk '/ requests in / { print $1 }' <<<"$out")
-	bpf_per_req "$1" "$2" "$n"
+	return "$rc"
 }
 
 # $tmp/bpf0 and $tmp/bpf1, before and after N requests, into lines of $tmp/bpf.tsv.
@@ -657,12 +668,8 @@ pingpong_phase() {
 	s0=$(msum baseten_inference_requests_total)
 	"${pin_server[@]}" build/pingpong "$PP_EXCHANGES" "$rounds" "$w" "$u" >"$tmp/$name.tsv" ||
 		die "pingpong failed"
-	sysctl -qw kernel.bpf_stats_enabled=1
-	bpf_prog_stats "$tapir_pid" >"$tmp/bpf0"
-	"${pin_server[@]}" build/pingpong "$PP_EXCHANGES" "$PP_STATS_ROUNDS" "$w" "$u" watched-only \
-		>/dev/null || die "pingpong failed"
-	bpf_prog_stats "$tapir_pid" >"$tmp/bpf1"
-	sysctl -qw kernel.bpf_stats_enabled=0
+	bpf_stats_during "$tapir_pid" "${pin_server[@]}" build/pingpong "$PP_EXCHANGES" \
+		"$PP_STATS_ROUNDS" "$w" "$u" watched-only >/dev/null || die "pingpong failed"
 	bpf_per_req "$name" 0 "$((PP_EXCHANGES * PP_STATS_ROUNDS))"
 	echo $$ >"$cg_mount$cg_self/cgroup.procs" 2>/dev/null || true
 	sleep 1
@@ -675,9 +682,10 @@ pingpong_phase() {
 		"$rounds" "$PP_STATS_ROUNDS" "$((s1 - s0))" "${loaded:-$HOOKS}" >"$tmp/$name-meta.tsv"
 	log "$name: $(awk '{ r += $1 / $2 } END { printf "mean ratio %.3f", r / NR }' "$tmp/$name.tsv"), tapir saw $((s1 - s0)) of $((PP_EXCHANGES * (rounds + PP_STATS_ROUNDS)))"
 }
-# pingpong's client is in the watched cgroup too: with outbound requests followed (the default)
-# its own calls would be walked as well; the server's path alone is what this case measures (the
-# outbound case measures the client's).
+# On hooks that follow the process pingpong's client is watched too (its thread is in the
+# watched cgroup): with outbound requests followed (the default) its own calls would be walked
+# as well; the server's path alone is what this case measures (the outbound case measures the
+# client's). The socket-buffer hooks never see its socket, made in the unwatched cgroup.
 if want pingpong; then
 	tapir_yaml_extra='outbound: {enabled: false}'
 	pingpong_phase pingpong "$PP_ROUNDS"
@@ -783,13 +791,9 @@ llm_wrk() { # SECONDS: token streams from every connection; wrk's output
 llm_bpf_warmup() { # ROUND
 	local e0 e1
 
-	sysctl -qw kernel.bpf_stats_enabled=1
-	bpf_prog_stats "$tapir_pid" >"$tmp/bpf0"
 	e0=$(llm_stats | cut -d' ' -f1)
-	llm_wrk "$WARMUP" >/dev/null
-	bpf_prog_stats "$tapir_pid" >"$tmp/bpf1"
+	bpf_stats_during "$tapir_pid" llm_wrk "$WARMUP" >/dev/null
 	e1=$(llm_stats | cut -d' ' -f1)
-	sysctl -qw kernel.bpf_stats_enabled=0
 	awk -v n=$((e1 - e0)) -v r="$1" 'NR == FNR { t[$1] = $2; c[$1] = $3; next }
 		{ dt = $2 - t[$1]; dc = $3 - c[$1]
 		  if (dc > 0 && n > 0) printf "%s\t%s\t%.1f\t%.3f\n", r, $1, dt / n, dc / n }' \
@@ -1073,11 +1077,7 @@ h2_run() {
 		start_tapir "$cg_rel/h2" 1
 		h2_sees
 		# The warm-up, with kernel.bpf_stats_enabled: tapir's programs per stream.
-		sysctl -qw kernel.bpf_stats_enabled=1
-		bpf_prog_stats "$tapir_pid" >"$tmp/bpf0"
-		run_h2load "$H2_WARMUP"
-		bpf_prog_stats "$tapir_pid" >"$tmp/bpf1"
-		sysctl -qw kernel.bpf_stats_enabled=0
+		bpf_stats_during "$tapir_pid" run_h2load "$H2_WARMUP"
 		bpf_per_req h2 "$r" "$h2_done"
 		sleep 1
 		v0=$(settled baseten_inference_requests_total)
