@@ -119,6 +119,15 @@ TAPIR_INLINE void tapir_walk_begin(struct tapir_walk *w, const struct tapir_conn
 	w->in_seg = 0;
 	w->done = 0;
 	w->line_read = 0;
+	/* One buffer (or bytes passed over blind) is the walk's one segment, set up here: its
+	 * first step parses, where a step of its own would only have found the segment. */
+	if (kind != TAPIR_IO_IOV && len) {
+		w->seg_ubuf = w->buf;
+		w->seg_len = len;
+		w->left = 0;
+		w->woff = ~0ULL >> 1;
+		w->in_seg = 1;
+	}
 }
 
 /*
@@ -254,23 +263,16 @@ TAPIR_INLINE int tapir_walk_step(TAPIR_CONN_ENV *env, struct tapir_walk *w, stru
 {
 	struct tapir_http_parser *p;
 	__u64 left, max, n, x0, x1;
-	__u32 at, o, taken, i;
+	__u32 at, o, taken, i, again = 0;
 	int ev, r;
 
-	if (w->off >= w->seg_len) {
-		if (w->in_seg) {
-			tapir_conn_segment_end(c, w->dir, w->seg_len, w->pos.mark);
-			w->in_seg = 0;
-		}
-		if (tapir_walk_next_segment(env, w))
-			goto over;
-		return 0;
-	}
+	if (w->off >= w->seg_len)
+		goto seg_end; /* the walk's first step for an iovec array */
 	if (c->state >= TAPIR_CONN_IGNORED)
 		goto over;
 	if (w->dir == TAPIR_DIR_IN && (c->flags & TAPIR_CF_NO_MORE_REQ)) {
 		w->off = w->seg_len; /* after an ambiguous request: not parsed */
-		return 0;
+		goto seg_end;
 	}
 	p = w->dir == TAPIR_DIR_IN ? &c->req : &c->resp;
 	left = w->seg_len - w->off;
@@ -351,7 +353,7 @@ took:
 	w->off += taken;
 event:
 	if (ev == TP_EV_NONE || ev == TP_EV_HEADERS)
-		return 0;
+		goto seg_end;
 	w->pos.off = w->off;
 	r = TAPIR_WALK_EVENT(env, c, ev, w);
 	if (w->line_read) {
@@ -362,7 +364,30 @@ event:
 		tapir_walk_read(env, c->line[tapir_conn_newest(c) & (TAPIR_MAX_PENDING - 1)], n,
 				w->seg_ubuf + (w->line_at - w->seg_at));
 	}
-	if (r != TAPIR_STOP)
+	if (r == TAPIR_STOP)
+		goto over;
+	/* A message's first byte, then its whole head in the same step where the window shows
+	 * it (the event's handler may have left HTTP/1.x: the parser then is not at TP_START). */
+	if (TAPIR_HEADS && ev == TP_EV_START && !again && c->state < TAPIR_CONN_IGNORED &&
+	    w->off >= w->woff && w->off < w->woff + w->wlen) {
+		again = 1;
+		r = TAPIR_WALK_HEAD(p, w, (w->off - w->woff) & (TAPIR_WIN - 1));
+		if (r) {
+			w->off += r & 0xffff;
+			ev = r >> 16;
+			goto event;
+		}
+	}
+seg_end:
+	/* The segment's end in the step that took its last bytes: a walk of one buffer is over
+	 * in the step that took its last byte, not in one more. */
+	if (w->off < w->seg_len)
+		return 0;
+	if (w->in_seg) {
+		tapir_conn_segment_end(c, w->dir, w->seg_len, w->pos.mark);
+		w->in_seg = 0;
+	}
+	if (!tapir_walk_next_segment(env, w))
 		return 0;
 over:
 	w->done = 1;
