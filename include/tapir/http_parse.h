@@ -446,6 +446,30 @@ TAPIR_INLINE int tapir_http_chunk_size(struct tapir_http_parser *p, __u8 c)
  * tapir_http_feed - advance the parser by one byte
  * Returns a TP_EV_* event. Bulk states (bodies) also accept bytes here one at a time.
  */
+/*
+ * A message's first byte where it is the usual one (a method's first letter, a status line's
+ * H): the state tapir_http_feed() leaves, without its switch, and TP_EV_START; TP_EV_NONE for
+ * any other byte or state, the parser untouched (then feed it).
+ */
+TAPIR_INLINE int tapir_http_first(struct tapir_http_parser *p, __u8 c)
+{
+	if (p->state != TP_IDLE || p->hdr_bytes >= TP_MAX_HEADER_BYTES)
+		return TP_EV_NONE;
+	if (p->kind == TP_KIND_REQUEST) {
+		if (p->method != TP_M_UNKNOWN || c < 'A' || c > 'Z')
+			return TP_EV_NONE;
+		p->remaining = c;
+	} else {
+		if (c != ((TP_VERSION_PREFIX >> 48) & 0xff))
+			return TP_EV_NONE;
+		p->remaining = 0;
+	}
+	p->state = TP_START;
+	p->pos = 1;
+	p->hdr_bytes = 1;
+	return TP_EV_START;
+}
+
 TAPIR_INLINE int tapir_http_feed(struct tapir_http_parser *p, __u8 c)
 {
 	__u8 st = p->state;

@@ -312,6 +312,15 @@ TAPIR_INLINE int tapir_walk_step(TAPIR_CONN_ENV *env, struct tapir_walk *w, stru
 	ev = TP_EV_NONE;
 	/* Right after a message's first byte (its START ended the last step): its whole head,
 	 * if the window has it and it is of the usual shape; a body is the next step's. */
+	/* A message's usual first byte without a call into the parser, its head then in this
+	 * step too (after the event). */
+	if (TAPIR_HEADS && p->state == TP_IDLE) {
+		ev = tapir_http_first(p, w->win[at & (TAPIR_WIN - 1)]);
+		if (ev != TP_EV_NONE) {
+			taken = 1;
+			goto took;
+		}
+	}
 	r = TAPIR_HEADS && p->state == TP_START && p->pos == 1 ? TAPIR_WALK_HEAD(p, w, at) : 0;
 	if (r) {
 		taken = r & 0xffff;

@@ -110,6 +110,8 @@ static void feed(struct drv *d, const __u8 *buf, size_t len)
 				n = 1;
 				ev = tapir_http_feed(&d->p, buf[off]);
 			}
+		} else if (d->shortcuts && (ev = tapir_http_first(&d->p, buf[off])) != TP_EV_NONE) {
+			n = 1; /* a message's usual first byte, as the walk takes it */
 		} else if (d->shortcuts && d->p.state == TP_START && d->p.pos == 1 &&
 			   (n = head(d, &work, buf + off, left, &ev))) {
 			/* a whole head; ev: what its last byte raised */

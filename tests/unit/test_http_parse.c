@@ -177,6 +177,9 @@ static size_t drv_feed(struct drv *d, const void *data, size_t len)
 			n = left < max ? left : max;
 			ev = tapir_http_bulk(&d->p, n);
 			d->bulks++;
+		} else if (!d->no_word && (ev = tapir_http_first(&d->p, buf[off])) != TP_EV_NONE) {
+			n = 1; /* a message's usual first byte, as the walk takes it */
+			d->fast += n;
 		} else if (!d->no_word && d->p.state == TP_START && d->p.pos == 1 &&
 			   (n = head_at(d, buf + off, left, &ev))) {
 			/* ev: what the head's last byte raised */
