@@ -139,6 +139,38 @@ static void test_keepalive_requests_pair_with_answers(void **state)
 		assert_int_equal(e.stats[i], 0);
 }
 
+/*
+ * wrk's request and nginx's answer of a 1 KiB file, as the kernel walks them: the request in one
+ * step (its first byte, its whole head), the answer in two (its head, then its body). Each step
+ * is a call from the kernel's loop; a step that only found or ended a segment was one more.
+ */
+static void test_usual_exchange_takes_three_steps(void **state)
+{
+	static const char req[] = "GET /static.txt HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
+	static const char hdr[] =
+		"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\n"
+		"Date: Sat, 05 Dec 2026 18:50:00 GMT\r\nContent-Type: text/plain\r\n"
+		"Content-Length: 1024\r\nConnection: keep-alive\r\n"
+		"ETag: \"6751f0a0-400\"\r\nAccept-Ranges: bytes\r\n\r\n";
+	struct tapir_conn c = conn_new();
+	struct env e = { 0 };
+	char resp[LEN(hdr) + 1024];
+	__u64 before;
+
+	memcpy(resp, hdr, LEN(hdr));
+	memset(resp + LEN(hdr), 'x', 1024);
+	IN(&e, &c, req, 10);
+	assert_int_equal(e.steps + 1, 1); /* walk() counts the steps before the last */
+	before = e.steps;
+	io(&e, &c, TAPIR_DIR_OUT, resp, sizeof(resp), 20);
+	assert_int_equal(e.steps - before + 1, 2);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.rec[0].status, 200);
+	assert_int_equal(e.rec[0].req_bytes, LEN(req));
+	assert_int_equal(e.rec[0].resp_bytes, sizeof(resp));
+	assert_int_equal(e.rec[0].end_ns, 21);
+}
+
 static void test_pipelined_requests_queue_four_deep(void **state)
 {
 	static const char five[] = GET_A POST_B GET_C GET_A GET_A;
@@ -817,6 +849,7 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_keepalive_requests_pair_with_answers),
+		cmocka_unit_test(test_usual_exchange_takes_three_steps),
 		cmocka_unit_test(test_pipelined_requests_queue_four_deep),
 		cmocka_unit_test(test_head_answer_has_no_body),
 		cmocka_unit_test(test_interim_answer_is_not_the_status),
