@@ -442,10 +442,6 @@ TAPIR_INLINE int tapir_http_chunk_size(struct tapir_http_parser *p, __u8 c)
 	return TP_EV_NONE;
 }
 
-/**
- * tapir_http_feed - advance the parser by one byte
- * Returns a TP_EV_* event. Bulk states (bodies) also accept bytes here one at a time.
- */
 /*
  * A message's first byte where it is the usual one (a method's first letter, a status line's
  * H): the state tapir_http_feed() leaves, without its switch, and TP_EV_START; TP_EV_NONE for
@@ -470,6 +466,10 @@ TAPIR_INLINE int tapir_http_first(struct tapir_http_parser *p, __u8 c)
 	return TP_EV_START;
 }
 
+/**
+ * tapir_http_feed - advance the parser by one byte
+ * Returns a TP_EV_* event. Bulk states (bodies) also accept bytes here one at a time.
+ */
 TAPIR_INLINE int tapir_http_feed(struct tapir_http_parser *p, __u8 c)
 {
 	__u8 st = p->state;

@@ -52,7 +52,7 @@ struct tapir_walk {
 	__u32 iovcnt;
 	__u32 iov_have;	 /* iovecs in iov[], read in one go at the first */
 	__u32 line_read; /* bytes of the newest request line that tapir_walk_step() still reads */
-	__u32 __pad;
+	__u32 no_head;	 /* 1 + the segment offset where this window did not take a whole head */
 	struct tapir_iovec iov[TAPIR_IOV_BATCH];
 	/* tapir_http_head()'s copy of the parser */
 	struct tapir_http_parser head;
@@ -119,6 +119,7 @@ TAPIR_INLINE void tapir_walk_begin(struct tapir_walk *w, const struct tapir_conn
 	w->in_seg = 0;
 	w->done = 0;
 	w->line_read = 0;
+	w->no_head = 0;
 	/* One buffer (or bytes passed over blind) is the walk's one segment, set up here: its
 	 * first step parses, where a step of its own would only have found the segment. */
 	if (kind != TAPIR_IO_IOV && len) {
@@ -228,6 +229,7 @@ TAPIR_INLINE int tapir_walk_next_segment(TAPIR_CONN_ENV *env, struct tapir_walk 
 	w->woff = ~0ULL >> 1;
 	w->wlen = 0;
 	w->pos.mark = 0;
+	w->no_head = 0;
 	w->in_seg = 1;
 	return 0;
 }
@@ -301,6 +303,7 @@ TAPIR_INLINE int tapir_walk_step(TAPIR_CONN_ENV *env, struct tapir_walk *w, stru
 		}
 		w->woff = w->off;
 		w->wlen = n;
+		w->no_head = 0; /* a new window: a head may fit it */
 	}
 	at = (w->off - w->woff) & (TAPIR_WIN - 1);
 	/*
@@ -310,10 +313,8 @@ TAPIR_INLINE int tapir_walk_step(TAPIR_CONN_ENV *env, struct tapir_walk *w, stru
 	 */
 	taken = 0;
 	ev = TP_EV_NONE;
-	/* Right after a message's first byte (its START ended the last step): its whole head,
-	 * if the window has it and it is of the usual shape; a body is the next step's. */
-	/* A message's usual first byte without a call into the parser, its head then in this
-	 * step too (after the event). */
+	/* A message's usual first byte without a call into the parser; its head then in this
+	 * step too, after the START event (below). */
 	if (TAPIR_HEADS && p->state == TP_IDLE) {
 		ev = tapir_http_first(p, w->win[at & (TAPIR_WIN - 1)]);
 		if (ev != TP_EV_NONE) {
@@ -321,7 +322,12 @@ TAPIR_INLINE int tapir_walk_step(TAPIR_CONN_ENV *env, struct tapir_walk *w, stru
 			goto took;
 		}
 	}
-	r = TAPIR_HEADS && p->state == TP_START && p->pos == 1 ? TAPIR_WALK_HEAD(p, w, at) : 0;
+	/* Right after a message's first byte fed: its whole head, if the window has it and it is
+	 * of the usual shape (unless the step of that byte found it is not); a body is the next
+	 * step's. */
+	r = TAPIR_HEADS && p->state == TP_START && p->pos == 1 && w->no_head != (__u32)w->off + 1
+		    ? TAPIR_WALK_HEAD(p, w, at)
+		    : 0;
 	if (r) {
 		taken = r & 0xffff;
 		ev = r >> 16;
@@ -386,6 +392,7 @@ event:
 			ev = r >> 16;
 			goto event;
 		}
+		w->no_head = (__u32)w->off + 1; /* the next step takes it in smaller pieces */
 	}
 seg_end:
 	/* The segment's end in the step that took its last bytes: a walk of one buffer is over

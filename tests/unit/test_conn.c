@@ -66,7 +66,18 @@ static inline int tapir_walk_read(struct env *env, void *dst, __u32 n, __u64 src
 	return 0;
 }
 
-#define TAPIR_CONN_ENV struct env
+/* Whole heads the walk tried, and those it took. */
+static unsigned heads_tried, heads_taken;
+
+static int count_head(int r)
+{
+	heads_tried++;
+	heads_taken += r != 0;
+	return r;
+}
+
+#define TAPIR_CONN_ENV		  struct env
+#define TAPIR_WALK_HEAD(p, w, at) count_head(tapir_walk_head(p, w, at))
 #include "tapir/conn.h"
 #include "tapir/walk.h"
 
@@ -169,6 +180,56 @@ static void test_usual_exchange_takes_three_steps(void **state)
 	assert_int_equal(e.rec[0].req_bytes, LEN(req));
 	assert_int_equal(e.rec[0].resp_bytes, sizeof(resp));
 	assert_int_equal(e.rec[0].end_ns, 21);
+}
+
+/* A head longer than the window is tried whole once, then taken in smaller pieces. */
+static void test_head_past_the_window_is_tried_once(void **state)
+{
+	static const char a[] = "GET /a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ";
+	struct tapir_conn c = conn_new();
+	struct env e = { 0 };
+	char req[LEN(a) + 300 + 4];
+
+	memcpy(req, a, LEN(a));
+	memset(req + LEN(a), 'a', 300);
+	memcpy(req + LEN(a) + 300, "\r\n\r\n", 4);
+	heads_tried = heads_taken = 0;
+	io(&e, &c, TAPIR_DIR_IN, req, sizeof(req), 10);
+	assert_int_equal(heads_tried, 1);
+	assert_int_equal(heads_taken, 0);
+	OUT(&e, &c, OK_2, 20);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.rec[0].status, 200);
+	assert_int_equal(e.rec[0].req_bytes, sizeof(req));
+}
+
+/*
+ * A second request whose first byte leaves 15 bytes in the window: its head does not fit that
+ * window, and is taken whole from the next one.
+ */
+static void test_head_is_tried_again_in_a_new_window(void **state)
+{
+	static const char a[] = "GET /a HTTP/1.1\r\nHost: x\r\nX-Pad: ";
+	static const char b[] = "GET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct tapir_conn c = conn_new();
+	struct env e = { 0 };
+	char req[TAPIR_WIN - 16 + LEN(b)];
+	size_t pad = TAPIR_WIN - 16 - LEN(a) - 4;
+
+	memcpy(req, a, LEN(a));
+	memset(req + LEN(a), 'p', pad);
+	memcpy(req + LEN(a) + pad, "\r\n\r\n", 4);
+	memcpy(req + TAPIR_WIN - 16, b, LEN(b));
+	heads_tried = heads_taken = 0;
+	io(&e, &c, TAPIR_DIR_IN, req, sizeof(req), 10);
+	assert_int_equal(heads_taken, 2);
+	assert_int_equal(heads_tried, 3);
+	OUT(&e, &c, OK_2, 20);
+	OUT(&e, &c, OK_2, 30);
+	assert_int_equal(e.n, 2);
+	assert_int_equal(e.rec[0].req_bytes, TAPIR_WIN - 16);
+	assert_int_equal(e.rec[1].req_bytes, LEN(b));
+	assert_string_equal(e.rec[1].line, "GET /b HTTP/1.1\r\nHost: x\r\n\r\n");
 }
 
 static void test_pipelined_requests_queue_four_deep(void **state)
@@ -850,6 +911,8 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_keepalive_requests_pair_with_answers),
 		cmocka_unit_test(test_usual_exchange_takes_three_steps),
+		cmocka_unit_test(test_head_past_the_window_is_tried_once),
+		cmocka_unit_test(test_head_is_tried_again_in_a_new_window),
 		cmocka_unit_test(test_pipelined_requests_queue_four_deep),
 		cmocka_unit_test(test_head_answer_has_no_body),
 		cmocka_unit_test(test_interim_answer_is_not_the_status),
