@@ -1180,7 +1180,7 @@ TAPIR_INLINE int tapir_http_head_line(struct tapir_http_parser *q, const struct 
 	return 1;
 }
 
-#define TP_HEAD_STEPS (TAPIR_WIN / 16 + 32) /* 16-byte runs of a window, and line ends in it */
+#define TP_HEAD_STEPS (TAPIR_WIN / 8 + 32) /* words of a window, and line ends in it */
 
 #ifdef TAPIR_HEAD_LINE_FN
 /* BPF: tapir_http_head_line() through a global function of the includer's, which the verifier
@@ -1227,32 +1227,6 @@ TAPIR_INLINE __u64 tapir_http_word(const __u8 *win, __u32 wlen, __u32 k, int *ok
 	return TAPIR_LOAD64(&win[o]) >> (8 * ((k - o) & 7));
 }
 
-/*
- * One step of the search for a line's LF from @*k: 1 with @*x the word at @*k that holds it; 0
- * with @*k moved past bytes that hold none (16 where the window has them, else 8); -1 past the
- * window's end.
- */
-TAPIR_INLINE int tapir_http_find_lf(const __u8 *win, __u32 wlen, __u32 *k, __u64 *x)
-{
-	__u64 x1;
-	int ok;
-
-	if (*k + 16 <= wlen && tapir_http_load16(win, *k, x, &x1)) {
-		if (tapir_has_byte(*x, '\n'))
-			return 1;
-		*k += 8;
-		*x = x1;
-	} else {
-		*x = tapir_http_word(win, wlen, *k, &ok);
-		if (!ok)
-			return -1;
-	}
-	if (tapir_has_byte(*x, '\n'))
-		return 1;
-	*k += 8;
-	return 0;
-}
-
 /**
  * tapir_http_head - a whole message head of the usual shape, in one go
  * @q: where the work is done (a copy of @p, copied back when the head is taken): memory, not
@@ -1274,7 +1248,7 @@ TAPIR_INLINE __u32 tapir_http_head(struct tapir_http_parser *p, struct tapir_htt
 {
 	__u32 i, k, ls, lf, o, n, cls;
 	__u64 x, x1;
-	int r;
+	int ok;
 
 	if (p->state != TP_START || p->pos != 1 || wlen > TAPIR_WIN || at + 16 > wlen)
 		return 0;
@@ -1297,13 +1271,14 @@ TAPIR_INLINE __u32 tapir_http_head(struct tapir_http_parser *p, struct tapir_htt
 	for (i = 0; i < TAPIR_WIN / 8 + 1; i++) {
 		TAPIR_OPAQUE(k);
 		k &= TAPIR_WIN * 2 - 1;
-		r = tapir_http_find_lf(win, wlen, &k, &x);
-		if (r < 0)
+		x = tapir_http_word(win, wlen, k, &ok);
+		if (!ok)
 			return 0;
-		if (r) {
+		if (tapir_has_byte(x, '\n')) {
 			lf = k + tapir_byte_index(x, '\n');
 			break;
 		}
+		k += 8;
 	}
 	if (lf >= wlen || win[(lf - 1) & (TAPIR_WIN - 1)] != '\r')
 		return 0;
@@ -1338,15 +1313,13 @@ TAPIR_INLINE __u32 tapir_http_head(struct tapir_http_parser *p, struct tapir_htt
 		TAPIR_OPAQUE(ls);
 		k &= TAPIR_WIN * 2 - 1;
 		ls &= TAPIR_WIN * 2 - 1;
-		if (ls > k)
+		x = tapir_http_word(win, wlen, k, &ok);
+		if (!ok || ls > k)
 			return 0;
-		r = tapir_http_find_lf(win, wlen, &k, &x);
-		if (r < 0)
-			return 0;
-		TAPIR_OPAQUE(k); /* one state for the verifier, however far the search went */
-		k &= TAPIR_WIN * 2 - 1;
-		if (!r)
+		if (!tapir_has_byte(x, '\n')) {
+			k += 8;
 			continue;
+		}
 		lf = k + tapir_byte_index(x, '\n');
 		if (lf >= wlen || lf < ls + 1 || win[(lf - 1) & (TAPIR_WIN - 1)] != '\r')
 			return 0; /* a bare LF, or past the window */
