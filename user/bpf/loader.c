@@ -72,6 +72,7 @@ struct skb_hang {
 /* The end of the last verifier log libbpf printed, and the program it was about. */
 static struct {
 	char prog[48];
+	char failed[48]; /* the program libbpf said failed to load, from its message */
 	char tail[LOG_LINES * 160];
 	bool quiet; /* tapir check: the table says it all */
 } vlog;
@@ -144,6 +145,12 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 		return 0;
 	if (vasprintf(&msg, fmt, ap) < 0)
 		return 0;
+	/* "libbpf: prog 'NAME': failed to load: ERR": the one program of a failed load. */
+	if ((save = strstr(msg, "prog '")) && (line = strstr(save, "': failed to load")) &&
+	    line - save - 6 < (long)sizeof(vlog.failed))
+		snprintf(vlog.failed, sizeof(vlog.failed), "%.*s", (int)(line - save - 6),
+			 save + 6);
+	save = NULL;
 	if (strstr(msg, "-- BEGIN PROG LOAD LOG --")) {
 		/* Whole verifier logs run to megabytes: keep the verdict, log it with the
 		 * feature that failed; the whole log only with -v. */
@@ -476,10 +483,9 @@ static void stats_ask(struct verifier_stats *v, struct bpf_object *obj)
  */
 static void stats_log(struct verifier_stats *v, struct bpf_object *obj, const char *what)
 {
-	struct bpf_program *p;
-	bool refused = false;
+	struct bpf_program *p, *refused = NULL;
 	const char *at;
-	size_t i = 0;
+	size_t i = 0, r = 0;
 	char *msg;
 
 	bpf_object__for_each_program (p, obj) {
@@ -489,18 +495,25 @@ static void stats_log(struct verifier_stats *v, struct bpf_object *obj, const ch
 		if (bpf_program__fd(p) >= 0 && at)
 			pr_info("%s: verifier: %s %.*s", what, bpf_program__name(p),
 				(int)strcspn(at, "\n"), at);
+		/* The program libbpf named as failed, not the first with a log: a failed load
+		 * closes every program it loaded (the 6.12 matrix once named an earlier one for
+		 * http_skb_in's E2BIG). One refused without a log (EPERM) has no verdict here. */
 		if (bpf_program__fd(p) < 0 && bpf_program__autoload(p) && v->buf[i][0] &&
-		    !refused &&
-		    asprintf(&msg,
-			     "prog '%s': -- BEGIN PROG LOAD LOG --\n%s-- END PROG LOAD LOG --",
-			     bpf_program__name(p), v->buf[i]) >= 0) {
-			keep_log_tail(msg);
-			free(msg);
-			refused = true;
+		    !strcmp(bpf_program__name(p), vlog.failed)) {
+			refused = p;
+			r = i;
 		}
+		i++;
+	}
+	if (refused &&
+	    asprintf(&msg, "prog '%s': -- BEGIN PROG LOAD LOG --\n%s-- END PROG LOAD LOG --",
+		     bpf_program__name(refused), v->buf[r]) >= 0) {
+		keep_log_tail(msg);
+		free(msg);
+	}
+	bpf_object__for_each_program (p, obj) {
 		bpf_program__set_log_buf(p, NULL, 0);
 		bpf_program__set_log_level(p, 0);
-		i++;
 	}
 	free(v->buf);
 	v->buf = NULL;
@@ -818,7 +831,7 @@ static int load_http_variant(struct tapir_loader *l, const struct tapir_config *
 	else
 		((struct http_compat_bpf *)l->http.skel)->rodata->outbound_on =
 			cfg->outbound_enabled;
-	vlog.prog[0] = vlog.tail[0] = '\0';
+	vlog.prog[0] = vlog.tail[0] = vlog.failed[0] = '\0';
 	stats_ask(&stats, l->http.obj);
 	err = bpf_object__load(l->http.obj);
 	stats_log(&stats, l->http.obj, "http");
