@@ -222,6 +222,21 @@ def test_h2_walker_refused_keeps_http1(tmp_path, cgroot):
     assert "HTTP/2 not followed" in log, log
 
 
+def test_refusal_names_the_refused_program_with_verifier_stats(tmp_path, cgroot):
+    """With TAPIR_VERIFIER_STATS every program has a log of its own, and a failed load closes
+    every program it loaded: the refusal names the program libbpf said failed (h2_more,
+    injected), not the first one whose statistics were logged (walk_more)."""
+    proc, _, cg = own_daemon(tmp_path, cgroot, "statsref", "--bpf-variant", "compat",
+                             env={"TAPIR_TEST_VERIFIER_REFUSE": "h2",
+                                  "TAPIR_VERIFIER_STATS": "1"})
+    stop(proc)
+    cg.destroy()
+    log = (tmp_path / "log").read_text()
+    assert "refused program 'h2_more'" in log, log
+    assert "refused program 'walk_more'" not in log, log
+    assert re.search(r"http: verifier: walk_more processed \d+ insns", log), log
+
+
 def test_missing_btf_is_named(tmp_path):
     """Without /sys/kernel/btf/vmlinux (hidden in a private mount namespace) tapir and tapir
     check stop with a message naming the file."""

@@ -140,17 +140,17 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 {
 	bool debug = tapir_log_get_level() >= TAPIR_LOG_DEBUG;
 	char *msg = NULL, *line, *save = NULL;
+	const char *name, *end;
 
 	if (level == LIBBPF_DEBUG && !debug)
 		return 0;
 	if (vasprintf(&msg, fmt, ap) < 0)
 		return 0;
 	/* "libbpf: prog 'NAME': failed to load: ERR": the one program of a failed load. */
-	if ((save = strstr(msg, "prog '")) && (line = strstr(save, "': failed to load")) &&
-	    line - save - 6 < (long)sizeof(vlog.failed))
-		snprintf(vlog.failed, sizeof(vlog.failed), "%.*s", (int)(line - save - 6),
-			 save + 6);
-	save = NULL;
+	name = strstr(msg, "prog '");
+	end = name ? strstr(name, "': failed to load") : NULL;
+	if (end && end - name - 6 < (long)sizeof(vlog.failed))
+		snprintf(vlog.failed, sizeof(vlog.failed), "%.*s", (int)(end - name - 6), name + 6);
 	if (strstr(msg, "-- BEGIN PROG LOAD LOG --")) {
 		/* Whole verifier logs run to megabytes: keep the verdict, log it with the
 		 * feature that failed; the whole log only with -v. */
@@ -478,8 +478,9 @@ static void stats_ask(struct verifier_stats *v, struct bpf_object *obj)
 
 /*
  * "verifier: PROGRAM processed N insns ..." for each program loaded, then the buffers go. libbpf
- * prints the log of a refused program only from a buffer of its own: the first refused one's
- * statistics become the verdict kept for the fallbacks (keep_log_tail()), as libbpf's would.
+ * prints the log of a refused program only from a buffer of its own: the log of the program
+ * libbpf said failed to load becomes the verdict kept for the fallbacks (keep_log_tail()), as
+ * libbpf's would.
  */
 static void stats_log(struct verifier_stats *v, struct bpf_object *obj, const char *what)
 {
