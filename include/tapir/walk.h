@@ -91,21 +91,6 @@ struct tapir_walk {
 #define TAPIR_WALK_EVENT(env, c, ev, w) tapir_walk_event(env, c, ev, w)
 #endif
 
-/* The next @n bytes of the syscall, at user address @base (0: unreadable), as the segment. */
-TAPIR_INLINE void tapir_walk_segment(struct tapir_walk *w, __u64 base, __u64 n)
-{
-	w->seg_at = w->len - w->left;
-	w->seg_ubuf = base;
-	w->seg_len = n;
-	w->left -= n;
-	w->off = 0;
-	w->woff = ~0ULL >> 1;
-	w->wlen = 0;
-	w->pos.mark = 0;
-	w->no_head = 0;
-	w->in_seg = 1;
-}
-
 /* Set @w up for a syscall of @len bytes on connection @key (@buf: buffer or iovec array). */
 TAPIR_INLINE void tapir_walk_begin(struct tapir_walk *w, const struct tapir_conn_key *key,
 				   __u8 kind, __u8 dir, __u64 buf, __u32 iovcnt, __u64 len,
@@ -137,8 +122,13 @@ TAPIR_INLINE void tapir_walk_begin(struct tapir_walk *w, const struct tapir_conn
 	w->no_head = 0;
 	/* One buffer (or bytes passed over blind) is the walk's one segment, set up here: its
 	 * first step parses, where a step of its own would only have found the segment. */
-	if (kind != TAPIR_IO_IOV && len)
-		tapir_walk_segment(w, w->buf, len);
+	if (kind != TAPIR_IO_IOV && len) {
+		w->seg_ubuf = w->buf;
+		w->seg_len = len;
+		w->left = 0;
+		w->woff = ~0ULL >> 1;
+		w->in_seg = 1;
+	}
 }
 
 /*
@@ -231,7 +221,16 @@ TAPIR_INLINE int tapir_walk_next_segment(TAPIR_CONN_ENV *env, struct tapir_walk 
 		}
 		w->iov_i++;
 	}
-	tapir_walk_segment(w, base, n);
+	w->seg_at = w->len - w->left;
+	w->seg_ubuf = base;
+	w->seg_len = n;
+	w->left -= n;
+	w->off = 0;
+	w->woff = ~0ULL >> 1;
+	w->wlen = 0;
+	w->pos.mark = 0;
+	w->no_head = 0;
+	w->in_seg = 1;
 	return 0;
 }
 
@@ -384,7 +383,6 @@ event:
 		goto over;
 	/* A message's first byte, then its whole head in the same step where the window shows
 	 * it (the event's handler may have left HTTP/1.x: the parser then is not at TP_START). */
-	/* (A head's own event is never START: @again only bounds the loop for the verifier.) */
 	if (TAPIR_HEADS && ev == TP_EV_START && !again && c->state < TAPIR_CONN_IGNORED &&
 	    w->off >= w->woff && w->off < w->woff + w->wlen) {
 		again = 1;
